@@ -1,0 +1,59 @@
+// Routes (DESIGN.md section 1): layer l attends with its own queries to the keys and
+// values of layer kv_src[l] <= l. Training draws a fresh route per micro-batch; inference
+// uses a fixed pattern of kept layers.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rkv {
+
+struct Route {
+    std::vector<int> kv_src;                    // (L); kv_src[0] == 0, kv_src[l] <= l
+
+    int num_layers() const { return int(kv_src.size()); }
+    // Whether some layer reads layer j's K/V: only such layers compute K/V at all.
+    bool is_read(int j) const;
+    // Layers whose K/V are read: the layers that keep a KV cache.
+    std::vector<int> kept_layers() const;
+    std::string str() const;                    // "0 0 2 2"
+    bool operator==(const Route&) const = default;
+};
+
+// Throws std::invalid_argument unless route is a valid route over L layers.
+void validate_route(const Route& route, int L);
+
+Route all_own(int L);
+// Inference: S = {0, k, 2k, ...}; layer l reads the nearest kept layer at or below it.
+Route keep_every(int L, int k);
+// Inference: an explicit list of kept layers (0 must be among them).
+Route keep_layers(int L, const std::vector<int>& kept);
+
+// What a training route is keyed by: a run, a resumed run and a CPU/GPU pair of runs
+// that agree on the key draw the same route.
+struct RouteKey {
+    uint64_t seed = 0;
+    uint64_t microbatch = 0;    // global micro-batch index
+    uint32_t rank = 0;
+};
+
+// The training sampler, on cuRAND's Philox generator (host side, so it needs no GPU).
+// For each layer l >= 1 independently: own K/V with probability p_own, otherwise a
+// source drawn uniformly from {0, ..., l-1}.
+class RouteSampler {
+public:
+    RouteSampler(int num_layers, double p_own);
+    ~RouteSampler();
+    RouteSampler(const RouteSampler&) = delete;
+    RouteSampler& operator=(const RouteSampler&) = delete;
+
+    Route sample(const RouteKey& key);
+
+private:
+    int L_;
+    double p_own_;
+    void* gen_;                  // curandGenerator_t
+    std::vector<float> u_;       // (2 * L) uniforms of one draw
+};
+
+}  // namespace rkv
