@@ -18,7 +18,7 @@
 namespace rkv {
 
 template <class T>
-struct CpuOps final : LayerOps<T> {
+struct CpuOps : LayerOps<T> {
     void* alloc_bytes(size_t bytes) override {
         void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
         if (!p) throw std::bad_alloc();

@@ -1,0 +1,119 @@
+// The driver under routes: unread layers do no K/V work, borrowed K/V gradients sum
+// over their readers, and the model follows the route it is given.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <map>
+#include <random>
+
+#include "ref/attention.h"
+#include "src/cpu_ops.h"
+#include "src/model.h"
+#include "tests/fixtures.h"
+
+using namespace rkv;
+
+namespace {
+
+// CpuOps that records which buffers the linear layers write.
+struct SpyOps : CpuOps<float> {
+    std::vector<const float*> outputs, weight_grads;
+    void linear_forward(float* out, const float* inp, const float* w, const float* b, int N, int C, int OC) override {
+        outputs.push_back(out);
+        CpuOps<float>::linear_forward(out, inp, w, b, N, C, OC);
+    }
+    void linear_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w, int N,
+                         int C, int OC) override {
+        weight_grads.push_back(dw);
+        CpuOps<float>::linear_backward(dinp, dw, db, dout, inp, w, N, C, OC);
+    }
+};
+
+bool contains(const std::vector<const float*>& v, const float* p) { return std::find(v.begin(), v.end(), p) != v.end(); }
+
+}  // namespace
+
+TEST_CASE("a layer nobody reads computes no K/V and gets no W_k, W_v gradient", "[model][route]") {
+    for (auto family : {"gpt2", "llama3", "qwen3"}) {
+        INFO(family);
+        const ModelConfig c = test::tiny_config(family);
+        std::mt19937_64 rng(std::random_device{}());
+        SpyOps ops;
+        Model<float> model(c, ops, 2, 5);
+        test::random_params(model.params, model.table, rng);
+        auto [inputs, targets] = test::random_batch(10, c.vocab_size, rng);
+        const Route route{{0, 0, 0, 3}};   // layers 1, 2 read layer 0: nobody reads 1 and 2
+        model.zero_grad();
+        model.forward_backward(inputs.data(), targets.data(), route);
+        const int L = c.num_hidden_layers;
+        // Six GEMMs a layer (q, o and the MLP's) plus k and v of each read layer, plus the head.
+        const int mlp = c.mlp == Mlp::SwiGLU ? 3 : 2;
+        CHECK(ops.outputs.size() == size_t(L * (2 + mlp) + 2 * route.kept_layers().size() + 1));
+        for (int l = 0; l < L; l++) {
+            const auto& w = model.table.layers[l];
+            const bool read = route.is_read(l);
+            CHECK(contains(ops.weight_grads, model.grads + w.k_w) == read);
+            CHECK(contains(ops.weight_grads, model.grads + w.v_w) == read);
+            const size_t n = size_t(c.kv_dim()) * c.hidden_size;
+            for (size_t w_off : {w.k_w, w.v_w}) {
+                double mag = 0;
+                for (size_t i = 0; i < n; i++) mag += std::abs(model.grads[w_off + i]);
+                CHECK((mag > 0) == read);
+            }
+        }
+    }
+}
+
+TEST_CASE("a borrowed layer's K/V gradient is the sum of its readers'", "[model][route]") {
+    for (auto family : {"gpt2", "llama3", "qwen3"}) {
+        INFO(family);
+        const ModelConfig c = test::tiny_config(family);
+        const int B = 2, T = 5, N = B * T, L = c.num_hidden_layers;
+        const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim;
+        std::mt19937_64 rng(std::random_device{}());
+        CpuOps<double> ops;
+        Model<double> model(c, ops, B, T);
+        test::random_params(model.params, model.table, rng);
+        auto [inputs, targets] = test::random_batch(N, c.vocab_size, rng);
+        std::map<int, std::vector<double>> datt;
+        model.on_attention_grad = [&](int l, const double* d) { datt[l].assign(d, d + size_t(N) * c.q_dim()); };
+        for (const Route& route : {Route{{0, 0, 0, 0}}, Route{{0, 0, 1, 1}}, keep_every(L, 3)}) {
+            INFO("route " << route.str());
+            model.zero_grad();
+            model.forward_backward(inputs.data(), targets.data(), route);
+            const size_t n = size_t(N) * c.kv_dim();
+            for (int j = 0; j < L; j++) {
+                std::vector<double> dk(n, 0.0), dv(n, 0.0), dq(size_t(N) * c.q_dim());
+                for (int l = j; l < L; l++)
+                    if (route.kv_src[l] == j)
+                        ref::attention_backward(dq.data(), dk.data(), dv.data(), datt[l].data(), model.q(l), model.k(j),
+                                                model.v(j), model.att(l), model.lse(l), B, T, NH, NKV, HS);
+                double err = 0, mag = 0;
+                for (size_t i = 0; i < n; i++) {
+                    err = std::max({err, std::abs(dk[i] - model.dk(j)[i]), std::abs(dv[i] - model.dv(j)[i])});
+                    mag = std::max({mag, std::abs(dk[i]), std::abs(dv[i])});
+                }
+                INFO("layer " << j);
+                CHECK((mag > 0) == route.is_read(j));
+                CHECK(err <= 1e-12 * mag);
+            }
+        }
+    }
+}
+
+TEST_CASE("the route changes the function, and all-own is the plain transformer", "[model][route]") {
+    const ModelConfig c = test::tiny_config("llama3");
+    std::mt19937_64 rng(std::random_device{}());
+    CpuOps<double> ops;
+    Model<double> model(c, ops, 2, 5);
+    test::random_params(model.params, model.table, rng);
+    auto [inputs, targets] = test::random_batch(10, c.vocab_size, rng);
+    const double own = model.forward(inputs.data(), targets.data(), all_own(4));
+    CHECK(own == model.forward(inputs.data(), targets.data(), all_own(4)));
+    CHECK(own != model.forward(inputs.data(), targets.data(), keep_every(4, 2)));
+    // Layer 0 is its own source under every route: its output cannot depend on the route.
+    CHECK_THROWS_WITH(model.forward(inputs.data(), targets.data(), Route{{0, 2, 1, 3}}), Catch::Contains("reads layer 2"));
+    std::vector<int> bad = inputs;
+    bad[3] = c.vocab_size;
+    CHECK_THROWS_WITH(model.forward(bad.data(), targets.data(), all_own(4)), Catch::Contains("outside the vocabulary"));
+}

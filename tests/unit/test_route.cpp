@@ -1,0 +1,94 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "src/route.h"
+
+using namespace rkv;
+
+TEST_CASE("the sampler keeps its own K/V with probability p_own", "[route]") {
+    const int L = 12, draws = 4000;
+    for (double p : {0.25, 0.5, 0.6, 0.75}) {
+        RouteSampler sampler(L, p);
+        int own = 0;
+        for (int i = 0; i < draws; i++) {
+            const Route r = sampler.sample({2024, uint64_t(i), 0});
+            REQUIRE_NOTHROW(validate_route(r, L));
+            REQUIRE(r.kv_src[0] == 0);
+            for (int l = 1; l < L; l++) own += r.kv_src[l] == l;
+        }
+        const double n = double(draws) * (L - 1), frac = own / n;
+        INFO("p_own " << p << " observed " << frac);
+        CHECK(std::abs(frac - p) < 3 * std::sqrt(p * (1 - p) / n));
+    }
+    RouteSampler ones(L, 1.0), zeros(L, 0.0);
+    for (uint64_t i = 0; i < 100; i++) {
+        CHECK(ones.sample({1, i, 0}) == all_own(L));
+        const Route r = zeros.sample({1, i, 0});
+        for (int l = 1; l < L; l++) CHECK(r.kv_src[l] < l);
+    }
+}
+
+TEST_CASE("borrowed sources are uniform over the earlier layers", "[route]") {
+    // Chi-square of each layer's borrowed sources against uniform over {0..l-1}; the sum
+    // over layers 2..L-1 has sum(l-1) degrees of freedom. Fail beyond ~4.3 sigma.
+    const int L = 10, draws = 20000;
+    RouteSampler sampler(L, 0.3);
+    std::vector<std::vector<int>> counts(L);
+    for (int l = 0; l < L; l++) counts[l].assign(l, 0);
+    for (int i = 0; i < draws; i++) {
+        const Route r = sampler.sample({99, uint64_t(i), 3});
+        for (int l = 1; l < L; l++)
+            if (r.kv_src[l] != l) counts[l][r.kv_src[l]]++;
+    }
+    double chi2 = 0;
+    int dof = 0;
+    for (int l = 2; l < L; l++) {
+        int total = 0;
+        for (int c : counts[l]) total += c;
+        const double expect = double(total) / l;
+        for (int c : counts[l]) chi2 += (c - expect) * (c - expect) / expect;
+        dof += l - 1;
+    }
+    INFO("chi2 " << chi2 << " with " << dof << " degrees of freedom");
+    CHECK(chi2 < dof + 4.3 * std::sqrt(2.0 * dof));
+    CHECK(chi2 > 0);
+}
+
+TEST_CASE("the same key draws the same route, another key another", "[route]") {
+    const int L = 16;
+    RouteSampler a(L, 0.5), b(L, 0.5);
+    for (uint64_t i = 0; i < 50; i++) {
+        const RouteKey key{7, i, 1};
+        CHECK(a.sample(key) == b.sample(key));
+        CHECK(a.sample(key) != a.sample({8, i, 1}));       // seed
+        CHECK(a.sample(key) != a.sample({7, i + 1, 1}));   // micro-batch
+        CHECK(a.sample(key) != a.sample({7, i, 2}));       // rank
+    }
+    CHECK_THROWS(RouteSampler(L, 1.5));
+}
+
+TEST_CASE("inference patterns", "[route]") {
+    CHECK(keep_every(7, 1) == all_own(7));
+    CHECK(keep_every(7, 2).kv_src == std::vector<int>{0, 0, 2, 2, 4, 4, 6});
+    CHECK(keep_every(7, 3).kv_src == std::vector<int>{0, 0, 0, 3, 3, 3, 6});
+    CHECK(keep_every(8, 4).kv_src == std::vector<int>{0, 0, 0, 0, 4, 4, 4, 4});
+    for (int k = 1; k <= 4; k++) {
+        const Route r = keep_every(12, k);
+        CHECK(int(r.kept_layers().size()) == (12 + k - 1) / k);   // cache holds |S| of L layers
+        for (int l = 0; l < 12; l++) CHECK(r.is_read(l) == (l % k == 0));
+    }
+    CHECK(keep_layers(6, {0, 4, 1}).kv_src == std::vector<int>{0, 1, 1, 1, 4, 4});
+    CHECK(keep_layers(6, {0, 4, 1}).kept_layers() == std::vector<int>{0, 1, 4});
+    CHECK_THROWS_WITH(keep_layers(6, {1, 4}), Catch::Contains("layer 0"));
+    CHECK_THROWS_WITH(keep_layers(6, {0, 6}), Catch::Contains("kept layer 6"));
+    CHECK_THROWS(keep_every(6, 0));
+}
+
+TEST_CASE("route validation", "[route]") {
+    CHECK_NOTHROW(validate_route(Route{{0, 0, 1, 3}}, 4));
+    CHECK_THROWS_WITH(validate_route(Route{{0, 2, 1}}, 3), Catch::Contains("layer 1 reads layer 2"));
+    CHECK_THROWS_WITH(validate_route(Route{{1, 1}}, 2), Catch::Contains("layer 0 reads layer 1"));
+    CHECK_THROWS_WITH(validate_route(Route{{0, -1}}, 2), Catch::Contains("layer 1 reads layer -1"));
+    CHECK_THROWS_WITH(validate_route(Route{{0, 0}}, 3), Catch::Contains("2 layers, the model 3"));
+}
