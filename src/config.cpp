@@ -4,6 +4,7 @@
 #include <map>
 #include <stdexcept>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace rkv {
 
@@ -87,9 +88,10 @@ template <class E>
 E parse_enum(const std::string& field, const std::string& value, std::initializer_list<std::pair<const char*, E>> names) {
     for (auto& [name, e] : names)
         if (value == name) return e;
-    std::string all;
-    for (auto& [name, e] : names) all += std::string(all.empty() ? "" : ", ") + name;
-    throw std::invalid_argument(fmt::format("invalid model config: {} '{}' is not one of {}", field, value, all));
+    std::vector<std::string> all;
+    for (auto& [name, e] : names) all.push_back(name);
+    throw std::invalid_argument(
+        fmt::format("invalid model config: {} '{}' is not one of {}", field, value, fmt::join(all, ", ")));
 }
 
 }  // namespace
@@ -115,9 +117,8 @@ void ModelConfig::validate() const {
 ModelConfig preset(const std::string& name) {
     auto it = presets().find(name);
     if (it == presets().end()) {
-        std::string all;
-        for (auto& n : preset_names()) all += (all.empty() ? "" : ", ") + n;
-        throw std::invalid_argument(fmt::format("unknown model preset '{}' (known: {})", name, all));
+        throw std::invalid_argument(
+            fmt::format("unknown model preset '{}' (known: {})", name, fmt::join(preset_names(), ", ")));
     }
     return it->second;
 }

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <curand.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace rkv {
 
@@ -20,9 +21,7 @@ std::vector<int> Route::kept_layers() const {
 }
 
 std::string Route::str() const {
-    std::string s;
-    for (int src : kv_src) s += (s.empty() ? "" : " ") + std::to_string(src);
-    return s;
+    return fmt::format("{}", fmt::join(kv_src, " "));
 }
 
 void validate_route(const Route& route, int L) {

@@ -1,0 +1,28 @@
+// Files that appear whole or not at all: written under a temporary name, flushed to
+// disk, then renamed over the real one.
+#pragma once
+#include <cstdio>
+#include <string>
+
+namespace rkv {
+
+class AtomicFile {
+public:
+    explicit AtomicFile(const std::string& path);
+    ~AtomicFile();                                  // not committed: the temporary is removed
+    AtomicFile(const AtomicFile&) = delete;
+    AtomicFile& operator=(const AtomicFile&) = delete;
+
+    void write(const void* data, size_t bytes);
+    void commit();                                  // fsync, close, rename onto path
+
+private:
+    std::string path_, tmp_;
+    FILE* f_;
+};
+
+void write_text_atomic(const std::string& path, const std::string& text);
+// fsync a directory, so that renames inside it survive a crash.
+void sync_dir(const std::string& dir);
+
+}  // namespace rkv

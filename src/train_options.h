@@ -1,0 +1,40 @@
+// Every option of ./train_rkv, with the defaults of a fresh run. Scripts depend on the
+// names; the defaults follow the source paper's pre-training (AdamW betas 0.9/0.99,
+// weight decay 0.1, warmup over 5% of the steps, then cosine decay).
+#pragma once
+#include <string>
+#include <vector>
+
+namespace CLI { class App; }
+
+namespace rkv {
+
+struct TrainOptions {
+    std::string model = "gpt2-tiny";
+    std::string config_file;        // --config: a config.json instead of a preset
+    bool model_given = false;       // --model or --config appeared on the command line
+    std::string init;               // an rkv checkpoint directory or an llm.c GPT-2 .bin
+    std::string train, val;         // shard globs; both empty: the built-in corpus
+    int batch = 8, seq_len = 128, grad_accum = 1;
+    int steps = 600;
+    double lr = 2e-3, min_lr_frac = 0.1;
+    int warmup = -1;                // -1: 5% of the steps
+    std::string schedule = "cosine";
+    double beta1 = 0.9, beta2 = 0.99, eps = 1e-8, wd = 0.1, clip = 1.0;
+    bool shuffle = true;
+    double p_own = 0.5;
+    uint64_t seed = 1337;
+    int val_every = 100, val_batches = 16;
+    std::vector<int> retention = {1, 2, 3, 4};
+    int ckpt_every = 0;             // 0: only at the end and on SIGINT/SIGTERM
+    std::string out;                // run folder; empty: runs/out/<model>-<time>
+    bool resume = false;
+    std::string device = "auto";
+
+    int warmup_steps() const { return warmup >= 0 ? warmup : steps / 20; }
+    void validate() const;          // throws std::invalid_argument naming the option
+};
+
+void add_train_options(CLI::App& app, TrainOptions& o);
+
+}  // namespace rkv

@@ -1,0 +1,202 @@
+#include "src/trainer.h"
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cmath>
+#include <filesystem>
+#include <stdexcept>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include "data/corpus.h"
+#include "src/checkpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace rkv {
+
+namespace {
+
+std::atomic<int> g_signal{0};
+extern "C" void on_signal(int sig) { g_signal = sig; }
+
+constexpr uint64_t kCorpusSeed = 0;   // the built-in corpus is the same for every run
+
+// A checkpoint's config against the one the flags ask for: the first differing field.
+void check_same_config(const ModelConfig& saved, const ModelConfig& asked, const std::string& where) {
+    const auto a = to_json(saved), b = to_json(asked);
+    for (auto& [key, value] : a.items())
+        if (b.contains(key) && b[key] != value)
+            throw std::runtime_error(fmt::format("{}: its config has {} = {}, but the flags ask for {}", where, key,
+                                                 value.dump(), b[key].dump()));
+}
+
+}  // namespace
+
+Trainer::Trainer(const TrainOptions& options) : o_(options) {
+    o_.validate();
+    if (o_.device == "cuda")
+        throw std::runtime_error("--device cuda: this build has no CUDA training path yet; use --device cpu");
+    config_ = o_.config_file.empty() ? preset(o_.model) : load_config(o_.config_file);
+
+    out_ = o_.out.empty() ? fmt::format("runs/out/{}-{:%Y%m%d-%H%M%S}", o_.model, fmt::localtime(std::time(nullptr)))
+                          : o_.out;
+    const auto latest = latest_checkpoint(out_);
+    if (latest && !o_.resume)
+        throw std::runtime_error(fmt::format(
+            "{}: already holds checkpoints (newest {}); pass --resume to continue it or choose another --out", out_,
+            *latest));
+    if (o_.resume && !latest) throw std::runtime_error(fmt::format("{}: --resume, but no checkpoint in it", out_));
+    fs::create_directories(out_);
+
+    load_weights();
+    if (o_.seq_len > config_.max_position_embeddings)
+        throw std::invalid_argument(fmt::format("--seq-len {} exceeds the model's max_position_embeddings {}",
+                                                o_.seq_len, config_.max_position_embeddings));
+    resolve_data();
+    if (o_.resume) {
+        const Checkpoint ck = load_checkpoint(*latest, true);
+        const auto& saved = ck.state["run"];
+        const nlohmann::json identity = run_identity();
+        for (auto& [key, value] : identity.items())
+            if (saved.value(key, nlohmann::json()) != value)
+                throw std::runtime_error(fmt::format("{}: was trained with {} = {}, but the flags say {}", *latest,
+                                                     key, saved.value(key, nlohmann::json()).dump(), value.dump()));
+        std::copy(ck.params.begin(), ck.params.end(), model_->params);
+        opt_->m = ck.m;
+        opt_->v = ck.v;
+        step_ = ck.state["step"];
+        train_->restore(ck.state["train_loader"].get<LoaderState>());
+        fmt::print("resumed from {} at step {}\n", *latest, step_);
+    }
+    sampler_ = std::make_unique<RouteSampler>(config_.num_hidden_layers, o_.p_own);
+    schedule_ = {parse_schedule(o_.schedule), o_.lr, o_.min_lr_frac, o_.warmup_steps(), o_.steps};
+    log_ = std::make_unique<TrainLog>(out_ + "/log.jsonl");
+}
+
+void Trainer::load_weights() {
+    if (o_.resume) {
+        const Checkpoint ck = load_checkpoint(*latest_checkpoint(out_), false);
+        if (o_.model_given) check_same_config(ck.config, config_, *latest_checkpoint(out_));
+        config_ = ck.config;
+    }
+    Checkpoint init;
+    if (!o_.init.empty() && !o_.resume) {
+        init = load_checkpoint(o_.init, false);
+        if (o_.model_given) check_same_config(init.config, config_, o_.init);
+        config_ = init.config;
+    }
+    model_ = std::make_unique<Model<float>>(config_, ops_, o_.batch, o_.seq_len);
+    if (!init.params.empty()) std::copy(init.params.begin(), init.params.end(), model_->params);
+    else init_params(model_->params, model_->table, config_, o_.seed);
+    opt_ = std::make_unique<AdamW>(model_->table, AdamWConfig{o_.beta1, o_.beta2, o_.eps, o_.wd, false, o_.clip});
+}
+
+void Trainer::resolve_data() {
+    std::string train = o_.train, val = o_.val;
+    if (train.empty()) {
+        const CorpusFiles files = write_builtin_corpus(out_ + "/corpus", kCorpusSeed);
+        train = files.train;
+        val = files.val;
+    }
+    const LoaderOptions common{"", o_.batch, o_.seq_len, 0, 1, false, o_.seed, config_.vocab_size};
+    LoaderOptions t = common, v = common;
+    t.pattern = train;
+    t.shuffle = o_.shuffle;
+    train_ = std::make_unique<DataLoader>(t);
+    if (!val.empty() && o_.val_every > 0) {
+        v.pattern = val;
+        val_ = std::make_unique<DataLoader>(v);
+    }
+    fmt::print("model {} ({} parameters, {} layers) | train {} ({} tokens){}\n", config_.model_type,
+               model_->table.total, config_.num_hidden_layers, train, train_->num_tokens(),
+               val_ ? fmt::format(" | val {} ({} tokens)", val, val_->num_tokens()) : std::string());
+}
+
+nlohmann::json Trainer::run_identity() const {
+    return {{"batch", o_.batch}, {"seq_len", o_.seq_len}, {"grad_accum", o_.grad_accum}, {"seed", o_.seed},
+            {"p_own", o_.p_own}, {"shuffle", o_.shuffle}, {"world", 1}};
+}
+
+double Trainer::train_step() {
+    const int BT = o_.batch * o_.seq_len;
+    std::vector<int32_t> inputs(BT), targets(BT);
+    model_->zero_grad();
+    double loss = 0;
+    for (int micro = 0; micro < o_.grad_accum; micro++) {
+        train_->next_batch(inputs.data(), targets.data());
+        // The global micro-batch index keys the route: resumed runs draw the same routes.
+        const uint64_t index = uint64_t(step_) * o_.grad_accum + micro;
+        const Route route = sampler_->sample({o_.seed, index, 0});
+        loss += model_->forward_backward(inputs.data(), targets.data(), route, 1.0 / o_.grad_accum) / o_.grad_accum;
+    }
+    return loss;
+}
+
+double Trainer::validate(int k) {
+    const int BT = o_.batch * o_.seq_len;
+    std::vector<int32_t> inputs(BT), targets(BT);
+    const Route route = keep_every(config_.num_hidden_layers, k);
+    val_->reset();
+    double sum = 0;
+    for (int i = 0; i < o_.val_batches; i++) {
+        val_->next_batch(inputs.data(), targets.data());
+        sum += model_->forward(inputs.data(), targets.data(), route);
+    }
+    return sum / o_.val_batches;
+}
+
+void Trainer::validate_all() {
+    if (!val_) return;
+    for (int k : o_.retention) {
+        const double loss = validate(k);
+        if (!std::isfinite(loss))
+            throw std::runtime_error(fmt::format("step {}: validation loss is {} at retention 1/{}", step_, loss, k));
+        log_->val(step_, k, loss);
+    }
+}
+
+std::string Trainer::save() {
+    const nlohmann::json state = {{"step", step_}, {"train_loader", train_->state()}, {"run", run_identity()}};
+    const std::string dir = save_checkpoint(out_, step_, config_, model_->params, opt_->m, opt_->v, state);
+    fmt::print("checkpoint {}\n", dir);
+    return dir;
+}
+
+int Trainer::run() {
+    g_signal = 0;
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    const long tokens_per_step = long(o_.batch) * o_.seq_len * o_.grad_accum;
+    if (step_ == 0 && o_.val_every > 0) validate_all();
+    while (step_ < o_.steps) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const double loss = train_step();
+        const double norm = AdamW::grad_norm(model_->grads, model_->table.total);
+        if (!std::isfinite(loss) || !std::isfinite(norm)) {
+            const auto good = latest_checkpoint(out_);
+            throw std::runtime_error(fmt::format("step {}: the loss is {} (gradient norm {}); stopping. {}", step_ + 1,
+                                                 loss, norm,
+                                                 good ? "The last good checkpoint is " + *good : "No checkpoint was written."));
+        }
+        const double lr = schedule_.at(int(step_));
+        opt_->step(model_->params, model_->grads, lr, step_ + 1, norm);
+        step_++;
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        log_->train(step_, o_.steps, loss, lr, norm, ms, tokens_per_step / (ms / 1000.0));
+        const bool last = step_ == o_.steps;
+        if (o_.val_every > 0 && (step_ % o_.val_every == 0 || last)) validate_all();
+        if (last || (o_.ckpt_every > 0 && step_ % o_.ckpt_every == 0)) save();
+        if (g_signal && !last) {
+            save();
+            fmt::print("stopped by signal {} at step {}; --resume continues\n", int(g_signal), step_);
+            return 128 + g_signal;
+        }
+    }
+    log_->print_retention_table(config_.num_hidden_layers);
+    return 0;
+}
+
+}  // namespace rkv

@@ -1,0 +1,50 @@
+// The training loop of ./train_rkv: data, routes, forward/backward, AdamW, validation at
+// every retention, logs, checkpoints and resume.
+#pragma once
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "data/loader.h"
+#include "optim/adamw.h"
+#include "optim/schedule.h"
+#include "src/config.h"
+#include "src/cpu_ops.h"
+#include "src/model.h"
+#include "src/route.h"
+#include "src/train_log.h"
+#include "src/train_options.h"
+
+namespace rkv {
+
+class Trainer {
+public:
+    explicit Trainer(const TrainOptions& options);   // throws on any bad input, naming it
+    // Trains to --steps; returns the exit code: 0, or 128 + signal when SIGINT/SIGTERM
+    // stopped it (after writing a checkpoint).
+    int run();
+
+private:
+    TrainOptions o_;
+    ModelConfig config_;
+    std::string out_;
+    long step_ = 0;                                   // updates done
+    CpuOps<float> ops_;
+    std::unique_ptr<Model<float>> model_;
+    std::unique_ptr<AdamW> opt_;
+    std::unique_ptr<DataLoader> train_, val_;
+    std::unique_ptr<RouteSampler> sampler_;
+    LrSchedule schedule_;
+    std::unique_ptr<TrainLog> log_;
+
+    void resolve_data();
+    void load_weights();
+    double train_step();
+    double validate(int k);
+    void validate_all();
+    std::string save();
+    nlohmann::json run_identity() const;             // what a resumed run must agree on
+};
+
+}  // namespace rkv
