@@ -1,0 +1,36 @@
+// The built-in corpus: byte-level text generated from a seed, so `./train_rkv` trains
+// with no download and no committed text, and so that predicting it well needs
+// attention over long spans (structure documented at the top of corpus.cpp).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace rkv {
+
+enum class CorpusSplit { train, val };  // independent random streams of the same generator
+
+constexpr int64_t kCorpusTrainTokens = int64_t(1) << 22;  // ~4M
+constexpr int64_t kCorpusValTokens = int64_t(1) << 18;    // ~256K
+
+// The first n_bytes of the split's document stream: the same bytes for the same seed.
+std::string builtin_corpus_text(uint64_t seed, CorpusSplit split, int64_t n_bytes);
+
+// The same stream as byte-level tokens: (n_tokens,), every id < kByteVocab.
+std::vector<int32_t> builtin_corpus(uint64_t seed, CorpusSplit split, int64_t n_tokens);
+
+// Writes dir/corpus_train.bin and dir/corpus_val.bin (version 1 shards), creating dir.
+struct CorpusFiles {
+    std::string train, val;  // the two paths written
+};
+CorpusFiles write_builtin_corpus(const std::string& dir, uint64_t seed,
+                                 int64_t train_tokens = kCorpusTrainTokens,
+                                 int64_t val_tokens = kCorpusValTokens);
+
+// Entropy of the tokens' unigram distribution in nats: the loss of a model that
+// predicts by frequency alone, the bar a trained model's loss must fall far below.
+double unigram_entropy(std::span<const int32_t> tokens, int vocab_size);
+
+}  // namespace rkv

@@ -1,0 +1,191 @@
+// Reading, checking and writing llm.c token shards (format in shard.h).
+#include "data/shard.h"
+
+#include <fcntl.h>
+#include <glob.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <utility>
+
+#include <fmt/core.h>
+
+namespace rkv {
+
+// The header and tokens are read in place, so the host must share llm.c's byte order.
+static_assert(std::endian::native == std::endian::little, "shards are little-endian");
+
+namespace {
+
+int64_t token_bytes(int version) {
+    return version == 1 ? 2 : 4;
+}
+
+template <class... Args>
+[[noreturn]] void fail(const std::string& path, fmt::format_string<Args...> what, Args&&... args) {
+    throw DataError(fmt::format("{}: {}", path, fmt::format(what, std::forward<Args>(args)...)));
+}
+
+// First token >= vocab_size, or -1. One pass over the mapping at open time.
+template <class T>
+int64_t first_out_of_range(const T* tokens, int64_t n, int vocab_size) {
+    for (int64_t i = 0; i < n; i++)
+        if (int64_t(tokens[i]) >= vocab_size) return i;
+    return -1;
+}
+
+}  // namespace
+
+Shard::Shard(const std::string& path, int vocab_size) : path_(path) {
+    int fd = ::open(path.c_str(), O_RDONLY);
+    if (fd < 0) fail(path, "cannot open: {}", std::strerror(errno));
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+        int err = errno;
+        ::close(fd);
+        fail(path, "cannot stat: {}", std::strerror(err));
+    }
+    int64_t file_bytes = st.st_size;
+    if (file_bytes < kShardHeaderBytes) {
+        ::close(fd);
+        fail(path, "too short for a shard header: file has {} bytes, the header alone is {}", file_bytes,
+             kShardHeaderBytes);
+    }
+    // The mapping outlives the descriptor. Once map_ holds it, a throw below unmaps it.
+    void* p = ::mmap(nullptr, file_bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+    int map_err = errno;
+    ::close(fd);
+    if (p == MAP_FAILED) fail(path, "cannot map: {}", std::strerror(map_err));
+    map_ = {static_cast<const char*>(p), Unmap{size_t(file_bytes)}};
+
+    const int32_t* header = reinterpret_cast<const int32_t*>(map_.get());  // (256,)
+    int32_t magic = header[0], version = header[1], count = header[2];
+    if (magic != kShardMagicV1 && magic != kShardMagicV7)
+        fail(path, "bad magic {} (expected {} or {}): not an llm.c token shard", magic, kShardMagicV1,
+             kShardMagicV7);
+    int expected_version = magic == kShardMagicV1 ? 1 : 7;
+    if (version != expected_version)
+        fail(path, "unsupported version {} for magic {} (expected {})", version, magic, expected_version);
+    if (count < 0) fail(path, "header says {} tokens", count);
+    int64_t want_bytes = kShardHeaderBytes + int64_t(count) * token_bytes(version);
+    if (file_bytes != want_bytes)
+        fail(path, "{}: header says {} tokens ({} bytes) but file has {} bytes",
+             file_bytes < want_bytes ? "truncated" : "trailing bytes", count, want_bytes, file_bytes);
+    version_ = version;
+    count_ = count;
+
+    int64_t bad = version == 1 ? first_out_of_range(tokens<uint16_t>(), count_, vocab_size)
+                               : first_out_of_range(tokens<uint32_t>(), count_, vocab_size);
+    if (bad >= 0) {
+        int64_t id = version == 1 ? tokens<uint16_t>()[bad] : tokens<uint32_t>()[bad];
+        fail(path, "token id {} at position {} is out of range for vocab size {}", id, bad, vocab_size);
+    }
+}
+
+void Shard::Unmap::operator()(const char* p) const {
+    ::munmap(const_cast<char*>(p), bytes);
+}
+
+void Shard::copy(int64_t start, int64_t n, int32_t* out) const {
+    if (version_ == 1)
+        std::copy_n(tokens<uint16_t>() + start, n, out);
+    else
+        std::copy_n(tokens<uint32_t>() + start, n, out);
+}
+
+std::vector<int32_t> read_shard(const std::string& path, int vocab_size) {
+    Shard shard(path, vocab_size);
+    std::vector<int32_t> tokens(shard.size());  // (count,)
+    shard.copy(0, shard.size(), tokens.data());
+    return tokens;
+}
+
+namespace {
+
+// Narrows tokens to the shard's integer type, checking that each one fits.
+template <class T>
+std::vector<T> narrow_tokens(const std::string& path, std::span<const int32_t> tokens, int version) {
+    std::vector<T> out(tokens.size());  // (count,)
+    for (size_t i = 0; i < tokens.size(); i++) {
+        int32_t t = tokens[i];
+        if (t < 0 || uint64_t(t) > uint64_t(std::numeric_limits<T>::max()))
+            fail(path, "token id {} at position {} does not fit a version {} shard", t, i, version);
+        out[i] = T(t);
+    }
+    return out;
+}
+
+// Writes all of buf to f or throws.
+void write_all(const std::string& path, FILE* f, const void* buf, size_t bytes) {
+    if (bytes && std::fwrite(buf, 1, bytes, f) != bytes) fail(path, "write failed: {}", std::strerror(errno));
+}
+
+}  // namespace
+
+void write_shard(const std::string& path, std::span<const int32_t> tokens, int version) {
+    if (version != 1 && version != 7) fail(path, "cannot write shard version {}", version);
+    if (tokens.size() > size_t(std::numeric_limits<int32_t>::max()))
+        fail(path, "{} tokens do not fit one shard's int32 count", tokens.size());
+
+    int32_t header[kShardHeaderInts] = {};  // (256,)
+    header[0] = version == 1 ? kShardMagicV1 : kShardMagicV7;
+    header[1] = version;
+    header[2] = int32_t(tokens.size());
+
+    // A unique temporary name: several ranks may write the same shard at once.
+    std::string tmp = fmt::format("{}.tmp.{}.{:x}", path, ::getpid(), std::random_device{}());
+    FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) fail(tmp, "cannot create: {}", std::strerror(errno));
+    try {
+        write_all(tmp, f, header, sizeof(header));
+        if (version == 1) {
+            auto narrow = narrow_tokens<uint16_t>(path, tokens, version);
+            write_all(tmp, f, narrow.data(), narrow.size() * sizeof(uint16_t));
+        } else {
+            auto narrow = narrow_tokens<uint32_t>(path, tokens, version);
+            write_all(tmp, f, narrow.data(), narrow.size() * sizeof(uint32_t));
+        }
+        // Durable before visible: the rename must never expose a half-written shard.
+        if (std::fflush(f) != 0 || ::fsync(::fileno(f)) != 0)
+            fail(tmp, "flush failed: {}", std::strerror(errno));
+    } catch (...) {
+        std::fclose(f);
+        std::remove(tmp.c_str());
+        throw;
+    }
+    if (std::fclose(f) != 0) {
+        int err = errno;
+        std::remove(tmp.c_str());
+        fail(tmp, "close failed: {}", std::strerror(err));
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        int err = errno;
+        std::remove(tmp.c_str());
+        fail(path, "cannot rename {} into place: {}", tmp, std::strerror(err));
+    }
+}
+
+std::vector<std::string> expand_glob(const std::string& pattern) {
+    glob_t g;
+    int rc = ::glob(pattern.c_str(), 0, nullptr, &g);
+    std::vector<std::string> files(g.gl_pathv, g.gl_pathv + (rc == 0 ? g.gl_pathc : 0));
+    ::globfree(&g);
+    if (rc == GLOB_NOMATCH) {
+        // A plain path that does not exist gets the reader's clearer "cannot open" message.
+        if (pattern.find_first_of("*?[") == std::string::npos) return {pattern};
+        fail(pattern, "no files match this pattern");
+    }
+    if (rc != 0) fail(pattern, "glob failed ({})", rc == GLOB_NOSPACE ? "out of memory" : "read error");
+    std::sort(files.begin(), files.end());  // byte order, whatever the locale
+    return files;
+}
+
+}  // namespace rkv
