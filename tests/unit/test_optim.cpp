@@ -1,0 +1,84 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+
+#include "optim/adamw.h"
+#include "optim/schedule.h"
+#include "ref/adamw.h"
+#include "src/config.h"
+#include "tests/fixtures.h"
+
+using namespace rkv;
+
+TEST_CASE("learning-rate schedules", "[optim]") {
+    const LrSchedule constant{Schedule::Constant, 0.5, 0.1, 10, 100};
+    CHECK(constant.at(0) == 0.5);
+    CHECK(constant.at(99) == 0.5);
+    for (Schedule kind : {Schedule::Cosine, Schedule::Linear}) {
+        const LrSchedule s{kind, 1.0, 0.1, 10, 110};
+        CHECK(s.at(0) == Approx(0.1));            // warmup: (step + 1) / warmup
+        CHECK(s.at(4) == Approx(0.5));
+        CHECK(s.at(9) == Approx(1.0));
+        CHECK(s.at(10) == Approx(1.0));           // decay starts at the peak
+        CHECK(s.at(109) == Approx(0.1));          // and ends at the floor on the last step
+        CHECK(s.at(60) < s.at(30));
+    }
+    const LrSchedule cosine{Schedule::Cosine, 1.0, 0.0, 0, 101};
+    const LrSchedule linear{Schedule::Linear, 1.0, 0.0, 0, 101};
+    CHECK(cosine.at(50) == Approx(0.5));
+    CHECK(linear.at(25) == Approx(0.75));
+    CHECK(cosine.at(25) == Approx(0.5 * (1 + std::cos(M_PI / 4))));
+    CHECK_THROWS_WITH(parse_schedule("step"), Catch::Contains("unknown schedule 'step'"));
+}
+
+TEST_CASE("AdamW: the first steps in closed form", "[optim]") {
+    // At t = 1 the bias-corrected update is lr * sign(g) (up to eps) plus decay.
+    std::vector<float> p = {1.0f, -2.0f, 0.5f}, g = {0.3f, -4.0f, 0.0f}, m(3, 0.0f), v(3, 0.0f);
+    ref::adamw_update(p.data(), g.data(), m.data(), v.data(), 3, {0.1, 0.9, 0.999, 1e-8, 0.0, 1.0, 1});
+    CHECK(p[0] == Approx(0.9f));
+    CHECK(p[1] == Approx(-1.9f));
+    CHECK(p[2] == 0.5f);
+    // t = 2 with a second gradient, against the formula written out.
+    const double g1 = 0.3, g2 = -0.1, b1 = 0.9, b2 = 0.999, lr = 0.1, wd = 0.01;
+    std::vector<double> q = {1.0}, mm = {0.0}, vv = {0.0}, gg = {g1};
+    ref::adamw_update(q.data(), gg.data(), mm.data(), vv.data(), 1, {lr, b1, b2, 1e-8, wd, 1.0, 1});
+    const double q1 = q[0];
+    gg[0] = g2;
+    ref::adamw_update(q.data(), gg.data(), mm.data(), vv.data(), 1, {lr, b1, b2, 1e-8, wd, 1.0, 2});
+    const double m2 = b1 * (1 - b1) * g1 + (1 - b1) * g2, v2 = b2 * (1 - b2) * g1 * g1 + (1 - b2) * g2 * g2;
+    const double mhat = m2 / (1 - b1 * b1), vhat = v2 / (1 - b2 * b2);
+    CHECK(q[0] == Approx(q1 - lr * (mhat / (std::sqrt(vhat) + 1e-8) + wd * q1)).epsilon(1e-12));
+}
+
+TEST_CASE("AdamW over the table: decay on matrices only, clipping by the global norm", "[optim]") {
+    const ModelConfig c = test::tiny_config("gpt2");
+    const ParamTable table(c);
+    std::mt19937_64 rng(std::random_device{}());
+    std::vector<float> params(table.total), grads(table.total, 0.0f);
+    test::random_params(params.data(), table, rng);
+    const std::vector<float> before = params;
+    // Zero gradient: only decayed tensors move, by lr * wd * p.
+    AdamW opt(table, {0.9, 0.99, 1e-8, 0.5, false, 0.0});
+    opt.step(params.data(), grads.data(), 0.1, 1, 0.0);
+    for (auto& t : table.tensors) {
+        INFO(t.name);
+        const size_t i = t.offset;
+        const float expect = decays(t, false) ? before[i] * (1 - 0.1f * 0.5f) : before[i];
+        CHECK(params[i] == Approx(expect));
+    }
+    // Clipping scales the gradient by clip / norm: with clip 1 and norm 10, the same
+    // update as gradients one tenth the size without clipping.
+    test::fill_normal(grads.data(), grads.size(), rng);
+    const double norm = AdamW::grad_norm(grads.data(), grads.size());
+    for (float& g : grads) g *= float(10.0 / norm);
+    std::vector<float> small = grads;
+    for (float& g : small) g *= 0.1f;
+    std::vector<float> a = before, b = before;
+    AdamW clipped(table, {0.9, 0.99, 1e-8, 0.0, false, 1.0}), plain(table, {0.9, 0.99, 1e-8, 0.0, false, 0.0});
+    clipped.step(a.data(), grads.data(), 0.01, 1, AdamW::grad_norm(grads.data(), grads.size()));
+    plain.step(b.data(), small.data(), 0.01, 1, AdamW::grad_norm(small.data(), small.size()));
+    CHECK(AdamW::grad_norm(grads.data(), grads.size()) == Approx(10.0));
+    for (size_t i = 0; i < a.size(); i++) REQUIRE(a[i] == Approx(b[i]).epsilon(1e-6));
+    for (size_t i = 0; i < a.size(); i++) REQUIRE(clipped.v[i] == Approx(plain.v[i]).epsilon(1e-5));
+}
