@@ -12,6 +12,7 @@
 
 #include "data/corpus.h"
 #include "src/checkpoint.h"
+#include "src/llmc_checkpoint.h"
 
 namespace fs = std::filesystem;
 
@@ -84,7 +85,13 @@ void Trainer::load_weights() {
     }
     Checkpoint init;
     if (!o_.init.empty() && !o_.resume) {
-        init = load_checkpoint(o_.init, false);
+        if (fs::is_directory(o_.init)) {
+            init = load_checkpoint(o_.init, false);
+        } else {
+            LlmcCheckpoint ck = load_llmc_checkpoint(o_.init);
+            init.config = ck.config;
+            init.params = std::move(ck.params);
+        }
         if (o_.model_given) check_same_config(init.config, config_, o_.init);
         config_ = init.config;
     }
