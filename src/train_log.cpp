@@ -2,11 +2,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "src/file_io.h"
 #include "src/route.h"
 
 namespace rkv {
@@ -15,6 +17,16 @@ TrainLog::TrainLog(const std::string& path) {
     if (path.empty()) return;
     f_ = std::fopen(path.c_str(), "a");
     if (!f_) throw std::runtime_error(fmt::format("{}: cannot open the log: {}", path, std::strerror(errno)));
+}
+
+void TrainLog::truncate_after(const std::string& path, long step) {
+    std::string kept, line;
+    std::ifstream in(path);
+    while (step >= 0 && std::getline(in, line)) {
+        const auto event = nlohmann::json::parse(line, nullptr, false);
+        if (!event.is_discarded() && event.value("step", step + 1) <= step) kept += line + "\n";
+    }
+    write_text_atomic(path, kept);
 }
 
 TrainLog::~TrainLog() {

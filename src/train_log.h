@@ -11,6 +11,9 @@ namespace rkv {
 class TrainLog {
 public:
     explicit TrainLog(const std::string& path);   // appends; empty path: no file
+    // Keeps only the events of steps <= step (step < 0: none), so that a resumed run
+    // continues the log of its checkpoint without the steps it will redo.
+    static void truncate_after(const std::string& path, long step);
     ~TrainLog();
     TrainLog(const TrainLog&) = delete;
     TrainLog& operator=(const TrainLog&) = delete;

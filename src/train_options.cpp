@@ -1,6 +1,8 @@
 #include "src/train_options.h"
 
+#include <cmath>
 #include <stdexcept>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -51,6 +53,9 @@ void TrainOptions::validate() const {
     auto require = [](bool ok, const std::string& what) {
         if (!ok) throw std::invalid_argument(what);
     };
+    for (auto [name, x] : {std::pair{"--lr", lr}, {"--min-lr-frac", min_lr_frac}, {"--beta1", beta1},
+                           {"--beta2", beta2}, {"--eps", eps}, {"--wd", wd}, {"--clip", clip}, {"--p-own", p_own}})
+        require(std::isfinite(x), fmt::format("{} must be a finite number, got {}", name, x));
     require(batch > 0, fmt::format("--batch must be positive, got {}", batch));
     require(seq_len > 0, fmt::format("--seq-len must be positive, got {}", seq_len));
     require(grad_accum > 0, fmt::format("--grad-accum must be positive, got {}", grad_accum));

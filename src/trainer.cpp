@@ -1,5 +1,6 @@
 #include "src/trainer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -25,18 +26,31 @@ extern "C" void on_signal(int sig) { g_signal = sig; }
 
 constexpr uint64_t kCorpusSeed = 0;   // the built-in corpus is the same for every run
 
-// A checkpoint's config against the one the flags ask for: the first differing field.
+// A checkpoint's config against the one the flags ask for: the family first, then the
+// first differing field.
 void check_same_config(const ModelConfig& saved, const ModelConfig& asked, const std::string& where) {
     const auto a = to_json(saved), b = to_json(asked);
-    for (auto& [key, value] : a.items())
-        if (b.contains(key) && b[key] != value)
+    auto differ = [&](const std::string& key) {
+        if (a[key] != b[key])
             throw std::runtime_error(fmt::format("{}: its config has {} = {}, but the flags ask for {}", where, key,
-                                                 value.dump(), b[key].dump()));
+                                                 a[key].dump(), b[key].dump()));
+    };
+    differ("model_type");
+    for (auto& [key, value] : a.items()) differ(key);
+}
+
+std::string last_good(const std::string& out) {
+    const auto good = latest_checkpoint(out);
+    return good ? "The last good checkpoint is " + *good + "." : "No checkpoint was written.";
 }
 
 }  // namespace
 
 Trainer::Trainer(const TrainOptions& options) : o_(options) {
+    // From here on SIGINT/SIGTERM ask for a checkpoint and a clean stop, not an abrupt exit.
+    g_signal = 0;
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
     o_.validate();
     if (o_.device == "cuda")
         throw std::runtime_error("--device cuda: this build has no CUDA training path yet; use --device cpu");
@@ -72,6 +86,8 @@ Trainer::Trainer(const TrainOptions& options) : o_(options) {
         train_->restore(ck.state["train_loader"].get<LoaderState>());
         fmt::print("resumed from {} at step {}\n", *latest, step_);
     }
+    // A fresh run starts a fresh log; a resumed one keeps what its checkpoint had seen.
+    TrainLog::truncate_after(out_ + "/log.jsonl", o_.resume ? step_ : -1);
     sampler_ = std::make_unique<RouteSampler>(config_.num_hidden_layers, o_.p_own);
     schedule_ = {parse_schedule(o_.schedule), o_.lr, o_.min_lr_frac, o_.warmup_steps(), o_.steps};
     log_ = std::make_unique<TrainLog>(out_ + "/log.jsonl");
@@ -160,12 +176,17 @@ void Trainer::validate_all() {
     for (int k : o_.retention) {
         const double loss = validate(k);
         if (!std::isfinite(loss))
-            throw std::runtime_error(fmt::format("step {}: validation loss is {} at retention 1/{}", step_, loss, k));
+            throw std::runtime_error(fmt::format("step {}: the validation loss is {} at retention 1/{}; stopping. {}",
+                                                 step_, loss, k, last_good(out_)));
         log_->val(step_, k, loss);
     }
 }
 
 std::string Trainer::save() {
+    const float* p = model_->params;
+    if (!std::all_of(p, p + model_->table.total, [](float x) { return std::isfinite(x); }))
+        throw std::runtime_error(fmt::format("step {}: the parameters are not finite after the update; not saving "
+                                             "them. {}", step_, last_good(out_)));
     const nlohmann::json state = {{"step", step_}, {"train_loader", train_->state()}, {"run", run_identity()}};
     const std::string dir = save_checkpoint(out_, step_, config_, model_->params, opt_->m, opt_->v, state);
     fmt::print("checkpoint {}\n", dir);
@@ -173,21 +194,16 @@ std::string Trainer::save() {
 }
 
 int Trainer::run() {
-    g_signal = 0;
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
+    if (g_signal) return 128 + g_signal;
     const long tokens_per_step = long(o_.batch) * o_.seq_len * o_.grad_accum;
     if (step_ == 0 && o_.val_every > 0) validate_all();
     while (step_ < o_.steps) {
         const auto t0 = std::chrono::steady_clock::now();
         const double loss = train_step();
         const double norm = AdamW::grad_norm(model_->grads, model_->table.total);
-        if (!std::isfinite(loss) || !std::isfinite(norm)) {
-            const auto good = latest_checkpoint(out_);
-            throw std::runtime_error(fmt::format("step {}: the loss is {} (gradient norm {}); stopping. {}", step_ + 1,
-                                                 loss, norm,
-                                                 good ? "The last good checkpoint is " + *good : "No checkpoint was written."));
-        }
+        if (!std::isfinite(loss) || !std::isfinite(norm))
+            throw std::runtime_error(fmt::format("step {}: the loss or gradient norm is not finite (loss {}, gradient "
+                                                 "norm {}); stopping. {}", step_ + 1, loss, norm, last_good(out_)));
         const double lr = schedule_.at(int(step_));
         opt_->step(model_->params, model_->grads, lr, step_ + 1, norm);
         step_++;
