@@ -28,6 +28,12 @@ void read_all(const SafetensorsFile& file, const ParamTable& table, const std::s
 
 }  // namespace
 
+void save_model(const std::string& dir, const ModelConfig& config, const float* params) {
+    fs::create_directories(dir);
+    write_safetensors(dir + "/model.safetensors", named(ParamTable(config), params, ""), {{"format", "pt"}});
+    write_text_atomic(dir + "/config.json", to_json(config).dump(2) + "\n");
+}
+
 std::string save_checkpoint(const std::string& out_dir, long step, const ModelConfig& config, const float* params,
                             const std::vector<float>& m, const std::vector<float>& v, const nlohmann::json& state) {
     const ParamTable table(config);
@@ -35,12 +41,10 @@ std::string save_checkpoint(const std::string& out_dir, long step, const ModelCo
     const std::string tmp = final_dir + ".tmp";
     if (fs::exists(final_dir)) return final_dir;     // this step is already saved, whole
     fs::remove_all(tmp);
-    fs::create_directories(tmp);
-    write_safetensors(tmp + "/model.safetensors", named(table, params, ""), {{"format", "pt"}});
+    save_model(tmp, config, params);
     auto moments = named(table, m.data(), "m.");
     for (auto& r : named(table, v.data(), "v.")) moments.push_back(r);
     write_safetensors(tmp + "/optimizer.safetensors", moments);
-    write_text_atomic(tmp + "/config.json", to_json(config).dump(2) + "\n");
     write_text_atomic(tmp + "/state.json", state.dump(2) + "\n");
     sync_dir(tmp);
     fs::rename(tmp, final_dir);

@@ -24,6 +24,8 @@ struct Checkpoint {
     nlohmann::json state;               // empty for a model-only checkpoint
 };
 
+// A model-only checkpoint: dir/model.safetensors and dir/config.json, written atomically.
+void save_model(const std::string& dir, const ModelConfig& config, const float* params);
 // Returns the directory written.
 std::string save_checkpoint(const std::string& out_dir, long step, const ModelConfig& config, const float* params,
                             const std::vector<float>& m, const std::vector<float>& v, const nlohmann::json& state);
