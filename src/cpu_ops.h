@@ -5,6 +5,7 @@
 #include <new>
 
 #include "ref/activations.h"
+#include "ref/adamw.h"
 #include "ref/attention.h"
 #include "ref/cross_entropy.h"
 #include "ref/embedding.h"
@@ -81,6 +82,14 @@ struct CpuOps : LayerOps<T> {
         ref::swiglu_backward(dgate, dup, dout, gate, up, n);
     }
     void residual_forward(T* out, const T* a, const T* b, size_t n) override { ref::residual_forward(out, a, b, n); }
+    double sum_squares(const T* x, size_t n) override {
+        double sum = 0;
+        for (size_t i = 0; i < n; i++) sum += double(x[i]) * double(x[i]);
+        return sum;
+    }
+    void adamw_update(T* param, const T* grad, T* m, T* v, size_t n, const ref::AdamWStep& step) override {
+        ref::adamw_update(param, grad, m, v, n, step);
+    }
     void cross_entropy_forward(T* losses, const T* logits, const int* targets, int N, int V) override {
         ref::cross_entropy_forward(losses, logits, targets, N, V);
     }

@@ -6,6 +6,8 @@
 #pragma once
 #include <cstddef>
 
+#include "ref/adamw.h"
+
 namespace rkv {
 
 template <class T>
@@ -55,6 +57,11 @@ struct LayerOps {
     virtual void swiglu_forward(T* out, const T* gate, const T* up, size_t n) = 0;
     virtual void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n) = 0;
     virtual void residual_forward(T* out, const T* a, const T* b, size_t n) = 0;
+
+    // The optimizer's two steps (optim/adamw.h): the sum of squares of x (n), accumulated
+    // in a fixed order so it is the same every run, and AdamW on n contiguous values.
+    virtual double sum_squares(const T* x, size_t n) = 0;
+    virtual void adamw_update(T* param, const T* grad, T* m, T* v, size_t n, const ref::AdamWStep& step) = 0;
 
     // logits, dlogits (N,V); targets, losses (N); target -1 skipped
     virtual void cross_entropy_forward(T* losses, const T* logits, const int* targets, int N, int V) = 0;

@@ -13,6 +13,7 @@
 
 #include "data/corpus.h"
 #include "src/checkpoint.h"
+#include "src/devices.h"
 #include "src/llmc_checkpoint.h"
 
 namespace fs = std::filesystem;
@@ -52,8 +53,6 @@ Trainer::Trainer(const TrainOptions& options) : o_(options) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     o_.validate();
-    if (o_.device == "cuda")
-        throw std::runtime_error("--device cuda: this build has no CUDA training path yet; use --device cpu");
     config_ = o_.config_file.empty() ? preset(o_.model) : load_config(o_.config_file);
 
     out_ = o_.out.empty() ? fmt::format("runs/out/{}-{:%Y%m%d-%H%M%S}", o_.model, fmt::localtime(std::time(nullptr)))
@@ -79,9 +78,8 @@ Trainer::Trainer(const TrainOptions& options) : o_(options) {
             if (saved.value(key, nlohmann::json()) != value)
                 throw std::runtime_error(fmt::format("{}: was trained with {} = {}, but the flags say {}", *latest,
                                                      key, saved.value(key, nlohmann::json()).dump(), value.dump()));
-        std::copy(ck.params.begin(), ck.params.end(), model_->params);
-        opt_->m = ck.m;
-        opt_->v = ck.v;
+        ops_->upload(model_->params, ck.params.data(), ck.params.size());
+        opt_->set_state(ck.m, ck.v);
         step_ = ck.state["step"];
         train_->restore(ck.state["train_loader"].get<LoaderState>());
         fmt::print("resumed from {} at step {}\n", *latest, step_);
@@ -111,10 +109,15 @@ void Trainer::load_weights() {
         if (o_.model_given) check_same_config(init.config, config_, o_.init);
         config_ = init.config;
     }
-    model_ = std::make_unique<Model<float>>(config_, ops_, o_.batch, o_.seq_len);
-    if (!init.params.empty()) std::copy(init.params.begin(), init.params.end(), model_->params);
-    else init_params(model_->params, model_->table, config_, o_.seed);
-    opt_ = std::make_unique<AdamW>(model_->table, AdamWConfig{o_.beta1, o_.beta2, o_.eps, o_.wd, false, o_.clip});
+    ops_ = make_layer_ops(o_.device);
+    model_ = std::make_unique<Model<float>>(config_, *ops_, o_.batch, o_.seq_len);
+    if (init.params.empty()) {
+        init.params.resize(model_->table.total);
+        init_params(init.params.data(), model_->table, config_, o_.seed);
+    }
+    ops_->upload(model_->params, init.params.data(), init.params.size());
+    opt_ = std::make_unique<AdamW>(model_->table, AdamWConfig{o_.beta1, o_.beta2, o_.eps, o_.wd, false, o_.clip},
+                                   *ops_);
 }
 
 void Trainer::resolve_data() {
@@ -183,12 +186,13 @@ void Trainer::validate_all() {
 }
 
 std::string Trainer::save() {
-    const float* p = model_->params;
-    if (!std::all_of(p, p + model_->table.total, [](float x) { return std::isfinite(x); }))
+    std::vector<float> params(model_->table.total);
+    ops_->download(params.data(), model_->params, params.size());
+    if (!std::all_of(params.begin(), params.end(), [](float x) { return std::isfinite(x); }))
         throw std::runtime_error(fmt::format("step {}: the parameters are not finite after the update; not saving "
                                              "them. {}", step_, last_good(out_)));
     const nlohmann::json state = {{"step", step_}, {"train_loader", train_->state()}, {"run", run_identity()}};
-    const std::string dir = save_checkpoint(out_, step_, config_, model_->params, opt_->m, opt_->v, state);
+    const std::string dir = save_checkpoint(out_, step_, config_, params.data(), opt_->m(), opt_->v(), state);
     fmt::print("checkpoint {}\n", dir);
     return dir;
 }
@@ -200,7 +204,7 @@ int Trainer::run() {
     while (step_ < o_.steps) {
         const auto t0 = std::chrono::steady_clock::now();
         const double loss = train_step();
-        const double norm = AdamW::grad_norm(model_->grads, model_->table.total);
+        const double norm = opt_->grad_norm(model_->grads);
         if (!std::isfinite(loss) || !std::isfinite(norm))
             throw std::runtime_error(fmt::format("step {}: the loss or gradient norm is not finite (loss {}, gradient "
                                                  "norm {}); stopping. {}", step_ + 1, loss, norm, last_good(out_)));

@@ -10,7 +10,7 @@
 #include "optim/adamw.h"
 #include "optim/schedule.h"
 #include "src/config.h"
-#include "src/cpu_ops.h"
+#include "src/layer_ops.h"
 #include "src/model.h"
 #include "src/route.h"
 #include "src/train_log.h"
@@ -30,7 +30,7 @@ private:
     ModelConfig config_;
     std::string out_;
     long step_ = 0;                                   // updates done
-    CpuOps<float> ops_;
+    std::unique_ptr<LayerOps<float>> ops_;         // where the model runs
     std::unique_ptr<Model<float>> model_;
     std::unique_ptr<AdamW> opt_;
     std::unique_ptr<DataLoader> train_, val_;

@@ -1,0 +1,14 @@
+// Where the model runs: the layer implementations behind --device.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "src/layer_ops.h"
+
+namespace rkv {
+
+// "cpu": ref/ on the host. "cuda": the kernels of layers/ (on the GPU, or on the CPU
+// through the emulator in an emulator build). "auto": cuda when a real GPU is there.
+std::unique_ptr<LayerOps<float>> make_layer_ops(const std::string& device);
+
+}  // namespace rkv
