@@ -56,13 +56,13 @@ public:
     void zero_grad() { ops_.zero(grads, table.total); }
 
     const T* logits() const { return a_.logits; }                                  // (B, T, V)
-    const T* k(int l) const { return a_.k + size_t(l) * N_ * config.kv_dim(); }    // (B, T, NKV, HS)
-    const T* v(int l) const { return a_.v + size_t(l) * N_ * config.kv_dim(); }
+    const T* k(int l) const { return layer_acts(l).k; }                            // (B, T, NKV, HS)
+    const T* v(int l) const { return layer_acts(l).v; }
+    const T* q(int l) const { return layer_acts(l).q; }                            // (B, T, NH, HS)
+    const T* att(int l) const { return layer_acts(l).att; }
+    const T* lse(int l) const { return layer_acts(l).lse; }                        // (B, NH, T)
     const T* dk(int l) const { return g_.dk + size_t(l) * N_ * config.kv_dim(); }  // after backward
     const T* dv(int l) const { return g_.dv + size_t(l) * N_ * config.kv_dim(); }
-    const T* q(int l) const { return a_.q + size_t(l) * N_ * config.q_dim(); }     // (B, T, NH, HS)
-    const T* att(int l) const { return a_.att + size_t(l) * N_ * config.q_dim(); }
-    const T* lse(int l) const { return a_.lse + size_t(l) * N_ * config.num_attention_heads; }  // (B, NH, T)
 
 private:
     LayerOps<T>& ops_;
@@ -95,6 +95,17 @@ private:
         T* dfc; T* dup; T* dact;          // (N, FF)
         T* dlogits;                       // (N, V)
     } g_{};
+
+    // Layer l's slice of every per-layer activation (null where the family has none).
+    struct LayerActs {
+        T* x; T* ln1; T* ln1_mean; T* ln1_rstd;
+        T* qp; T* q; T* q_rstd;
+        T* kp; T* k; T* k_rstd; T* v;
+        T* att; T* lse; T* mid;
+        T* ln2; T* ln2_mean; T* ln2_rstd;
+        T* fc; T* up; T* act; T* out;
+    };
+    LayerActs layer_acts(int l) const;
 
     bool qk_transformed() const { return config.qk_norm || config.positions == Positions::RoPE; }
     const T* p(size_t offset) const { return offset == LayerParams::npos ? nullptr : params + offset; }
@@ -173,6 +184,20 @@ template <class T>
 Model<T>::~Model() { ops_.free_bytes(arena_); }
 
 template <class T>
+typename Model<T>::LayerActs Model<T>::layer_acts(int l) const {
+    const ModelConfig& c = config;
+    const size_t N = N_, C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
+    auto at = [l](T* base, size_t per_layer) { return base ? base + l * per_layer : nullptr; };
+    const Activations& a = a_;
+    return {at(a.resid, N * C), at(a.ln1, N * C), at(a.ln1_mean, N), at(a.ln1_rstd, N),
+            at(a.qp, N * QD), at(a.q, N * QD), at(a.q_rstd, N * c.num_attention_heads),
+            at(a.kp, N * KVD), at(a.k, N * KVD), at(a.k_rstd, N * c.num_key_value_heads), at(a.v, N * KVD),
+            at(a.att, N * QD), at(a.lse, N * c.num_attention_heads), at(a.mid, N * C),
+            at(a.ln2, N * C), at(a.ln2_mean, N), at(a.ln2_rstd, N),
+            at(a.fc, N * FF), at(a.up, N * FF), at(a.act, N * FF), at(a.resid, N * C) + N * C};
+}
+
+template <class T>
 void Model<T>::norm_forward(T* out, T* mean, T* rstd, const T* inp, size_t w, size_t b) {
     const int C = config.hidden_size;
     if (config.norm == Norm::LayerNorm) ops_.layernorm_forward(out, mean, rstd, inp, p(w), p(b), N_, C, config.rms_norm_eps);
@@ -222,50 +247,32 @@ void Model<T>::layer_forward(int l) {
     const LayerParams& w = table.layers[l];
     const int C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
     const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim;
-    const size_t NC = size_t(N_) * C, NQ = size_t(N_) * QD, NKVD = size_t(N_) * KVD, NF = size_t(N_) * FF;
-    const int src = route_.kv_src[l];
+    const LayerActs a = layer_acts(l), src = layer_acts(route_.kv_src[l]);
 
-    const T* x = a_.resid + l * NC;
-    T* ln1 = a_.ln1 + l * NC;
-    T* ln1_mean = a_.ln1_mean ? a_.ln1_mean + size_t(l) * N_ : nullptr;
-    T* ln1_rstd = a_.ln1_rstd + size_t(l) * N_;
-    norm_forward(ln1, ln1_mean, ln1_rstd, x, w.ln1_w, w.ln1_b);
-
-    T* qp = a_.qp + l * NQ;
-    T* q = a_.q + l * NQ;
-    ops_.linear_forward(qp, ln1, p(w.q_w), p(w.q_b), N_, C, QD);
-    if (qk_transformed()) qk_forward(q, a_.q_rstd ? a_.q_rstd + l * size_t(N_) * NH : nullptr, qp, w.q_norm_w, NH);
+    norm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.x, w.ln1_w, w.ln1_b);
+    ops_.linear_forward(a.qp, a.ln1, p(w.q_w), p(w.q_b), N_, C, QD);
+    if (qk_transformed()) qk_forward(a.q, a.q_rstd, a.qp, w.q_norm_w, NH);
     if (route_.is_read(l)) {
-        T* kp = a_.kp + l * NKVD;
-        ops_.linear_forward(kp, ln1, p(w.k_w), p(w.k_b), N_, C, KVD);
-        ops_.linear_forward(a_.v + l * NKVD, ln1, p(w.v_w), p(w.v_b), N_, C, KVD);
-        if (qk_transformed())
-            qk_forward(a_.k + l * NKVD, a_.k_rstd ? a_.k_rstd + l * size_t(N_) * NKV : nullptr, kp, w.k_norm_w, NKV);
+        ops_.linear_forward(a.kp, a.ln1, p(w.k_w), p(w.k_b), N_, C, KVD);
+        ops_.linear_forward(a.v, a.ln1, p(w.v_w), p(w.v_b), N_, C, KVD);
+        if (qk_transformed()) qk_forward(a.k, a.k_rstd, a.kp, w.k_norm_w, NKV);
     }
+    ops_.attention_forward(a.att, a.lse, a.q, src.k, src.v, B, Tn, NH, NKV, HS);
+    ops_.linear_forward(a_.proj, a.att, p(w.o_w), p(w.o_b), N_, QD, C);
+    ops_.residual_forward(a.mid, a.x, a_.proj, size_t(N_) * C);
 
-    T* att = a_.att + l * NQ;
-    ops_.attention_forward(att, a_.lse + l * size_t(N_) * NH, q, a_.k + src * NKVD, a_.v + src * NKVD, B, Tn, NH,
-                           NKV, HS);
-    ops_.linear_forward(a_.proj, att, p(w.o_w), p(w.o_b), N_, QD, C);
-    T* mid = a_.mid + l * NC;
-    ops_.residual_forward(mid, x, a_.proj, NC);
-
-    T* ln2 = a_.ln2 + l * NC;
-    norm_forward(ln2, a_.ln2_mean ? a_.ln2_mean + size_t(l) * N_ : nullptr, a_.ln2_rstd + size_t(l) * N_, mid,
-                 w.ln2_w, w.ln2_b);
-    T* fc = a_.fc + l * NF;
-    T* act = a_.act + l * NF;
+    norm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.mid, w.ln2_w, w.ln2_b);
+    const size_t NF = size_t(N_) * FF;
     if (c.mlp == Mlp::Gelu) {
-        ops_.linear_forward(fc, ln2, p(w.up_w), p(w.up_b), N_, C, FF);
-        ops_.gelu_forward(act, fc, NF);
+        ops_.linear_forward(a.fc, a.ln2, p(w.up_w), p(w.up_b), N_, C, FF);
+        ops_.gelu_forward(a.act, a.fc, NF);
     } else {
-        T* up = a_.up + l * NF;
-        ops_.linear_forward(fc, ln2, p(w.gate_w), nullptr, N_, C, FF);
-        ops_.linear_forward(up, ln2, p(w.up_w), p(w.up_b), N_, C, FF);
-        ops_.swiglu_forward(act, fc, up, NF);
+        ops_.linear_forward(a.fc, a.ln2, p(w.gate_w), nullptr, N_, C, FF);
+        ops_.linear_forward(a.up, a.ln2, p(w.up_w), p(w.up_b), N_, C, FF);
+        ops_.swiglu_forward(a.act, a.fc, a.up, NF);
     }
-    ops_.linear_forward(a_.proj, act, p(w.down_w), p(w.down_b), N_, FF, C);
-    ops_.residual_forward(a_.resid + (l + 1) * NC, mid, a_.proj, NC);
+    ops_.linear_forward(a_.proj, a.act, p(w.down_w), p(w.down_b), N_, FF, C);
+    ops_.residual_forward(a.out, a.mid, a_.proj, size_t(N_) * C);
 }
 
 template <class T>
@@ -308,64 +315,53 @@ void Model<T>::layer_backward(int l) {
     const int C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
     const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim;
     const size_t NC = size_t(N_) * C, NQ = size_t(N_) * QD, NKVD = size_t(N_) * KVD, NF = size_t(N_) * FF;
-    const int src = route_.kv_src[l];
+    const int src_layer = route_.kv_src[l];
+    const LayerActs a = layer_acts(l), src = layer_acts(src_layer);
     T* dresid = g_.dresid;    // holds d resid[l+1] on entry, d resid[l] on exit
 
-    // MLP: resid[l+1] = mid + down(act(norm2(mid)))
-    const T* ln2 = a_.ln2 + l * NC;
-    const T* fc = a_.fc + l * NF;
+    // MLP: out = mid + down(act(norm2(mid)))
     ops_.zero(g_.dact, NF);
-    ops_.linear_backward(g_.dact, gp(w.down_w), gp(w.down_b), dresid, a_.act + l * NF, p(w.down_w), N_, FF, C);
+    ops_.linear_backward(g_.dact, gp(w.down_w), gp(w.down_b), dresid, a.act, p(w.down_w), N_, FF, C);
     ops_.zero(g_.dfc, NF);
     ops_.zero(g_.dln, NC);
     if (c.mlp == Mlp::Gelu) {
-        ops_.gelu_backward(g_.dfc, g_.dact, fc, NF);
-        ops_.linear_backward(g_.dln, gp(w.up_w), gp(w.up_b), g_.dfc, ln2, p(w.up_w), N_, C, FF);
+        ops_.gelu_backward(g_.dfc, g_.dact, a.fc, NF);
+        ops_.linear_backward(g_.dln, gp(w.up_w), gp(w.up_b), g_.dfc, a.ln2, p(w.up_w), N_, C, FF);
     } else {
-        const T* up = a_.up + l * NF;
         ops_.zero(g_.dup, NF);
-        ops_.swiglu_backward(g_.dfc, g_.dup, g_.dact, fc, up, NF);
-        ops_.linear_backward(g_.dln, gp(w.gate_w), nullptr, g_.dfc, ln2, p(w.gate_w), N_, C, FF);
-        ops_.linear_backward(g_.dln, gp(w.up_w), gp(w.up_b), g_.dup, ln2, p(w.up_w), N_, C, FF);
+        ops_.swiglu_backward(g_.dfc, g_.dup, g_.dact, a.fc, a.up, NF);
+        ops_.linear_backward(g_.dln, gp(w.gate_w), nullptr, g_.dfc, a.ln2, p(w.gate_w), N_, C, FF);
+        ops_.linear_backward(g_.dln, gp(w.up_w), gp(w.up_b), g_.dup, a.ln2, p(w.up_w), N_, C, FF);
     }
-    const T* mid = a_.mid + l * NC;
-    norm_backward(dresid, g_.dln, mid, w.ln2_w, w.ln2_b, a_.ln2_mean ? a_.ln2_mean + size_t(l) * N_ : nullptr,
-                  a_.ln2_rstd + size_t(l) * N_);
+    norm_backward(dresid, g_.dln, a.mid, w.ln2_w, w.ln2_b, a.ln2_mean, a.ln2_rstd);
 
-    // Attention: mid = x + o_proj(attention(q, k[src], v[src]))
-    const T* att = a_.att + l * NQ;
+    // Attention: mid = x + o_proj(attention(q, k[src], v[src])); dK, dV go to the source.
     ops_.zero(g_.datt, NQ);
-    ops_.linear_backward(g_.datt, gp(w.o_w), gp(w.o_b), dresid, att, p(w.o_w), N_, QD, C);
+    ops_.linear_backward(g_.datt, gp(w.o_w), gp(w.o_b), dresid, a.att, p(w.o_w), N_, QD, C);
     if (on_attention_grad) on_attention_grad(l, g_.datt);
-    const T* q = a_.q + l * NQ;
     ops_.zero(g_.dq, NQ);
-    ops_.attention_backward(g_.dq, g_.dk + src * NKVD, g_.dv + src * NKVD, g_.datt, q, a_.k + src * NKVD,
-                            a_.v + src * NKVD, att, a_.lse + l * size_t(N_) * NH, B, Tn, NH, NKV, HS);
+    ops_.attention_backward(g_.dq, g_.dk + src_layer * NKVD, g_.dv + src_layer * NKVD, g_.datt, a.q, src.k, src.v,
+                            a.att, a.lse, B, Tn, NH, NKV, HS);
 
-    const T* ln1 = a_.ln1 + l * NC;
     ops_.zero(g_.dln, NC);
-    const T* qp = a_.qp + l * NQ;
     T* dqp = g_.dq;
     if (qk_transformed()) {
         dqp = g_.datt;    // datt is spent; dqk_tmp is qk_backward's own scratch
         ops_.zero(dqp, NQ);
-        qk_backward(dqp, g_.dq, qp, w.q_norm_w, a_.q_rstd ? a_.q_rstd + l * size_t(N_) * NH : nullptr, NH);
+        qk_backward(dqp, g_.dq, a.qp, w.q_norm_w, a.q_rstd, NH);
     }
-    ops_.linear_backward(g_.dln, gp(w.q_w), gp(w.q_b), dqp, ln1, p(w.q_w), N_, C, QD);
+    ops_.linear_backward(g_.dln, gp(w.q_w), gp(w.q_b), dqp, a.ln1, p(w.q_w), N_, C, QD);
     if (route_.is_read(l)) {     // every reader of layer l is at or above l: dK[l], dV[l] are complete
         T* dk = g_.dk + l * NKVD;
         if (qk_transformed()) {
             ops_.zero(g_.dkp, NKVD);
-            qk_backward(g_.dkp, dk, a_.kp + l * NKVD, w.k_norm_w, a_.k_rstd ? a_.k_rstd + l * size_t(N_) * NKV : nullptr,
-                        NKV);
+            qk_backward(g_.dkp, dk, a.kp, w.k_norm_w, a.k_rstd, NKV);
             dk = g_.dkp;
         }
-        ops_.linear_backward(g_.dln, gp(w.k_w), gp(w.k_b), dk, ln1, p(w.k_w), N_, C, KVD);
-        ops_.linear_backward(g_.dln, gp(w.v_w), gp(w.v_b), g_.dv + l * NKVD, ln1, p(w.v_w), N_, C, KVD);
+        ops_.linear_backward(g_.dln, gp(w.k_w), gp(w.k_b), dk, a.ln1, p(w.k_w), N_, C, KVD);
+        ops_.linear_backward(g_.dln, gp(w.v_w), gp(w.v_b), g_.dv + l * NKVD, a.ln1, p(w.v_w), N_, C, KVD);
     }
-    const T* x = a_.resid + l * NC;
-    norm_backward(dresid, g_.dln, x, w.ln1_w, w.ln1_b, a_.ln1_mean ? a_.ln1_mean + size_t(l) * N_ : nullptr,
-                  a_.ln1_rstd + size_t(l) * N_);
+    norm_backward(dresid, g_.dln, a.x, w.ln1_w, w.ln1_b, a.ln1_mean, a.ln1_rstd);
 }
 
 template <class T>
