@@ -3,7 +3,8 @@
 # Runs apt-get only as root; otherwise it names what to install and fails.
 set -euo pipefail
 
-packages=(cmake g++ make pkg-config catch2 libfmt-dev libcli11-dev nlohmann-json3-dev libopenblas-dev)
+packages=(cmake g++ make pkg-config python3 catch2 libfmt-dev libcli11-dev nlohmann-json3-dev libopenblas-dev
+          libboost-context-dev)
 
 missing=()
 for p in "${packages[@]}"; do

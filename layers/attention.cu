@@ -1,0 +1,402 @@
+// Fused causal attention with GQA, flash-style, in plain CUDA (fp32). Per batch b and query
+// head h, reading KV head h / (NH / NKV), it computes what ref/attention.h computes:
+//
+//   forward:   S = scale Q K^T (causal),  P = softmax(S),  O = P V,  lse = log rowsum exp(S)
+//   backward:  dP = dO V^T,  D = rowsum(dO * O),  dS = P (dP - D)
+//              dQ += scale dS K,  dK += scale dS^T Q,  dV += P^T dO
+//
+// A block owns one tile of kTile rows in shared memory and streams the other side's rows
+// through shared memory kTile at a time, only as far as the causal mask lets them matter:
+//   forward  (query tile, head, batch):   keys 0 .. its last query; a running row max and
+//            row sum (online softmax) rescale O as the keys come; lse is saved.
+//   dQ       (query tile, head, batch):   the same keys; P = exp(S - lse) is recomputed.
+//   dK, dV   (key tile, KV head, batch):  every query head that reads this KV head, in order,
+//            and within each the query tiles from the diagonal to T.
+// So each element of dq, dk and dv has exactly one writer, which sums its terms in a fixed
+// order: the backward is deterministic without atomics. D is recomputed from dO and O
+// wherever a query row is used (HS multiply-adds per row and tile, next to 4 kTile HS for
+// S, dP, dQ or dK and dV), so the backward needs no workspace.
+//
+// Threads: kTPR adjacent lanes share a row; lane r of a row takes the streamed rows and the
+// head dims r, r + kTPR, r + 2 kTPR, ... Head dims are padded to D (16, 32, 64 or 128) with
+// zeros in shared memory, so every dot product runs over D. Scores are kept in log2 units,
+// s * scale * log2(e), so every exponential is an exp2.
+//
+// Routes as data: the K/V pointers are the base of all layers' blocks; a kernel adds
+// kv_src[layer] * layer_stride, read on the device (no route: offset 0).
+#include "layers/attention.cuh"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace rkv::cuda {
+namespace {
+
+constexpr int kTile = 32;                // rows of every tile, queries or keys
+constexpr int kTPR = 4;                  // threads per row
+constexpr int kThreads = kTile * kTPR;   // 128
+constexpr int kCols = kTile / kTPR;      // streamed rows per thread and tile: 8
+constexpr unsigned kFull = 0xffffffffu;
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// Loops over a thread's register arrays are unrolled, so the arrays stay in registers.
+#if defined(__CUDACC__)
+#define UNROLL _Pragma("unroll")
+#else
+#define UNROLL _Pragma("GCC unroll 32")
+#endif
+
+// Reductions over the kTPR lanes of a row.
+__device__ __forceinline__ float row_sum(float x) {
+    UNROLL
+    for (int lane = 1; lane < kTPR; lane *= 2) x += __shfl_xor_sync(kFull, x, lane);
+    return x;
+}
+__device__ __forceinline__ float row_max(float x) {
+    UNROLL
+    for (int lane = 1; lane < kTPR; lane *= 2) x = fmaxf(x, __shfl_xor_sync(kFull, x, lane));
+    return x;
+}
+
+// tile (kTile, D + 1) = rows row0 .. row0 + kTile - 1 of one head's (T, HS) slice, whose rows
+// are ld apart; rows at or past T and columns at or past HS are zero. The extra column keeps
+// a warp's reads of kTPR or 8 different rows in different banks.
+template <int D>
+__device__ void load_tile(float* tile, const float* head, int row0, int T, int ld, int HS) {
+    for (int e = threadIdx.x; e < kTile * D; e += kThreads) {
+        const int row = e / D, d = e % D;
+        tile[row * (D + 1) + d] = row0 + row < T && d < HS ? head[size_t(row0 + row) * ld + d] : 0.0f;
+    }
+}
+
+// Where the layer's K/V block starts in the all-layers buffers.
+__device__ __forceinline__ size_t kv_block(const int* kv_src, int layer, size_t layer_stride) {
+    return kv_src ? size_t(kv_src[layer]) * layer_stride : 0;
+}
+
+// D = rowsum(dO * O) of one query row (lane r's part, then the row's sum); 0 past T.
+__device__ __forceinline__ float row_dot(const float* dout, const float* out, bool valid, int r, int HS) {
+    float x = 0.0f;
+    if (valid)
+        for (int d = r; d < HS; d += kTPR) x += dout[d] * out[d];
+    return row_sum(x);
+}
+
+// ---- Forward ----------------------------------------------------------------------------
+// grid (ceil(T / kTile), NH, B), kThreads threads. Thread (i, r): query row q0 + i; keys
+// j0 + r + kTPR c of each key tile; output dims r + kTPR c.
+template <int D>
+__global__ void __launch_bounds__(kThreads)
+    attention_forward_kernel(float* out, float* lse, const float* q, const float* k_all, const float* v_all,
+                             const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV, int HS) {
+    constexpr int ld = D + 1;
+    float* Qs = rkv::dynamic_smem<float>();  // (kTile, D + 1)     this block's queries
+    float* Ks = Qs + kTile * ld;             // (kTile, D + 1)     the current key tile
+    float* Vs = Ks + kTile * ld;             // (kTile, D + 1)     its values
+    float* Ps = Vs + kTile * ld;             // (kTile, kTile + 1) P of the tile, unnormalized
+
+    const int b = blockIdx.z, h = blockIdx.y, kvh = h / (NH / NKV);
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * kTile;  // the longest rows start first
+    const int i = threadIdx.x / kTPR, r = threadIdx.x % kTPR;
+    const size_t qh = (size_t(b) * T * NH + h) * HS;  // this head's (T, HS) slice in q, out
+    const size_t kvh_at = kv_block(kv_src, layer, layer_stride) + (size_t(b) * T * NKV + kvh) * HS;
+    const float scale_log2 = kLog2e / sqrtf(float(HS));
+
+    load_tile<D>(Qs, q + qh, q0, T, NH * HS, HS);
+    float m = -INFINITY;    // running row max (log2 units)
+    float l = 0.0f;         // running sum of exp2(s - m) over this lane's keys
+    float o[D / kTPR] = {};  // O[i, r + kTPR c], unnormalized
+    // Key tiles up to the diagonal one; each has a key at or before every row's query, and
+    // the first has key 0, so m is finite from the first tile on.
+    for (int j0 = 0; j0 <= q0; j0 += kTile) {
+        load_tile<D>(Ks, k_all + kvh_at, j0, T, NKV * HS, HS);
+        load_tile<D>(Vs, v_all + kvh_at, j0, T, NKV * HS, HS);
+        __syncthreads();
+
+        // s (kCols) = S[i, r + kTPR c] in log2 units, -inf past the diagonal
+        float s[kCols] = {};
+        for (int d = 0; d < D; d++) {
+            const float qd = Qs[i * ld + d];
+            UNROLL
+            for (int c = 0; c < kCols; c++) s[c] += qd * Ks[(r + kTPR * c) * ld + d];
+        }
+        float tile_max = -INFINITY;
+        UNROLL
+        for (int c = 0; c < kCols; c++) {
+            s[c] = j0 + r + kTPR * c <= q0 + i ? s[c] * scale_log2 : -INFINITY;
+            tile_max = fmaxf(tile_max, s[c]);
+        }
+
+        // Online softmax: rescale what came before to the new max, add this tile's P.
+        const float m_new = fmaxf(m, row_max(tile_max));
+        const float rescale = exp2f(m - m_new);
+        l *= rescale;
+        UNROLL
+        for (int c = 0; c < D / kTPR; c++) o[c] *= rescale;
+        UNROLL
+        for (int c = 0; c < kCols; c++) {
+            const float p = exp2f(s[c] - m_new);
+            l += p;
+            Ps[i * (kTile + 1) + r + kTPR * c] = p;
+        }
+        m = m_new;
+        __syncwarp();  // a row's P comes from its kTPR lanes, all in one warp
+
+        // O[i, :] += P[i, :] V
+        for (int j = 0; j < kTile; j++) {
+            const float p = Ps[i * (kTile + 1) + j];
+            UNROLL
+            for (int c = 0; c < D / kTPR; c++) o[c] += p * Vs[j * ld + r + kTPR * c];
+        }
+        __syncthreads();  // Ks, Vs and Ps are overwritten next
+    }
+
+    l = row_sum(l);
+    if (q0 + i < T) {
+        float* o_row = out + qh + size_t(q0 + i) * NH * HS;
+        UNROLL
+        for (int c = 0; c < D / kTPR; c++)
+            if (r + kTPR * c < HS) o_row[r + kTPR * c] = o[c] / l;
+        if (r == 0) lse[(size_t(b) * NH + h) * T + q0 + i] = (m + log2f(l)) * kLn2;
+    }
+}
+
+// ---- Backward: dQ -------------------------------------------------------------------------
+// grid (ceil(T / kTile), NH, B), kThreads threads. Thread (i, r): query row q0 + i; keys
+// j0 + r + kTPR c of each key tile; dQ dims r + kTPR c.
+template <int D>
+__global__ void __launch_bounds__(kThreads)
+    attention_backward_dq_kernel(float* dq, const float* dout, const float* q, const float* k_all,
+                                 const float* v_all, const float* out, const float* lse, const int* kv_src,
+                                 int layer, size_t layer_stride, int T, int NH, int NKV, int HS) {
+    constexpr int ld = D + 1;
+    float* Qs = rkv::dynamic_smem<float>();  // (kTile, D + 1)     this block's queries
+    float* dOs = Qs + kTile * ld;            // (kTile, D + 1)     their output gradients
+    float* Ks = dOs + kTile * ld;            // (kTile, D + 1)     the current key tile
+    float* Vs = Ks + kTile * ld;             // (kTile, D + 1)     its values
+    float* dSs = Vs + kTile * ld;            // (kTile, kTile + 1) dS of the tile
+
+    const int b = blockIdx.z, h = blockIdx.y, kvh = h / (NH / NKV);
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * kTile;
+    const int i = threadIdx.x / kTPR, r = threadIdx.x % kTPR;
+    const size_t qh = (size_t(b) * T * NH + h) * HS;
+    const size_t kvh_at = kv_block(kv_src, layer, layer_stride) + (size_t(b) * T * NKV + kvh) * HS;
+    const float scale = 1.0f / sqrtf(float(HS)), scale_log2 = kLog2e * scale;
+
+    load_tile<D>(Qs, q + qh, q0, T, NH * HS, HS);
+    load_tile<D>(dOs, dout + qh, q0, T, NH * HS, HS);
+    const bool valid = q0 + i < T;
+    const size_t row = qh + size_t(q0 + i) * NH * HS;
+    const float Di = row_dot(dout + row, out + row, valid, r, HS);
+    const float lse_i = valid ? lse[(size_t(b) * NH + h) * T + q0 + i] * kLog2e : 0.0f;  // log2 units
+
+    float dq_acc[D / kTPR] = {};  // dS K, dims r + kTPR c
+    for (int j0 = 0; j0 <= q0; j0 += kTile) {
+        load_tile<D>(Ks, k_all + kvh_at, j0, T, NKV * HS, HS);
+        load_tile<D>(Vs, v_all + kvh_at, j0, T, NKV * HS, HS);
+        __syncthreads();
+
+        // s, dp (kCols) = S[i, r + kTPR c] (log2 units), dP[i, r + kTPR c]
+        float s[kCols] = {}, dp[kCols] = {};
+        for (int d = 0; d < D; d++) {
+            const float qd = Qs[i * ld + d], dod = dOs[i * ld + d];
+            UNROLL
+            for (int c = 0; c < kCols; c++) {
+                s[c] += qd * Ks[(r + kTPR * c) * ld + d];
+                dp[c] += dod * Vs[(r + kTPR * c) * ld + d];
+            }
+        }
+        // dS = P (dP - D), P = exp2(s - lse), zero past the diagonal
+        UNROLL
+        for (int c = 0; c < kCols; c++) {
+            const float p = j0 + r + kTPR * c <= q0 + i ? exp2f(s[c] * scale_log2 - lse_i) : 0.0f;
+            dSs[i * (kTile + 1) + r + kTPR * c] = p * (dp[c] - Di);
+        }
+        __syncwarp();
+
+        // dQ[i, :] += dS[i, :] K
+        for (int j = 0; j < kTile; j++) {
+            const float ds = dSs[i * (kTile + 1) + j];
+            UNROLL
+            for (int c = 0; c < D / kTPR; c++) dq_acc[c] += ds * Ks[j * ld + r + kTPR * c];
+        }
+        __syncthreads();
+    }
+
+    if (valid) {
+        UNROLL
+        for (int c = 0; c < D / kTPR; c++)
+            if (r + kTPR * c < HS) dq[row + r + kTPR * c] += scale * dq_acc[c];
+    }
+}
+
+// ---- Backward: dK, dV -----------------------------------------------------------------------
+// grid (ceil(T / kTile), NKV, B), kThreads threads. Thread (j, r): key row j0 + j; queries
+// i0 + r + kTPR c of each query tile; dK, dV dims r + kTPR c. (To fetch a query tile's lse
+// and D, the kTPR lanes of row j take query row i0 + j.)
+template <int D>
+__global__ void __launch_bounds__(kThreads)
+    attention_backward_dkdv_kernel(float* dk_all, float* dv_all, const float* dout, const float* q,
+                                   const float* k_all, const float* v_all, const float* out, const float* lse,
+                                   const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV,
+                                   int HS) {
+    constexpr int ld = D + 1;
+    float* Ks = rkv::dynamic_smem<float>();  // (kTile, D + 1)     this block's keys
+    float* Vs = Ks + kTile * ld;             // (kTile, D + 1)     their values
+    float* Qs = Vs + kTile * ld;             // (kTile, D + 1)     the current query tile
+    float* dOs = Qs + kTile * ld;            // (kTile, D + 1)     its output gradients
+    float* Pt = dOs + kTile * ld;            // (kTile, kTile + 1) P^T of the tile
+    float* dSt = Pt + kTile * (kTile + 1);   // (kTile, kTile + 1) dS^T of the tile
+    float* lse_s = dSt + kTile * (kTile + 1);  // (kTile) lse of the query tile, log2 units
+    float* D_s = lse_s + kTile;                // (kTile) D of the query tile
+
+    const int b = blockIdx.z, kvh = blockIdx.y, group = NH / NKV;
+    const int j0 = blockIdx.x * kTile;  // the first key tiles see the most queries: they start first
+    const int j = threadIdx.x / kTPR, r = threadIdx.x % kTPR;
+    const size_t kvh_at = kv_block(kv_src, layer, layer_stride) + (size_t(b) * T * NKV + kvh) * HS;
+    const float scale = 1.0f / sqrtf(float(HS)), scale_log2 = kLog2e * scale;
+
+    load_tile<D>(Ks, k_all + kvh_at, j0, T, NKV * HS, HS);
+    load_tile<D>(Vs, v_all + kvh_at, j0, T, NKV * HS, HS);
+    float dk_acc[D / kTPR] = {}, dv_acc[D / kTPR] = {};  // dS^T Q, P^T dO, dims r + kTPR c
+    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+        const size_t qh = (size_t(b) * T * NH + h) * HS;
+        for (int i0 = j0; i0 < T; i0 += kTile) {
+            load_tile<D>(Qs, q + qh, i0, T, NH * HS, HS);
+            load_tile<D>(dOs, dout + qh, i0, T, NH * HS, HS);
+            const bool valid = i0 + j < T;
+            const size_t row = qh + size_t(i0 + j) * NH * HS;
+            const float Dj = row_dot(dout + row, out + row, valid, r, HS);
+            if (r == 0) {
+                D_s[j] = Dj;
+                lse_s[j] = valid ? lse[(size_t(b) * NH + h) * T + i0 + j] * kLog2e : 0.0f;
+            }
+            __syncthreads();
+
+            // s, dp (kCols) = S[r + kTPR c, j] (log2 units), dP[r + kTPR c, j]
+            float s[kCols] = {}, dp[kCols] = {};
+            for (int d = 0; d < D; d++) {
+                const float kd = Ks[j * ld + d], vd = Vs[j * ld + d];
+                UNROLL
+                for (int c = 0; c < kCols; c++) {
+                    s[c] += Qs[(r + kTPR * c) * ld + d] * kd;
+                    dp[c] += dOs[(r + kTPR * c) * ld + d] * vd;
+                }
+            }
+            // P, dS of query rows i = r + kTPR c; zero where the query precedes the key or is past T
+            UNROLL
+            for (int c = 0; c < kCols; c++) {
+                const int i = r + kTPR * c;
+                const float p = i0 + i < T && j0 + j <= i0 + i ? exp2f(s[c] * scale_log2 - lse_s[i]) : 0.0f;
+                Pt[j * (kTile + 1) + i] = p;
+                dSt[j * (kTile + 1) + i] = p * (dp[c] - D_s[i]);
+            }
+            __syncwarp();
+
+            // dV[j, :] += P^T[j, :] dO,  dK[j, :] += dS^T[j, :] Q
+            for (int i = 0; i < kTile; i++) {
+                const float p = Pt[j * (kTile + 1) + i], ds = dSt[j * (kTile + 1) + i];
+                UNROLL
+                for (int c = 0; c < D / kTPR; c++) {
+                    dv_acc[c] += p * dOs[i * ld + r + kTPR * c];
+                    dk_acc[c] += ds * Qs[i * ld + r + kTPR * c];
+                }
+            }
+            __syncthreads();
+        }
+    }
+
+    if (j0 + j < T) {
+        const size_t row = kvh_at + size_t(j0 + j) * NKV * HS;
+        float* dk_row = dk_all + row;
+        float* dv_row = dv_all + row;
+        UNROLL
+        for (int c = 0; c < D / kTPR; c++)
+            if (r + kTPR * c < HS) {
+                dk_row[r + kTPR * c] += scale * dk_acc[c];
+                dv_row[r + kTPR * c] += dv_acc[c];
+            }
+    }
+}
+
+// ---- Launchers --------------------------------------------------------------------------------
+
+// The shapes the kernels take: whole groups of query heads per KV head, head dims up to 128.
+void check_heads(int NH, int NKV, int HS) {
+    if (NKV < 1 || NH % NKV != 0)
+        throw std::invalid_argument("attention: NH (" + std::to_string(NH) + ") is not a multiple of NKV (" +
+                                    std::to_string(NKV) + ")");
+    if (HS < 1 || HS > 128)
+        throw std::invalid_argument("attention: head dim " + std::to_string(HS) + " is not in 1 .. 128");
+}
+
+// Calls f(std::integral_constant<int, D>) with the head dim padded to D = 16, 32, 64 or 128.
+template <class F>
+void with_padded_head_dim(int HS, F&& f) {
+    if (HS <= 16) f(std::integral_constant<int, 16>{});
+    else if (HS <= 32) f(std::integral_constant<int, 32>{});
+    else if (HS <= 64) f(std::integral_constant<int, 64>{});
+    else f(std::integral_constant<int, 128>{});
+}
+
+// Shared memory of the kernels: (kTile, D + 1) tiles, (kTile, kTile + 1) P or dS tiles.
+constexpr size_t tiles_bytes(int D, int tiles, int score_tiles, int vectors) {
+    return (size_t(tiles) * kTile * (D + 1) + size_t(score_tiles) * kTile * (kTile + 1) + size_t(vectors) * kTile) *
+           sizeof(float);
+}
+
+// Launches a kernel that may need more than the default 48 KiB of dynamic shared memory.
+template <class... Params, class... Args>
+void launch_tiled(void (*kernel)(Params...), dim3 grid, size_t smem, cudaStream_t stream, Args&&... args) {
+    if (smem > 48 * 1024)
+        cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    launch_kernel(kernel, grid, kThreads, smem, stream, std::forward<Args>(args)...);
+}
+
+}  // namespace
+
+void attention_forward_routed(float* out, float* lse, const float* q, const float* k_all, const float* v_all,
+                              const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH, int NKV,
+                              int HS, cudaStream_t stream) {
+    check_heads(NH, NKV, HS);
+    if (B == 0 || T == 0) return;
+    with_padded_head_dim(HS, [&](auto padded) {
+        constexpr int D = decltype(padded)::value;
+        const dim3 grid((T + kTile - 1) / kTile, NH, B);
+        launch_tiled(attention_forward_kernel<D>, grid, tiles_bytes(D, 3, 1, 0), stream, out, lse, q, k_all, v_all,
+                     kv_src, layer, layer_stride, T, NH, NKV, HS);
+    });
+}
+
+void attention_backward_routed(float* dq, float* dk_all, float* dv_all, const float* dout, const float* q,
+                               const float* k_all, const float* v_all, const float* out, const float* lse,
+                               const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH, int NKV,
+                               int HS, cudaStream_t stream) {
+    check_heads(NH, NKV, HS);
+    if (B == 0 || T == 0) return;
+    with_padded_head_dim(HS, [&](auto padded) {
+        constexpr int D = decltype(padded)::value;
+        const unsigned tiles = (T + kTile - 1) / kTile;
+        launch_tiled(attention_backward_dq_kernel<D>, dim3(tiles, NH, B), tiles_bytes(D, 4, 1, 0), stream, dq,
+                     dout, q, k_all, v_all, out, lse, kv_src, layer, layer_stride, T, NH, NKV, HS);
+        launch_tiled(attention_backward_dkdv_kernel<D>, dim3(tiles, NKV, B), tiles_bytes(D, 4, 2, 2), stream,
+                     dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer, layer_stride, T, NH, NKV, HS);
+    });
+}
+
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T, int NH,
+                       int NKV, int HS, cudaStream_t stream) {
+    attention_forward_routed(out, lse, q, k, v, nullptr, 0, 0, B, T, NH, NKV, HS, stream);
+}
+
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, int B, int T, int NH, int NKV, int HS,
+                        cudaStream_t stream) {
+    attention_backward_routed(dq, dk, dv, dout, q, k, v, out, lse, nullptr, 0, 0, B, T, NH, NKV, HS, stream);
+}
+
+}  // namespace rkv::cuda

@@ -1,0 +1,35 @@
+// Fused causal attention with GQA, forward and backward, with the route as data.
+// Plain CUDA (layers/attention.cu): the emulator runs it; checked against ref/attention.h.
+//
+// Shapes as in LayerOps (src/layer_ops.h) and ref/attention.h:
+//   q, out, dq, dout (B, T, NH, HS);  k, v, dk, dv (B, T, NKV, HS);  lse (B, NH, T)
+// Query head h reads KV head h / (NH / NKV). NH is a multiple of NKV; 1 <= HS <= 128.
+// The forward writes out and lse; the backward recomputes P from lse and accumulates
+// (+=) into dq, dk and dv. All pointers are device memory.
+#pragma once
+
+#include <cstddef>
+
+#include "cuda/compat.cuh"
+
+namespace rkv::cuda {
+
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T, int NH,
+                       int NKV, int HS, cudaStream_t stream);
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, int B, int T, int NH, int NKV, int HS,
+                        cudaStream_t stream);
+
+// Routed: k_all, v_all, dk_all, dv_all hold every layer's (B, T, NKV, HS) block, layer_stride
+// elements apart (the driver's (L, B, T, NKV, HS) buffers). Layer `layer` reads and accumulates
+// into block kv_src[layer], looked up on the device in kv_src (L), so a new route is new data,
+// not a new launch.
+void attention_forward_routed(float* out, float* lse, const float* q, const float* k_all, const float* v_all,
+                              const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH, int NKV,
+                              int HS, cudaStream_t stream);
+void attention_backward_routed(float* dq, float* dk_all, float* dv_all, const float* dout, const float* q,
+                               const float* k_all, const float* v_all, const float* out, const float* lse,
+                               const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH, int NKV,
+                               int HS, cudaStream_t stream);
+
+}  // namespace rkv::cuda

@@ -1,0 +1,100 @@
+// Softmax cross-entropy over the vocabulary, forward and backward (ref/cross_entropy.h),
+// without ever storing the probabilities.
+//   logits, dlogits (N, V); targets, losses (N); target -1: loss 0, no gradient
+//
+// One block per row. The row's softmax statistics, the max m and s = sum exp(x - m),
+// come from one pass: each thread keeps a running (m, s) over its strided elements
+// (rescaling s when m grows, the online softmax), then the pairs are merged across the
+// warp with shuffles and across warps through shared memory. Then
+//   loss = m + log s - x[target],   dlogits += (exp(x - m) / s - [i == target]) dloss
+// so forward reads the row once and backward twice.
+#include "layers/cross_entropy.cuh"
+
+#include "layers/common.cuh"
+
+namespace rkv::cuda {
+namespace {
+
+constexpr int kBlock = 512;
+
+struct SoftmaxStats {
+    float m, s;  // running max, and sum of exp(x - m)
+};
+
+__device__ __forceinline__ SoftmaxStats merge(SoftmaxStats a, SoftmaxStats b) {
+    const float m = fmaxf(a.m, b.m);
+    if (m == -INFINITY) return {m, 0.0f};  // both empty: exp(-inf - -inf) would be NaN
+    return {m, a.s * expf(a.m - m) + b.s * expf(b.m - m)};
+}
+
+// Merges the 32 lanes' statistics. merge() is symmetric in its arguments, so the
+// butterfly leaves the same bits in every lane.
+__device__ __forceinline__ SoftmaxStats warp_merge(SoftmaxStats st) {
+    for (int offset = 16; offset > 0; offset /= 2) {
+        const SoftmaxStats other{__shfl_xor_sync(kFullMask, st.m, offset), __shfl_xor_sync(kFullMask, st.s, offset)};
+        st = merge(st, other);
+    }
+    return st;
+}
+
+// The statistics of row x (V) over the whole block, the same bits in every thread.
+template <class T>
+__device__ SoftmaxStats row_stats(const T* x, int V) {
+    __shared__ SoftmaxStats warp_stats[32];
+    SoftmaxStats st{-INFINITY, 0.0f};
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {  // merge(st, {x, 1}) with one exp
+        const float v = to_float(x[i]);
+        if (v > st.m) {
+            st.s = st.s * expf(st.m - v) + 1.0f;
+            st.m = v;
+        } else {
+            st.s += expf(v - st.m);
+        }
+    }
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    st = warp_merge(st);
+    if (lane == 0) warp_stats[warp] = st;
+    __syncthreads();
+    return warp_merge(lane < warps ? warp_stats[lane] : SoftmaxStats{-INFINITY, 0.0f});
+}
+
+template <class T>
+__global__ void cross_entropy_forward_kernel(T* losses, const T* logits, const int* targets, int V) {
+    const int n = blockIdx.x, target = targets[n];
+    if (target < 0) {  // the whole block leaves: no barrier is left waiting
+        if (threadIdx.x == 0) losses[n] = from_float<T>(0.0f);
+        return;
+    }
+    const T* x = logits + size_t(n) * V;
+    const SoftmaxStats st = row_stats(x, V);
+    if (threadIdx.x == 0) losses[n] = from_float<T>(st.m + logf(st.s) - to_float(x[target]));
+}
+
+template <class T>
+__global__ void cross_entropy_backward_kernel(T* dlogits, const T* logits, const int* targets, float dloss, int V) {
+    const int n = blockIdx.x, target = targets[n];
+    if (target < 0) return;
+    const T* x = logits + size_t(n) * V;
+    const SoftmaxStats st = row_stats(x, V);
+    T* d = dlogits + size_t(n) * V;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        const float p = expf(to_float(x[i]) - st.m) / st.s;
+        d[i] = from_float<T>(to_float(d[i]) + (p - (i == target ? 1.0f : 0.0f)) * dloss);
+    }
+}
+
+}  // namespace
+
+void cross_entropy_forward(float* losses, const float* logits, const int* targets, int N, int V,
+                           cudaStream_t stream) {
+    if (N == 0) return;
+    launch_kernel(cross_entropy_forward_kernel<float>, N, kBlock, 0, stream, losses, logits, targets, V);
+}
+
+void cross_entropy_backward(float* dlogits, const float* logits, const int* targets, float dloss, int N, int V,
+                            cudaStream_t stream) {
+    if (N == 0) return;
+    launch_kernel(cross_entropy_backward_kernel<float>, N, kBlock, 0, stream, dlogits, logits, targets, dloss, V);
+}
+
+}  // namespace rkv::cuda

@@ -1,0 +1,113 @@
+// Token and position embedding, forward and backward (ref/embedding.h).
+//   tokens (B, T) in [0, V); wte (V, C); wpe (maxT, C) or null; out, dout (B, T, C)
+//
+// Backward must be deterministic, so no float atomics: many positions can carry the
+// same token and their rows of dout must be added into one row of dwte in a fixed order.
+// We bucket the positions by token on the host (as llm.c does): read the B*T tokens
+// back, sort (token, position) pairs, and hand the device one segment per distinct
+// token, its positions in increasing order. One block column per segment then sums its
+// rows in that order. The price is one stream synchronization and a B*T*4-byte copy
+// each way per backward pass, small next to a training step; the sum is the same on
+// every run. dwpe is a plain column sum over the batch, in batch order.
+#include "layers/embedding.cuh"
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "layers/common.cuh"
+
+namespace rkv::cuda {
+namespace {
+
+constexpr int kBlock = 256;
+
+// One thread per output element: out[n, c] = wte[tokens[n], c] + wpe[n % T, c].
+template <class T>
+__global__ void embedding_forward_kernel(T* out, const int* tokens, const T* wte, const T* wpe, int N, int Tn,
+                                         int C) {
+    const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (idx >= size_t(N) * C) return;
+    const int n = int(idx / C), c = int(idx % C), t = n % Tn;
+    float x = to_float(wte[size_t(tokens[n]) * C + c]);
+    if (wpe) x += to_float(wpe[size_t(t) * C + c]);
+    out[idx] = from_float<T>(x);
+}
+
+// Segment s holds the positions positions[start[s] .. start[s+1]) of token token[s].
+// Block (s, j) owns columns j*blockDim.x + threadIdx.x of that token's row of dwte.
+template <class T>
+__global__ void embedding_backward_wte_kernel(T* dwte, const T* dout, const int* positions, const int* start,
+                                              const int* token, int C) {
+    const int s = blockIdx.x, c = blockIdx.y * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float acc = 0.0f;
+    for (int p = start[s]; p < start[s + 1]; p++) acc += to_float(dout[size_t(positions[p]) * C + c]);
+    T* d = dwte + size_t(token[s]) * C + c;
+    *d = from_float<T>(to_float(*d) + acc);
+}
+
+// One thread per (t, c) of dwpe (T, C): the sum over b of dout[b, t, c].
+template <class T>
+__global__ void embedding_backward_wpe_kernel(T* dwpe, const T* dout, int B, int Tn, int C) {
+    const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (idx >= size_t(Tn) * C) return;
+    float acc = 0.0f;
+    for (int b = 0; b < B; b++) acc += to_float(dout[size_t(b) * Tn * C + idx]);
+    dwpe[idx] = from_float<T>(to_float(dwpe[idx]) + acc);
+}
+
+}  // namespace
+
+void embedding_forward(float* out, const int* tokens, const float* wte, const float* wpe, int B, int Tn, int C,
+                       cudaStream_t stream) {
+    const size_t n = size_t(B) * Tn * C;
+    if (n == 0) return;
+    launch_kernel(embedding_forward_kernel<float>, unsigned(ceil_div<size_t>(n, kBlock)), kBlock, 0, stream, out,
+                  tokens, wte, wpe, B * Tn, Tn, C);
+}
+
+void embedding_backward(float* dwte, float* dwpe, const float* dout, const int* tokens, int B, int Tn, int C,
+                        cudaStream_t stream) {
+    const int N = B * Tn;
+    if (N == 0 || C == 0) return;
+    if (dwpe)
+        launch_kernel(embedding_backward_wpe_kernel<float>, unsigned(ceil_div<size_t>(size_t(Tn) * C, kBlock)),
+                      kBlock, 0, stream, dwpe, dout, B, Tn, C);
+
+    // The buckets, on the host: sorting (token << 32 | position) orders by token, then
+    // by position within a token.
+    std::vector<int> tok(N);
+    cuda_check(cudaMemcpyAsync(tok.data(), tokens, N * sizeof(int), cudaMemcpyDeviceToHost, stream));
+    cuda_check(cudaStreamSynchronize(stream));
+    std::vector<uint64_t> keys(N);
+    for (int n = 0; n < N; n++) keys[n] = uint64_t(uint32_t(tok[n])) << 32 | uint32_t(n);
+    std::sort(keys.begin(), keys.end());
+    // One upload, laid out as positions (N) | start (S+1) | token (S).
+    std::vector<int> packed(N), start, token;
+    for (int p = 0; p < N; p++) {
+        packed[p] = int(keys[p] & 0xffffffffu);
+        const int v = int(keys[p] >> 32);
+        if (p == 0 || v != token.back()) {
+            start.push_back(p);
+            token.push_back(v);
+        }
+    }
+    const int S = int(token.size());
+    start.push_back(N);
+    packed.insert(packed.end(), start.begin(), start.end());
+    packed.insert(packed.end(), token.begin(), token.end());
+
+    StreamScratch<int> buckets(packed.size(), stream);
+    cuda_check(cudaMemcpyAsync(buckets.get(), packed.data(), packed.size() * sizeof(int), cudaMemcpyHostToDevice,
+                               stream));
+    const int* d_positions = buckets.get();
+    const int* d_start = d_positions + N;
+    const int* d_token = d_start + S + 1;
+    launch_kernel(embedding_backward_wte_kernel<float>, dim3(S, ceil_div(C, kBlock)), kBlock, 0, stream, dwte, dout,
+                  d_positions, d_start, d_token, C);
+    // The host vectors may die now: a copy from pageable memory has read its source when
+    // cudaMemcpyAsync returns (CUDA runtime API, "API synchronization behavior").
+}
+
+}  // namespace rkv::cuda

@@ -1,0 +1,75 @@
+// Rotary position embedding, forward and backward (ref/rope.h), rotate-half convention:
+// the head vector splits in halves (x1, x2), pair i rotates by a = t * theta^(-2i/HS):
+//   forward:  out1 = x1 cos a - x2 sin a,   out2 = x2 cos a + x1 sin a
+//   backward: dx1 += d1 cos a + d2 sin a,   dx2 += d2 cos a - d1 sin a
+//   inp, out, dout, dinp (B, T, H, HS)
+//
+// One thread per (b, t, i): it computes the angle once, in double as ref does (t times
+// a small power is not exact in float at long T), rounds cos and sin to float, and
+// applies them to pair i of every head. Each thread reads both elements of a pair
+// before writing them, so out may alias inp.
+#include "layers/rope.cuh"
+
+#include "layers/common.cuh"
+
+namespace rkv::cuda {
+namespace {
+
+constexpr int kBlock = 256;
+
+__device__ __forceinline__ void rope_cos_sin(int t, int i, int HS, double theta, float* c, float* s) {
+    const double a = double(t) * pow(theta, -2.0 * i / HS);
+    *c = float(cos(a));
+    *s = float(sin(a));
+}
+
+// Thread (n, i) for n = b*T + t over the N = B*T positions and the HS/2 pairs.
+template <class T>
+__global__ void rope_forward_kernel(T* out, const T* inp, int N, int Tn, int H, int HS, double theta) {
+    const int half = HS / 2;
+    const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (idx >= size_t(N) * half) return;
+    const int n = int(idx / half), i = int(idx % half);
+    float c, s;
+    rope_cos_sin(n % Tn, i, HS, theta, &c, &s);
+    for (int h = 0; h < H; h++) {
+        const size_t base = (size_t(n) * H + h) * HS;
+        const float x1 = to_float(inp[base + i]), x2 = to_float(inp[base + i + half]);
+        out[base + i] = from_float<T>(x1 * c - x2 * s);
+        out[base + i + half] = from_float<T>(x2 * c + x1 * s);
+    }
+}
+
+template <class T>
+__global__ void rope_backward_kernel(T* dinp, const T* dout, int N, int Tn, int H, int HS, double theta) {
+    const int half = HS / 2;
+    const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (idx >= size_t(N) * half) return;
+    const int n = int(idx / half), i = int(idx % half);
+    float c, s;
+    rope_cos_sin(n % Tn, i, HS, theta, &c, &s);
+    for (int h = 0; h < H; h++) {
+        const size_t base = (size_t(n) * H + h) * HS;
+        const float d1 = to_float(dout[base + i]), d2 = to_float(dout[base + i + half]);
+        dinp[base + i] = from_float<T>(to_float(dinp[base + i]) + d1 * c + d2 * s);
+        dinp[base + i + half] = from_float<T>(to_float(dinp[base + i + half]) + d2 * c - d1 * s);
+    }
+}
+
+}  // namespace
+
+void rope_forward(float* out, const float* inp, int B, int Tn, int H, int HS, double theta, cudaStream_t stream) {
+    const size_t threads = size_t(B) * Tn * (HS / 2);
+    if (threads == 0) return;
+    launch_kernel(rope_forward_kernel<float>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, out,
+                  inp, B * Tn, Tn, H, HS, theta);
+}
+
+void rope_backward(float* dinp, const float* dout, int B, int Tn, int H, int HS, double theta, cudaStream_t stream) {
+    const size_t threads = size_t(B) * Tn * (HS / 2);
+    if (threads == 0) return;
+    launch_kernel(rope_backward_kernel<float>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, dinp,
+                  dout, B * Tn, Tn, H, HS, theta);
+}
+
+}  // namespace rkv::cuda

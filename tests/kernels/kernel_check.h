@@ -1,0 +1,109 @@
+// What the kernel tests share: fresh random inputs, device buffers that start poisoned,
+// the relative error against a double-precision ref/, and the emulator's thread orders.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "cuda/compat.cuh"
+
+namespace kcheck {
+
+// One generator per process, seeded from the system: every run draws new inputs.
+inline std::mt19937& rng() {
+    static std::mt19937 gen(std::random_device{}());
+    return gen;
+}
+
+inline std::vector<float> random_floats(size_t n, float lo = -1.0f, float hi = 1.0f) {
+    std::uniform_real_distribution<float> dist(lo, hi);
+    std::vector<float> v(n);
+    for (float& x : v) x = dist(rng());
+    return v;
+}
+
+inline std::vector<int> random_ints(size_t n, int lo, int hi) {  // in [lo, hi]
+    std::uniform_int_distribution<int> dist(lo, hi);
+    std::vector<int> v(n);
+    for (int& x : v) x = dist(rng());
+    return v;
+}
+
+inline std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+// A device array of n T's, poisoned with NaN (all-ones bytes) until written.
+template <class T>
+class Device {
+public:
+    explicit Device(size_t n) : n_(n) {
+        rkv::cuda_check(cudaMalloc(&p_, bytes()));
+        poison();
+    }
+    explicit Device(const std::vector<T>& h) : Device(h.size()) { upload(h); }
+    Device(const Device&) = delete;
+    Device& operator=(const Device&) = delete;
+    ~Device() { cudaFree(p_); }
+
+    T* get() const { return p_; }
+    void poison() { rkv::cuda_check(cudaMemset(p_, 0xff, bytes())); }
+    void upload(const std::vector<T>& h) {
+        REQUIRE(h.size() == n_);
+        rkv::cuda_check(cudaMemcpy(p_, h.data(), bytes(), cudaMemcpyHostToDevice));
+    }
+    std::vector<T> download() const {
+        std::vector<T> h(n_);
+        rkv::cuda_check(cudaDeviceSynchronize());
+        rkv::cuda_check(cudaMemcpy(h.data(), p_, bytes(), cudaMemcpyDeviceToHost));
+        return h;
+    }
+
+private:
+    size_t bytes() const { return n_ * sizeof(T); }
+    T* p_ = nullptr;
+    size_t n_;
+};
+
+// ||out - ref|| / ||ref||; NaN when any output is NaN (so no comparison passes).
+inline double rel_error(const std::vector<float>& out, const std::vector<double>& ref) {
+    REQUIRE(out.size() == ref.size());
+    double diff = 0.0, norm = 0.0;
+    for (size_t i = 0; i < out.size(); i++) {
+        if (std::isnan(out[i])) return std::numeric_limits<double>::quiet_NaN();
+        diff += (out[i] - ref[i]) * (out[i] - ref[i]);
+        norm += ref[i] * ref[i];
+    }
+    return norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+// Checks the fp32 bound of DESIGN.md section 6; KERNEL_TESTS_VERBOSE=1 prints each error.
+inline void check_close(const char* what, const std::vector<float>& out, const std::vector<double>& ref,
+                        double bound = 1e-5) {
+    const double err = rel_error(out, ref);
+    if (std::getenv("KERNEL_TESTS_VERBOSE")) std::printf("  %-44s rel err %.3e\n", what, err);
+    INFO(what << ": relative error " << err);
+    CHECK(err < bound);
+}
+
+// The thread orders a test runs under: under the emulator both forward and reversed
+// (a race shows as a result that changes); on a GPU the one order it has.
+#ifdef RKV_EMU
+inline std::vector<emu::Order> orders() { return {emu::Order::fwd, emu::Order::rev}; }
+struct InOrder {
+    explicit InOrder(emu::Order o) { emu::set_order(o); }
+    ~InOrder() { emu::set_order(emu::Order::fwd); }
+};
+#else
+inline std::vector<int> orders() { return {0}; }
+struct InOrder {
+    explicit InOrder(int) {}
+};
+#endif
+
+}  // namespace kcheck

@@ -1,0 +1,54 @@
+// layers/embedding.cu against ref/embedding.h.
+#include "kernel_check.h"
+
+#include "layers/embedding.cuh"
+#include "ref/embedding.h"
+
+using namespace kcheck;
+
+TEST_CASE("embedding forward matches ref, with and without positions", "[embedding]") {
+    const int B = 3, Tn = 13, C = 72, V = 257, maxT = 16;
+    const bool positions = GENERATE(true, false);
+    const auto tokens = random_ints(size_t(B) * Tn, 0, V - 1);
+    const auto wte = random_floats(size_t(V) * C), wpe = random_floats(size_t(maxT) * C);
+    Device<int> d_tokens(tokens);
+    Device<float> d_wte(wte), d_wpe(wpe), d_out(size_t(B) * Tn * C);
+    rkv::cuda::embedding_forward(d_out.get(), d_tokens.get(), d_wte.get(), positions ? d_wpe.get() : nullptr, B, Tn,
+                                 C, nullptr);
+
+    std::vector<double> ref(size_t(B) * Tn * C);
+    const auto wpe_ref = to_double(wpe);
+    rkv::ref::embedding_forward(ref.data(), tokens.data(), to_double(wte).data(),
+                                positions ? wpe_ref.data() : nullptr, B, Tn, C);
+    check_close(positions ? "embedding_forward (wte + wpe)" : "embedding_forward (wte)", d_out.download(), ref);
+}
+
+TEST_CASE("embedding backward matches ref and is deterministic", "[embedding]") {
+    const int B = 4, Tn = 13, C = 72, V = 257, maxT = 16;
+    const bool positions = GENERATE(true, false);
+    // Few distinct tokens, so that many positions share a row of dwte.
+    auto tokens = random_ints(size_t(B) * Tn, 0, 9);
+    tokens[5] = V - 1;
+    const auto dout = random_floats(size_t(B) * Tn * C);
+    const auto dwte0 = random_floats(size_t(V) * C), dwpe0 = random_floats(size_t(maxT) * C);
+    Device<int> d_tokens(tokens);
+    Device<float> d_dout(dout), d_dwte(dwte0), d_dwpe(dwpe0);
+    const auto run = [&] {
+        d_dwte.upload(dwte0);
+        d_dwpe.upload(dwpe0);
+        rkv::cuda::embedding_backward(d_dwte.get(), positions ? d_dwpe.get() : nullptr, d_dout.get(),
+                                      d_tokens.get(), B, Tn, C, nullptr);
+    };
+    run();
+    const auto dwte = d_dwte.download(), dwpe = d_dwpe.download();
+
+    auto dwte_ref = to_double(dwte0), dwpe_ref = to_double(dwpe0);
+    rkv::ref::embedding_backward(dwte_ref.data(), positions ? dwpe_ref.data() : nullptr, to_double(dout).data(),
+                                 tokens.data(), B, Tn, C);
+    check_close("embedding_backward dwte", dwte, dwte_ref);
+    check_close("embedding_backward dwpe", dwpe, dwpe_ref);
+
+    run();
+    CHECK(d_dwte.download() == dwte);
+    CHECK(d_dwpe.download() == dwpe);
+}
