@@ -65,13 +65,17 @@ struct CpuOps : LayerOps<T> {
     void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) override {
         ref::rope_backward(dinp, dout, B, Tn, H, HS, theta);
     }
-    void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, int B, int Tn, int NH, int NKV,
-                           int HS) override {
-        ref::attention_forward(out, lse, q, k, v, B, Tn, NH, NKV, HS);
+    void attention_forward(T* out, T* lse, const T* q, const T* k_all, const T* v_all, const int* kv_src, int layer,
+                           size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {
+        const size_t src = size_t(kv_src[layer]) * layer_stride;
+        ref::attention_forward(out, lse, q, k_all + src, v_all + src, B, Tn, NH, NKV, HS);
     }
-    void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v, const T* out,
-                            const T* lse, int B, int Tn, int NH, int NKV, int HS) override {
-        ref::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, Tn, NH, NKV, HS);
+    void attention_backward(T* dq, T* dk_all, T* dv_all, const T* dout, const T* q, const T* k_all, const T* v_all,
+                            const T* out, const T* lse, const int* kv_src, int layer, size_t layer_stride, int B,
+                            int Tn, int NH, int NKV, int HS) override {
+        const size_t src = size_t(kv_src[layer]) * layer_stride;
+        ref::attention_backward(dq, dk_all + src, dv_all + src, dout, q, k_all + src, v_all + src, out, lse, B, Tn, NH,
+                                NKV, HS);
     }
     void gelu_forward(T* out, const T* x, size_t n) override { ref::gelu_forward(out, x, n); }
     void gelu_backward(T* dx, const T* dout, const T* x, size_t n) override { ref::gelu_backward(dx, dout, x, n); }
@@ -84,6 +88,7 @@ struct CpuOps : LayerOps<T> {
     void residual_forward(T* out, const T* a, const T* b, size_t n) override { ref::residual_forward(out, a, b, n); }
     double sum_squares(const T* x, size_t n) override {
         double sum = 0;
+#pragma omp simd reduction(+ : sum)
         for (size_t i = 0; i < n; i++) sum += double(x[i]) * double(x[i]);
         return sum;
     }

@@ -67,14 +67,18 @@ struct CudaOps final : LayerOps<float> {
     void rope_backward(float* dinp, const float* dout, int B, int Tn, int H, int HS, double theta) override {
         cuda::rope_backward(dinp, dout, B, Tn, H, HS, theta, stream);
     }
-    void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int Tn,
-                           int NH, int NKV, int HS) override {
-        cuda::attention_forward(out, lse, q, k, v, B, Tn, NH, NKV, HS, stream);
+    void attention_forward(float* out, float* lse, const float* q, const float* k_all, const float* v_all,
+                           const int* kv_src, int layer, size_t layer_stride, int B, int Tn, int NH, int NKV,
+                           int HS) override {
+        cuda::attention_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B, Tn, NH, NKV, HS,
+                                       stream);
     }
-    void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                            const float* v, const float* out, const float* lse, int B, int Tn, int NH, int NKV,
+    void attention_backward(float* dq, float* dk_all, float* dv_all, const float* dout, const float* q,
+                            const float* k_all, const float* v_all, const float* out, const float* lse,
+                            const int* kv_src, int layer, size_t layer_stride, int B, int Tn, int NH, int NKV,
                             int HS) override {
-        cuda::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, Tn, NH, NKV, HS, stream);
+        cuda::attention_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer,
+                                        layer_stride, B, Tn, NH, NKV, HS, stream);
     }
     void gelu_forward(float* out, const float* x, size_t n) override { cuda::gelu_forward(out, x, n, stream); }
     void gelu_backward(float* dx, const float* dout, const float* x, size_t n) override {

@@ -45,11 +45,15 @@ struct LayerOps {
     virtual void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta) = 0;
     virtual void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) = 0;
 
-    // q, out (B,T,NH,HS); k, v (B,T,NKV,HS) of the route's source layer; lse (B,NH,T)
-    virtual void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, int B, int Tn, int NH,
-                                   int NKV, int HS) = 0;
-    virtual void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v,
-                                    const T* out, const T* lse, int B, int Tn, int NH, int NKV, int HS) = 0;
+    // Routed attention: layer `layer` attends with q to the K/V of layer kv_src[layer].
+    // q, out (B,T,NH,HS); k_all, v_all, dk_all, dv_all (L,B,T,NKV,HS), layers layer_stride
+    // apart; lse (B,NH,T); kv_src (L) in the implementation's memory: the route is data,
+    // so a new route needs no new launch. dk_all, dv_all accumulate across readers.
+    virtual void attention_forward(T* out, T* lse, const T* q, const T* k_all, const T* v_all, const int* kv_src,
+                                   int layer, size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) = 0;
+    virtual void attention_backward(T* dq, T* dk_all, T* dv_all, const T* dout, const T* q, const T* k_all,
+                                    const T* v_all, const T* out, const T* lse, const int* kv_src, int layer,
+                                    size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) = 0;
 
     // all (n)
     virtual void gelu_forward(T* out, const T* x, size_t n) = 0;

@@ -73,6 +73,7 @@ private:
 
     struct Activations {
         int* tokens; int* targets;        // (N)
+        int* route;                       // (L): the route's kv_src, read by the attention kernels
         T* resid;                         // (L+1, N, C): the residual stream entering each layer, and the last
         T* ln1; T* ln1_mean; T* ln1_rstd; // (L, N, C), (L, N), (L, N)
         T* qp; T* q; T* q_rstd;           // (L, N, QD): projection, after QK-norm and RoPE; (L, N*NH)
@@ -149,7 +150,7 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_)
         take(params, table.total);
         take(grads, table.total);
         Activations& a = a_;
-        take(a.tokens, N); take(a.targets, N);
+        take(a.tokens, N); take(a.targets, N); take(a.route, L);
         take(a.resid, (L + 1) * N * C);
         take(a.ln1, L * N * C); take(a.ln1_mean, L * N, ln); take(a.ln1_rstd, L * N);
         take(a.qp, L * N * QD); take(a.q, L * N * QD, tr); take(a.q_rstd, L * N * NH, c.qk_norm);
@@ -247,7 +248,8 @@ void Model<T>::layer_forward(int l) {
     const LayerParams& w = table.layers[l];
     const int C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
     const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim;
-    const LayerActs a = layer_acts(l), src = layer_acts(route_.kv_src[l]);
+    const LayerActs a = layer_acts(l);
+    const size_t kv_stride = size_t(N_) * KVD;
 
     norm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.x, w.ln1_w, w.ln1_b);
     ops_.linear_forward(a.qp, a.ln1, p(w.q_w), p(w.q_b), N_, C, QD);
@@ -257,7 +259,7 @@ void Model<T>::layer_forward(int l) {
         ops_.linear_forward(a.v, a.ln1, p(w.v_w), p(w.v_b), N_, C, KVD);
         if (qk_transformed()) qk_forward(a.k, a.k_rstd, a.kp, w.k_norm_w, NKV);
     }
-    ops_.attention_forward(a.att, a.lse, a.q, src.k, src.v, B, Tn, NH, NKV, HS);
+    ops_.attention_forward(a.att, a.lse, a.q, a_.k, a_.v, a_.route, l, kv_stride, B, Tn, NH, NKV, HS);
     ops_.linear_forward(a_.proj, a.att, p(w.o_w), p(w.o_b), N_, QD, C);
     ops_.residual_forward(a.mid, a.x, a_.proj, size_t(N_) * C);
 
@@ -286,6 +288,7 @@ double Model<T>::forward(const int* inputs, const int* targets, const Route& rou
             throw std::invalid_argument(fmt::format("input token {} at position {} is outside the vocabulary (size {})",
                                                     inputs[i], i, V));
     ops_.upload(a_.tokens, inputs, N_);
+    ops_.upload(a_.route, route.kv_src.data(), L);
     ops_.embedding_forward(a_.resid, a_.tokens, p(table.wte), p(table.wpe), B, Tn, C);
     for (int l = 0; l < L; l++) layer_forward(l);
     norm_forward(a_.lnf, a_.lnf_mean, a_.lnf_rstd, a_.resid + size_t(L) * N_ * C, table.lnf_w, table.lnf_b);
@@ -315,8 +318,7 @@ void Model<T>::layer_backward(int l) {
     const int C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
     const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim;
     const size_t NC = size_t(N_) * C, NQ = size_t(N_) * QD, NKVD = size_t(N_) * KVD, NF = size_t(N_) * FF;
-    const int src_layer = route_.kv_src[l];
-    const LayerActs a = layer_acts(l), src = layer_acts(src_layer);
+    const LayerActs a = layer_acts(l);
     T* dresid = g_.dresid;    // holds d resid[l+1] on entry, d resid[l] on exit
 
     // MLP: out = mid + down(act(norm2(mid)))
@@ -340,8 +342,8 @@ void Model<T>::layer_backward(int l) {
     ops_.linear_backward(g_.datt, gp(w.o_w), gp(w.o_b), dresid, a.att, p(w.o_w), N_, QD, C);
     if (on_attention_grad) on_attention_grad(l, g_.datt);
     ops_.zero(g_.dq, NQ);
-    ops_.attention_backward(g_.dq, g_.dk + src_layer * NKVD, g_.dv + src_layer * NKVD, g_.datt, a.q, src.k, src.v,
-                            a.att, a.lse, B, Tn, NH, NKV, HS);
+    ops_.attention_backward(g_.dq, g_.dk, g_.dv, g_.datt, a.q, a_.k, a_.v, a.att, a.lse, a_.route, l, NKVD, B, Tn,
+                            NH, NKV, HS);
 
     ops_.zero(g_.dln, NC);
     T* dqp = g_.dq;

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
-#include <curand.h>
+#include <curand_kernel.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -65,35 +65,23 @@ Route keep_layers(int L, const std::vector<int>& kept) {
     return r;
 }
 
-// Each key owns a disjoint window of the Philox stream: 2 uniforms a layer, the window
-// rounded up to Philox's 4-value blocks. (microbatch, rank) -> window index.
 static constexpr uint64_t kMaxRanks = 1 << 16;
 
-RouteSampler::RouteSampler(int num_layers, double p_own) : L_(num_layers), p_own_(p_own), u_(2 * num_layers) {
+RouteSampler::RouteSampler(int num_layers, double p_own) : L_(num_layers), p_own_(p_own) {
     if (num_layers < 1) throw std::invalid_argument("route sampler: num_layers must be positive");
     if (!(p_own >= 0.0 && p_own <= 1.0))
         throw std::invalid_argument(fmt::format("route sampler: p_own must be in [0, 1], got {}", p_own));
-    curandGenerator_t gen;
-    if (curandCreateGeneratorHost(&gen, CURAND_RNG_PSEUDO_PHILOX4_32_10) != CURAND_STATUS_SUCCESS)
-        throw std::runtime_error("cuRAND: cannot create the host Philox generator");
-    gen_ = gen;
 }
 
-RouteSampler::~RouteSampler() { curandDestroyGenerator(static_cast<curandGenerator_t>(gen_)); }
-
-Route RouteSampler::sample(const RouteKey& key) {
+Route RouteSampler::sample(const RouteKey& key) const {
     if (key.rank >= kMaxRanks) throw std::invalid_argument("route sampler: rank out of range");
-    auto gen = static_cast<curandGenerator_t>(gen_);
-    const uint64_t window = (u_.size() + 3) / 4 * 4;
-    curandSetPseudoRandomGeneratorSeed(gen, key.seed);
-    curandSetGeneratorOffset(gen, (key.microbatch * kMaxRanks + key.rank) * window);
-    curandGenerateUniform(gen, u_.data(), u_.size());   // uniforms in (0, 1]
-
+    curandStatePhilox4_32_10_t state;
+    curand_init(key.seed, key.microbatch * kMaxRanks + key.rank, 0, &state);
     Route r;
     r.kv_src.resize(L_);
     r.kv_src[0] = 0;
     for (int l = 1; l < L_; l++) {
-        const float own = u_[2 * l], pick = u_[2 * l + 1];
+        const float own = curand_uniform(&state), pick = curand_uniform(&state);   // in (0, 1]
         // ceil(pick * l) - 1 maps (0, 1] onto {0, ..., l-1} in equal parts.
         const int src = std::clamp(int(std::ceil(double(pick) * l)) - 1, 0, l - 1);
         r.kv_src[l] = double(own) <= p_own_ ? l : src;

@@ -37,23 +37,19 @@ struct RouteKey {
     uint32_t rank = 0;
 };
 
-// The training sampler, on cuRAND's Philox generator (host side, so it needs no GPU).
+// The training sampler, on cuRAND's Philox4x32-10 (curand_init / curand_uniform of
+// curand_kernel.h, which run on the host as well as in a kernel, so a GPU can draw the
+// same routes). The key picks the stream: seed, and subsequence microbatch * 2^16 + rank.
 // For each layer l >= 1 independently: own K/V with probability p_own, otherwise a
 // source drawn uniformly from {0, ..., l-1}.
 class RouteSampler {
 public:
     RouteSampler(int num_layers, double p_own);
-    ~RouteSampler();
-    RouteSampler(const RouteSampler&) = delete;
-    RouteSampler& operator=(const RouteSampler&) = delete;
-
-    Route sample(const RouteKey& key);
+    Route sample(const RouteKey& key) const;
 
 private:
     int L_;
     double p_own_;
-    void* gen_;                  // curandGenerator_t
-    std::vector<float> u_;       // (2 * L) uniforms of one draw
 };
 
 }  // namespace rkv
