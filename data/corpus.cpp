@@ -258,10 +258,14 @@ std::vector<int32_t> builtin_corpus(uint64_t seed, CorpusSplit split, int64_t n_
     return encode_bytes(builtin_corpus_text(seed, split, n_tokens));
 }
 
+CorpusFiles builtin_corpus_files(const std::string& dir) {
+    return {dir + "/corpus_train.bin", dir + "/corpus_val.bin"};
+}
+
 CorpusFiles write_builtin_corpus(const std::string& dir, uint64_t seed, int64_t train_tokens,
                                  int64_t val_tokens) {
     std::filesystem::create_directories(dir);
-    CorpusFiles files{dir + "/corpus_train.bin", dir + "/corpus_val.bin"};
+    const CorpusFiles files = builtin_corpus_files(dir);
     write_shard(files.train, builtin_corpus(seed, CorpusSplit::train, train_tokens), 1);
     write_shard(files.val, builtin_corpus(seed, CorpusSplit::val, val_tokens), 1);
     return files;

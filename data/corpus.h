@@ -25,6 +25,8 @@ std::vector<int32_t> builtin_corpus(uint64_t seed, CorpusSplit split, int64_t n_
 struct CorpusFiles {
     std::string train, val;  // the two paths written
 };
+// Where write_builtin_corpus puts them.
+CorpusFiles builtin_corpus_files(const std::string& dir);
 CorpusFiles write_builtin_corpus(const std::string& dir, uint64_t seed,
                                  int64_t train_tokens = kCorpusTrainTokens,
                                  int64_t val_tokens = kCorpusValTokens);

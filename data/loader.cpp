@@ -60,7 +60,10 @@ int64_t DataLoader::current_window() {
     if (order_epoch_ != pos_.epoch) {
         // Fisher-Yates with a stream of its own per epoch: any epoch's order can be drawn
         // directly, which is what restore() needs, and every rank draws the same one.
-        order_.resize(batches_per_epoch_ * opts_.world);
+        // It permutes every whole window of the stream, whatever the world size, so that
+        // ranks x micro-batches splits of one global batch read the same windows; an epoch
+        // serves the first batches_per_epoch * world of them.
+        order_.resize((num_tokens() - 1) / (int64_t(opts_.B) * opts_.T));
         std::iota(order_.begin(), order_.end(), int64_t(0));
         SplitMix64 rng(stream_seed(opts_.seed, uint64_t(pos_.epoch)));
         for (int64_t i = int64_t(order_.size()) - 1; i > 0; i--)

@@ -8,8 +8,9 @@
 // batches_per_epoch = (N - 1) / (B*T*world) global batches that fit, and the tail
 // that does not fit is skipped. Global batch k of an epoch, rank r, reads window
 //   shuffle off: k*world + r, i.e. tokens [k*B*T*world + r*B*T, ... + B*T]
-//   shuffle on:  order[k*world + r], order a permutation of the epoch's windows drawn
-//                from (seed, epoch): the same on every rank and platform.
+//   shuffle on:  order[k*world + r], order a permutation of all the stream's whole
+//                windows drawn from (seed, epoch): the same on every rank and platform,
+//                and for every world size.
 // After the last batch of an epoch the next one starts again at the beginning.
 #pragma once
 

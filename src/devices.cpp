@@ -22,8 +22,10 @@ bool have_real_gpu() {
 
 }  // namespace
 
+bool uses_cuda(const std::string& device) { return device == "cuda" || (device == "auto" && have_real_gpu()); }
+
 std::unique_ptr<LayerOps<float>> make_layer_ops(const std::string& device) {
-    if (device == "cpu" || (device == "auto" && !have_real_gpu())) return std::make_unique<CpuOps<float>>();
+    if (!uses_cuda(device)) return std::make_unique<CpuOps<float>>();
 #if RKV_WITH_CUDA
     return std::make_unique<CudaOps>();
 #else

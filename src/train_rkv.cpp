@@ -1,10 +1,14 @@
 // ./train_rkv: trains a transformer with stochastic KV routing (README.md lists the options).
+// Under mpirun each rank trains on its part of every batch (data parallelism).
 #include <cstdio>
 #include <exception>
+#include <memory>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "dist/comm.h"
+#include "src/devices.h"
 #include "src/trainer.h"
 
 int main(int argc, char** argv) {
@@ -12,12 +16,17 @@ int main(int argc, char** argv) {
     CLI::App app{"rkv: train a transformer with stochastic KV routing (R-CLA)"};
     rkv::add_train_options(app, options);
     CLI11_PARSE(app, argc, argv);
+    std::unique_ptr<rkv::Comm> comm;
     try {
-        rkv::Trainer trainer(options);
+        comm = rkv::make_comm(rkv::uses_cuda(options.device));
+        rkv::Trainer trainer(options, *comm);
         return trainer.run();
     } catch (const std::exception& e) {
+        const std::string message = fmt::format("train_rkv: error: {}", e.what());
+        // With other ranks waiting in a collective, only ending the whole job is safe.
+        if (comm && comm->world() > 1) comm->abort(1, message);
         std::fflush(stdout);
-        fmt::print(stderr, "train_rkv: error: {}\n", e.what());
+        fmt::print(stderr, "{}\n", message);
         return 1;
     }
 }

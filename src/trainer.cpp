@@ -47,12 +47,15 @@ std::string last_good(const std::string& out) {
 
 }  // namespace
 
-Trainer::Trainer(const TrainOptions& options) : o_(options) {
+Trainer::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm_(comm), lead_(comm.rank() == 0) {
     // From here on SIGINT/SIGTERM ask for a checkpoint and a clean stop, not an abrupt exit.
     g_signal = 0;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     o_.validate();
+    if (o_.val_batches % comm_.world() != 0)
+        throw std::invalid_argument(fmt::format("--val-batches {} must be a multiple of the {} ranks", o_.val_batches,
+                                                comm_.world()));
     config_ = o_.config_file.empty() ? preset(o_.model) : load_config(o_.config_file);
 
     out_ = o_.out.empty() ? fmt::format("runs/out/{}-{:%Y%m%d-%H%M%S}", o_.model, fmt::localtime(std::time(nullptr)))
@@ -82,13 +85,15 @@ Trainer::Trainer(const TrainOptions& options) : o_(options) {
         opt_->set_state(ck.m, ck.v);
         step_ = ck.state["step"];
         train_->restore(ck.state["train_loader"].get<LoaderState>());
-        fmt::print("resumed from {} at step {}\n", *latest, step_);
+        if (lead_) fmt::print("resumed from {} at step {}\n", *latest, step_);
     }
-    // A fresh run starts a fresh log; a resumed one keeps what its checkpoint had seen.
-    TrainLog::truncate_after(out_ + "/log.jsonl", o_.resume ? step_ : -1);
     sampler_ = std::make_unique<RouteSampler>(config_.num_hidden_layers, o_.p_own);
     schedule_ = {parse_schedule(o_.schedule), o_.lr, o_.min_lr_frac, o_.warmup_steps(), o_.steps};
-    log_ = std::make_unique<TrainLog>(out_ + "/log.jsonl");
+    if (lead_) {
+        // A fresh run starts a fresh log; a resumed one keeps what its checkpoint had seen.
+        TrainLog::truncate_after(out_ + "/log.jsonl", o_.resume ? step_ : -1);
+        log_ = std::make_unique<TrainLog>(out_ + "/log.jsonl");
+    }
 }
 
 void Trainer::load_weights() {
@@ -122,12 +127,15 @@ void Trainer::load_weights() {
 
 void Trainer::resolve_data() {
     std::string train = o_.train, val = o_.val;
-    if (train.empty()) {
-        const CorpusFiles files = write_builtin_corpus(out_ + "/corpus", kCorpusSeed);
+    if (train.empty()) {   // rank 0 writes the corpus, the others wait for it
+        if (lead_) write_builtin_corpus(out_ + "/corpus", kCorpusSeed);
+        comm_.barrier();
+        const CorpusFiles files = builtin_corpus_files(out_ + "/corpus");
         train = files.train;
         val = files.val;
     }
-    const LoaderOptions common{"", o_.batch, o_.seq_len, 0, 1, false, o_.seed, config_.vocab_size};
+    const LoaderOptions common{"", o_.batch, o_.seq_len, comm_.rank(), comm_.world(), false, o_.seed,
+                               config_.vocab_size};
     LoaderOptions t = common, v = common;
     t.pattern = train;
     t.shuffle = o_.shuffle;
@@ -136,28 +144,35 @@ void Trainer::resolve_data() {
         v.pattern = val;
         val_ = std::make_unique<DataLoader>(v);
     }
-    fmt::print("model {} ({} parameters, {} layers) | train {} ({} tokens){}\n", config_.model_type,
+    if (lead_)
+        fmt::print("model {} ({} parameters, {} layers) | train {} ({} tokens){}\n", config_.model_type,
                model_->table.total, config_.num_hidden_layers, train, train_->num_tokens(),
                val_ ? fmt::format(" | val {} ({} tokens)", val, val_->num_tokens()) : std::string());
 }
 
 nlohmann::json Trainer::run_identity() const {
     return {{"batch", o_.batch}, {"seq_len", o_.seq_len}, {"grad_accum", o_.grad_accum}, {"seed", o_.seed},
-            {"p_own", o_.p_own}, {"shuffle", o_.shuffle}, {"world", 1}};
+            {"p_own", o_.p_own}, {"shuffle", o_.shuffle}, {"world", comm_.world()}};
 }
 
 double Trainer::train_step() {
     const int BT = o_.batch * o_.seq_len;
     std::vector<int32_t> inputs(BT), targets(BT);
     model_->zero_grad();
+    const int world = comm_.world();
     double loss = 0;
     for (int micro = 0; micro < o_.grad_accum; micro++) {
         train_->next_batch(inputs.data(), targets.data());
-        // The global micro-batch index keys the route: resumed runs draw the same routes.
-        const uint64_t index = uint64_t(step_) * o_.grad_accum + micro;
+        // The global micro-batch index keys the route, so a resumed run, and a run that
+        // splits the same global batch over more ranks and fewer micro-batches, draw the
+        // same routes. It tells the ranks apart already: the key's rank field stays 0.
+        const uint64_t index = (uint64_t(step_) * o_.grad_accum + micro) * world + comm_.rank();
         const Route route = sampler_->sample({o_.seed, index, 0});
-        loss += model_->forward_backward(inputs.data(), targets.data(), route, 1.0 / o_.grad_accum) / o_.grad_accum;
+        const double scale = 1.0 / (o_.grad_accum * world);   // the mean over all micro-batches
+        loss += model_->forward_backward(inputs.data(), targets.data(), route, scale) * scale;
     }
+    comm_.all_reduce_sum(model_->grads, model_->table.total);
+    comm_.all_reduce_sum(&loss, 1);
     return loss;
 }
 
@@ -167,10 +182,11 @@ double Trainer::validate(int k) {
     const Route route = keep_every(config_.num_hidden_layers, k);
     val_->reset();
     double sum = 0;
-    for (int i = 0; i < o_.val_batches; i++) {
+    for (int i = 0; i < o_.val_batches / comm_.world(); i++) {   // the ranks share the batches
         val_->next_batch(inputs.data(), targets.data());
         sum += model_->forward(inputs.data(), targets.data(), route);
     }
+    comm_.all_reduce_sum(&sum, 1);
     return sum / o_.val_batches;
 }
 
@@ -181,25 +197,24 @@ void Trainer::validate_all() {
         if (!std::isfinite(loss))
             throw std::runtime_error(fmt::format("step {}: the validation loss is {} at retention 1/{}; stopping. {}",
                                                  step_, loss, k, last_good(out_)));
-        log_->val(step_, k, loss);
+        if (log_) log_->val(step_, k, loss);
     }
 }
 
-std::string Trainer::save() {
+void Trainer::save() {
+    if (!lead_) return;   // every rank holds the same parameters and optimizer state
     std::vector<float> params(model_->table.total);
     ops_->download(params.data(), model_->params, params.size());
     if (!std::all_of(params.begin(), params.end(), [](float x) { return std::isfinite(x); }))
         throw std::runtime_error(fmt::format("step {}: the parameters are not finite after the update; not saving "
                                              "them. {}", step_, last_good(out_)));
     const nlohmann::json state = {{"step", step_}, {"train_loader", train_->state()}, {"run", run_identity()}};
-    const std::string dir = save_checkpoint(out_, step_, config_, params.data(), opt_->m(), opt_->v(), state);
-    fmt::print("checkpoint {}\n", dir);
-    return dir;
+    fmt::print("checkpoint {}\n", save_checkpoint(out_, step_, config_, params.data(), opt_->m(), opt_->v(), state));
 }
 
 int Trainer::run() {
     if (g_signal) return 128 + g_signal;
-    const long tokens_per_step = long(o_.batch) * o_.seq_len * o_.grad_accum;
+    const long tokens_per_step = long(o_.batch) * o_.seq_len * o_.grad_accum * comm_.world();
     if (step_ == 0 && o_.val_every > 0) validate_all();
     while (step_ < o_.steps) {
         const auto t0 = std::chrono::steady_clock::now();
@@ -212,17 +227,21 @@ int Trainer::run() {
         opt_->step(model_->params, model_->grads, lr, step_ + 1, norm);
         step_++;
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        log_->train(step_, o_.steps, loss, lr, norm, ms, tokens_per_step / (ms / 1000.0));
+        if (log_) log_->train(step_, o_.steps, loss, lr, norm, ms, tokens_per_step / (ms / 1000.0));
         const bool last = step_ == o_.steps;
         if (o_.val_every > 0 && (step_ % o_.val_every == 0 || last)) validate_all();
         if (last || (o_.ckpt_every > 0 && step_ % o_.ckpt_every == 0)) save();
-        if (g_signal && !last) {
+        // Every rank stops at the same step, whichever of them got the signal.
+        double signal = g_signal;
+        comm_.all_reduce_sum(&signal, 1);
+        if (signal > 0 && !last) {
             save();
-            fmt::print("stopped by signal {} at step {}; --resume continues\n", int(g_signal), step_);
-            return 128 + g_signal;
+            const int sig = g_signal ? int(g_signal) : SIGTERM;
+            if (lead_) fmt::print("stopped by signal {} at step {}; --resume continues\n", sig, step_);
+            return 128 + sig;
         }
     }
-    log_->print_retention_table(config_.num_hidden_layers);
+    if (log_) log_->print_retention_table(config_.num_hidden_layers);
     return 0;
 }
 

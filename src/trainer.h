@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/loader.h"
+#include "dist/comm.h"
 #include "optim/adamw.h"
 #include "optim/schedule.h"
 #include "src/config.h"
@@ -20,13 +21,17 @@ namespace rkv {
 
 class Trainer {
 public:
-    explicit Trainer(const TrainOptions& options);   // throws on any bad input, naming it
+    // Throws on any bad input, naming it. Under mpirun, comm joins the ranks: each trains
+    // on its part of every global batch, and rank 0 alone prints, logs and checkpoints.
+    Trainer(const TrainOptions& options, Comm& comm);
     // Trains to --steps; returns the exit code: 0, or 128 + signal when SIGINT/SIGTERM
     // stopped it (after writing a checkpoint).
     int run();
 
 private:
     TrainOptions o_;
+    Comm& comm_;
+    const bool lead_;                                 // rank 0
     ModelConfig config_;
     std::string out_;
     long step_ = 0;                                   // updates done
@@ -43,7 +48,7 @@ private:
     double train_step();
     double validate(int k);
     void validate_all();
-    std::string save();
+    void save();
     nlohmann::json run_identity() const;             // what a resumed run must agree on
 };
 
