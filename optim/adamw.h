@@ -2,6 +2,9 @@
 // embeddings are asked for), global-norm gradient clipping, state m and v in fp32 in the
 // memory of the layer implementation (host or device). The update itself is
 // ref::adamw_update (ref/adamw.h) or its kernel.
+//
+// An AdamW may own a shard of the parameters, elements [begin, begin + size) of the flat
+// buffer (ZeRO-1: each rank keeps m and v of its shard only and updates only it).
 #pragma once
 #include <vector>
 
@@ -19,27 +22,35 @@ struct AdamWConfig {
 
 class AdamW {
 public:
-    AdamW(const ParamTable& table, const AdamWConfig& config, LayerOps<float>& ops);
+    // The whole table by default; a shard may reach past table.total (padding).
+    AdamW(const ParamTable& table, const AdamWConfig& config, LayerOps<float>& ops, size_t begin = 0,
+          size_t size = 0);
     ~AdamW();
     AdamW(const AdamW&) = delete;
     AdamW& operator=(const AdamW&) = delete;
 
-    // Global L2 norm of grads (table.total), the same every run.
-    double grad_norm(const float* grads);
-    // One update at 1-based step t; norm is grad_norm(grads), which decides the clipping.
+    // Sum of squares of the shard's gradients, the same every run; over all shards it is
+    // the squared global norm.
+    double grad_sq(const float* grads);
+    // One update of the shard at 1-based step t; norm is the global gradient norm, which
+    // decides the clipping. params and grads are the whole buffers.
     void step(float* params, const float* grads, double lr, long t, double norm);
 
-    // m and v on the host, for checkpoints.
+    // The shard's m and v on the host (size elements), for checkpoints.
     std::vector<float> m() const;
     std::vector<float> v() const;
     void set_state(const std::vector<float>& m, const std::vector<float>& v);
+
+    size_t begin() const { return begin_; }
+    size_t size() const { return size_; }
 
 private:
     const ParamTable& table_;
     AdamWConfig config_;
     LayerOps<float>& ops_;
-    float* m_;                      // (table.total)
-    float* v_;                      // (table.total)
+    size_t begin_, size_;
+    float* m_;                      // (size)
+    float* v_;                      // (size)
 };
 
 }  // namespace rkv

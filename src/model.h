@@ -16,6 +16,7 @@
 // all its readers' contributions and flow into layer j's K/V projections. Layers nobody
 // reads compute no K/V and get no W_k, W_v gradient.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -37,13 +38,15 @@ public:
     const ModelConfig config;
     const ParamTable table;
     const int B, Tn;                      // micro-batch shape the buffers are sized for
-    T* params = nullptr;                  // (table.total)
-    T* grads = nullptr;                   // (table.total); backward accumulates into it
+    const size_t capacity;                // elements of params and grads: table.total, or more
+                                          // (zeros) so that ranks can split them evenly
+    T* params = nullptr;                  // (capacity)
+    T* grads = nullptr;                   // (capacity); backward accumulates into it
 
     // Called in backward with each layer's d(attention output), (B, T, NH, HS); for tests.
     std::function<void(int layer, const T* datt)> on_attention_grad;
 
-    Model(const ModelConfig& c, LayerOps<T>& ops, int B, int Tn);
+    Model(const ModelConfig& c, LayerOps<T>& ops, int B, int Tn, size_t param_capacity = 0);
     ~Model();
     Model(const Model&) = delete;
     Model& operator=(const Model&) = delete;
@@ -124,8 +127,9 @@ private:
 // ---------------------------------------------------------------------------------------
 
 template <class T>
-Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_)
-    : config(c), table(c), B(B_), Tn(Tn_), ops_(ops), N_(B_ * Tn_) {
+Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t param_capacity)
+    : config(c), table(c), B(B_), Tn(Tn_), capacity(std::max(table.total, param_capacity)), ops_(ops),
+      N_(B_ * Tn_) {
     if (B < 1 || Tn < 1) throw std::invalid_argument(fmt::format("batch {} x {} is empty", B, Tn));
     if (Tn > c.max_position_embeddings)
         throw std::invalid_argument(fmt::format("sequence length {} exceeds max_position_embeddings {}", Tn,
@@ -147,8 +151,8 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_)
     };
     auto layout = [&] {
         used = 0;
-        take(params, table.total);
-        take(grads, table.total);
+        take(params, capacity);
+        take(grads, capacity);
         Activations& a = a_;
         take(a.tokens, N); take(a.targets, N); take(a.route, L);
         take(a.resid, (L + 1) * N * C);
@@ -178,7 +182,8 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_)
         a_.q = a_.qp;
         a_.kp = a_.k;
     }
-    ops_.zero(grads, table.total);
+    ops_.zero(params, capacity);
+    ops_.zero(grads, capacity);
 }
 
 template <class T>

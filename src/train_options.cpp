@@ -46,6 +46,8 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
     app.add_flag("--resume", o.resume, "continue from the newest checkpoint in --out");
     app.add_option("--device", o.device, "where to train")->check(CLI::IsMember({"cpu", "cuda", "auto"}))
         ->capture_default_str();
+    app.add_option("--zero", o.zero, "1: shard the optimizer state across ranks (ZeRO-1)")
+        ->check(CLI::IsMember({0, 1}))->capture_default_str();
     app.final_callback([&o, model, config] { o.model_given = model->count() || config->count(); });
 }
 

@@ -82,7 +82,13 @@ Trainer::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm_(c
                 throw std::runtime_error(fmt::format("{}: was trained with {} = {}, but the flags say {}", *latest,
                                                      key, saved.value(key, nlohmann::json()).dump(), value.dump()));
         ops_->upload(model_->params, ck.params.data(), ck.params.size());
-        opt_->set_state(ck.m, ck.v);
+        // Checkpoints hold the whole state whatever --zero was: each rank takes its shard.
+        auto slice = [&](const std::vector<float>& x) {
+            std::vector<float> s(opt_->size(), 0.0f);
+            for (size_t i = 0; i < s.size() && opt_->begin() + i < x.size(); i++) s[i] = x[opt_->begin() + i];
+            return s;
+        };
+        opt_->set_state(slice(ck.m), slice(ck.v));
         step_ = ck.state["step"];
         train_->restore(ck.state["train_loader"].get<LoaderState>());
         if (lead_) fmt::print("resumed from {} at step {}\n", *latest, step_);
@@ -115,14 +121,17 @@ void Trainer::load_weights() {
         config_ = init.config;
     }
     ops_ = make_layer_ops(o_.device);
-    model_ = std::make_unique<Model<float>>(config_, *ops_, o_.batch, o_.seq_len);
+    // ZeRO-1 splits the flat buffer evenly: it is padded with zeros to world shards.
+    const size_t total = ParamTable(config_).total, world = comm_.world();
+    shard_ = o_.zero ? (total + world - 1) / world : total;
+    model_ = std::make_unique<Model<float>>(config_, *ops_, o_.batch, o_.seq_len, o_.zero ? shard_ * world : total);
     if (init.params.empty()) {
         init.params.resize(model_->table.total);
         init_params(init.params.data(), model_->table, config_, o_.seed);
     }
     ops_->upload(model_->params, init.params.data(), init.params.size());
     opt_ = std::make_unique<AdamW>(model_->table, AdamWConfig{o_.beta1, o_.beta2, o_.eps, o_.wd, false, o_.clip},
-                                   *ops_);
+                                   *ops_, o_.zero ? shard_ * comm_.rank() : 0, shard_);
 }
 
 void Trainer::resolve_data() {
@@ -171,7 +180,9 @@ double Trainer::train_step() {
         const double scale = 1.0 / (o_.grad_accum * world);   // the mean over all micro-batches
         loss += model_->forward_backward(inputs.data(), targets.data(), route, scale) * scale;
     }
-    comm_.all_reduce_sum(model_->grads, model_->table.total);
+    // ZeRO-1: each rank needs the summed gradients of its shard only.
+    if (o_.zero) comm_.reduce_scatter_sum(model_->grads, model_->grads + shard_ * comm_.rank(), shard_);
+    else comm_.all_reduce_sum(model_->grads, model_->table.total);
     comm_.all_reduce_sum(&loss, 1);
     return loss;
 }
@@ -201,15 +212,27 @@ void Trainer::validate_all() {
     }
 }
 
+std::vector<float> Trainer::gather_shards(const std::vector<float>& shard) const {
+    std::vector<float> whole(shard_ * comm_.world());
+    comm_.all_gather(shard.data(), whole.data(), shard_);
+    whole.resize(model_->table.total);
+    return whole;
+}
+
 void Trainer::save() {
-    if (!lead_) return;   // every rank holds the same parameters and optimizer state
+    std::vector<float> m = opt_->m(), v = opt_->v();
+    if (o_.zero) {   // every rank takes part in gathering the optimizer state
+        m = gather_shards(m);
+        v = gather_shards(v);
+    }
+    if (!lead_) return;   // every rank holds the same parameters
     std::vector<float> params(model_->table.total);
     ops_->download(params.data(), model_->params, params.size());
     if (!std::all_of(params.begin(), params.end(), [](float x) { return std::isfinite(x); }))
         throw std::runtime_error(fmt::format("step {}: the parameters are not finite after the update; not saving "
                                              "them. {}", step_, last_good(out_)));
     const nlohmann::json state = {{"step", step_}, {"train_loader", train_->state()}, {"run", run_identity()}};
-    fmt::print("checkpoint {}\n", save_checkpoint(out_, step_, config_, params.data(), opt_->m(), opt_->v(), state));
+    fmt::print("checkpoint {}\n", save_checkpoint(out_, step_, config_, params.data(), m, v, state));
 }
 
 int Trainer::run() {
@@ -219,12 +242,15 @@ int Trainer::run() {
     while (step_ < o_.steps) {
         const auto t0 = std::chrono::steady_clock::now();
         const double loss = train_step();
-        const double norm = opt_->grad_norm(model_->grads);
+        double sq = opt_->grad_sq(model_->grads);
+        if (o_.zero) comm_.all_reduce_sum(&sq, 1);
+        const double norm = std::sqrt(sq);
         if (!std::isfinite(loss) || !std::isfinite(norm))
             throw std::runtime_error(fmt::format("step {}: the loss or gradient norm is not finite (loss {}, gradient "
                                                  "norm {}); stopping. {}", step_ + 1, loss, norm, last_good(out_)));
         const double lr = schedule_.at(int(step_));
         opt_->step(model_->params, model_->grads, lr, step_ + 1, norm);
+        if (o_.zero) comm_.all_gather(model_->params + shard_ * comm_.rank(), model_->params, shard_);
         step_++;
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         if (log_) log_->train(step_, o_.steps, loss, lr, norm, ms, tokens_per_step / (ms / 1000.0));

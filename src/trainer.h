@@ -49,6 +49,9 @@ private:
     double validate(int k);
     void validate_all();
     void save();
+    // With --zero 1: this rank's shard of the flat parameter buffer, [shard_ * rank, + shard_).
+    size_t shard_ = 0;
+    std::vector<float> gather_shards(const std::vector<float>& shard) const;   // (table.total)
     nlohmann::json run_identity() const;             // what a resumed run must agree on
 };
 

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <memory>
 #include <random>
 
 #include "optim/adamw.h"
@@ -72,16 +73,46 @@ TEST_CASE("AdamW over the table: decay on matrices only, clipping by the global 
     // Clipping scales the gradient by clip / norm: with clip 1 and norm 10, the same
     // update as gradients one tenth the size without clipping.
     test::fill_normal(grads.data(), grads.size(), rng);
-    const double norm = opt.grad_norm(grads.data());
+    const double norm = std::sqrt(opt.grad_sq(grads.data()));
     for (float& g : grads) g *= float(10.0 / norm);
     std::vector<float> small = grads;
     for (float& g : small) g *= 0.1f;
     std::vector<float> a = before, b = before;
     AdamW clipped(table, {0.9, 0.99, 1e-8, 0.0, false, 1.0}, ops), plain(table, {0.9, 0.99, 1e-8, 0.0, false, 0.0}, ops);
-    clipped.step(a.data(), grads.data(), 0.01, 1, clipped.grad_norm(grads.data()));
-    plain.step(b.data(), small.data(), 0.01, 1, plain.grad_norm(small.data()));
-    CHECK(clipped.grad_norm(grads.data()) == Approx(10.0));
+    clipped.step(a.data(), grads.data(), 0.01, 1, std::sqrt(clipped.grad_sq(grads.data())));
+    plain.step(b.data(), small.data(), 0.01, 1, std::sqrt(plain.grad_sq(small.data())));
+    CHECK(std::sqrt(clipped.grad_sq(grads.data())) == Approx(10.0));
     for (size_t i = 0; i < a.size(); i++) REQUIRE(a[i] == Approx(b[i]).epsilon(1e-6));
     const std::vector<float> v_clipped = clipped.v(), v_plain = plain.v();
     for (size_t i = 0; i < a.size(); i++) REQUIRE(v_clipped[i] == Approx(v_plain[i]).epsilon(1e-5));
+}
+
+TEST_CASE("AdamW shards (ZeRO-1) update exactly what the whole-table AdamW updates", "[optim]") {
+    const ModelConfig c = test::tiny_config("llama3");
+    const ParamTable table(c);
+    std::mt19937_64 rng(std::random_device{}());
+    const size_t world = 3, shard = (table.total + world - 1) / world;   // the last shard reaches past the end
+    std::vector<float> whole(shard * world, 0.0f), grads(shard * world, 0.0f);
+    test::random_params(whole.data(), table, rng);
+    std::vector<float> sharded = whole;
+    CpuOps<float> ops;
+    const AdamWConfig config{0.9, 0.99, 1e-8, 0.1, false, 1.0};
+    AdamW full(table, config, ops);
+    std::vector<std::unique_ptr<AdamW>> parts;
+    for (size_t r = 0; r < world; r++) parts.push_back(std::make_unique<AdamW>(table, config, ops, r * shard, shard));
+    for (long t = 1; t <= 3; t++) {
+        test::fill_normal(grads.data(), table.total, rng);
+        double sq = 0;
+        for (auto& p : parts) sq += p->grad_sq(grads.data());
+        CHECK(sq == Approx(full.grad_sq(grads.data())).epsilon(1e-12));
+        const double norm = std::sqrt(sq);   // clipping on: the shards scale as the whole does
+        full.step(whole.data(), grads.data(), 1e-2, t, norm);
+        for (auto& p : parts) p->step(sharded.data(), grads.data(), 1e-2, t, norm);
+    }
+    CHECK(sharded == whole);
+    const std::vector<float> m = full.m();
+    for (size_t r = 0; r < world; r++) {
+        const std::vector<float> part = parts[r]->m();
+        for (size_t i = 0; i < shard && r * shard + i < table.total; i++) REQUIRE(part[i] == m[r * shard + i]);
+    }
 }
