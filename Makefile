@@ -5,7 +5,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 PROGRAMS := train_rkv test_grad convert_checkpoint
 
-.PHONY: all deps configure train test clean
+.PHONY: all deps configure train test gpu-check clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -26,6 +26,10 @@ test: all
 	@if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then scripts/nvcc_check.sh -j $(JOBS); \
 	 else echo "nvcc not found: skipping the CUDA compile check"; fi
 	cd $(BUILD) && OPENBLAS_NUM_THREADS=1 ctest --output-on-failure -j $(JOBS)
+
+# On a machine with a GPU: nvcc build, kernel tests on the GPU, benchmarks (scripts/gpu_check.sh).
+gpu-check: deps
+	scripts/gpu_check.sh
 
 clean:
 	rm -rf $(BUILD) $(PROGRAMS)
