@@ -5,7 +5,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 PROGRAMS := train_rkv test_grad convert_checkpoint
 
-.PHONY: all deps configure train test gpu-check clean
+.PHONY: all deps configure train gpu test gpu-check clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -17,8 +17,15 @@ deps:
 configure: deps
 	@[ -f $(BUILD)/CMakeCache.txt ] || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 
-train: all
-	./train_rkv
+# The main job: on the GPU when there is one (an nvcc build in build-gpu/), else the CPU.
+train: deps
+	@if nvidia-smi -L > /dev/null 2>&1; then $(MAKE) --no-print-directory gpu && build-gpu/train_rkv --device cuda; \
+	 else $(MAKE) --no-print-directory all && ./train_rkv; fi
+
+gpu: deps
+	@[ -f build-gpu/CMakeCache.txt ] || cmake -S . -B build-gpu -DRKV_GPU=ON -DCMAKE_CUDA_ARCHITECTURES=native \
+	    -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	cmake --build build-gpu -j $(JOBS)
 
 # Every .cu must stay valid CUDA: compiled by nvcc for sm_90a and sm_80 when it is there
 # (nothing runs). ctest runs tests side by side, so BLAS gets one thread each.
@@ -32,4 +39,4 @@ gpu-check: deps
 	scripts/gpu_check.sh
 
 clean:
-	rm -rf $(BUILD) $(PROGRAMS)
+	rm -rf $(BUILD) build-gpu $(PROGRAMS)
