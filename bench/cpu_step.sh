@@ -8,7 +8,7 @@
 #
 # Environment (all optional):
 #   TRAIN_RKV  the train_rkv binary (default: build/train_rkv under the repository;
-#              a Release build: cmake -S . -B /tmp/build-bench -DRKV_EMULATOR=OFF
+#              a Release build: cmake -S . -B /tmp/build-bench -DRKV_CUDA_PATH=OFF
 #              -DCMAKE_BUILD_TYPE=Release && cmake --build /tmp/build-bench -j2 --target train_rkv)
 #   LLMC_DIR   a checkout of https://github.com/karpathy/llm.c OUTSIDE this repository;
 #              when set, llm.c's CPU trainer is measured too (see "llm.c" below)
