@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 
 #include <fmt/chrono.h>
@@ -68,20 +69,21 @@ Trainer::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm_(c
     if (o_.resume && !latest) throw std::runtime_error(fmt::format("{}: --resume, but no checkpoint in it", out_));
     fs::create_directories(out_);
 
-    load_weights();
+    std::optional<Checkpoint> resumed;
+    if (o_.resume) resumed = load_checkpoint(*latest, true);
+    load_weights(resumed ? &*resumed : nullptr);
     if (o_.seq_len > config_.max_position_embeddings)
         throw std::invalid_argument(fmt::format("--seq-len {} exceeds the model's max_position_embeddings {}",
                                                 o_.seq_len, config_.max_position_embeddings));
     resolve_data();
-    if (o_.resume) {
-        const Checkpoint ck = load_checkpoint(*latest, true);
+    if (resumed) {
+        const Checkpoint& ck = *resumed;
         const auto& saved = ck.state["run"];
         const nlohmann::json identity = run_identity();
         for (auto& [key, value] : identity.items())
             if (saved.value(key, nlohmann::json()) != value)
                 throw std::runtime_error(fmt::format("{}: was trained with {} = {}, but the flags say {}", *latest,
                                                      key, saved.value(key, nlohmann::json()).dump(), value.dump()));
-        ops_->upload(model_->params, ck.params.data(), ck.params.size());
         // Checkpoints hold the whole state whatever --zero was: each rank takes its shard.
         auto slice = [&](const std::vector<float>& x) {
             std::vector<float> s(opt_->size(), 0.0f);
@@ -102,14 +104,13 @@ Trainer::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm_(c
     }
 }
 
-void Trainer::load_weights() {
-    if (o_.resume) {
-        const Checkpoint ck = load_checkpoint(*latest_checkpoint(out_), false);
-        if (o_.model_given) check_same_config(ck.config, config_, *latest_checkpoint(out_));
-        config_ = ck.config;
-    }
+void Trainer::load_weights(const Checkpoint* resumed) {
     Checkpoint init;
-    if (!o_.init.empty() && !o_.resume) {
+    if (resumed) {
+        if (o_.model_given) check_same_config(resumed->config, config_, *latest_checkpoint(out_));
+        config_ = resumed->config;
+        init.params = resumed->params;
+    } else if (!o_.init.empty()) {
         if (fs::is_directory(o_.init)) {
             init = load_checkpoint(o_.init, false);
         } else {

@@ -10,6 +10,7 @@
 #include "dist/comm.h"
 #include "optim/adamw.h"
 #include "optim/schedule.h"
+#include "src/checkpoint.h"
 #include "src/config.h"
 #include "src/layer_ops.h"
 #include "src/model.h"
@@ -44,7 +45,7 @@ private:
     std::unique_ptr<TrainLog> log_;
 
     void resolve_data();
-    void load_weights();
+    void load_weights(const Checkpoint* resumed);   // the weights of --resume, --init or a fresh init
     double train_step();
     double validate(int k);
     void validate_all();
