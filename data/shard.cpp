@@ -13,10 +13,11 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <utility>
 
 #include <fmt/core.h>
+
+#include "src/file_io.h"
 
 namespace rkv {
 
@@ -123,10 +124,6 @@ std::vector<T> narrow_tokens(const std::string& path, std::span<const int32_t> t
     return out;
 }
 
-// Writes all of buf to f or throws.
-void write_all(const std::string& path, FILE* f, const void* buf, size_t bytes) {
-    if (bytes && std::fwrite(buf, 1, bytes, f) != bytes) fail(path, "write failed: {}", std::strerror(errno));
-}
 
 }  // namespace
 
@@ -140,37 +137,17 @@ void write_shard(const std::string& path, std::span<const int32_t> tokens, int v
     header[1] = version;
     header[2] = int32_t(tokens.size());
 
-    // A unique temporary name: several ranks may write the same shard at once.
-    std::string tmp = fmt::format("{}.tmp.{}.{:x}", path, ::getpid(), std::random_device{}());
-    FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) fail(tmp, "cannot create: {}", std::strerror(errno));
-    try {
-        write_all(tmp, f, header, sizeof(header));
-        if (version == 1) {
-            auto narrow = narrow_tokens<uint16_t>(path, tokens, version);
-            write_all(tmp, f, narrow.data(), narrow.size() * sizeof(uint16_t));
-        } else {
-            auto narrow = narrow_tokens<uint32_t>(path, tokens, version);
-            write_all(tmp, f, narrow.data(), narrow.size() * sizeof(uint32_t));
-        }
-        // Durable before visible: the rename must never expose a half-written shard.
-        if (std::fflush(f) != 0 || ::fsync(::fileno(f)) != 0)
-            fail(tmp, "flush failed: {}", std::strerror(errno));
-    } catch (...) {
-        std::fclose(f);
-        std::remove(tmp.c_str());
-        throw;
+    // Durable before visible: a reader never sees a half-written shard.
+    AtomicFile f(path);
+    f.write(header, sizeof(header));
+    if (version == 1) {
+        auto narrow = narrow_tokens<uint16_t>(path, tokens, version);
+        f.write(narrow.data(), narrow.size() * sizeof(uint16_t));
+    } else {
+        auto narrow = narrow_tokens<uint32_t>(path, tokens, version);
+        f.write(narrow.data(), narrow.size() * sizeof(uint32_t));
     }
-    if (std::fclose(f) != 0) {
-        int err = errno;
-        std::remove(tmp.c_str());
-        fail(tmp, "close failed: {}", std::strerror(err));
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        int err = errno;
-        std::remove(tmp.c_str());
-        fail(path, "cannot rename {} into place: {}", tmp, std::strerror(err));
-    }
+    f.commit();
 }
 
 std::vector<std::string> expand_glob(const std::string& pattern) {

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <stdexcept>
 #include <fcntl.h>
 #include <unistd.h>
@@ -11,7 +12,9 @@
 
 namespace rkv {
 
-AtomicFile::AtomicFile(const std::string& path) : path_(path), tmp_(path + ".tmp") {
+// The temporary's name is unique, so that several processes (ranks) may write the same file.
+AtomicFile::AtomicFile(const std::string& path)
+    : path_(path), tmp_(fmt::format("{}.tmp.{}.{:x}", path, ::getpid(), std::random_device{}())) {
     f_ = std::fopen(tmp_.c_str(), "wb");
     if (!f_) throw std::runtime_error(fmt::format("{}: cannot create: {}", tmp_, std::strerror(errno)));
 }

@@ -9,10 +9,10 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
-#include <unistd.h>
 
 #include <fmt/format.h>
 
+#include "src/file_io.h"
 #include "src/params.h"
 
 namespace rkv {
@@ -234,32 +234,17 @@ void save_llmc_checkpoint(const std::string& path, const ModelConfig& c, const f
     h[6] = C;
     h[7] = Vp;
 
-    // Write beside the target, then rename: a reader never sees a half-written file.
-    const std::filesystem::path target(path);
-    const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
-    FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) fail(path, fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
-    bool ok = std::fwrite(h, sizeof(int32_t), kHeaderInts, f) == size_t(kHeaderInts);
+    // Written beside the target and renamed: a reader never sees a half-written file.
+    AtomicFile f(path);
+    f.write(h, sizeof(h));
     if (version == kLlmcFp32) {
-        ok = ok && std::fwrite(file.data(), 4, numel, f) == numel;
+        f.write(file.data(), numel * 4);
     } else {
         std::vector<uint16_t> raw(numel);
         for (size_t i = 0; i < numel; i++) raw[i] = float_to_bf16(file[i]);
-        ok = ok && std::fwrite(raw.data(), 2, numel, f) == numel;
+        f.write(raw.data(), numel * 2);
     }
-    ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-    const int err = errno;
-    ok = (std::fclose(f) == 0) && ok;
-    if (!ok) {
-        std::remove(tmp.c_str());
-        fail(path, fmt::format("writing {} failed: {}", tmp, std::strerror(err)));
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, target, ec);
-    if (ec) {
-        std::remove(tmp.c_str());
-        fail(path, fmt::format("cannot rename {} to it: {}", tmp, ec.message()));
-    }
+    f.commit();
 }
 
 void save_llmc_checkpoint(const std::string& path, const ModelConfig& c, const std::vector<float>& params,
