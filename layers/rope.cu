@@ -23,36 +23,24 @@ __device__ __forceinline__ void rope_cos_sin(int t, int i, int HS, double theta,
     *s = float(sin(a));
 }
 
-// Thread (n, i) for n = b*T + t over the N = B*T positions and the HS/2 pairs.
-template <class T>
-__global__ void rope_forward_kernel(T* out, const T* inp, int N, int Tn, int H, int HS, double theta) {
+// Thread (n, i) for n = b*T + t over the N = B*T positions and the HS/2 pairs rotates
+// pair i of every head by sign * a. The backward is the forward's transpose: the rotation
+// by -a, added into dinp (kAccumulate).
+template <class T, bool kAccumulate>
+__global__ void rope_kernel(T* out, const T* inp, int N, int Tn, int H, int HS, double theta, float sign) {
     const int half = HS / 2;
     const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (idx >= size_t(N) * half) return;
     const int n = int(idx / half), i = int(idx % half);
     float c, s;
     rope_cos_sin(n % Tn, i, HS, theta, &c, &s);
+    s *= sign;
     for (int h = 0; h < H; h++) {
         const size_t base = (size_t(n) * H + h) * HS;
         const float x1 = to_float(inp[base + i]), x2 = to_float(inp[base + i + half]);
-        out[base + i] = from_float<T>(x1 * c - x2 * s);
-        out[base + i + half] = from_float<T>(x2 * c + x1 * s);
-    }
-}
-
-template <class T>
-__global__ void rope_backward_kernel(T* dinp, const T* dout, int N, int Tn, int H, int HS, double theta) {
-    const int half = HS / 2;
-    const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (idx >= size_t(N) * half) return;
-    const int n = int(idx / half), i = int(idx % half);
-    float c, s;
-    rope_cos_sin(n % Tn, i, HS, theta, &c, &s);
-    for (int h = 0; h < H; h++) {
-        const size_t base = (size_t(n) * H + h) * HS;
-        const float d1 = to_float(dout[base + i]), d2 = to_float(dout[base + i + half]);
-        dinp[base + i] = from_float<T>(to_float(dinp[base + i]) + d1 * c + d2 * s);
-        dinp[base + i + half] = from_float<T>(to_float(dinp[base + i + half]) + d2 * c - d1 * s);
+        const float y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
+        out[base + i] = from_float<T>(kAccumulate ? to_float(out[base + i]) + y1 : y1);
+        out[base + i + half] = from_float<T>(kAccumulate ? to_float(out[base + i + half]) + y2 : y2);
     }
 }
 
@@ -61,15 +49,15 @@ __global__ void rope_backward_kernel(T* dinp, const T* dout, int N, int Tn, int 
 void rope_forward(float* out, const float* inp, int B, int Tn, int H, int HS, double theta, cudaStream_t stream) {
     const size_t threads = size_t(B) * Tn * (HS / 2);
     if (threads == 0) return;
-    launch_kernel(rope_forward_kernel<float>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, out,
-                  inp, B * Tn, Tn, H, HS, theta);
+    launch_kernel(rope_kernel<float, false>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, out,
+                  inp, B * Tn, Tn, H, HS, theta, 1.0f);
 }
 
 void rope_backward(float* dinp, const float* dout, int B, int Tn, int H, int HS, double theta, cudaStream_t stream) {
     const size_t threads = size_t(B) * Tn * (HS / 2);
     if (threads == 0) return;
-    launch_kernel(rope_backward_kernel<float>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, dinp,
-                  dout, B * Tn, Tn, H, HS, theta);
+    launch_kernel(rope_kernel<float, true>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, dinp,
+                  dout, B * Tn, Tn, H, HS, theta, -1.0f);
 }
 
 }  // namespace rkv::cuda

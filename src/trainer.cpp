@@ -221,8 +221,10 @@ std::vector<float> Trainer::gather_shards(const std::vector<float>& shard) const
 }
 
 void Trainer::save() {
+    // Every rank takes part in gathering sharded optimizer state; otherwise rank 0 has it all.
+    if (!o_.zero && !lead_) return;
     std::vector<float> m = opt_->m(), v = opt_->v();
-    if (o_.zero) {   // every rank takes part in gathering the optimizer state
+    if (o_.zero) {
         m = gather_shards(m);
         v = gather_shards(v);
     }
