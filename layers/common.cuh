@@ -1,6 +1,12 @@
-// What the layer kernels share: the storage types (float now, bf16 later: kernels are
-// templates on the storage type and do their math in float), warp and block sums,
-// and stream-ordered scratch memory for two-stage deterministic reductions.
+// What the layer kernels share: the storage types, warp and block sums, and
+// stream-ordered scratch memory for two-stage deterministic reductions.
+//
+// Precision. Kernels are templates on the storage type T, instantiated for float (the
+// fp32 build) and __nv_bfloat16 (the default build), and do their math in float. T holds
+// activations, their gradients and the working copy of the weights. Always float, in
+// both builds: per-row statistics (LayerNorm mean and rstd, RMSNorm rstd, attention lse),
+// losses, the gradients of the parameters (accumulated over micro-batches and reduced
+// across ranks in fp32), and AdamW's master weights, m and v.
 #pragma once
 
 #include "cuda/compat.cuh"

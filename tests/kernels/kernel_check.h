@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <limits>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "cuda/compat.cuh"
@@ -37,6 +38,41 @@ inline std::vector<int> random_ints(size_t n, int lo, int hi) {  // in [lo, hi]
 }
 
 inline std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+// bf16 storage (DESIGN.md section 6): a kernel instantiated on __nv_bfloat16 reads bf16
+// inputs, so ref gets the same rounded values (round_bf16) and its result is compared
+// with bf16_bound.
+using bf16 = __nv_bfloat16;
+inline std::vector<bf16> to_bf16(const std::vector<float>& v) {
+    std::vector<bf16> out(v.size());
+    for (size_t i = 0; i < v.size(); i++) out[i] = __float2bfloat16(v[i]);
+    return out;
+}
+inline std::vector<float> to_floats(const std::vector<bf16>& v) {
+    std::vector<float> out(v.size());
+    for (size_t i = 0; i < v.size(); i++) out[i] = __bfloat162float(v[i]);
+    return out;
+}
+inline std::vector<float> to_floats(const std::vector<float>& v) { return v; }
+inline std::vector<float> round_bf16(const std::vector<float>& v) { return to_floats(to_bf16(v)); }
+// The storage's values as the kernel sees them: rounded for bf16, untouched for float.
+template <class T>
+std::vector<float> as_stored(const std::vector<float>& v) {
+    if constexpr (std::is_same_v<T, bf16>) return round_bf16(v);
+    else return v;
+}
+template <class T>
+std::vector<T> to_storage(const std::vector<float>& v) {
+    if constexpr (std::is_same_v<T, bf16>) return to_bf16(v);
+    else return v;
+}
+
+// The relative-error bounds of DESIGN.md section 6 for each storage type.
+constexpr double fp32_bound = 1e-5, bf16_bound = 1e-2;
+template <class T>
+constexpr double bound_for() {
+    return std::is_same_v<T, bf16> ? bf16_bound : fp32_bound;
+}
 
 // A device array of n T's, poisoned with NaN (all-ones bytes) until written.
 template <class T>
