@@ -1,0 +1,38 @@
+// Fused causal attention with GQA on the tensor cores (mma.sync, bf16 in, fp32 accumulate),
+// forward and backward, with the route as data: layers/attention_tc.cu, FlashAttention-2
+// style. It computes what layers/attention.cuh computes, for bf16 storage:
+//   q, out, dq, dout (B, T, NH, HS) bf16;  k, v, dk, dv (B, T, NKV, HS) bf16;  lse (B, NH, T) float
+// lse is the natural-log log-sum-exp of the scaled scores, as the plain kernel's, so either
+// backward takes either forward's lse. Query head h reads KV head h / (NH / NKV); NH is a
+// multiple of NKV; HS is 64 or 128; any T >= 0. Every pointer is device memory, 16-byte
+// aligned. The forward writes out and lse; the backward recomputes P from lse and accumulates
+// (+=) into dq, dk and dv, deterministically (no atomics: the same inputs give the same bits).
+#pragma once
+
+#include <cstddef>
+
+#include "cuda/compat.cuh"
+
+namespace rkv::cuda {
+
+void attention_tc_forward(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
+                          const __nv_bfloat16* v, int B, int T, int NH, int NKV, int HS, cudaStream_t stream);
+void attention_tc_backward(__nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, const __nv_bfloat16* dout,
+                           const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                           const __nv_bfloat16* out, const float* lse, int B, int T, int NH, int NKV, int HS,
+                           cudaStream_t stream);
+
+// Routed: k_all, v_all, dk_all, dv_all hold every layer's (B, T, NKV, HS) block, layer_stride
+// elements apart; layer `layer` reads, and accumulates into, block kv_src[layer], looked up on
+// the device in kv_src (L). Several layers reading one source each add their share to it.
+void attention_tc_forward_routed(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q,
+                                 const __nv_bfloat16* k_all, const __nv_bfloat16* v_all, const int* kv_src,
+                                 int layer, size_t layer_stride, int B, int T, int NH, int NKV, int HS,
+                                 cudaStream_t stream);
+void attention_tc_backward_routed(__nv_bfloat16* dq, __nv_bfloat16* dk_all, __nv_bfloat16* dv_all,
+                                  const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_bfloat16* k_all,
+                                  const __nv_bfloat16* v_all, const __nv_bfloat16* out, const float* lse,
+                                  const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH, int NKV,
+                                  int HS, cudaStream_t stream);
+
+}  // namespace rkv::cuda
