@@ -1,5 +1,6 @@
 // Pointwise activations, forward and backward, and the residual add (ref/activations.h,
-// ref/residual.h). One thread per element; all tensors (n).
+// ref/residual.h). One thread per element; all tensors (n) of the storage type T, the
+// math in float (layers/common.cuh).
 //   GELU (tanh): u = c (x + 0.044715 x^3), c = sqrt(2/pi);  out = x (1 + tanh u) / 2
 //                GELU'(x) = (1 + tanh u) / 2 + x (1 - tanh^2 u) c (1 + 3 * 0.044715 x^2) / 2
 //   SwiGLU:      out = silu(gate) up, silu(g) = g sigmoid(g);
@@ -69,30 +70,44 @@ unsigned blocks_for(size_t n) { return unsigned(ceil_div<size_t>(n, kBlock)); }
 
 }  // namespace
 
-void gelu_forward(float* out, const float* x, size_t n, cudaStream_t stream) {
+template <class T>
+void gelu_forward(T* out, const T* x, size_t n, cudaStream_t stream) {
     if (n == 0) return;
-    launch_kernel(gelu_forward_kernel<float>, blocks_for(n), kBlock, 0, stream, out, x, n);
+    launch_kernel(gelu_forward_kernel<T>, blocks_for(n), kBlock, 0, stream, out, x, n);
 }
 
-void gelu_backward(float* dx, const float* dout, const float* x, size_t n, cudaStream_t stream) {
+template <class T>
+void gelu_backward(T* dx, const T* dout, const T* x, size_t n, cudaStream_t stream) {
     if (n == 0) return;
-    launch_kernel(gelu_backward_kernel<float>, blocks_for(n), kBlock, 0, stream, dx, dout, x, n);
+    launch_kernel(gelu_backward_kernel<T>, blocks_for(n), kBlock, 0, stream, dx, dout, x, n);
 }
 
-void swiglu_forward(float* out, const float* gate, const float* up, size_t n, cudaStream_t stream) {
+template <class T>
+void swiglu_forward(T* out, const T* gate, const T* up, size_t n, cudaStream_t stream) {
     if (n == 0) return;
-    launch_kernel(swiglu_forward_kernel<float>, blocks_for(n), kBlock, 0, stream, out, gate, up, n);
+    launch_kernel(swiglu_forward_kernel<T>, blocks_for(n), kBlock, 0, stream, out, gate, up, n);
 }
 
-void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n,
-                     cudaStream_t stream) {
+template <class T>
+void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n, cudaStream_t stream) {
     if (n == 0) return;
-    launch_kernel(swiglu_backward_kernel<float>, blocks_for(n), kBlock, 0, stream, dgate, dup, dout, gate, up, n);
+    launch_kernel(swiglu_backward_kernel<T>, blocks_for(n), kBlock, 0, stream, dgate, dup, dout, gate, up, n);
 }
 
-void residual_forward(float* out, const float* a, const float* b, size_t n, cudaStream_t stream) {
+template <class T>
+void residual_forward(T* out, const T* a, const T* b, size_t n, cudaStream_t stream) {
     if (n == 0) return;
-    launch_kernel(residual_forward_kernel<float>, blocks_for(n), kBlock, 0, stream, out, a, b, n);
+    launch_kernel(residual_forward_kernel<T>, blocks_for(n), kBlock, 0, stream, out, a, b, n);
 }
+
+#define INSTANTIATE(T)                                                                                                 \
+    template void gelu_forward<T>(T*, const T*, size_t, cudaStream_t);                                                 \
+    template void gelu_backward<T>(T*, const T*, const T*, size_t, cudaStream_t);                                      \
+    template void swiglu_forward<T>(T*, const T*, const T*, size_t, cudaStream_t);                                     \
+    template void swiglu_backward<T>(T*, T*, const T*, const T*, const T*, size_t, cudaStream_t);                      \
+    template void residual_forward<T>(T*, const T*, const T*, size_t, cudaStream_t);
+INSTANTIATE(float)
+INSTANTIATE(__nv_bfloat16)
+#undef INSTANTIATE
 
 }  // namespace rkv::cuda

@@ -1,5 +1,6 @@
 // Pointwise activations and the residual add on the GPU: the kernels of
-// ref/activations.h and ref/residual.h. Every tensor is (n) elements.
+// ref/activations.h and ref/residual.h. Every tensor is (n) elements of the storage
+// type T (float or __nv_bfloat16, layers/common.cuh); the math is in float.
 // All pointers are device memory.
 #pragma once
 
@@ -10,13 +11,17 @@
 namespace rkv::cuda {
 
 // out = GELU(x), tanh approximation (GPT-2's); dx += dout * GELU'(x).
-void gelu_forward(float* out, const float* x, size_t n, cudaStream_t stream);
-void gelu_backward(float* dx, const float* dout, const float* x, size_t n, cudaStream_t stream);
+template <class T>
+void gelu_forward(T* out, const T* x, size_t n, cudaStream_t stream);
+template <class T>
+void gelu_backward(T* dx, const T* dout, const T* x, size_t n, cudaStream_t stream);
 // out = silu(gate) * up; dgate, dup += the gradients.
-void swiglu_forward(float* out, const float* gate, const float* up, size_t n, cudaStream_t stream);
-void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n,
-                     cudaStream_t stream);
+template <class T>
+void swiglu_forward(T* out, const T* gate, const T* up, size_t n, cudaStream_t stream);
+template <class T>
+void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n, cudaStream_t stream);
 // out = a + b.
-void residual_forward(float* out, const float* a, const float* b, size_t n, cudaStream_t stream);
+template <class T>
+void residual_forward(T* out, const T* a, const T* b, size_t n, cudaStream_t stream);
 
 }  // namespace rkv::cuda

@@ -1,5 +1,5 @@
-// Fused causal attention with GQA, flash-style, in plain CUDA (fp32). Per batch b and query
-// head h, reading KV head h / (NH / NKV), it computes what ref/attention.h computes:
+// Fused causal attention with GQA, flash-style, in plain CUDA. Per batch b and query head h,
+// reading KV head h / (NH / NKV), it computes what ref/attention.h computes:
 //
 //   forward:   S = scale Q K^T (causal),  P = softmax(S),  O = P V,  lse = log rowsum exp(S)
 //   backward:  dP = dO V^T,  D = rowsum(dO * O),  dS = P (dP - D)
@@ -22,6 +22,10 @@
 // zeros in shared memory, so every dot product runs over D. Scores are kept in log2 units,
 // s * scale * log2(e), so every exponential is an exp2.
 //
+// Precision (layers/common.cuh): q, k, v, out and their gradients are of the storage type S
+// (T is the sequence length here), lse is float; tiles are converted to float as they are
+// loaded, and all math is float.
+//
 // Routes as data: the K/V pointers are the base of all layers' blocks; a kernel adds
 // kv_src[layer] * layer_stride, read on the device (no route: offset 0).
 #include "layers/attention.cuh"
@@ -32,6 +36,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "layers/common.cuh"
+
 namespace rkv::cuda {
 namespace {
 
@@ -39,7 +45,6 @@ constexpr int kTile = 32;                // rows of every tile, queries or keys
 constexpr int kTPR = 4;                  // threads per row
 constexpr int kThreads = kTile * kTPR;   // 128
 constexpr int kCols = kTile / kTPR;      // streamed rows per thread and tile: 8
-constexpr unsigned kFull = 0xffffffffu;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
@@ -53,23 +58,23 @@ constexpr float kLn2 = 0.6931471805599453f;
 // Reductions over the kTPR lanes of a row.
 __device__ __forceinline__ float row_sum(float x) {
     UNROLL
-    for (int lane = 1; lane < kTPR; lane *= 2) x += __shfl_xor_sync(kFull, x, lane);
+    for (int lane = 1; lane < kTPR; lane *= 2) x += __shfl_xor_sync(kFullMask, x, lane);
     return x;
 }
 __device__ __forceinline__ float row_max(float x) {
     UNROLL
-    for (int lane = 1; lane < kTPR; lane *= 2) x = fmaxf(x, __shfl_xor_sync(kFull, x, lane));
+    for (int lane = 1; lane < kTPR; lane *= 2) x = fmaxf(x, __shfl_xor_sync(kFullMask, x, lane));
     return x;
 }
 
 // tile (kTile, D + 1) = rows row0 .. row0 + kTile - 1 of one head's (T, HS) slice, whose rows
 // are ld apart; rows at or past T and columns at or past HS are zero. The extra column keeps
 // a warp's reads of kTPR or 8 different rows in different banks.
-template <int D>
-__device__ void load_tile(float* tile, const float* head, int row0, int T, int ld, int HS) {
+template <int D, class S>
+__device__ void load_tile(float* tile, const S* head, int row0, int T, int ld, int HS) {
     for (int e = threadIdx.x; e < kTile * D; e += kThreads) {
         const int row = e / D, d = e % D;
-        tile[row * (D + 1) + d] = row0 + row < T && d < HS ? head[size_t(row0 + row) * ld + d] : 0.0f;
+        tile[row * (D + 1) + d] = row0 + row < T && d < HS ? to_float(head[size_t(row0 + row) * ld + d]) : 0.0f;
     }
 }
 
@@ -79,20 +84,21 @@ __device__ __forceinline__ size_t kv_block(const int* kv_src, int layer, size_t 
 }
 
 // D = rowsum(dO * O) of one query row (lane r's part, then the row's sum); 0 past T.
-__device__ __forceinline__ float row_dot(const float* dout, const float* out, bool valid, int r, int HS) {
+template <class S>
+__device__ __forceinline__ float row_dot(const S* dout, const S* out, bool valid, int r, int HS) {
     float x = 0.0f;
     if (valid)
-        for (int d = r; d < HS; d += kTPR) x += dout[d] * out[d];
+        for (int d = r; d < HS; d += kTPR) x += to_float(dout[d]) * to_float(out[d]);
     return row_sum(x);
 }
 
 // ---- Forward ----------------------------------------------------------------------------
 // grid (ceil(T / kTile), NH, B), kThreads threads. Thread (i, r): query row q0 + i; keys
 // j0 + r + kTPR c of each key tile; output dims r + kTPR c.
-template <int D>
+template <int D, class S>
 __global__ void __launch_bounds__(kThreads)
-    attention_forward_kernel(float* out, float* lse, const float* q, const float* k_all, const float* v_all,
-                             const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV, int HS) {
+    attention_forward_kernel(S* out, float* lse, const S* q, const S* k_all, const S* v_all, const int* kv_src,
+                             int layer, size_t layer_stride, int T, int NH, int NKV, int HS) {
     constexpr int ld = D + 1;
     float* Qs = rkv::dynamic_smem<float>();  // (kTile, D + 1)     this block's queries
     float* Ks = Qs + kTile * ld;             // (kTile, D + 1)     the current key tile
@@ -157,10 +163,10 @@ __global__ void __launch_bounds__(kThreads)
 
     l = row_sum(l);
     if (q0 + i < T) {
-        float* o_row = out + qh + size_t(q0 + i) * NH * HS;
+        S* o_row = out + qh + size_t(q0 + i) * NH * HS;
         UNROLL
         for (int c = 0; c < D / kTPR; c++)
-            if (r + kTPR * c < HS) o_row[r + kTPR * c] = o[c] / l;
+            if (r + kTPR * c < HS) o_row[r + kTPR * c] = from_float<S>(o[c] / l);
         if (r == 0) lse[(size_t(b) * NH + h) * T + q0 + i] = (m + log2f(l)) * kLn2;
     }
 }
@@ -168,11 +174,11 @@ __global__ void __launch_bounds__(kThreads)
 // ---- Backward: dQ -------------------------------------------------------------------------
 // grid (ceil(T / kTile), NH, B), kThreads threads. Thread (i, r): query row q0 + i; keys
 // j0 + r + kTPR c of each key tile; dQ dims r + kTPR c.
-template <int D>
+template <int D, class S>
 __global__ void __launch_bounds__(kThreads)
-    attention_backward_dq_kernel(float* dq, const float* dout, const float* q, const float* k_all,
-                                 const float* v_all, const float* out, const float* lse, const int* kv_src,
-                                 int layer, size_t layer_stride, int T, int NH, int NKV, int HS) {
+    attention_backward_dq_kernel(S* dq, const S* dout, const S* q, const S* k_all, const S* v_all, const S* out,
+                                 const float* lse, const int* kv_src, int layer, size_t layer_stride, int T, int NH,
+                                 int NKV, int HS) {
     constexpr int ld = D + 1;
     float* Qs = rkv::dynamic_smem<float>();  // (kTile, D + 1)     this block's queries
     float* dOs = Qs + kTile * ld;            // (kTile, D + 1)     their output gradients
@@ -230,7 +236,10 @@ __global__ void __launch_bounds__(kThreads)
     if (valid) {
         UNROLL
         for (int c = 0; c < D / kTPR; c++)
-            if (r + kTPR * c < HS) dq[row + r + kTPR * c] += scale * dq_acc[c];
+            if (r + kTPR * c < HS) {
+                S& g = dq[row + r + kTPR * c];
+                g = from_float<S>(to_float(g) + scale * dq_acc[c]);
+            }
     }
 }
 
@@ -238,12 +247,11 @@ __global__ void __launch_bounds__(kThreads)
 // grid (ceil(T / kTile), NKV, B), kThreads threads. Thread (j, r): key row j0 + j; queries
 // i0 + r + kTPR c of each query tile; dK, dV dims r + kTPR c. (To fetch a query tile's lse
 // and D, the kTPR lanes of row j take query row i0 + j.)
-template <int D>
+template <int D, class S>
 __global__ void __launch_bounds__(kThreads)
-    attention_backward_dkdv_kernel(float* dk_all, float* dv_all, const float* dout, const float* q,
-                                   const float* k_all, const float* v_all, const float* out, const float* lse,
-                                   const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV,
-                                   int HS) {
+    attention_backward_dkdv_kernel(S* dk_all, S* dv_all, const S* dout, const S* q, const S* k_all, const S* v_all,
+                                   const S* out, const float* lse, const int* kv_src, int layer, size_t layer_stride,
+                                   int T, int NH, int NKV, int HS) {
     constexpr int ld = D + 1;
     float* Ks = rkv::dynamic_smem<float>();  // (kTile, D + 1)     this block's keys
     float* Vs = Ks + kTile * ld;             // (kTile, D + 1)     their values
@@ -312,13 +320,13 @@ __global__ void __launch_bounds__(kThreads)
 
     if (j0 + j < T) {
         const size_t row = kvh_at + size_t(j0 + j) * NKV * HS;
-        float* dk_row = dk_all + row;
-        float* dv_row = dv_all + row;
+        S* dk_row = dk_all + row;
+        S* dv_row = dv_all + row;
         UNROLL
         for (int c = 0; c < D / kTPR; c++)
             if (r + kTPR * c < HS) {
-                dk_row[r + kTPR * c] += scale * dk_acc[c];
-                dv_row[r + kTPR * c] += dv_acc[c];
+                dk_row[r + kTPR * c] = from_float<S>(to_float(dk_row[r + kTPR * c]) + scale * dk_acc[c]);
+                dv_row[r + kTPR * c] = from_float<S>(to_float(dv_row[r + kTPR * c]) + dv_acc[c]);
             }
     }
 }
@@ -359,44 +367,60 @@ void launch_tiled(void (*kernel)(Params...), dim3 grid, size_t smem, cudaStream_
 
 }  // namespace
 
-void attention_forward_routed(float* out, float* lse, const float* q, const float* k_all, const float* v_all,
-                              const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH, int NKV,
-                              int HS, cudaStream_t stream) {
+template <class S>
+void attention_forward_routed(S* out, float* lse, const S* q, const S* k_all, const S* v_all, const int* kv_src,
+                              int layer, size_t layer_stride, int B, int T, int NH, int NKV, int HS,
+                              cudaStream_t stream) {
     check_heads(NH, NKV, HS);
     if (B == 0 || T == 0) return;
     with_padded_head_dim(HS, [&](auto padded) {
         constexpr int D = decltype(padded)::value;
         const dim3 grid((T + kTile - 1) / kTile, NH, B);
-        launch_tiled(attention_forward_kernel<D>, grid, tiles_bytes(D, 3, 1, 0), stream, out, lse, q, k_all, v_all,
-                     kv_src, layer, layer_stride, T, NH, NKV, HS);
+        launch_tiled(attention_forward_kernel<D, S>, grid, tiles_bytes(D, 3, 1, 0), stream, out, lse, q, k_all,
+                     v_all, kv_src, layer, layer_stride, T, NH, NKV, HS);
     });
 }
 
-void attention_backward_routed(float* dq, float* dk_all, float* dv_all, const float* dout, const float* q,
-                               const float* k_all, const float* v_all, const float* out, const float* lse,
-                               const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH, int NKV,
-                               int HS, cudaStream_t stream) {
+template <class S>
+void attention_backward_routed(S* dq, S* dk_all, S* dv_all, const S* dout, const S* q, const S* k_all,
+                               const S* v_all, const S* out, const float* lse, const int* kv_src, int layer,
+                               size_t layer_stride, int B, int T, int NH, int NKV, int HS, cudaStream_t stream) {
     check_heads(NH, NKV, HS);
     if (B == 0 || T == 0) return;
     with_padded_head_dim(HS, [&](auto padded) {
         constexpr int D = decltype(padded)::value;
         const unsigned tiles = (T + kTile - 1) / kTile;
-        launch_tiled(attention_backward_dq_kernel<D>, dim3(tiles, NH, B), tiles_bytes(D, 4, 1, 0), stream, dq,
+        launch_tiled(attention_backward_dq_kernel<D, S>, dim3(tiles, NH, B), tiles_bytes(D, 4, 1, 0), stream, dq,
                      dout, q, k_all, v_all, out, lse, kv_src, layer, layer_stride, T, NH, NKV, HS);
-        launch_tiled(attention_backward_dkdv_kernel<D>, dim3(tiles, NKV, B), tiles_bytes(D, 4, 2, 2), stream,
+        launch_tiled(attention_backward_dkdv_kernel<D, S>, dim3(tiles, NKV, B), tiles_bytes(D, 4, 2, 2), stream,
                      dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer, layer_stride, T, NH, NKV, HS);
     });
 }
 
-void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T, int NH,
-                       int NKV, int HS, cudaStream_t stream) {
-    attention_forward_routed(out, lse, q, k, v, nullptr, 0, 0, B, T, NH, NKV, HS, stream);
+template <class S>
+void attention_forward(S* out, float* lse, const S* q, const S* k, const S* v, int B, int T, int NH, int NKV, int HS,
+                       cudaStream_t stream) {
+    attention_forward_routed<S>(out, lse, q, k, v, nullptr, 0, 0, B, T, NH, NKV, HS, stream);
 }
 
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, const float* out, const float* lse, int B, int T, int NH, int NKV, int HS,
-                        cudaStream_t stream) {
-    attention_backward_routed(dq, dk, dv, dout, q, k, v, out, lse, nullptr, 0, 0, B, T, NH, NKV, HS, stream);
+template <class S>
+void attention_backward(S* dq, S* dk, S* dv, const S* dout, const S* q, const S* k, const S* v, const S* out,
+                        const float* lse, int B, int T, int NH, int NKV, int HS, cudaStream_t stream) {
+    attention_backward_routed<S>(dq, dk, dv, dout, q, k, v, out, lse, nullptr, 0, 0, B, T, NH, NKV, HS, stream);
 }
+
+#define INSTANTIATE(S)                                                                                                 \
+    template void attention_forward<S>(S*, float*, const S*, const S*, const S*, int, int, int, int, int,              \
+                                       cudaStream_t);                                                                  \
+    template void attention_backward<S>(S*, S*, S*, const S*, const S*, const S*, const S*, const S*,                  \
+                                        const float*, int, int, int, int, int, cudaStream_t);                          \
+    template void attention_forward_routed<S>(S*, float*, const S*, const S*, const S*, const int*, int, size_t,       \
+                                              int, int, int, int, int, cudaStream_t);                                  \
+    template void attention_backward_routed<S>(S*, S*, S*, const S*, const S*, const S*, const S*, const S*,           \
+                                               const float*, const int*, int, size_t, int, int, int, int, int,         \
+                                               cudaStream_t);
+INSTANTIATE(float)
+INSTANTIATE(__nv_bfloat16)
+#undef INSTANTIATE
 
 }  // namespace rkv::cuda

@@ -6,6 +6,9 @@
 // Query head h reads KV head h / (NH / NKV). NH is a multiple of NKV; 1 <= HS <= 128.
 // The forward writes out and lse; the backward recomputes P from lse and accumulates
 // (+=) into dq, dk and dv. All pointers are device memory.
+//
+// S is the storage type of q, k, v, out and their gradients (float or __nv_bfloat16,
+// layers/common.cuh; T is the sequence length here); lse is float.
 #pragma once
 
 #include <cstddef>
@@ -14,22 +17,24 @@
 
 namespace rkv::cuda {
 
-void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T, int NH,
-                       int NKV, int HS, cudaStream_t stream);
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, const float* out, const float* lse, int B, int T, int NH, int NKV, int HS,
-                        cudaStream_t stream);
+template <class S>
+void attention_forward(S* out, float* lse, const S* q, const S* k, const S* v, int B, int T, int NH, int NKV, int HS,
+                       cudaStream_t stream);
+template <class S>
+void attention_backward(S* dq, S* dk, S* dv, const S* dout, const S* q, const S* k, const S* v, const S* out,
+                        const float* lse, int B, int T, int NH, int NKV, int HS, cudaStream_t stream);
 
 // Routed: k_all, v_all, dk_all, dv_all hold every layer's (B, T, NKV, HS) block, layer_stride
 // elements apart (the driver's (L, B, T, NKV, HS) buffers). Layer `layer` reads and accumulates
 // into block kv_src[layer], looked up on the device in kv_src (L), so a new route is new data,
 // not a new launch.
-void attention_forward_routed(float* out, float* lse, const float* q, const float* k_all, const float* v_all,
-                              const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH, int NKV,
-                              int HS, cudaStream_t stream);
-void attention_backward_routed(float* dq, float* dk_all, float* dv_all, const float* dout, const float* q,
-                               const float* k_all, const float* v_all, const float* out, const float* lse,
-                               const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH, int NKV,
-                               int HS, cudaStream_t stream);
+template <class S>
+void attention_forward_routed(S* out, float* lse, const S* q, const S* k_all, const S* v_all, const int* kv_src,
+                              int layer, size_t layer_stride, int B, int T, int NH, int NKV, int HS,
+                              cudaStream_t stream);
+template <class S>
+void attention_backward_routed(S* dq, S* dk_all, S* dv_all, const S* dout, const S* q, const S* k_all,
+                               const S* v_all, const S* out, const float* lse, const int* kv_src, int layer,
+                               size_t layer_stride, int B, int T, int NH, int NKV, int HS, cudaStream_t stream);
 
 }  // namespace rkv::cuda

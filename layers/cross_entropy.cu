@@ -1,13 +1,14 @@
 // Softmax cross-entropy over the vocabulary, forward and backward (ref/cross_entropy.h),
-// without ever storing the probabilities.
+// and the fused classifier, without ever storing the probabilities.
 //   logits, dlogits (N, V); targets, losses (N); target -1: loss 0, no gradient
 //
 // One block per row. The row's softmax statistics, the max m and s = sum exp(x - m),
 // come from one pass: each thread keeps a running (m, s) over its strided elements
 // (rescaling s when m grows, the online softmax), then the pairs are merged across the
 // warp with shuffles and across warps through shared memory. Then
-//   loss = m + log s - x[target],   dlogits += (exp(x - m) / s - [i == target]) dloss
-// so forward reads the row once and backward twice.
+//   loss = m + log s - x[target],   dlogit_i = (exp(x_i - m) / s - [i == target]) dloss
+// so forward reads the row once, backward twice, and the fused classifier reads it twice
+// and writes the gradient over the logits in the second pass.
 #include "layers/cross_entropy.cuh"
 
 #include "layers/common.cuh"
@@ -37,7 +38,8 @@ __device__ __forceinline__ SoftmaxStats warp_merge(SoftmaxStats st) {
     return st;
 }
 
-// The statistics of row x (V) over the whole block, the same bits in every thread.
+// The statistics of row x (V) over the whole block, the same bits in every thread. Ends
+// with a barrier that every thread reaches after reading its elements.
 template <class T>
 __device__ SoftmaxStats row_stats(const T* x, int V) {
     __shared__ SoftmaxStats warp_stats[32];
@@ -58,16 +60,21 @@ __device__ SoftmaxStats row_stats(const T* x, int V) {
     return warp_merge(lane < warps ? warp_stats[lane] : SoftmaxStats{-INFINITY, 0.0f});
 }
 
+// d loss / d x_i, scaled by dloss; scale = dloss / s.
+__device__ __forceinline__ float dlogit(float x, SoftmaxStats st, float scale, bool is_target, float dloss) {
+    return expf(x - st.m) * scale - (is_target ? dloss : 0.0f);
+}
+
 template <class T>
-__global__ void cross_entropy_forward_kernel(T* losses, const T* logits, const int* targets, int V) {
+__global__ void cross_entropy_forward_kernel(float* losses, const T* logits, const int* targets, int V) {
     const int n = blockIdx.x, target = targets[n];
     if (target < 0) {  // the whole block leaves: no barrier is left waiting
-        if (threadIdx.x == 0) losses[n] = from_float<T>(0.0f);
+        if (threadIdx.x == 0) losses[n] = 0.0f;
         return;
     }
     const T* x = logits + size_t(n) * V;
     const SoftmaxStats st = row_stats(x, V);
-    if (threadIdx.x == 0) losses[n] = from_float<T>(st.m + logf(st.s) - to_float(x[target]));
+    if (threadIdx.x == 0) losses[n] = st.m + logf(st.s) - to_float(x[target]);
 }
 
 template <class T>
@@ -76,25 +83,58 @@ __global__ void cross_entropy_backward_kernel(T* dlogits, const T* logits, const
     if (target < 0) return;
     const T* x = logits + size_t(n) * V;
     const SoftmaxStats st = row_stats(x, V);
+    const float scale = dloss / st.s;
     T* d = dlogits + size_t(n) * V;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) {
-        const float p = expf(to_float(x[i]) - st.m) / st.s;
-        d[i] = from_float<T>(to_float(d[i]) + (p - (i == target ? 1.0f : 0.0f)) * dloss);
+    for (int i = threadIdx.x; i < V; i += blockDim.x)
+        d[i] = from_float<T>(to_float(d[i]) + dlogit(to_float(x[i]), st, scale, i == target, dloss));
+}
+
+template <class T>
+__global__ void fused_classifier_kernel(T* logits_dlogits, float* losses, const int* targets, float dloss, int V) {
+    const int n = blockIdx.x, target = targets[n];
+    T* x = logits_dlogits + size_t(n) * V;
+    if (target < 0) {
+        for (int i = threadIdx.x; i < V; i += blockDim.x) x[i] = from_float<T>(0.0f);
+        if (threadIdx.x == 0) losses[n] = 0.0f;
+        return;
     }
+    // Read before row_stats' barrier: after it, some thread overwrites x[target].
+    const float x_target = to_float(x[target]);
+    const SoftmaxStats st = row_stats(x, V);
+    if (threadIdx.x == 0) losses[n] = st.m + logf(st.s) - x_target;
+    const float scale = dloss / st.s;
+    for (int i = threadIdx.x; i < V; i += blockDim.x)
+        x[i] = from_float<T>(dlogit(to_float(x[i]), st, scale, i == target, dloss));
 }
 
 }  // namespace
 
-void cross_entropy_forward(float* losses, const float* logits, const int* targets, int N, int V,
-                           cudaStream_t stream) {
+template <class T>
+void cross_entropy_forward(float* losses, const T* logits, const int* targets, int N, int V, cudaStream_t stream) {
     if (N == 0) return;
-    launch_kernel(cross_entropy_forward_kernel<float>, N, kBlock, 0, stream, losses, logits, targets, V);
+    launch_kernel(cross_entropy_forward_kernel<T>, N, kBlock, 0, stream, losses, logits, targets, V);
 }
 
-void cross_entropy_backward(float* dlogits, const float* logits, const int* targets, float dloss, int N, int V,
+template <class T>
+void cross_entropy_backward(T* dlogits, const T* logits, const int* targets, float dloss, int N, int V,
                             cudaStream_t stream) {
     if (N == 0) return;
-    launch_kernel(cross_entropy_backward_kernel<float>, N, kBlock, 0, stream, dlogits, logits, targets, dloss, V);
+    launch_kernel(cross_entropy_backward_kernel<T>, N, kBlock, 0, stream, dlogits, logits, targets, dloss, V);
 }
+
+template <class T>
+void fused_classifier(T* logits_dlogits, float* losses, const int* targets, float dloss, int N, int V,
+                      cudaStream_t stream) {
+    if (N == 0) return;
+    launch_kernel(fused_classifier_kernel<T>, N, kBlock, 0, stream, logits_dlogits, losses, targets, dloss, V);
+}
+
+#define INSTANTIATE(T)                                                                                   \
+    template void cross_entropy_forward<T>(float*, const T*, const int*, int, int, cudaStream_t);        \
+    template void cross_entropy_backward<T>(T*, const T*, const int*, float, int, int, cudaStream_t);    \
+    template void fused_classifier<T>(T*, float*, const int*, float, int, int, cudaStream_t);
+INSTANTIATE(float)
+INSTANTIATE(__nv_bfloat16)
+#undef INSTANTIATE
 
 }  // namespace rkv::cuda

@@ -1,5 +1,6 @@
 // Token and position embedding, forward and backward (ref/embedding.h).
-//   tokens (B, T) in [0, V); wte (V, C); wpe (maxT, C) or null; out, dout (B, T, C)
+//   tokens (B, T) in [0, V); wte (V, C), wpe (maxT, C) or null, out, dout (B, T, C) of T;
+//   dwte (V, C), dwpe (maxT, C) in float
 //
 // Backward must be deterministic, so no float atomics: many positions can carry the
 // same token and their rows of dout must be added into one row of dwte in a fixed order.
@@ -37,42 +38,43 @@ __global__ void embedding_forward_kernel(T* out, const int* tokens, const T* wte
 // Segment s holds the positions positions[start[s] .. start[s+1]) of token token[s].
 // Block (s, j) owns columns j*blockDim.x + threadIdx.x of that token's row of dwte.
 template <class T>
-__global__ void embedding_backward_wte_kernel(T* dwte, const T* dout, const int* positions, const int* start,
+__global__ void embedding_backward_wte_kernel(float* dwte, const T* dout, const int* positions, const int* start,
                                               const int* token, int C) {
     const int s = blockIdx.x, c = blockIdx.y * blockDim.x + threadIdx.x;
     if (c >= C) return;
     float acc = 0.0f;
     for (int p = start[s]; p < start[s + 1]; p++) acc += to_float(dout[size_t(positions[p]) * C + c]);
-    T* d = dwte + size_t(token[s]) * C + c;
-    *d = from_float<T>(to_float(*d) + acc);
+    dwte[size_t(token[s]) * C + c] += acc;
 }
 
 // One thread per (t, c) of dwpe (T, C): the sum over b of dout[b, t, c].
 template <class T>
-__global__ void embedding_backward_wpe_kernel(T* dwpe, const T* dout, int B, int Tn, int C) {
+__global__ void embedding_backward_wpe_kernel(float* dwpe, const T* dout, int B, int Tn, int C) {
     const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (idx >= size_t(Tn) * C) return;
     float acc = 0.0f;
     for (int b = 0; b < B; b++) acc += to_float(dout[size_t(b) * Tn * C + idx]);
-    dwpe[idx] = from_float<T>(to_float(dwpe[idx]) + acc);
+    dwpe[idx] += acc;
 }
 
 }  // namespace
 
-void embedding_forward(float* out, const int* tokens, const float* wte, const float* wpe, int B, int Tn, int C,
-                       cudaStream_t stream) {
+template <class T>
+void embedding_forward(T* out, const int* tokens, const T* wte, const std::type_identity_t<T>* wpe, int B, int Tn,
+                       int C, cudaStream_t stream) {
     const size_t n = size_t(B) * Tn * C;
     if (n == 0) return;
-    launch_kernel(embedding_forward_kernel<float>, unsigned(ceil_div<size_t>(n, kBlock)), kBlock, 0, stream, out,
-                  tokens, wte, wpe, B * Tn, Tn, C);
+    launch_kernel(embedding_forward_kernel<T>, unsigned(ceil_div<size_t>(n, kBlock)), kBlock, 0, stream, out, tokens,
+                  wte, wpe, B * Tn, Tn, C);
 }
 
-void embedding_backward(float* dwte, float* dwpe, const float* dout, const int* tokens, int B, int Tn, int C,
+template <class T>
+void embedding_backward(float* dwte, float* dwpe, const T* dout, const int* tokens, int B, int Tn, int C,
                         cudaStream_t stream) {
     const int N = B * Tn;
     if (N == 0 || C == 0) return;
     if (dwpe)
-        launch_kernel(embedding_backward_wpe_kernel<float>, unsigned(ceil_div<size_t>(size_t(Tn) * C, kBlock)),
+        launch_kernel(embedding_backward_wpe_kernel<T>, unsigned(ceil_div<size_t>(size_t(Tn) * C, kBlock)),
                       kBlock, 0, stream, dwpe, dout, B, Tn, C);
 
     // The buckets, on the host: sorting (token << 32 | position) orders by token, then
@@ -104,10 +106,17 @@ void embedding_backward(float* dwte, float* dwpe, const float* dout, const int* 
     const int* d_positions = buckets.get();
     const int* d_start = d_positions + N;
     const int* d_token = d_start + S + 1;
-    launch_kernel(embedding_backward_wte_kernel<float>, dim3(S, ceil_div(C, kBlock)), kBlock, 0, stream, dwte, dout,
+    launch_kernel(embedding_backward_wte_kernel<T>, dim3(S, ceil_div(C, kBlock)), kBlock, 0, stream, dwte, dout,
                   d_positions, d_start, d_token, C);
     // The host vectors may die now: a copy from pageable memory has read its source when
     // cudaMemcpyAsync returns (CUDA runtime API, "API synchronization behavior").
 }
+
+#define INSTANTIATE(T)                                                                                                 \
+    template void embedding_forward<T>(T*, const int*, const T*, const T*, int, int, int, cudaStream_t);               \
+    template void embedding_backward<T>(float*, float*, const T*, const int*, int, int, int, cudaStream_t);
+INSTANTIATE(float)
+INSTANTIATE(__nv_bfloat16)
+#undef INSTANTIATE
 
 }  // namespace rkv::cuda

@@ -1,15 +1,19 @@
-// LayerNorm over the last dimension, forward and backward (ref/layernorm.h).
-//   inp, out, dout, dinp (N, C); w, b, dw, db (C); mean, rstd (N)
+// LayerNorm over the last dimension, forward and backward (ref/layernorm.h), and the
+// forward fused with the residual add before it (ref/residual.h).
+//   inp, a, b, resid_out, out, dout, dinp (N, C) and w, bias (C) of T;
+//   mean, rstd (N) and dw, db (C) in float
 //
+//   residual: x = a + b, stored to resid_out and read back (rounded to T)
 //   forward:  mean = sum(x) / C,  rstd = 1 / sqrt(sum((x - mean)^2) / C + eps),
-//             out = (x - mean) * rstd * w + b
+//             out = (x - mean) * rstd * w + bias
 //   backward: xhat = (x - mean) * rstd,  g = dout * w,
 //             dinp += rstd * (g - mean(g) - xhat * mean(g * xhat)),
 //             dw += sum over rows of dout * xhat,  db += sum over rows of dout
 //
 // One warp per row: a row's reductions are warp shuffles, no block barriers, and any C
-// works (the lanes stride over the row). The weight gradients are column sums over all
-// rows, done by layers/norm_weight_grad.cuh in a fixed order.
+// works (the lanes stride over the row). The plain forward is the fused one with no
+// residual (b null, x = a). The weight gradients are column sums over all rows, done by
+// layers/norm_weight_grad.cuh in a fixed order.
 #include "layers/layernorm.cuh"
 
 #include "layers/common.cuh"
@@ -20,12 +24,14 @@ namespace {
 
 constexpr int kBlock = 256, kRowsPerBlock = kBlock / 32;
 
+// Row n of x = a (+ b) is normalized into out; resid_out gets x when b is not null.
 template <class T>
-__global__ void layernorm_forward_kernel(T* out, T* mean, T* rstd, const T* inp, const T* w, const T* b, int N,
-                                         int C, float eps) {
+__global__ void layernorm_forward_kernel(T* resid_out, T* out, float* mean, float* rstd, const T* a, const T* b,
+                                         const T* w, const T* bias, int N, int C, float eps) {
     const int lane = threadIdx.x % 32, n = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
     if (n >= N) return;  // whole warps leave together
-    const T* x = inp + size_t(n) * C;
+    const size_t row = size_t(n) * C;
+    const T* x = residual_row(resid_out, a, b, row, lane, C);
     float sum = 0.0f;
     for (int i = lane; i < C; i += 32) sum += to_float(x[i]);
     const float m = warp_sum(sum) / C;
@@ -36,23 +42,23 @@ __global__ void layernorm_forward_kernel(T* out, T* mean, T* rstd, const T* inp,
         sq += d * d;
     }
     const float s = 1.0f / sqrtf(warp_sum(sq) / C + eps);
-    T* o = out + size_t(n) * C;
+    T* o = out + row;
     for (int i = lane; i < C; i += 32)
-        o[i] = from_float<T>((to_float(x[i]) - m) * s * to_float(w[i]) + to_float(b[i]));
+        o[i] = from_float<T>((to_float(x[i]) - m) * s * to_float(w[i]) + to_float(bias[i]));
     if (lane == 0) {
-        mean[n] = from_float<T>(m);
-        rstd[n] = from_float<T>(s);
+        mean[n] = m;
+        rstd[n] = s;
     }
 }
 
 template <class T>
-__global__ void layernorm_backward_dinp_kernel(T* dinp, const T* dout, const T* inp, const T* w, const T* mean,
-                                               const T* rstd, int N, int C) {
+__global__ void layernorm_backward_dinp_kernel(T* dinp, const T* dout, const T* inp, const T* w, const float* mean,
+                                               const float* rstd, int N, int C) {
     const int lane = threadIdx.x % 32, n = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
     if (n >= N) return;
     const T* x = inp + size_t(n) * C;
     const T* d = dout + size_t(n) * C;
-    const float m = to_float(mean[n]), s = to_float(rstd[n]);
+    const float m = mean[n], s = rstd[n];
     float g_sum = 0.0f, gx_sum = 0.0f;
     for (int i = lane; i < C; i += 32) {
         const float g = to_float(d[i]) * to_float(w[i]);
@@ -70,19 +76,38 @@ __global__ void layernorm_backward_dinp_kernel(T* dinp, const T* dout, const T* 
 
 }  // namespace
 
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
-                       int C, double eps, cudaStream_t stream) {
+template <class T>
+void residual_layernorm_forward(T* resid_out, T* out, float* mean, float* rstd, const T* a, const T* b, const T* w,
+                                const T* bias, int N, int C, double eps, cudaStream_t stream) {
     if (N == 0) return;
-    launch_kernel(layernorm_forward_kernel<float>, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, out, mean, rstd,
-                  inp, w, b, N, C, float(eps));
+    launch_kernel(layernorm_forward_kernel<T>, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, resid_out, out, mean,
+                  rstd, a, b, w, bias, N, C, float(eps));
 }
 
-void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
-                        const float* mean, const float* rstd, int N, int C, cudaStream_t stream) {
-    if (N == 0) return;
-    launch_kernel(layernorm_backward_dinp_kernel<float>, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, dinp, dout,
-                  inp, w, mean, rstd, N, C);
-    norm_weight_grad<float>(dw, db, dout, inp, mean, rstd, N, C, stream);
+template <class T>
+void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* w, const T* b, int N, int C,
+                       double eps, cudaStream_t stream) {
+    residual_layernorm_forward<T>(nullptr, out, mean, rstd, inp, nullptr, w, b, N, C, eps, stream);
 }
+
+template <class T>
+void layernorm_backward(T* dinp, float* dw, float* db, const T* dout, const T* inp, const T* w, const float* mean,
+                        const float* rstd, int N, int C, cudaStream_t stream) {
+    if (N == 0) return;
+    launch_kernel(layernorm_backward_dinp_kernel<T>, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, dinp, dout, inp,
+                  w, mean, rstd, N, C);
+    norm_weight_grad<T>(dw, db, dout, inp, mean, rstd, N, C, stream);
+}
+
+#define INSTANTIATE(T)                                                                                                 \
+    template void layernorm_forward<T>(T*, float*, float*, const T*, const T*, const T*, int, int, double,             \
+                                       cudaStream_t);                                                                  \
+    template void residual_layernorm_forward<T>(T*, T*, float*, float*, const T*, const T*, const T*, const T*,        \
+                                                int, int, double, cudaStream_t);                                       \
+    template void layernorm_backward<T>(T*, float*, float*, const T*, const T*, const T*, const float*,                \
+                                        const float*, int, int, cudaStream_t);
+INSTANTIATE(float)
+INSTANTIATE(__nv_bfloat16)
+#undef INSTANTIATE
 
 }  // namespace rkv::cuda

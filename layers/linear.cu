@@ -1,76 +1,213 @@
 // Linear layer: out = inp W^T + b, and its backward
 //   dinp += dout W,   dW += dout^T inp,   db += column sums of dout
 //   inp (N, C), weight (OC, C), bias (OC), out and dout (N, OC)
-// cuBLAS is column-major: a row-major (R, K) matrix is a column-major (K, R) one, so every
-// product below is written for the transposes (out^T = W inp^T and so on).
-// The bias kernels are deterministic: each column sums its rows in a fixed order.
+// cuBLASLt is column-major: a row-major (R, K) matrix is a column-major (K, R) one, so every
+// product below is written for the transposes (out^T = W inp^T and so on). The bias add, the
+// GELU and the bias gradient run in the GEMMs' epilogues:
+//   forward        BIAS, or GELU_AUX_BIAS (out = GELU(pre) with pre stored as the aux matrix)
+//   weight grad    BGRADB: the sums of dout over its N rows, as a by-product of dW^T += inp^T dout
+// Every GEMM computes in fp32 (CUBLAS_COMPUTE_32F: no TF32) for both storage types; the weight
+// gradient reads T and accumulates into the float dW (C = D, beta 1). cuBLASLt returns the same
+// bits for the same problem, pointers' alignment and GPU, so the results are deterministic.
 #include "layers/linear.cuh"
 
-#include <cublas_v2.h>
+#include <cublasLt.h>
+
+#include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
+
+#include "layers/common.cuh"
 
 namespace rkv::cuda {
-
 namespace {
 
-void cublas_check(cublasStatus_t s, const char* what) {
+constexpr int kBlock = 256;
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // what cuBLASLt's Hopper kernels may ask for
+
+void lt_check(cublasStatus_t s, const char* what) {
     if (s != CUBLAS_STATUS_SUCCESS)
-        throw std::runtime_error(std::string("cuBLAS: ") + what + " failed: " + cublasGetStatusString(s));
+        throw std::runtime_error(std::string("cuBLASLt: ") + what + " failed: " + cublasGetStatusString(s));
 }
 
-// One handle per host thread, made on first use.
-cublasHandle_t handle(cudaStream_t stream) {
-    thread_local cublasHandle_t h = [] {
-        cublasHandle_t created;
-        cublas_check(cublasCreate(&created), "cublasCreate");
-        return created;
+// The handle and the workspace, made on first use and kept for the life of the process (freeing
+// them from a static destructor would race the CUDA runtime's own teardown). One stream at a time
+// may use the workspace, as with one cuBLAS handle.
+struct Library {
+    cublasLtHandle_t handle = nullptr;
+    void* workspace = nullptr;
+};
+
+const Library& library() {
+    static const Library lib = [] {
+        Library made;
+        lt_check(cublasLtCreate(&made.handle), "cublasLtCreate");
+        cuda_check(cudaMalloc(&made.workspace, kWorkspaceBytes));
+        return made;
     }();
-    cublas_check(cublasSetStream(h, stream), "cublasSetStream");
-    return h;
+    return lib;
 }
 
-// C (m, n) = alpha op(A) op(B) + beta C, column-major, fp32 with fp32 accumulation.
-void gemm(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const float* A, int lda, const float* B,
-          int ldb, float beta, float* C, int ldc) {
+// A cuBLASLt descriptor, destroyed with its scope.
+template <class H, cublasStatus_t (*destroy)(H)>
+class Owned {
+public:
+    Owned() = default;
+    Owned(Owned&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+    Owned& operator=(Owned&&) = delete;
+    ~Owned() {
+        if (h_) destroy(h_);
+    }
+    H* out() { return &h_; }
+    H get() const { return h_; }
+
+private:
+    H h_ = nullptr;
+};
+using MatmulDesc = Owned<cublasLtMatmulDesc_t, cublasLtMatmulDescDestroy>;
+using MatrixLayout = Owned<cublasLtMatrixLayout_t, cublasLtMatrixLayoutDestroy>;
+using Preference = Owned<cublasLtMatmulPreference_t, cublasLtMatmulPreferenceDestroy>;
+
+template <class T>
+constexpr cudaDataType_t data_type = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_16BF;
+
+// A column-major (rows, cols) matrix of T with leading dimension ld.
+template <class T>
+MatrixLayout layout(int rows, int cols, int ld) {
+    MatrixLayout l;
+    lt_check(cublasLtMatrixLayoutCreate(l.out(), data_type<T>, rows, cols, ld), "cublasLtMatrixLayoutCreate");
+    return l;
+}
+
+// The alignment in bytes (at most 256, the heuristic's default assumption) that both the pointer
+// and every column start have: algorithms needing more are excluded from the search.
+uint32_t alignment(const void* p, int ld, size_t element_bytes) {
+    const uint64_t bits = reinterpret_cast<uintptr_t>(p) | uint64_t(ld) * element_bytes | 256;
+    return uint32_t(bits & (~bits + 1));  // the lowest set bit
+}
+
+template <class V>
+void set_attribute(const MatmulDesc& desc, cublasLtMatmulDescAttributes_t attr, const V& value) {
+    lt_check(cublasLtMatmulDescSetAttribute(desc.get(), attr, &value, sizeof(value)), "cublasLtMatmulDescSetAttribute");
+}
+
+template <class V>
+void set_preference(const Preference& pref, cublasLtMatmulPreferenceAttributes_t attr, const V& value) {
+    lt_check(cublasLtMatmulPreferenceSetAttribute(pref.get(), attr, &value, sizeof(value)),
+             "cublasLtMatmulPreferenceSetAttribute");
+}
+
+// What a GEMM's epilogue does besides storing D.
+struct Epilogue {
+    cublasLtEpilogue_t kind = CUBLASLT_EPILOGUE_DEFAULT;
+    const void* bias = nullptr;  // BIAS: (m) added to every column; BGRADB: (n) written, op(B) summed over k
+    void* aux = nullptr;         // GELU_AUX: D before the GELU, laid out as D
+};
+
+// D (m, n) = op(A) op(B) + beta D, column-major, op(A) (m, k) and op(B) (k, n); A and B of type
+// T, D of type TD (float or T), accumulation in fp32.
+template <class T, class TD>
+void matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B, int ldb,
+            float beta, TD* D, int ldd, const Epilogue& epilogue = {}) {
+    const Library& lib = library();
+    MatmulDesc desc;
+    lt_check(cublasLtMatmulDescCreate(desc.out(), CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
+    set_attribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, ta ? CUBLAS_OP_T : CUBLAS_OP_N);
+    set_attribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, tb ? CUBLAS_OP_T : CUBLAS_OP_N);
+    set_attribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue.kind);
+    if (epilogue.bias) set_attribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, epilogue.bias);
+    if (epilogue.aux) {
+        set_attribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, epilogue.aux);
+        set_attribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, int64_t(ldd));
+    }
+    const MatrixLayout a = layout<T>(ta ? k : m, ta ? m : k, lda), b = layout<T>(tb ? n : k, tb ? k : n, ldb),
+                       d = layout<TD>(m, n, ldd);
+
+    Preference pref;
+    lt_check(cublasLtMatmulPreferenceCreate(pref.out()), "cublasLtMatmulPreferenceCreate");
+    set_preference(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, uint64_t(kWorkspaceBytes));
+    set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignment(A, lda, sizeof(T)));
+    set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment(B, ldb, sizeof(T)));
+    set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment(D, ldd, sizeof(TD)));
+    set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignment(D, ldd, sizeof(TD)));
+
+    cublasLtMatmulHeuristicResult_t found{};
+    int count = 0;
+    if (cublasLtMatmulAlgoGetHeuristic(lib.handle, desc.get(), a.get(), b.get(), d.get(), d.get(), pref.get(), 1,
+                                       &found, &count) != CUBLAS_STATUS_SUCCESS ||
+        count == 0)
+        throw std::runtime_error("cuBLASLt: no algorithm for the " + std::to_string(m) + "x" + std::to_string(n) +
+                                 "x" + std::to_string(k) + " GEMM with epilogue " +
+                                 std::to_string(int(epilogue.kind)) + " (check the pointers' alignment)");
     const float alpha = 1.0f;
-    cublas_check(cublasGemmEx(handle(stream), ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k,
-                              &alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, &beta, C, CUDA_R_32F, ldc,
-                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                 "cublasGemmEx");
+    lt_check(cublasLtMatmul(lib.handle, desc.get(), &alpha, A, a.get(), B, b.get(), &beta, D, d.get(), D, d.get(),
+                            &found.algo, lib.workspace, kWorkspaceBytes, stream),
+             "cublasLtMatmul");
 }
 
-// out (N, OC) += bias broadcast over rows
-__global__ void add_bias_kernel(float* out, const float* bias, int N, int OC) {
-    const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < size_t(N) * OC) out[i] += bias[i % OC];
+// out^T (OC, N) = W inp^T with the epilogue's bias and GELU.
+template <class T>
+void forward_matmul(T* out, const T* inp, const T* weight, int N, int C, int OC, cudaStream_t stream,
+                    const Epilogue& epilogue) {
+    matmul(stream, true, false, OC, N, C, weight, C, inp, C, 0.0f, out, OC, epilogue);
 }
 
-// dbias (OC) += sum over rows of dout (N, OC): one thread a column, rows in order.
-__global__ void bias_backward_kernel(float* dbias, const float* dout, int N, int OC) {
-    const int o = blockIdx.x * blockDim.x + threadIdx.x;
-    if (o >= OC) return;
-    float sum = 0.0f;
-    for (int n = 0; n < N; n++) sum += dout[size_t(n) * OC + o];
-    dbias[o] += sum;
+// acc (n) += x
+__global__ void accumulate_kernel(float* acc, const float* x, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) acc[i] += x[i];
 }
 
 }  // namespace
 
-void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC,
+template <class T>
+void linear_forward(T* out, const T* inp, const T* weight, const std::type_identity_t<T>* bias, int N, int C, int OC,
                     cudaStream_t stream) {
-    gemm(stream, true, false, OC, N, C, weight, C, inp, C, 0.0f, out, OC);            // out^T = W inp^T
-    if (bias) {
-        const size_t n = size_t(N) * OC;
-        launch_kernel(add_bias_kernel, unsigned((n + 255) / 256), 256, 0, stream, out, bias, N, OC);
-    }
+    if (N == 0 || OC == 0) return;
+    forward_matmul(out, inp, weight, N, C, OC, stream,
+                   {bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT, bias});
 }
 
-void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int N, int C, int OC, cudaStream_t stream) {
-    if (dinp) gemm(stream, false, false, C, N, OC, weight, C, dout, OC, 1.0f, dinp, C);       // dinp^T += W^T dout^T
-    if (dweight) gemm(stream, false, true, C, OC, N, inp, C, dout, OC, 1.0f, dweight, C);     // dW^T += inp^T dout
-    if (dbias) launch_kernel(bias_backward_kernel, unsigned((OC + 255) / 256), 256, 0, stream, dbias, dout, N, OC);
+template <class T>
+void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const std::type_identity_t<T>* bias, int N,
+                         int C, int OC, cudaStream_t stream) {
+    if (N == 0 || OC == 0) return;
+    if (OC % 8 == 0) {
+        forward_matmul(out, inp, weight, N, C, OC, stream,
+                       {bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX, bias, pre});
+        return;
+    }
+    // cuBLASLt takes an aux matrix only with a leading dimension that is a multiple of 8: make
+    // pre with one GEMM, and out with a second one whose epilogue stores no aux.
+    linear_forward(pre, inp, weight, bias, N, C, OC, stream);
+    forward_matmul(out, inp, weight, N, C, OC, stream,
+                   {bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU, bias});
 }
+
+template <class T>
+void linear_backward(std::type_identity_t<T>* dinp, float* dweight, float* dbias, const T* dout, const T* inp,
+                     const T* weight, int N, int C, int OC, cudaStream_t stream) {
+    if (dbias && !dweight) throw std::invalid_argument("linear_backward: dbias comes with dweight");
+    if (N == 0) return;
+    if (dinp) matmul(stream, false, false, C, N, OC, weight, C, dout, OC, 1.0f, dinp, C);  // dinp^T += W^T dout^T
+    if (!dweight) return;
+    if (!dbias) {
+        matmul(stream, false, true, C, OC, N, inp, C, dout, OC, 1.0f, dweight, C);  // dW^T += inp^T dout
+        return;
+    }
+    // BGRADB writes the column sums of dout rather than adding them: into scratch, then added.
+    StreamScratch<float> sums(OC, stream);
+    matmul(stream, false, true, C, OC, N, inp, C, dout, OC, 1.0f, dweight, C, {CUBLASLT_EPILOGUE_BGRADB, sums.get()});
+    launch_kernel(accumulate_kernel, unsigned(ceil_div(OC, kBlock)), kBlock, 0, stream, dbias, sums.get(), OC);
+}
+
+#define INSTANTIATE(T)                                                                                        \
+    template void linear_forward<T>(T*, const T*, const T*, const T*, int, int, int, cudaStream_t);           \
+    template void linear_gelu_forward<T>(T*, T*, const T*, const T*, const T*, int, int, int, cudaStream_t);  \
+    template void linear_backward<T>(T*, float*, float*, const T*, const T*, const T*, int, int, int, cudaStream_t);
+INSTANTIATE(float)
+INSTANTIATE(__nv_bfloat16)
+#undef INSTANTIATE
 
 }  // namespace rkv::cuda

@@ -1,14 +1,32 @@
-// Linear layer on the GPU: out = inp W^T + b (torch.nn.Linear), GEMMs through cuBLAS.
-//   inp (N, C), weight (OC, C), bias (OC) or null, out (N, OC); backward accumulates (+=).
-// The CPU reference is ref/linear.h.
+// Linear layer on the GPU: out = inp W^T + b (torch.nn.Linear), GEMMs through cuBLASLt with
+// the bias and GELU fused into their epilogues. The CPU reference is ref/linear.h.
+//   inp, dinp (N, C); weight (OC, C); bias (OC) or null; out, pre, dout (N, OC)
+// Storage T (float or __nv_bfloat16, layers/common.cuh) for activations and weights; the
+// parameter gradients dweight (OC, C) and dbias (OC) are float. Backward accumulates (+=).
+// Nullable pointers (bias, dinp) do not take part in deducing T, so a literal nullptr works.
+// All pointers are device memory. Any shape is accepted: cuBLASLt is asked for an algorithm that
+// fits the pointers' and rows' actual alignment (fastest when C and OC are multiples of 8 and the
+// pointers 16-byte aligned), and a GEMM it has none for throws, naming its shape.
 #pragma once
+
+#include <type_traits>
+
 #include "cuda/compat.cuh"
 
 namespace rkv::cuda {
 
-void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC,
+// out = inp W^T + bias.
+template <class T>
+void linear_forward(T* out, const T* inp, const T* weight, const std::type_identity_t<T>* bias, int N, int C, int OC,
                     cudaStream_t stream);
-void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int N, int C, int OC, cudaStream_t stream);
+// pre = inp W^T + bias (kept for the GELU backward), out = GELU(pre), tanh approximation.
+template <class T>
+void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const std::type_identity_t<T>* bias, int N,
+                         int C, int OC, cudaStream_t stream);
+// dinp += dout W, dweight += dout^T inp, dbias += column sums of dout; each skipped when null.
+// dbias needs dweight: it comes out of the weight-gradient GEMM.
+template <class T>
+void linear_backward(std::type_identity_t<T>* dinp, float* dweight, float* dbias, const T* dout, const T* inp,
+                     const T* weight, int N, int C, int OC, cudaStream_t stream);
 
 }  // namespace rkv::cuda

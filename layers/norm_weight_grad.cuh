@@ -1,8 +1,14 @@
-// The weight (and bias) gradients of LayerNorm and RMSNorm, summed over rows in a fixed
-// order (no float atomics), shared by layers/layernorm.cu and layers/rmsnorm.cu:
+// What layers/layernorm.cu and layers/rmsnorm.cu share: the residual add their fused
+// forward starts with, and the weight (and bias) gradients.
+//
+// residual_row: one warp's row of resid_out = a + b, rounded to the storage type T; the
+// norm then reads the stored row, so the fused forward gives the bits of a separate
+// residual_forward followed by the norm.
+//
+// norm_weight_grad: the gradients summed over rows in a fixed order (no float atomics):
 //   dw[c] += sum_n dout[n, c] * xhat[n, c],   db[c] += sum_n dout[n, c]
 // with xhat = (inp - mean[n]) * rstd[n], or inp * rstd[n] when mean is null (RMSNorm).
-//   dout, inp (N, C); mean, rstd (N); dw, db (C), db may be null.
+//   dout, inp (N, C) of T; mean, rstd (N) and dw, db (C) in float, db may be null.
 //
 // Two stages. First, the rows are cut into G chunks of kRowsPerChunk; block (j, g)
 // sums chunk g for 32 columns from j*32, its 32 x 8 threads each taking every 8th row
@@ -17,13 +23,24 @@
 
 namespace rkv::cuda {
 
+// The row at offset `row` that the norm reads, as one warp sees it: a's when b is null (a
+// plain norm), else resid_out's, set to a + b. A lane writes elements lane, lane + 32, ...,
+// the only ones it reads back, so no barrier is needed.
+template <class T>
+__device__ __forceinline__ const T* residual_row(T* resid_out, const T* a, const T* b, size_t row, int lane, int C) {
+    if (!b) return a + row;
+    T* r = resid_out + row;
+    for (int i = lane; i < C; i += 32) r[i] = from_float<T>(to_float(a[row + i]) + to_float(b[row + i]));
+    return r;
+}
+
 namespace norm_grad {
 
 constexpr int kCols = 32, kRowThreads = 8, kRowsPerChunk = 256;
 
 template <class T>
-__global__ void partials_kernel(float* pdw, float* pdb, const T* dout, const T* inp, const T* mean, const T* rstd,
-                                int N, int C, int rows_per_chunk) {
+__global__ void partials_kernel(float* pdw, float* pdb, const T* dout, const T* inp, const float* mean,
+                                const float* rstd, int N, int C, int rows_per_chunk) {
     __shared__ float sdw[kRowThreads][kCols], sdb[kRowThreads][kCols];
     const int tx = threadIdx.x, ty = threadIdx.y;
     const int c = blockIdx.x * kCols + tx, g = blockIdx.y;
@@ -33,7 +50,7 @@ __global__ void partials_kernel(float* pdw, float* pdb, const T* dout, const T* 
         for (int n = g * rows_per_chunk + ty; n < row_end; n += kRowThreads) {
             const float d = to_float(dout[size_t(n) * C + c]);
             const float x = to_float(inp[size_t(n) * C + c]);
-            const float xhat = (mean ? x - to_float(mean[n]) : x) * to_float(rstd[n]);
+            const float xhat = (mean ? x - mean[n] : x) * rstd[n];
             dw += d * xhat;
             db += d;
         }
@@ -50,8 +67,8 @@ __global__ void partials_kernel(float* pdw, float* pdb, const T* dout, const T* 
     }
 }
 
-template <class T>
-__global__ void finish_kernel(T* dw, T* db, const float* pdw, const float* pdb, int G, int C) {
+// static: no template, so each of the two files that include this header gets its own copy.
+static __global__ void finish_kernel(float* dw, float* db, const float* pdw, const float* pdb, int G, int C) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     float sw = 0.0f, sb = 0.0f;
@@ -59,15 +76,15 @@ __global__ void finish_kernel(T* dw, T* db, const float* pdw, const float* pdb, 
         sw += pdw[size_t(g) * C + c];
         if (db) sb += pdb[size_t(g) * C + c];
     }
-    dw[c] = from_float<T>(to_float(dw[c]) + sw);
-    if (db) db[c] = from_float<T>(to_float(db[c]) + sb);
+    dw[c] += sw;
+    if (db) db[c] += sb;
 }
 
 }  // namespace norm_grad
 
 template <class T>
-void norm_weight_grad(T* dw, T* db, const T* dout, const T* inp, const T* mean, const T* rstd, int N, int C,
-                      cudaStream_t stream) {
+void norm_weight_grad(float* dw, float* db, const T* dout, const T* inp, const float* mean, const float* rstd, int N,
+                      int C, cudaStream_t stream) {
     using namespace norm_grad;
     // Grid y is limited to 65535 chunks: longer chunks for (very) many rows.
     const int rows_per_chunk = std::max(kRowsPerChunk, ceil_div(N, 65535));
@@ -77,7 +94,7 @@ void norm_weight_grad(T* dw, T* db, const T* dout, const T* inp, const T* mean, 
     float* pdb = db ? pdw + size_t(G) * C : nullptr;
     launch_kernel(partials_kernel<T>, dim3(ceil_div(C, kCols), G), dim3(kCols, kRowThreads), 0, stream, pdw, pdb,
                   dout, inp, mean, rstd, N, C, rows_per_chunk);
-    launch_kernel(finish_kernel<T>, ceil_div(C, 256), 256, 0, stream, dw, db, pdw, pdb, G, C);
+    launch_kernel(finish_kernel, ceil_div(C, 256), 256, 0, stream, dw, db, pdw, pdb, G, C);
 }
 
 }  // namespace rkv::cuda

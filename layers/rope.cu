@@ -2,7 +2,7 @@
 // the head vector splits in halves (x1, x2), pair i rotates by a = t * theta^(-2i/HS):
 //   forward:  out1 = x1 cos a - x2 sin a,   out2 = x2 cos a + x1 sin a
 //   backward: dx1 += d1 cos a + d2 sin a,   dx2 += d2 cos a - d1 sin a
-//   inp, out, dout, dinp (B, T, H, HS)
+//   inp, out, dout, dinp (B, T, H, HS) of T, the math in float
 //
 // One thread per (b, t, i): it computes the angle once, in double as ref does (t times
 // a small power is not exact in float at long T), rounds cos and sin to float, and
@@ -46,18 +46,27 @@ __global__ void rope_kernel(T* out, const T* inp, int N, int Tn, int H, int HS, 
 
 }  // namespace
 
-void rope_forward(float* out, const float* inp, int B, int Tn, int H, int HS, double theta, cudaStream_t stream) {
+template <class T>
+void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, cudaStream_t stream) {
     const size_t threads = size_t(B) * Tn * (HS / 2);
     if (threads == 0) return;
-    launch_kernel(rope_kernel<float, false>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, out,
+    launch_kernel(rope_kernel<T, false>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, out,
                   inp, B * Tn, Tn, H, HS, theta, 1.0f);
 }
 
-void rope_backward(float* dinp, const float* dout, int B, int Tn, int H, int HS, double theta, cudaStream_t stream) {
+template <class T>
+void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta, cudaStream_t stream) {
     const size_t threads = size_t(B) * Tn * (HS / 2);
     if (threads == 0) return;
-    launch_kernel(rope_kernel<float, true>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, dinp,
+    launch_kernel(rope_kernel<T, true>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, dinp,
                   dout, B * Tn, Tn, H, HS, theta, -1.0f);
 }
+
+#define INSTANTIATE(T)                                                                                                 \
+    template void rope_forward<T>(T*, const T*, int, int, int, int, double, cudaStream_t);                             \
+    template void rope_backward<T>(T*, const T*, int, int, int, int, double, cudaStream_t);
+INSTANTIATE(float)
+INSTANTIATE(__nv_bfloat16)
+#undef INSTANTIATE
 
 }  // namespace rkv::cuda

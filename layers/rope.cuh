@@ -1,5 +1,5 @@
 // Rotary position embedding on the GPU (Hugging Face rotate-half): the kernels of
-// ref/rope.h.  inp, out, dout, dinp (B, T, H, HS), HS even.
+// ref/rope.h.  inp, out, dout, dinp (B, T, H, HS) of the storage type T, HS even.
 // All pointers are device memory.
 #pragma once
 
@@ -8,8 +8,10 @@
 namespace rkv::cuda {
 
 // out = inp rotated pairwise by the angles t * theta^(-2i/HS); out may be inp.
-void rope_forward(float* out, const float* inp, int B, int Tn, int H, int HS, double theta, cudaStream_t stream);
+template <class T>
+void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, cudaStream_t stream);
 // dinp += dout rotated back (the rotation's transpose).
-void rope_backward(float* dinp, const float* dout, int B, int Tn, int H, int HS, double theta, cudaStream_t stream);
+template <class T>
+void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta, cudaStream_t stream);
 
 }  // namespace rkv::cuda

@@ -1,7 +1,8 @@
 // AdamW update and sum of squared gradients (ref/adamw.h).
-//   param, grad, m, v (n)
+//   grad, m, v, master (n) float; param (n) of the storage type T
 //   g = grad * grad_scale;  m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
-//   param -= lr * ((m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps) + wd * param)
+//   p -= lr * ((m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps) + wd * p)
+//   p is master when there is one (then param = p rounded stochastically), else param.
 // The step's constants are rounded to float on the host exactly where ref rounds them,
 // so the float update is ref's operation for operation.
 //
@@ -13,6 +14,7 @@
 
 #include <cmath>
 
+#include "layers/cast.cuh"
 #include "layers/common.cuh"
 
 namespace rkv::cuda {
@@ -25,8 +27,9 @@ struct AdamWConstants {
     float lr, beta1, one_minus_beta1, beta2, one_minus_beta2, c1, c2, eps, weight_decay, grad_scale;
 };
 
-template <class P>
-__global__ void adamw_kernel(P* param, const float* grad, float* m, float* v, size_t n, AdamWConstants k) {
+template <class T>
+__global__ void adamw_kernel(T* param, float* master, const float* grad, float* m, float* v, size_t n,
+                             AdamWConstants k, uint64_t seed) {
     const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const float g = grad[i] * k.grad_scale;
@@ -35,8 +38,10 @@ __global__ void adamw_kernel(P* param, const float* grad, float* m, float* v, si
     m[i] = mi;
     v[i] = vi;
     const float mhat = mi / k.c1, vhat = vi / k.c2;
-    const float p = to_float(param[i]);
-    param[i] = from_float<P>(p - k.lr * (mhat / (sqrtf(vhat) + k.eps) + k.weight_decay * p));
+    const float p = master ? master[i] : to_float(param[i]);
+    const float p_new = p - k.lr * (mhat / (sqrtf(vhat) + k.eps) + k.weight_decay * p);
+    if (master) master[i] = p_new;
+    param[i] = round_stochastic<T>(p_new, seed, i);
 }
 
 __global__ void sum_squares_kernel(double* partials, const float* x, size_t n) {
@@ -57,8 +62,9 @@ __global__ void sum_partials_kernel(double* out, const double* partials) {
 
 }  // namespace
 
-void adamw_update(float* param, const float* grad, float* m, float* v, size_t n, const ref::AdamWStep& s,
-                  cudaStream_t stream) {
+template <class T>
+void adamw_update(T* param, float* master, const float* grad, float* m, float* v, size_t n, const ref::AdamWStep& s,
+                  uint64_t seed, cudaStream_t stream) {
     if (n == 0) return;
     const AdamWConstants k{float(s.lr),
                            float(s.beta1),
@@ -70,9 +76,14 @@ void adamw_update(float* param, const float* grad, float* m, float* v, size_t n,
                            float(s.eps),
                            float(s.weight_decay),
                            float(s.grad_scale)};
-    launch_kernel(adamw_kernel<float>, unsigned(ceil_div<size_t>(n, kBlock)), kBlock, 0, stream, param, grad, m, v,
-                  n, k);
+    launch_kernel(adamw_kernel<T>, unsigned(ceil_div<size_t>(n, kBlock)), kBlock, 0, stream, param, master, grad, m,
+                  v, n, k, seed);
 }
+
+template void adamw_update<float>(float*, float*, const float*, float*, float*, size_t, const ref::AdamWStep&,
+                                  uint64_t, cudaStream_t);
+template void adamw_update<__nv_bfloat16>(__nv_bfloat16*, float*, const float*, float*, float*, size_t,
+                                          const ref::AdamWStep&, uint64_t, cudaStream_t);
 
 double grad_norm_sq(const float* grads, size_t n, cudaStream_t stream) {
     if (n == 0) return 0.0;

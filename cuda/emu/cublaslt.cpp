@@ -116,7 +116,8 @@ cublasStatus_t validate(const Desc& op, const Layout& a, const Layout& b, const 
                             op.epilogue == CUBLASLT_EPILOGUE_BGRADB;
     const bool needs_aux =
         has(op.epilogue, CUBLASLT_EPILOGUE_GELU_AUX) || op.epilogue == CUBLASLT_EPILOGUE_DGELU;
-    if ((needs_bias && !op.bias) || (needs_aux && (!op.aux || op.aux_ld < p.m)))
+    // cublasLt.h: the aux matrix's leading dimension must be a multiple of 8.
+    if ((needs_bias && !op.bias) || (needs_aux && (!op.aux || op.aux_ld < p.m || op.aux_ld % 8 != 0)))
         return CUBLAS_STATUS_INVALID_VALUE;
     return CUBLAS_STATUS_SUCCESS;
 }

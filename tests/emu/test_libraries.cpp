@@ -197,7 +197,7 @@ struct Lt {
 float gelu(float x) { return 0.5f * x * (1.0f + std::tanh(0.7978845608f * (x + 0.044715f * x * x * x))); }
 
 TEST_CASE("cuBLASLt matmul with its epilogues", "[blas]") {
-    const int oc = 12, t = 5, ch = 8;
+    const int oc = 16, t = 5, ch = 8;   // aux's leading dimension (oc) must be a multiple of 8
     const std::vector<float> w = random_floats(oc * ch, 6), inp = random_floats(t * ch, 7),
                              bias = random_floats(oc, 8);
     DeviceBuffer<float> dw(w), dinp(inp), dbias(bias), out(oc * t), aux(oc * t);
@@ -238,6 +238,10 @@ TEST_CASE("cuBLASLt matmul with its epilogues", "[blas]") {
         REQUIRE(lt.run(dw.get(), dinp.get(), out.get()) == CUBLAS_STATUS_SUCCESS);
         require_close(out.to_host(), expect(true, true), 1e-5);
         require_close(aux.to_host(), expect(true, false), 1e-5);
+    }
+    SECTION("an aux leading dimension that is not a multiple of 8 is refused") {
+        Lt lt(oc - 4, t, ch, CUBLASLT_EPILOGUE_GELU_AUX_BIAS, dbias.get(), aux.get(), oc - 4);
+        REQUIRE(lt.run(dw.get(), dinp.get(), out.get()) == CUBLAS_STATUS_INVALID_VALUE);
     }
     SECTION("GELU_BIAS without a bias pointer is refused") {
         Lt lt(oc, t, ch, CUBLASLT_EPILOGUE_GELU_BIAS, nullptr, nullptr, 0);

@@ -1,4 +1,5 @@
-// layers/activations.cu against ref/activations.h and ref/residual.h (double).
+// layers/activations.cu against ref/activations.h and ref/residual.h (double), for float
+// and bf16 storage (ref gets the inputs as stored), in both thread orders.
 #include "kernel_check.h"
 
 #include "layers/activations.cuh"
@@ -7,25 +8,34 @@
 
 using namespace kcheck;
 
-TEST_CASE("gelu forward and backward match ref", "[activations]") {
+TEMPLATE_TEST_CASE("gelu forward and backward match ref", "[activations]", float, bf16) {
+    using T = TestType;
+    const auto order = GENERATE(from_range(orders()));
     const size_t n = GENERATE(1037, 5);
-    const auto x = random_floats(n, -5.0f, 5.0f), dout = random_floats(n), dx0 = random_floats(n);
-    Device<float> d_x(x), d_out(n), d_dout(dout), d_dx(dx0);
+    const InOrder in_order(order);
+    const auto x = as_stored<T>(random_floats(n, -5.0f, 5.0f)), dout = as_stored<T>(random_floats(n)),
+               dx0 = as_stored<T>(random_floats(n));
+    Device<T> d_x(to_storage<T>(x)), d_out(n), d_dout(to_storage<T>(dout)), d_dx(to_storage<T>(dx0));
     rkv::cuda::gelu_forward(d_out.get(), d_x.get(), n, nullptr);
     rkv::cuda::gelu_backward(d_dx.get(), d_dout.get(), d_x.get(), n, nullptr);
     std::vector<double> out_ref(n);
     auto dx_ref = to_double(dx0);
     rkv::ref::gelu_forward(out_ref.data(), to_double(x).data(), n);
     rkv::ref::gelu_backward(dx_ref.data(), to_double(dout).data(), to_double(x).data(), n);
-    check_close("gelu_forward", d_out.download(), out_ref);
-    check_close("gelu_backward", d_dx.download(), dx_ref);
+    check_close("gelu_forward", to_floats(d_out.download()), out_ref, bound_for<T>());
+    check_close("gelu_backward", to_floats(d_dx.download()), dx_ref, bound_for<T>());
 }
 
-TEST_CASE("swiglu forward and backward match ref", "[activations]") {
+TEMPLATE_TEST_CASE("swiglu forward and backward match ref", "[activations]", float, bf16) {
+    using T = TestType;
+    const auto order = GENERATE(from_range(orders()));
     const size_t n = GENERATE(1037, 5);
-    const auto gate = random_floats(n, -6.0f, 6.0f), up = random_floats(n), dout = random_floats(n);
-    const auto dgate0 = random_floats(n), dup0 = random_floats(n);
-    Device<float> d_gate(gate), d_up(up), d_out(n), d_dout(dout), d_dgate(dgate0), d_dup(dup0);
+    const InOrder in_order(order);
+    const auto gate = as_stored<T>(random_floats(n, -6.0f, 6.0f)), up = as_stored<T>(random_floats(n)),
+               dout = as_stored<T>(random_floats(n));
+    const auto dgate0 = as_stored<T>(random_floats(n)), dup0 = as_stored<T>(random_floats(n));
+    Device<T> d_gate(to_storage<T>(gate)), d_up(to_storage<T>(up)), d_out(n), d_dout(to_storage<T>(dout)),
+        d_dgate(to_storage<T>(dgate0)), d_dup(to_storage<T>(dup0));
     rkv::cuda::swiglu_forward(d_out.get(), d_gate.get(), d_up.get(), n, nullptr);
     rkv::cuda::swiglu_backward(d_dgate.get(), d_dup.get(), d_dout.get(), d_gate.get(), d_up.get(), n, nullptr);
     std::vector<double> out_ref(n);
@@ -33,17 +43,20 @@ TEST_CASE("swiglu forward and backward match ref", "[activations]") {
     rkv::ref::swiglu_forward(out_ref.data(), to_double(gate).data(), to_double(up).data(), n);
     rkv::ref::swiglu_backward(dgate_ref.data(), dup_ref.data(), to_double(dout).data(), to_double(gate).data(),
                               to_double(up).data(), n);
-    check_close("swiglu_forward", d_out.download(), out_ref);
-    check_close("swiglu_backward dgate", d_dgate.download(), dgate_ref);
-    check_close("swiglu_backward dup", d_dup.download(), dup_ref);
+    check_close("swiglu_forward", to_floats(d_out.download()), out_ref, bound_for<T>());
+    check_close("swiglu_backward dgate", to_floats(d_dgate.download()), dgate_ref, bound_for<T>());
+    check_close("swiglu_backward dup", to_floats(d_dup.download()), dup_ref, bound_for<T>());
 }
 
-TEST_CASE("residual forward matches ref", "[activations]") {
+TEMPLATE_TEST_CASE("residual forward matches ref", "[activations]", float, bf16) {
+    using T = TestType;
+    const auto order = GENERATE(from_range(orders()));
     const size_t n = GENERATE(1037, 5);
-    const auto a = random_floats(n), b = random_floats(n);
-    Device<float> d_a(a), d_b(b), d_out(n);
+    const InOrder in_order(order);
+    const auto a = as_stored<T>(random_floats(n)), b = as_stored<T>(random_floats(n));
+    Device<T> d_a(to_storage<T>(a)), d_b(to_storage<T>(b)), d_out(n);
     rkv::cuda::residual_forward(d_out.get(), d_a.get(), d_b.get(), n, nullptr);
     std::vector<double> out_ref(n);
     rkv::ref::residual_forward(out_ref.data(), to_double(a).data(), to_double(b).data(), n);
-    check_close("residual_forward", d_out.download(), out_ref);
+    check_close("residual_forward", to_floats(d_out.download()), out_ref, bound_for<T>());
 }

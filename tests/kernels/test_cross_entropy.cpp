@@ -1,5 +1,9 @@
-// layers/cross_entropy.cu against ref/cross_entropy.h (double), in both thread orders.
+// layers/cross_entropy.cu against ref/cross_entropy.h (double), float and bf16 storage, in both
+// thread orders: forward, backward, and the fused classifier that overwrites the logits with
+// their gradient.
 #include "kernel_check.h"
+
+#include <algorithm>
 
 #include "layers/cross_entropy.cuh"
 #include "ref/cross_entropy.h"
@@ -12,37 +16,51 @@ struct Shape {
 };
 }  // namespace
 
-TEST_CASE("cross entropy forward and backward match ref, skipping target -1", "[cross_entropy]") {
+TEMPLATE_TEST_CASE("cross entropy and the fused classifier match ref, skipping target -1", "[cross_entropy]", float,
+                   bf16) {
+    using T = TestType;
     const auto order = GENERATE(from_range(orders()));
-    const Shape shape = GENERATE(Shape{13, 257}, Shape{4, 1500}, Shape{3, 5});
+    const Shape shape = GENERATE(Shape{13, 257}, Shape{4, 1500}, Shape{3, 5});  // V not a multiple of the block
     const InOrder in_order(order);
     const int N = shape.N, V = shape.V;
     INFO("N " << N << " V " << V);
     const auto logits = random_floats(size_t(N) * V, -8.0f, 8.0f);
+    const auto logits_ref = to_double(as_stored<T>(logits));
     auto targets = random_ints(N, 0, V - 1);
     targets[1] = -1;
     targets[N - 1] = V - 1;
     int counted = 0;
     for (int t : targets) counted += t >= 0;
     const float dloss = 1.0f / float(counted);
-
-    Device<float> d_logits(logits), d_losses(N);
     Device<int> d_targets(targets);
-    rkv::cuda::cross_entropy_forward(d_losses.get(), d_logits.get(), d_targets.get(), N, V, nullptr);
+
+    // The losses are float sums over stored values: fp32 accuracy in both builds.
     std::vector<double> losses_ref(N);
-    rkv::ref::cross_entropy_forward(losses_ref.data(), to_double(logits).data(), targets.data(), N, V);
+    rkv::ref::cross_entropy_forward(losses_ref.data(), logits_ref.data(), targets.data(), N, V);
+    Device<T> d_logits(to_storage<T>(logits));
+    Device<float> d_losses(N);
+    rkv::cuda::cross_entropy_forward(d_losses.get(), d_logits.get(), d_targets.get(), N, V, nullptr);
     const auto losses = d_losses.download();
-    check_close("cross_entropy_forward", losses, losses_ref);
+    check_close("cross_entropy_forward", losses, losses_ref, fp32_bound);
     CHECK(losses[1] == 0.0f);
 
-    const auto dlogits0 = random_floats(size_t(N) * V);
-    Device<float> d_dlogits(dlogits0);
+    const auto dlogits0 = as_stored<T>(random_floats(size_t(N) * V));
+    Device<T> d_dlogits(to_storage<T>(dlogits0));
     rkv::cuda::cross_entropy_backward(d_dlogits.get(), d_logits.get(), d_targets.get(), dloss, N, V, nullptr);
     auto dlogits_ref = to_double(dlogits0);
-    rkv::ref::cross_entropy_backward(dlogits_ref.data(), to_double(logits).data(), targets.data(), double(dloss), N,
-                                     V);
-    const auto dlogits = d_dlogits.download();
-    check_close("cross_entropy_backward", dlogits, dlogits_ref);
-    // The skipped row is untouched.
-    CHECK(std::equal(dlogits.begin() + V, dlogits.begin() + 2 * V, dlogits0.begin() + V));
+    rkv::ref::cross_entropy_backward(dlogits_ref.data(), logits_ref.data(), targets.data(), double(dloss), N, V);
+    const auto dlogits = to_floats(d_dlogits.download());
+    check_close("cross_entropy_backward", dlogits, dlogits_ref, bound_for<T>());
+    CHECK(std::equal(dlogits.begin() + V, dlogits.begin() + 2 * V, dlogits0.begin() + V));  // skipped: untouched
+
+    std::vector<double> fused_ref(size_t(N) * V, 0.0);
+    rkv::ref::cross_entropy_backward(fused_ref.data(), logits_ref.data(), targets.data(), double(dloss), N, V);
+    Device<float> d_fused_losses(N);
+    rkv::cuda::fused_classifier(d_logits.get(), d_fused_losses.get(), d_targets.get(), dloss, N, V, nullptr);
+    const auto fused_losses = d_fused_losses.download();
+    check_close("fused_classifier losses", fused_losses, losses_ref, fp32_bound);
+    CHECK(fused_losses[1] == 0.0f);
+    const auto fused = to_floats(d_logits.download());
+    check_close("fused_classifier dlogits", fused, fused_ref, bound_for<T>());
+    CHECK(std::all_of(fused.begin() + V, fused.begin() + 2 * V, [](float d) { return d == 0.0f; }));  // skipped: 0
 }

@@ -1,4 +1,5 @@
-// layers/embedding.cu against ref/embedding.h.
+// layers/embedding.cu against ref/embedding.h, for float and bf16 storage (ref gets the
+// inputs as stored; the weight gradients are float either way), in both thread orders.
 #include "kernel_check.h"
 
 #include "layers/embedding.cuh"
@@ -6,13 +7,16 @@
 
 using namespace kcheck;
 
-TEST_CASE("embedding forward matches ref, with and without positions", "[embedding]") {
+TEMPLATE_TEST_CASE("embedding forward matches ref, with and without positions", "[embedding]", float, bf16) {
+    using T = TestType;
+    const auto order = GENERATE(from_range(orders()));
     const int B = 3, Tn = 13, C = 72, V = 257, maxT = 16;
     const bool positions = GENERATE(true, false);
+    const InOrder in_order(order);
     const auto tokens = random_ints(size_t(B) * Tn, 0, V - 1);
-    const auto wte = random_floats(size_t(V) * C), wpe = random_floats(size_t(maxT) * C);
+    const auto wte = as_stored<T>(random_floats(size_t(V) * C)), wpe = as_stored<T>(random_floats(size_t(maxT) * C));
     Device<int> d_tokens(tokens);
-    Device<float> d_wte(wte), d_wpe(wpe), d_out(size_t(B) * Tn * C);
+    Device<T> d_wte(to_storage<T>(wte)), d_wpe(to_storage<T>(wpe)), d_out(size_t(B) * Tn * C);
     rkv::cuda::embedding_forward(d_out.get(), d_tokens.get(), d_wte.get(), positions ? d_wpe.get() : nullptr, B, Tn,
                                  C, nullptr);
 
@@ -20,19 +24,24 @@ TEST_CASE("embedding forward matches ref, with and without positions", "[embeddi
     const auto wpe_ref = to_double(wpe);
     rkv::ref::embedding_forward(ref.data(), tokens.data(), to_double(wte).data(),
                                 positions ? wpe_ref.data() : nullptr, B, Tn, C);
-    check_close(positions ? "embedding_forward (wte + wpe)" : "embedding_forward (wte)", d_out.download(), ref);
+    check_close(positions ? "embedding_forward (wte + wpe)" : "embedding_forward (wte)", to_floats(d_out.download()),
+                ref, bound_for<T>());
 }
 
-TEST_CASE("embedding backward matches ref and is deterministic", "[embedding]") {
+TEMPLATE_TEST_CASE("embedding backward matches ref and is deterministic", "[embedding]", float, bf16) {
+    using T = TestType;
+    const auto order = GENERATE(from_range(orders()));
     const int B = 4, Tn = 13, C = 72, V = 257, maxT = 16;
     const bool positions = GENERATE(true, false);
+    const InOrder in_order(order);
     // Few distinct tokens, so that many positions share a row of dwte.
     auto tokens = random_ints(size_t(B) * Tn, 0, 9);
     tokens[5] = V - 1;
-    const auto dout = random_floats(size_t(B) * Tn * C);
+    const auto dout = as_stored<T>(random_floats(size_t(B) * Tn * C));
     const auto dwte0 = random_floats(size_t(V) * C), dwpe0 = random_floats(size_t(maxT) * C);
     Device<int> d_tokens(tokens);
-    Device<float> d_dout(dout), d_dwte(dwte0), d_dwpe(dwpe0);
+    Device<T> d_dout(to_storage<T>(dout));
+    Device<float> d_dwte(dwte0), d_dwpe(dwpe0);
     const auto run = [&] {
         d_dwte.upload(dwte0);
         d_dwpe.upload(dwpe0);
@@ -45,8 +54,8 @@ TEST_CASE("embedding backward matches ref and is deterministic", "[embedding]") 
     auto dwte_ref = to_double(dwte0), dwpe_ref = to_double(dwpe0);
     rkv::ref::embedding_backward(dwte_ref.data(), positions ? dwpe_ref.data() : nullptr, to_double(dout).data(),
                                  tokens.data(), B, Tn, C);
-    check_close("embedding_backward dwte", dwte, dwte_ref);
-    check_close("embedding_backward dwpe", dwpe, dwpe_ref);
+    check_close("embedding_backward dwte", dwte, dwte_ref, bound_for<T>());
+    check_close("embedding_backward dwpe", dwpe, dwpe_ref, bound_for<T>());
 
     run();
     CHECK(d_dwte.download() == dwte);

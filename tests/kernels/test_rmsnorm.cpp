@@ -1,8 +1,12 @@
-// layers/rmsnorm.cu against ref/rmsnorm.h (double), in both thread orders; the small
-// row sizes are QK-norm's (C = head_dim).
+// layers/rmsnorm.cu against ref/rmsnorm.h (double), for float and bf16 storage (ref gets
+// the inputs as stored), in both thread orders; the small row sizes are QK-norm's
+// (C = head_dim). The fused residual + RMSNorm against ref/residual.h then ref/rmsnorm.h,
+// and against the two separate kernels and itself in place bit for bit.
 #include "kernel_check.h"
 
+#include "layers/activations.cuh"
 #include "layers/rmsnorm.cuh"
+#include "ref/residual.h"
 #include "ref/rmsnorm.h"
 
 using namespace kcheck;
@@ -13,31 +17,81 @@ struct Shape {
 };
 }  // namespace
 
-TEST_CASE("rmsnorm forward and backward match ref", "[rmsnorm]") {
+TEMPLATE_TEST_CASE("rmsnorm forward and backward match ref", "[rmsnorm]", float, bf16) {
+    using T = TestType;
     const auto order = GENERATE(from_range(orders()));
     const Shape shape = GENERATE(Shape{13, 72}, Shape{600, 4}, Shape{37, 16}, Shape{9, 130}, Shape{6, 64});
     const InOrder in_order(order);
     const int N = shape.N, C = shape.C;
     const double eps = 1e-6;
+    const double bound = bound_for<T>();
     INFO("N " << N << " C " << C);
-    const auto inp = random_floats(size_t(N) * C, -2.0f, 2.0f), w = random_floats(C);
+    const auto inp = as_stored<T>(random_floats(size_t(N) * C, -2.0f, 2.0f)), w = as_stored<T>(random_floats(C));
 
-    Device<float> d_inp(inp), d_w(w), d_out(size_t(N) * C), d_rstd(N);
+    Device<T> d_inp(to_storage<T>(inp)), d_w(to_storage<T>(w)), d_out(size_t(N) * C);
+    Device<float> d_rstd(N);
     rkv::cuda::rmsnorm_forward(d_out.get(), d_rstd.get(), d_inp.get(), d_w.get(), N, C, eps, nullptr);
     std::vector<double> out_ref(size_t(N) * C), rstd_ref(N);
     rkv::ref::rmsnorm_forward(out_ref.data(), rstd_ref.data(), to_double(inp).data(), to_double(w).data(), N, C, eps);
-    check_close("rmsnorm_forward out", d_out.download(), out_ref);
-    check_close("rmsnorm_forward rstd", d_rstd.download(), rstd_ref);
+    check_close("rmsnorm_forward out", to_floats(d_out.download()), out_ref, bound);
+    check_close("rmsnorm_forward rstd", d_rstd.download(), rstd_ref, bound);
 
     const auto rstd = d_rstd.download();
-    const auto dout = random_floats(size_t(N) * C);
-    const auto dinp0 = random_floats(size_t(N) * C), dw0 = random_floats(C);
-    Device<float> d_dout(dout), d_dinp(dinp0), d_dw(dw0);
+    const auto dout = as_stored<T>(random_floats(size_t(N) * C)), dinp0 = as_stored<T>(random_floats(size_t(N) * C));
+    const auto dw0 = random_floats(C);
+    Device<T> d_dout(to_storage<T>(dout)), d_dinp(to_storage<T>(dinp0));
+    Device<float> d_dw(dw0);
     rkv::cuda::rmsnorm_backward(d_dinp.get(), d_dw.get(), d_dout.get(), d_inp.get(), d_w.get(), d_rstd.get(), N, C,
                                 nullptr);
     auto dinp_ref = to_double(dinp0), dw_ref = to_double(dw0);
     rkv::ref::rmsnorm_backward(dinp_ref.data(), dw_ref.data(), to_double(dout).data(), to_double(inp).data(),
                                to_double(w).data(), to_double(rstd).data(), N, C);
-    check_close("rmsnorm_backward dinp", d_dinp.download(), dinp_ref);
-    check_close("rmsnorm_backward dw", d_dw.download(), dw_ref);
+    check_close("rmsnorm_backward dinp", to_floats(d_dinp.download()), dinp_ref, bound);
+    check_close("rmsnorm_backward dw", d_dw.download(), dw_ref, bound);
+}
+
+TEMPLATE_TEST_CASE("residual + rmsnorm matches ref residual then ref rmsnorm, and the separate kernels",
+                   "[rmsnorm]", float, bf16) {
+    using T = TestType;
+    const auto order = GENERATE(from_range(orders()));
+    const Shape shape = GENERATE(Shape{13, 72}, Shape{37, 16}, Shape{9, 130});
+    const InOrder in_order(order);
+    const int N = shape.N, C = shape.C;
+    const size_t NC = size_t(N) * C;
+    const double eps = 1e-6;
+    const double bound = bound_for<T>();
+    INFO("N " << N << " C " << C);
+    const auto a = as_stored<T>(random_floats(NC, -2.0f, 2.0f)), b = as_stored<T>(random_floats(NC)),
+               w = as_stored<T>(random_floats(C));
+    Device<T> d_a(to_storage<T>(a)), d_b(to_storage<T>(b)), d_w(to_storage<T>(w)), d_resid(NC), d_out(NC);
+    Device<float> d_rstd(N);
+    rkv::cuda::residual_rmsnorm_forward(d_resid.get(), d_out.get(), d_rstd.get(), d_a.get(), d_b.get(), d_w.get(), N,
+                                        C, eps, nullptr);
+    const auto resid = to_floats(d_resid.download()), out = to_floats(d_out.download());
+    const auto rstd = d_rstd.download();
+
+    // ref: the residual, stored as T, then the norm of what was stored.
+    std::vector<double> resid_ref(NC), out_ref(NC), rstd_ref(N);
+    rkv::ref::residual_forward(resid_ref.data(), to_double(a).data(), to_double(b).data(), NC);
+    const auto resid_stored = as_stored<T>(std::vector<float>(resid_ref.begin(), resid_ref.end()));
+    rkv::ref::rmsnorm_forward(out_ref.data(), rstd_ref.data(), to_double(resid_stored).data(), to_double(w).data(), N,
+                              C, eps);
+    check_close("residual_rmsnorm_forward resid_out", resid, resid_ref, bound);
+    check_close("residual_rmsnorm_forward out", out, out_ref, bound);
+    check_close("residual_rmsnorm_forward rstd", rstd, rstd_ref, bound);
+
+    // The separate kernels give the same bits.
+    Device<T> d_resid2(NC), d_out2(NC);
+    Device<float> d_rstd2(N);
+    rkv::cuda::residual_forward(d_resid2.get(), d_a.get(), d_b.get(), NC, nullptr);
+    rkv::cuda::rmsnorm_forward(d_out2.get(), d_rstd2.get(), d_resid2.get(), d_w.get(), N, C, eps, nullptr);
+    CHECK(to_floats(d_resid2.download()) == resid);
+    CHECK(to_floats(d_out2.download()) == out);
+    CHECK(d_rstd2.download() == rstd);
+
+    // And in place, the sum over a.
+    rkv::cuda::residual_rmsnorm_forward(d_a.get(), d_out2.get(), d_rstd2.get(), d_a.get(), d_b.get(), d_w.get(), N, C,
+                                        eps, nullptr);
+    CHECK(to_floats(d_a.download()) == resid);
+    CHECK(to_floats(d_out2.download()) == out);
 }

@@ -1,0 +1,91 @@
+// layers/linear.cu against ref/linear.h and ref/activations.h (double), float and bf16 storage:
+// forward with and without bias, the fused GELU (out and pre), and the backward accumulating
+// into gradients that start random.
+#include "kernel_check.h"
+
+#include "layers/linear.cuh"
+#include "ref/activations.h"
+#include "ref/linear.h"
+
+using namespace kcheck;
+
+namespace {
+
+struct Shape {
+    int N, C, OC;
+};
+// Dimensions that are multiples of 8 and ones that are not; OC % 8 != 0 takes
+// linear_gelu_forward's two-GEMM path.
+const std::vector<Shape> kShapes = {{5, 13, 7}, {37, 24, 40}, {64, 48, 96}, {9, 16, 30}};
+
+// A tensor as the kernel stores it, and as ref reads it (in double, rounded like the storage).
+template <class T>
+struct Tensor {
+    std::vector<double> ref;
+    Device<T> dev;
+    explicit Tensor(const std::vector<float>& v) : ref(to_double(as_stored<T>(v))), dev(to_storage<T>(v)) {}
+};
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("linear forward and forward with GELU match ref, with and without bias", "[linear]", float, bf16) {
+    using T = TestType;
+    const auto order = GENERATE(from_range(orders()));
+    const Shape shape = GENERATE(from_range(kShapes));
+    const bool with_bias = GENERATE(true, false);
+    const InOrder in_order(order);
+    const int N = shape.N, C = shape.C, OC = shape.OC;
+    INFO("N " << N << " C " << C << " OC " << OC << " bias " << with_bias);
+    const Tensor<T> inp(random_floats(size_t(N) * C)), weight(random_floats(size_t(OC) * C)),
+        bias(random_floats(OC));
+    const T* b = with_bias ? bias.dev.get() : nullptr;
+
+    std::vector<double> pre_ref(size_t(N) * OC), out_ref(size_t(N) * OC);
+    rkv::ref::linear_forward(pre_ref.data(), inp.ref.data(), weight.ref.data(), with_bias ? bias.ref.data() : nullptr,
+                             N, C, OC);
+    rkv::ref::gelu_forward(out_ref.data(), pre_ref.data(), pre_ref.size());
+
+    Device<T> out(size_t(N) * OC), pre(size_t(N) * OC);
+    rkv::cuda::linear_forward(out.get(), inp.dev.get(), weight.dev.get(), b, N, C, OC, nullptr);
+    check_close("linear_forward", to_floats(out.download()), pre_ref, bound_for<T>());
+
+    out.poison();
+    rkv::cuda::linear_gelu_forward(out.get(), pre.get(), inp.dev.get(), weight.dev.get(), b, N, C, OC, nullptr);
+    check_close("linear_gelu_forward out", to_floats(out.download()), out_ref, bound_for<T>());
+    check_close("linear_gelu_forward pre", to_floats(pre.download()), pre_ref, bound_for<T>());
+}
+
+TEMPLATE_TEST_CASE("linear backward accumulates dinp, dweight and dbias like ref", "[linear]", float, bf16) {
+    using T = TestType;
+    const auto order = GENERATE(from_range(orders()));
+    const Shape shape = GENERATE(from_range(kShapes));
+    const bool with_bias = GENERATE(true, false);
+    const InOrder in_order(order);
+    const int N = shape.N, C = shape.C, OC = shape.OC;
+    INFO("N " << N << " C " << C << " OC " << OC << " bias " << with_bias);
+    const Tensor<T> dout(random_floats(size_t(N) * OC)), inp(random_floats(size_t(N) * C)),
+        weight(random_floats(size_t(OC) * C));
+    const auto dinp0 = random_floats(size_t(N) * C), dweight0 = random_floats(size_t(OC) * C),
+               dbias0 = random_floats(OC);
+    Device<T> dinp(to_storage<T>(dinp0));
+    Device<float> dweight(dweight0), dbias(dbias0);
+    rkv::cuda::linear_backward(dinp.get(), dweight.get(), with_bias ? dbias.get() : nullptr, dout.dev.get(),
+                               inp.dev.get(), weight.dev.get(), N, C, OC, nullptr);
+
+    auto dinp_ref = to_double(as_stored<T>(dinp0)), dweight_ref = to_double(dweight0), dbias_ref = to_double(dbias0);
+    rkv::ref::linear_backward(dinp_ref.data(), dweight_ref.data(), with_bias ? dbias_ref.data() : nullptr,
+                              dout.ref.data(), inp.ref.data(), weight.ref.data(), N, C, OC);
+    check_close("linear_backward dinp", to_floats(dinp.download()), dinp_ref, bound_for<T>());
+    // The parameter gradients are float sums of products of stored values: fp32 accuracy in
+    // both builds.
+    check_close("linear_backward dweight", dweight.download(), dweight_ref, fp32_bound);
+    if (with_bias) check_close("linear_backward dbias", dbias.download(), dbias_ref, fp32_bound);
+    else CHECK(dbias.download() == dbias0);
+}
+
+TEST_CASE("linear backward refuses dbias without dweight", "[linear]") {
+    Device<float> x(16), dbias(4);
+    CHECK_THROWS_AS(rkv::cuda::linear_backward(x.get(), nullptr, dbias.get(), x.get(), x.get(), x.get(), 2, 2, 4,
+                                               nullptr),
+                    std::invalid_argument);
+}
