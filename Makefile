@@ -22,9 +22,10 @@ train: deps
 	@if nvidia-smi -L > /dev/null 2>&1; then $(MAKE) --no-print-directory gpu && build-gpu/train_rkv --device cuda; \
 	 else $(MAKE) --no-print-directory all && ./train_rkv; fi
 
+# GPU_FLAGS adds CMake options, e.g. GPU_FLAGS=-DRKV_FP32=ON for fp32 storage.
 gpu: deps
 	@[ -f build-gpu/CMakeCache.txt ] || cmake -S . -B build-gpu -DRKV_GPU=ON -DCMAKE_CUDA_ARCHITECTURES=native \
-	    -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	    -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(GPU_FLAGS)
 	cmake --build build-gpu -j $(JOBS)
 
 # Every .cu must stay valid CUDA: compiled by nvcc for sm_90a and sm_80 when it is there

@@ -23,8 +23,8 @@ void LocalComm::reduce_scatter_sum(const float* send, float* recv, size_t recv_c
     if (send != recv) copy_(recv, send, recv_count * sizeof(float));
 }
 
-void LocalComm::all_gather(const float* send, float* recv, size_t send_count) {
-    if (send != recv) copy_(recv, send, send_count * sizeof(float));
+void LocalComm::all_gather_bytes(const void* send, void* recv, size_t send_bytes) {
+    if (send != recv) copy_(recv, send, send_bytes);
 }
 
 void LocalComm::broadcast(void*, size_t, int root) {

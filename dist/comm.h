@@ -41,13 +41,22 @@ public:
     // data (n) = the sum over ranks of data (n), in place, identical on every rank.
     virtual void all_reduce_sum(float* data, size_t n) = 0;
     virtual void all_reduce_sum(double* data, size_t n) = 0;
+    // The same sum, started now and overlapping what the caller enqueues next (the backward
+    // of the layers below); the sums are complete once all_reduce_finish() has returned (on
+    // the GPU: for the work the caller enqueues after it). By default, done at once.
+    virtual void all_reduce_start(float* data, size_t n) { all_reduce_sum(data, n); }
+    virtual void all_reduce_finish() {}
     // recv (recv_count) = the sum over ranks of this rank's slice of send (world * recv_count),
     // send[rank * recv_count, (rank + 1) * recv_count). Each element is the same sum
     // all_reduce_sum gives it. In place when recv == send + rank * recv_count.
     virtual void reduce_scatter_sum(const float* send, float* recv, size_t recv_count) = 0;
     // recv (world * send_count) = every rank's send (send_count), in rank order.
-    // In place when send == recv + rank * send_count.
-    virtual void all_gather(const float* send, float* recv, size_t send_count) = 0;
+    // In place when send == recv + rank * send_count. Any element type: a gather only copies.
+    template <class E>
+    void all_gather(const E* send, E* recv, size_t send_count) {
+        all_gather_bytes(send, recv, send_count * sizeof(E));
+    }
+    virtual void all_gather_bytes(const void* send, void* recv, size_t send_bytes) = 0;
     // data (bytes) = root's data.
     virtual void broadcast(void* data, size_t bytes, int root) = 0;
     virtual void barrier() = 0;
@@ -71,7 +80,7 @@ public:
     void all_reduce_sum(float*, size_t) override {}
     void all_reduce_sum(double*, size_t) override {}
     void reduce_scatter_sum(const float* send, float* recv, size_t recv_count) override;
-    void all_gather(const float* send, float* recv, size_t send_count) override;
+    void all_gather_bytes(const void* send, void* recv, size_t send_bytes) override;
     void broadcast(void*, size_t, int root) override;
     void barrier() override {}
     [[noreturn]] void abort(int code, const std::string& message) override;

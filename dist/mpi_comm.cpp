@@ -36,8 +36,8 @@ void MpiComm::reduce_scatter_sum(const float* send, float* recv, size_t recv_cou
     mpi::reduce_scatter_sum(send, recv, recv_count, comm_);
 }
 
-void MpiComm::all_gather(const float* send, float* recv, size_t send_count) {
-    mpi::all_gather(send, recv, send_count * sizeof(float), comm_);
+void MpiComm::all_gather_bytes(const void* send, void* recv, size_t send_bytes) {
+    mpi::all_gather(send, recv, send_bytes, comm_);
 }
 
 void MpiComm::broadcast(void* data, size_t bytes, int root) { mpi::broadcast(data, bytes, root, comm_); }

@@ -21,7 +21,7 @@ public:
     void all_reduce_sum(float* data, size_t n) override;
     void all_reduce_sum(double* data, size_t n) override;
     void reduce_scatter_sum(const float* send, float* recv, size_t recv_count) override;
-    void all_gather(const float* send, float* recv, size_t send_count) override;
+    void all_gather_bytes(const void* send, void* recv, size_t send_bytes) override;
     void broadcast(void* data, size_t bytes, int root) override;
     void barrier() override;
     [[noreturn]] void abort(int code, const std::string& message) override;

@@ -53,6 +53,9 @@ NcclComm::NcclComm(cudaStream_t stream) : stream_(stream) {
         mpi_.broadcast(&id, sizeof(id), 0);
         nccl_check(ncclCommInitRank(&nccl_, world(), id, rank()), "ncclCommInitRank (two ranks on one GPU?)",
                    nullptr);
+        cuda_check(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
+        cuda_check(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+        cuda_check(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
     } catch (const std::exception& e) {
         mpi_.abort(1, std::string("NCCL setup: ") + e.what());
     }
@@ -62,6 +65,10 @@ NcclComm::~NcclComm() {
     // As MpiComm: unwinding from an exception, leave the communicator to abort() or mpirun.
     if (std::uncaught_exceptions() > 0) return;
     cudaStreamSynchronize(stream_);
+    cudaStreamSynchronize(side_);
+    cudaEventDestroy(ready_);
+    cudaEventDestroy(done_);
+    cudaStreamDestroy(side_);
     ncclCommDestroy(nccl_);
 }
 
@@ -70,6 +77,18 @@ void NcclComm::all_reduce_sum(float* data, size_t n) {
         nccl_check(ncclAllReduce(data, data, n, ncclFloat32, ncclSum, nccl_, stream_), "ncclAllReduce", nccl_);
     else
         mpi_.all_reduce_sum(data, n);
+}
+
+void NcclComm::all_reduce_start(float* data, size_t n) {
+    if (!is_device(data)) return mpi_.all_reduce_sum(data, n);
+    cuda_check(cudaEventRecord(ready_, stream_));
+    cuda_check(cudaStreamWaitEvent(side_, ready_, 0));
+    nccl_check(ncclAllReduce(data, data, n, ncclFloat32, ncclSum, nccl_, side_), "ncclAllReduce", nccl_);
+}
+
+void NcclComm::all_reduce_finish() {
+    cuda_check(cudaEventRecord(done_, side_));
+    cuda_check(cudaStreamWaitEvent(stream_, done_, 0));
 }
 
 void NcclComm::all_reduce_sum(double* data, size_t n) {
@@ -87,11 +106,11 @@ void NcclComm::reduce_scatter_sum(const float* send, float* recv, size_t recv_co
         mpi_.reduce_scatter_sum(send, recv, recv_count);
 }
 
-void NcclComm::all_gather(const float* send, float* recv, size_t send_count) {
+void NcclComm::all_gather_bytes(const void* send, void* recv, size_t send_bytes) {
     if (both_on_device(send, recv, "all_gather"))
-        nccl_check(ncclAllGather(send, recv, send_count, ncclFloat32, nccl_, stream_), "ncclAllGather", nccl_);
+        nccl_check(ncclAllGather(send, recv, send_bytes, ncclUint8, nccl_, stream_), "ncclAllGather", nccl_);
     else
-        mpi_.all_gather(send, recv, send_count);
+        mpi_.all_gather_bytes(send, recv, send_bytes);
 }
 
 void NcclComm::broadcast(void* data, size_t bytes, int root) {

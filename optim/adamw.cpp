@@ -3,57 +3,123 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <type_traits>
+
+#include "layers/splitmix.h"
 
 namespace rkv {
 
-AdamW::AdamW(const ParamTable& table, const AdamWConfig& config, LayerOps<float>& ops, size_t begin, size_t size)
+namespace {
+template <class T>
+constexpr bool kHasMaster = !std::is_same_v<T, float>;
+}  // namespace
+
+template <class T>
+AdamW<T>::AdamW(const ParamTable& table, const AdamWConfig& config, LayerOps<T>& ops, size_t begin, size_t size)
     : table_(table), config_(config), ops_(ops), begin_(begin), size_(size ? size : table.total) {
-    m_ = static_cast<float*>(ops_.alloc_bytes(size_ * sizeof(float)));
-    v_ = static_cast<float*>(ops_.alloc_bytes(size_ * sizeof(float)));
-    ops_.zero(m_, size_);
-    ops_.zero(v_, size_);
+    static_assert(std::is_same_v<master_t<T>, float>, "AdamW keeps fp32 state");
+    auto state = [&] {
+        auto* p = static_cast<float*>(ops_.alloc_bytes(size_ * sizeof(float)));
+        ops_.zero(p, size_);
+        return p;
+    };
+    m_ = state();
+    v_ = state();
+    if constexpr (kHasMaster<T>) master_ = state();
 }
 
-AdamW::~AdamW() {
+template <class T>
+AdamW<T>::~AdamW() {
     ops_.free_bytes(m_);
     ops_.free_bytes(v_);
+    if (master_) ops_.free_bytes(master_);
 }
 
-double AdamW::grad_sq(const float* grads) {
+template <class T>
+double AdamW<T>::grad_sq(const float* grads) {
     const size_t end = std::min(begin_ + size_, table_.total);
     return end > begin_ ? ops_.sum_squares(grads + begin_, end - begin_) : 0.0;
 }
 
-void AdamW::step(float* params, const float* grads, double lr, long t, double norm) {
-    const double scale = config_.clip > 0 && norm > config_.clip ? config_.clip / norm : 1.0;
+template <class T>
+template <class F>
+void AdamW<T>::for_each_piece(F f) const {
     for (const TensorInfo& tensor : table_.tensors) {
-        // The part of this tensor inside the shard.
         const size_t lo = std::max(tensor.offset, begin_);
         const size_t hi = std::min(tensor.offset + tensor.numel(), begin_ + size_);
-        if (lo >= hi) continue;
-        const ref::AdamWStep s{lr, config_.beta1, config_.beta2, config_.eps,
-                               decays(tensor, config_.decay_embeddings) ? config_.weight_decay : 0.0, scale, t};
-        ops_.adamw_update(params + lo, grads + lo, m_ + (lo - begin_), v_ + (lo - begin_), hi - lo, s);
+        if (lo < hi) f(tensor, lo, hi);
     }
 }
 
-std::vector<float> AdamW::m() const {
+// Where the random sequence of step t's rounding starts for the piece at lo: element j of the
+// whole buffer takes position j of one sequence per step (layers/splitmix.h), whichever
+// piece, and so whichever split of the buffer over the ranks, it falls in.
+inline uint64_t rounding_seed(long t, size_t lo) { return mix64(uint64_t(t)) + lo * kWeyl; }
+
+template <class T>
+void AdamW<T>::step(T* params, const float* grads, double lr, long t, double norm) {
+    const double scale = config_.clip > 0 && norm > config_.clip ? config_.clip / norm : 1.0;
+    for_each_piece([&](const TensorInfo& tensor, size_t lo, size_t hi) {
+        const ref::AdamWStep s{lr, config_.beta1, config_.beta2, config_.eps,
+                               decays(tensor, config_.decay_embeddings) ? config_.weight_decay : 0.0, scale, t};
+        ops_.adamw_update(params + lo, master_ ? master_ + (lo - begin_) : nullptr, grads + lo, m_ + (lo - begin_),
+                          v_ + (lo - begin_), hi - lo, s, rounding_seed(t, lo));
+    });
+}
+
+template <class T>
+void AdamW<T>::set_weights(T* params, const std::vector<float>& whole, long t) {
+    if (whole.size() != table_.total)
+        throw std::invalid_argument("AdamW::set_weights: not the whole parameter table");
+    if constexpr (!kHasMaster<T>) {
+        ops_.upload(params, whole.data(), whole.size());
+    } else {
+        std::vector<float> shard(size_, 0.0f);
+        for (size_t i = 0; i < size_ && begin_ + i < whole.size(); i++) shard[i] = whole[begin_ + i];
+        ops_.upload(master_, shard.data(), size_);
+        auto* staged = static_cast<float*>(ops_.alloc_bytes(whole.size() * sizeof(float)));
+        ops_.upload(staged, whole.data(), whole.size());
+        ops_.to_working(params, staged, whole.size());
+        ops_.free_bytes(staged);
+        // After step t the shard's working copy is what that step's rounding made of the master.
+        if (t > 0)
+            for_each_piece([&](const TensorInfo&, size_t lo, size_t hi) {
+                ops_.to_working_stochastic(params + lo, master_ + (lo - begin_), hi - lo, rounding_seed(t, lo));
+            });
+    }
+}
+
+template <class T>
+std::vector<float> AdamW<T>::weights(const T* params) const {
+    std::vector<float> host(size_);
+    if constexpr (!kHasMaster<T>) ops_.download(host.data(), params + begin_, size_);
+    else ops_.download(host.data(), master_, size_);
+    return host;
+}
+
+template <class T>
+std::vector<float> AdamW<T>::m() const {
     std::vector<float> host(size_);
     ops_.download(host.data(), m_, size_);
     return host;
 }
 
-std::vector<float> AdamW::v() const {
+template <class T>
+std::vector<float> AdamW<T>::v() const {
     std::vector<float> host(size_);
     ops_.download(host.data(), v_, size_);
     return host;
 }
 
-void AdamW::set_state(const std::vector<float>& m, const std::vector<float>& v) {
+template <class T>
+void AdamW<T>::set_state(const std::vector<float>& m, const std::vector<float>& v) {
     if (m.size() != size_ || v.size() != size_)
         throw std::invalid_argument("AdamW state does not match the optimizer's shard");
     ops_.upload(m_, m.data(), size_);
     ops_.upload(v_, v.data(), size_);
 }
+
+template class AdamW<float>;
+template class AdamW<__nv_bfloat16>;
 
 }  // namespace rkv

@@ -3,6 +3,11 @@
 // memory of the layer implementation (host or device). The update itself is
 // ref::adamw_update (ref/adamw.h) or its kernel.
 //
+// The weights: with T = float the parameter buffer is the fp32 truth. With T = bf16 it is
+// a working copy, and AdamW keeps the fp32 master weights of its shard beside m and v;
+// each step updates the master exactly as the fp32 update would and rounds it
+// stochastically into the working copy.
+//
 // An AdamW may own a shard of the parameters, elements [begin, begin + size) of the flat
 // buffer (ZeRO-1: each rank keeps m and v of its shard only and updates only it).
 #pragma once
@@ -20,11 +25,11 @@ struct AdamWConfig {
     double clip = 1.0;              // max global gradient norm; 0 = off
 };
 
+template <class T>
 class AdamW {
 public:
     // The whole table by default; a shard may reach past table.total (padding).
-    AdamW(const ParamTable& table, const AdamWConfig& config, LayerOps<float>& ops, size_t begin = 0,
-          size_t size = 0);
+    AdamW(const ParamTable& table, const AdamWConfig& config, LayerOps<T>& ops, size_t begin = 0, size_t size = 0);
     ~AdamW();
     AdamW(const AdamW&) = delete;
     AdamW& operator=(const AdamW&) = delete;
@@ -34,7 +39,13 @@ public:
     double grad_sq(const float* grads);
     // One update of the shard at 1-based step t; norm is the global gradient norm, which
     // decides the clipping. params and grads are the whole buffers.
-    void step(float* params, const float* grads, double lr, long t, double norm);
+    void step(T* params, const float* grads, double lr, long t, double norm);
+
+    // Weights in fp32 on the host: set from the whole table (table.total), which makes the
+    // working copy of the whole buffer and the master of the shard (the shard's working
+    // copy as step t left it, t > 0 on resume); read for the shard.
+    void set_weights(T* params, const std::vector<float>& whole, long t = 0);
+    std::vector<float> weights(const T* params) const;   // (size)
 
     // The shard's m and v on the host (size elements), for checkpoints.
     std::vector<float> m() const;
@@ -47,10 +58,15 @@ public:
 private:
     const ParamTable& table_;
     AdamWConfig config_;
-    LayerOps<float>& ops_;
+    LayerOps<T>& ops_;
     size_t begin_, size_;
     float* m_;                      // (size)
     float* v_;                      // (size)
+    float* master_ = nullptr;       // (size), when T is not float
+
+    // Calls f(tensor, lo, hi) for each tensor's part [lo, hi) inside the shard.
+    template <class F>
+    void for_each_piece(F f) const;
 };
 
 }  // namespace rkv

@@ -4,17 +4,22 @@
 #   2. runs every kernel test on the GPU against ref/ (kernel_tests_gpu), and the
 #      attention and model tests again under compute-sanitizer when it is there;
 #   3. benchmarks training with ./train_rkv --device cuda and prints a table: ms per step,
-#      tokens/s and MFU for gpt2-124m (T 1024) and qwen3-0.6b (T 2048) at --p-own 1 and 0.5.
+#      tokens/s and MFU for gpt2-124m (T 1024) and qwen3-0.6b (T 2048) at --p-own 1 and 0.5;
+#   4. benchmarks causal attention (attention_bench: the tensor-core and the plain kernels,
+#      forward and backward, ms and TFLOP/s at HS 64 and 128, T 1024 .. 8192; about 20 s);
+#   5. with several GPUs, data-parallel scaling: gpt2-124m tokens/s under mpirun at 1, 2, 4
+#      and 8 GPUs, and the scaling efficiency tokens/s(n) / (n tokens/s(1)).
 # Full logs go to OUT (default /tmp/rkv-gpu-check, or $OUT when set: the device tool's
 # folder); the table is printed last. Meant to finish in under 8 minutes on one H100/H200.
 #
-# The kernels are fp32 (CUBLAS_COMPUTE_32F, no TF32), so MFU is against the GPU's fp32
-# CUDA-core peak (FP32_TFLOPS, default 67 for an H100/H200 SXM), and FLOPs are counted as
-# 6 x parameters x tokens (attention left out, as llm.c counts).
+# The build stores bf16 (the default; fp32 master weights), its GEMMs and attention on the
+# tensor cores, so MFU is against the GPU's dense bf16 peak (PEAK_TFLOPS, default 989 for an
+# H100/H200 SXM), and FLOPs are counted as 6 x parameters x tokens (attention left out, as
+# llm.c counts).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:-${OUT:-/tmp/rkv-gpu-check}}
-peak=${FP32_TFLOPS:-67}
+peak=${PEAK_TFLOPS:-989}
 mkdir -p "$out"
 cd "$root"
 
@@ -34,29 +39,55 @@ tests_line=$(tail -n 2 "$out/kernel_tests.log" | head -n 1)
 sanitizer="not found"
 if command -v compute-sanitizer > /dev/null; then
     if compute-sanitizer --tool memcheck --error-exitcode 1 build-gpu/layers/kernel_tests_gpu \
-        "[attention],[cuda]" > "$out/sanitizer.log" 2>&1; then sanitizer="clean"; else sanitizer="ERRORS"; status=1; fi
+        "[attention],[attention_tc],[cuda]" > "$out/sanitizer.log" 2>&1; then sanitizer="clean"; else sanitizer="ERRORS"; status=1; fi
 fi
 
 # ms/step: the median of the progress lines' "X ms" after two warm-up steps.
+median_ms() {   # log
+    sed -n 's/^step *\([0-9]*\)\/[0-9]* .* | \([0-9.]*\) ms | .*/\1 \2/p' "$1" | awk '$1 > 2 {print $2}' |
+        sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
 bench() {   # model batch seq p_own
     local log="$out/train-$1-$4.log"
     build-gpu/train_rkv --model "$1" -b "$2" -t "$3" --p-own "$4" --steps 12 --val-every 0 --device cuda \
         --out "$(mktemp -d)" > "$log" 2>&1 || { echo "$1 p_own $4: train_rkv failed (see $log)"; return; }
     local params ms
     params=$(sed -n 's/.*(\([0-9]*\) parameters.*/\1/p' "$log" | head -n 1)
-    ms=$(sed -n 's/^step *\([0-9]*\)\/[0-9]* .* | \([0-9.]*\) ms | .*/\1 \2/p' "$log" | awk '$1 > 2 {print $2}' |
-         sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}')
+    ms=$(median_ms "$log")
     awk -v m="$1" -v p="$4" -v b="$2" -v t="$3" -v ms="$ms" -v n="$params" -v peak="$peak" 'BEGIN {
         tps = b * t / (ms / 1000); mfu = 6 * n * tps / (peak * 1e12) * 100;
         printf "%-12s %6s %5d %6d %10.1f %12.0f %7.1f%%\n", m, p, b, t, ms, tps, mfu }'
 }
+# Data parallelism over the GPUs of this machine: gpt2-124m, B 8 x T 1024 per GPU.
+scaling() {
+    local gpus base="" n log ms tps
+    gpus=$(nvidia-smi -L | wc -l)
+    (( gpus > 1 )) && command -v mpirun > /dev/null || return 0
+    echo
+    printf "%-6s %10s %12s %11s\n" GPUs "ms/step" "tokens/s" efficiency
+    for n in 1 2 4 8; do
+        (( n <= gpus )) || break
+        log="$out/scaling-$n.log"
+        mpirun -np "$n" --allow-run-as-root build-gpu/train_rkv --model gpt2-124m -b 8 -t 1024 --steps 12 \
+            --val-every 0 --device cuda --out "$(mktemp -d)" > "$log" 2>&1 || { echo "$n GPUs: failed (see $log)"; continue; }
+        ms=$(median_ms "$log")
+        tps=$(awk -v n="$n" -v ms="$ms" 'BEGIN {printf "%.0f", n * 8 * 1024 / (ms / 1000)}')
+        [[ -z $base ]] && base=$tps
+        awk -v n="$n" -v ms="$ms" -v tps="$tps" -v base="$base" \
+            'BEGIN {printf "%-6d %10.1f %12.0f %10.1f%%\n", n, ms, tps, 100 * tps / (n * base)}'
+    done
+}
+
 {
     echo
     echo "rkv GPU check, commit $(git rev-parse --short HEAD), $(head -n 1 "$out/gpu.txt")"
     echo "kernel tests on the GPU: $tests_line"
     echo "compute-sanitizer memcheck (attention, whole model): $sanitizer"
-    printf "%-12s %6s %5s %6s %10s %12s %8s\n" model p_own B T "ms/step" "tokens/s" "MFU fp32"
+    printf "%-12s %6s %5s %6s %10s %12s %8s\n" model p_own B T "ms/step" "tokens/s" "MFU bf16"
     for p in 1 0.5; do bench gpt2-124m 8 1024 "$p"; done
     for p in 1 0.5; do bench qwen3-0.6b 4 2048 "$p"; done
+    echo
+    build-gpu/layers/attention_bench || echo "attention_bench failed"
+    scaling
 } | tee "$out/table.txt"
 exit $status

@@ -1,8 +1,11 @@
-// LayerOps on the CPU: every layer is its ref/ implementation.
+// LayerOps on the CPU: every layer is its ref/ implementation; fused operations are their
+// parts one after the other. T is float or double, its own master type.
 #pragma once
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <new>
+#include <vector>
 
 #include "ref/activations.h"
 #include "ref/adamw.h"
@@ -20,16 +23,18 @@ namespace rkv {
 
 template <class T>
 struct CpuOps : LayerOps<T> {
+    static_assert(std::is_same_v<master_t<T>, T>, "the CPU path computes in float or double");
+
     void* alloc_bytes(size_t bytes) override {
         void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
         if (!p) throw std::bad_alloc();
         return p;
     }
     void free_bytes(void* p) override { std::free(p); }
-    void zero(T* p, size_t n) override { std::memset(p, 0, n * sizeof(T)); }
-    void upload(T* dst, const T* host, size_t n) override { std::memcpy(dst, host, n * sizeof(T)); }
-    void upload(int* dst, const int* host, size_t n) override { std::memcpy(dst, host, n * sizeof(int)); }
-    void download(T* host, const T* src, size_t n) override { std::memcpy(host, src, n * sizeof(T)); }
+    void zero_bytes(void* p, size_t bytes) override { std::memset(p, 0, bytes); }
+    void copy_bytes(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+    void to_working(T* out, const T* x, size_t n) override { std::memcpy(out, x, n * sizeof(T)); }
+    void to_working_stochastic(T* out, const T* x, size_t n, uint64_t) override { to_working(out, x, n); }
 
     void embedding_forward(T* out, const int* tokens, const T* wte, const T* wpe, int B, int Tn, int C) override {
         ref::embedding_forward(out, tokens, wte, wpe, B, Tn, C);
@@ -52,8 +57,23 @@ struct CpuOps : LayerOps<T> {
                           int C) override {
         ref::rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, C);
     }
+    void residual_layernorm_forward(T* resid_out, T* out, T* mean, T* rstd, const T* a, const T* b, const T* w,
+                                    const T* bias, int N, int C, double eps) override {
+        ref::residual_forward(resid_out, a, b, size_t(N) * C);
+        ref::layernorm_forward(out, mean, rstd, resid_out, w, bias, N, C, eps);
+    }
+    void residual_rmsnorm_forward(T* resid_out, T* out, T* rstd, const T* a, const T* b, const T* w, int N, int C,
+                                  double eps) override {
+        ref::residual_forward(resid_out, a, b, size_t(N) * C);
+        ref::rmsnorm_forward(out, rstd, resid_out, w, N, C, eps);
+    }
     void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) override {
         ref::linear_forward(out, inp, weight, bias, N, C, OC);
+    }
+    void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const T* bias, int N, int C,
+                             int OC) override {
+        ref::linear_forward(pre, inp, weight, bias, N, C, OC);
+        ref::gelu_forward(out, pre, size_t(N) * OC);
     }
     void linear_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, int N, int C,
                          int OC) override {
@@ -92,7 +112,8 @@ struct CpuOps : LayerOps<T> {
         for (size_t i = 0; i < n; i++) sum += double(x[i]) * double(x[i]);
         return sum;
     }
-    void adamw_update(T* param, const T* grad, T* m, T* v, size_t n, const ref::AdamWStep& step) override {
+    void adamw_update(T* param, T* master, const T* grad, T* m, T* v, size_t n, const ref::AdamWStep& step,
+                      uint64_t seed) override {
         ref::adamw_update(param, grad, m, v, n, step);
     }
     void cross_entropy_forward(T* losses, const T* logits, const int* targets, int N, int V) override {
@@ -100,6 +121,12 @@ struct CpuOps : LayerOps<T> {
     }
     void cross_entropy_backward(T* dlogits, const T* logits, const int* targets, T dloss, int N, int V) override {
         ref::cross_entropy_backward(dlogits, logits, targets, dloss, N, V);
+    }
+    void fused_classifier(T* logits_dlogits, T* losses, const int* targets, T dloss, int N, int V) override {
+        ref::cross_entropy_forward(losses, logits_dlogits, targets, N, V);
+        std::vector<T> dlogits(size_t(N) * V, T(0));
+        ref::cross_entropy_backward(dlogits.data(), logits_dlogits, targets, dloss, N, V);
+        std::memcpy(logits_dlogits, dlogits.data(), dlogits.size() * sizeof(T));
     }
 };
 

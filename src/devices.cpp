@@ -1,6 +1,7 @@
 #include "src/devices.h"
 
 #include <stdexcept>
+#include <type_traits>
 
 #include "src/cpu_ops.h"
 #if RKV_WITH_CUDA
@@ -24,13 +25,20 @@ bool have_real_gpu() {
 
 bool uses_cuda(const std::string& device) { return device == "cuda" || (device == "auto" && have_real_gpu()); }
 
-std::unique_ptr<LayerOps<float>> make_layer_ops(const std::string& device) {
-    if (!uses_cuda(device)) return std::make_unique<CpuOps<float>>();
+template <class T>
+std::unique_ptr<LayerOps<T>> make_layer_ops(const std::string& device) {
+    if (!uses_cuda(device)) {
+        if constexpr (std::is_same_v<T, float>) return std::make_unique<CpuOps<float>>();
+        else throw std::logic_error("the CPU path computes in fp32");
+    }
 #if RKV_WITH_CUDA
-    return std::make_unique<CudaOps>();
+    return std::make_unique<CudaOps<T>>();
 #else
     throw std::runtime_error("--device " + device + ": this build has no CUDA path (build with the emulator or nvcc)");
 #endif
 }
+
+template std::unique_ptr<LayerOps<float>> make_layer_ops(const std::string&);
+template std::unique_ptr<LayerOps<__nv_bfloat16>> make_layer_ops(const std::string&);
 
 }  // namespace rkv

@@ -7,9 +7,11 @@
 
 namespace rkv {
 
-// "cpu": ref/ on the host. "cuda": the kernels of layers/ (on the GPU, or on the CPU
-// through the emulator in an emulator build). "auto": cuda when a real GPU is there.
-std::unique_ptr<LayerOps<float>> make_layer_ops(const std::string& device);
+// "cpu": ref/ on the host, in float. "cuda": the kernels of layers/ (on the GPU, or on the
+// CPU through the emulator in an emulator build), storing T. "auto": cuda when a real GPU
+// is there.
+template <class T>
+std::unique_ptr<LayerOps<T>> make_layer_ops(const std::string& device);
 // Whether --device runs the CUDA path (so memory that collectives touch is device memory).
 bool uses_cuda(const std::string& device);
 

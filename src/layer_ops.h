@@ -3,43 +3,81 @@
 // and the CUDA kernels implement it on the GPU. Pointers are in the implementation's
 // memory (host or device). Every backward accumulates (+=) into its gradient outputs.
 // Shapes: N = B * T rows; C hidden; H heads of size HS.
+//
+// Two types (layers/common.cuh, "Precision"): T holds activations, their gradients and the
+// working copy of the weights; Master = master_t<T> holds what must not lose precision:
+// parameter gradients, per-row statistics, losses, and the optimizer's weights and moments.
+// They differ only for bf16 (Master float); float and double are their own master.
 #pragma once
 #include <cstddef>
+#include <cstdint>
+
+#include <cuda_bf16.h>
 
 #include "ref/adamw.h"
 
 namespace rkv {
 
 template <class T>
+struct MasterType {
+    using type = T;
+};
+template <>
+struct MasterType<__nv_bfloat16> {
+    using type = float;
+};
+template <class T>
+using master_t = typename MasterType<T>::type;
+
+template <class T>
 struct LayerOps {
+    using Master = master_t<T>;
     virtual ~LayerOps() = default;
 
-    // Memory.
+    // Memory. copy_bytes goes in any direction and is done when it returns.
     virtual void* alloc_bytes(size_t bytes) = 0;
     virtual void free_bytes(void* p) = 0;
-    virtual void zero(T* p, size_t n) = 0;
-    virtual void upload(T* dst, const T* host, size_t n) = 0;
-    virtual void upload(int* dst, const int* host, size_t n) = 0;
-    virtual void download(T* host, const T* src, size_t n) = 0;
+    virtual void zero_bytes(void* p, size_t bytes) = 0;
+    virtual void copy_bytes(void* dst, const void* src, size_t bytes) = 0;
+    template <class E>
+    void zero(E* p, size_t n) { zero_bytes(p, n * sizeof(E)); }
+    template <class E>
+    void upload(E* dst, const E* host, size_t n) { copy_bytes(dst, host, n * sizeof(E)); }
+    template <class E>
+    void download(E* host, const E* src, size_t n) { copy_bytes(host, src, n * sizeof(E)); }
+    // out (n) = x (n) in the working type, rounded to nearest (a copy when T is Master);
+    // stochastically, with the randomness adamw_update uses for (seed, element).
+    virtual void to_working(T* out, const Master* x, size_t n) = 0;
+    virtual void to_working_stochastic(T* out, const Master* x, size_t n, uint64_t seed) = 0;
 
     // out (B,T,C) = wte[tokens] (+ wpe[t] when wpe is not null)
     virtual void embedding_forward(T* out, const int* tokens, const T* wte, const T* wpe, int B, int Tn, int C) = 0;
-    virtual void embedding_backward(T* dwte, T* dwpe, const T* dout, const int* tokens, int B, int Tn, int C) = 0;
+    virtual void embedding_backward(Master* dwte, Master* dwpe, const T* dout, const int* tokens, int B, int Tn,
+                                    int C) = 0;
 
     // inp, out (N,C); w, b (C); mean, rstd (N)
-    virtual void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* w, const T* b, int N, int C,
-                                   double eps) = 0;
-    virtual void layernorm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, const T* w, const T* mean,
-                                    const T* rstd, int N, int C) = 0;
+    virtual void layernorm_forward(T* out, Master* mean, Master* rstd, const T* inp, const T* w, const T* b, int N,
+                                   int C, double eps) = 0;
+    virtual void layernorm_backward(T* dinp, Master* dw, Master* db, const T* dout, const T* inp, const T* w,
+                                    const Master* mean, const Master* rstd, int N, int C) = 0;
     // inp, out (N,C); w (C); rstd (N). QK-norm is this with N = B*T*H, C = HS.
-    virtual void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* w, int N, int C, double eps) = 0;
-    virtual void rmsnorm_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, const T* rstd, int N,
-                                  int C) = 0;
+    virtual void rmsnorm_forward(T* out, Master* rstd, const T* inp, const T* w, int N, int C, double eps) = 0;
+    virtual void rmsnorm_backward(T* dinp, Master* dw, const T* dout, const T* inp, const T* w, const Master* rstd,
+                                  int N, int C) = 0;
+    // The residual add fused with the norm after it: resid_out = a + b (N,C), then the norm
+    // of resid_out as stored.
+    virtual void residual_layernorm_forward(T* resid_out, T* out, Master* mean, Master* rstd, const T* a,
+                                            const T* b, const T* w, const T* bias, int N, int C, double eps) = 0;
+    virtual void residual_rmsnorm_forward(T* resid_out, T* out, Master* rstd, const T* a, const T* b, const T* w,
+                                          int N, int C, double eps) = 0;
 
     // out (N,OC) = inp (N,C) weight (OC,C)^T + bias (OC, may be null)
     virtual void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) = 0;
-    virtual void linear_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, int N,
-                                 int C, int OC) = 0;
+    // out = gelu(pre), pre (N,OC) = inp weight^T + bias, saved for gelu_backward.
+    virtual void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const T* bias, int N, int C,
+                                     int OC) = 0;
+    virtual void linear_backward(T* dinp, Master* dweight, Master* dbias, const T* dout, const T* inp,
+                                 const T* weight, int N, int C, int OC) = 0;
 
     // inp, out (B,T,H,HS)
     virtual void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta) = 0;
@@ -49,10 +87,11 @@ struct LayerOps {
     // q, out (B,T,NH,HS); k_all, v_all, dk_all, dv_all (L,B,T,NKV,HS), layers layer_stride
     // apart; lse (B,NH,T); kv_src (L) in the implementation's memory: the route is data,
     // so a new route needs no new launch. dk_all, dv_all accumulate across readers.
-    virtual void attention_forward(T* out, T* lse, const T* q, const T* k_all, const T* v_all, const int* kv_src,
-                                   int layer, size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) = 0;
+    virtual void attention_forward(T* out, Master* lse, const T* q, const T* k_all, const T* v_all,
+                                   const int* kv_src, int layer, size_t layer_stride, int B, int Tn, int NH, int NKV,
+                                   int HS) = 0;
     virtual void attention_backward(T* dq, T* dk_all, T* dv_all, const T* dout, const T* q, const T* k_all,
-                                    const T* v_all, const T* out, const T* lse, const int* kv_src, int layer,
+                                    const T* v_all, const T* out, const Master* lse, const int* kv_src, int layer,
                                     size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) = 0;
 
     // all (n)
@@ -63,13 +102,21 @@ struct LayerOps {
     virtual void residual_forward(T* out, const T* a, const T* b, size_t n) = 0;
 
     // The optimizer's two steps (optim/adamw.h): the sum of squares of x (n), accumulated
-    // in a fixed order so it is the same every run, and AdamW on n contiguous values.
-    virtual double sum_squares(const T* x, size_t n) = 0;
-    virtual void adamw_update(T* param, const T* grad, T* m, T* v, size_t n, const ref::AdamWStep& step) = 0;
+    // in a fixed order so it is the same every run, and AdamW on n contiguous values. When
+    // T is not Master, master holds the weights and param gets them stochastically rounded,
+    // the rounding a function of (seed, element); otherwise master is null.
+    virtual double sum_squares(const Master* x, size_t n) = 0;
+    virtual void adamw_update(T* param, Master* master, const Master* grad, Master* m, Master* v, size_t n,
+                              const ref::AdamWStep& step, uint64_t seed) = 0;
 
     // logits, dlogits (N,V); targets, losses (N); target -1 skipped
-    virtual void cross_entropy_forward(T* losses, const T* logits, const int* targets, int N, int V) = 0;
-    virtual void cross_entropy_backward(T* dlogits, const T* logits, const int* targets, T dloss, int N, int V) = 0;
+    virtual void cross_entropy_forward(Master* losses, const T* logits, const int* targets, int N, int V) = 0;
+    virtual void cross_entropy_backward(T* dlogits, const T* logits, const int* targets, Master dloss, int N,
+                                        int V) = 0;
+    // Both in one pass: losses as cross_entropy_forward, and the logits replaced by
+    // (softmax - onehot) * dloss (0 on skipped rows).
+    virtual void fused_classifier(T* logits_dlogits, Master* losses, const int* targets, Master dloss, int N,
+                                  int V) = 0;
 };
 
 }  // namespace rkv

@@ -9,6 +9,12 @@
 //   m     = x + a Wo^T + bo
 //   y     = mlp(norm2(m));  resid[l+1] = m + y
 // then logits = norm_f(resid[L]) Wlm^T and the mean cross-entropy over non-skipped targets.
+// Each residual add runs fused with the norm that reads its result (norm2, the next layer's
+// norm1 or norm_f), and in training the loss and dlogits come from one fused pass that
+// overwrites the logits.
+//
+// Precision (src/layer_ops.h): activations and the weights' working copy in T; parameter
+// gradients, statistics and losses in Master (float for bf16).
 //
 // K and V of all layers live in one buffer (L, B, T, NKV, HS), so an attention kernel can
 // take the route as data. In backward, the layers run top-down: every reader of layer j
@@ -35,16 +41,21 @@ namespace rkv {
 template <class T>
 class Model {
 public:
+    using Master = master_t<T>;
     const ModelConfig config;
     const ParamTable table;
     const int B, Tn;                      // micro-batch shape the buffers are sized for
     const size_t capacity;                // elements of params and grads: table.total, or more
                                           // (zeros) so that ranks can split them evenly
-    T* params = nullptr;                  // (capacity)
-    T* grads = nullptr;                   // (capacity); backward accumulates into it
+    T* params = nullptr;                  // (capacity): the working copy of the weights
+    Master* grads = nullptr;              // (capacity); backward accumulates into it
 
     // Called in backward with each layer's d(attention output), (B, T, NH, HS); for tests.
     std::function<void(int layer, const T* datt)> on_attention_grad;
+    // Called in backward as soon as grads[begin, end) are final for this micro-batch: the
+    // final norm and head, each layer top-down, then the embeddings; the calls partition
+    // [0, table.total). The trainer starts their reduction across ranks here.
+    std::function<void(size_t begin, size_t end)> on_grads_final;
 
     Model(const ModelConfig& c, LayerOps<T>& ops, int B, int Tn, size_t param_capacity = 0);
     ~Model();
@@ -54,7 +65,7 @@ public:
     // inputs, targets: host arrays (B, T); targets may be null (no loss), -1 skips a token.
     // Returns the mean loss over non-skipped targets.
     double forward(const int* inputs, const int* targets, const Route& route);
-    // forward, then backward of loss_scale * loss into grads.
+    // forward, then backward of loss_scale * loss into grads (logits() then holds dlogits).
     double forward_backward(const int* inputs, const int* targets, const Route& route, double loss_scale = 1.0);
     void zero_grad() { ops_.zero(grads, table.total); }
 
@@ -63,7 +74,7 @@ public:
     const T* v(int l) const { return layer_acts(l).v; }
     const T* q(int l) const { return layer_acts(l).q; }                            // (B, T, NH, HS)
     const T* att(int l) const { return layer_acts(l).att; }
-    const T* lse(int l) const { return layer_acts(l).lse; }                        // (B, NH, T)
+    const Master* lse(int l) const { return layer_acts(l).lse; }                   // (B, NH, T)
     const T* dk(int l) const { return g_.dk + size_t(l) * N_ * config.kv_dim(); }  // after backward
     const T* dv(int l) const { return g_.dv + size_t(l) * N_ * config.kv_dim(); }
 
@@ -78,16 +89,16 @@ private:
         int* tokens; int* targets;        // (N)
         int* route;                       // (L): the route's kv_src, read by the attention kernels
         T* resid;                         // (L+1, N, C): the residual stream entering each layer, and the last
-        T* ln1; T* ln1_mean; T* ln1_rstd; // (L, N, C), (L, N), (L, N)
-        T* qp; T* q; T* q_rstd;           // (L, N, QD): projection, after QK-norm and RoPE; (L, N*NH)
-        T* kp; T* k; T* k_rstd;           // (L, N, KVD), (L, N, KVD), (L, N*NKV)
+        T* ln1; Master* ln1_mean; Master* ln1_rstd; // (L, N, C), (L, N), (L, N)
+        T* qp; T* q; Master* q_rstd;      // (L, N, QD): projection, after QK-norm and RoPE; (L, N*NH)
+        T* kp; T* k; Master* k_rstd;      // (L, N, KVD), (L, N, KVD), (L, N*NKV)
         T* v;                             // (L, N, KVD)
-        T* att; T* lse;                   // (L, N, QD), (L, B*NH*T)
+        T* att; Master* lse;              // (L, N, QD), (L, B*NH*T)
         T* mid;                           // (L, N, C): residual after attention
-        T* ln2; T* ln2_mean; T* ln2_rstd; // (L, N, C), (L, N), (L, N)
+        T* ln2; Master* ln2_mean; Master* ln2_rstd; // (L, N, C), (L, N), (L, N)
         T* fc; T* up; T* act;             // (L, N, FF): GELU input or SwiGLU gate; SwiGLU up; activation
-        T* lnf; T* lnf_mean; T* lnf_rstd; // (N, C), (N), (N)
-        T* logits; T* losses;             // (N, V), (N)
+        T* lnf; Master* lnf_mean; Master* lnf_rstd; // (N, C), (N), (N)
+        T* logits; Master* losses;        // (N, V): logits, replaced by dlogits in training; (N)
         T* proj;                          // (N, C) scratch for a projection's output
         T* qk_tmp;                        // (N, QD) scratch between QK-norm and RoPE
     } a_{};
@@ -97,31 +108,44 @@ private:
         T* dk; T* dv;                     // (L, N, KVD): accumulated over each source's readers
         T* dkp;                           // (N, KVD)
         T* dfc; T* dup; T* dact;          // (N, FF)
-        T* dlogits;                       // (N, V)
     } g_{};
 
     // Layer l's slice of every per-layer activation (null where the family has none).
     struct LayerActs {
-        T* x; T* ln1; T* ln1_mean; T* ln1_rstd;
-        T* qp; T* q; T* q_rstd;
-        T* kp; T* k; T* k_rstd; T* v;
-        T* att; T* lse; T* mid;
-        T* ln2; T* ln2_mean; T* ln2_rstd;
+        T* x; T* ln1; Master* ln1_mean; Master* ln1_rstd;
+        T* qp; T* q; Master* q_rstd;
+        T* kp; T* k; Master* k_rstd; T* v;
+        T* att; Master* lse; T* mid;
+        T* ln2; Master* ln2_mean; Master* ln2_rstd;
         T* fc; T* up; T* act; T* out;
     };
     LayerActs layer_acts(int l) const;
+    // A norm's output, its statistics and its weights.
+    struct NormSlot {
+        T* out; Master* mean; Master* rstd;
+        size_t w, b;
+    };
+    NormSlot norm_reading(int l) const;   // the norm that reads resid[l]: layer l's norm1, or norm_f at L
 
     bool qk_transformed() const { return config.qk_norm || config.positions == Positions::RoPE; }
     const T* p(size_t offset) const { return offset == LayerParams::npos ? nullptr : params + offset; }
-    T* gp(size_t offset) const { return offset == LayerParams::npos ? nullptr : grads + offset; }
+    Master* gp(size_t offset) const { return offset == LayerParams::npos ? nullptr : grads + offset; }
 
-    void norm_forward(T* out, T* mean, T* rstd, const T* inp, size_t w, size_t b);
-    void norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, const T* mean, const T* rstd);
-    void qk_forward(T* out, T* rstd, const T* raw, size_t norm_w, int H);
-    void qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, const T* rstd, int H);
+    // slot = norm(inp), or with a residual b: inp = resid_out = a + b first (fused).
+    void norm_forward(const NormSlot& slot, const T* inp);
+    void residual_norm_forward(const NormSlot& slot, T* resid_out, const T* a, const T* b);
+    void norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, const Master* mean,
+                       const Master* rstd);
+    void qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int H);
+    void qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, const Master* rstd, int H);
+    // Embedding, layers and norm_f: a_.lnf holds the final normed stream.
+    void forward_trunk(const int* inputs, const Route& route);
+    // Checks targets and uploads them; n_valid_ counts the non-skipped ones.
+    void set_targets(const int* targets);
+    double mean_loss();                   // the mean of a_.losses over non-skipped targets
     void layer_forward(int l);
     void layer_backward(int l);
-    void backward(double loss_scale);
+    void backward();                      // from the dlogits in a_.logits
 };
 
 // ---------------------------------------------------------------------------------------
@@ -173,7 +197,6 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
         take(g.datt, N * QD); take(g.dq, N * QD); take(g.dqk_tmp, N * QD, c.qk_norm && c.positions == Positions::RoPE);
         take(g.dk, L * N * KVD); take(g.dv, L * N * KVD); take(g.dkp, N * KVD, tr);
         take(g.dfc, N * FF); take(g.dup, N * FF, swiglu); take(g.dact, N * FF);
-        take(g.dlogits, N * V);
     };
     layout();
     base = static_cast<char*>(arena_ = ops_.alloc_bytes(used));
@@ -193,7 +216,7 @@ template <class T>
 typename Model<T>::LayerActs Model<T>::layer_acts(int l) const {
     const ModelConfig& c = config;
     const size_t N = N_, C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
-    auto at = [l](T* base, size_t per_layer) { return base ? base + l * per_layer : nullptr; };
+    auto at = [l](auto* base, size_t per_layer) { return base ? base + l * per_layer : nullptr; };
     const Activations& a = a_;
     return {at(a.resid, N * C), at(a.ln1, N * C), at(a.ln1_mean, N), at(a.ln1_rstd, N),
             at(a.qp, N * QD), at(a.q, N * QD), at(a.q_rstd, N * c.num_attention_heads),
@@ -204,14 +227,33 @@ typename Model<T>::LayerActs Model<T>::layer_acts(int l) const {
 }
 
 template <class T>
-void Model<T>::norm_forward(T* out, T* mean, T* rstd, const T* inp, size_t w, size_t b) {
-    const int C = config.hidden_size;
-    if (config.norm == Norm::LayerNorm) ops_.layernorm_forward(out, mean, rstd, inp, p(w), p(b), N_, C, config.rms_norm_eps);
-    else ops_.rmsnorm_forward(out, rstd, inp, p(w), N_, C, config.rms_norm_eps);
+typename Model<T>::NormSlot Model<T>::norm_reading(int l) const {
+    if (l == config.num_hidden_layers) return {a_.lnf, a_.lnf_mean, a_.lnf_rstd, table.lnf_w, table.lnf_b};
+    const LayerActs a = layer_acts(l);
+    return {a.ln1, a.ln1_mean, a.ln1_rstd, table.layers[l].ln1_w, table.layers[l].ln1_b};
 }
 
 template <class T>
-void Model<T>::norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, const T* mean, const T* rstd) {
+void Model<T>::norm_forward(const NormSlot& s, const T* inp) {
+    const int C = config.hidden_size;
+    const double eps = config.rms_norm_eps;
+    if (config.norm == Norm::LayerNorm) ops_.layernorm_forward(s.out, s.mean, s.rstd, inp, p(s.w), p(s.b), N_, C, eps);
+    else ops_.rmsnorm_forward(s.out, s.rstd, inp, p(s.w), N_, C, eps);
+}
+
+template <class T>
+void Model<T>::residual_norm_forward(const NormSlot& s, T* resid_out, const T* a, const T* b) {
+    const int C = config.hidden_size;
+    const double eps = config.rms_norm_eps;
+    if (config.norm == Norm::LayerNorm)
+        ops_.residual_layernorm_forward(resid_out, s.out, s.mean, s.rstd, a, b, p(s.w), p(s.b), N_, C, eps);
+    else
+        ops_.residual_rmsnorm_forward(resid_out, s.out, s.rstd, a, b, p(s.w), N_, C, eps);
+}
+
+template <class T>
+void Model<T>::norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, const Master* mean,
+                             const Master* rstd) {
     const int C = config.hidden_size;
     if (config.norm == Norm::LayerNorm) ops_.layernorm_backward(dinp, gp(w), gp(b), dout, inp, p(w), mean, rstd, N_, C);
     else ops_.rmsnorm_backward(dinp, gp(w), dout, inp, p(w), rstd, N_, C);
@@ -219,7 +261,7 @@ void Model<T>::norm_backward(T* dinp, const T* dout, const T* inp, size_t w, siz
 
 // raw (N, H*HS) -> out: QK-norm, then RoPE (each when the family has it).
 template <class T>
-void Model<T>::qk_forward(T* out, T* rstd, const T* raw, size_t norm_w, int H) {
+void Model<T>::qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int H) {
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
     if (config.qk_norm) {
@@ -231,7 +273,7 @@ void Model<T>::qk_forward(T* out, T* rstd, const T* raw, size_t norm_w, int H) {
 }
 
 template <class T>
-void Model<T>::qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, const T* rstd, int H) {
+void Model<T>::qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, const Master* rstd, int H) {
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
     const size_t n = size_t(N_) * H * HS;
@@ -256,7 +298,7 @@ void Model<T>::layer_forward(int l) {
     const LayerActs a = layer_acts(l);
     const size_t kv_stride = size_t(N_) * KVD;
 
-    norm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.x, w.ln1_w, w.ln1_b);
+    // a.ln1 = norm1(x) is there already: the previous layer's last residual add made it.
     ops_.linear_forward(a.qp, a.ln1, p(w.q_w), p(w.q_b), N_, C, QD);
     if (qk_transformed()) qk_forward(a.q, a.q_rstd, a.qp, w.q_norm_w, NH);
     if (route_.is_read(l)) {
@@ -266,24 +308,22 @@ void Model<T>::layer_forward(int l) {
     }
     ops_.attention_forward(a.att, a.lse, a.q, a_.k, a_.v, a_.route, l, kv_stride, B, Tn, NH, NKV, HS);
     ops_.linear_forward(a_.proj, a.att, p(w.o_w), p(w.o_b), N_, QD, C);
-    ops_.residual_forward(a.mid, a.x, a_.proj, size_t(N_) * C);
+    residual_norm_forward({a.ln2, a.ln2_mean, a.ln2_rstd, w.ln2_w, w.ln2_b}, a.mid, a.x, a_.proj);
 
-    norm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.mid, w.ln2_w, w.ln2_b);
     const size_t NF = size_t(N_) * FF;
     if (c.mlp == Mlp::Gelu) {
-        ops_.linear_forward(a.fc, a.ln2, p(w.up_w), p(w.up_b), N_, C, FF);
-        ops_.gelu_forward(a.act, a.fc, NF);
+        ops_.linear_gelu_forward(a.act, a.fc, a.ln2, p(w.up_w), p(w.up_b), N_, C, FF);
     } else {
         ops_.linear_forward(a.fc, a.ln2, p(w.gate_w), nullptr, N_, C, FF);
         ops_.linear_forward(a.up, a.ln2, p(w.up_w), p(w.up_b), N_, C, FF);
         ops_.swiglu_forward(a.act, a.fc, a.up, NF);
     }
     ops_.linear_forward(a_.proj, a.act, p(w.down_w), p(w.down_b), N_, FF, C);
-    ops_.residual_forward(a.out, a.mid, a_.proj, size_t(N_) * C);
+    residual_norm_forward(norm_reading(l + 1), a.out, a.mid, a_.proj);
 }
 
 template <class T>
-double Model<T>::forward(const int* inputs, const int* targets, const Route& route) {
+void Model<T>::forward_trunk(const int* inputs, const Route& route) {
     const ModelConfig& c = config;
     const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size;
     validate_route(route, L);
@@ -295,11 +335,13 @@ double Model<T>::forward(const int* inputs, const int* targets, const Route& rou
     ops_.upload(a_.tokens, inputs, N_);
     ops_.upload(a_.route, route.kv_src.data(), L);
     ops_.embedding_forward(a_.resid, a_.tokens, p(table.wte), p(table.wpe), B, Tn, C);
+    norm_forward(norm_reading(0), a_.resid);
     for (int l = 0; l < L; l++) layer_forward(l);
-    norm_forward(a_.lnf, a_.lnf_mean, a_.lnf_rstd, a_.resid + size_t(L) * N_ * C, table.lnf_w, table.lnf_b);
-    ops_.linear_forward(a_.logits, a_.lnf, p(table.lm_head), nullptr, N_, C, V);
-    if (!targets) return std::numeric_limits<double>::quiet_NaN();
+}
 
+template <class T>
+void Model<T>::set_targets(const int* targets) {
+    const int V = config.vocab_size;
     n_valid_ = 0;
     for (int i = 0; i < N_; i++) {
         if (targets[i] < -1 || targets[i] >= V)
@@ -308,12 +350,25 @@ double Model<T>::forward(const int* inputs, const int* targets, const Route& rou
         n_valid_ += targets[i] >= 0;
     }
     ops_.upload(a_.targets, targets, N_);
-    ops_.cross_entropy_forward(a_.losses, a_.logits, a_.targets, N_, V);
-    std::vector<T> losses(N_);
+}
+
+template <class T>
+double Model<T>::mean_loss() {
+    std::vector<Master> losses(N_);
     ops_.download(losses.data(), a_.losses, N_);
     double sum = 0;
-    for (T x : losses) sum += double(x);
+    for (Master x : losses) sum += double(x);
     return n_valid_ ? sum / double(n_valid_) : 0.0;
+}
+
+template <class T>
+double Model<T>::forward(const int* inputs, const int* targets, const Route& route) {
+    forward_trunk(inputs, route);
+    ops_.linear_forward(a_.logits, a_.lnf, p(table.lm_head), nullptr, N_, config.hidden_size, config.vocab_size);
+    if (!targets) return std::numeric_limits<double>::quiet_NaN();
+    set_targets(targets);
+    ops_.cross_entropy_forward(a_.losses, a_.logits, a_.targets, N_, config.vocab_size);
+    return mean_loss();
 }
 
 template <class T>
@@ -372,27 +427,42 @@ void Model<T>::layer_backward(int l) {
 }
 
 template <class T>
-void Model<T>::backward(double loss_scale) {
+void Model<T>::backward() {
     const ModelConfig& c = config;
     const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size;
     const size_t NC = size_t(N_) * C, NKVD = size_t(N_) * c.kv_dim();
-    ops_.zero(g_.dlogits, size_t(N_) * V);
-    if (n_valid_) ops_.cross_entropy_backward(g_.dlogits, a_.logits, a_.targets, T(loss_scale / double(n_valid_)), N_, V);
     ops_.zero(g_.dln, NC);
-    ops_.linear_backward(g_.dln, gp(table.lm_head), nullptr, g_.dlogits, a_.lnf, p(table.lm_head), N_, C, V);
+    ops_.linear_backward(g_.dln, gp(table.lm_head), nullptr, a_.logits, a_.lnf, p(table.lm_head), N_, C, V);
     ops_.zero(g_.dresid, NC);
     norm_backward(g_.dresid, g_.dln, a_.resid + size_t(L) * NC, table.lnf_w, table.lnf_b, a_.lnf_mean, a_.lnf_rstd);
+    // The buffer is [embeddings][layer 0]...[layer L-1][final norm, untied head].
+    auto layer_begin = [&](int l) { return l < L ? table.layers[l].ln1_w : table.lnf_w; };
+    auto final = [&](size_t begin, size_t end) {
+        if (on_grads_final) on_grads_final(begin, end);
+    };
+    final(table.lnf_w, table.total);
     ops_.zero(g_.dk, size_t(L) * NKVD);
     ops_.zero(g_.dv, size_t(L) * NKVD);
-    for (int l = L - 1; l >= 0; l--) layer_backward(l);
+    for (int l = L - 1; l >= 0; l--) {
+        layer_backward(l);    // the last reader of layer l's K/V: its gradients are complete
+        final(layer_begin(l), layer_begin(l + 1));
+    }
     ops_.embedding_backward(gp(table.wte), gp(table.wpe), g_.dresid, a_.tokens, B, Tn, C);
+    final(0, layer_begin(0));
 }
 
 template <class T>
 double Model<T>::forward_backward(const int* inputs, const int* targets, const Route& route, double loss_scale) {
     if (!targets) throw std::invalid_argument("forward_backward needs targets");
-    const double loss = forward(inputs, targets, route);
-    backward(loss_scale);
+    const int C = config.hidden_size, V = config.vocab_size;
+    forward_trunk(inputs, route);
+    ops_.linear_forward(a_.logits, a_.lnf, p(table.lm_head), nullptr, N_, C, V);
+    set_targets(targets);
+    // A batch whose targets are all skipped has loss 0 and no gradient.
+    const double dloss = n_valid_ ? loss_scale / double(n_valid_) : 0.0;
+    ops_.fused_classifier(a_.logits, a_.losses, a_.targets, Master(dloss), N_, V);
+    const double loss = mean_loss();
+    backward();
     return loss;
 }
 

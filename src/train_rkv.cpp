@@ -9,7 +9,18 @@
 
 #include "dist/comm.h"
 #include "src/devices.h"
+#include "src/storage.h"
 #include "src/trainer.h"
+
+namespace {
+
+template <class T>
+int train(const rkv::TrainOptions& options, rkv::Comm& comm) {
+    rkv::Trainer<T> trainer(options, comm);
+    return trainer.run();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     rkv::TrainOptions options;
@@ -18,9 +29,9 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     std::unique_ptr<rkv::Comm> comm;
     try {
-        comm = rkv::make_comm(rkv::uses_cuda(options.device));
-        rkv::Trainer trainer(options, *comm);
-        return trainer.run();
+        const bool cuda = rkv::uses_cuda(options.device);
+        comm = rkv::make_comm(cuda);
+        return cuda ? train<rkv::CudaStorage>(options, *comm) : train<float>(options, *comm);
     } catch (const std::exception& e) {
         const std::string message = fmt::format("train_rkv: error: {}", e.what());
         // With other ranks waiting in a collective, only ending the whole job is safe.

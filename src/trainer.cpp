@@ -16,6 +16,7 @@
 #include "src/checkpoint.h"
 #include "src/devices.h"
 #include "src/llmc_checkpoint.h"
+#include "src/storage.h"
 
 namespace fs = std::filesystem;
 
@@ -48,7 +49,8 @@ std::string last_good(const std::string& out) {
 
 }  // namespace
 
-Trainer::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm_(comm), lead_(comm.rank() == 0) {
+template <class T>
+Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm_(comm), lead_(comm.rank() == 0) {
     // From here on SIGINT/SIGTERM ask for a checkpoint and a clean stop, not an abrupt exit.
     g_signal = 0;
     std::signal(SIGINT, on_signal);
@@ -71,6 +73,7 @@ Trainer::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm_(c
 
     std::optional<Checkpoint> resumed;
     if (o_.resume) resumed = load_checkpoint(*latest, true);
+    if (resumed) step_ = resumed->state["step"];
     load_weights(resumed ? &*resumed : nullptr);
     if (o_.seq_len > config_.max_position_embeddings)
         throw std::invalid_argument(fmt::format("--seq-len {} exceeds the model's max_position_embeddings {}",
@@ -91,7 +94,6 @@ Trainer::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm_(c
             return s;
         };
         opt_->set_state(slice(ck.m), slice(ck.v));
-        step_ = ck.state["step"];
         train_->restore(ck.state["train_loader"].get<LoaderState>());
         if (lead_) fmt::print("resumed from {} at step {}\n", *latest, step_);
     }
@@ -104,7 +106,8 @@ Trainer::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm_(c
     }
 }
 
-void Trainer::load_weights(const Checkpoint* resumed) {
+template <class T>
+void Trainer<T>::load_weights(const Checkpoint* resumed) {
     Checkpoint init;
     if (resumed) {
         if (o_.model_given) check_same_config(resumed->config, config_, *latest_checkpoint(out_));
@@ -121,21 +124,28 @@ void Trainer::load_weights(const Checkpoint* resumed) {
         if (o_.model_given) check_same_config(init.config, config_, o_.init);
         config_ = init.config;
     }
-    ops_ = make_layer_ops(o_.device);
+    ops_ = make_layer_ops<T>(o_.device);
     // ZeRO-1 splits the flat buffer evenly: it is padded with zeros to world shards.
     const size_t total = ParamTable(config_).total, world = comm_.world();
     shard_ = o_.zero ? (total + world - 1) / world : total;
-    model_ = std::make_unique<Model<float>>(config_, *ops_, o_.batch, o_.seq_len, o_.zero ? shard_ * world : total);
+    model_ = std::make_unique<Model<T>>(config_, *ops_, o_.batch, o_.seq_len, o_.zero ? shard_ * world : total);
     if (init.params.empty()) {
         init.params.resize(model_->table.total);
         init_params(init.params.data(), model_->table, config_, o_.seed);
     }
-    ops_->upload(model_->params, init.params.data(), init.params.size());
-    opt_ = std::make_unique<AdamW>(model_->table, AdamWConfig{o_.beta1, o_.beta2, o_.eps, o_.wd, false, o_.clip},
-                                   *ops_, o_.zero ? shard_ * comm_.rank() : 0, shard_);
+    opt_ = std::make_unique<AdamW<T>>(model_->table, AdamWConfig{o_.beta1, o_.beta2, o_.eps, o_.wd, false, o_.clip},
+                                      *ops_, o_.zero ? shard_ * comm_.rank() : 0, shard_);
+    opt_->set_weights(model_->params, init.params, step_);
+    gather_params();
 }
 
-void Trainer::resolve_data() {
+template <class T>
+void Trainer<T>::gather_params() {
+    if (o_.zero) comm_.all_gather(model_->params + shard_ * comm_.rank(), model_->params, shard_);
+}
+
+template <class T>
+void Trainer<T>::resolve_data() {
     std::string train = o_.train, val = o_.val;
     if (train.empty()) {   // rank 0 writes the corpus, the others wait for it
         if (lead_) write_builtin_corpus(out_ + "/corpus", kCorpusSeed);
@@ -155,17 +165,19 @@ void Trainer::resolve_data() {
         val_ = std::make_unique<DataLoader>(v);
     }
     if (lead_)
-        fmt::print("model {} ({} parameters, {} layers) | train {} ({} tokens){}\n", config_.model_type,
-               model_->table.total, config_.num_hidden_layers, train, train_->num_tokens(),
+        fmt::print("model {} ({} parameters, {} layers, {}) | train {} ({} tokens){}\n", config_.model_type,
+               model_->table.total, config_.num_hidden_layers, precision_name<T>(), train, train_->num_tokens(),
                val_ ? fmt::format(" | val {} ({} tokens)", val, val_->num_tokens()) : std::string());
 }
 
-nlohmann::json Trainer::run_identity() const {
+template <class T>
+nlohmann::json Trainer<T>::run_identity() const {
     return {{"batch", o_.batch}, {"seq_len", o_.seq_len}, {"grad_accum", o_.grad_accum}, {"seed", o_.seed},
             {"p_own", o_.p_own}, {"shuffle", o_.shuffle}, {"world", comm_.world()}};
 }
 
-double Trainer::train_step() {
+template <class T>
+double Trainer<T>::train_step() {
     const int BT = o_.batch * o_.seq_len;
     std::vector<int32_t> inputs(BT), targets(BT);
     model_->zero_grad();
@@ -173,6 +185,13 @@ double Trainer::train_step() {
     double loss = 0;
     for (int micro = 0; micro < o_.grad_accum; micro++) {
         train_->next_batch(inputs.data(), targets.data());
+        // In the last micro-batch, each layer's gradients start their all-reduce as soon as
+        // its backward is done, while the layers below run theirs (NCCL on a side stream).
+        const bool last = micro == o_.grad_accum - 1;
+        if (last && !o_.zero)
+            model_->on_grads_final = [&](size_t begin, size_t end) {
+                comm_.all_reduce_start(model_->grads + begin, end - begin);
+            };
         // The global micro-batch index keys the route, so a resumed run, and a run that
         // splits the same global batch over more ranks and fewer micro-batches, draw the
         // same routes. It tells the ranks apart already: the key's rank field stays 0.
@@ -181,14 +200,17 @@ double Trainer::train_step() {
         const double scale = 1.0 / (o_.grad_accum * world);   // the mean over all micro-batches
         loss += model_->forward_backward(inputs.data(), targets.data(), route, scale) * scale;
     }
-    // ZeRO-1: each rank needs the summed gradients of its shard only.
+    model_->on_grads_final = nullptr;
+    // ZeRO-1: each rank needs the summed gradients of its shard only, whose bounds do not
+    // follow the layers': one reduce-scatter after the backward.
     if (o_.zero) comm_.reduce_scatter_sum(model_->grads, model_->grads + shard_ * comm_.rank(), shard_);
-    else comm_.all_reduce_sum(model_->grads, model_->table.total);
+    else comm_.all_reduce_finish();
     comm_.all_reduce_sum(&loss, 1);
     return loss;
 }
 
-double Trainer::validate(int k) {
+template <class T>
+double Trainer<T>::validate(int k) {
     const int BT = o_.batch * o_.seq_len;
     std::vector<int32_t> inputs(BT), targets(BT);
     const Route route = keep_every(config_.num_hidden_layers, k);
@@ -202,7 +224,8 @@ double Trainer::validate(int k) {
     return sum / o_.val_batches;
 }
 
-void Trainer::validate_all() {
+template <class T>
+void Trainer<T>::validate_all() {
     if (!val_) return;
     for (int k : o_.retention) {
         const double loss = validate(k);
@@ -213,24 +236,26 @@ void Trainer::validate_all() {
     }
 }
 
-std::vector<float> Trainer::gather_shards(const std::vector<float>& shard) const {
+template <class T>
+std::vector<float> Trainer<T>::gather_shards(const std::vector<float>& shard) const {
     std::vector<float> whole(shard_ * comm_.world());
     comm_.all_gather(shard.data(), whole.data(), shard_);
     whole.resize(model_->table.total);
     return whole;
 }
 
-void Trainer::save() {
+template <class T>
+void Trainer<T>::save() {
     // Every rank takes part in gathering sharded optimizer state; otherwise rank 0 has it all.
     if (!o_.zero && !lead_) return;
-    std::vector<float> m = opt_->m(), v = opt_->v();
+    std::vector<float> m = opt_->m(), v = opt_->v(), params = opt_->weights(model_->params);
     if (o_.zero) {
         m = gather_shards(m);
         v = gather_shards(v);
+        params = gather_shards(params);
     }
-    if (!lead_) return;   // every rank holds the same parameters
-    std::vector<float> params(model_->table.total);
-    ops_->download(params.data(), model_->params, params.size());
+    if (!lead_) return;
+    params.resize(model_->table.total);
     if (!std::all_of(params.begin(), params.end(), [](float x) { return std::isfinite(x); }))
         throw std::runtime_error(fmt::format("step {}: the parameters are not finite after the update; not saving "
                                              "them. {}", step_, last_good(out_)));
@@ -238,7 +263,8 @@ void Trainer::save() {
     fmt::print("checkpoint {}\n", save_checkpoint(out_, step_, config_, params.data(), m, v, state));
 }
 
-int Trainer::run() {
+template <class T>
+int Trainer<T>::run() {
     if (g_signal) return 128 + g_signal;
     const long tokens_per_step = long(o_.batch) * o_.seq_len * o_.grad_accum * comm_.world();
     if (step_ == 0 && o_.val_every > 0) validate_all();
@@ -253,7 +279,7 @@ int Trainer::run() {
                                                  "norm {}); stopping. {}", step_ + 1, loss, norm, last_good(out_)));
         const double lr = schedule_.at(int(step_));
         opt_->step(model_->params, model_->grads, lr, step_ + 1, norm);
-        if (o_.zero) comm_.all_gather(model_->params + shard_ * comm_.rank(), model_->params, shard_);
+        gather_params();
         step_++;
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         if (log_) log_->train(step_, o_.steps, loss, lr, norm, ms, tokens_per_step / (ms / 1000.0));
@@ -273,5 +299,10 @@ int Trainer::run() {
     if (log_) log_->print_retention_table(config_.num_hidden_layers);
     return 0;
 }
+
+template class Trainer<float>;
+#if RKV_WITH_CUDA
+template class Trainer<__nv_bfloat16>;
+#endif
 
 }  // namespace rkv

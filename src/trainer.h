@@ -20,6 +20,9 @@
 
 namespace rkv {
 
+// T is the storage type the model runs in: float on the CPU path, bf16 or float
+// (src/cuda_ops.h's CudaStorage) on the CUDA path.
+template <class T>
 class Trainer {
 public:
     // Throws on any bad input, naming it. Under mpirun, comm joins the ranks: each trains
@@ -36,16 +39,17 @@ private:
     ModelConfig config_;
     std::string out_;
     long step_ = 0;                                   // updates done
-    std::unique_ptr<LayerOps<float>> ops_;         // where the model runs
-    std::unique_ptr<Model<float>> model_;
-    std::unique_ptr<AdamW> opt_;
+    std::unique_ptr<LayerOps<T>> ops_;            // where the model runs
+    std::unique_ptr<Model<T>> model_;
+    std::unique_ptr<AdamW<T>> opt_;
     std::unique_ptr<DataLoader> train_, val_;
     std::unique_ptr<RouteSampler> sampler_;
     LrSchedule schedule_;
     std::unique_ptr<TrainLog> log_;
 
     void resolve_data();
-    void load_weights(const Checkpoint* resumed);   // the weights of --resume, --init or a fresh init
+    // The weights of --resume, --init or a fresh init; the optimizer's state, on resume.
+    void load_weights(const Checkpoint* resumed);
     double train_step();
     double validate(int k);
     void validate_all();
@@ -53,6 +57,7 @@ private:
     // With --zero 1: this rank's shard of the flat parameter buffer, [shard_ * rank, + shard_).
     size_t shard_ = 0;
     std::vector<float> gather_shards(const std::vector<float>& shard) const;   // (table.total)
+    void gather_params();   // with --zero 1, every rank's updated shard of the working copy to all
     nlohmann::json run_identity() const;             // what a resumed run must agree on
 };
 

@@ -362,9 +362,40 @@ class TrainCliTest:
         self.check(table and all(abs(table[k] - last[k]) < 5e-5 for k in table),
                    "retention table: losses are the last val_loss per retention in log.jsonl", f"{table} vs {last}")
 
+    # --- checkpoints move between the CPU and the CUDA path ------------------------------
+
+    def test_device_portability(self):
+        # Checkpoints hold fp32 weights (the master copy on a bf16 CUDA build): a run on one
+        # path starts another from them and validates to the loss the first one ended with,
+        # up to bf16's rounding of activations (a few 1e-4 here).
+        def on(device, name, args):
+            small = [device if a == "cpu" else a for a in self.small]
+            out = self.out_dir(name)
+            p = self.run(small + self.data + args + ["--out", out])
+            return p, read_log(out)
+
+        def final_val(log):
+            last = max(r["step"] for r in log if "val_loss" in r)
+            return {r["retention"]: r["val_loss"] for r in log if "val_loss" in r and r["step"] == last}
+
+        def start_val(log):
+            return {r["retention"]: r["val_loss"] for r in log if "val_loss" in r and r["step"] == 0}
+
+        for first, second in (("cuda", "cpu"), ("cpu", "cuda")):
+            what = f"portability: a {first} checkpoint starts a {second} run"
+            p1, log1 = on(first, f"port_{first}", ["--steps", "3", "--val-every", "3", "--p-own", "0.5"])
+            ckpt = os.path.join(self.out_dir(f"port_{first}"), "ckpt_00000003")
+            p2, log2 = on(second, f"port_{first}_{second}", ["--steps", "1", "--val-every", "1", "--init", ckpt])
+            self.check(p1.returncode == 0 and p2.returncode == 0, f"{what}: both runs exit 0",
+                       (p1.stderr + p2.stderr).strip())
+            a, b = final_val(log1), start_val(log2)
+            self.check(a and a.keys() == b.keys() and all(abs(a[k] - b[k]) < 5e-3 for k in a),
+                       f"{what}: it validates to the loss the first run ended with", f"{a} vs {b}")
+
     def run_all(self):
         for test in (self.test_determinism, self.test_resume_after_finish, self.test_sigterm_resume,
-                     self.test_bad_input, self.test_nan_stop, self.test_retention_table):
+                     self.test_bad_input, self.test_nan_stop, self.test_retention_table,
+                     self.test_device_portability):
             try:
                 test()
             except Exception as e:       # a crash of one test is one failure, the others still run

@@ -2,7 +2,8 @@
 
     python3 test_train_mpi.py --bin train_rkv -- mpirun -np 2 [flags]
 
-Checks, with routing and shuffling on, with --zero 0 and --zero 1 (ZeRO-1):
+Checks, on the CPU and the CUDA path (emulated), with routing and shuffling on, with
+--zero 0 and --zero 1 (ZeRO-1):
 - 2 ranks with --grad-accum 1 give the per-step train and validation losses of 1 process
   with --grad-accum 2 on the same global batch, to 1e-6;
 - a run stopped after 4 steps and resumed under mpirun gives bitwise the losses of a run
@@ -60,43 +61,52 @@ def main():
         config = os.path.join(tmp, "tiny.json")
         with open(config, "w") as f:
             json.dump(CONFIG, f)
-        common = [args.bin, "--config", config, "-b", "2", "-t", "32", "--steps", "6", "--val-every", "3",
-                  "--val-batches", "2", "--p-own", "0.5", "--shuffle", "1", "--device", "cpu"]
+        base = [args.bin, "--config", config, "-b", "2", "-t", "32", "--steps", "6", "--val-every", "3",
+                "--val-batches", "2", "--p-own", "0.5", "--shuffle", "1"]
         out = lambda name: ["--out", os.path.join(tmp, name)]
 
-        run(common + ["--grad-accum", "2"] + out("one"), "1 process, --grad-accum 2")
-        t1, v1 = losses(os.path.join(tmp, "one"))
-        for zero in ("0", "1"):
-            name = f"two-zero{zero}"
-            run(mpirun + common + ["--grad-accum", "1", "--zero", zero] + out(name), f"2 ranks, --zero {zero}")
-            t2, v2 = losses(os.path.join(tmp, name))
-            check(sorted(t1) == list(range(1, 7)) and sorted(t1) == sorted(t2) and sorted(v1) == sorted(v2),
-                  f"--zero {zero}: both runs log the same steps")
-            worst = max([abs(t1[s] - t2[s]) for s in t1] + [abs(v1[k] - v2[k]) for k in v1])
-            check(worst < 1e-6,
-                  f"--zero {zero}: 2 ranks x 1 micro-batch = 1 rank x 2 micro-batches (max difference {worst:.1e})")
+        # The CPU path (MPI), and the CUDA path in this build's storage (bf16 unless built
+        # with RKV_FP32; emulated, its NCCL over MPI, each layer's all-reduce started as soon
+        # as its backward is done).
+        for device in ("cpu", "cuda"):
+            common = base + ["--device", device]
+            tag = lambda name: f"{device}-{name}"
+            run(common + ["--grad-accum", "2"] + out(tag("one")), f"{device}: 1 process, --grad-accum 2")
+            t1, v1 = losses(os.path.join(tmp, tag("one")))
+            for zero in ("0", "1"):
+                name = tag(f"two-zero{zero}")
+                run(mpirun + common + ["--grad-accum", "1", "--zero", zero] + out(name),
+                    f"{device}: 2 ranks, --zero {zero}")
+                t2, v2 = losses(os.path.join(tmp, name))
+                check(sorted(t1) == list(range(1, 7)) and sorted(t1) == sorted(t2) and sorted(v1) == sorted(v2),
+                      f"{device}, --zero {zero}: both runs log the same steps")
+                worst = max([abs(t1[s] - t2[s]) for s in t1] + [abs(v1[k] - v2[k]) for k in v1])
+                check(worst < 1e-6, f"{device}, --zero {zero}: 2 ranks x 1 micro-batch = 1 rank x 2 micro-batches "
+                                    f"(max difference {worst:.1e})")
 
-        constant = common[:]
-        constant[constant.index("--steps") + 1] = "8"
-        constant[constant.index("--val-every") + 1] = "2"   # step 4 validates in both runs
-        constant += ["--schedule", "constant", "--grad-accum", "1"]
-        for zero in ("0", "1"):
-            flags = constant + ["--zero", zero]
-            run(mpirun + flags + out(f"straight{zero}"), "an uninterrupted 8-step run")
-            first = flags[:]
-            first[first.index("--steps") + 1] = "4"
-            run(mpirun + first + out(f"resumed{zero}"), "the first 4 steps")
-            p = run(mpirun + flags + out(f"resumed{zero}") + ["--resume"], "the resumed run")
-            check("resumed from" in p.stdout, f"--zero {zero}: the resumed run says where it resumed from",
-                  p.stdout[-500:])
-            check(losses(os.path.join(tmp, f"straight{zero}")) == losses(os.path.join(tmp, f"resumed{zero}")),
-                  f"--zero {zero}: resume under mpirun is bitwise")
-        # The checkpoint holds the whole optimizer state: a ZeRO-1 run resumes without it.
-        t0, _ = losses(os.path.join(tmp, "straight0"))
-        t1z, _ = losses(os.path.join(tmp, "straight1"))
-        worst = max(abs(t0[s] - t1z[s]) for s in t0)
-        check(worst < 1e-6, f"--zero 1 trains as --zero 0 does (max difference {worst:.1e})")
+            constant = common[:]
+            constant[constant.index("--steps") + 1] = "8"
+            constant[constant.index("--val-every") + 1] = "2"   # step 4 validates in both runs
+            constant += ["--schedule", "constant", "--grad-accum", "1"]
+            for zero in ("0", "1"):
+                flags = constant + ["--zero", zero]
+                run(mpirun + flags + out(tag(f"straight{zero}")), f"{device}: an uninterrupted 8-step run")
+                first = flags[:]
+                first[first.index("--steps") + 1] = "4"
+                run(mpirun + first + out(tag(f"resumed{zero}")), f"{device}: the first 4 steps")
+                p = run(mpirun + flags + out(tag(f"resumed{zero}")) + ["--resume"], f"{device}: the resumed run")
+                check("resumed from" in p.stdout,
+                      f"{device}, --zero {zero}: the resumed run says where it resumed from", p.stdout[-500:])
+                check(losses(os.path.join(tmp, tag(f"straight{zero}"))) ==
+                      losses(os.path.join(tmp, tag(f"resumed{zero}"))),
+                      f"{device}, --zero {zero}: resume under mpirun is bitwise")
+            # The checkpoint holds the whole optimizer state: a ZeRO-1 run resumes without it.
+            t0, _ = losses(os.path.join(tmp, tag("straight0")))
+            t1z, _ = losses(os.path.join(tmp, tag("straight1")))
+            worst = max(abs(t0[s] - t1z[s]) for s in t0)
+            check(worst < 1e-6, f"{device}: --zero 1 trains as --zero 0 does (max difference {worst:.1e})")
 
+        common = base + ["--device", "cpu"]
         bad = mpirun + common + out("bad")
         bad[bad.index("--val-batches") + 1] = "3"
         try:

@@ -1,7 +1,9 @@
 // The driver under routes: unread layers do no K/V work, borrowed K/V gradients sum
-// over their readers, and the model follows the route it is given.
+// over their readers, the model follows the route it is given, and it reports each
+// gradient range once that range is final (what the overlapped all-reduce relies on).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
@@ -21,6 +23,11 @@ struct SpyOps : CpuOps<float> {
     void linear_forward(float* out, const float* inp, const float* w, const float* b, int N, int C, int OC) override {
         outputs.push_back(out);
         CpuOps<float>::linear_forward(out, inp, w, b, N, C, OC);
+    }
+    void linear_gelu_forward(float* out, float* pre, const float* inp, const float* w, const float* b, int N, int C,
+                             int OC) override {
+        outputs.push_back(pre);
+        CpuOps<float>::linear_gelu_forward(out, pre, inp, w, b, N, C, OC);
     }
     void linear_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w, int N,
                          int C, int OC) override {
@@ -116,4 +123,35 @@ TEST_CASE("the route changes the function, and all-own is the plain transformer"
     std::vector<int> bad = inputs;
     bad[3] = c.vocab_size;
     CHECK_THROWS_WITH(model.forward(bad.data(), targets.data(), all_own(4)), Catch::Contains("outside the vocabulary"));
+}
+
+TEST_CASE("gradients are final when backward reports them, in ranges that cover the buffer once", "[model][dist]") {
+    for (auto family : {"gpt2", "llama3", "qwen3"}) {
+        INFO(family);
+        const ModelConfig c = test::tiny_config(family);
+        std::mt19937_64 rng(std::random_device{}());
+        CpuOps<float> ops;
+        Model<float> model(c, ops, 2, 5);
+        test::random_params(model.params, model.table, rng);
+        auto [inputs, targets] = test::random_batch(10, c.vocab_size, rng);
+        // Layers 1 and 2 read layer 0: layer 0's K/V gradients come from above it.
+        const Route route{{0, 0, 0, 3}};
+        std::vector<std::pair<size_t, size_t>> ranges;
+        std::vector<float> reported(model.table.total, std::nanf(""));
+        model.on_grads_final = [&](size_t begin, size_t end) {
+            ranges.emplace_back(begin, end);
+            std::copy(model.grads + begin, model.grads + end, reported.begin() + ptrdiff_t(begin));
+        };
+        model.zero_grad();
+        model.forward_backward(inputs.data(), targets.data(), route);
+        CHECK(ranges.size() == size_t(c.num_hidden_layers) + 2);
+        std::sort(ranges.begin(), ranges.end());
+        size_t covered = 0;
+        for (auto [begin, end] : ranges) {
+            CHECK(begin == covered);
+            covered = end;
+        }
+        CHECK(covered == model.table.total);
+        for (size_t i = 0; i < model.table.total; i++) REQUIRE(reported[i] == model.grads[i]);
+    }
 }
