@@ -1,6 +1,7 @@
 // LayerOps on the CPU: every layer is its ref/ implementation; fused operations are their
 // parts one after the other. T is float or double, its own master type.
 #pragma once
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -97,7 +98,6 @@ struct CpuOps : LayerOps<T> {
         ref::attention_backward(dq, dk_all + src, dv_all + src, dout, q, k_all + src, v_all + src, out, lse, B, Tn, NH,
                                 NKV, HS);
     }
-    void gelu_forward(T* out, const T* x, size_t n) override { ref::gelu_forward(out, x, n); }
     void gelu_backward(T* dx, const T* dout, const T* x, size_t n) override { ref::gelu_backward(dx, dout, x, n); }
     void swiglu_forward(T* out, const T* gate, const T* up, size_t n) override {
         ref::swiglu_forward(out, gate, up, n);
@@ -105,7 +105,6 @@ struct CpuOps : LayerOps<T> {
     void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n) override {
         ref::swiglu_backward(dgate, dup, dout, gate, up, n);
     }
-    void residual_forward(T* out, const T* a, const T* b, size_t n) override { ref::residual_forward(out, a, b, n); }
     double sum_squares(const T* x, size_t n) override {
         double sum = 0;
 #pragma omp simd reduction(+ : sum)
@@ -119,14 +118,16 @@ struct CpuOps : LayerOps<T> {
     void cross_entropy_forward(T* losses, const T* logits, const int* targets, int N, int V) override {
         ref::cross_entropy_forward(losses, logits, targets, N, V);
     }
-    void cross_entropy_backward(T* dlogits, const T* logits, const int* targets, T dloss, int N, int V) override {
-        ref::cross_entropy_backward(dlogits, logits, targets, dloss, N, V);
-    }
+    // Row by row, through one row of scratch.
     void fused_classifier(T* logits_dlogits, T* losses, const int* targets, T dloss, int N, int V) override {
-        ref::cross_entropy_forward(losses, logits_dlogits, targets, N, V);
-        std::vector<T> dlogits(size_t(N) * V, T(0));
-        ref::cross_entropy_backward(dlogits.data(), logits_dlogits, targets, dloss, N, V);
-        std::memcpy(logits_dlogits, dlogits.data(), dlogits.size() * sizeof(T));
+        std::vector<T> drow(V);
+        for (int n = 0; n < N; n++) {
+            T* row = logits_dlogits + size_t(n) * V;
+            ref::cross_entropy_forward(losses + n, row, targets + n, 1, V);
+            std::fill(drow.begin(), drow.end(), T(0));
+            ref::cross_entropy_backward(drow.data(), row, targets + n, dloss, 1, V);
+            std::copy(drow.begin(), drow.end(), row);
+        }
     }
 };
 

@@ -110,7 +110,6 @@ struct CudaOps final : LayerOps<T> {
         cuda::attention_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer,
                                         layer_stride, B, Tn, NH, NKV, HS, stream);
     }
-    void gelu_forward(T* out, const T* x, size_t n) override { cuda::gelu_forward(out, x, n, stream); }
     void gelu_backward(T* dx, const T* dout, const T* x, size_t n) override {
         cuda::gelu_backward(dx, dout, x, n, stream);
     }
@@ -120,9 +119,6 @@ struct CudaOps final : LayerOps<T> {
     void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n) override {
         cuda::swiglu_backward(dgate, dup, dout, gate, up, n, stream);
     }
-    void residual_forward(T* out, const T* a, const T* b, size_t n) override {
-        cuda::residual_forward(out, a, b, n, stream);
-    }
     double sum_squares(const float* x, size_t n) override { return cuda::grad_norm_sq(x, n, stream); }
     void adamw_update(T* param, float* master, const float* grad, float* m, float* v, size_t n,
                       const ref::AdamWStep& step, uint64_t seed) override {
@@ -130,10 +126,6 @@ struct CudaOps final : LayerOps<T> {
     }
     void cross_entropy_forward(float* losses, const T* logits, const int* targets, int N, int V) override {
         cuda::cross_entropy_forward(losses, logits, targets, N, V, stream);
-    }
-    void cross_entropy_backward(T* dlogits, const T* logits, const int* targets, float dloss, int N,
-                                int V) override {
-        cuda::cross_entropy_backward(dlogits, logits, targets, dloss, N, V, stream);
     }
     void fused_classifier(T* logits_dlogits, float* losses, const int* targets, float dloss, int N,
                           int V) override {

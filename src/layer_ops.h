@@ -95,11 +95,9 @@ struct LayerOps {
                                     size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) = 0;
 
     // all (n)
-    virtual void gelu_forward(T* out, const T* x, size_t n) = 0;
     virtual void gelu_backward(T* dx, const T* dout, const T* x, size_t n) = 0;
     virtual void swiglu_forward(T* out, const T* gate, const T* up, size_t n) = 0;
     virtual void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n) = 0;
-    virtual void residual_forward(T* out, const T* a, const T* b, size_t n) = 0;
 
     // The optimizer's two steps (optim/adamw.h): the sum of squares of x (n), accumulated
     // in a fixed order so it is the same every run, and AdamW on n contiguous values. When
@@ -111,10 +109,8 @@ struct LayerOps {
 
     // logits, dlogits (N,V); targets, losses (N); target -1 skipped
     virtual void cross_entropy_forward(Master* losses, const T* logits, const int* targets, int N, int V) = 0;
-    virtual void cross_entropy_backward(T* dlogits, const T* logits, const int* targets, Master dloss, int N,
-                                        int V) = 0;
-    // Both in one pass: losses as cross_entropy_forward, and the logits replaced by
-    // (softmax - onehot) * dloss (0 on skipped rows).
+    // In training, the loss and its gradient in one pass: losses as cross_entropy_forward,
+    // and the logits replaced by dlogits = (softmax - onehot) * dloss (0 on skipped rows).
     virtual void fused_classifier(T* logits_dlogits, Master* losses, const int* targets, Master dloss, int N,
                                   int V) = 0;
 };
