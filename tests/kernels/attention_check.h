@@ -1,0 +1,249 @@
+// The checks test_attention.cpp (layers/attention.cu) and test_attention_tc.cpp
+// (layers/attention_tc.cu) share, run on the kernel passed in as a Kernel: one layer against
+// ref/attention.h in double, routes read from device memory (one reader, then two readers of
+// one source), and the same bits in every thread order. Inputs are fresh random values as
+// stored in S, so that ref reads what the kernel reads; outputs start poisoned with NaN;
+// gradients start with random values of the size of what ref adds, and the relative error is
+// that of what the backward added.
+//
+// Shapes as in layers/attention.cuh:
+//   q, out, dq, dout (B, T, NH, HS);  k, v, dk, dv (B, T, NKV, HS);  lse (B, NH, T)
+// S is the storage type (float or bf16); T is the sequence length.
+#pragma once
+
+#include "kernel_check.h"
+
+#include <ostream>
+
+#include "ref/attention.h"
+
+namespace kcheck::attn {
+
+using Vec = std::vector<float>;
+using Ref = std::vector<double>;
+
+// The kernel under test, with the argument lists of layers/attention.cuh, and what it is held to.
+template <class S>
+struct Kernel {
+    void (*forward)(S* out, float* lse, const S* q, const S* k, const S* v, int B, int T, int NH, int NKV, int HS,
+                    cudaStream_t stream);
+    void (*backward)(S* dq, S* dk, S* dv, const S* dout, const S* q, const S* k, const S* v, const S* out,
+                     const float* lse, int B, int T, int NH, int NKV, int HS, cudaStream_t stream);
+    void (*forward_routed)(S* out, float* lse, const S* q, const S* k_all, const S* v_all, const int* kv_src,
+                           int layer, size_t layer_stride, int B, int T, int NH, int NKV, int HS,
+                           cudaStream_t stream);
+    void (*backward_routed)(S* dq, S* dk_all, S* dv_all, const S* dout, const S* q, const S* k_all,
+                            const S* v_all, const S* out, const float* lse, const int* kv_src, int layer,
+                            size_t layer_stride, int B, int T, int NH, int NKV, int HS, cudaStream_t stream);
+    float qk;              // q and k uniform in [-qk, qk]: scores of a few units, softmax far from uniform
+    double lse_bound;      // the relative error allowed on lse (out, dq, dk, dv get bound_for<S>)
+    double one_key_bound;  // T = 1: |what dq, dk got| / |what they held|, which is only rounding
+
+    Vec random_qk(size_t n) const { return as_stored<S>(random_floats(n, -qk, qk)); }
+};
+
+struct Shape {
+    int B, T, NH, NKV, HS;
+    size_t q() const { return size_t(B) * T * NH * HS; }    // q, out, dq, dout
+    size_t kv() const { return size_t(B) * T * NKV * HS; }  // k, v, dk, dv of one layer
+    size_t lse() const { return size_t(B) * NH * T; }
+};
+
+inline std::ostream& operator<<(std::ostream& os, const Shape& s) {
+    return os << "B " << s.B << " T " << s.T << " NH " << s.NH << " NKV " << s.NKV << " HS " << s.HS;
+}
+
+template <class S>
+Vec random_stored(size_t n) {
+    return as_stored<S>(random_floats(n));
+}
+
+template <class S>
+Vec download(const Device<S>& d) {
+    return to_floats(d.download());
+}
+
+inline Vec in_float(const Ref& x) { return Vec(x.begin(), x.end()); }
+
+// Block `layer` of n elements out of every layer's (L, n).
+inline Vec slice(const Vec& all, int layer, size_t n) {
+    return Vec(all.begin() + layer * n, all.begin() + (layer + 1) * n);
+}
+
+// What a backward added to a gradient that held `before` (the subtraction in double).
+inline Vec added(const Vec& after, const Vec& before) {
+    Vec d(after.size());
+    for (size_t i = 0; i < d.size(); i++) d[i] = float(double(after[i]) - before[i]);
+    return d;
+}
+
+inline double norm(const Vec& x) {
+    double sum = 0;
+    for (const float v : x) sum += double(v) * v;
+    return std::sqrt(sum);
+}
+
+// A gradient's prior contents, n values as stored in S, of the rms of what the backward adds
+// to it: what the kernel adds is then not lost in the rounding of a larger sum.
+template <class S>
+Vec prefill(size_t n, const Ref& to_add) {
+    double sum = 0;
+    for (const double x : to_add) sum += x * x;
+    const float scale = sum > 0 ? float(std::sqrt(sum / to_add.size())) : 1.0f;
+    return as_stored<S>(random_floats(n, -scale, scale));
+}
+
+// One layer's inputs as stored in S, and what ref/ makes of them: out, lse, and the dq, dk,
+// dv it adds. The backward reads out as S stores it (out_stored), as the kernel's does.
+template <class S>
+struct Layer {
+    Vec q, dout, out_stored;
+    Ref out, lse, dq, dk, dv;
+    Layer(const Kernel<S>& kernel, const Shape& s, const Vec& k, const Vec& v)
+        : q(kernel.random_qk(s.q())), dout(random_stored<S>(s.q())), out(s.q()), lse(s.lse()), dq(s.q()),
+          dk(s.kv()), dv(s.kv()) {
+        const Ref qd = to_double(q), kd = to_double(k), vd = to_double(v);
+        rkv::ref::attention_forward(out.data(), lse.data(), qd.data(), kd.data(), vd.data(), s.B, s.T, s.NH, s.NKV,
+                                    s.HS);
+        out_stored = as_stored<S>(in_float(out));
+        rkv::ref::attention_backward(dq.data(), dk.data(), dv.data(), to_double(dout).data(), qd.data(), kd.data(),
+                                     vd.data(), to_double(out_stored).data(), lse.data(), s.B, s.T, s.NH, s.NKV,
+                                     s.HS);
+    }
+};
+
+// Forward, then backward on the reference's out and lse (so that it is checked on its own),
+// of one layer with no route.
+template <class S>
+void check_layer(const Kernel<S>& kernel, const Shape& s) {
+    INFO(s);
+    const double bound = bound_for<S>();
+    const Vec k = kernel.random_qk(s.kv()), v = random_stored<S>(s.kv());
+    const Layer<S> ref(kernel, s, k, v);
+    Device<S> q(to_storage<S>(ref.q)), kd(to_storage<S>(k)), vd(to_storage<S>(v)), out(s.q());
+    Device<float> lse(s.lse());
+    kernel.forward(out.get(), lse.get(), q.get(), kd.get(), vd.get(), s.B, s.T, s.NH, s.NKV, s.HS, nullptr);
+    check_close("out", download(out), ref.out, bound);
+    check_close("lse", lse.download(), ref.lse, kernel.lse_bound);
+
+    const Vec dq0 = prefill<S>(s.q(), ref.dq), dk0 = prefill<S>(s.kv(), ref.dk), dv0 = prefill<S>(s.kv(), ref.dv);
+    Device<S> dout(to_storage<S>(ref.dout)), ref_out(to_storage<S>(ref.out_stored)), dq(to_storage<S>(dq0)),
+        dk(to_storage<S>(dk0)), dv(to_storage<S>(dv0));
+    Device<float> ref_lse(in_float(ref.lse));
+    kernel.backward(dq.get(), dk.get(), dv.get(), dout.get(), q.get(), kd.get(), vd.get(), ref_out.get(),
+                    ref_lse.get(), s.B, s.T, s.NH, s.NKV, s.HS, nullptr);
+    check_close("dv", added(download(dv), dv0), ref.dv, bound);
+    if (s.T == 1) {  // one key: P = 1 and dS = dP - D = 0, so dq and dk only round
+        CHECK(norm(added(download(dq), dq0)) < kernel.one_key_bound * norm(dq0));
+        CHECK(norm(added(download(dk), dk0)) < kernel.one_key_bound * norm(dk0));
+        return;
+    }
+    check_close("dq", added(download(dq), dq0), ref.dq, bound);
+    check_close("dk", added(download(dk), dk0), ref.dk, bound);
+}
+
+// L = 3 layers' k, v in one (L, B, T, NKV, HS) buffer, layer_stride s.kv() apart, and the
+// route kv_src (L) in device memory. Two sections: layer 2 reading another layer's block,
+// then its own, with only the route changed; and two layers reading one block, which gets
+// the sum of their dk, dv. Blocks no layer reads must keep their bits.
+template <class S>
+void check_routed(const Kernel<S>& kernel, const Shape& s) {
+    const double bound = bound_for<S>();
+    const int L = 3;
+    const Vec k_all = kernel.random_qk(L * s.kv()), v_all = random_stored<S>(L * s.kv());
+    Device<S> k(to_storage<S>(k_all)), v(to_storage<S>(v_all)), out(s.q());
+    Device<float> lse(s.lse());
+    Device<int> route(std::vector<int>{0, 0, 1});
+
+    // Layer `layer` through the route: forward (out and lse checked), then backward into dq
+    // (checked, from dq0) and into the caller's dk, dv (L, B, T, NKV, HS).
+    const auto run = [&](int layer, const Layer<S>& ref, Device<S>& dk, Device<S>& dv) {
+        INFO("layer " << layer);
+        const Vec dq0 = prefill<S>(s.q(), ref.dq);
+        Device<S> q(to_storage<S>(ref.q)), dout(to_storage<S>(ref.dout)), dq(to_storage<S>(dq0));
+        out.poison();
+        lse.poison();
+        kernel.forward_routed(out.get(), lse.get(), q.get(), k.get(), v.get(), route.get(), layer, s.kv(), s.B, s.T,
+                              s.NH, s.NKV, s.HS, nullptr);
+        check_close("out", download(out), ref.out, bound);
+        check_close("lse", lse.download(), ref.lse, kernel.lse_bound);
+        kernel.backward_routed(dq.get(), dk.get(), dv.get(), dout.get(), q.get(), k.get(), v.get(), out.get(),
+                               lse.get(), route.get(), layer, s.kv(), s.B, s.T, s.NH, s.NKV, s.HS, nullptr);
+        check_close("dq", added(download(dq), dq0), ref.dq, bound);
+    };
+
+    SECTION("layer 2 reads layer 1, then, with only the route changed, itself") {
+        for (const int src : {1, 2}) {
+            INFO("kv_src[2] = " << src);
+            route.upload({0, 0, src});
+            const Layer<S> ref(kernel, s, slice(k_all, src, s.kv()), slice(v_all, src, s.kv()));
+            const Vec dk0 = prefill<S>(L * s.kv(), ref.dk), dv0 = prefill<S>(L * s.kv(), ref.dv);
+            Device<S> dk(to_storage<S>(dk0)), dv(to_storage<S>(dv0));
+            run(2, ref, dk, dv);
+            const Vec dk_got = download(dk), dv_got = download(dv);
+            for (int l = 0; l < L; l++) {
+                INFO("block " << l);
+                if (l == src) {
+                    check_close("dk", added(slice(dk_got, l, s.kv()), slice(dk0, l, s.kv())), ref.dk, bound);
+                    check_close("dv", added(slice(dv_got, l, s.kv()), slice(dv0, l, s.kv())), ref.dv, bound);
+                } else {  // untouched, bit for bit
+                    CHECK(slice(dk_got, l, s.kv()) == slice(dk0, l, s.kv()));
+                    CHECK(slice(dv_got, l, s.kv()) == slice(dv0, l, s.kv()));
+                }
+            }
+        }
+    }
+
+    SECTION("layers 1 and 2 both read layer 0: its dk, dv get the sum of both") {
+        route.upload({0, 0, 0});
+        const Vec k0 = slice(k_all, 0, s.kv()), v0 = slice(v_all, 0, s.kv());
+        const Layer<S> ref1(kernel, s, k0, v0), ref2(kernel, s, k0, v0);
+        Ref dk_want(s.kv()), dv_want(s.kv());  // the sum of both layers' reference dk, dv
+        for (size_t i = 0; i < s.kv(); i++) dk_want[i] = ref1.dk[i] + ref2.dk[i], dv_want[i] = ref1.dv[i] + ref2.dv[i];
+        const Vec dk0 = prefill<S>(L * s.kv(), dk_want), dv0 = prefill<S>(L * s.kv(), dv_want);
+        Device<S> dk(to_storage<S>(dk0)), dv(to_storage<S>(dv0));
+        run(1, ref1, dk, dv);
+        run(2, ref2, dk, dv);
+        const Vec dk_got = download(dk), dv_got = download(dv);
+        check_close("dk, both readers", added(slice(dk_got, 0, s.kv()), slice(dk0, 0, s.kv())), dk_want, bound);
+        check_close("dv, both readers", added(slice(dv_got, 0, s.kv()), slice(dv0, 0, s.kv())), dv_want, bound);
+        for (int l = 1; l < L; l++) {
+            CHECK(slice(dk_got, l, s.kv()) == slice(dk0, l, s.kv()));
+            CHECK(slice(dv_got, l, s.kv()) == slice(dv0, l, s.kv()));
+        }
+    }
+}
+
+// The orders check_same_bits runs in: under the emulator forward, reversed and a random one
+// (a missing barrier shows as results that change with the order); on a GPU its one order
+// twice (neither kernel has atomics, so two runs agree bit for bit).
+#ifdef RKV_EMU
+inline std::vector<emu::Order> every_order() { return {emu::Order::fwd, emu::Order::rev, emu::Order::rand}; }
+#else
+inline std::vector<int> every_order() { return {0, 0}; }
+#endif
+
+// Forward and backward, the backward accumulating into random gradients: out, lse, dq, dk, dv
+// must have the same bits in every order.
+template <class S>
+void check_same_bits(const Kernel<S>& kernel, const Shape& s) {
+    INFO(s);
+    const Vec q = kernel.random_qk(s.q()), k = kernel.random_qk(s.kv()), v = random_stored<S>(s.kv()),
+              dout = random_stored<S>(s.q());
+    const Vec dq0 = random_stored<S>(s.q()), dk0 = random_stored<S>(s.kv()), dv0 = random_stored<S>(s.kv());
+    std::vector<Vec> first;
+    for (const auto order : every_order()) {
+        InOrder in_order(order);
+        Device<S> qd(to_storage<S>(q)), kd(to_storage<S>(k)), vd(to_storage<S>(v)), doutd(to_storage<S>(dout)),
+            out(s.q()), dq(to_storage<S>(dq0)), dk(to_storage<S>(dk0)), dv(to_storage<S>(dv0));
+        Device<float> lse(s.lse());
+        kernel.forward(out.get(), lse.get(), qd.get(), kd.get(), vd.get(), s.B, s.T, s.NH, s.NKV, s.HS, nullptr);
+        kernel.backward(dq.get(), dk.get(), dv.get(), doutd.get(), qd.get(), kd.get(), vd.get(), out.get(),
+                        lse.get(), s.B, s.T, s.NH, s.NKV, s.HS, nullptr);
+        const std::vector<Vec> got{download(out), lse.download(), download(dq), download(dk), download(dv)};
+        if (first.empty()) first = got;
+        else CHECK(got == first);
+    }
+}
+
+}  // namespace kcheck::attn
