@@ -6,6 +6,10 @@
 // GELU and the bias gradient run in the GEMMs' epilogues:
 //   forward        BIAS, or GELU_AUX_BIAS (out = GELU(pre) with pre stored as the aux matrix)
 //   weight grad    BGRADB: the sums of dout over its N rows, as a by-product of dW^T += inp^T dout
+// Where cuBLASLt has no algorithm with the epilogue (an aux leading dimension that is not a
+// multiple of 8; a type combination a GPU's library lacks), or epilogues are switched off, the
+// plain GEMM runs and small kernels do the rest: the bias add, GELU (layers/activations.cu),
+// the column sums.
 // Every GEMM computes in fp32 (CUBLAS_COMPUTE_32F: no TF32) for both storage types; the weight
 // gradient reads T and accumulates into the float dW (C = D, beta 1). cuBLASLt returns the same
 // bits for the same problem, pointers' alignment and GPU, so the results are deterministic.
@@ -18,6 +22,7 @@
 #include <string>
 #include <utility>
 
+#include "layers/activations.cuh"
 #include "layers/common.cuh"
 
 namespace rkv::cuda {
@@ -105,11 +110,16 @@ struct Epilogue {
     void* aux = nullptr;         // GELU_AUX: D before the GELU, laid out as D
 };
 
+bool g_epilogues = true;
+
 // D (m, n) = op(A) op(B) + beta D, column-major, op(A) (m, k) and op(B) (k, n); A and B of type
-// T, D of type TD (float or T), accumulation in fp32.
+// T, D of type TD (float or T), accumulation in fp32. With an epilogue, false (and nothing
+// done) when epilogues are off or cuBLASLt has no algorithm for it; without, that throws.
 template <class T, class TD>
-void matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B, int ldb,
+bool matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B, int ldb,
             float beta, TD* D, int ldd, const Epilogue& epilogue = {}) {
+    const bool plain = epilogue.kind == CUBLASLT_EPILOGUE_DEFAULT;
+    if (!plain && !g_epilogues) return false;
     const Library& lib = library();
     MatmulDesc desc;
     lt_check(cublasLtMatmulDescCreate(desc.out(), CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
@@ -136,21 +146,41 @@ void matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T*
     int count = 0;
     if (cublasLtMatmulAlgoGetHeuristic(lib.handle, desc.get(), a.get(), b.get(), d.get(), d.get(), pref.get(), 1,
                                        &found, &count) != CUBLAS_STATUS_SUCCESS ||
-        count == 0)
+        count == 0) {
+        if (!plain) return false;
         throw std::runtime_error("cuBLASLt: no algorithm for the " + std::to_string(m) + "x" + std::to_string(n) +
-                                 "x" + std::to_string(k) + " GEMM with epilogue " +
-                                 std::to_string(int(epilogue.kind)) + " (check the pointers' alignment)");
+                                 "x" + std::to_string(k) + " GEMM (check the pointers' alignment)");
+    }
     const float alpha = 1.0f;
     lt_check(cublasLtMatmul(lib.handle, desc.get(), &alpha, A, a.get(), B, b.get(), &beta, D, d.get(), D, d.get(),
                             &found.algo, lib.workspace, kWorkspaceBytes, stream),
              "cublasLtMatmul");
+    return true;
 }
 
-// out^T (OC, N) = W inp^T with the epilogue's bias and GELU.
+// out^T (OC, N) = W inp^T with the epilogue's bias and GELU; false as matmul.
 template <class T>
-void forward_matmul(T* out, const T* inp, const T* weight, int N, int C, int OC, cudaStream_t stream,
-                    const Epilogue& epilogue) {
-    matmul(stream, true, false, OC, N, C, weight, C, inp, C, 0.0f, out, OC, epilogue);
+bool forward_matmul(T* out, const T* inp, const T* weight, int N, int C, int OC, cudaStream_t stream,
+                    const Epilogue& epilogue = {}) {
+    return matmul(stream, true, false, OC, N, C, weight, C, inp, C, 0.0f, out, OC, epilogue);
+}
+
+// out (N, OC) += bias (OC), one thread an element.
+template <class T>
+__global__ void add_bias_kernel(T* out, const T* bias, int N, int OC) {
+    const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < size_t(N) * OC) out[i] = from_float<T>(to_float(out[i]) + to_float(bias[i % OC]));
+}
+
+// dbias (OC) += the column sums of dout (N, OC): a thread a column, rows in order
+// (deterministic; neighbouring threads read neighbouring columns).
+template <class T>
+__global__ void bias_grad_kernel(float* dbias, const T* dout, int N, int OC) {
+    const int o = blockIdx.x * blockDim.x + threadIdx.x;
+    if (o >= OC) return;
+    float sum = 0.0f;
+    for (int n = 0; n < N; n++) sum += to_float(dout[size_t(n) * OC + o]);
+    dbias[o] += sum;
 }
 
 // acc (n) += x
@@ -161,28 +191,30 @@ __global__ void accumulate_kernel(float* acc, const float* x, int n) {
 
 }  // namespace
 
+void set_linear_epilogues(bool on) { g_epilogues = on; }
+
 template <class T>
 void linear_forward(T* out, const T* inp, const T* weight, const std::type_identity_t<T>* bias, int N, int C, int OC,
                     cudaStream_t stream) {
     if (N == 0 || OC == 0) return;
-    forward_matmul(out, inp, weight, N, C, OC, stream,
-                   {bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT, bias});
+    if (!bias) {
+        forward_matmul(out, inp, weight, N, C, OC, stream);
+    } else if (!forward_matmul(out, inp, weight, N, C, OC, stream, {CUBLASLT_EPILOGUE_BIAS, bias})) {
+        forward_matmul(out, inp, weight, N, C, OC, stream);
+        launch_kernel(add_bias_kernel<T>, unsigned(ceil_div<size_t>(size_t(N) * OC, kBlock)), kBlock, 0, stream, out,
+                      bias, N, OC);
+    }
 }
 
 template <class T>
 void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const std::type_identity_t<T>* bias, int N,
                          int C, int OC, cudaStream_t stream) {
     if (N == 0 || OC == 0) return;
-    if (OC % 8 == 0) {
-        forward_matmul(out, inp, weight, N, C, OC, stream,
-                       {bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX, bias, pre});
-        return;
-    }
-    // cuBLASLt takes an aux matrix only with a leading dimension that is a multiple of 8: make
-    // pre with one GEMM, and out with a second one whose epilogue stores no aux.
+    // cuBLASLt takes an aux matrix only with a leading dimension that is a multiple of 8.
+    const Epilogue gelu{bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX, bias, pre};
+    if (OC % 8 == 0 && forward_matmul(out, inp, weight, N, C, OC, stream, gelu)) return;
     linear_forward(pre, inp, weight, bias, N, C, OC, stream);
-    forward_matmul(out, inp, weight, N, C, OC, stream,
-                   {bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU, bias});
+    gelu_forward(out, pre, size_t(N) * OC, stream);
 }
 
 template <class T>
@@ -198,8 +230,14 @@ void linear_backward(std::type_identity_t<T>* dinp, float* dweight, float* dbias
     }
     // BGRADB writes the column sums of dout rather than adding them: into scratch, then added.
     StreamScratch<float> sums(OC, stream);
-    matmul(stream, false, true, C, OC, N, inp, C, dout, OC, 1.0f, dweight, C, {CUBLASLT_EPILOGUE_BGRADB, sums.get()});
-    launch_kernel(accumulate_kernel, unsigned(ceil_div(OC, kBlock)), kBlock, 0, stream, dbias, sums.get(), OC);
+    const unsigned blocks = unsigned(ceil_div(OC, kBlock));
+    if (matmul(stream, false, true, C, OC, N, inp, C, dout, OC, 1.0f, dweight, C,
+               {CUBLASLT_EPILOGUE_BGRADB, sums.get()})) {
+        launch_kernel(accumulate_kernel, blocks, kBlock, 0, stream, dbias, sums.get(), OC);
+        return;
+    }
+    matmul(stream, false, true, C, OC, N, inp, C, dout, OC, 1.0f, dweight, C);
+    launch_kernel(bias_grad_kernel<T>, blocks, kBlock, 0, stream, dbias, dout, N, OC);
 }
 
 #define INSTANTIATE(T)                                                                                        \

@@ -6,7 +6,8 @@
 // Nullable pointers (bias, dinp) do not take part in deducing T, so a literal nullptr works.
 // All pointers are device memory. Any shape is accepted: cuBLASLt is asked for an algorithm that
 // fits the pointers' and rows' actual alignment (fastest when C and OC are multiples of 8 and the
-// pointers 16-byte aligned), and a GEMM it has none for throws, naming its shape.
+// pointers 16-byte aligned), and a GEMM it has none for throws, naming its shape. An epilogue it
+// has none for runs as small kernels after the plain GEMM instead.
 #pragma once
 
 #include <type_traits>
@@ -14,6 +15,10 @@
 #include "cuda/compat.cuh"
 
 namespace rkv::cuda {
+
+// Whether GEMMs fuse the bias, GELU and bias gradient into cuBLASLt epilogues (the default)
+// or run them as kernels of their own (tests check both; benchmarks may compare them).
+void set_linear_epilogues(bool on);
 
 // out = inp W^T + bias.
 template <class T>

@@ -15,7 +15,7 @@ struct Shape {
     int N, C, OC;
 };
 // Dimensions that are multiples of 8 and ones that are not; OC % 8 != 0 takes
-// linear_gelu_forward's two-GEMM path.
+// linear_gelu_forward's path without the GELU epilogue.
 const std::vector<Shape> kShapes = {{5, 13, 7}, {37, 24, 40}, {64, 48, 96}, {9, 16, 30}};
 
 // A tensor as the kernel stores it, and as ref reads it (in double, rounded like the storage).
@@ -26,6 +26,12 @@ struct Tensor {
     explicit Tensor(const std::vector<float>& v) : ref(to_double(as_stored<T>(v))), dev(to_storage<T>(v)) {}
 };
 
+// Epilogues on or off (bias, GELU and bias gradient as kernels of their own) for a scope.
+struct Epilogues {
+    explicit Epilogues(bool on) { rkv::cuda::set_linear_epilogues(on); }
+    ~Epilogues() { rkv::cuda::set_linear_epilogues(true); }
+};
+
 }  // namespace
 
 TEMPLATE_TEST_CASE("linear forward and forward with GELU match ref, with and without bias", "[linear]", float, bf16) {
@@ -33,9 +39,11 @@ TEMPLATE_TEST_CASE("linear forward and forward with GELU match ref, with and wit
     const auto order = GENERATE(from_range(orders()));
     const Shape shape = GENERATE(from_range(kShapes));
     const bool with_bias = GENERATE(true, false);
+    const bool epilogues = GENERATE(true, false);
     const InOrder in_order(order);
+    const Epilogues fused(epilogues);
     const int N = shape.N, C = shape.C, OC = shape.OC;
-    INFO("N " << N << " C " << C << " OC " << OC << " bias " << with_bias);
+    INFO("N " << N << " C " << C << " OC " << OC << " bias " << with_bias << " epilogues " << epilogues);
     const Tensor<T> inp(random_floats(size_t(N) * C)), weight(random_floats(size_t(OC) * C)),
         bias(random_floats(OC));
     const T* b = with_bias ? bias.dev.get() : nullptr;
@@ -60,9 +68,11 @@ TEMPLATE_TEST_CASE("linear backward accumulates dinp, dweight and dbias like ref
     const auto order = GENERATE(from_range(orders()));
     const Shape shape = GENERATE(from_range(kShapes));
     const bool with_bias = GENERATE(true, false);
+    const bool epilogues = GENERATE(true, false);
     const InOrder in_order(order);
+    const Epilogues fused(epilogues);
     const int N = shape.N, C = shape.C, OC = shape.OC;
-    INFO("N " << N << " C " << C << " OC " << OC << " bias " << with_bias);
+    INFO("N " << N << " C " << C << " OC " << OC << " bias " << with_bias << " epilogues " << epilogues);
     const Tensor<T> dout(random_floats(size_t(N) * OC)), inp(random_floats(size_t(N) * C)),
         weight(random_floats(size_t(OC) * C));
     const auto dinp0 = random_floats(size_t(N) * C), dweight0 = random_floats(size_t(OC) * C),
