@@ -11,6 +11,8 @@
 #      and 8 GPUs, and the scaling efficiency tokens/s(n) / (n tokens/s(1)).
 # Full logs go to OUT (default /tmp/rkv-gpu-check, or $OUT when set: the device tool's
 # folder); the table is printed last. Meant to finish in under 8 minutes on one H100/H200.
+# On a machine without the Debian packages or a network (the lent GPU machine), run
+# scripts/device_deps.sh fetch beforehand where apt-get works and carry .deps/ along.
 #
 # The build stores bf16 (the default; fp32 master weights), its GEMMs and attention on the
 # tensor cores, so MFU is against the GPU's dense bf16 peak (PEAK_TFLOPS, default 989 for an
@@ -28,9 +30,19 @@ cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1 | tr 
 arch=$cap
 [[ $cap == 90 ]] && arch=90a   # Hopper: the arch-specific target, as the nvcc check uses
 
-scripts/install_deps.sh
-cmake -S . -B build-gpu -DRKV_GPU=ON -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_BUILD_TYPE=Release \
-    > "$out/configure.log"
+# The packages: carried in .deps/ (scripts/device_deps.sh) to a machine without a network,
+# else installed. CMake's generator: make, or Ninja where there is no make.
+deps_flags=()
+if [[ -d .deps/debs ]]; then
+    source scripts/device_deps.sh use
+    read -ra deps_flags <<< "$RKV_DEPS_CMAKE_FLAGS"
+else
+    scripts/install_deps.sh
+fi
+generator=()
+command -v make > /dev/null || generator=(-G Ninja)
+cmake -S . -B build-gpu "${generator[@]}" -DRKV_GPU=ON -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_BUILD_TYPE=Release \
+    "${deps_flags[@]}" > "$out/configure.log" 2>&1 || { tail -n 40 "$out/configure.log"; exit 1; }
 cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1 || { tail -n 40 "$out/build.log"; exit 1; }
 
 status=0
