@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compiles every CUDA source under cuda/, layers/, optim/ and tests/emu/ with
+# Compiles every CUDA source under bench/, cuda/, layers/, optim/ and tests/emu/ with
 # nvcc for sm_90a and sm_80, to object files only (nothing runs): a kernel
 # that is valid under the emulator but not valid CUDA fails here.
 # Usage: scripts/nvcc_check.sh [-j N]   (NVCC=... picks the compiler)
@@ -16,7 +16,7 @@ if [[ ! -x "$nvcc" ]]; then
   exit 1
 fi
 
-mapfile -t sources < <(cd "$root" && find cuda layers optim tests/emu -name '*.cu' 2>/dev/null | sort)
+mapfile -t sources < <(cd "$root" && find bench cuda layers optim tests/emu -name '*.cu' 2>/dev/null | sort)
 if [[ ${#sources[@]} -eq 0 ]]; then
   echo "nvcc_check: no .cu files"
   exit 0
