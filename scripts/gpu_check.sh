@@ -43,7 +43,7 @@ generator=()
 command -v make > /dev/null || generator=(-G Ninja)
 cmake -S . -B build-gpu "${generator[@]}" -DRKV_GPU=ON -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_BUILD_TYPE=Release \
     "${deps_flags[@]}" > "$out/configure.log" 2>&1 || { tail -n 40 "$out/configure.log"; exit 1; }
-cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1 || { tail -n 40 "$out/build.log"; exit 1; }
+cmake --build build-gpu -j "$(nproc)" --target train_rkv kernel_tests_gpu attention_bench > "$out/build.log" 2>&1 || { tail -n 40 "$out/build.log"; exit 1; }
 
 status=0
 build-gpu/layers/kernel_tests_gpu > "$out/kernel_tests.log" 2>&1 || status=1
@@ -92,7 +92,7 @@ scaling() {
 
 {
     echo
-    echo "rkv GPU check, commit $(git rev-parse --short HEAD), $(head -n 1 "$out/gpu.txt")"
+    echo "rkv GPU check, commit $(git rev-parse --short HEAD 2> /dev/null || echo "${RKV_COMMIT:-unknown}"), $(head -n 1 "$out/gpu.txt")"
     echo "kernel tests on the GPU: $tests_line"
     echo "compute-sanitizer memcheck (attention, whole model): $sanitizer"
     printf "%-12s %6s %5s %6s %10s %12s %8s\n" model p_own B T "ms/step" "tokens/s" "MFU bf16"
