@@ -13,11 +13,11 @@
 // One warp per row: a row's reductions are warp shuffles, no block barriers, and any C
 // works (the lanes stride over the row). The plain forward is the fused one with no
 // residual (b null, x = a). The weight gradients are column sums over all rows, done by
-// layers/norm_weight_grad.cuh in a fixed order.
+// layers/norm_common.cuh in a fixed order.
 #include "layers/layernorm.cuh"
 
 #include "layers/common.cuh"
-#include "layers/norm_weight_grad.cuh"
+#include "layers/norm_common.cuh"
 
 namespace rkv::cuda {
 namespace {

@@ -11,11 +11,11 @@
 // One warp per row, as layers/layernorm.cu: any C works, including head sizes below 32
 // (idle lanes add nothing); the plain forward is the fused one with no residual (b null,
 // x = a), the residual row shared with LayerNorm. dw is a column sum over all rows, done by
-// layers/norm_weight_grad.cuh in a fixed order.
+// layers/norm_common.cuh in a fixed order.
 #include "layers/rmsnorm.cuh"
 
 #include "layers/common.cuh"
-#include "layers/norm_weight_grad.cuh"
+#include "layers/norm_common.cuh"
 
 namespace rkv::cuda {
 namespace {
