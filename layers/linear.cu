@@ -17,7 +17,10 @@
 
 #include <cublasLt.h>
 
+#include <compare>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -112,6 +115,23 @@ struct Epilogue {
 
 bool g_epilogues = true;
 
+// What decides the heuristic's choice of algorithm for a GEMM. It is asked once per key (the
+// query costs far more host time than the rest of a call, and training repeats a few shapes);
+// no value: it had none.
+struct GemmKey {
+    bool ta, tb;
+    int m, n, k, lda, ldb, ldd;
+    cudaDataType_t type, type_d;
+    cublasLtEpilogue_t epilogue;
+    uint32_t align_a, align_b, align_d, align_bias, align_aux;
+    auto operator<=>(const GemmKey&) const = default;
+};
+
+std::map<GemmKey, std::optional<cublasLtMatmulAlgo_t>>& algorithms() {
+    static std::map<GemmKey, std::optional<cublasLtMatmulAlgo_t>> chosen;
+    return chosen;
+}
+
 // D (m, n) = op(A) op(B) + beta D, column-major, op(A) (m, k) and op(B) (k, n); A and B of type
 // T, D of type TD (float or T), accumulation in fp32. With an epilogue, false (and nothing
 // done) when epilogues are off or cuBLASLt has no algorithm for it; without, that throws.
@@ -134,26 +154,34 @@ bool matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T*
     const MatrixLayout a = layout<T>(ta ? k : m, ta ? m : k, lda), b = layout<T>(tb ? n : k, tb ? k : n, ldb),
                        d = layout<TD>(m, n, ldd);
 
-    Preference pref;
-    lt_check(cublasLtMatmulPreferenceCreate(pref.out()), "cublasLtMatmulPreferenceCreate");
-    set_preference(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, uint64_t(kWorkspaceBytes));
-    set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignment(A, lda, sizeof(T)));
-    set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment(B, ldb, sizeof(T)));
-    set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment(D, ldd, sizeof(TD)));
-    set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignment(D, ldd, sizeof(TD)));
-
-    cublasLtMatmulHeuristicResult_t found{};
-    int count = 0;
-    if (cublasLtMatmulAlgoGetHeuristic(lib.handle, desc.get(), a.get(), b.get(), d.get(), d.get(), pref.get(), 1,
-                                       &found, &count) != CUBLAS_STATUS_SUCCESS ||
-        count == 0) {
+    const uint32_t align_a = alignment(A, lda, sizeof(T)), align_b = alignment(B, ldb, sizeof(T)),
+                   align_d = alignment(D, ldd, sizeof(TD));
+    const GemmKey key{ta, tb, m, n, k, lda, ldb, ldd, data_type<T>, data_type<TD>, epilogue.kind, align_a, align_b,
+                      align_d, alignment(epilogue.bias, 0, 1), alignment(epilogue.aux, 0, 1)};
+    auto [entry, fresh] = algorithms().try_emplace(key);
+    if (fresh) {
+        Preference pref;
+        lt_check(cublasLtMatmulPreferenceCreate(pref.out()), "cublasLtMatmulPreferenceCreate");
+        set_preference(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, uint64_t(kWorkspaceBytes));
+        set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_a);
+        set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_b);
+        set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_d);
+        set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_d);
+        cublasLtMatmulHeuristicResult_t found{};
+        int count = 0;
+        if (cublasLtMatmulAlgoGetHeuristic(lib.handle, desc.get(), a.get(), b.get(), d.get(), d.get(), pref.get(), 1,
+                                           &found, &count) == CUBLAS_STATUS_SUCCESS &&
+            count > 0)
+            entry->second = found.algo;
+    }
+    if (!entry->second) {
         if (!plain) return false;
         throw std::runtime_error("cuBLASLt: no algorithm for the " + std::to_string(m) + "x" + std::to_string(n) +
                                  "x" + std::to_string(k) + " GEMM (check the pointers' alignment)");
     }
     const float alpha = 1.0f;
     lt_check(cublasLtMatmul(lib.handle, desc.get(), &alpha, A, a.get(), B, b.get(), &beta, D, d.get(), D, d.get(),
-                            &found.algo, lib.workspace, kWorkspaceBytes, stream),
+                            &*entry->second, lib.workspace, kWorkspaceBytes, stream),
              "cublasLtMatmul");
     return true;
 }
