@@ -7,7 +7,8 @@
 #      tokens/s and MFU for gpt2-124m (T 1024) and qwen3-0.6b (T 2048) at --p-own 1 and 0.5;
 #   4. benchmarks causal attention (attention_bench: the tensor-core and the plain kernels,
 #      forward and backward, ms and TFLOP/s at HS 64 and 128, T 1024 .. 8192; about 20 s);
-#   5. with several GPUs, data-parallel scaling: gpt2-124m tokens/s under mpirun at 1, 2, 4
+#   5. determinism: gpt2-124m for 6 steps, and for 3 steps resumed to 6, log the same bits;
+#   6. with several GPUs, data-parallel scaling: gpt2-124m tokens/s under mpirun at 1, 2, 4
 #      and 8 GPUs, and the scaling efficiency tokens/s(n) / (n tokens/s(1)).
 # Full logs go to OUT (default /tmp/rkv-gpu-check, or $OUT when set: the device tool's
 # folder); the table is printed last. Meant to finish in under 8 minutes on one H100/H200.
@@ -70,6 +71,19 @@ bench() {   # model batch seq p_own
         tps = b * t / (ms / 1000); mfu = 6 * n * tps / (peak * 1e12) * 100;
         printf "%-12s %6s %5d %6d %10.1f %12.0f %7.1f%%\n", m, p, b, t, ms, tps, mfu }'
 }
+# Two identical runs (routing on, a checkpoint at step 3, then resumed to 6) must log the
+# same bits: the kernels have no atomics and the rounding's randomness is keyed, not drawn.
+determinism() {
+    local a b flags=(--model gpt2-124m -b 4 -t 1024 --p-own 0.5 --schedule constant --val-every 3 --val-batches 2
+                        --device cuda)
+    a=$(mktemp -d) b=$(mktemp -d)
+    build-gpu/train_rkv "${flags[@]}" --steps 6 --out "$a" > "$out/determinism-a.log" 2>&1 &&
+        build-gpu/train_rkv "${flags[@]}" --steps 3 --out "$b" > "$out/determinism-b.log" 2>&1 &&
+        build-gpu/train_rkv "${flags[@]}" --steps 6 --out "$b" --resume >> "$out/determinism-b.log" 2>&1 ||
+        { echo "determinism: train_rkv failed (see $out/determinism-*.log)"; return; }
+    if cmp -s "$a/log.jsonl" "$b/log.jsonl"; then echo "determinism: a run and a stopped-and-resumed one log the same bits"
+    else echo "determinism: the logs DIFFER (see $a/log.jsonl, $b/log.jsonl)"; fi
+}
 # Data parallelism over the GPUs of this machine: gpt2-124m, B 8 x T 1024 per GPU.
 scaling() {
     local gpus base="" n log ms tps
@@ -100,6 +114,8 @@ scaling() {
     for p in 1 0.5; do bench qwen3-0.6b 4 2048 "$p"; done
     echo
     build-gpu/layers/attention_bench || echo "attention_bench failed"
+    echo
+    determinism
     scaling
 } | tee "$out/table.txt"
 exit $status
