@@ -1,7 +1,7 @@
 // The whole model on the CUDA path (the kernels of layers/, run by the emulator in CI)
 // against the CPU reference: same weights, data and routes, five AdamW steps. fp32 storage:
 // per-step losses to 1e-4 and first-step gradients to 1e-5 relative; bf16 storage: on the
-// same weights each step, losses to 5e-3 and first-step gradients to 3e-2.
+// same weights each step, losses to 2e-3 and first-step gradients to 2e-2.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -87,13 +87,14 @@ TEST_CASE("five fp32 training steps on the CUDA path give the CPU path's losses"
 }
 
 // bf16 storage rounds every activation to 8 bits of mantissa (relative 2^-9): on the same
-// weights the loss stays within 5e-3 of fp32's (measured: up to 7e-4) and the first
-// gradients within 3e-2. Head dim 64 runs attention on the tensor-core kernel, the tiny
-// head dims on the plain one.
+// weights the loss stays within 2e-3 of fp32's (measured over 40 runs: up to 7e-4) and the
+// first gradients within 2e-2 relative (measured: up to 9.7e-3, the whole model's rounding
+// compounding what each kernel keeps under 1e-2). Head dim 64 runs attention on the
+// tensor-core kernel, the tiny head dims on the plain one.
 TEST_CASE("bf16 training steps on the CUDA path match the CPU path on the same weights", "[cuda][model][bf16]") {
     std::vector<ModelConfig> configs = tiny_configs();
     ModelConfig wide = test::tiny_config("qwen3");
     wide.head_dim = 64;
     configs.push_back(wide);
-    train_side_by_side<__nv_bfloat16>(configs, 5e-3, 3e-2, true);
+    train_side_by_side<__nv_bfloat16>(configs, 2e-3, 2e-2, true);
 }
