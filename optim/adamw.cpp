@@ -74,9 +74,7 @@ void AdamW<T>::set_weights(T* params, const std::vector<float>& whole, long t) {
     if constexpr (!kHasMaster<T>) {
         ops_.upload(params, whole.data(), whole.size());
     } else {
-        std::vector<float> shard(size_, 0.0f);
-        for (size_t i = 0; i < size_ && begin_ + i < whole.size(); i++) shard[i] = whole[begin_ + i];
-        ops_.upload(master_, shard.data(), size_);
+        upload_shard(master_, whole);
         auto* staged = static_cast<float*>(ops_.alloc_bytes(whole.size() * sizeof(float)));
         ops_.upload(staged, whole.data(), whole.size());
         ops_.to_working(params, staged, whole.size());
@@ -113,10 +111,17 @@ std::vector<float> AdamW<T>::v() const {
 
 template <class T>
 void AdamW<T>::set_state(const std::vector<float>& m, const std::vector<float>& v) {
-    if (m.size() != size_ || v.size() != size_)
-        throw std::invalid_argument("AdamW state does not match the optimizer's shard");
-    ops_.upload(m_, m.data(), size_);
-    ops_.upload(v_, v.data(), size_);
+    if (m.size() != table_.total || v.size() != table_.total)
+        throw std::invalid_argument("AdamW::set_state: m and v are not the whole parameter table");
+    upload_shard(m_, m);
+    upload_shard(v_, v);
+}
+
+template <class T>
+void AdamW<T>::upload_shard(float* dst, const std::vector<float>& whole) {
+    std::vector<float> shard(size_, 0.0f);   // zeros past the table: the padding
+    for (size_t i = 0; i < size_ && begin_ + i < whole.size(); i++) shard[i] = whole[begin_ + i];
+    ops_.upload(dst, shard.data(), size_);
 }
 
 template class AdamW<float>;

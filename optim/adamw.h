@@ -47,13 +47,11 @@ public:
     void set_weights(T* params, const std::vector<float>& whole, long t = 0);
     std::vector<float> weights(const T* params) const;   // (size)
 
-    // The shard's m and v on the host (size elements), for checkpoints.
+    // The shard's m and v on the host (size elements), for checkpoints; set from the whole
+    // table's (table.total), as checkpoints hold them whatever the sharding was.
     std::vector<float> m() const;
     std::vector<float> v() const;
     void set_state(const std::vector<float>& m, const std::vector<float>& v);
-
-    size_t begin() const { return begin_; }
-    size_t size() const { return size_; }
 
 private:
     const ParamTable& table_;
@@ -64,6 +62,8 @@ private:
     float* v_;                      // (size)
     float* master_ = nullptr;       // (size), when T is not float
 
+    // dst (size) = the shard's part of whole (table.total), zeros past its end.
+    void upload_shard(float* dst, const std::vector<float>& whole);
     // Calls f(tensor, lo, hi) for each tensor's part [lo, hi) inside the shard.
     template <class F>
     void for_each_piece(F f) const;

@@ -87,13 +87,7 @@ Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm
             if (saved.value(key, nlohmann::json()) != value)
                 throw std::runtime_error(fmt::format("{}: was trained with {} = {}, but the flags say {}", *latest,
                                                      key, saved.value(key, nlohmann::json()).dump(), value.dump()));
-        // Checkpoints hold the whole state whatever --zero was: each rank takes its shard.
-        auto slice = [&](const std::vector<float>& x) {
-            std::vector<float> s(opt_->size(), 0.0f);
-            for (size_t i = 0; i < s.size() && opt_->begin() + i < x.size(); i++) s[i] = x[opt_->begin() + i];
-            return s;
-        };
-        opt_->set_state(slice(ck.m), slice(ck.v));
+        opt_->set_state(ck.m, ck.v);   // each rank takes its shard of the whole state
         train_->restore(ck.state["train_loader"].get<LoaderState>());
         if (lead_) fmt::print("resumed from {} at step {}\n", *latest, step_);
     }
