@@ -138,8 +138,8 @@ private:
                        const Master* rstd);
     void qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int H);
     void qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, const Master* rstd, int H);
-    // Embedding, layers and norm_f: a_.lnf holds the final normed stream.
-    void forward_trunk(const int* inputs, const Route& route);
+    // Embedding, layers, norm_f and the head: a_.logits.
+    void forward_logits(const int* inputs, const Route& route);
     // Checks targets and uploads them; n_valid_ counts the non-skipped ones.
     void set_targets(const int* targets);
     double mean_loss();                   // the mean of a_.losses over non-skipped targets
@@ -323,7 +323,7 @@ void Model<T>::layer_forward(int l) {
 }
 
 template <class T>
-void Model<T>::forward_trunk(const int* inputs, const Route& route) {
+void Model<T>::forward_logits(const int* inputs, const Route& route) {
     const ModelConfig& c = config;
     const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size;
     validate_route(route, L);
@@ -337,6 +337,7 @@ void Model<T>::forward_trunk(const int* inputs, const Route& route) {
     ops_.embedding_forward(a_.resid, a_.tokens, p(table.wte), p(table.wpe), B, Tn, C);
     norm_forward(norm_reading(0), a_.resid);
     for (int l = 0; l < L; l++) layer_forward(l);
+    ops_.linear_forward(a_.logits, a_.lnf, p(table.lm_head), nullptr, N_, C, V);
 }
 
 template <class T>
@@ -363,8 +364,7 @@ double Model<T>::mean_loss() {
 
 template <class T>
 double Model<T>::forward(const int* inputs, const int* targets, const Route& route) {
-    forward_trunk(inputs, route);
-    ops_.linear_forward(a_.logits, a_.lnf, p(table.lm_head), nullptr, N_, config.hidden_size, config.vocab_size);
+    forward_logits(inputs, route);
     if (!targets) return std::numeric_limits<double>::quiet_NaN();
     set_targets(targets);
     ops_.cross_entropy_forward(a_.losses, a_.logits, a_.targets, N_, config.vocab_size);
@@ -454,9 +454,8 @@ void Model<T>::backward() {
 template <class T>
 double Model<T>::forward_backward(const int* inputs, const int* targets, const Route& route, double loss_scale) {
     if (!targets) throw std::invalid_argument("forward_backward needs targets");
-    const int C = config.hidden_size, V = config.vocab_size;
-    forward_trunk(inputs, route);
-    ops_.linear_forward(a_.logits, a_.lnf, p(table.lm_head), nullptr, N_, C, V);
+    const int V = config.vocab_size;
+    forward_logits(inputs, route);
     set_targets(targets);
     // A batch whose targets are all skipped has loss 0 and no gradient.
     const double dloss = n_valid_ ? loss_scale / double(n_valid_) : 0.0;
