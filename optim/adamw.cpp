@@ -10,8 +10,9 @@
 namespace rkv {
 
 namespace {
+// The weights' fp32 truth is a separate master copy when the storage is not its own master.
 template <class T>
-constexpr bool kHasMaster = !std::is_same_v<T, float>;
+constexpr bool kHasMaster = !std::is_same_v<master_t<T>, T>;
 }  // namespace
 
 template <class T>
