@@ -94,25 +94,26 @@ llmc_steps() { sed -nE 's/^step ([0-9]+): train loss .* \(took ([0-9.]+) ms\)/\1
 
 declare -A result fastest
 
-run_rkv() {  # threads p_own
-    local th=$1 p=$2 r ms all=()
+# Runs the command after -- `repeats` times at `th` threads; under `name`, records the median
+# over the runs of each run's median step (steps_fn parses a log) and the fastest step.
+measure() {  # name threads steps_fn -- command...
+    local name=$1 th=$2 steps_fn=$3 r ms all=() log=$work/run.log step_file=$work/steps
+    shift 4
+    : > "$step_file"
     for (( r = 0; r < repeats; r++ )); do
         rm -rf "$work/rkv-run"
-        if ! OMP_NUM_THREADS=$th OPENBLAS_NUM_THREADS=$th "$train_rkv" --config "$work/config.json" \
-                --train "$work/tokens.bin" --val "$work/tokens.bin" \
-                -b $B -t $T --steps "$steps" --p-own "$p" --val-every 0 \
-                --out "$work/rkv-run" --device cpu > "$work/rkv.log" 2>&1; then
-            echo "cpu_step: train_rkv failed; its output:" >&2
-            cat "$work/rkv.log" >&2
+        if ! OMP_NUM_THREADS=$th OPENBLAS_NUM_THREADS=$th "$@" > "$log" 2>&1; then
+            echo "cpu_step: $name failed; its output:" >&2
+            cat "$log" >&2
             exit 1
         fi
-        ms=$(rkv_steps < "$work/rkv.log" | median)
-        rkv_steps < "$work/rkv.log" >> "$work/steps-rkv-$p-$th"
-        echo "  rkv p_own=$p threads=$th run $((r + 1)): median $ms ms/step" >&2
+        ms=$("$steps_fn" < "$log" | median)
+        "$steps_fn" < "$log" >> "$step_file"
+        echo "  $name threads=$th run $((r + 1)): median $ms ms/step" >&2
         all+=("$ms")
     done
-    result["rkv p_own=$p|$th"]=$(printf '%s\n' "${all[@]}" | median)
-    fastest["rkv p_own=$p|$th"]=$(sort -g "$work/steps-rkv-$p-$th" | head -1)
+    result["$name|$th"]=$(printf '%s\n' "${all[@]}" | median)
+    fastest["$name|$th"]=$(sort -g "$step_file" | head -1)
 }
 
 llmc_bin=
@@ -181,24 +182,6 @@ EOF
         -fopenmp -DOMP -I"$LLMC_DIR" "$work/llmc_bench.c" -lm -o "$llmc_bin"
 fi
 
-run_llmc() {  # threads
-    local th=$1 r ms all=()
-    for (( r = 0; r < repeats; r++ )); do
-        if ! OMP_NUM_THREADS=$th OPENBLAS_NUM_THREADS=$th "$llmc_bin" "$work/llmc_model.bin" "$work/tokens.bin" \
-                $B $T "$steps" > "$work/llmc.log" 2>&1; then
-            echo "cpu_step: llm.c failed; its output:" >&2
-            cat "$work/llmc.log" >&2
-            exit 1
-        fi
-        ms=$(llmc_steps < "$work/llmc.log" | median)
-        llmc_steps < "$work/llmc.log" >> "$work/steps-llmc-$th"
-        echo "  llm.c threads=$th run $((r + 1)): median $ms ms/step" >&2
-        all+=("$ms")
-    done
-    result["llm.c|$th"]=$(printf '%s\n' "${all[@]}" | median)
-    fastest["llm.c|$th"]=$(sort -g "$work/steps-llmc-$th" | head -1)
-}
-
 echo "cpu_step: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; rkv $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')${LLMC_DIR:+; llm.c $(git -C "$LLMC_DIR" rev-parse --short HEAD 2>/dev/null || echo '?')}"
 echo "cpu_step: GPT-2 L $L C $C NH $NH V $V, B $B T $T; $steps steps, median after $warmup warm-up steps, $repeats runs each; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 names=()
@@ -207,8 +190,13 @@ for p in $p_own_list; do names+=("rkv p_own=$p"); done
 # Interleave the trainers within each thread count so that a change in machine load
 # hits them alike.
 for th in $threads_list; do
-    for p in $p_own_list; do run_rkv "$th" "$p"; done
-    [[ -n $llmc_bin ]] && run_llmc "$th"
+    for p in $p_own_list; do
+        measure "rkv p_own=$p" "$th" rkv_steps -- "$train_rkv" --config "$work/config.json" \
+            --train "$work/tokens.bin" --val "$work/tokens.bin" -b $B -t $T --steps "$steps" --p-own "$p" \
+            --val-every 0 --out "$work/rkv-run" --device cpu
+    done
+    [[ -n $llmc_bin ]] && measure "llm.c" "$th" llmc_steps -- "$llmc_bin" "$work/llmc_model.bin" \
+        "$work/tokens.bin" $B $T "$steps"
 done
 
 echo "cpu_step: load at the end: $(cut -d' ' -f1-3 /proc/loadavg) (more than ~0.3 means other work shared the cores)"
