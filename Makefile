@@ -22,9 +22,11 @@ train: deps
 	@if nvidia-smi -L > /dev/null 2>&1; then $(MAKE) --no-print-directory gpu && build-gpu/train_rkv --device cuda; \
 	 else $(MAKE) --no-print-directory all && ./train_rkv; fi
 
-# GPU_FLAGS adds CMake options, e.g. GPU_FLAGS=-DRKV_FP32=ON for fp32 storage.
+# GPU_FLAGS adds CMake options, e.g. GPU_FLAGS=-DRKV_FP32=ON for fp32 storage. GPU_ARCH is this
+# GPU's compute capability, 90a on Hopper (wgmma needs the arch-specific target).
+GPU_ARCH ?= $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d . | sed 's/^90$$/90a/')
 gpu: deps
-	@[ -f build-gpu/CMakeCache.txt ] || cmake -S . -B build-gpu -DRKV_GPU=ON -DCMAKE_CUDA_ARCHITECTURES=native \
+	@[ -f build-gpu/CMakeCache.txt ] || cmake -S . -B build-gpu -DRKV_GPU=ON -DCMAKE_CUDA_ARCHITECTURES=$(or $(GPU_ARCH),native) \
 	    -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(GPU_FLAGS)
 	cmake --build build-gpu -j $(JOBS)
 
