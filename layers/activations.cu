@@ -1,6 +1,9 @@
 // Pointwise activations, forward and backward, and the residual add (ref/activations.h,
-// ref/residual.h). One thread per element; all tensors (n) of the storage type T, the
-// math in float (layers/common.cuh).
+// ref/residual.h). All tensors (n) of the storage type T, the math in float
+// (layers/common.cuh). One thread per pack of W elements: kPack<T>, 16 bytes, when n and
+// every pointer allow, else 1. Inputs that the step does not read again soon (saved
+// activations, incoming gradients) are loaded streaming; outputs, read by the next kernel,
+// are stored normally.
 //   GELU (tanh): u = c (x + 0.044715 x^3), c = sqrt(2/pi);  out = x (1 + tanh u) / 2
 //                GELU'(x) = (1 + tanh u) / 2 + x (1 - tanh^2 u) c (1 + 3 * 0.044715 x^2) / 2
 //   SwiGLU:      out = silu(gate) up, silu(g) = g sigmoid(g);
@@ -17,87 +20,126 @@ constexpr int kBlock = 256;
 constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2 / pi)
 constexpr float kGeluA = 0.044715f;
 
-__device__ __forceinline__ size_t element_index() { return size_t(blockIdx.x) * blockDim.x + threadIdx.x; }
-
-template <class T>
-__global__ void gelu_forward_kernel(T* out, const T* x, size_t n) {
-    const size_t i = element_index();
-    if (i >= n) return;
-    const float v = to_float(x[i]);
-    const float u = kGeluC * (v + kGeluA * v * v * v);
-    out[i] = from_float<T>(0.5f * v * (1.0f + tanhf(u)));
+// The first element of this thread's pack.
+template <int W>
+__device__ __forceinline__ size_t pack_start() {
+    return (size_t(blockIdx.x) * blockDim.x + threadIdx.x) * W;
 }
 
-template <class T>
+template <class T, int W>
+__global__ void gelu_forward_kernel(T* out, const T* x, size_t n) {
+    const size_t i = pack_start<W>();
+    if (i >= n) return;  // n is a multiple of W
+    const Pack<T, W> xs = load_pack_cs<W>(x + i);
+    Pack<T, W> os;
+    for (int k = 0; k < W; k++) {
+        const float v = to_float(xs[k]);
+        const float u = kGeluC * (v + kGeluA * v * v * v);
+        os[k] = from_float<T>(0.5f * v * (1.0f + tanhf(u)));
+    }
+    store_pack(out + i, os);
+}
+
+template <class T, int W>
 __global__ void gelu_backward_kernel(T* dx, const T* dout, const T* x, size_t n) {
-    const size_t i = element_index();
+    const size_t i = pack_start<W>();
     if (i >= n) return;
-    const float v = to_float(x[i]);
-    const float th = tanhf(kGeluC * (v + kGeluA * v * v * v));
-    const float du = kGeluC * (1.0f + 3.0f * kGeluA * v * v);
-    const float grad = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du;
-    dx[i] = from_float<T>(to_float(dx[i]) + to_float(dout[i]) * grad);
+    const Pack<T, W> xs = load_pack_cs<W>(x + i), ds = load_pack_cs<W>(dout + i);
+    Pack<T, W> dxs = load_pack<W>(dx + i);
+    for (int k = 0; k < W; k++) {
+        const float v = to_float(xs[k]);
+        const float th = tanhf(kGeluC * (v + kGeluA * v * v * v));
+        const float du = kGeluC * (1.0f + 3.0f * kGeluA * v * v);
+        const float grad = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du;
+        dxs[k] = from_float<T>(to_float(dxs[k]) + to_float(ds[k]) * grad);
+    }
+    store_pack(dx + i, dxs);
 }
 
 __device__ __forceinline__ float sigmoid(float g) { return 1.0f / (1.0f + expf(-g)); }
 
-template <class T>
+template <class T, int W>
 __global__ void swiglu_forward_kernel(T* out, const T* gate, const T* up, size_t n) {
-    const size_t i = element_index();
+    const size_t i = pack_start<W>();
     if (i >= n) return;
-    const float g = to_float(gate[i]);
-    out[i] = from_float<T>(g * sigmoid(g) * to_float(up[i]));
+    const Pack<T, W> gs = load_pack_cs<W>(gate + i), us = load_pack_cs<W>(up + i);
+    Pack<T, W> os;
+    for (int k = 0; k < W; k++) {
+        const float g = to_float(gs[k]);
+        os[k] = from_float<T>(g * sigmoid(g) * to_float(us[k]));
+    }
+    store_pack(out + i, os);
 }
 
-template <class T>
+template <class T, int W>
 __global__ void swiglu_backward_kernel(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n) {
-    const size_t i = element_index();
+    const size_t i = pack_start<W>();
     if (i >= n) return;
-    const float g = to_float(gate[i]), u = to_float(up[i]), d = to_float(dout[i]);
-    const float sig = sigmoid(g);
-    dgate[i] = from_float<T>(to_float(dgate[i]) + d * u * sig * (1.0f + g * (1.0f - sig)));
-    dup[i] = from_float<T>(to_float(dup[i]) + d * g * sig);
+    const Pack<T, W> gs = load_pack_cs<W>(gate + i), us = load_pack_cs<W>(up + i), ds = load_pack_cs<W>(dout + i);
+    Pack<T, W> dgs = load_pack<W>(dgate + i), dus = load_pack<W>(dup + i);
+    for (int k = 0; k < W; k++) {
+        const float g = to_float(gs[k]), u = to_float(us[k]), d = to_float(ds[k]);
+        const float sig = sigmoid(g);
+        dgs[k] = from_float<T>(to_float(dgs[k]) + d * u * sig * (1.0f + g * (1.0f - sig)));
+        dus[k] = from_float<T>(to_float(dus[k]) + d * g * sig);
+    }
+    store_pack(dgate + i, dgs);
+    store_pack(dup + i, dus);
 }
 
-template <class T>
+template <class T, int W>
 __global__ void residual_forward_kernel(T* out, const T* a, const T* b, size_t n) {
-    const size_t i = element_index();
+    const size_t i = pack_start<W>();
     if (i >= n) return;
-    out[i] = from_float<T>(to_float(a[i]) + to_float(b[i]));
+    const Pack<T, W> as = load_pack_cs<W>(a + i), bs = load_pack_cs<W>(b + i);
+    Pack<T, W> os;
+    for (int k = 0; k < W; k++) os[k] = from_float<T>(to_float(as[k]) + to_float(bs[k]));
+    store_pack(out + i, os);
 }
 
-unsigned blocks_for(size_t n) { return unsigned(ceil_div<size_t>(n, kBlock)); }
+// Threads for n elements in packs of W.
+unsigned blocks_for(size_t n, int W) { return unsigned(ceil_div<size_t>(n / W, kBlock)); }
 
 }  // namespace
 
 template <class T>
 void gelu_forward(T* out, const T* x, size_t n, cudaStream_t stream) {
     if (n == 0) return;
-    launch_kernel(gelu_forward_kernel<T>, blocks_for(n), kBlock, 0, stream, out, x, n);
+    const int W = whole_packs<T>(n, out, x) ? kPack<T> : 1;
+    launch_kernel(W == 1 ? gelu_forward_kernel<T, 1> : gelu_forward_kernel<T, kPack<T>>, blocks_for(n, W), kBlock, 0,
+                  stream, out, x, n);
 }
 
 template <class T>
 void gelu_backward(T* dx, const T* dout, const T* x, size_t n, cudaStream_t stream) {
     if (n == 0) return;
-    launch_kernel(gelu_backward_kernel<T>, blocks_for(n), kBlock, 0, stream, dx, dout, x, n);
+    const int W = whole_packs<T>(n, dx, dout, x) ? kPack<T> : 1;
+    launch_kernel(W == 1 ? gelu_backward_kernel<T, 1> : gelu_backward_kernel<T, kPack<T>>, blocks_for(n, W), kBlock,
+                  0, stream, dx, dout, x, n);
 }
 
 template <class T>
 void swiglu_forward(T* out, const T* gate, const T* up, size_t n, cudaStream_t stream) {
     if (n == 0) return;
-    launch_kernel(swiglu_forward_kernel<T>, blocks_for(n), kBlock, 0, stream, out, gate, up, n);
+    const int W = whole_packs<T>(n, out, gate, up) ? kPack<T> : 1;
+    launch_kernel(W == 1 ? swiglu_forward_kernel<T, 1> : swiglu_forward_kernel<T, kPack<T>>, blocks_for(n, W), kBlock,
+                  0, stream, out, gate, up, n);
 }
 
 template <class T>
 void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n, cudaStream_t stream) {
     if (n == 0) return;
-    launch_kernel(swiglu_backward_kernel<T>, blocks_for(n), kBlock, 0, stream, dgate, dup, dout, gate, up, n);
+    const int W = whole_packs<T>(n, dgate, dup, dout, gate, up) ? kPack<T> : 1;
+    launch_kernel(W == 1 ? swiglu_backward_kernel<T, 1> : swiglu_backward_kernel<T, kPack<T>>, blocks_for(n, W),
+                  kBlock, 0, stream, dgate, dup, dout, gate, up, n);
 }
 
 template <class T>
 void residual_forward(T* out, const T* a, const T* b, size_t n, cudaStream_t stream) {
     if (n == 0) return;
-    launch_kernel(residual_forward_kernel<T>, blocks_for(n), kBlock, 0, stream, out, a, b, n);
+    const int W = whole_packs<T>(n, out, a, b) ? kPack<T> : 1;
+    launch_kernel(W == 1 ? residual_forward_kernel<T, 1> : residual_forward_kernel<T, kPack<T>>, blocks_for(n, W),
+                  kBlock, 0, stream, out, a, b, n);
 }
 
 #define INSTANTIATE(T)                                                                                                 \

@@ -1,4 +1,4 @@
-// What the layer kernels share: the storage types, warp and block sums, and
+// What the layer kernels share: the storage types, 16-byte packs, warp and block sums, and
 // stream-ordered scratch memory for two-stage deterministic reductions.
 //
 // Precision. Kernels are templates on the storage type T, instantiated for float (the
@@ -12,6 +12,9 @@
 #include "cuda/compat.cuh"
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 namespace rkv::cuda {
 
@@ -34,6 +37,84 @@ __device__ __forceinline__ float from_float<float>(float x) {
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
     return __float2bfloat16(x);
+}
+
+// 16-byte packs. Memory-bound kernels need each thread to move 16 bytes per access, the
+// warp's accesses coalesced, to reach Hopper's bandwidth; one element at a time a bf16 warp
+// moves only 64 bytes. Pack<T, W> is W consecutive elements moved as one access. Such
+// kernels are templates on W: W = kPack<T> (16 bytes) when the host finds every row a whole
+// number of aligned packs (whole_packs), else W = 1, the same code element by element.
+// (AdamW packs 4 elements: 16 bytes of its float arrays, 8 of its bf16 weights.)
+template <class T>
+constexpr int kPack = 16 / int(sizeof(T));
+
+template <class T, int W>
+struct alignas(W * sizeof(T)) Pack {
+    static_assert(W == 1 || W * sizeof(T) == 8 || W * sizeof(T) == 16, "one element, or 8 or 16 bytes");
+    T v[W];
+    __device__ __forceinline__ T& operator[](int k) { return v[k]; }
+    __device__ __forceinline__ const T& operator[](int k) const { return v[k]; }
+};
+
+// Whether rows of C elements starting at each pointer split into aligned packs of kPack<T>
+// elements (null pointers, never accessed, pass).
+template <class T, class... Ptrs>
+bool whole_packs(size_t C, const Ptrs*... ptrs) {
+    return C % kPack<T> == 0 && ((reinterpret_cast<uintptr_t>(ptrs) % 16 == 0) && ...);
+}
+
+// The pack at p (aligned to it). On the GPU a pack is one access (an int4 or int2); the _cs
+// forms add the streaming hint (evict first) for data touched once and not again soon, so it
+// does not push reused data out of the caches. The emulator copies the bytes, and traps on a
+// misaligned pack as the GPU does.
+#if defined(__CUDA_ARCH__)
+template <size_t kBytes>
+using PackWord = std::conditional_t<kBytes == 16, int4, int2>;
+#endif
+
+template <int W, bool kStreaming = false, class T>
+__device__ __forceinline__ Pack<T, W> load_pack(const T* p) {
+    Pack<T, W> r;
+#if defined(__CUDA_ARCH__)
+    if constexpr (W == 1) {
+        r[0] = kStreaming ? __ldcs(p) : *p;
+    } else {
+        const auto* q = reinterpret_cast<const PackWord<sizeof r>*>(p);
+        const auto bits = kStreaming ? __ldcs(q) : *q;
+        memcpy(&r, &bits, sizeof r);
+    }
+#else
+    if (reinterpret_cast<uintptr_t>(p) % sizeof r) __trap();  // as the GPU faults on it
+    std::memcpy(&r, p, sizeof r);
+#endif
+    return r;
+}
+template <int W, class T>
+__device__ __forceinline__ Pack<T, W> load_pack_cs(const T* p) {
+    return load_pack<W, true>(p);
+}
+
+template <bool kStreaming = false, class T, int W>
+__device__ __forceinline__ void store_pack(T* p, const Pack<T, W>& x) {
+#if defined(__CUDA_ARCH__)
+    if constexpr (W == 1) {
+        if (kStreaming) __stcs(p, x[0]);
+        else *p = x[0];
+    } else {
+        auto* q = reinterpret_cast<PackWord<sizeof x>*>(p);
+        PackWord<sizeof x> bits;
+        memcpy(&bits, &x, sizeof bits);
+        if (kStreaming) __stcs(q, bits);
+        else *q = bits;
+    }
+#else
+    if (reinterpret_cast<uintptr_t>(p) % sizeof x) __trap();
+    std::memcpy(static_cast<void*>(p), &x, sizeof x);  // T may be a class (the emulator's bf16)
+#endif
+}
+template <class T, int W>
+__device__ __forceinline__ void store_pack_cs(T* p, const Pack<T, W>& x) {
+    store_pack<true>(p, x);
 }
 
 // Sum over the 32 lanes of a warp by butterfly: every lane ends with the same bits

@@ -9,6 +9,12 @@
 //   loss = m + log s - x[target],   dlogit_i = (exp(x_i - m) / s - [i == target]) dloss
 // so forward reads the row once, backward twice, and the fused classifier reads it twice
 // and writes the gradient over the logits in the second pass.
+//
+// The passes move 16-byte packs (layers/common.cuh). Rows need not start on a 16-byte
+// boundary (the unpadded GPT-2 vocabulary, 50257, puts them at every alignment), so each row
+// is split where it is: single elements up to the first boundary, aligned packs, and the
+// elements after the last whole pack. The split depends only on V and where the buffer
+// starts, so each thread's order of additions is the same on every run.
 #include "layers/cross_entropy.cuh"
 
 #include "layers/common.cuh"
@@ -38,21 +44,61 @@ __device__ __forceinline__ SoftmaxStats warp_merge(SoftmaxStats st) {
     return st;
 }
 
+// Row x (V) as [0, head) one element at a time, [head, body_end) in aligned packs, and
+// [body_end, V) one element at a time (head < kPack<T>, as is V - body_end).
+struct RowSplit {
+    int head, body_end;
+};
+
+template <class T>
+__device__ __forceinline__ RowSplit split_row(const T* x, int V) {
+    const int to_boundary = int((16 - reinterpret_cast<uintptr_t>(x) % 16) % 16 / sizeof(T));
+    const int head = min(V, to_boundary);
+    return {head, head + (V - head) / kPack<T> * kPack<T>};
+}
+
+// Calls f(i, x[i]) for this thread's elements of row x (V), x[i] as float.
+template <class T, class F>
+__device__ __forceinline__ void visit_row(const T* x, int V, F f) {
+    constexpr int W = kPack<T>;
+    const RowSplit r = split_row(x, V);
+    for (int i = threadIdx.x; i < r.head; i += blockDim.x) f(i, to_float(x[i]));
+    for (int i = r.head + threadIdx.x * W; i < r.body_end; i += blockDim.x * W) {
+        const Pack<T, W> p = load_pack<W>(x + i);
+        for (int k = 0; k < W; k++) f(i + k, to_float(p[k]));
+    }
+    for (int i = r.body_end + threadIdx.x; i < V; i += blockDim.x) f(i, to_float(x[i]));
+}
+
+// x[i] = f(i, x[i]) for this thread's elements of row x (V), in float. The row is read for
+// the last time here: streaming loads.
+template <class T, class F>
+__device__ __forceinline__ void update_row(T* x, int V, F f) {
+    constexpr int W = kPack<T>;
+    const RowSplit r = split_row(x, V);
+    for (int i = threadIdx.x; i < r.head; i += blockDim.x) x[i] = from_float<T>(f(i, to_float(x[i])));
+    for (int i = r.head + threadIdx.x * W; i < r.body_end; i += blockDim.x * W) {
+        Pack<T, W> p = load_pack_cs<W>(x + i);
+        for (int k = 0; k < W; k++) p[k] = from_float<T>(f(i + k, to_float(p[k])));
+        store_pack(x + i, p);
+    }
+    for (int i = r.body_end + threadIdx.x; i < V; i += blockDim.x) x[i] = from_float<T>(f(i, to_float(x[i])));
+}
+
 // The statistics of row x (V) over the whole block, the same bits in every thread. Ends
 // with a barrier that every thread reaches after reading its elements.
 template <class T>
 __device__ SoftmaxStats row_stats(const T* x, int V) {
     __shared__ SoftmaxStats warp_stats[32];
     SoftmaxStats st{-INFINITY, 0.0f};
-    for (int i = threadIdx.x; i < V; i += blockDim.x) {  // merge(st, {x, 1}) with one exp
-        const float v = to_float(x[i]);
+    visit_row(x, V, [&](int, float v) {  // merge(st, {v, 1}) with one exp
         if (v > st.m) {
             st.s = st.s * expf(st.m - v) + 1.0f;
             st.m = v;
         } else {
             st.s += expf(v - st.m);
         }
-    }
+    });
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
     st = warp_merge(st);
     if (lane == 0) warp_stats[warp] = st;
@@ -84,9 +130,11 @@ __global__ void cross_entropy_backward_kernel(T* dlogits, const T* logits, const
     const T* x = logits + size_t(n) * V;
     const SoftmaxStats st = row_stats(x, V);
     const float scale = dloss / st.s;
-    T* d = dlogits + size_t(n) * V;
-    for (int i = threadIdx.x; i < V; i += blockDim.x)
-        d[i] = from_float<T>(to_float(d[i]) + dlogit(to_float(x[i]), st, scale, i == target, dloss));
+    // d in packs; x by element, as its rows may sit at other alignments than d's (training
+    // uses the fused classifier, not this kernel).
+    update_row(dlogits + size_t(n) * V, V, [&](int i, float d) {
+        return d + dlogit(to_float(x[i]), st, scale, i == target, dloss);
+    });
 }
 
 template <class T>
@@ -94,7 +142,7 @@ __global__ void fused_classifier_kernel(T* logits_dlogits, float* losses, const 
     const int n = blockIdx.x, target = targets[n];
     T* x = logits_dlogits + size_t(n) * V;
     if (target < 0) {
-        for (int i = threadIdx.x; i < V; i += blockDim.x) x[i] = from_float<T>(0.0f);
+        update_row(x, V, [](int, float) { return 0.0f; });
         if (threadIdx.x == 0) losses[n] = 0.0f;
         return;
     }
@@ -103,8 +151,7 @@ __global__ void fused_classifier_kernel(T* logits_dlogits, float* losses, const 
     const SoftmaxStats st = row_stats(x, V);
     if (threadIdx.x == 0) losses[n] = st.m + logf(st.s) - x_target;
     const float scale = dloss / st.s;
-    for (int i = threadIdx.x; i < V; i += blockDim.x)
-        x[i] = from_float<T>(dlogit(to_float(x[i]), st, scale, i == target, dloss));
+    update_row(x, V, [&](int i, float v) { return dlogit(v, st, scale, i == target, dloss); });
 }
 
 }  // namespace

@@ -11,9 +11,10 @@
 //             dw += sum over rows of dout * xhat,  db += sum over rows of dout
 //
 // One warp per row: a row's reductions are warp shuffles, no block barriers, and any C
-// works (the lanes stride over the row). The plain forward is the fused one with no
-// residual (b null, x = a). The weight gradients are column sums over all rows, done by
-// layers/norm_common.cuh in a fixed order.
+// works (the lanes stride over the row, in packs of W elements: kPack<T>, 16 bytes, when C
+// and every pointer allow, else 1; layers/common.cuh). The plain forward is the fused one
+// with no residual (b null, x = a). The weight gradients are column sums over all rows,
+// done by layers/norm_common.cuh in a fixed order.
 #include "layers/layernorm.cuh"
 
 #include "layers/common.cuh"
@@ -25,33 +26,46 @@ namespace {
 constexpr int kBlock = 256, kRowsPerBlock = kBlock / 32;
 
 // Row n of x = a (+ b) is normalized into out; resid_out gets x when b is not null.
-template <class T>
+template <class T, int W>
 __global__ void layernorm_forward_kernel(T* resid_out, T* out, float* mean, float* rstd, const T* a, const T* b,
                                          const T* w, const T* bias, int N, int C, float eps) {
     const int lane = threadIdx.x % 32, n = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
     if (n >= N) return;  // whole warps leave together
     const size_t row = size_t(n) * C;
-    const T* x = residual_row(resid_out, a, b, row, lane, C);
+    const T* x = residual_row<W>(resid_out, a, b, row, lane, C);
     float sum = 0.0f;
-    for (int i = lane; i < C; i += 32) sum += to_float(x[i]);
+    for (int i = lane * W; i < C; i += 32 * W) {
+        const Pack<T, W> xs = load_pack<W>(x + i);
+        for (int k = 0; k < W; k++) sum += to_float(xs[k]);
+    }
     const float m = warp_sum(sum) / C;
     // The variance from the centred values (two passes, as ref): no cancellation.
     float sq = 0.0f;
-    for (int i = lane; i < C; i += 32) {
-        const float d = to_float(x[i]) - m;
-        sq += d * d;
+    for (int i = lane * W; i < C; i += 32 * W) {
+        const Pack<T, W> xs = load_pack<W>(x + i);
+        for (int k = 0; k < W; k++) {
+            const float d = to_float(xs[k]) - m;
+            sq += d * d;
+        }
     }
     const float s = 1.0f / sqrtf(warp_sum(sq) / C + eps);
     T* o = out + row;
-    for (int i = lane; i < C; i += 32)
-        o[i] = from_float<T>((to_float(x[i]) - m) * s * to_float(w[i]) + to_float(bias[i]));
+    for (int i = lane * W; i < C; i += 32 * W) {
+        // The last read of x in the forward: streaming. w and bias are every row's: cached.
+        const Pack<T, W> xs = load_pack_cs<W>(x + i), ws = load_pack<W>(w + i), bs = load_pack<W>(bias + i);
+        Pack<T, W> os;
+        for (int k = 0; k < W; k++)
+            os[k] = from_float<T>((to_float(xs[k]) - m) * s * to_float(ws[k]) + to_float(bs[k]));
+        store_pack(o + i, os);
+    }
     if (lane == 0) {
         mean[n] = m;
         rstd[n] = s;
     }
 }
 
-template <class T>
+// dout and inp are read again by the weight gradients right after: no streaming hints.
+template <class T, int W>
 __global__ void layernorm_backward_dinp_kernel(T* dinp, const T* dout, const T* inp, const T* w, const float* mean,
                                                const float* rstd, int N, int C) {
     const int lane = threadIdx.x % 32, n = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
@@ -60,17 +74,25 @@ __global__ void layernorm_backward_dinp_kernel(T* dinp, const T* dout, const T* 
     const T* d = dout + size_t(n) * C;
     const float m = mean[n], s = rstd[n];
     float g_sum = 0.0f, gx_sum = 0.0f;
-    for (int i = lane; i < C; i += 32) {
-        const float g = to_float(d[i]) * to_float(w[i]);
-        g_sum += g;
-        gx_sum += g * (to_float(x[i]) - m) * s;
+    for (int i = lane * W; i < C; i += 32 * W) {
+        const Pack<T, W> ds = load_pack<W>(d + i), ws = load_pack<W>(w + i), xs = load_pack<W>(x + i);
+        for (int k = 0; k < W; k++) {
+            const float g = to_float(ds[k]) * to_float(ws[k]);
+            g_sum += g;
+            gx_sum += g * (to_float(xs[k]) - m) * s;
+        }
     }
     const float g_mean = warp_sum(g_sum) / C, gx_mean = warp_sum(gx_sum) / C;
     T* dx = dinp + size_t(n) * C;
-    for (int i = lane; i < C; i += 32) {
-        const float xhat = (to_float(x[i]) - m) * s;
-        const float g = to_float(d[i]) * to_float(w[i]);
-        dx[i] = from_float<T>(to_float(dx[i]) + s * (g - g_mean - xhat * gx_mean));
+    for (int i = lane * W; i < C; i += 32 * W) {
+        const Pack<T, W> ds = load_pack<W>(d + i), ws = load_pack<W>(w + i), xs = load_pack<W>(x + i);
+        Pack<T, W> dxs = load_pack<W>(dx + i);
+        for (int k = 0; k < W; k++) {
+            const float xhat = (to_float(xs[k]) - m) * s;
+            const float g = to_float(ds[k]) * to_float(ws[k]);
+            dxs[k] = from_float<T>(to_float(dxs[k]) + s * (g - g_mean - xhat * gx_mean));
+        }
+        store_pack(dx + i, dxs);
     }
 }
 
@@ -80,8 +102,10 @@ template <class T>
 void residual_layernorm_forward(T* resid_out, T* out, float* mean, float* rstd, const T* a, const T* b, const T* w,
                                 const T* bias, int N, int C, double eps, cudaStream_t stream) {
     if (N == 0) return;
-    launch_kernel(layernorm_forward_kernel<T>, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, resid_out, out, mean,
-                  rstd, a, b, w, bias, N, C, float(eps));
+    const auto kernel = whole_packs<T>(C, resid_out, out, a, b, w, bias) ? layernorm_forward_kernel<T, kPack<T>>
+                                                                          : layernorm_forward_kernel<T, 1>;
+    launch_kernel(kernel, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, resid_out, out, mean, rstd, a, b, w, bias, N,
+                  C, float(eps));
 }
 
 template <class T>
@@ -94,8 +118,9 @@ template <class T>
 void layernorm_backward(T* dinp, float* dw, float* db, const T* dout, const T* inp, const T* w, const float* mean,
                         const float* rstd, int N, int C, cudaStream_t stream) {
     if (N == 0) return;
-    launch_kernel(layernorm_backward_dinp_kernel<T>, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, dinp, dout, inp,
-                  w, mean, rstd, N, C);
+    const auto kernel = whole_packs<T>(C, dinp, dout, inp, w) ? layernorm_backward_dinp_kernel<T, kPack<T>>
+                                                               : layernorm_backward_dinp_kernel<T, 1>;
+    launch_kernel(kernel, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, dinp, dout, inp, w, mean, rstd, N, C);
     norm_weight_grad<T>(dw, db, dout, inp, mean, rstd, N, C, stream);
 }
 

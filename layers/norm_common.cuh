@@ -11,10 +11,13 @@
 //   dout, inp (N, C) of T; mean, rstd (N) and dw, db (C) in float, db may be null.
 //
 // Two stages. First, the rows are cut into G chunks of kRowsPerChunk; block (j, g)
-// sums chunk g for 32 columns from j*32, its 32 x 8 threads each taking every 8th row
-// and then adding their 8 partial sums in order, into partials (G, C) in scratch.
-// Second, one thread per column adds its G partials in order. Both orders depend only
-// on N and C, so the result is the same on every run.
+// sums chunk g for 32 W columns from j*32 W, its 32 x 8 threads each taking W columns of
+// every 8th row and then adding their 8 partial sums in order, into partials (G, C) in
+// scratch. Second, one thread per column adds its G partials in order. Both orders depend
+// only on N and C (not on W), so the result is the same on every run.
+//
+// W is the pack width (layers/common.cuh): kPack<T> where C and the pointers allow, else 1.
+// residual_row gets it from the norm's forward kernel; norm_weight_grad picks its own.
 #pragma once
 
 #include <algorithm>
@@ -24,13 +27,18 @@
 namespace rkv::cuda {
 
 // The row at offset `row` that the norm reads, as one warp sees it: a's when b is null (a
-// plain norm), else resid_out's, set to a + b. A lane writes elements lane, lane + 32, ...,
-// the only ones it reads back, so no barrier is needed.
-template <class T>
+// plain norm), else resid_out's, set to a + b. A lane writes the packs lane, lane + 32, ...,
+// the only ones it reads back, so no barrier is needed. a and b are read once: streaming.
+template <int W, class T>
 __device__ __forceinline__ const T* residual_row(T* resid_out, const T* a, const T* b, size_t row, int lane, int C) {
     if (!b) return a + row;
     T* r = resid_out + row;
-    for (int i = lane; i < C; i += 32) r[i] = from_float<T>(to_float(a[row + i]) + to_float(b[row + i]));
+    for (int i = lane * W; i < C; i += 32 * W) {
+        const Pack<T, W> as = load_pack_cs<W>(a + row + i), bs = load_pack_cs<W>(b + row + i);
+        Pack<T, W> x;
+        for (int k = 0; k < W; k++) x[k] = from_float<T>(to_float(as[k]) + to_float(bs[k]));
+        store_pack(r + i, x);
+    }
     return r;
 }
 
@@ -38,33 +46,37 @@ namespace norm_grad {
 
 constexpr int kCols = 32, kRowThreads = 8, kRowsPerChunk = 256;
 
-template <class T>
+template <class T, int W>
 __global__ void partials_kernel(float* pdw, float* pdb, const T* dout, const T* inp, const float* mean,
                                 const float* rstd, int N, int C, int rows_per_chunk) {
-    __shared__ float sdw[kRowThreads][kCols], sdb[kRowThreads][kCols];
+    __shared__ float sdw[kRowThreads][kCols * W], sdb[kRowThreads][kCols * W];
     const int tx = threadIdx.x, ty = threadIdx.y;
-    const int c = blockIdx.x * kCols + tx, g = blockIdx.y;
+    const int c = (blockIdx.x * kCols + tx) * W, g = blockIdx.y;  // columns [c, c + W)
     const int row_end = min(N, (g + 1) * rows_per_chunk);
-    float dw = 0.0f, db = 0.0f;
+    float dw[W] = {}, db[W] = {};
     if (c < C)
         for (int n = g * rows_per_chunk + ty; n < row_end; n += kRowThreads) {
-            const float d = to_float(dout[size_t(n) * C + c]);
-            const float x = to_float(inp[size_t(n) * C + c]);
-            const float xhat = (mean ? x - mean[n] : x) * rstd[n];
-            dw += d * xhat;
-            db += d;
+            const Pack<T, W> d = load_pack<W>(dout + size_t(n) * C + c), x = load_pack<W>(inp + size_t(n) * C + c);
+            for (int k = 0; k < W; k++) {
+                const float xhat = (mean ? to_float(x[k]) - mean[n] : to_float(x[k])) * rstd[n];
+                dw[k] += to_float(d[k]) * xhat;
+                db[k] += to_float(d[k]);
+            }
         }
-    sdw[ty][tx] = dw;
-    sdb[ty][tx] = db;
-    __syncthreads();
-    if (ty == 0 && c < C) {
-        for (int r = 1; r < kRowThreads; r++) {
-            dw += sdw[r][tx];
-            db += sdb[r][tx];
-        }
-        pdw[size_t(g) * C + c] = dw;
-        if (pdb) pdb[size_t(g) * C + c] = db;
+    for (int k = 0; k < W; k++) {
+        sdw[ty][tx * W + k] = dw[k];
+        sdb[ty][tx * W + k] = db[k];
     }
+    __syncthreads();
+    if (ty == 0 && c < C)
+        for (int k = 0; k < W; k++) {
+            for (int r = 1; r < kRowThreads; r++) {
+                dw[k] += sdw[r][tx * W + k];
+                db[k] += sdb[r][tx * W + k];
+            }
+            pdw[size_t(g) * C + c + k] = dw[k];
+            if (pdb) pdb[size_t(g) * C + c + k] = db[k];
+        }
 }
 
 // static: no template, so each of the two files that include this header gets its own copy.
@@ -92,8 +104,10 @@ void norm_weight_grad(float* dw, float* db, const T* dout, const T* inp, const f
     StreamScratch<float> partials(size_t(db ? 2 : 1) * G * C, stream);
     float* pdw = partials.get();
     float* pdb = db ? pdw + size_t(G) * C : nullptr;
-    launch_kernel(partials_kernel<T>, dim3(ceil_div(C, kCols), G), dim3(kCols, kRowThreads), 0, stream, pdw, pdb,
-                  dout, inp, mean, rstd, N, C, rows_per_chunk);
+    const bool packs = whole_packs<T>(C, dout, inp);
+    const int W = packs ? kPack<T> : 1;
+    launch_kernel(packs ? partials_kernel<T, kPack<T>> : partials_kernel<T, 1>, dim3(ceil_div(C, kCols * W), G),
+                  dim3(kCols, kRowThreads), 0, stream, pdw, pdb, dout, inp, mean, rstd, N, C, rows_per_chunk);
     launch_kernel(finish_kernel, ceil_div(C, 256), 256, 0, stream, dw, db, pdw, pdb, G, C);
 }
 

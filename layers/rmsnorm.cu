@@ -9,7 +9,8 @@
 //             dinp += rstd * (g - xhat * mean(g * xhat)),  dw += sum over rows of dout * xhat
 //
 // One warp per row, as layers/layernorm.cu: any C works, including head sizes below 32
-// (idle lanes add nothing); the plain forward is the fused one with no residual (b null,
+// (idle lanes add nothing), in packs of W elements (kPack<T> when C and every pointer
+// allow, else 1; layers/common.cuh); the plain forward is the fused one with no residual (b null,
 // x = a), the residual row shared with LayerNorm. dw is a column sum over all rows, done by
 // layers/norm_common.cuh in a fixed order.
 #include "layers/rmsnorm.cuh"
@@ -23,22 +24,32 @@ namespace {
 constexpr int kBlock = 256, kRowsPerBlock = kBlock / 32;
 
 // Row n of x = a (+ b) is normalized into out; resid_out gets x when b is not null.
-template <class T>
+template <class T, int W>
 __global__ void rmsnorm_forward_kernel(T* resid_out, T* out, float* rstd, const T* a, const T* b, const T* w, int N,
                                        int C, float eps) {
     const int lane = threadIdx.x % 32, n = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
     if (n >= N) return;  // whole warps leave together
     const size_t row = size_t(n) * C;
-    const T* x = residual_row(resid_out, a, b, row, lane, C);
+    const T* x = residual_row<W>(resid_out, a, b, row, lane, C);
     float sq = 0.0f;
-    for (int i = lane; i < C; i += 32) sq += to_float(x[i]) * to_float(x[i]);
+    for (int i = lane * W; i < C; i += 32 * W) {
+        const Pack<T, W> xs = load_pack<W>(x + i);
+        for (int k = 0; k < W; k++) sq += to_float(xs[k]) * to_float(xs[k]);
+    }
     const float s = 1.0f / sqrtf(warp_sum(sq) / C + eps);
     T* o = out + row;
-    for (int i = lane; i < C; i += 32) o[i] = from_float<T>(to_float(x[i]) * s * to_float(w[i]));
+    for (int i = lane * W; i < C; i += 32 * W) {
+        // The last read of x in the forward: streaming. w is every row's: cached.
+        const Pack<T, W> xs = load_pack_cs<W>(x + i), ws = load_pack<W>(w + i);
+        Pack<T, W> os;
+        for (int k = 0; k < W; k++) os[k] = from_float<T>(to_float(xs[k]) * s * to_float(ws[k]));
+        store_pack(o + i, os);
+    }
     if (lane == 0) rstd[n] = s;
 }
 
-template <class T>
+// dout and inp are read again by the weight gradient right after: no streaming hints.
+template <class T, int W>
 __global__ void rmsnorm_backward_dinp_kernel(T* dinp, const T* dout, const T* inp, const T* w, const float* rstd,
                                              int N, int C) {
     const int lane = threadIdx.x % 32, n = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
@@ -47,12 +58,20 @@ __global__ void rmsnorm_backward_dinp_kernel(T* dinp, const T* dout, const T* in
     const T* d = dout + size_t(n) * C;
     const float s = rstd[n];
     float gx_sum = 0.0f;
-    for (int i = lane; i < C; i += 32) gx_sum += to_float(d[i]) * to_float(w[i]) * to_float(x[i]) * s;
+    for (int i = lane * W; i < C; i += 32 * W) {
+        const Pack<T, W> ds = load_pack<W>(d + i), ws = load_pack<W>(w + i), xs = load_pack<W>(x + i);
+        for (int k = 0; k < W; k++) gx_sum += to_float(ds[k]) * to_float(ws[k]) * to_float(xs[k]) * s;
+    }
     const float gx_mean = warp_sum(gx_sum) / C;
     T* dx = dinp + size_t(n) * C;
-    for (int i = lane; i < C; i += 32) {
-        const float xhat = to_float(x[i]) * s;
-        dx[i] = from_float<T>(to_float(dx[i]) + s * (to_float(d[i]) * to_float(w[i]) - xhat * gx_mean));
+    for (int i = lane * W; i < C; i += 32 * W) {
+        const Pack<T, W> ds = load_pack<W>(d + i), ws = load_pack<W>(w + i), xs = load_pack<W>(x + i);
+        Pack<T, W> dxs = load_pack<W>(dx + i);
+        for (int k = 0; k < W; k++) {
+            const float xhat = to_float(xs[k]) * s;
+            dxs[k] = from_float<T>(to_float(dxs[k]) + s * (to_float(ds[k]) * to_float(ws[k]) - xhat * gx_mean));
+        }
+        store_pack(dx + i, dxs);
     }
 }
 
@@ -62,8 +81,10 @@ template <class T>
 void residual_rmsnorm_forward(T* resid_out, T* out, float* rstd, const T* a, const T* b, const T* w, int N, int C,
                               double eps, cudaStream_t stream) {
     if (N == 0) return;
-    launch_kernel(rmsnorm_forward_kernel<T>, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, resid_out, out, rstd, a,
-                  b, w, N, C, float(eps));
+    const auto kernel = whole_packs<T>(C, resid_out, out, a, b, w) ? rmsnorm_forward_kernel<T, kPack<T>>
+                                                                    : rmsnorm_forward_kernel<T, 1>;
+    launch_kernel(kernel, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, resid_out, out, rstd, a, b, w, N, C,
+                  float(eps));
 }
 
 template <class T>
@@ -75,8 +96,9 @@ template <class T>
 void rmsnorm_backward(T* dinp, float* dw, const T* dout, const T* inp, const T* w, const float* rstd, int N, int C,
                       cudaStream_t stream) {
     if (N == 0) return;
-    launch_kernel(rmsnorm_backward_dinp_kernel<T>, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, dinp, dout, inp, w,
-                  rstd, N, C);
+    const auto kernel = whole_packs<T>(C, dinp, dout, inp, w) ? rmsnorm_backward_dinp_kernel<T, kPack<T>>
+                                                               : rmsnorm_backward_dinp_kernel<T, 1>;
+    launch_kernel(kernel, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, dinp, dout, inp, w, rstd, N, C);
     norm_weight_grad<T>(dw, nullptr, dout, inp, nullptr, rstd, N, C, stream);
 }
 

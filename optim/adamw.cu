@@ -6,10 +6,13 @@
 // The step's constants are rounded to float on the host exactly where ref rounds them,
 // so the float update is ref's operation for operation.
 //
+// The update and the norm move 16-byte packs of the float arrays where n and the pointers
+// allow (layers/common.cuh), else single elements.
+//
 // The gradient norm must not depend on scheduling: a fixed grid of kNormBlocks blocks
 // strides over the gradients, each thread summing its elements in double, each block
 // reducing its threads in a fixed tree into partials (kNormBlocks); one more block sums
-// the partials the same way.
+// the partials the same way. The order depends on n and on whether packs are used.
 #include "optim/adamw.cuh"
 
 #include <cmath>
@@ -27,29 +30,50 @@ struct AdamWConstants {
     float lr, beta1, one_minus_beta1, beta2, one_minus_beta2, c1, c2, eps, weight_decay, grad_scale;
 };
 
-template <class T>
+// Thread t updates elements [t W, t W + W): W = kPack<float> (16 bytes of each float
+// array) when n and every pointer allow it, else 1. Each element is updated on its own, so
+// both give the same bits. Optimizer state, master and gradient are touched once a step:
+// streaming accesses.
+template <class T, int W>
 __global__ void adamw_kernel(T* param, float* master, const float* grad, float* m, float* v, size_t n,
                              AdamWConstants k, uint64_t seed) {
-    const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    const float g = grad[i] * k.grad_scale;
-    const float mi = k.beta1 * m[i] + k.one_minus_beta1 * g;
-    const float vi = k.beta2 * v[i] + k.one_minus_beta2 * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    const float mhat = mi / k.c1, vhat = vi / k.c2;
-    const float p = master ? master[i] : to_float(param[i]);
-    const float p_new = p - k.lr * (mhat / (sqrtf(vhat) + k.eps) + k.weight_decay * p);
-    if (master) master[i] = p_new;
-    param[i] = round_stochastic<T>(p_new, seed, i);
+    const size_t i = (size_t(blockIdx.x) * blockDim.x + threadIdx.x) * W;
+    if (i >= n) return;  // n is a multiple of W
+    const Pack<float, W> grads = load_pack_cs<W>(grad + i);
+    Pack<float, W> ms = load_pack_cs<W>(m + i), vs = load_pack_cs<W>(v + i), ps;
+    if (master) {
+        ps = load_pack_cs<W>(master + i);
+    } else {
+        const Pack<T, W> params = load_pack<W>(param + i);
+        for (int j = 0; j < W; j++) ps[j] = to_float(params[j]);
+    }
+    Pack<T, W> rounded;
+    for (int j = 0; j < W; j++) {
+        const float g = grads[j] * k.grad_scale;
+        ms[j] = k.beta1 * ms[j] + k.one_minus_beta1 * g;
+        vs[j] = k.beta2 * vs[j] + k.one_minus_beta2 * g * g;
+        const float mhat = ms[j] / k.c1, vhat = vs[j] / k.c2;
+        const float p = ps[j];
+        ps[j] = p - k.lr * (mhat / (sqrtf(vhat) + k.eps) + k.weight_decay * p);
+        rounded[j] = round_stochastic<T>(ps[j], seed, i + j);
+    }
+    store_pack_cs(m + i, ms);
+    store_pack_cs(v + i, vs);
+    if (master) store_pack_cs(master + i, ps);
+    store_pack(param + i, rounded);
 }
 
+// Packs of W as adamw_kernel; the order of additions is fixed by n and W.
+template <int W>
 __global__ void sum_squares_kernel(double* partials, const float* x, size_t n) {
     double acc = 0.0;
-    const size_t stride = size_t(gridDim.x) * blockDim.x;
-    for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-        const double xi = x[i];
-        acc += xi * xi;
+    const size_t stride = size_t(gridDim.x) * blockDim.x * W;
+    for (size_t i = (size_t(blockIdx.x) * blockDim.x + threadIdx.x) * W; i < n; i += stride) {
+        const Pack<float, W> xs = load_pack<W>(x + i);  // not streaming: AdamW reads it next
+        for (int j = 0; j < W; j++) {
+            const double xj = xs[j];
+            acc += xj * xj;
+        }
     }
     acc = block_sum(acc);
     if (threadIdx.x == 0) partials[blockIdx.x] = acc;
@@ -76,8 +100,13 @@ void adamw_update(T* param, float* master, const float* grad, float* m, float* v
                            float(s.eps),
                            float(s.weight_decay),
                            float(s.grad_scale)};
-    launch_kernel(adamw_kernel<T>, unsigned(ceil_div<size_t>(n, kBlock)), kBlock, 0, stream, param, master, grad, m,
-                  v, n, k, seed);
+    constexpr int W = kPack<float>;
+    if (whole_packs<float>(n, param, master, grad, m, v))
+        launch_kernel(adamw_kernel<T, W>, unsigned(ceil_div<size_t>(n / W, kBlock)), kBlock, 0, stream, param,
+                      master, grad, m, v, n, k, seed);
+    else
+        launch_kernel(adamw_kernel<T, 1>, unsigned(ceil_div<size_t>(n, kBlock)), kBlock, 0, stream, param, master,
+                      grad, m, v, n, k, seed);
 }
 
 template void adamw_update<float>(float*, float*, const float*, float*, float*, size_t, const ref::AdamWStep&,
@@ -90,7 +119,8 @@ double grad_norm_sq(const float* grads, size_t n, cudaStream_t stream) {
     StreamScratch<double> scratch(kNormBlocks + 1, stream);  // partials, then the total
     double* partials = scratch.get();
     double* total = partials + kNormBlocks;
-    launch_kernel(sum_squares_kernel, kNormBlocks, kBlock, 0, stream, partials, grads, n);
+    const auto sum_squares = whole_packs<float>(n, grads) ? sum_squares_kernel<kPack<float>> : sum_squares_kernel<1>;
+    launch_kernel(sum_squares, kNormBlocks, kBlock, 0, stream, partials, grads, n);
     launch_kernel(sum_partials_kernel, 1, kNormBlocks, 0, stream, total, partials);
     double result = 0.0;
     cuda_check(cudaMemcpyAsync(&result, total, sizeof(double), cudaMemcpyDeviceToHost, stream));

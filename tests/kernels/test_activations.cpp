@@ -1,5 +1,6 @@
 // layers/activations.cu against ref/activations.h and ref/residual.h (double), for float
-// and bf16 storage (ref gets the inputs as stored), in both thread orders.
+// and bf16 storage (ref gets the inputs as stored), in both thread orders. n = 1040 takes
+// the 16-byte packs, 1037 and 5 the element path (layers/common.cuh).
 #include "kernel_check.h"
 
 #include "layers/activations.cuh"
@@ -11,7 +12,7 @@ using namespace kcheck;
 TEMPLATE_TEST_CASE("gelu forward and backward match ref", "[activations]", float, bf16) {
     using T = TestType;
     const auto order = GENERATE(from_range(orders()));
-    const size_t n = GENERATE(1037, 5);
+    const size_t n = GENERATE(1037, 5, 1040);
     const InOrder in_order(order);
     const auto x = as_stored<T>(random_floats(n, -5.0f, 5.0f)), dout = as_stored<T>(random_floats(n)),
                dx0 = as_stored<T>(random_floats(n));
@@ -29,7 +30,7 @@ TEMPLATE_TEST_CASE("gelu forward and backward match ref", "[activations]", float
 TEMPLATE_TEST_CASE("swiglu forward and backward match ref", "[activations]", float, bf16) {
     using T = TestType;
     const auto order = GENERATE(from_range(orders()));
-    const size_t n = GENERATE(1037, 5);
+    const size_t n = GENERATE(1037, 5, 1040);
     const InOrder in_order(order);
     const auto gate = as_stored<T>(random_floats(n, -6.0f, 6.0f)), up = as_stored<T>(random_floats(n)),
                dout = as_stored<T>(random_floats(n));
@@ -51,7 +52,7 @@ TEMPLATE_TEST_CASE("swiglu forward and backward match ref", "[activations]", flo
 TEMPLATE_TEST_CASE("residual forward matches ref", "[activations]", float, bf16) {
     using T = TestType;
     const auto order = GENERATE(from_range(orders()));
-    const size_t n = GENERATE(1037, 5);
+    const size_t n = GENERATE(1037, 5, 1040);
     const InOrder in_order(order);
     const auto a = as_stored<T>(random_floats(n)), b = as_stored<T>(random_floats(n));
     Device<T> d_a(to_storage<T>(a)), d_b(to_storage<T>(b)), d_out(n);
@@ -59,4 +60,37 @@ TEMPLATE_TEST_CASE("residual forward matches ref", "[activations]", float, bf16)
     std::vector<double> out_ref(n);
     rkv::ref::residual_forward(out_ref.data(), to_double(a).data(), to_double(b).data(), n);
     check_close("residual_forward", to_floats(d_out.download()), out_ref, bound_for<T>());
+}
+
+// n a whole number of packs but the pointers one element off the 16-byte grid: the launchers
+// must take the element path (the emulator traps on a misaligned pack, as the GPU faults).
+TEMPLATE_TEST_CASE("activations on misaligned pointers match ref", "[activations]", float, bf16) {
+    using T = TestType;
+    const size_t n = 1040;
+    const auto gate = as_stored<T>(random_floats(n, -6.0f, 6.0f)), up = as_stored<T>(random_floats(n)),
+               dout = as_stored<T>(random_floats(n));
+    const auto dgate0 = as_stored<T>(random_floats(n)), dup0 = as_stored<T>(random_floats(n));
+    // Each array at element 1 of a buffer of n + 1.
+    const auto shifted = [](const std::vector<float>& v) {
+        std::vector<float> s{0.0f};
+        s.insert(s.end(), v.begin(), v.end());
+        return to_storage<T>(s);
+    };
+    const auto unshifted = [](const Device<T>& d) {
+        const auto v = to_floats(d.download());
+        return std::vector<float>(v.begin() + 1, v.end());
+    };
+    Device<T> d_gate(shifted(gate)), d_up(shifted(up)), d_out(n + 1), d_dout(shifted(dout)), d_dgate(shifted(dgate0)),
+        d_dup(shifted(dup0));
+    rkv::cuda::swiglu_forward(d_out.get() + 1, d_gate.get() + 1, d_up.get() + 1, n, nullptr);
+    rkv::cuda::swiglu_backward(d_dgate.get() + 1, d_dup.get() + 1, d_dout.get() + 1, d_gate.get() + 1, d_up.get() + 1,
+                               n, nullptr);
+    std::vector<double> out_ref(n);
+    auto dgate_ref = to_double(dgate0), dup_ref = to_double(dup0);
+    rkv::ref::swiglu_forward(out_ref.data(), to_double(gate).data(), to_double(up).data(), n);
+    rkv::ref::swiglu_backward(dgate_ref.data(), dup_ref.data(), to_double(dout).data(), to_double(gate).data(),
+                              to_double(up).data(), n);
+    check_close("misaligned swiglu_forward", unshifted(d_out), out_ref, bound_for<T>());
+    check_close("misaligned swiglu_backward dgate", unshifted(d_dgate), dgate_ref, bound_for<T>());
+    check_close("misaligned swiglu_backward dup", unshifted(d_dup), dup_ref, bound_for<T>());
 }

@@ -44,7 +44,7 @@ std::vector<uint16_t> bits_of(const std::vector<bf16>& v) {
 
 TEST_CASE("adamw update matches ref", "[adamw]") {
     const auto order = GENERATE(from_range(orders()));
-    const size_t n = GENERATE(1037, 3);
+    const size_t n = GENERATE(1037, 3, 1040);  // the element path, and packs of 4 (1040)
     const long t = GENERATE(1L, 7L);
     const InOrder in_order(order);
     const rkv::ref::AdamWStep s{3e-3, 0.9, 0.95, 1e-8, 0.1, 0.7, t};
@@ -72,7 +72,7 @@ TEST_CASE("adamw update matches ref", "[adamw]") {
 
 TEST_CASE("bf16 adamw updates the master as ref does, param is its stochastic rounding", "[adamw]") {
     const auto order = GENERATE(from_range(orders()));
-    const size_t n = GENERATE(1037, 3);
+    const size_t n = GENERATE(1037, 3, 1040);
     const long t = GENERATE(1L, 7L);
     const InOrder in_order(order);
     const rkv::ref::AdamWStep s{3e-3, 0.9, 0.95, 1e-8, 0.1, 0.7, t};
@@ -189,7 +189,7 @@ TEST_CASE("cast_stochastic rounds to a neighbour, the same for the same seed", "
 
 TEST_CASE("grad_norm_sq is the sum of squares, the same every run", "[adamw]") {
     const auto order = GENERATE(from_range(orders()));
-    const size_t n = GENERATE(100003, 37, 1);
+    const size_t n = GENERATE(100003, 37, 1, 100000);  // the element path, and packs of 4 (100000)
     const InOrder in_order(order);
     const auto grads = random_floats(n, -3.0f, 3.0f);
     Device<float> d_grads(grads);

@@ -20,7 +20,11 @@ struct Shape {
 TEMPLATE_TEST_CASE("layernorm forward and backward match ref", "[layernorm]", float, bf16) {
     using T = TestType;
     const auto order = GENERATE(from_range(orders()));
-    const Shape shape = GENERATE(Shape{13, 72}, Shape{5, 4}, Shape{600, 40}, Shape{3, 300});
+    // 16-byte packs (C a multiple of 8 for bf16, of 4 for float) for 72, 40 and 264 (more packs
+    // than lanes, and part of a second column block of the weight gradients), and 4 and 300 for
+    // float; the element path for 13, and 4 and 300 for bf16.
+    const Shape shape =
+        GENERATE(Shape{13, 72}, Shape{5, 4}, Shape{600, 40}, Shape{3, 300}, Shape{7, 13}, Shape{5, 264});
     const InOrder in_order(order);
     const int N = shape.N, C = shape.C;
     const double eps = 1e-5;
@@ -62,7 +66,7 @@ TEMPLATE_TEST_CASE("residual + layernorm matches ref residual then ref layernorm
                    "[layernorm]", float, bf16) {
     using T = TestType;
     const auto order = GENERATE(from_range(orders()));
-    const Shape shape = GENERATE(Shape{13, 72}, Shape{600, 40}, Shape{3, 300});
+    const Shape shape = GENERATE(Shape{13, 72}, Shape{600, 40}, Shape{3, 300}, Shape{7, 13});  // as above
     const InOrder in_order(order);
     const int N = shape.N, C = shape.C;
     const size_t NC = size_t(N) * C;

@@ -21,7 +21,11 @@ struct Shape {
 TEMPLATE_TEST_CASE("rmsnorm forward and backward match ref", "[rmsnorm]", float, bf16) {
     using T = TestType;
     const auto order = GENERATE(from_range(orders()));
-    const Shape shape = GENERATE(Shape{13, 72}, Shape{600, 4}, Shape{37, 16}, Shape{9, 130}, Shape{6, 64});
+    // 16-byte packs (C a multiple of 8 for bf16, of 4 for float) for 72, 16, 64 and 264 (more
+    // packs than lanes, and part of a second column block of dw), and 4 for float; the element
+    // path for 130, and 4 for bf16.
+    const Shape shape =
+        GENERATE(Shape{13, 72}, Shape{600, 4}, Shape{37, 16}, Shape{9, 130}, Shape{6, 64}, Shape{5, 264});
     const InOrder in_order(order);
     const int N = shape.N, C = shape.C;
     const double eps = 1e-6;
@@ -55,7 +59,7 @@ TEMPLATE_TEST_CASE("residual + rmsnorm matches ref residual then ref rmsnorm, an
                    "[rmsnorm]", float, bf16) {
     using T = TestType;
     const auto order = GENERATE(from_range(orders()));
-    const Shape shape = GENERATE(Shape{13, 72}, Shape{37, 16}, Shape{9, 130});
+    const Shape shape = GENERATE(Shape{13, 72}, Shape{37, 16}, Shape{9, 130});  // packs, packs, elements
     const InOrder in_order(order);
     const int N = shape.N, C = shape.C;
     const size_t NC = size_t(N) * C;
