@@ -1,6 +1,6 @@
 // Softmax cross-entropy over the vocabulary, forward and backward (ref/cross_entropy.h),
 // and the fused classifier, without ever storing the probabilities.
-//   logits, dlogits (N, V); targets, losses (N); target -1: loss 0, no gradient
+//   logits, dlogits (N, V), rows ld apart; targets, losses (N); target -1: loss 0, no gradient
 //
 // One block per row. The row's softmax statistics, the max m and s = sum exp(x - m),
 // come from one pass: each thread keeps a running (m, s) over its strided elements
@@ -16,6 +16,9 @@
 // elements after the last whole pack. The split depends only on V and where the buffer
 // starts, so each thread's order of additions is the same on every run.
 #include "layers/cross_entropy.cuh"
+
+#include <stdexcept>
+#include <string>
 
 #include "layers/common.cuh"
 
@@ -112,35 +115,37 @@ __device__ __forceinline__ float dlogit(float x, SoftmaxStats st, float scale, b
 }
 
 template <class T>
-__global__ void cross_entropy_forward_kernel(float* losses, const T* logits, const int* targets, int V) {
+__global__ void cross_entropy_forward_kernel(float* losses, const T* logits, const int* targets, int V, int ld) {
     const int n = blockIdx.x, target = targets[n];
     if (target < 0) {  // the whole block leaves: no barrier is left waiting
         if (threadIdx.x == 0) losses[n] = 0.0f;
         return;
     }
-    const T* x = logits + size_t(n) * V;
+    const T* x = logits + size_t(n) * ld;
     const SoftmaxStats st = row_stats(x, V);
     if (threadIdx.x == 0) losses[n] = st.m + logf(st.s) - to_float(x[target]);
 }
 
 template <class T>
-__global__ void cross_entropy_backward_kernel(T* dlogits, const T* logits, const int* targets, float dloss, int V) {
+__global__ void cross_entropy_backward_kernel(T* dlogits, const T* logits, const int* targets, float dloss, int V,
+                                              int ld) {
     const int n = blockIdx.x, target = targets[n];
     if (target < 0) return;
-    const T* x = logits + size_t(n) * V;
+    const T* x = logits + size_t(n) * ld;
     const SoftmaxStats st = row_stats(x, V);
     const float scale = dloss / st.s;
     // d in packs; x by element, as its rows may sit at other alignments than d's (training
     // uses the fused classifier, not this kernel).
-    update_row(dlogits + size_t(n) * V, V, [&](int i, float d) {
+    update_row(dlogits + size_t(n) * ld, V, [&](int i, float d) {
         return d + dlogit(to_float(x[i]), st, scale, i == target, dloss);
     });
 }
 
 template <class T>
-__global__ void fused_classifier_kernel(T* logits_dlogits, float* losses, const int* targets, float dloss, int V) {
+__global__ void fused_classifier_kernel(T* logits_dlogits, float* losses, const int* targets, float dloss, int V,
+                                        int ld) {
     const int n = blockIdx.x, target = targets[n];
-    T* x = logits_dlogits + size_t(n) * V;
+    T* x = logits_dlogits + size_t(n) * ld;
     if (target < 0) {
         update_row(x, V, [](int, float) { return 0.0f; });
         if (threadIdx.x == 0) losses[n] = 0.0f;
@@ -154,32 +159,41 @@ __global__ void fused_classifier_kernel(T* logits_dlogits, float* losses, const 
     update_row(x, V, [&](int i, float v) { return dlogit(v, st, scale, i == target, dloss); });
 }
 
+void check_stride(const char* what, int V, int ld) {
+    if (ld < V) throw std::invalid_argument(std::string(what) + ": row stride " + std::to_string(ld) + " < V " +
+                                            std::to_string(V));
+}
+
 }  // namespace
 
 template <class T>
-void cross_entropy_forward(float* losses, const T* logits, const int* targets, int N, int V, cudaStream_t stream) {
+void cross_entropy_forward(float* losses, const T* logits, const int* targets, int N, int V, int ld,
+                           cudaStream_t stream) {
+    check_stride("cross_entropy_forward", V, ld);
     if (N == 0) return;
-    launch_kernel(cross_entropy_forward_kernel<T>, N, kBlock, 0, stream, losses, logits, targets, V);
+    launch_kernel(cross_entropy_forward_kernel<T>, N, kBlock, 0, stream, losses, logits, targets, V, ld);
 }
 
 template <class T>
-void cross_entropy_backward(T* dlogits, const T* logits, const int* targets, float dloss, int N, int V,
+void cross_entropy_backward(T* dlogits, const T* logits, const int* targets, float dloss, int N, int V, int ld,
                             cudaStream_t stream) {
+    check_stride("cross_entropy_backward", V, ld);
     if (N == 0) return;
-    launch_kernel(cross_entropy_backward_kernel<T>, N, kBlock, 0, stream, dlogits, logits, targets, dloss, V);
+    launch_kernel(cross_entropy_backward_kernel<T>, N, kBlock, 0, stream, dlogits, logits, targets, dloss, V, ld);
 }
 
 template <class T>
-void fused_classifier(T* logits_dlogits, float* losses, const int* targets, float dloss, int N, int V,
+void fused_classifier(T* logits_dlogits, float* losses, const int* targets, float dloss, int N, int V, int ld,
                       cudaStream_t stream) {
+    check_stride("fused_classifier", V, ld);
     if (N == 0) return;
-    launch_kernel(fused_classifier_kernel<T>, N, kBlock, 0, stream, logits_dlogits, losses, targets, dloss, V);
+    launch_kernel(fused_classifier_kernel<T>, N, kBlock, 0, stream, logits_dlogits, losses, targets, dloss, V, ld);
 }
 
 #define INSTANTIATE(T)                                                                                   \
-    template void cross_entropy_forward<T>(float*, const T*, const int*, int, int, cudaStream_t);        \
-    template void cross_entropy_backward<T>(T*, const T*, const int*, float, int, int, cudaStream_t);    \
-    template void fused_classifier<T>(T*, float*, const int*, float, int, int, cudaStream_t);
+    template void cross_entropy_forward<T>(float*, const T*, const int*, int, int, int, cudaStream_t);     \
+    template void cross_entropy_backward<T>(T*, const T*, const int*, float, int, int, int, cudaStream_t); \
+    template void fused_classifier<T>(T*, float*, const int*, float, int, int, int, cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(__nv_bfloat16)
 #undef INSTANTIATE

@@ -186,28 +186,30 @@ bool matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T*
     return true;
 }
 
-// out^T (OC, N) = W inp^T with the epilogue's bias and GELU; false as matmul.
+// out^T (OC, N) = W inp^T, out's rows ld apart, with the epilogue's bias and GELU; false as matmul.
 template <class T>
-bool forward_matmul(T* out, const T* inp, const T* weight, int N, int C, int OC, cudaStream_t stream,
+bool forward_matmul(T* out, const T* inp, const T* weight, int N, int C, int OC, int ld, cudaStream_t stream,
                     const Epilogue& epilogue = {}) {
-    return matmul(stream, true, false, OC, N, C, weight, C, inp, C, 0.0f, out, OC, epilogue);
+    return matmul(stream, true, false, OC, N, C, weight, C, inp, C, 0.0f, out, ld, epilogue);
 }
 
-// out (N, OC) += bias (OC), one thread an element.
+// out (N, OC), rows ld apart, += bias (OC), one thread an element.
 template <class T>
-__global__ void add_bias_kernel(T* out, const T* bias, int N, int OC) {
+__global__ void add_bias_kernel(T* out, const T* bias, int N, int OC, int ld) {
     const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < size_t(N) * OC) out[i] = from_float<T>(to_float(out[i]) + to_float(bias[i % OC]));
+    if (i >= size_t(N) * OC) return;
+    T& o = out[i / OC * ld + i % OC];
+    o = from_float<T>(to_float(o) + to_float(bias[i % OC]));
 }
 
-// dbias (OC) += the column sums of dout (N, OC): a thread a column, rows in order
-// (deterministic; neighbouring threads read neighbouring columns).
+// dbias (OC) += the column sums of dout (N, OC), rows ld apart: a thread a column, rows in
+// order (deterministic; neighbouring threads read neighbouring columns).
 template <class T>
-__global__ void bias_grad_kernel(float* dbias, const T* dout, int N, int OC) {
+__global__ void bias_grad_kernel(float* dbias, const T* dout, int N, int OC, int ld) {
     const int o = blockIdx.x * blockDim.x + threadIdx.x;
     if (o >= OC) return;
     float sum = 0.0f;
-    for (int n = 0; n < N; n++) sum += to_float(dout[size_t(n) * OC + o]);
+    for (int n = 0; n < N; n++) sum += to_float(dout[size_t(n) * ld + o]);
     dbias[o] += sum;
 }
 
@@ -223,14 +225,15 @@ void set_linear_epilogues(bool on) { g_epilogues = on; }
 
 template <class T>
 void linear_forward(T* out, const T* inp, const T* weight, const std::type_identity_t<T>* bias, int N, int C, int OC,
-                    cudaStream_t stream) {
+                    int ld, cudaStream_t stream) {
+    if (ld < OC) throw std::invalid_argument("linear_forward: row stride " + std::to_string(ld) + " < " + std::to_string(OC));
     if (N == 0 || OC == 0) return;
     if (!bias) {
-        forward_matmul(out, inp, weight, N, C, OC, stream);
-    } else if (!forward_matmul(out, inp, weight, N, C, OC, stream, {CUBLASLT_EPILOGUE_BIAS, bias})) {
-        forward_matmul(out, inp, weight, N, C, OC, stream);
+        forward_matmul(out, inp, weight, N, C, OC, ld, stream);
+    } else if (!forward_matmul(out, inp, weight, N, C, OC, ld, stream, {CUBLASLT_EPILOGUE_BIAS, bias})) {
+        forward_matmul(out, inp, weight, N, C, OC, ld, stream);
         launch_kernel(add_bias_kernel<T>, unsigned(ceil_div<size_t>(size_t(N) * OC, kBlock)), kBlock, 0, stream, out,
-                      bias, N, OC);
+                      bias, N, OC, ld);
     }
 }
 
@@ -240,38 +243,40 @@ void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const st
     if (N == 0 || OC == 0) return;
     // cuBLASLt takes an aux matrix only with a leading dimension that is a multiple of 8.
     const Epilogue gelu{bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX, bias, pre};
-    if (OC % 8 == 0 && forward_matmul(out, inp, weight, N, C, OC, stream, gelu)) return;
-    linear_forward(pre, inp, weight, bias, N, C, OC, stream);
+    if (OC % 8 == 0 && forward_matmul(out, inp, weight, N, C, OC, OC, stream, gelu)) return;
+    linear_forward(pre, inp, weight, bias, N, C, OC, OC, stream);
     gelu_forward(out, pre, size_t(N) * OC, stream);
 }
 
 template <class T>
 void linear_backward(std::type_identity_t<T>* dinp, float* dweight, float* dbias, const T* dout, const T* inp,
-                     const T* weight, int N, int C, int OC, cudaStream_t stream) {
+                     const T* weight, int N, int C, int OC, int ld, cudaStream_t stream) {
     if (dbias && !dweight) throw std::invalid_argument("linear_backward: dbias comes with dweight");
+    if (ld < OC) throw std::invalid_argument("linear_backward: row stride " + std::to_string(ld) + " < " + std::to_string(OC));
     if (N == 0) return;
-    if (dinp) matmul(stream, false, false, C, N, OC, weight, C, dout, OC, 1.0f, dinp, C);  // dinp^T += W^T dout^T
+    if (dinp) matmul(stream, false, false, C, N, OC, weight, C, dout, ld, 1.0f, dinp, C);  // dinp^T += W^T dout^T
     if (!dweight) return;
     if (!dbias) {
-        matmul(stream, false, true, C, OC, N, inp, C, dout, OC, 1.0f, dweight, C);  // dW^T += inp^T dout
+        matmul(stream, false, true, C, OC, N, inp, C, dout, ld, 1.0f, dweight, C);  // dW^T += inp^T dout
         return;
     }
     // BGRADB writes the column sums of dout rather than adding them: into scratch, then added.
     StreamScratch<float> sums(OC, stream);
     const unsigned blocks = unsigned(ceil_div(OC, kBlock));
-    if (matmul(stream, false, true, C, OC, N, inp, C, dout, OC, 1.0f, dweight, C,
+    if (matmul(stream, false, true, C, OC, N, inp, C, dout, ld, 1.0f, dweight, C,
                {CUBLASLT_EPILOGUE_BGRADB, sums.get()})) {
         launch_kernel(accumulate_kernel, blocks, kBlock, 0, stream, dbias, sums.get(), OC);
         return;
     }
-    matmul(stream, false, true, C, OC, N, inp, C, dout, OC, 1.0f, dweight, C);
-    launch_kernel(bias_grad_kernel<T>, blocks, kBlock, 0, stream, dbias, dout, N, OC);
+    matmul(stream, false, true, C, OC, N, inp, C, dout, ld, 1.0f, dweight, C);
+    launch_kernel(bias_grad_kernel<T>, blocks, kBlock, 0, stream, dbias, dout, N, OC, ld);
 }
 
 #define INSTANTIATE(T)                                                                                        \
-    template void linear_forward<T>(T*, const T*, const T*, const T*, int, int, int, cudaStream_t);           \
+    template void linear_forward<T>(T*, const T*, const T*, const T*, int, int, int, int, cudaStream_t);      \
     template void linear_gelu_forward<T>(T*, T*, const T*, const T*, const T*, int, int, int, cudaStream_t);  \
-    template void linear_backward<T>(T*, float*, float*, const T*, const T*, const T*, int, int, int, cudaStream_t);
+    template void linear_backward<T>(T*, float*, float*, const T*, const T*, const T*, int, int, int, int,    \
+                                     cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(__nv_bfloat16)
 #undef INSTANTIATE

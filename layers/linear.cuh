@@ -1,6 +1,10 @@
 // Linear layer on the GPU: out = inp W^T + b (torch.nn.Linear), GEMMs through cuBLASLt with
 // the bias and GELU fused into their epilogues. The CPU reference is ref/linear.h.
 //   inp, dinp (N, C); weight (OC, C); bias (OC) or null; out, pre, dout (N, OC)
+// out and dout in linear_forward and linear_backward have their rows ld >= OC elements apart:
+// a stride padded past OC lets every row start 16-byte aligned whatever OC is (the head's
+// vocabulary, GPT-2's 50257), which cuBLASLt's fast kernels need. Columns past OC are never
+// read or written.
 // Storage T (float or __nv_bfloat16, layers/common.cuh) for activations and weights; the
 // parameter gradients dweight (OC, C) and dbias (OC) are float. Backward accumulates (+=).
 // Nullable pointers (bias, dinp) do not take part in deducing T, so a literal nullptr works.
@@ -23,7 +27,7 @@ void set_linear_epilogues(bool on);
 // out = inp W^T + bias.
 template <class T>
 void linear_forward(T* out, const T* inp, const T* weight, const std::type_identity_t<T>* bias, int N, int C, int OC,
-                    cudaStream_t stream);
+                    int ld, cudaStream_t stream);
 // pre = inp W^T + bias (kept for the GELU backward), out = GELU(pre), tanh approximation.
 template <class T>
 void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const std::type_identity_t<T>* bias, int N,
@@ -32,6 +36,6 @@ void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const st
 // dbias needs dweight: it comes out of the weight-gradient GEMM.
 template <class T>
 void linear_backward(std::type_identity_t<T>* dinp, float* dweight, float* dbias, const T* dout, const T* inp,
-                     const T* weight, int N, int C, int OC, cudaStream_t stream);
+                     const T* weight, int N, int C, int OC, int ld, cudaStream_t stream);
 
 }  // namespace rkv::cuda

@@ -80,6 +80,15 @@ struct CpuOps : LayerOps<T> {
                          int OC) override {
         ref::linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
     }
+    // ref/linear.h's GEMMs with the logits' row stride.
+    void head_forward(T* logits, const T* inp, const T* weight, int N, int C, int V, int ld) override {
+        ref::gemm(false, true, N, V, C, T(1), inp, C, weight, C, T(0), logits, ld);
+    }
+    void head_backward(T* dinp, T* dweight, const T* dlogits, const T* inp, const T* weight, int N, int C, int V,
+                       int ld) override {
+        ref::gemm(false, false, N, C, V, T(1), dlogits, ld, weight, C, T(1), dinp, C);
+        ref::gemm(true, false, V, C, N, T(1), dlogits, ld, inp, C, T(1), dweight, C);
+    }
     void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta) override {
         ref::rope_forward(out, inp, B, Tn, H, HS, theta);
     }
@@ -115,14 +124,14 @@ struct CpuOps : LayerOps<T> {
                       uint64_t seed) override {
         ref::adamw_update(param, grad, m, v, n, step);
     }
-    void cross_entropy_forward(T* losses, const T* logits, const int* targets, int N, int V) override {
-        ref::cross_entropy_forward(losses, logits, targets, N, V);
+    void cross_entropy_forward(T* losses, const T* logits, const int* targets, int N, int V, int ld) override {
+        for (int n = 0; n < N; n++) ref::cross_entropy_forward(losses + n, logits + size_t(n) * ld, targets + n, 1, V);
     }
     // Row by row, through one row of scratch.
-    void fused_classifier(T* logits_dlogits, T* losses, const int* targets, T dloss, int N, int V) override {
+    void fused_classifier(T* logits_dlogits, T* losses, const int* targets, T dloss, int N, int V, int ld) override {
         std::vector<T> drow(V);
         for (int n = 0; n < N; n++) {
-            T* row = logits_dlogits + size_t(n) * V;
+            T* row = logits_dlogits + size_t(n) * ld;
             ref::cross_entropy_forward(losses + n, row, targets + n, 1, V);
             std::fill(drow.begin(), drow.end(), T(0));
             ref::cross_entropy_backward(drow.data(), row, targets + n, dloss, 1, V);

@@ -72,7 +72,7 @@ struct CudaOps final : LayerOps<T> {
         cuda::residual_rmsnorm_forward(resid_out, out, rstd, a, b, w, N, C, eps, stream);
     }
     void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) override {
-        cuda::linear_forward(out, inp, weight, bias, N, C, OC, stream);
+        cuda::linear_forward(out, inp, weight, bias, N, C, OC, OC, stream);
     }
     void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const T* bias, int N, int C,
                              int OC) override {
@@ -80,7 +80,14 @@ struct CudaOps final : LayerOps<T> {
     }
     void linear_backward(T* dinp, float* dweight, float* dbias, const T* dout, const T* inp, const T* weight, int N,
                          int C, int OC) override {
-        cuda::linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC, stream);
+        cuda::linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC, OC, stream);
+    }
+    void head_forward(T* logits, const T* inp, const T* weight, int N, int C, int V, int ld) override {
+        cuda::linear_forward(logits, inp, weight, nullptr, N, C, V, ld, stream);
+    }
+    void head_backward(T* dinp, float* dweight, const T* dlogits, const T* inp, const T* weight, int N, int C, int V,
+                       int ld) override {
+        cuda::linear_backward(dinp, dweight, nullptr, dlogits, inp, weight, N, C, V, ld, stream);
     }
     void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta) override {
         cuda::rope_forward(out, inp, B, Tn, H, HS, theta, stream);
@@ -124,12 +131,12 @@ struct CudaOps final : LayerOps<T> {
                       const ref::AdamWStep& step, uint64_t seed) override {
         cuda::adamw_update(param, master, grad, m, v, n, step, seed, stream);
     }
-    void cross_entropy_forward(float* losses, const T* logits, const int* targets, int N, int V) override {
-        cuda::cross_entropy_forward(losses, logits, targets, N, V, stream);
+    void cross_entropy_forward(float* losses, const T* logits, const int* targets, int N, int V, int ld) override {
+        cuda::cross_entropy_forward(losses, logits, targets, N, V, ld, stream);
     }
-    void fused_classifier(T* logits_dlogits, float* losses, const int* targets, float dloss, int N,
-                          int V) override {
-        cuda::fused_classifier(logits_dlogits, losses, targets, dloss, N, V, stream);
+    void fused_classifier(T* logits_dlogits, float* losses, const int* targets, float dloss, int N, int V,
+                          int ld) override {
+        cuda::fused_classifier(logits_dlogits, losses, targets, dloss, N, V, ld, stream);
     }
 };
 

@@ -78,6 +78,13 @@ struct LayerOps {
                                      int OC) = 0;
     virtual void linear_backward(T* dinp, Master* dweight, Master* dbias, const T* dout, const T* inp,
                                  const T* weight, int N, int C, int OC) = 0;
+    // The head: logits (N,V), rows ld >= V apart, = inp (N,C) weight (V,C)^T; its backward
+    // dinp += dlogits weight, dweight += dlogits^T inp. A row stride padded past V (GPT-2's
+    // 50257) starts every row 16-byte aligned, as the GPU's fast GEMMs need; the columns past V
+    // are never read or written.
+    virtual void head_forward(T* logits, const T* inp, const T* weight, int N, int C, int V, int ld) = 0;
+    virtual void head_backward(T* dinp, Master* dweight, const T* dlogits, const T* inp, const T* weight, int N, int C,
+                               int V, int ld) = 0;
 
     // inp, out (B,T,H,HS)
     virtual void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta) = 0;
@@ -107,12 +114,13 @@ struct LayerOps {
     virtual void adamw_update(T* param, Master* master, const Master* grad, Master* m, Master* v, size_t n,
                               const ref::AdamWStep& step, uint64_t seed) = 0;
 
-    // logits, dlogits (N,V); targets, losses (N); target -1 skipped
-    virtual void cross_entropy_forward(Master* losses, const T* logits, const int* targets, int N, int V) = 0;
+    // logits, dlogits (N,V), rows ld apart as the head's; targets, losses (N); target -1 skipped
+    virtual void cross_entropy_forward(Master* losses, const T* logits, const int* targets, int N, int V,
+                                       int ld) = 0;
     // In training, the loss and its gradient in one pass: losses as cross_entropy_forward,
     // and the logits replaced by dlogits = (softmax - onehot) * dloss (0 on skipped rows).
-    virtual void fused_classifier(T* logits_dlogits, Master* losses, const int* targets, Master dloss, int N,
-                                  int V) = 0;
+    virtual void fused_classifier(T* logits_dlogits, Master* losses, const int* targets, Master dloss, int N, int V,
+                                  int ld) = 0;
 };
 
 }  // namespace rkv

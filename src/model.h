@@ -69,7 +69,6 @@ public:
     double forward_backward(const int* inputs, const int* targets, const Route& route, double loss_scale = 1.0);
     void zero_grad() { ops_.zero(grads, table.total); }
 
-    const T* logits() const { return a_.logits; }                                  // (B, T, V)
     const T* k(int l) const { return layer_acts(l).k; }                            // (B, T, NKV, HS)
     const T* v(int l) const { return layer_acts(l).v; }
     const T* q(int l) const { return layer_acts(l).q; }                            // (B, T, NH, HS)
@@ -81,6 +80,7 @@ public:
 private:
     LayerOps<T>& ops_;
     const int N_;                         // B * T rows
+    const int ld_logits_;                 // the logits' row stride: V up to a multiple of 64 (128 bytes of bf16)
     Route route_;
     size_t n_valid_ = 0;                  // non-skipped targets of the last forward
     void* arena_ = nullptr;
@@ -98,7 +98,7 @@ private:
         T* ln2; Master* ln2_mean; Master* ln2_rstd; // (L, N, C), (L, N), (L, N)
         T* fc; T* up; T* act;             // (L, N, FF): GELU input or SwiGLU gate; SwiGLU up; activation
         T* lnf; Master* lnf_mean; Master* lnf_rstd; // (N, C), (N), (N)
-        T* logits; Master* losses;        // (N, V): logits, replaced by dlogits in training; (N)
+        T* logits; Master* losses;        // (N, V), rows ld_logits_ apart: logits, dlogits in training; (N)
         T* proj;                          // (N, C) scratch for a projection's output
         T* qk_tmp;                        // (N, QD) scratch between QK-norm and RoPE
     } a_{};
@@ -153,7 +153,7 @@ private:
 template <class T>
 Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t param_capacity)
     : config(c), table(c), B(B_), Tn(Tn_), capacity(std::max(table.total, param_capacity)), ops_(ops),
-      N_(B_ * Tn_) {
+      N_(B_ * Tn_), ld_logits_((c.vocab_size + 63) / 64 * 64) {
     if (B < 1 || Tn < 1) throw std::invalid_argument(fmt::format("batch {} x {} is empty", B, Tn));
     if (Tn > c.max_position_embeddings)
         throw std::invalid_argument(fmt::format("sequence length {} exceeds max_position_embeddings {}", Tn,
@@ -189,7 +189,7 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
         take(a.ln2, L * N * C); take(a.ln2_mean, L * N, ln); take(a.ln2_rstd, L * N);
         take(a.fc, L * N * FF); take(a.up, L * N * FF, swiglu); take(a.act, L * N * FF);
         take(a.lnf, N * C); take(a.lnf_mean, N, ln); take(a.lnf_rstd, N);
-        take(a.logits, N * V); take(a.losses, N);
+        take(a.logits, N * ld_logits_); take(a.losses, N);
         take(a.proj, N * C);
         take(a.qk_tmp, N * QD, c.qk_norm && c.positions == Positions::RoPE);
         Gradients& g = g_;
@@ -337,7 +337,7 @@ void Model<T>::forward_logits(const int* inputs, const Route& route) {
     ops_.embedding_forward(a_.resid, a_.tokens, p(table.wte), p(table.wpe), B, Tn, C);
     norm_forward(norm_reading(0), a_.resid);
     for (int l = 0; l < L; l++) layer_forward(l);
-    ops_.linear_forward(a_.logits, a_.lnf, p(table.lm_head), nullptr, N_, C, V);
+    ops_.head_forward(a_.logits, a_.lnf, p(table.lm_head), N_, C, V, ld_logits_);
 }
 
 template <class T>
@@ -367,7 +367,7 @@ double Model<T>::forward(const int* inputs, const int* targets, const Route& rou
     forward_logits(inputs, route);
     if (!targets) return std::numeric_limits<double>::quiet_NaN();
     set_targets(targets);
-    ops_.cross_entropy_forward(a_.losses, a_.logits, a_.targets, N_, config.vocab_size);
+    ops_.cross_entropy_forward(a_.losses, a_.logits, a_.targets, N_, config.vocab_size, ld_logits_);
     return mean_loss();
 }
 
@@ -432,7 +432,7 @@ void Model<T>::backward() {
     const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size;
     const size_t NC = size_t(N_) * C, NKVD = size_t(N_) * c.kv_dim();
     ops_.zero(g_.dln, NC);
-    ops_.linear_backward(g_.dln, gp(table.lm_head), nullptr, a_.logits, a_.lnf, p(table.lm_head), N_, C, V);
+    ops_.head_backward(g_.dln, gp(table.lm_head), a_.logits, a_.lnf, p(table.lm_head), N_, C, V, ld_logits_);
     ops_.zero(g_.dresid, NC);
     norm_backward(g_.dresid, g_.dln, a_.resid + size_t(L) * NC, table.lnf_w, table.lnf_b, a_.lnf_mean, a_.lnf_rstd);
     // The buffer is [embeddings][layer 0]...[layer L-1][final norm, untied head].
@@ -459,7 +459,7 @@ double Model<T>::forward_backward(const int* inputs, const int* targets, const R
     set_targets(targets);
     // A batch whose targets are all skipped has loss 0 and no gradient.
     const double dloss = n_valid_ ? loss_scale / double(n_valid_) : 0.0;
-    ops_.fused_classifier(a_.logits, a_.losses, a_.targets, Master(dloss), N_, V);
+    ops_.fused_classifier(a_.logits, a_.losses, a_.targets, Master(dloss), N_, V, ld_logits_);
     const double loss = mean_loss();
     backward();
     return loss;

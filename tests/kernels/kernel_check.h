@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
@@ -65,6 +66,28 @@ template <class T>
 std::vector<T> to_storage(const std::vector<float>& v) {
     if constexpr (std::is_same_v<T, bf16>) return to_bf16(v);
     else return v;
+}
+
+// Rows of a (rows, cols) matrix placed ld >= cols apart, the columns past cols set to pad;
+// and the (rows, cols) matrix back out of such rows.
+template <class T>
+std::vector<T> with_stride(const std::vector<T>& m, size_t rows, size_t cols, size_t ld, T pad) {
+    std::vector<T> out(rows * ld, pad);
+    for (size_t r = 0; r < rows; r++) std::copy_n(m.begin() + r * cols, cols, out.begin() + r * ld);
+    return out;
+}
+template <class T>
+std::vector<T> without_stride(const std::vector<T>& m, size_t rows, size_t cols, size_t ld) {
+    std::vector<T> out(rows * cols);
+    for (size_t r = 0; r < rows; r++) std::copy_n(m.begin() + r * ld, cols, out.begin() + r * cols);
+    return out;
+}
+// Whether every element past cols in each row of m (rows ld apart) is NaN: never written.
+inline bool padding_untouched(const std::vector<float>& m, size_t rows, size_t cols, size_t ld) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = cols; c < ld; c++)
+            if (!std::isnan(m[r * ld + c])) return false;
+    return true;
 }
 
 // The relative-error bounds of DESIGN.md section 6 for each storage type.

@@ -1,9 +1,11 @@
 // layers/cross_entropy.cu against ref/cross_entropy.h (double), float and bf16 storage, in both
 // thread orders: forward, backward, and the fused classifier that overwrites the logits with
-// their gradient.
+// their gradient; rows V apart and padded past V (NaN there, which must be neither read nor
+// written).
 #include "kernel_check.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "layers/cross_entropy.cuh"
 #include "ref/cross_entropy.h"
@@ -23,9 +25,13 @@ TEMPLATE_TEST_CASE("cross entropy and the fused classifier match ref, skipping t
     const Shape shape = GENERATE(Shape{13, 257}, Shape{4, 1500}, Shape{3, 5}, Shape{6, 1024});
     // V not a multiple of the block. Rows of whole 16-byte packs (1024), rows starting at
     // every alignment (257), at two (1500 for bf16), and shorter than a pack (5).
+    const int ld = shape.V + GENERATE(0, 11);
     const InOrder in_order(order);
     const int N = shape.N, V = shape.V;
-    INFO("N " << N << " V " << V);
+    INFO("N " << N << " V " << V << " ld " << ld);
+    constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+    auto strided = [&](const std::vector<float>& m) { return to_storage<T>(with_stride(m, N, V, ld, kNaN)); };
+    auto rows = [&](const std::vector<float>& m) { return without_stride(m, N, V, ld); };
     const auto logits = random_floats(size_t(N) * V, -8.0f, 8.0f);
     const auto logits_ref = to_double(as_stored<T>(logits));
     auto targets = random_ints(N, 0, V - 1);
@@ -39,30 +45,34 @@ TEMPLATE_TEST_CASE("cross entropy and the fused classifier match ref, skipping t
     // The losses are float sums over stored values: fp32 accuracy in both builds.
     std::vector<double> losses_ref(N);
     rkv::ref::cross_entropy_forward(losses_ref.data(), logits_ref.data(), targets.data(), N, V);
-    Device<T> d_logits(to_storage<T>(logits));
+    Device<T> d_logits(strided(logits));
     Device<float> d_losses(N);
-    rkv::cuda::cross_entropy_forward(d_losses.get(), d_logits.get(), d_targets.get(), N, V, nullptr);
+    rkv::cuda::cross_entropy_forward(d_losses.get(), d_logits.get(), d_targets.get(), N, V, ld, nullptr);
     const auto losses = d_losses.download();
     check_close("cross_entropy_forward", losses, losses_ref, fp32_bound);
     CHECK(losses[1] == 0.0f);
 
     const auto dlogits0 = as_stored<T>(random_floats(size_t(N) * V));
-    Device<T> d_dlogits(to_storage<T>(dlogits0));
-    rkv::cuda::cross_entropy_backward(d_dlogits.get(), d_logits.get(), d_targets.get(), dloss, N, V, nullptr);
+    Device<T> d_dlogits(strided(dlogits0));
+    rkv::cuda::cross_entropy_backward(d_dlogits.get(), d_logits.get(), d_targets.get(), dloss, N, V, ld, nullptr);
     auto dlogits_ref = to_double(dlogits0);
     rkv::ref::cross_entropy_backward(dlogits_ref.data(), logits_ref.data(), targets.data(), double(dloss), N, V);
-    const auto dlogits = to_floats(d_dlogits.download());
+    const auto dlogits_rows = to_floats(d_dlogits.download());
+    CHECK(padding_untouched(dlogits_rows, N, V, ld));
+    const auto dlogits = rows(dlogits_rows);
     check_close("cross_entropy_backward", dlogits, dlogits_ref, bound_for<T>());
     CHECK(std::equal(dlogits.begin() + V, dlogits.begin() + 2 * V, dlogits0.begin() + V));  // skipped: untouched
 
     std::vector<double> fused_ref(size_t(N) * V, 0.0);
     rkv::ref::cross_entropy_backward(fused_ref.data(), logits_ref.data(), targets.data(), double(dloss), N, V);
     Device<float> d_fused_losses(N);
-    rkv::cuda::fused_classifier(d_logits.get(), d_fused_losses.get(), d_targets.get(), dloss, N, V, nullptr);
+    rkv::cuda::fused_classifier(d_logits.get(), d_fused_losses.get(), d_targets.get(), dloss, N, V, ld, nullptr);
     const auto fused_losses = d_fused_losses.download();
     check_close("fused_classifier losses", fused_losses, losses_ref, fp32_bound);
     CHECK(fused_losses[1] == 0.0f);
-    const auto fused = to_floats(d_logits.download());
+    const auto fused_rows = to_floats(d_logits.download());
+    CHECK(padding_untouched(fused_rows, N, V, ld));
+    const auto fused = rows(fused_rows);
     check_close("fused_classifier dlogits", fused, fused_ref, bound_for<T>());
     CHECK(std::all_of(fused.begin() + V, fused.begin() + 2 * V, [](float d) { return d == 0.0f; }));  // skipped: 0
 }

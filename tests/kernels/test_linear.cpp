@@ -1,7 +1,10 @@
 // layers/linear.cu against ref/linear.h and ref/activations.h (double), float and bf16 storage:
 // forward with and without bias, the fused GELU (out and pre), and the backward accumulating
-// into gradients that start random.
+// into gradients that start random; out and dout with rows OC apart and padded past OC (the
+// padding of out must stay untouched, dout's is NaN and must not be read).
 #include "kernel_check.h"
+
+#include <limits>
 
 #include "layers/linear.cuh"
 #include "ref/activations.h"
@@ -17,6 +20,9 @@ struct Shape {
 // Dimensions that are multiples of 8 and ones that are not; OC % 8 != 0 takes
 // linear_gelu_forward's path without the GELU epilogue.
 const std::vector<Shape> kShapes = {{5, 13, 7}, {37, 24, 40}, {64, 48, 96}, {9, 16, 30}};
+// Row strides past OC: none, and one that takes the rows off 16-byte alignment then back.
+const std::vector<int> kPads = {0, 9, 24};
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 // A tensor as the kernel stores it, and as ref reads it (in double, rounded like the storage).
 template <class T>
@@ -40,10 +46,12 @@ TEMPLATE_TEST_CASE("linear forward and forward with GELU match ref, with and wit
     const Shape shape = GENERATE(from_range(kShapes));
     const bool with_bias = GENERATE(true, false);
     const bool epilogues = GENERATE(true, false);
+    const int ld = shape.OC + GENERATE(from_range(kPads));
     const InOrder in_order(order);
     const Epilogues fused(epilogues);
     const int N = shape.N, C = shape.C, OC = shape.OC;
-    INFO("N " << N << " C " << C << " OC " << OC << " bias " << with_bias << " epilogues " << epilogues);
+    INFO("N " << N << " C " << C << " OC " << OC << " ld " << ld << " bias " << with_bias << " epilogues "
+              << epilogues);
     const Tensor<T> inp(random_floats(size_t(N) * C)), weight(random_floats(size_t(OC) * C)),
         bias(random_floats(OC));
     const T* b = with_bias ? bias.dev.get() : nullptr;
@@ -53,11 +61,13 @@ TEMPLATE_TEST_CASE("linear forward and forward with GELU match ref, with and wit
                              N, C, OC);
     rkv::ref::gelu_forward(out_ref.data(), pre_ref.data(), pre_ref.size());
 
-    Device<T> out(size_t(N) * OC), pre(size_t(N) * OC);
-    rkv::cuda::linear_forward(out.get(), inp.dev.get(), weight.dev.get(), b, N, C, OC, nullptr);
-    check_close("linear_forward", to_floats(out.download()), pre_ref, bound_for<T>());
+    Device<T> rows(size_t(N) * ld);
+    rkv::cuda::linear_forward(rows.get(), inp.dev.get(), weight.dev.get(), b, N, C, OC, ld, nullptr);
+    const auto got = to_floats(rows.download());
+    check_close("linear_forward", without_stride(got, N, OC, ld), pre_ref, bound_for<T>());
+    CHECK(padding_untouched(got, N, OC, ld));
 
-    out.poison();
+    Device<T> out(size_t(N) * OC), pre(size_t(N) * OC);
     rkv::cuda::linear_gelu_forward(out.get(), pre.get(), inp.dev.get(), weight.dev.get(), b, N, C, OC, nullptr);
     check_close("linear_gelu_forward out", to_floats(out.download()), out_ref, bound_for<T>());
     check_close("linear_gelu_forward pre", to_floats(pre.download()), pre_ref, bound_for<T>());
@@ -69,22 +79,26 @@ TEMPLATE_TEST_CASE("linear backward accumulates dinp, dweight and dbias like ref
     const Shape shape = GENERATE(from_range(kShapes));
     const bool with_bias = GENERATE(true, false);
     const bool epilogues = GENERATE(true, false);
+    const int ld = shape.OC + GENERATE(from_range(kPads));
     const InOrder in_order(order);
     const Epilogues fused(epilogues);
     const int N = shape.N, C = shape.C, OC = shape.OC;
-    INFO("N " << N << " C " << C << " OC " << OC << " bias " << with_bias << " epilogues " << epilogues);
-    const Tensor<T> dout(random_floats(size_t(N) * OC)), inp(random_floats(size_t(N) * C)),
+    INFO("N " << N << " C " << C << " OC " << OC << " ld " << ld << " bias " << with_bias << " epilogues "
+              << epilogues);
+    const auto dout_values = random_floats(size_t(N) * OC);
+    const Tensor<T> dout(with_stride(dout_values, N, OC, ld, kNaN)), inp(random_floats(size_t(N) * C)),
         weight(random_floats(size_t(OC) * C));
+    const auto dout_ref = to_double(as_stored<T>(dout_values));
     const auto dinp0 = random_floats(size_t(N) * C), dweight0 = random_floats(size_t(OC) * C),
                dbias0 = random_floats(OC);
     Device<T> dinp(to_storage<T>(dinp0));
     Device<float> dweight(dweight0), dbias(dbias0);
     rkv::cuda::linear_backward(dinp.get(), dweight.get(), with_bias ? dbias.get() : nullptr, dout.dev.get(),
-                               inp.dev.get(), weight.dev.get(), N, C, OC, nullptr);
+                               inp.dev.get(), weight.dev.get(), N, C, OC, ld, nullptr);
 
     auto dinp_ref = to_double(as_stored<T>(dinp0)), dweight_ref = to_double(dweight0), dbias_ref = to_double(dbias0);
     rkv::ref::linear_backward(dinp_ref.data(), dweight_ref.data(), with_bias ? dbias_ref.data() : nullptr,
-                              dout.ref.data(), inp.ref.data(), weight.ref.data(), N, C, OC);
+                              dout_ref.data(), inp.ref.data(), weight.ref.data(), N, C, OC);
     check_close("linear_backward dinp", to_floats(dinp.download()), dinp_ref, bound_for<T>());
     // The parameter gradients are float sums of products of stored values: fp32 accuracy in
     // both builds.
@@ -95,7 +109,16 @@ TEMPLATE_TEST_CASE("linear backward accumulates dinp, dweight and dbias like ref
 
 TEST_CASE("linear backward refuses dbias without dweight", "[linear]") {
     Device<float> x(16), dbias(4);
-    CHECK_THROWS_AS(rkv::cuda::linear_backward(x.get(), nullptr, dbias.get(), x.get(), x.get(), x.get(), 2, 2, 4,
+    CHECK_THROWS_AS(rkv::cuda::linear_backward(x.get(), nullptr, dbias.get(), x.get(), x.get(), x.get(), 2, 2, 4, 4,
+                                               nullptr),
+                    std::invalid_argument);
+}
+
+TEST_CASE("linear refuses a row stride shorter than a row", "[linear]") {
+    Device<float> x(16);
+    CHECK_THROWS_AS(rkv::cuda::linear_forward(x.get(), x.get(), x.get(), nullptr, 2, 2, 4, 3, nullptr),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(rkv::cuda::linear_backward(x.get(), x.get(), nullptr, x.get(), x.get(), x.get(), 2, 2, 4, 3,
                                                nullptr),
                     std::invalid_argument);
 }
