@@ -1,11 +1,12 @@
-// Causal attention speed on the GPU: the tensor-core kernels (layers/attention_tc.cu) and the
-// plain ones (layers/attention.cu), both on bf16 storage, forward and backward, timed with CUDA
-// events after a warm-up (the median of several runs). B T = 16384 tokens, NH HS = 2048
-// (MHA), HS 64 and 128, T 1024 .. 8192. FLOPs counted as FlashAttention does for causal:
-// forward 4 B NH T^2 HS / 2, backward 2.5 x forward. The last column is the relative error
-// of the tensor-core forward's out against the plain kernel's on the same inputs (fp32 math
-// in both; only bf16 rounding and summation order differ), a check that the timed kernel
-// computes the right thing.
+// Causal attention speed on the GPU: the tensor-core kernels (layers/attention_tc.cu), the
+// Hopper wgmma forward (layers/attention_wgmma.cu, forward only; its row is left out where
+// attention_wgmma_supported() is false) and the plain kernels (layers/attention.cu), all on
+// bf16 storage, timed with CUDA events after a warm-up (the median of several runs). B T =
+// 16384 tokens, NH HS = 2048 (MHA), HS 64 and 128, T 1024 .. 8192. FLOPs counted as
+// FlashAttention does for causal: forward 4 B NH T^2 HS / 2, backward 2.5 x forward. The last
+// column is the relative error of a tensor-core forward's out against the plain kernel's on
+// the same inputs (fp32 math in all; only bf16 rounding and summation order differ), a check
+// that the timed kernel computes the right thing.
 //   attention_bench            (built with -DRKV_GPU=ON: target attention_bench)
 #include <algorithm>
 #include <cmath>
@@ -17,6 +18,7 @@
 #include "cuda/compat.cuh"
 #include "layers/attention.cuh"
 #include "layers/attention_tc.cuh"
+#include "layers/attention_wgmma.cuh"
 
 namespace {
 
@@ -101,6 +103,8 @@ int main() {
 
     std::printf("%4s %5s %3s %3s  %-6s %9s %11s %9s %11s %12s\n", "HS", "T", "B", "NH", "kernel", "fwd ms",
                 "fwd TFLOP/s", "bwd ms", "bwd TFLOP/s", "out err");
+    const bool wgmma = rkv::cuda::attention_wgmma_supported();
+    if (!wgmma) std::printf("(no wgmma row: attention_wgmma needs an sm_90a build on a compute capability 9.0 GPU)\n");
     uint32_t seed = 1;
     for (const int HS : {64, 128})
         for (const int T : {1024, 2048, 4096, 8192}) {
@@ -114,28 +118,45 @@ int main() {
             const double fwd_flop = 4.0 * B * NH * double(T) * T * HS / 2, bwd_flop = 2.5 * fwd_flop;
 
             rkv::cuda::attention_forward<bf16>(out_plain.p, lse, q.p, k.p, v.p, B, T, NH, NH, HS, nullptr);
-            rkv::cuda::attention_tc_forward(out.p, lse, q.p, k.p, v.p, B, T, NH, NH, HS, nullptr);
-            rkv::cuda_check(cudaDeviceSynchronize());
-            const double err = rel_error(download(out.p, n), download(out_plain.p, n));
+            const std::vector<float> want = download(out_plain.p, n);
+            auto out_err = [&](const std::function<void()>& fwd) {
+                fwd();
+                rkv::cuda_check(cudaDeviceSynchronize());
+                return rel_error(download(out.p, n), want);
+            };
+            auto tc_fwd = [&] {
+                rkv::cuda::attention_tc_forward(out.p, lse, q.p, k.p, v.p, B, T, NH, NH, HS, nullptr);
+            };
+            auto wgmma_fwd = [&] {
+                rkv::cuda::attention_wgmma_forward(out.p, lse, q.p, k.p, v.p, B, T, NH, NH, HS, nullptr);
+            };
+            const double tc_err = out_err(tc_fwd), wgmma_err = wgmma ? out_err(wgmma_fwd) : NAN;
 
+            // A row: bwd may be empty (a forward-only kernel), err NaN (not checked).
             auto row = [&](const char* name, const std::function<void()>& fwd, const std::function<void()>& bwd,
-                           bool with_err) {
-                const double f = time_ms(fwd), b = time_ms(bwd);
-                std::printf("%4d %5d %3d %3d  %-6s %9.3f %11.1f %9.3f %11.1f", HS, T, B, NH, name, f,
-                            fwd_flop / f * 1e-9, b, bwd_flop / b * 1e-9);
-                if (with_err) std::printf(" %12.2e", err);
+                           double err) {
+                const double f = time_ms(fwd);
+                std::printf("%4d %5d %3d %3d  %-6s %9.3f %11.1f", HS, T, B, NH, name, f, fwd_flop / f * 1e-9);
+                if (bwd) {
+                    const double b = time_ms(bwd);
+                    std::printf(" %9.3f %11.1f", b, bwd_flop / b * 1e-9);
+                } else {
+                    std::printf(" %9s %11s", "-", "-");
+                }
+                if (!std::isnan(err)) std::printf(" %12.2e", err);
                 std::printf("\n");
                 std::fflush(stdout);
             };
             // The forward leaves out and lse as the backward needs them; the backward accumulates
             // into dq, dk, dv run after run, which changes its inputs in no way that matters.
             row(
-                "tc", [&] { rkv::cuda::attention_tc_forward(out.p, lse, q.p, k.p, v.p, B, T, NH, NH, HS, nullptr); },
+                "tc", tc_fwd,
                 [&] {
                     rkv::cuda::attention_tc_backward(dq.p, dk.p, dv.p, dout.p, q.p, k.p, v.p, out.p, lse, B, T, NH,
                                                      NH, HS, nullptr);
                 },
-                true);
+                tc_err);
+            if (wgmma) row("wgmma", wgmma_fwd, nullptr, wgmma_err);
             row(
                 "plain",
                 [&] { rkv::cuda::attention_forward<bf16>(out.p, lse, q.p, k.p, v.p, B, T, NH, NH, HS, nullptr); },
@@ -143,7 +164,7 @@ int main() {
                     rkv::cuda::attention_backward<bf16>(dq.p, dk.p, dv.p, dout.p, q.p, k.p, v.p, out.p, lse, B, T,
                                                         NH, NH, HS, nullptr);
                 },
-                false);
+                NAN);
         }
     rkv::cuda_check(cudaGetLastError());
     cudaFree(lse);

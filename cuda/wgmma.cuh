@@ -4,7 +4,7 @@
 // emulator, cuda/emu) each is computed at issue from the same shared memory, decoding the same
 // descriptor, and put in the same registers, so a kernel written against these layouts computes
 // the same thing in both. (Device code for another architecture traps: the host side runs these
-// kernels only where wgmma_compiled() and the GPU is compute capability 9.0.)
+// kernels only in an sm_90a build on a GPU of compute capability 9.0: attention_wgmma_supported().)
 //
 // A warpgroup is 4 consecutive warps starting at a warp index divisible by 4; all 128 threads
 // issue each call together. Warp w of the group (w = warp % 4) owns rows 16 w .. 16 w + 15 of

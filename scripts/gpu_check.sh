@@ -52,7 +52,7 @@ tests_line=$(tail -n 2 "$out/kernel_tests.log" | head -n 1)
 sanitizer="not found"
 if command -v compute-sanitizer > /dev/null; then
     if compute-sanitizer --tool memcheck --error-exitcode 1 build-gpu/layers/kernel_tests_gpu \
-        "[attention],[attention_tc],[cuda]" > "$out/sanitizer.log" 2>&1; then sanitizer="clean"; else sanitizer="ERRORS"; status=1; fi
+        "[attention],[attention_tc],[attention_wgmma],[cuda]" > "$out/sanitizer.log" 2>&1; then sanitizer="clean"; else sanitizer="ERRORS"; status=1; fi
 fi
 
 # ms/step: the median of the progress lines' "X ms" after two warm-up steps.

@@ -5,6 +5,7 @@
 #include "layers/activations.cuh"
 #include "layers/attention.cuh"
 #include "layers/attention_tc.cuh"
+#include "layers/attention_wgmma.cuh"
 #include "layers/cast.cuh"
 #include "layers/cross_entropy.cuh"
 #include "layers/embedding.cuh"
@@ -95,15 +96,17 @@ struct CudaOps final : LayerOps<T> {
     void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) override {
         cuda::rope_backward(dinp, dout, B, Tn, H, HS, theta, stream);
     }
-    // bf16 at head dims 64 and 128 runs on tensor cores (layers/attention_tc.cu); the rest
-    // on the plain kernel (layers/attention.cu).
+    // bf16 at head dims 64 and 128 runs on tensor cores (layers/attention_tc.cu), its forward
+    // on wgmma where the GPU and the build have it (layers/attention_wgmma.cu); the rest on the
+    // plain kernel (layers/attention.cu).
     static bool tensor_cores(int HS) { return std::is_same_v<T, __nv_bfloat16> && (HS == 64 || HS == 128); }
+    const bool wgmma = cuda::attention_wgmma_supported();
     void attention_forward(T* out, float* lse, const T* q, const T* k_all, const T* v_all, const int* kv_src,
                            int layer, size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {
         if constexpr (std::is_same_v<T, __nv_bfloat16>)
             if (tensor_cores(HS))
-                return cuda::attention_tc_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B,
-                                                         Tn, NH, NKV, HS, stream);
+                return (wgmma ? cuda::attention_wgmma_forward_routed : cuda::attention_tc_forward_routed)(
+                    out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B, Tn, NH, NKV, HS, stream);
         cuda::attention_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B, Tn, NH, NKV, HS,
                                        stream);
     }

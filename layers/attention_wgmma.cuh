@@ -1,0 +1,33 @@
+// Fused causal attention with GQA on Hopper's warpgroup tensor cores (wgmma, bf16 in, fp32
+// accumulate), forward only, with the route as data: layers/attention_wgmma.cu, FlashAttention-3
+// style. It computes what attention_tc_forward (layers/attention_tc.cuh) computes:
+//   q, out (B, T, NH, HS) bf16;  k, v (B, T, NKV, HS) bf16;  lse (B, NH, T) float
+// lse is the natural-log log-sum-exp of the scaled scores, so attention_tc_backward (or the
+// plain kernel's backward) takes this forward's out and lse. Query head h reads KV head
+// h / (NH / NKV); NH is a multiple of NKV; HS is 64 or 128; any T >= 0. Every pointer is device
+// memory, 16-byte aligned. The result does not depend on the order the GPU runs threads in.
+//
+// It runs only where attention_wgmma_supported(): under the emulator, or in a build for sm_90a
+// (RKV_SM90A) on a GPU of compute capability 9.0; elsewhere the launchers throw.
+#pragma once
+
+#include <cstddef>
+
+#include "cuda/compat.cuh"
+
+namespace rkv::cuda {
+
+void attention_wgmma_forward(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
+                             const __nv_bfloat16* v, int B, int T, int NH, int NKV, int HS, cudaStream_t stream);
+
+// Routed: k_all, v_all hold every layer's (B, T, NKV, HS) block, layer_stride elements apart;
+// layer `layer` reads block kv_src[layer], looked up on the device in kv_src (L).
+void attention_wgmma_forward_routed(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q,
+                                    const __nv_bfloat16* k_all, const __nv_bfloat16* v_all, const int* kv_src,
+                                    int layer, size_t layer_stride, int B, int T, int NH, int NKV, int HS,
+                                    cudaStream_t stream);
+
+// Whether this build and the current device run the kernel.
+bool attention_wgmma_supported();
+
+}  // namespace rkv::cuda
