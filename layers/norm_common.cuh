@@ -14,7 +14,7 @@
 // sums chunk g for 32 W columns from j*32 W, its 32 x 8 threads each taking W columns of
 // every 8th row and then adding their 8 partial sums in order, into partials (G, C) in
 // scratch. Second, one thread per column adds its G partials in order. Both orders depend
-// only on N and C (not on W), so the result is the same on every run.
+// only on N, C and W, so the result is the same on every run.
 //
 // W is the pack width (layers/common.cuh): kPack<T> where C and the pointers allow, else 1.
 // residual_row gets it from the norm's forward kernel; norm_weight_grad picks its own.
@@ -98,14 +98,15 @@ template <class T>
 void norm_weight_grad(float* dw, float* db, const T* dout, const T* inp, const float* mean, const float* rstd, int N,
                       int C, cudaStream_t stream) {
     using namespace norm_grad;
-    // Grid y is limited to 65535 chunks: longer chunks for (very) many rows.
-    const int rows_per_chunk = std::max(kRowsPerChunk, ceil_div(N, 65535));
+    const bool packs = whole_packs<T>(C, dout, inp);
+    const int W = packs ? kPack<T> : 1;
+    // A block of packs covers W times the columns: chunks a quarter as long keep enough blocks
+    // to fill the GPU. Grid y is limited to 65535 chunks: longer chunks for (very) many rows.
+    const int rows_per_chunk = std::max(packs ? kRowsPerChunk / 4 : kRowsPerChunk, ceil_div(N, 65535));
     const int G = ceil_div(N, rows_per_chunk);
     StreamScratch<float> partials(size_t(db ? 2 : 1) * G * C, stream);
     float* pdw = partials.get();
     float* pdb = db ? pdw + size_t(G) * C : nullptr;
-    const bool packs = whole_packs<T>(C, dout, inp);
-    const int W = packs ? kPack<T> : 1;
     launch_kernel(packs ? partials_kernel<T, kPack<T>> : partials_kernel<T, 1>, dim3(ceil_div(C, kCols * W), G),
                   dim3(kCols, kRowThreads), 0, stream, pdw, pdb, dout, inp, mean, rstd, N, C, rows_per_chunk);
     launch_kernel(finish_kernel, ceil_div(C, 256), 256, 0, stream, dw, db, pdw, pdb, G, C);
