@@ -1,5 +1,5 @@
 // Causal attention speed on the GPU: the tensor-core kernels (layers/attention_tc.cu), the
-// Hopper wgmma forward (layers/attention_wgmma.cu, forward only; its row is left out where
+// Hopper wgmma kernels (layers/attention_wgmma.cu; their row is left out where
 // attention_wgmma_supported() is false) and the plain kernels (layers/attention.cu), all on
 // bf16 storage, timed with CUDA events after a warm-up (the median of several runs). B T =
 // 16384 tokens, NH HS = 2048 (MHA), HS 64 and 128, T 1024 .. 8192. FLOPs counted as
@@ -156,7 +156,14 @@ int main() {
                                                      NH, HS, nullptr);
                 },
                 tc_err);
-            if (wgmma) row("wgmma", wgmma_fwd, nullptr, wgmma_err);
+            if (wgmma)
+                row(
+                    "wgmma", wgmma_fwd,
+                    [&] {
+                        rkv::cuda::attention_wgmma_backward(dq.p, dk.p, dv.p, dout.p, q.p, k.p, v.p, out.p, lse, B, T,
+                                                            NH, NH, HS, nullptr);
+                    },
+                    wgmma_err);
             row(
                 "plain",
                 [&] { rkv::cuda::attention_forward<bf16>(out.p, lse, q.p, k.p, v.p, B, T, NH, NH, HS, nullptr); },

@@ -29,19 +29,18 @@
 
 #include <cmath>
 #include <cstdint>
-#include <initializer_list>
-#include <stdexcept>
-#include <string>
 #include <type_traits>
 #include <utility>
 
 #include "cuda/mma.cuh"
+#include "layers/attention_common.cuh"
 #include "layers/common.cuh"
 
 namespace rkv::cuda {
 namespace {
 
 using bf16 = __nv_bfloat16;
+using namespace attention_common;
 using mma::cp_async_16;
 using mma::ldmatrix_x4;
 using mma::ldmatrix_x4_trans;
@@ -57,17 +56,10 @@ constexpr int kTile = 64;                             // keys per backward tile;
 // scores get 32 (not 64) and nothing spills.
 template <int D>
 constexpr int kFwdKeys = D == 128 ? 32 : 64;
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
 
 // Row stride of a shared tile of D bf16 columns: 16 bytes of padding per row.
 template <int D>
 constexpr int kStride = D + 8;
-
-// Where the layer's K/V block starts in the all-layers buffers.
-__device__ __forceinline__ size_t kv_block(const int* kv_src, int layer, size_t layer_stride) {
-    return kv_src ? size_t(kv_src[layer]) * layer_stride : 0;
-}
 
 // tile (ROWS, D + 8) <- rows row0 .. row0 + ROWS - 1 of one head's (T, D) slice, whose rows are
 // ld apart, 16 bytes per cp.async; rows at or past T become zeros.
@@ -146,23 +138,6 @@ __device__ __forceinline__ void mma_pb(float (&acc)[MT][D / 8][4], const float (
             }
         }
     }
-}
-
-// Max over the 4 lanes of a group (they share the accumulator rows g and g + 8).
-__device__ __forceinline__ float group_max(float x) {
-    x = fmaxf(x, __shfl_xor_sync(kFullMask, x, 1));
-    return fmaxf(x, __shfl_xor_sync(kFullMask, x, 2));
-}
-__device__ __forceinline__ float group_sum(float x) {
-    x += __shfl_xor_sync(kFullMask, x, 1);
-    return x + __shfl_xor_sync(kFullMask, x, 2);
-}
-
-// row[d .. d + 1] (bf16 in global memory) += scale (x0, x1)
-__device__ __forceinline__ void add_pair(bf16* row, int d, float scale, float x0, float x1) {
-    __nv_bfloat162* at = reinterpret_cast<__nv_bfloat162*>(row + d);
-    const float2 old = __bfloat1622float2(*at);
-    *at = __floats2bfloat162_rn(old.x + scale * x0, old.y + scale * x1);
 }
 
 // ---- Forward -------------------------------------------------------------------------------
@@ -267,26 +242,6 @@ __global__ void __launch_bounds__(kThreads)
                     __floats2bfloat162_rn(o[mi][di][2 * hf] / sum, o[mi][di][2 * hf + 1] / sum);
             if (t == 0) lse[(size_t(b) * NH + h) * T + row] = (m[mi][hf] + log2f(sum)) * kLn2;
         }
-}
-
-// ---- Backward: D = rowsum(dO * O) ------------------------------------------------------------
-// One warp per (b, t, h) row of the (B, T, NH, HS) tensors; Dvec (B, NH, T).
-template <int D>
-__global__ void __launch_bounds__(kThreads)
-    attention_tc_row_dot_kernel(float* Dvec, const bf16* dout, const bf16* out, int B, int T, int NH) {
-    const size_t row = size_t(blockIdx.x) * kWarps + threadIdx.x / 32;
-    const int lane = threadIdx.x % 32;
-    if (row >= size_t(B) * T * NH) return;
-    float x = 0.0f;
-    RKV_UNROLL
-    for (int d = 2 * lane; d < D; d += 64) {
-        const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(dout + row * D + d));
-        const float2 c = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(out + row * D + d));
-        x += a.x * c.x + a.y * c.y;
-    }
-    x = warp_sum(x);
-    const int h = int(row % NH), tpos = int(row / NH % T), b = int(row / (size_t(NH) * T));
-    if (lane == 0) Dvec[(size_t(b) * NH + h) * T + tpos] = x;
 }
 
 // ---- Backward: dQ ------------------------------------------------------------------------------
@@ -462,17 +417,6 @@ __global__ void __launch_bounds__(kThreads)
 
 // ---- Launchers ------------------------------------------------------------------------------------
 
-void check_shape(int NH, int NKV, int HS, std::initializer_list<const void*> pointers) {
-    if (NKV < 1 || NH % NKV != 0)
-        throw std::invalid_argument("attention_tc: NH (" + std::to_string(NH) + ") is not a multiple of NKV (" +
-                                    std::to_string(NKV) + ")");
-    if (HS != 64 && HS != 128)
-        throw std::invalid_argument("attention_tc: head dim " + std::to_string(HS) + " is not 64 or 128");
-    for (const void* p : pointers)
-        if (reinterpret_cast<uintptr_t>(p) % 16 != 0)
-            throw std::invalid_argument("attention_tc: a tensor is not 16-byte aligned");
-}
-
 // Calls f(std::integral_constant<int, HS>).
 template <class F>
 void with_head_dim(int HS, F&& f) {
@@ -498,7 +442,7 @@ void launch_big(void (*kernel)(Params...), dim3 grid, size_t smem, cudaStream_t 
 void attention_tc_forward_routed(bf16* out, float* lse, const bf16* q, const bf16* k_all, const bf16* v_all,
                                  const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH, int NKV,
                                  int HS, cudaStream_t stream) {
-    check_shape(NH, NKV, HS, {out, q, k_all, v_all});
+    check_shape("attention_tc", NH, NKV, HS, {out, q, k_all, v_all});
     if (B == 0 || T == 0) return;
     with_head_dim(HS, [&](auto hs) {
         constexpr int D = decltype(hs)::value;
@@ -512,14 +456,12 @@ void attention_tc_backward_routed(bf16* dq, bf16* dk_all, bf16* dv_all, const bf
                                   const bf16* k_all, const bf16* v_all, const bf16* out, const float* lse,
                                   const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH, int NKV,
                                   int HS, cudaStream_t stream) {
-    check_shape(NH, NKV, HS, {dq, dk_all, dv_all, dout, q, k_all, v_all, out});
+    check_shape("attention_tc", NH, NKV, HS, {dq, dk_all, dv_all, dout, q, k_all, v_all, out});
     if (B == 0 || T == 0) return;
     with_head_dim(HS, [&](auto hs) {
         constexpr int D = decltype(hs)::value;
-        const size_t rows = size_t(B) * T * NH;
-        StreamScratch<float> Dvec(rows, stream);  // (B, NH, T)
-        launch_kernel(attention_tc_row_dot_kernel<D>, unsigned(ceil_div(rows, size_t(kWarps))), kThreads, 0,
-                      stream, Dvec.get(), dout, out, B, T, NH);
+        StreamScratch<float> Dvec(size_t(B) * T * NH, stream);  // (B, NH, T)
+        row_dots<D>(Dvec.get(), dout, out, B, T, NH, stream);
         const unsigned tiles = ceil_div(T, kTile);
         launch_big(attention_tc_backward_dq_kernel<D>, dim3(tiles, NH, B), smem_bytes(D, 6 * kTile), stream, dq,
                    dout, q, k_all, v_all, lse, Dvec.get(), kv_src, layer, layer_stride, T, NH, NKV);

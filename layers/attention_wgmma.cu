@@ -1,12 +1,14 @@
-// Fused causal attention forward with GQA on Hopper's warpgroup tensor cores, FlashAttention-3
-// style without TMA or warp specialization, bf16 storage. Per batch b and query head h, reading
-// KV head h / (NH / NKV):
+// Fused causal attention with GQA on Hopper's warpgroup tensor cores, forward and backward,
+// FlashAttention-3 style without TMA or warp specialization, bf16 storage. Per batch b and query
+// head h, reading KV head h / (NH / NKV):
 //
-//   S = scale Q K^T (causal),  P = softmax(S),  O = P V,  lse = log rowsum exp(S)
+//   forward:   S = scale Q K^T (causal),  P = softmax(S),  O = P V,  lse = log rowsum exp(S)
+//   backward:  D = rowsum(dO * O),  dP = dO V^T,  dS = P (dP - D)
+//              dQ += scale dS K,  dK += scale dS^T Q,  dV += P^T dO
 //
-// A block takes 128 queries, two warpgroups of 64 rows each; grid (ceil(T / 128), NH, B), the
-// last query blocks (the most key tiles) launched first. A warpgroup walks the key tiles of 128
-// from key 0 to its block's diagonal, every product one wgmma per k-step of 16 (cuda/wgmma.cuh):
+// Forward. A block takes 128 queries, two warpgroups of 64 rows each; grid (ceil(T / 128), NH, B),
+// the last query blocks (the most key tiles) launched first. A warpgroup walks the key tiles of
+// 128 from key 0 to its block's diagonal, every product one wgmma per k-step of 16 (cuda/wgmma.cuh):
 //   S (64, 128) = Q K^T      m64n128k16, Q and K read from shared memory
 //   online softmax on S in registers, in log2 units (scores scaled by log2(e) / sqrt(HS), every
 //   exponential an exp2); P is the S accumulators rounded to bf16, in place as the A operand
@@ -16,77 +18,114 @@
 //
 // K and V stream global -> shared by cp.async from all 256 threads, two stages each, a tile
 // ahead: once tile j has issued S and P_{j-1} V_{j-1}, K_{j+1} and V_j load into the stages that
-// tile j - 1's products (complete by then) read. One barrier per tile. Shared memory: Q (128, HS), K (2, 128, HS), V (2, 128, HS), each tile HS / 64
-// slabs of 128 rows x 64 columns in the 128-byte swizzle of cuda/wgmma.cuh (row r's 16-byte
-// chunk c at slab + swizzle128(r, c)), from a base aligned to 1024 bytes: 80 KB at HS 64,
-// 160 KB at HS 128. Q and K are K-major operands; V, stored (keys, HS), is P V's MN-major B.
+// tile j - 1's products (complete by then) read. One barrier per tile. Shared memory: Q (128, HS),
+// K (2, 128, HS), V (2, 128, HS), each tile HS / 64 slabs of its rows x 64 columns in the 128-byte
+// swizzle of cuda/wgmma.cuh (row r's 16-byte chunk c at slab + swizzle128(r, c)), from a base
+// aligned to 1024 bytes: 80 KB at HS 64, 160 KB at HS 128. Q and K are K-major operands; V,
+// stored (keys, HS), is P V's MN-major B.
 //
-// Only the last key tile, the diagonal, is masked element by element. Rows past T load as zeros
-// and are never stored; keys past T load as zeros and lie past every stored row's diagonal.
+// Backward. P is recomputed from the forward's lse; D comes first, from a small kernel into
+// scratch. Two kernels of two warpgroups x 64 rows, every product one wgmma per k-step:
+//   dQ      (128 queries, head, batch): key tiles of 64 from key 0 to the diagonal; S = Q K^T
+//           and dP = dO V^T (m64n64k16, both from shared memory) issued together, P formed while
+//           dP runs, then dQ += dS K (m64nHSk16, dS from registers, K the MN-major B). Q, dO
+//           (128, HS) load once, K, V (64, HS) two stages.
+//   dK, dV  (128 keys, KV head, batch): every query head that reads the KV head, in order, and
+//           in each the query tiles of 64 from the block's diagonal to T; S^T = K Q^T and
+//           dP^T = V dO^T issued together, then dV += P^T dO, running while dS^T is formed, then
+//           dK += dS^T Q (Q, dO the MN-major B). Computing S^T and dP^T makes the accumulator
+//           rows the warpgroup's keys, so P^T and dS^T are A operands straight from registers.
+//           K, V (128, HS) load once; Q, dO (64, HS) and the queries' lse and D two stages.
+// Each step's products are done before the next step's barrier, after which the loads a step
+// ahead reuse its stage. Shared memory: 64 KB at HS 64, 128 KB at HS 128 (and 1 KB of lse and
+// D). Each element of dq, dk and dv has one writer that sums its terms in a fixed order and adds
+// them to the bf16 value (no atomics): the same bits every run.
+//
+// Only tiles that cross a diagonal are masked element by element: the forward's last key tile,
+// dQ's last two, each head's first two query tiles in dK, dV. Rows past T load as zeros and are
+// never stored; keys past T load as zeros and lie past every stored row's diagonal; queries past
+// T get a staged lse that makes their P exactly 0 (no inf or NaN).
 #include "layers/attention_wgmma.cuh"
 
 #include <cmath>
 #include <cstdint>
-#include <initializer_list>
 #include <stdexcept>
-#include <string>
 #include <type_traits>
 
 #include "cuda/mma.cuh"
 #include "cuda/wgmma.cuh"
+#include "layers/attention_common.cuh"
 #include "layers/common.cuh"
 
 namespace rkv::cuda {
 namespace {
 
 using bf16 = __nv_bfloat16;
+using namespace attention_common;
 using wgmma::Major;
 
 constexpr int kWarpgroups = 2;
 constexpr int kThreads = 128 * kWarpgroups;
-constexpr int kRows = 64 * kWarpgroups;  // queries per block
-constexpr int kKeys = 128;               // keys per tile
-static_assert(kRows == kKeys, "every shared tile is 128 rows; a block's diagonal is its last key tile");
-constexpr int kSlab = 128 * 128;  // bytes of a slab: 128 rows of 64 bf16
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
+constexpr int kRows = 64 * kWarpgroups;  // queries per block (keys per dK/dV block)
+constexpr int kKeys = 128;               // keys per forward tile
+static_assert(kRows == kKeys, "the forward's tiles are 128 rows; a block's diagonal is its last key tile");
+constexpr int kStep = 64;  // backward: queries per dK/dV step, keys per dQ step
+// The staged lse (log2 units) of a query past T, whose q row loads as zeros: its P is
+// exp2(0 - kNoQuery) = 0, with no inf or NaN.
+constexpr float kNoQuery = 1e30f;
 
-// A (128, D) tile in bytes; the shared memory of Q, two stages of K and V, and room to align.
+// Bytes of a slab (ROWS rows of 64 bf16) and of a (ROWS, D) tile.
+template <int ROWS>
+constexpr int kSlab = 128 * ROWS;
+template <int ROWS, int D>
+constexpr int kTileBytes = D / 64 * kSlab<ROWS>;
+// Shared memory and room to align it: the forward's Q and two stages of K and V; the backward's
+// (128, D) tiles (Q and dO, or K and V) and two stages of (64, D) ones (K and V, or Q and dO),
+// and for dK/dV two stages of the queries' lse and D.
 template <int D>
-constexpr int kTileBytes = D / 64 * kSlab;
+constexpr size_t kSmemBytes = 5 * kTileBytes<kRows, D> + 1024;
 template <int D>
-constexpr size_t kSmemBytes = 5 * kTileBytes<D> + 1024;
+constexpr size_t kDqSmemBytes = 2 * kTileBytes<kRows, D> + 4 * kTileBytes<kStep, D> + 1024;
+template <int D>
+constexpr size_t kDkvSmemBytes = kDqSmemBytes<D> + 4 * kStep * sizeof(float);
 
-// Where the layer's K/V block starts in the all-layers buffers.
-__device__ __forceinline__ size_t kv_block(const int* kv_src, int layer, size_t layer_stride) {
-    return kv_src ? size_t(kv_src[layer]) * layer_stride : 0;
-}
-
-// tile (128, D), swizzled slabs <- rows row0 .. row0 + 127 of one head's (T, D) slice, whose rows
-// are ld apart, 16 bytes per cp.async; rows at or past `end` (at most T) become zeros.
-template <int D>
+// tile (ROWS, D), swizzled slabs <- rows row0 .. row0 + ROWS - 1 of one head's (T, D) slice, whose
+// rows are ld apart, 16 bytes per cp.async; rows at or past `end` (at most T) become zeros.
+template <int ROWS, int D>
 __device__ __forceinline__ void load_tile(unsigned char* tile, const bf16* head, int row0, int end, int ld) {
     constexpr int chunks = D / 8;  // 16-byte pieces of a row
-    static_assert(128 * chunks % kThreads == 0);
+    static_assert(ROWS * chunks % kThreads == 0);
     RKV_UNROLL
-    for (int i = 0; i < 128 * chunks / kThreads; i++) {
+    for (int i = 0; i < ROWS * chunks / kThreads; i++) {
         const int c = threadIdx.x + i * kThreads, row = c / chunks, chunk = c % chunks;
         const bool valid = row0 + row < end;
-        mma::cp_async_16(tile + chunk / 8 * kSlab + wgmma::swizzle128(row, chunk % 8),
+        mma::cp_async_16(tile + chunk / 8 * kSlab<ROWS> + wgmma::swizzle128(row, chunk % 8),
                          valid ? head + size_t(row0 + row) * ld + 8 * chunk : head, valid);
     }
 }
 
 // K-major operand: k-step ks (columns 16 ks .. 16 ks + 15) of the rows from `row` (a multiple
-// of 8) of the (128, D) tile at shared address `tile`.
+// of 8) of the (ROWS, D) tile at shared address `tile`.
+template <int ROWS>
 __device__ __forceinline__ uint64_t k_major(uint32_t tile, int row, int ks) {
-    return wgmma::descriptor(tile + ks / 4 * kSlab + 128 * row + 32 * (ks % 4), 16, 1024);
+    return wgmma::descriptor(tile + ks / 4 * kSlab<ROWS> + 128 * row + 32 * (ks % 4), 16, 1024);
 }
 
-// MN-major operand: k-step ks (rows 16 ks .. 16 ks + 15, all D columns) of the (128, D) tile at
-// shared address `tile`; its slabs of 64 columns are kSlab apart.
+// MN-major operand: k-step ks (rows 16 ks .. 16 ks + 15, all D columns) of the (ROWS, D) tile at
+// shared address `tile`; its slabs of 64 columns are kSlab<ROWS> apart.
+template <int ROWS>
 __device__ __forceinline__ uint64_t mn_major(uint32_t tile, int ks) {
-    return wgmma::descriptor(tile + 2048 * ks, kSlab, 1024);
+    return wgmma::descriptor(tile + 2048 * ks, kSlab<ROWS>, 1024);
+}
+
+// acc (64, N) = A B^T over the D columns, issued and committed, not waited for: A is 64 rows from
+// `row` of a (kRows, D) tile, B a (N, D) tile, both K-major at shared addresses a and b.
+template <int N, int D>
+__device__ __forceinline__ void issue_abt(float (&acc)[N / 2], uint32_t a, int row, uint32_t b) {
+    RKV_UNROLL
+    for (int ks = 0; ks < D / 16; ks++)
+        wgmma::mma_ss<N, Major::K>(acc, k_major<kRows>(a, row, ks), k_major<N>(b, 0, ks), ks > 0);
+    wgmma::commit();
 }
 
 // 2^x, results below 2^-126 flushed to zero: on the GPU the one MUFU.EX2 (exp2f adds the
@@ -101,23 +140,13 @@ __device__ __forceinline__ float exp2_ftz(float x) {
 #endif
 }
 
-// Max and sum over the 4 lanes of a group (they share the accumulator rows g and g + 8).
-__device__ __forceinline__ float group_max(float x) {
-    x = fmaxf(x, __shfl_xor_sync(kFullMask, x, 1));
-    return fmaxf(x, __shfl_xor_sync(kFullMask, x, 2));
-}
-__device__ __forceinline__ float group_sum(float x) {
-    x += __shfl_xor_sync(kFullMask, x, 1);
-    return x + __shfl_xor_sync(kFullMask, x, 2);
-}
-
 // grid (ceil(T / kRows), NH, B), kThreads threads. Warpgroup wg: queries q0 + 64 wg .. + 63; in
 // it warp w, lane (g, t) holds rows +16w+g and +16w+g+8, keys and dims 8i + 2t, 8i + 2t + 1.
 template <int D>
 __global__ void __launch_bounds__(kThreads, 1)
     attention_wgmma_forward_kernel(bf16* out, float* lse, const bf16* q, const bf16* k_all, const bf16* v_all,
                                    const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV) {
-    constexpr int tile = kTileBytes<D>, qk_steps = D / 16, pv_steps = kKeys / 16;
+    constexpr int tile = kTileBytes<kKeys, D>, pv_steps = kKeys / 16;
     unsigned char* base = rkv::dynamic_smem<unsigned char>();
     unsigned char* Qs = base + (1024 - wgmma::smem_address(base) % 1024) % 1024;  // (128, D) this block's queries
     unsigned char* Ks = Qs + tile;                                               // (2, 128, D) key tiles
@@ -135,8 +164,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int tiles = q0 / kKeys + 1;        // key tiles 0 .. the diagonal
     const int key_end = min(T, q0 + kRows);  // the keys the block reads: 0 .. key_end - 1
 
-    load_tile<D>(Qs, q + qh, q0, T, NH * D);
-    load_tile<D>(Ks, k_all + kvh_at, 0, key_end, NKV * D);
+    load_tile<kRows, D>(Qs, q + qh, q0, T, NH * D);
+    load_tile<kKeys, D>(Ks, k_all + kvh_at, 0, key_end, NKV * D);
     mma::cp_async_commit();
 
     float s[kKeys / 2];       // S, then P in fp32: the warpgroup's (64, kKeys) tile
@@ -154,7 +183,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         wgmma::fence();
         RKV_UNROLL
         for (int ks = 0; ks < pv_steps; ks++)
-            wgmma::mma_rs<D, Major::MN>(o, p[ks], mn_major(v_at + stage * tile, ks), true);
+            wgmma::mma_rs<D, Major::MN>(o, p[ks], mn_major<kKeys>(v_at + stage * tile, ks), true);
         wgmma::commit();
     };
 
@@ -171,14 +200,11 @@ __global__ void __launch_bounds__(kThreads, 1)
 
         wgmma::fence_operand(s);
         wgmma::fence();
-        RKV_UNROLL
-        for (int ks = 0; ks < qk_steps; ks++)
-            wgmma::mma_ss<kKeys, Major::K>(s, k_major(q_at, wg_row, ks), k_major(k_at + stage * tile, 0, ks), ks > 0);
-        wgmma::commit();
+        issue_abt<kKeys, D>(s, q_at, wg_row, k_at + stage * tile);  // S = Q K^T
         if constexpr (!first) issue_pv(1 - stage);  // the previous tile's P V, behind S
 
-        load_tile<D>(Ks + (1 - stage) * tile, k_all + kvh_at, (j + 1) * kKeys, key_end, NKV * D);
-        load_tile<D>(Vs + stage * tile, v_all + kvh_at, j * kKeys, key_end, NKV * D);
+        load_tile<kKeys, D>(Ks + (1 - stage) * tile, k_all + kvh_at, (j + 1) * kKeys, key_end, NKV * D);
+        load_tile<kKeys, D>(Vs + stage * tile, v_all + kvh_at, j * kKeys, key_end, NKV * D);
         mma::cp_async_commit();
 
         if constexpr (first) wgmma::wait<0>();
@@ -253,18 +279,262 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
 }
 
-// ---- Launchers ------------------------------------------------------------------------------------
+// ---- Backward: dQ -----------------------------------------------------------------------------
+// grid (ceil(T / kRows), NH, B), kThreads threads. Warpgroup wg: queries q0 + 64 wg .. + 63; in
+// it warp w, lane (g, t) holds rows +16w+g and +16w+g+8, keys and dims 8i + 2t, 8i + 2t + 1.
+// Key tiles of kStep from key 0 to the block's diagonal, each:
+//   S (64, kStep) = Q K^T, dP (64, kStep) = dO V^T     issued together; P = exp2(S - lse) while dP runs
+//   dS = P (dP - D);  dQ (64, D) += dS K                 dS from registers, K (keys, D) MN-major
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1)
+    attention_wgmma_backward_dq_kernel(bf16* dq, const bf16* dout, const bf16* q, const bf16* k_all,
+                                       const bf16* v_all, const float* lse, const float* Dvec, const int* kv_src,
+                                       int layer, size_t layer_stride, int T, int NH, int NKV) {
+    constexpr int rows_tile = kTileBytes<kRows, D>, tile = kTileBytes<kStep, D>;
+    constexpr int ds_steps = kStep / 16;
+    unsigned char* base = rkv::dynamic_smem<unsigned char>();
+    unsigned char* Qs = base + (1024 - wgmma::smem_address(base) % 1024) % 1024;  // (128, D) this block's queries
+    unsigned char* dOs = Qs + rows_tile;                                         // (128, D) their output gradients
+    unsigned char* Ks = dOs + rows_tile;                                         // (2, kStep, D) key tiles
+    unsigned char* Vs = Ks + 2 * tile;                                           // (2, kStep, D) value tiles
+    const uint32_t q_at = wgmma::smem_address(Qs), do_at = q_at + rows_tile, k_at = do_at + rows_tile,
+                   v_at = k_at + 2 * tile;
 
-void check_shape(int NH, int NKV, int HS, std::initializer_list<const void*> pointers) {
-    if (NKV < 1 || NH % NKV != 0)
-        throw std::invalid_argument("attention_wgmma: NH (" + std::to_string(NH) + ") is not a multiple of NKV (" +
-                                    std::to_string(NKV) + ")");
-    if (HS != 64 && HS != 128)
-        throw std::invalid_argument("attention_wgmma: head dim " + std::to_string(HS) + " is not 64 or 128");
-    for (const void* p : pointers)
-        if (reinterpret_cast<uintptr_t>(p) % 16 != 0)
-            throw std::invalid_argument("attention_wgmma: a tensor is not 16-byte aligned");
+    const int b = blockIdx.z, h = blockIdx.y, kvh = h / (NH / NKV);
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * kRows;  // the longest rows start first
+    const int wg_row = 64 * (threadIdx.x / 128);            // the warpgroup's first row in the block
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int row0 = q0 + wg_row + 16 * (threadIdx.x / 32 % 4) + g;  // this thread's rows: row0, row0 + 8
+    const size_t qh = (size_t(b) * T * NH + h) * D;                  // this head's (T, D) slice of q, dq, dout
+    const size_t kvh_at = kv_block(kv_src, layer, layer_stride) + (size_t(b) * T * NKV + kvh) * D;
+    const float scale = 1.0f / sqrtf(float(D)), scale_log2 = kLog2e * scale;
+    const int key_end = min(T, q0 + kRows);      // the keys the block reads: 0 .. key_end - 1
+    const int tiles = ceil_div(key_end, kStep);  // key tiles 0 .. the diagonal
+    const int diagonal = q0 / kStep;             // the first tile that crosses a row's diagonal
+
+    load_tile<kRows, D>(Qs, q + qh, q0, T, NH * D);
+    load_tile<kRows, D>(dOs, dout + qh, q0, T, NH * D);
+    load_tile<kStep, D>(Ks, k_all + kvh_at, 0, key_end, NKV * D);
+    load_tile<kStep, D>(Vs, v_all + kvh_at, 0, key_end, NKV * D);
+    mma::cp_async_commit();
+
+    float lse2[2], Di[2];  // rows row0, row0 + 8 (index hf): lse in log2 units, D
+    RKV_UNROLL
+    for (int hf = 0; hf < 2; hf++) {
+        const int row = row0 + 8 * hf;
+        const size_t at = (size_t(b) * NH + h) * T + row;
+        lse2[hf] = row < T ? lse[at] * kLog2e : kNoQuery;
+        Di[hf] = row < T ? Dvec[at] : 0.0f;
+    }
+
+    float s[kStep / 2];        // S, then P: the warpgroup's (64, kStep)
+    float dp[kStep / 2];       // dP, then dS
+    float dq_acc[D / 2] = {};  // dQ (64, D) = sum over key tiles of dS K
+    uint32_t ds[ds_steps][4];  // dS in bf16: the A operand of each k-step of dS K
+
+    // Key tile j, whole: its products are done when it returns, so the next barrier frees its
+    // stage. `diagonal` is a type (std::bool_constant): no branch between a wgmma and its wait.
+    auto key_tile = [&](int j, auto diagonal) {
+        const int stage = j % 2;
+        mma::cp_async_wait<0>();  // K_j, V_j (and Q, dO)
+        wgmma::fence_proxy_async();
+        __syncthreads();  // ...are the block's; tile j - 1 is done with the other stage
+        if (j + 1 < tiles) {
+            load_tile<kStep, D>(Ks + (1 - stage) * tile, k_all + kvh_at, (j + 1) * kStep, key_end, NKV * D);
+            load_tile<kStep, D>(Vs + (1 - stage) * tile, v_all + kvh_at, (j + 1) * kStep, key_end, NKV * D);
+        }
+        mma::cp_async_commit();
+
+        const uint32_t kt = k_at + stage * tile, vt = v_at + stage * tile;
+        wgmma::fence_operand(s);
+        wgmma::fence_operand(dp);
+        wgmma::fence();
+        issue_abt<kStep, D>(s, q_at, wg_row, kt);    // S = Q K^T
+        issue_abt<kStep, D>(dp, do_at, wg_row, vt);  // dP = dO V^T
+
+        wgmma::wait<1>();  // S is done; dP runs on through P
+        wgmma::fence_operand(s);
+        // s[4i + 2hf + c] is row row0 + 8 hf, key j kStep + 8i + 2t + c
+        RKV_UNROLL
+        for (int e = 0; e < kStep / 2; e++) {
+            s[e] = exp2_ftz(fmaf(s[e], scale_log2, -lse2[e / 2 % 2]));
+            if constexpr (diagonal)
+                if (j * kStep + 8 * (e / 4) + 2 * t + e % 2 > row0 + 8 * (e / 2 % 2)) s[e] = 0.0f;
+        }
+
+        wgmma::wait<0>();
+        wgmma::fence_operand(dp);
+        RKV_UNROLL
+        for (int e = 0; e < kStep / 2; e++) dp[e] = s[e] * (dp[e] - Di[e / 2 % 2]);
+        RKV_UNROLL
+        for (int ks = 0; ks < ds_steps; ks++) wgmma::to_a(ds[ks], dp, ks);
+
+        wgmma::fence_operand(dq_acc);
+        wgmma::fence();
+        RKV_UNROLL
+        for (int ks = 0; ks < ds_steps; ks++)
+            wgmma::mma_rs<D, Major::MN>(dq_acc, ds[ks], mn_major<kStep>(kt, ks), true);
+        wgmma::commit();
+        wgmma::wait<0>();
+        wgmma::fence_operand(dq_acc);
+    };
+
+    constexpr std::true_type yes;
+    constexpr std::false_type no;
+    for (int j = 0; j < diagonal; j++) key_tile(j, no);
+    for (int j = diagonal; j < tiles; j++) key_tile(j, yes);
+
+    // dq += scale dQ, rows before T.
+    RKV_UNROLL
+    for (int hf = 0; hf < 2; hf++) {
+        const int row = row0 + 8 * hf;
+        if (row >= T) continue;
+        bf16* dq_row = dq + qh + size_t(row) * NH * D;
+        RKV_UNROLL
+        for (int i = 0; i < D / 8; i++)
+            add_pair(dq_row, 8 * i + 2 * t, scale, dq_acc[4 * i + 2 * hf], dq_acc[4 * i + 2 * hf + 1]);
+    }
 }
+
+// ---- Backward: dK, dV --------------------------------------------------------------------------
+// grid (ceil(T / kRows), NKV, B), kThreads threads. Warpgroup wg: keys k0 + 64 wg .. + 63; in it
+// warp w, lane (g, t) holds rows (keys) +16w+g and +16w+g+8, queries and dims 8i + 2t, 8i + 2t + 1.
+// Every query head that reads the KV head, in order, and in each the query tiles of kStep from
+// the block's diagonal to T, in order, each:
+//   S^T (64, kStep) = K Q^T, dP^T (64, kStep) = V dO^T   issued together; P^T = exp2(S^T - lse)
+//   dV (64, D) += P^T dO                                  issued, and running while dS^T is formed
+//   dS^T = P^T (dP^T - D);  dK (64, D) += dS^T Q          Q, dO (queries, D) MN-major
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1)
+    attention_wgmma_backward_dkdv_kernel(bf16* dk_all, bf16* dv_all, const bf16* dout, const bf16* q,
+                                         const bf16* k_all, const bf16* v_all, const float* lse, const float* Dvec,
+                                         const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV) {
+    constexpr int keys_tile = kTileBytes<kRows, D>, tile = kTileBytes<kStep, D>;
+    constexpr int pq_steps = kStep / 16;
+    unsigned char* base = rkv::dynamic_smem<unsigned char>();
+    unsigned char* Ks = base + (1024 - wgmma::smem_address(base) % 1024) % 1024;  // (128, D) this block's keys
+    unsigned char* Vs = Ks + keys_tile;                                          // (128, D) their values
+    unsigned char* Qs = Vs + keys_tile;                                          // (2, kStep, D) query tiles
+    unsigned char* dOs = Qs + 2 * tile;                                          // (2, kStep, D) their output gradients
+    float* lse_s = reinterpret_cast<float*>(dOs + 2 * tile);  // (2, kStep) the queries' lse, log2 units
+    float* D_s = lse_s + 2 * kStep;                            // (2, kStep) the queries' D
+    const uint32_t k_at = wgmma::smem_address(Ks), v_at = k_at + keys_tile, q_at = v_at + keys_tile,
+                   do_at = q_at + 2 * tile;
+
+    const int b = blockIdx.z, kvh = blockIdx.y, group = NH / NKV;
+    const int k0 = blockIdx.x * kRows;             // the first keys see the most queries: they start first
+    const int wg_key = 64 * (threadIdx.x / 128);  // the warpgroup's first key in the block
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int key0 = k0 + wg_key + 16 * (threadIdx.x / 32 % 4) + g;  // this thread's keys: key0, key0 + 8
+    const size_t kvh_at = kv_block(kv_src, layer, layer_stride) + (size_t(b) * T * NKV + kvh) * D;
+    const float scale = 1.0f / sqrtf(float(D)), scale_log2 = kLog2e * scale;
+    const int q_tiles = ceil_div(T - k0, kStep);  // query tiles k0, k0 + kStep, ... of each head
+    const int steps = group * q_tiles;
+
+    // Step it: query head kvh group + it / q_tiles, queries k0 + (it % q_tiles) kStep .. + kStep - 1.
+    auto load_step = [&](int it, int stage) {
+        const int h = kvh * group + it / q_tiles, i0 = k0 + it % q_tiles * kStep;
+        const size_t qh = (size_t(b) * T * NH + h) * D;
+        load_tile<kStep, D>(Qs + stage * tile, q + qh, i0, T, NH * D);
+        load_tile<kStep, D>(dOs + stage * tile, dout + qh, i0, T, NH * D);
+        if (threadIdx.x < kStep) {  // read after the barrier that follows this step's wait
+            const int row = i0 + threadIdx.x;
+            const size_t at = (size_t(b) * NH + h) * T + row;
+            lse_s[stage * kStep + threadIdx.x] = row < T ? lse[at] * kLog2e : kNoQuery;
+            D_s[stage * kStep + threadIdx.x] = row < T ? Dvec[at] : 0.0f;
+        }
+    };
+
+    load_tile<kRows, D>(Ks, k_all + kvh_at, k0, T, NKV * D);
+    load_tile<kRows, D>(Vs, v_all + kvh_at, k0, T, NKV * D);
+    load_step(0, 0);
+    mma::cp_async_commit();
+
+    float st[kStep / 2];       // S^T, then P^T: the warpgroup's (64 keys, kStep queries)
+    float dpt[kStep / 2];      // dP^T, then dS^T
+    float dk_acc[D / 2] = {};  // dK (64, D) = sum of dS^T Q, unscaled
+    float dv_acc[D / 2] = {};  // dV (64, D) = sum of P^T dO
+    uint32_t pa[pq_steps][4], dsa[pq_steps][4];  // P^T and dS^T in bf16: A operands of each k-step
+
+    // Step it, whole: its products are done when it returns, so the next barrier frees its
+    // stage. `diagonal` is a type (std::bool_constant): no branch between a wgmma and its wait.
+    auto step = [&](int it, auto diagonal) {
+        const int stage = it % 2, i0 = k0 + it % q_tiles * kStep;
+        mma::cp_async_wait<0>();  // this step's Q, dO (and K, V)
+        wgmma::fence_proxy_async();
+        __syncthreads();  // ...are the block's, as are its lse and D; step it - 1 is done with the other stage
+        if (it + 1 < steps) load_step(it + 1, 1 - stage);
+        mma::cp_async_commit();
+
+        const uint32_t qt = q_at + stage * tile, dot = do_at + stage * tile;
+        const float* lse_t = lse_s + stage * kStep;
+        const float* D_t = D_s + stage * kStep;
+        wgmma::fence_operand(st);
+        wgmma::fence_operand(dpt);
+        wgmma::fence();
+        issue_abt<kStep, D>(st, k_at, wg_key, qt);    // S^T = K Q^T
+        issue_abt<kStep, D>(dpt, v_at, wg_key, dot);  // dP^T = V dO^T
+
+        wgmma::wait<1>();  // S^T is done; dP^T runs on through P^T
+        wgmma::fence_operand(st);
+        // st[4i + 2hf + c] is key key0 + 8 hf, query i0 + 8i + 2t + c
+        RKV_UNROLL
+        for (int e = 0; e < kStep / 2; e++) {
+            const int qi = 8 * (e / 4) + 2 * t + e % 2;
+            st[e] = exp2_ftz(fmaf(st[e], scale_log2, -lse_t[qi]));
+            if constexpr (diagonal)
+                if (i0 + qi < key0 + 8 * (e / 2 % 2)) st[e] = 0.0f;
+        }
+        RKV_UNROLL
+        for (int ks = 0; ks < pq_steps; ks++) wgmma::to_a(pa[ks], st, ks);
+        wgmma::fence_operand(dv_acc);
+        wgmma::fence();
+        RKV_UNROLL
+        for (int ks = 0; ks < pq_steps; ks++)
+            wgmma::mma_rs<D, Major::MN>(dv_acc, pa[ks], mn_major<kStep>(dot, ks), true);
+        wgmma::commit();
+
+        wgmma::wait<1>();  // dP^T is done; dV runs on through dS^T
+        wgmma::fence_operand(dpt);
+        RKV_UNROLL
+        for (int e = 0; e < kStep / 2; e++) dpt[e] = st[e] * (dpt[e] - D_t[8 * (e / 4) + 2 * t + e % 2]);
+        RKV_UNROLL
+        for (int ks = 0; ks < pq_steps; ks++) wgmma::to_a(dsa[ks], dpt, ks);
+        wgmma::fence_operand(dk_acc);
+        wgmma::fence();
+        RKV_UNROLL
+        for (int ks = 0; ks < pq_steps; ks++)
+            wgmma::mma_rs<D, Major::MN>(dk_acc, dsa[ks], mn_major<kStep>(qt, ks), true);
+        wgmma::commit();
+        wgmma::wait<0>();
+        wgmma::fence_operand(dv_acc);
+        wgmma::fence_operand(dk_acc);
+    };
+
+    // The first two query tiles of a head cross the diagonal of one warpgroup or the other.
+    constexpr std::true_type yes;
+    constexpr std::false_type no;
+    for (int h = 0; h < group; h++) {
+        const int it = h * q_tiles;
+        for (int i = 0; i < min(2, q_tiles); i++) step(it + i, yes);
+        for (int i = 2; i < q_tiles; i++) step(it + i, no);
+    }
+
+    // dk += scale dK, dv += dV, keys before T.
+    RKV_UNROLL
+    for (int hf = 0; hf < 2; hf++) {
+        const int key = key0 + 8 * hf;
+        if (key >= T) continue;
+        const size_t at = kvh_at + size_t(key) * NKV * D;
+        RKV_UNROLL
+        for (int i = 0; i < D / 8; i++) {
+            add_pair(dk_all + at, 8 * i + 2 * t, scale, dk_acc[4 * i + 2 * hf], dk_acc[4 * i + 2 * hf + 1]);
+            add_pair(dv_all + at, 8 * i + 2 * t, 1.0f, dv_acc[4 * i + 2 * hf], dv_acc[4 * i + 2 * hf + 1]);
+        }
+    }
+}
+
+// ---- Launchers ------------------------------------------------------------------------------------
 
 template <int D>
 void launch_forward(bf16* out, float* lse, const bf16* q, const bf16* k_all, const bf16* v_all, const int* kv_src,
@@ -273,6 +543,23 @@ void launch_forward(bf16* out, float* lse, const bf16* q, const bf16* k_all, con
     cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes<D>)));
     launch_kernel(kernel, dim3(ceil_div(T, kRows), NH, B), kThreads, kSmemBytes<D>, stream, out, lse, q, k_all, v_all,
                   kv_src, layer, layer_stride, T, NH, NKV);
+}
+
+template <int D>
+void launch_backward(bf16* dq, bf16* dk_all, bf16* dv_all, const bf16* dout, const bf16* q, const bf16* k_all,
+                     const bf16* v_all, const bf16* out, const float* lse, const int* kv_src, int layer,
+                     size_t layer_stride, int B, int T, int NH, int NKV, cudaStream_t stream) {
+    StreamScratch<float> Dvec(size_t(B) * T * NH, stream);  // (B, NH, T)
+    row_dots<D>(Dvec.get(), dout, out, B, T, NH, stream);
+    auto* dq_kernel = attention_wgmma_backward_dq_kernel<D>;
+    cuda_check(cudaFuncSetAttribute(dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kDqSmemBytes<D>)));
+    launch_kernel(dq_kernel, dim3(ceil_div(T, kRows), NH, B), kThreads, kDqSmemBytes<D>, stream, dq, dout, q, k_all,
+                  v_all, lse, Dvec.get(), kv_src, layer, layer_stride, T, NH, NKV);
+    auto* dkdv_kernel = attention_wgmma_backward_dkdv_kernel<D>;
+    cuda_check(
+        cudaFuncSetAttribute(dkdv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kDkvSmemBytes<D>)));
+    launch_kernel(dkdv_kernel, dim3(ceil_div(T, kRows), NKV, B), kThreads, kDkvSmemBytes<D>, stream, dk_all, dv_all,
+                  dout, q, k_all, v_all, lse, Dvec.get(), kv_src, layer, layer_stride, T, NH, NKV);
 }
 
 }  // namespace
@@ -294,7 +581,7 @@ bool attention_wgmma_supported() {
 void attention_wgmma_forward_routed(bf16* out, float* lse, const bf16* q, const bf16* k_all, const bf16* v_all,
                                     const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH,
                                     int NKV, int HS, cudaStream_t stream) {
-    check_shape(NH, NKV, HS, {out, q, k_all, v_all});
+    check_shape("attention_wgmma", NH, NKV, HS, {out, q, k_all, v_all});
     if (!attention_wgmma_supported())
         throw std::runtime_error("attention_wgmma: needs a build for sm_90a and a GPU of compute capability 9.0");
     if (B == 0 || T == 0) return;
@@ -307,6 +594,28 @@ void attention_wgmma_forward_routed(bf16* out, float* lse, const bf16* q, const 
 void attention_wgmma_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T,
                              int NH, int NKV, int HS, cudaStream_t stream) {
     attention_wgmma_forward_routed(out, lse, q, k, v, nullptr, 0, 0, B, T, NH, NKV, HS, stream);
+}
+
+void attention_wgmma_backward_routed(bf16* dq, bf16* dk_all, bf16* dv_all, const bf16* dout, const bf16* q,
+                                     const bf16* k_all, const bf16* v_all, const bf16* out, const float* lse,
+                                     const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH,
+                                     int NKV, int HS, cudaStream_t stream) {
+    check_shape("attention_wgmma", NH, NKV, HS, {dq, dk_all, dv_all, dout, q, k_all, v_all, out});
+    if (!attention_wgmma_supported())
+        throw std::runtime_error("attention_wgmma: needs a build for sm_90a and a GPU of compute capability 9.0");
+    if (B == 0 || T == 0) return;
+    if (HS == 64)
+        launch_backward<64>(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer, layer_stride, B, T,
+                            NH, NKV, stream);
+    else
+        launch_backward<128>(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer, layer_stride, B, T,
+                             NH, NKV, stream);
+}
+
+void attention_wgmma_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
+                              const bf16* v, const bf16* out, const float* lse, int B, int T, int NH, int NKV, int HS,
+                              cudaStream_t stream) {
+    attention_wgmma_backward_routed(dq, dk, dv, dout, q, k, v, out, lse, nullptr, 0, 0, B, T, NH, NKV, HS, stream);
 }
 
 }  // namespace rkv::cuda

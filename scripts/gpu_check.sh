@@ -5,8 +5,8 @@
 #      attention and model tests again under compute-sanitizer when it is there;
 #   3. benchmarks training with ./train_rkv --device cuda and prints a table: ms per step,
 #      tokens/s and MFU for gpt2-124m (T 1024) and qwen3-0.6b (T 2048) at --p-own 1 and 0.5;
-#   4. benchmarks causal attention (attention_bench: the tensor-core and the plain kernels,
-#      forward and backward, ms and TFLOP/s at HS 64 and 128, T 1024 .. 8192; about 20 s);
+#   4. benchmarks causal attention (attention_bench: the mma.sync, the Hopper wgmma and the plain
+#      kernels, forward and backward, ms and TFLOP/s at HS 64 and 128, T 1024 .. 8192; about 20 s);
 #   5. determinism: gpt2-124m for 6 steps, and for 3 steps resumed to 6, log the same bits;
 #   6. with several GPUs, data-parallel scaling: gpt2-124m tokens/s under mpirun at 1, 2, 4
 #      and 8 GPUs, and the scaling efficiency tokens/s(n) / (n tokens/s(1)).

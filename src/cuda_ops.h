@@ -96,8 +96,8 @@ struct CudaOps final : LayerOps<T> {
     void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) override {
         cuda::rope_backward(dinp, dout, B, Tn, H, HS, theta, stream);
     }
-    // bf16 at head dims 64 and 128 runs on tensor cores (layers/attention_tc.cu), its forward
-    // on wgmma where the GPU and the build have it (layers/attention_wgmma.cu); the rest on the
+    // bf16 at head dims 64 and 128 runs on tensor cores: wgmma where the GPU and the build have
+    // it (layers/attention_wgmma.cu), else mma.sync (layers/attention_tc.cu); the rest on the
     // plain kernel (layers/attention.cu).
     static bool tensor_cores(int HS) { return std::is_same_v<T, __nv_bfloat16> && (HS == 64 || HS == 128); }
     const bool wgmma = cuda::attention_wgmma_supported();
@@ -115,8 +115,9 @@ struct CudaOps final : LayerOps<T> {
                             int Tn, int NH, int NKV, int HS) override {
         if constexpr (std::is_same_v<T, __nv_bfloat16>)
             if (tensor_cores(HS))
-                return cuda::attention_tc_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src,
-                                                          layer, layer_stride, B, Tn, NH, NKV, HS, stream);
+                return (wgmma ? cuda::attention_wgmma_backward_routed : cuda::attention_tc_backward_routed)(
+                    dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer, layer_stride, B, Tn, NH, NKV,
+                    HS, stream);
         cuda::attention_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer,
                                         layer_stride, B, Tn, NH, NKV, HS, stream);
     }

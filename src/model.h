@@ -158,7 +158,7 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
     if (Tn > c.max_position_embeddings)
         throw std::invalid_argument(fmt::format("sequence length {} exceeds max_position_embeddings {}", Tn,
                                                 c.max_position_embeddings));
-    const size_t L = c.num_hidden_layers, N = N_, C = c.hidden_size, V = c.vocab_size;
+    const size_t L = c.num_hidden_layers, N = N_, C = c.hidden_size;
     const size_t QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
     const size_t NH = c.num_attention_heads, NKV = c.num_key_value_heads;
     const bool ln = c.norm == Norm::LayerNorm, swiglu = c.mlp == Mlp::SwiGLU, tr = qk_transformed();

@@ -1,16 +1,16 @@
-// layers/attention_wgmma.cu (the forward) against ref/attention.h in double on the same
-// bf16-rounded inputs, through attention_check.h, with attention_tc's backward behind it: out to
-// bf16_bound, lse (float) to 1e-5, so that it is the natural-log lse the backward takes; the
-// backward then runs on this forward's out and lse in the routed and same-bits checks. Head
-// dims 64 and 128; MHA, GQA and MQA; lengths that are not multiples of the tiles (128 queries,
-// 128 keys); routes read from device memory, with two layers reading one source; the same bits
-// under every emulator thread order; other head dims and uneven groups refused. On a GPU
-// without sm_90a code or of another compute capability, every case is skipped.
+// layers/attention_wgmma.cu (forward and backward) against ref/attention.h in double on the same
+// bf16-rounded inputs, through attention_check.h: out to bf16_bound, lse (float) to 1e-5, so that
+// it is the natural-log lse the backward takes; dq, dk, dv (what the backward added) to
+// bf16_bound, the backward run once on ref's out and lse and once on this forward's (routed and
+// same-bits checks). Head dims 64 and 128; MHA, GQA and MQA; lengths that are not multiples of
+// the tiles (128 queries or keys a block, 64 a backward step); routes read from device memory,
+// with two layers reading one source, whose dk, dv get both layers' sum; the same bits under
+// every emulator thread order; other head dims and uneven groups refused. On a GPU without
+// sm_90a code or of another compute capability, every case is skipped.
 #include "attention_check.h"
 
 #include <stdexcept>
 
-#include "layers/attention_tc.cuh"
 #include "layers/attention_wgmma.cuh"
 
 using namespace kcheck;
@@ -20,9 +20,9 @@ namespace {
 
 // q and k in [-1.5, 1.5]: scores of a few units at HS 64 and 128, as attention_tc's test.
 const Kernel<bf16> wg{.forward = rkv::cuda::attention_wgmma_forward,
-                      .backward = rkv::cuda::attention_tc_backward,
+                      .backward = rkv::cuda::attention_wgmma_backward,
                       .forward_routed = rkv::cuda::attention_wgmma_forward_routed,
-                      .backward_routed = rkv::cuda::attention_tc_backward_routed,
+                      .backward_routed = rkv::cuda::attention_wgmma_backward_routed,
                       .qk = 1.5f,
                       .lse_bound = fp32_bound,
                       .one_key_bound = 1e-2};
@@ -39,9 +39,11 @@ bool skipped() {
 TEST_CASE("attention_wgmma matches ref: head dims 64 and 128, MHA, GQA, MQA, any length", "[attention_wgmma]") {
     if (skipped()) return;
     const Shape shape = GENERATE(
-        // HS 64: one key; a partial tile; two query blocks and key tiles, GQA; MQA with a partial second block
+        // HS 64: one key; a partial tile; two query blocks and key tiles, GQA; MQA with a partial second
+        // block; whole tiles only (two blocks, each's last backward step on its diagonal)
         Shape{2, 1, 4, 2, 64}, Shape{1, 17, 2, 2, 64}, Shape{1, 130, 4, 2, 64}, Shape{1, 200, 2, 1, 64},
-        // HS 128: one key; MHA; a group of 4; three query blocks, GQA
+        Shape{1, 256, 2, 1, 64},
+        // HS 128: one key; MHA; a group of 4; three query blocks, GQA (steps past both diagonals)
         Shape{1, 1, 2, 2, 128}, Shape{1, 70, 2, 2, 128}, Shape{1, 130, 4, 1, 128}, Shape{2, 300, 4, 2, 128});
     check_layer(wg, shape);
 }
@@ -66,5 +68,11 @@ TEST_CASE("attention_wgmma refuses head dims other than 64 and 128 and uneven gr
                     std::invalid_argument);
     CHECK_THROWS_AS(rkv::cuda::attention_wgmma_forward(x.get(), lse.get(), x.get(), x.get(), x.get(), 1, 1, 3, 2, 64,
                                                        nullptr),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(rkv::cuda::attention_wgmma_backward(x.get(), x.get(), x.get(), x.get(), x.get(), x.get(), x.get(),
+                                                        x.get(), lse.get(), 1, 1, 3, 1, 96, nullptr),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(rkv::cuda::attention_wgmma_backward(x.get(), x.get(), x.get(), x.get(), x.get(), x.get(), x.get(),
+                                                        x.get(), lse.get(), 1, 1, 3, 2, 64, nullptr),
                     std::invalid_argument);
 }
