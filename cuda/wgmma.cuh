@@ -33,8 +33,17 @@
 #include "cuda/compat.cuh"
 #include "cuda/mma.cuh"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#if !defined(__CUDACC__)
+#include <deque>
+#include <limits>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+#endif
 
 namespace rkv::cuda::wgmma {
 
@@ -79,22 +88,6 @@ __device__ __forceinline__ void fence() {
 #endif
 }
 
-// Closes the group of wgmma issued since the last commit.
-__device__ __forceinline__ void commit() {
-#if defined(RKV_WGMMA_PTX)
-    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-#endif
-}
-
-// Waits until at most `pending` committed groups are in flight; their accumulators are then
-// this thread's to read and write.
-template <int pending>
-__device__ __forceinline__ void wait() {
-#if defined(RKV_WGMMA_PTX)
-    asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(pending) : "memory");
-#endif
-}
-
 // Keeps the compiler from moving accesses to r across wgmma's asynchronous use of it.
 template <int n>
 __device__ __forceinline__ void fence_operand(float (&r)[n]) {
@@ -113,12 +106,49 @@ __device__ __forceinline__ void to_a(uint32_t (&a)[4], const float (&d)[n], int 
     a[3] = mma::pack_bf16(d[8 * s + 6], d[8 * s + 7]);
 }
 
-#if !defined(__CUDA_ARCH__)
+#if !defined(__CUDACC__)
 namespace emulated {
+
+// The emulator runs a product asynchronously in the ways a kernel can observe: issued, it
+// computes its result from what it reads then and leaves NaN in the accumulators, which get
+// the result at the wait that completes its group (a read before the wait shows as NaN, a
+// write is lost). What it read must not change before that wait: the wait checks its A
+// registers and every shared-memory element it read, and stops the kernel with a report if
+// one changed (on the GPU the tensor cores may read them until then).
+struct Product {
+    float* d;                     // the accumulators (n)
+    std::vector<float> result;    // what they get at the wait
+    const uint32_t* a = nullptr;  // the A registers (mma_rs), as read at issue
+    uint32_t a_bits[4] = {};
+    std::vector<std::pair<uint32_t, uint16_t>> smem;  // (address, bits) of each element read
+};
+
+struct InFlight final : emu::AsyncState {
+    std::vector<Product> open;               // issued since the last commit
+    std::deque<std::vector<Product>> groups;  // committed, oldest first
+    bool idle() const override { return open.empty() && groups.empty(); }
+    std::string pending() const override { return "wgmma products in flight: no wgmma wait completed them"; }
+    // The newest result still owed to accumulators d, or null: a product accumulating into d
+    // behind another one (k-steps, in order) starts from it.
+    const std::vector<float>* owed(const float* d) const {
+        for (auto it = open.rbegin(); it != open.rend(); ++it)
+            if (it->d == d) return &it->result;
+        for (auto g = groups.rbegin(); g != groups.rend(); ++g)
+            for (auto it = g->rbegin(); it != g->rend(); ++it)
+                if (it->d == d) return &it->result;
+        return nullptr;
+    }
+};
+
+inline InFlight& in_flight() {
+    auto& state = emu::here.thread->async;
+    if (!state) state = std::make_shared<InFlight>();
+    return static_cast<InFlight&>(*state);
+}
 
 // The byte address (shared window) of element (row, k) of a K-major operand, (n, k) of an
 // MN-major one, under a 128B-swizzle descriptor; k < 16.
-__device__ inline uint32_t element_address(uint64_t desc, Major major, int row, int k) {
+inline uint32_t element_address(uint64_t desc, Major major, int row, int k) {
     const uint32_t start = uint32_t(desc & 0x3fff) << 4, lbo = uint32_t(desc >> 16 & 0x3fff) << 4,
                    sbo = uint32_t(desc >> 32 & 0x3fff) << 4;
     const uint32_t linear =
@@ -127,33 +157,92 @@ __device__ inline uint32_t element_address(uint64_t desc, Major major, int row, 
     return linear ^ ((linear >> 7 & 7) << 4);
 }
 
-__device__ inline float smem_bf16(uint32_t address) {
+inline uint16_t smem_bits(uint32_t address) {
     uint16_t bits;
     std::memcpy(&bits, rkv::dynamic_smem<unsigned char>() + address, sizeof bits);
+    return bits;
+}
+
+// The element at `address`, recorded as read by product p.
+inline float read_smem(Product& p, uint32_t address) {
+    const uint16_t bits = smem_bits(address);
+    p.smem.emplace_back(address, bits);
     return __uint_as_float(uint32_t(bits) << 16);
 }
 
-// d = (accumulate ? d : 0) + A B for this thread's accumulator entries; a(row, k) gives A.
+// Issues d = (accumulate ? d : 0) + A B for this thread's accumulator entries; a(p, row, k)
+// gives A; a_regs are the A registers when A is in registers.
 template <int N, class ReadA>
-__device__ void product(float (&d)[N / 2], ReadA a, uint64_t b_desc, Major b_major, bool accumulate) {
+void issue(float (&d)[N / 2], ReadA a, const uint32_t* a_regs, uint64_t b_desc, Major b_major, bool accumulate) {
+    InFlight& flight = in_flight();
+    Product p;
+    p.d = d;
+    if (accumulate) {
+        const std::vector<float>* before = flight.owed(d);
+        p.result = before ? *before : std::vector<float>(d, d + N / 2);
+    } else {
+        p.result.assign(N / 2, 0.0f);
+    }
+    if (a_regs) {
+        p.a = a_regs;
+        std::memcpy(p.a_bits, a_regs, sizeof p.a_bits);
+    }
     const int w = threadIdx.x / 32 % 4, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     float arow[2][16];
     for (int j = 0; j < 2; j++)
-        for (int k = 0; k < 16; k++) arow[j][k] = a(16 * w + g + 8 * j, k);
+        for (int k = 0; k < 16; k++) arow[j][k] = a(p, 16 * w + g + 8 * j, k);
     for (int i = 0; i < N / 8; i++)
         for (int c = 0; c < 2; c++) {
             float bcol[16];
-            for (int k = 0; k < 16; k++) bcol[k] = smem_bf16(element_address(b_desc, b_major, 8 * i + 2 * t + c, k));
+            for (int k = 0; k < 16; k++) bcol[k] = read_smem(p, element_address(b_desc, b_major, 8 * i + 2 * t + c, k));
             for (int j = 0; j < 2; j++) {
-                float acc = accumulate ? d[4 * i + 2 * j + c] : 0.0f;
+                float& acc = p.result[4 * i + 2 * j + c];
                 for (int k = 0; k < 16; k++) acc = fmaf(arow[j][k], bcol[k], acc);
-                d[4 * i + 2 * j + c] = acc;
             }
         }
+    std::fill(d, d + N / 2, std::numeric_limits<float>::quiet_NaN());
+    flight.open.push_back(std::move(p));
+}
+
+// Completes the oldest committed group: checks what its products read, then delivers.
+inline void complete_oldest(InFlight& flight) {
+    for (Product& p : flight.groups.front()) {
+        if (p.a && std::memcmp(p.a, p.a_bits, sizeof p.a_bits) != 0)
+            emu::fault("the A registers of a wgmma changed before the wgmma wait that completes it");
+        for (const auto& [address, bits] : p.smem)
+            if (smem_bits(address) != bits)
+                emu::fault("shared memory at " + std::to_string(address) +
+                           ", read by a wgmma, changed before the wgmma wait that completes it");
+        std::copy(p.result.begin(), p.result.end(), p.d);
+    }
+    flight.groups.pop_front();
 }
 
 }  // namespace emulated
 #endif
+
+// Closes the group of wgmma issued since the last commit.
+__device__ __forceinline__ void commit() {
+#if defined(RKV_WGMMA_PTX)
+    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+#elif !defined(__CUDACC__)
+    emulated::InFlight& flight = emulated::in_flight();
+    flight.groups.push_back(std::move(flight.open));
+    flight.open.clear();
+#endif
+}
+
+// Waits until at most `pending` committed groups are in flight; their accumulators are then
+// this thread's to read and write.
+template <int pending>
+__device__ __forceinline__ void wait() {
+#if defined(RKV_WGMMA_PTX)
+    asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(pending) : "memory");
+#elif !defined(__CUDACC__)
+    emulated::InFlight& flight = emulated::in_flight();
+    while (flight.groups.size() > size_t(pending)) emulated::complete_oldest(flight);
+#endif
+}
 
 // d (64 x N) = (accumulate ? d : 0) + A (64 x 16, shared, K-major) B (16 x N, shared).
 template <int N, Major b_major>
@@ -163,12 +252,12 @@ __device__ __forceinline__ void mma_ss(float (&d)[N / 2], uint64_t a_desc, uint6
 template <int N, Major b_major>
 __device__ __forceinline__ void mma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t b_desc, bool accumulate);
 
-#if !defined(__CUDA_ARCH__)
+#if !defined(__CUDACC__)
 template <int N, Major b_major>
 __device__ __forceinline__ void mma_ss(float (&d)[N / 2], uint64_t a_desc, uint64_t b_desc, bool accumulate) {
     using namespace emulated;
-    auto a = [&](int row, int k) { return smem_bf16(element_address(a_desc, Major::K, row, k)); };
-    product<N>(d, a, b_desc, b_major, accumulate);
+    auto a = [&](Product& p, int row, int k) { return read_smem(p, element_address(a_desc, Major::K, row, k)); };
+    issue<N>(d, a, nullptr, b_desc, b_major, accumulate);
 }
 
 template <int N, Major b_major>
@@ -188,8 +277,8 @@ __device__ __forceinline__ void mma_rs(float (&d)[N / 2], const uint32_t (&a)[4]
             }
     }
     const int w = threadIdx.x / 32 % 4;
-    auto at = [&](int row, int k) { return rows[(row - 16 * w - g) / 8][k]; };
-    product<N>(d, at, b_desc, b_major, accumulate);
+    auto at = [&](Product&, int row, int k) { return rows[(row - 16 * w - g) / 8][k]; };
+    issue<N>(d, at, a, b_desc, b_major, accumulate);
 }
 #else
 

@@ -151,6 +151,7 @@ public:
                        std::source_location where);
     unsigned live_lanes(unsigned warp) const { return lanes_of(warp) & ~exited_lanes_[warp]; }
     unsigned char* dynamic_smem() { return smem_.get(); }
+    [[noreturn, gnu::cold, gnu::noinline]] void failed(Thread& th, const std::string& what);
 
 private:
     static void runner(Transfer t);
@@ -331,6 +332,7 @@ void Block::exited_while_awaited(const Thread& th, const WarpGroup& g) {
 }
 
 void Block::exit(Thread& th) {
+    if (th.async && !th.async->idle() && fault_.empty()) fault_ = who(th) + " exited with " + th.async->pending();
     th.state = Thread::State::exited;
     ++exited_;
     const unsigned warp = th.linear / 32, bit = 1u << th.linear % 32;
@@ -438,6 +440,11 @@ std::string Block::misuse(const Thread& th) const {
 
 void Block::misused(Thread& th) {
     fault_ = misuse(th);
+    park(th);
+}
+
+void Block::failed(Thread& th, const std::string& what) {
+    fault_ = who(th) + ": " + what;
     park(th);
 }
 
@@ -632,5 +639,7 @@ std::uint64_t warp_op(WarpOp op, unsigned mask, std::uint64_t value, int arg, in
 }
 
 unsigned active_mask() { return here.block->live_lanes(here.thread->linear / 32); }
+
+void fault(const std::string& what) { here.block->failed(*here.thread, what); }
 
 }  // namespace emu

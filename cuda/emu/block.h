@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <source_location>
 #include <stdexcept>
 #include <string>
@@ -65,6 +66,14 @@ enum class WarpOp : std::uint8_t {
 
 enum class BarrierOp : std::uint8_t { sync, count, all, any };
 
+// A thread's asynchronous operations in flight (cuda/wgmma.cuh keeps its products here): the
+// thread must have waited for them all when it exits.
+struct AsyncState {
+    virtual ~AsyncState() = default;
+    virtual bool idle() const = 0;
+    virtual std::string pending() const = 0;  // what is in flight, for the report
+};
+
 // What a kernel's thread is, as the scheduler sees it.
 struct Thread {
     enum class State : std::uint8_t { unstarted, running, ready, barrier, warp, exited };
@@ -81,6 +90,7 @@ struct Thread {
     int arg = 0, width = 32;
     std::uint64_t value = 0;
     std::uint64_t result = 0;
+    std::shared_ptr<AsyncState> async;  // made by the first asynchronous operation
 };
 
 // A launch with its kernel type-erased: `invoke(params)` runs the kernel body
@@ -114,5 +124,8 @@ int syncthreads(BarrierOp op, int predicate, std::source_location where);
 std::uint64_t warp_op(WarpOp op, unsigned mask, std::uint64_t value, int arg, int width,
                       std::source_location where);
 unsigned active_mask();
+// A bug that the calling thread's own checks found (an emulated instruction used against its
+// rules): the block stops and the launch throws kernel_error naming the thread and `what`.
+[[noreturn]] void fault(const std::string& what);
 
 }  // namespace emu

@@ -2,11 +2,15 @@
 // slabs the header describes, points descriptors at them k-step by k-step, and its accumulators
 // (read back through the header's register layout) must hold A B against a plain matmul in
 // double: A from shared memory with B K-major (S = Q K^T) and A from registers with B MN-major
-// (O = P V), at N 64 and 128. (On a GPU the instructions are the PTX itself; the wgmma attention
-// tests check them there.)
+// (O = P V), at N 64 and 128; and the emulation is asynchronous as the GPU's products are: the
+// accumulators are NaN until the wait, and changing what a product in flight reads, or exiting
+// without the wait, stops the kernel. (On a GPU the instructions are the PTX itself; the wgmma
+// attention tests check them there.)
 #ifdef RKV_EMU
 #include "kernel_check.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "cuda/wgmma.cuh"
@@ -75,12 +79,14 @@ __global__ void rs_kernel(float* d, const float* c, const bf16* a, const bf16* b
     auto pair = [&](int row, int k) {
         return rkv::cuda::mma::pack_bf16(__bfloat162float(a[row * K + k]), __bfloat162float(a[row * K + k + 1]));
     };
+    uint32_t frag[K / 16][4];  // each k-step's A registers, untouched until the wait
     wg::fence();
     for (int s = 0; s < K / 16; s++) {
         const int k = 16 * s + 2 * t;
-        const uint32_t frag[4] = {pair(r, k), pair(r + 8, k), pair(r, k + 8), pair(r + 8, k + 8)};
+        const uint32_t step[4] = {pair(r, k), pair(r + 8, k), pair(r, k + 8), pair(r + 8, k + 8)};
+        std::copy(step, step + 4, frag[s]);
         const uint64_t bd = wg::descriptor(wg::smem_address(bs) + 2048 * s, K * 128, 1024);
-        wg::mma_rs<N, wg::Major::MN>(acc, frag, bd, true);
+        wg::mma_rs<N, wg::Major::MN>(acc, frag[s], bd, true);
     }
     wg::commit();
     wg::wait<0>();
@@ -129,6 +135,27 @@ void check_rs() {
     }
 }
 
+// What a kernel may not do while a product is in flight (between its issue and the wait that
+// completes it), one misuse a launch: 0 none, 1 write shared memory it reads, 2 change its A
+// registers, 3 exit without the wait. out (128): the accumulator entry 0 each thread read right
+// after the issue, and then after the wait.
+__global__ void misuse_kernel(float* out, int misuse) {
+    unsigned char* smem = rkv::dynamic_smem<unsigned char>();  // (64, 64) bf16, zeros
+    for (int i = threadIdx.x; i < 64 * 128; i += blockDim.x) smem[i] = 0;
+    __syncthreads();
+    float acc[32];
+    uint32_t a[4] = {};
+    wg::fence();
+    wg::mma_rs<64, wg::Major::MN>(acc, a, wg::descriptor(wg::smem_address(smem), 64 * 128, 1024), false);
+    wg::commit();
+    out[threadIdx.x] = acc[0];
+    if (misuse == 1 && threadIdx.x == 0) smem[2] = 1;
+    if (misuse == 2) a[1] = 1;
+    if (misuse == 3) return;
+    wg::wait<0>();
+    out[128 + threadIdx.x] = acc[0];
+}
+
 }  // namespace
 
 TEST_CASE("swizzle128 puts chunk c of row r at chunk c ^ (r % 8) of the row", "[wgmma]") {
@@ -153,5 +180,17 @@ TEST_CASE("wgmma mma_ss: A and K-major B from swizzled shared memory, k-steps wi
 TEST_CASE("wgmma mma_rs: A from registers, MN-major B in slabs of 64 columns, accumulating", "[wgmma]") {
     check_rs<64, 32>();
     check_rs<128, 128>();
+}
+TEST_CASE("the emulated wgmma is asynchronous: NaN until the wait, and misuse in flight is reported", "[wgmma]") {
+    Device<float> out(256);
+    rkv::launch_kernel(misuse_kernel, 1, 128, 64 * 128, nullptr, out.get(), 0);
+    const auto got = out.download();
+    CHECK(std::all_of(got.begin(), got.begin() + 128, [](float x) { return std::isnan(x); }));
+    CHECK(std::all_of(got.begin() + 128, got.end(), [](float x) { return x == 0.0f; }));
+    for (const int misuse : {1, 2, 3}) {
+        INFO("misuse " << misuse);
+        CHECK_THROWS_AS(rkv::launch_kernel(misuse_kernel, 1, 128, 64 * 128, nullptr, out.get(), misuse),
+                        emu::kernel_error);
+    }
 }
 #endif
