@@ -1,10 +1,12 @@
 // Warpgroup-level tensor-core products on Hopper: wgmma.mma_async m64nNk16, bf16 in, fp32
 // accumulate, B (and optionally A) read by the tensor cores straight from shared memory through
 // a 64-bit descriptor. Under nvcc for sm_90a each call is its PTX instruction; elsewhere (the
-// emulator, cuda/emu) each is computed at issue from the same shared memory, decoding the same
-// descriptor, and put in the same registers, so a kernel written against these layouts computes
-// the same thing in both. (Device code for another architecture traps: the host side runs these
-// kernels only in an sm_90a build on a GPU of compute capability 9.0: attention_wgmma_supported().)
+// emulator, cuda/emu) each is computed from the same shared memory, decoding the same
+// descriptor, into the same registers, so a kernel written against these layouts computes the
+// same thing in both; and as on the GPU the product is asynchronous (see `emulated` below: the
+// emulator reports a kernel that touches a product's operands before its wait). (Device code for
+// another architecture traps: the host side runs these kernels only in an sm_90a build on a GPU
+// of compute capability 9.0: attention_wgmma_supported().)
 //
 // A warpgroup is 4 consecutive warps starting at a warp index divisible by 4; all 128 threads
 // issue each call together. Warp w of the group (w = warp % 4) owns rows 16 w .. 16 w + 15 of
