@@ -201,17 +201,17 @@ __global__ void __launch_bounds__(kThreads, 1)
         wgmma::fence_operand(s);
         wgmma::fence();
         issue_abt<kKeys, D>(s, q_at, wg_row, k_at + stage * tile);  // S = Q K^T
-        if constexpr (!first) issue_pv(1 - stage);  // the previous tile's P V, behind S
+        if constexpr (!decltype(first)::value) issue_pv(1 - stage);  // the previous tile's P V, behind S
 
         load_tile<kKeys, D>(Ks + (1 - stage) * tile, k_all + kvh_at, (j + 1) * kKeys, key_end, NKV * D);
         load_tile<kKeys, D>(Vs + stage * tile, v_all + kvh_at, j * kKeys, key_end, NKV * D);
         mma::cp_async_commit();
 
-        if constexpr (first) wgmma::wait<0>();
+        if constexpr (decltype(first)::value) wgmma::wait<0>();
         else wgmma::wait<1>();  // S is done; P V runs on through the softmax
         wgmma::fence_operand(s);
 
-        if constexpr (diagonal) {  // s[4i + 2hf + c] is key 8i + 2t + c of the tile, row g + 8 hf
+        if constexpr (decltype(diagonal)::value) {  // s[4i + 2hf + c] is key 8i + 2t + c of the tile, row g + 8 hf
             const int key0 = j * kKeys + 2 * t;
             RKV_UNROLL
             for (int e = 0; e < kKeys / 2; e++)
@@ -358,7 +358,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         RKV_UNROLL
         for (int e = 0; e < kStep / 2; e++) {
             s[e] = exp2_ftz(fmaf(s[e], scale_log2, -lse2[e / 2 % 2]));
-            if constexpr (diagonal)
+            if constexpr (decltype(diagonal)::value)
                 if (j * kStep + 8 * (e / 4) + 2 * t + e % 2 > row0 + 8 * (e / 2 % 2)) s[e] = 0.0f;
         }
 
@@ -482,7 +482,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int e = 0; e < kStep / 2; e++) {
             const int qi = 8 * (e / 4) + 2 * t + e % 2;
             st[e] = exp2_ftz(fmaf(st[e], scale_log2, -lse_t[qi]));
-            if constexpr (diagonal)
+            if constexpr (decltype(diagonal)::value)
                 if (i0 + qi < key0 + 8 * (e / 2 % 2)) st[e] = 0.0f;
         }
         RKV_UNROLL

@@ -21,7 +21,7 @@ namespace rkv::cuda {
 constexpr unsigned kFullMask = 0xffffffffu;
 
 template <class I>
-constexpr I ceil_div(I a, I b) {
+__host__ __device__ constexpr I ceil_div(I a, I b) {
     return (a + b - 1) / b;
 }
 

@@ -31,7 +31,7 @@ compile() {
   local obj="$out/$(echo "$src" | tr / _).o"
   "$nvcc" -std=c++20 -O2 -I"$root" \
     -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=sm_80 \
-    --expt-relaxed-constexpr -Werror all-warnings \
+    -Werror all-warnings \
     -c "$root/$src" -o "$obj" 2>"$obj.log" || { echo "FAIL $src"; cat "$obj.log"; return 1; }
   echo "ok   $src"
 }
