@@ -6,6 +6,8 @@
 // are stored normally.
 //   GELU (tanh): u = c (x + 0.044715 x^3), c = sqrt(2/pi);  out = x (1 + tanh u) / 2
 //                GELU'(x) = (1 + tanh u) / 2 + x (1 - tanh^2 u) c (1 + 3 * 0.044715 x^2) / 2
+//                computed as s = (1 + tanh u) / 2 = sigmoid(2u): out = x s, GELU' = s + 2 x s (1 - s) u',
+//                since 1 + tanh u cancels to nothing in float for very negative x (sigmoid does not)
 //   SwiGLU:      out = silu(gate) up, silu(g) = g sigmoid(g);
 //                silu'(g) = sigmoid(g) (1 + g (1 - sigmoid(g)))
 //   residual:    out = a + b (its backward is two accumulations the driver does itself)
@@ -19,6 +21,8 @@ namespace {
 constexpr int kBlock = 256;
 constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2 / pi)
 constexpr float kGeluA = 0.044715f;
+
+__device__ __forceinline__ float sigmoid(float g) { return 1.0f / (1.0f + expf(-g)); }
 
 // The first element of this thread's pack.
 template <int W>
@@ -35,7 +39,7 @@ __global__ void gelu_forward_kernel(T* out, const T* x, size_t n) {
     for (int k = 0; k < W; k++) {
         const float v = to_float(xs[k]);
         const float u = kGeluC * (v + kGeluA * v * v * v);
-        os[k] = from_float<T>(0.5f * v * (1.0f + tanhf(u)));
+        os[k] = from_float<T>(v * sigmoid(2.0f * u));
     }
     store_pack(out + i, os);
 }
@@ -48,15 +52,13 @@ __global__ void gelu_backward_kernel(T* dx, const T* dout, const T* x, size_t n)
     Pack<T, W> dxs = load_pack<W>(dx + i);
     for (int k = 0; k < W; k++) {
         const float v = to_float(xs[k]);
-        const float th = tanhf(kGeluC * (v + kGeluA * v * v * v));
+        const float s = sigmoid(2.0f * kGeluC * (v + kGeluA * v * v * v));
         const float du = kGeluC * (1.0f + 3.0f * kGeluA * v * v);
-        const float grad = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du;
+        const float grad = s + 2.0f * v * s * (1.0f - s) * du;
         dxs[k] = from_float<T>(to_float(dxs[k]) + to_float(ds[k]) * grad);
     }
     store_pack(dx + i, dxs);
 }
-
-__device__ __forceinline__ float sigmoid(float g) { return 1.0f / (1.0f + expf(-g)); }
 
 template <class T, int W>
 __global__ void swiglu_forward_kernel(T* out, const T* gate, const T* up, size_t n) {
