@@ -4,7 +4,8 @@
 #   2. runs every kernel test on the GPU against ref/ (kernel_tests_gpu), and the
 #      attention and model tests again under compute-sanitizer when it is there;
 #   3. benchmarks training with ./train_rkv --device cuda and prints a table: ms per step,
-#      tokens/s and MFU for gpt2-124m (T 1024) and qwen3-0.6b (T 2048) at --p-own 1 and 0.5;
+#      tokens/s and MFU for gpt2-124m (T 1024) and qwen3-0.6b (T 2048) at --p-own 1 and 0.5
+#      (attention auto: wgmma on Hopper), and both at --p-own 1 with --attention mma (mma.sync);
 #   4. benchmarks causal attention (attention_bench: the mma.sync, the Hopper wgmma and the plain
 #      kernels, forward and backward, ms and TFLOP/s at HS 64 and 128, T 1024 .. 8192; about 20 s);
 #   5. determinism: gpt2-124m for 6 steps, and for 3 steps resumed to 6, log the same bits;
@@ -60,16 +61,16 @@ median_ms() {   # log
     sed -n 's/^step *\([0-9]*\)\/[0-9]* .* | \([0-9.]*\) ms | .*/\1 \2/p' "$1" | awk '$1 > 2 {print $2}' |
         sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
-bench() {   # model batch seq p_own
-    local log="$out/train-$1-$4.log"
-    build-gpu/train_rkv --model "$1" -b "$2" -t "$3" --p-own "$4" --steps 12 --val-every 0 --device cuda \
-        --out "$(mktemp -d)" > "$log" 2>&1 || { echo "$1 p_own $4: train_rkv failed (see $log)"; return; }
+bench() {   # model batch seq p_own attention
+    local log="$out/train-$1-$4-$5.log"
+    build-gpu/train_rkv --model "$1" -b "$2" -t "$3" --p-own "$4" --attention "$5" --steps 12 --val-every 0 \
+        --device cuda --out "$(mktemp -d)" > "$log" 2>&1 || { echo "$1 p_own $4 $5: train_rkv failed (see $log)"; return; }
     local params ms
     params=$(sed -n 's/.*(\([0-9]*\) parameters.*/\1/p' "$log" | head -n 1)
     ms=$(median_ms "$log")
-    awk -v m="$1" -v p="$4" -v b="$2" -v t="$3" -v ms="$ms" -v n="$params" -v peak="$peak" 'BEGIN {
+    awk -v m="$1" -v p="$4" -v a="$5" -v b="$2" -v t="$3" -v ms="$ms" -v n="$params" -v peak="$peak" 'BEGIN {
         tps = b * t / (ms / 1000); mfu = 6 * n * tps / (peak * 1e12) * 100;
-        printf "%-12s %6s %5d %6d %10.1f %12.0f %7.1f%%\n", m, p, b, t, ms, tps, mfu }'
+        printf "%-12s %6s %-6s %5d %6d %10.1f %12.0f %7.1f%%\n", m, p, a, b, t, ms, tps, mfu }'
 }
 # Two identical runs (routing on, a checkpoint at step 3, then resumed to 6) must log the
 # same bits: the kernels have no atomics and the rounding's randomness is keyed, not drawn.
@@ -109,9 +110,11 @@ scaling() {
     echo "rkv GPU check, commit $(git rev-parse --short HEAD 2> /dev/null || echo "${RKV_COMMIT:-unknown}"), $(head -n 1 "$out/gpu.txt")"
     echo "kernel tests on the GPU: $tests_line"
     echo "compute-sanitizer memcheck (attention, whole model): $sanitizer"
-    printf "%-12s %6s %5s %6s %10s %12s %8s\n" model p_own B T "ms/step" "tokens/s" "MFU bf16"
-    for p in 1 0.5; do bench gpt2-124m 8 1024 "$p"; done
-    for p in 1 0.5; do bench qwen3-0.6b 4 2048 "$p"; done
+    printf "%-12s %6s %-6s %5s %6s %10s %12s %8s\n" model p_own attn B T "ms/step" "tokens/s" "MFU bf16"
+    for p in 1 0.5; do bench gpt2-124m 8 1024 "$p" auto; done
+    bench gpt2-124m 8 1024 1 mma
+    for p in 1 0.5; do bench qwen3-0.6b 4 2048 "$p" auto; done
+    bench qwen3-0.6b 4 2048 1 mma
     echo
     build-gpu/layers/attention_bench || echo "attention_bench failed"
     echo

@@ -16,6 +16,8 @@
 #include "optim/adamw.cuh"
 #include "src/layer_ops.h"
 
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 
 namespace rkv {
@@ -25,6 +27,12 @@ struct CudaOps final : LayerOps<T> {
     using Master = master_t<T>;
     static_assert(std::is_same_v<Master, float>, "the CUDA path stores float or bf16");
     cudaStream_t stream = nullptr;
+
+    // The attention kernel (--attention): "wgmma" (layers/attention_wgmma.cu, Hopper) or "mma"
+    // (mma.sync, layers/attention_tc.cu) where they apply, bf16 at head dims 64 and 128, and the
+    // plain kernel (layers/attention.cu) elsewhere; or "plain" everywhere. "auto" is wgmma where
+    // the build and the GPU have it (attention_wgmma_supported), else mma.
+    explicit CudaOps(const std::string& attention = "auto") : attention_(choose(attention)) {}
 
     void* alloc_bytes(size_t bytes) override {
         void* p = nullptr;
@@ -96,28 +104,30 @@ struct CudaOps final : LayerOps<T> {
     void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) override {
         cuda::rope_backward(dinp, dout, B, Tn, H, HS, theta, stream);
     }
-    // bf16 at head dims 64 and 128 runs on tensor cores: wgmma where the GPU and the build have
-    // it (layers/attention_wgmma.cu), else mma.sync (layers/attention_tc.cu); the rest on the
-    // plain kernel (layers/attention.cu).
-    static bool tensor_cores(int HS) { return std::is_same_v<T, __nv_bfloat16> && (HS == 64 || HS == 128); }
-    const bool wgmma = cuda::attention_wgmma_supported();
     void attention_forward(T* out, float* lse, const T* q, const T* k_all, const T* v_all, const int* kv_src,
                            int layer, size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {
-        if constexpr (std::is_same_v<T, __nv_bfloat16>)
-            if (tensor_cores(HS))
-                return (wgmma ? cuda::attention_wgmma_forward_routed : cuda::attention_tc_forward_routed)(
-                    out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B, Tn, NH, NKV, HS, stream);
+        if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+            if (attention_for(HS) == Attention::wgmma)
+                return cuda::attention_wgmma_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B,
+                                                            Tn, NH, NKV, HS, stream);
+            if (attention_for(HS) == Attention::mma)
+                return cuda::attention_tc_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B,
+                                                         Tn, NH, NKV, HS, stream);
+        }
         cuda::attention_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B, Tn, NH, NKV, HS,
                                        stream);
     }
     void attention_backward(T* dq, T* dk_all, T* dv_all, const T* dout, const T* q, const T* k_all, const T* v_all,
                             const T* out, const float* lse, const int* kv_src, int layer, size_t layer_stride, int B,
                             int Tn, int NH, int NKV, int HS) override {
-        if constexpr (std::is_same_v<T, __nv_bfloat16>)
-            if (tensor_cores(HS))
-                return (wgmma ? cuda::attention_wgmma_backward_routed : cuda::attention_tc_backward_routed)(
-                    dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer, layer_stride, B, Tn, NH, NKV,
-                    HS, stream);
+        if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+            if (attention_for(HS) == Attention::wgmma)
+                return cuda::attention_wgmma_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse,
+                                                             kv_src, layer, layer_stride, B, Tn, NH, NKV, HS, stream);
+            if (attention_for(HS) == Attention::mma)
+                return cuda::attention_tc_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src,
+                                                          layer, layer_stride, B, Tn, NH, NKV, HS, stream);
+        }
         cuda::attention_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer,
                                         layer_stride, B, Tn, NH, NKV, HS, stream);
     }
@@ -142,6 +152,25 @@ struct CudaOps final : LayerOps<T> {
                           int ld) override {
         cuda::fused_classifier(logits_dlogits, losses, targets, dloss, N, V, ld, stream);
     }
+
+private:
+    enum class Attention { wgmma, mma, plain };
+    static Attention choose(const std::string& name) {
+        if (name == "plain") return Attention::plain;
+        if (name == "mma") return Attention::mma;
+        if (name != "auto" && name != "wgmma")
+            throw std::invalid_argument("--attention " + name + ": not one of auto, wgmma, mma, plain");
+        if (cuda::attention_wgmma_supported()) return Attention::wgmma;
+        if (name == "wgmma")
+            throw std::invalid_argument("--attention wgmma: needs a build for sm_90a "
+                                        "(CMAKE_CUDA_ARCHITECTURES=90a) and a GPU of compute capability 9.0");
+        return Attention::mma;
+    }
+    // The tensor-core kernels take bf16 at head dims 64 and 128 only.
+    Attention attention_for(int HS) const {
+        return std::is_same_v<T, __nv_bfloat16> && (HS == 64 || HS == 128) ? attention_ : Attention::plain;
+    }
+    const Attention attention_;
 };
 
 }  // namespace rkv

@@ -26,19 +26,19 @@ bool have_real_gpu() {
 bool uses_cuda(const std::string& device) { return device == "cuda" || (device == "auto" && have_real_gpu()); }
 
 template <class T>
-std::unique_ptr<LayerOps<T>> make_layer_ops(const std::string& device) {
+std::unique_ptr<LayerOps<T>> make_layer_ops(const std::string& device, const std::string& attention) {
     if (!uses_cuda(device)) {
         if constexpr (std::is_same_v<T, float>) return std::make_unique<CpuOps<float>>();
         else throw std::logic_error("the CPU path computes in fp32");
     }
 #if RKV_WITH_CUDA
-    return std::make_unique<CudaOps<T>>();
+    return std::make_unique<CudaOps<T>>(attention);
 #else
     throw std::runtime_error("--device " + device + ": this build has no CUDA path (build with the emulator or nvcc)");
 #endif
 }
 
-template std::unique_ptr<LayerOps<float>> make_layer_ops(const std::string&);
-template std::unique_ptr<LayerOps<__nv_bfloat16>> make_layer_ops(const std::string&);
+template std::unique_ptr<LayerOps<float>> make_layer_ops(const std::string&, const std::string&);
+template std::unique_ptr<LayerOps<__nv_bfloat16>> make_layer_ops(const std::string&, const std::string&);
 
 }  // namespace rkv

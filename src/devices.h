@@ -8,10 +8,10 @@
 namespace rkv {
 
 // "cpu": ref/ on the host, in float. "cuda": the kernels of layers/ (on the GPU, or on the
-// CPU through the emulator in an emulator build), storing T. "auto": cuda when a real GPU
-// is there.
+// CPU through the emulator in an emulator build), storing T, attention on the kernel named by
+// `attention` (src/cuda_ops.h). "auto": cuda when a real GPU is there.
 template <class T>
-std::unique_ptr<LayerOps<T>> make_layer_ops(const std::string& device);
+std::unique_ptr<LayerOps<T>> make_layer_ops(const std::string& device, const std::string& attention = "auto");
 // Whether --device runs the CUDA path (so memory that collectives touch is device memory).
 bool uses_cuda(const std::string& device);
 

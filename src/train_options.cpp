@@ -46,6 +46,10 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
     app.add_flag("--resume", o.resume, "continue from the newest checkpoint in --out");
     app.add_option("--device", o.device, "where to train")->check(CLI::IsMember({"cpu", "cuda", "auto"}))
         ->capture_default_str();
+    app.add_option("--attention", o.attention,
+                   "attention kernel of the CUDA path: auto (wgmma on Hopper in an sm_90a build, else mma), "
+                   "wgmma, mma (mma.sync) or plain")
+        ->check(CLI::IsMember({"auto", "wgmma", "mma", "plain"}))->capture_default_str();
     app.add_option("--zero", o.zero, "1: shard the optimizer state across ranks (ZeRO-1)")
         ->check(CLI::IsMember({0, 1}))->capture_default_str();
     app.final_callback([&o, model, config] { o.model_given = model->count() || config->count(); });

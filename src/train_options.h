@@ -30,6 +30,7 @@ struct TrainOptions {
     std::string out;                // run folder; empty: runs/out/<model>-<time>
     bool resume = false;
     std::string device = "auto";
+    std::string attention = "auto";  // the CUDA path's attention kernel (src/cuda_ops.h)
     int zero = 0;                   // 1: ZeRO-1, optimizer state sharded across ranks
 
     int warmup_steps() const { return warmup >= 0 ? warmup : steps / 20; }

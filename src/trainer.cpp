@@ -118,7 +118,7 @@ void Trainer<T>::load_weights(const Checkpoint* resumed) {
         if (o_.model_given) check_same_config(init.config, config_, o_.init);
         config_ = init.config;
     }
-    ops_ = make_layer_ops<T>(o_.device);
+    ops_ = make_layer_ops<T>(o_.device, o_.attention);
     // ZeRO-1 splits the flat buffer evenly: it is padded with zeros to world shards.
     const size_t total = ParamTable(config_).total, world = comm_.world();
     shard_ = o_.zero ? (total + world - 1) / world : total;

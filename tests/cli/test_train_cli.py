@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end tests of ./train_rkv: determinism, bitwise resume (after a finished run and
-after SIGTERM), rejection of bad input, the stop on a NaN/inf loss, the retention table.
+after SIGTERM), rejection of bad input, the stop on a NaN/inf loss, the retention table,
+checkpoints moving between the CPU and the CUDA path, and the CUDA path's attention kernels.
 
 Usage: python3 tests/cli/test_train_cli.py --bin PATH/TO/train_rkv
 
@@ -392,10 +393,34 @@ class TrainCliTest:
             self.check(a and a.keys() == b.keys() and all(abs(a[k] - b[k]) < 5e-3 for k in a),
                        f"{what}: it validates to the loss the first run ended with", f"{a} vs {b}")
 
+    # --- the CUDA path's attention kernels ----------------------------------------------
+
+    def test_attention_kernels(self):
+        # --attention picks the kernel. At head dim 64 (a 2-head, 128-wide Llama) wgmma, mma and
+        # plain each train, to the same losses up to bf16 rounding and summation order.
+        config = os.path.join(self.tmp, "hd64_llama.json")
+        with open(config, "w") as f:
+            json.dump(dict(TINY_LLAMA, hidden_size=128, num_attention_heads=2, num_key_value_heads=1, head_dim=64), f)
+        losses = {}
+        for kernel in ("wgmma", "mma", "plain"):
+            out = self.out_dir(f"attention_{kernel}")
+            p = self.run(["--config", config, "-b", "2", "-t", "32", "--steps", "3", "--val-every", "0",
+                          "--device", "cuda", "--attention", kernel] + self.data + ["--out", out])
+            self.check(p.returncode == 0, f"attention: --attention {kernel} trains", p.stderr.strip())
+            losses[kernel] = [r["train_loss"] for r in train_records(read_log(out))]
+        worst = max((abs(a - b) for k in ("mma", "plain") for a, b in zip(losses["wgmma"], losses[k])), default=0.0)
+        self.check(all(len(v) == 3 for v in losses.values()) and worst < 5e-3,
+                   "attention: wgmma, mma and plain give the same losses (bf16)", f"{losses}")
+        self.check(losses["plain"] != losses["wgmma"], "attention: the flag changes the kernel (other rounding)",
+                   f"{losses}")
+        p = self.run(self.small + self.data + ["--attention", "flash", "--out", self.out_dir("attention_bad")])
+        self.check(p.returncode != 0 and "--attention" in p.stderr, "attention: an unknown kernel is refused",
+                   p.stderr.strip())
+
     def run_all(self):
         for test in (self.test_determinism, self.test_resume_after_finish, self.test_sigterm_resume,
                      self.test_bad_input, self.test_nan_stop, self.test_retention_table,
-                     self.test_device_portability):
+                     self.test_device_portability, self.test_attention_kernels):
             try:
                 test()
             except Exception as e:       # a crash of one test is one failure, the others still run
