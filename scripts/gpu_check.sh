@@ -47,12 +47,18 @@ cmake -S . -B build-gpu "${generator[@]}" -DRKV_GPU=ON -DCMAKE_CUDA_ARCHITECTURE
     "${deps_flags[@]}" > "$out/configure.log" 2>&1 || { tail -n 40 "$out/configure.log"; exit 1; }
 cmake --build build-gpu -j "$(nproc)" --target train_rkv kernel_tests_gpu attention_bench > "$out/build.log" 2>&1 || { tail -n 40 "$out/build.log"; exit 1; }
 
+# Every program runs under a time limit: a kernel that hangs on the GPU costs its step, not the
+# rest of the check (and the lent machine's time).
+limit() {   # seconds command...
+    if command -v timeout > /dev/null; then timeout "$@"; else shift; "$@"; fi
+}
+
 status=0
-build-gpu/layers/kernel_tests_gpu > "$out/kernel_tests.log" 2>&1 || status=1
+limit 180 build-gpu/layers/kernel_tests_gpu > "$out/kernel_tests.log" 2>&1 || status=1
 tests_line=$(tail -n 2 "$out/kernel_tests.log" | head -n 1)
 sanitizer="not found"
 if command -v compute-sanitizer > /dev/null; then
-    if compute-sanitizer --tool memcheck --error-exitcode 1 build-gpu/layers/kernel_tests_gpu \
+    if limit 180 compute-sanitizer --tool memcheck --error-exitcode 1 build-gpu/layers/kernel_tests_gpu \
         "[attention],[attention_tc],[attention_wgmma],[cuda]" > "$out/sanitizer.log" 2>&1; then sanitizer="clean"; else sanitizer="ERRORS"; status=1; fi
 fi
 
@@ -63,7 +69,7 @@ median_ms() {   # log
 }
 bench() {   # model batch seq p_own attention
     local log="$out/train-$1-$4-$5.log"
-    build-gpu/train_rkv --model "$1" -b "$2" -t "$3" --p-own "$4" --attention "$5" --steps 12 --val-every 0 \
+    limit 120 build-gpu/train_rkv --model "$1" -b "$2" -t "$3" --p-own "$4" --attention "$5" --steps 12 --val-every 0 \
         --device cuda --out "$(mktemp -d)" > "$log" 2>&1 || { echo "$1 p_own $4 $5: train_rkv failed (see $log)"; return; }
     local params ms
     params=$(sed -n 's/.*(\([0-9]*\) parameters.*/\1/p' "$log" | head -n 1)
@@ -78,9 +84,9 @@ determinism() {
     local a b flags=(--model gpt2-124m -b 4 -t 1024 --p-own 0.5 --schedule constant --val-every 3 --val-batches 2
                         --device cuda)
     a=$(mktemp -d) b=$(mktemp -d)
-    build-gpu/train_rkv "${flags[@]}" --steps 6 --out "$a" > "$out/determinism-a.log" 2>&1 &&
-        build-gpu/train_rkv "${flags[@]}" --steps 3 --out "$b" > "$out/determinism-b.log" 2>&1 &&
-        build-gpu/train_rkv "${flags[@]}" --steps 6 --out "$b" --resume >> "$out/determinism-b.log" 2>&1 ||
+    limit 120 build-gpu/train_rkv "${flags[@]}" --steps 6 --out "$a" > "$out/determinism-a.log" 2>&1 &&
+        limit 120 build-gpu/train_rkv "${flags[@]}" --steps 3 --out "$b" > "$out/determinism-b.log" 2>&1 &&
+        limit 120 build-gpu/train_rkv "${flags[@]}" --steps 6 --out "$b" --resume >> "$out/determinism-b.log" 2>&1 ||
         { echo "determinism: train_rkv failed (see $out/determinism-*.log)"; return; }
     if cmp -s "$a/log.jsonl" "$b/log.jsonl"; then echo "determinism: a run and a stopped-and-resumed one log the same bits"
     else echo "determinism: the logs DIFFER (see $a/log.jsonl, $b/log.jsonl)"; fi
@@ -95,7 +101,7 @@ scaling() {
     for n in 1 2 4 8; do
         (( n <= gpus )) || break
         log="$out/scaling-$n.log"
-        mpirun -np "$n" --allow-run-as-root build-gpu/train_rkv --model gpt2-124m -b 8 -t 1024 --steps 12 \
+        limit 180 mpirun -np "$n" --allow-run-as-root build-gpu/train_rkv --model gpt2-124m -b 8 -t 1024 --steps 12 \
             --val-every 0 --device cuda --out "$(mktemp -d)" > "$log" 2>&1 || { echo "$n GPUs: failed (see $log)"; continue; }
         ms=$(median_ms "$log")
         tps=$(awk -v n="$n" -v ms="$ms" 'BEGIN {printf "%.0f", n * 8 * 1024 / (ms / 1000)}')
@@ -116,7 +122,7 @@ scaling() {
     for p in 1 0.5; do bench qwen3-0.6b 4 2048 "$p" auto; done
     bench qwen3-0.6b 4 2048 1 mma
     echo
-    build-gpu/layers/attention_bench || echo "attention_bench failed"
+    limit 180 build-gpu/layers/attention_bench || echo "attention_bench failed"
     echo
     determinism
     scaling
