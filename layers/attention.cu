@@ -34,7 +34,6 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
-#include <utility>
 
 #include "layers/common.cuh"
 
@@ -357,14 +356,6 @@ constexpr size_t tiles_bytes(int D, int tiles, int score_tiles, int vectors) {
            sizeof(float);
 }
 
-// Launches a kernel that may need more than the default 48 KiB of dynamic shared memory.
-template <class... Params, class... Args>
-void launch_tiled(void (*kernel)(Params...), dim3 grid, size_t smem, cudaStream_t stream, Args&&... args) {
-    if (smem > 48 * 1024)
-        cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    launch_kernel(kernel, grid, kThreads, smem, stream, std::forward<Args>(args)...);
-}
-
 }  // namespace
 
 template <class S>
@@ -376,8 +367,8 @@ void attention_forward_routed(S* out, float* lse, const S* q, const S* k_all, co
     with_padded_head_dim(HS, [&](auto padded) {
         constexpr int D = decltype(padded)::value;
         const dim3 grid((T + kTile - 1) / kTile, NH, B);
-        launch_tiled(attention_forward_kernel<D, S>, grid, tiles_bytes(D, 3, 1, 0), stream, out, lse, q, k_all,
-                     v_all, kv_src, layer, layer_stride, T, NH, NKV, HS);
+        launch_kernel_big_smem(attention_forward_kernel<D, S>, grid, kThreads, tiles_bytes(D, 3, 1, 0), stream, out,
+                               lse, q, k_all, v_all, kv_src, layer, layer_stride, T, NH, NKV, HS);
     });
 }
 
@@ -390,10 +381,12 @@ void attention_backward_routed(S* dq, S* dk_all, S* dv_all, const S* dout, const
     with_padded_head_dim(HS, [&](auto padded) {
         constexpr int D = decltype(padded)::value;
         const unsigned tiles = (T + kTile - 1) / kTile;
-        launch_tiled(attention_backward_dq_kernel<D, S>, dim3(tiles, NH, B), tiles_bytes(D, 4, 1, 0), stream, dq,
-                     dout, q, k_all, v_all, out, lse, kv_src, layer, layer_stride, T, NH, NKV, HS);
-        launch_tiled(attention_backward_dkdv_kernel<D, S>, dim3(tiles, NKV, B), tiles_bytes(D, 4, 2, 2), stream,
-                     dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer, layer_stride, T, NH, NKV, HS);
+        launch_kernel_big_smem(attention_backward_dq_kernel<D, S>, dim3(tiles, NH, B), kThreads,
+                               tiles_bytes(D, 4, 1, 0), stream, dq, dout, q, k_all, v_all, out, lse, kv_src, layer,
+                               layer_stride, T, NH, NKV, HS);
+        launch_kernel_big_smem(attention_backward_dkdv_kernel<D, S>, dim3(tiles, NKV, B), kThreads,
+                               tiles_bytes(D, 4, 2, 2), stream, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src,
+                               layer, layer_stride, T, NH, NKV, HS);
     });
 }
 

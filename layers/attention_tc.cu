@@ -30,7 +30,6 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
-#include <utility>
 
 #include "cuda/mma.cuh"
 #include "layers/attention_common.cuh"
@@ -429,14 +428,6 @@ constexpr size_t smem_bytes(int D, int rows, int floats = 0) {
     return size_t(rows) * (D + 8) * sizeof(bf16) + size_t(floats) * sizeof(float);
 }
 
-// Launches a kernel that may need more than the default 48 KiB of dynamic shared memory.
-template <class... Params, class... Args>
-void launch_big(void (*kernel)(Params...), dim3 grid, size_t smem, cudaStream_t stream, Args&&... args) {
-    if (smem > 48 * 1024)
-        cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    launch_kernel(kernel, grid, kThreads, smem, stream, std::forward<Args>(args)...);
-}
-
 }  // namespace
 
 void attention_tc_forward_routed(bf16* out, float* lse, const bf16* q, const bf16* k_all, const bf16* v_all,
@@ -446,9 +437,9 @@ void attention_tc_forward_routed(bf16* out, float* lse, const bf16* q, const bf1
     if (B == 0 || T == 0) return;
     with_head_dim(HS, [&](auto hs) {
         constexpr int D = decltype(hs)::value;
-        launch_big(attention_tc_forward_kernel<D>, dim3(ceil_div(T, kFwdRows), NH, B),
-                   smem_bytes(D, kFwdRows + 4 * kFwdKeys<D>), stream, out, lse, q, k_all, v_all, kv_src, layer,
-                   layer_stride, T, NH, NKV);
+        launch_kernel_big_smem(attention_tc_forward_kernel<D>, dim3(ceil_div(T, kFwdRows), NH, B), kThreads,
+                               smem_bytes(D, kFwdRows + 4 * kFwdKeys<D>), stream, out, lse, q, k_all, v_all, kv_src,
+                               layer, layer_stride, T, NH, NKV);
     });
 }
 
@@ -463,11 +454,12 @@ void attention_tc_backward_routed(bf16* dq, bf16* dk_all, bf16* dv_all, const bf
         StreamScratch<float> Dvec(size_t(B) * T * NH, stream);  // (B, NH, T)
         row_dots<D>(Dvec.get(), dout, out, B, T, NH, stream);
         const unsigned tiles = ceil_div(T, kTile);
-        launch_big(attention_tc_backward_dq_kernel<D>, dim3(tiles, NH, B), smem_bytes(D, 6 * kTile), stream, dq,
-                   dout, q, k_all, v_all, lse, Dvec.get(), kv_src, layer, layer_stride, T, NH, NKV);
-        launch_big(attention_tc_backward_dkdv_kernel<D>, dim3(tiles, NKV, B), smem_bytes(D, 6 * kTile, 4 * kTile),
-                   stream, dk_all, dv_all, dout, q, k_all, v_all, lse, Dvec.get(), kv_src, layer, layer_stride, T,
-                   NH, NKV);
+        launch_kernel_big_smem(attention_tc_backward_dq_kernel<D>, dim3(tiles, NH, B), kThreads,
+                               smem_bytes(D, 6 * kTile), stream, dq, dout, q, k_all, v_all, lse, Dvec.get(), kv_src,
+                               layer, layer_stride, T, NH, NKV);
+        launch_kernel_big_smem(attention_tc_backward_dkdv_kernel<D>, dim3(tiles, NKV, B), kThreads,
+                               smem_bytes(D, 6 * kTile, 4 * kTile), stream, dk_all, dv_all, dout, q, k_all, v_all, lse,
+                               Dvec.get(), kv_src, layer, layer_stride, T, NH, NKV);
     });
 }
 

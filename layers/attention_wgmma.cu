@@ -539,10 +539,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 template <int D>
 void launch_forward(bf16* out, float* lse, const bf16* q, const bf16* k_all, const bf16* v_all, const int* kv_src,
                     int layer, size_t layer_stride, int B, int T, int NH, int NKV, cudaStream_t stream) {
-    auto* kernel = attention_wgmma_forward_kernel<D>;
-    cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes<D>)));
-    launch_kernel(kernel, dim3(ceil_div(T, kRows), NH, B), kThreads, kSmemBytes<D>, stream, out, lse, q, k_all, v_all,
-                  kv_src, layer, layer_stride, T, NH, NKV);
+    launch_kernel_big_smem(attention_wgmma_forward_kernel<D>, dim3(ceil_div(T, kRows), NH, B), kThreads,
+                           kSmemBytes<D>, stream, out, lse, q, k_all, v_all, kv_src, layer, layer_stride, T, NH, NKV);
 }
 
 template <int D>
@@ -551,15 +549,12 @@ void launch_backward(bf16* dq, bf16* dk_all, bf16* dv_all, const bf16* dout, con
                      size_t layer_stride, int B, int T, int NH, int NKV, cudaStream_t stream) {
     StreamScratch<float> Dvec(size_t(B) * T * NH, stream);  // (B, NH, T)
     row_dots<D>(Dvec.get(), dout, out, B, T, NH, stream);
-    auto* dq_kernel = attention_wgmma_backward_dq_kernel<D>;
-    cuda_check(cudaFuncSetAttribute(dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kDqSmemBytes<D>)));
-    launch_kernel(dq_kernel, dim3(ceil_div(T, kRows), NH, B), kThreads, kDqSmemBytes<D>, stream, dq, dout, q, k_all,
-                  v_all, lse, Dvec.get(), kv_src, layer, layer_stride, T, NH, NKV);
-    auto* dkdv_kernel = attention_wgmma_backward_dkdv_kernel<D>;
-    cuda_check(
-        cudaFuncSetAttribute(dkdv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kDkvSmemBytes<D>)));
-    launch_kernel(dkdv_kernel, dim3(ceil_div(T, kRows), NKV, B), kThreads, kDkvSmemBytes<D>, stream, dk_all, dv_all,
-                  dout, q, k_all, v_all, lse, Dvec.get(), kv_src, layer, layer_stride, T, NH, NKV);
+    launch_kernel_big_smem(attention_wgmma_backward_dq_kernel<D>, dim3(ceil_div(T, kRows), NH, B), kThreads,
+                           kDqSmemBytes<D>, stream, dq, dout, q, k_all, v_all, lse, Dvec.get(), kv_src, layer,
+                           layer_stride, T, NH, NKV);
+    launch_kernel_big_smem(attention_wgmma_backward_dkdv_kernel<D>, dim3(ceil_div(T, kRows), NKV, B), kThreads,
+                           kDkvSmemBytes<D>, stream, dk_all, dv_all, dout, q, k_all, v_all, lse, Dvec.get(), kv_src,
+                           layer, layer_stride, T, NH, NKV);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 namespace rkv::cuda {
 
@@ -115,6 +116,16 @@ __device__ __forceinline__ void store_pack(T* p, const Pack<T, W>& x) {
 template <class T, int W>
 __device__ __forceinline__ void store_pack_cs(T* p, const Pack<T, W>& x) {
     store_pack<true>(p, x);
+}
+
+// launch_kernel for kernels whose dynamic shared memory may pass the 48 KiB a launch gets
+// by default: the kernel's limit is raised to smem first.
+template <class... Params, class... Args>
+void launch_kernel_big_smem(void (*kernel)(Params...), LaunchGrid grid, dim3 block, size_t smem, cudaStream_t stream,
+                            Args&&... args) {
+    if (smem > 48 * 1024)
+        cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)), grid.where);
+    launch_kernel(kernel, grid, block, smem, stream, std::forward<Args>(args)...);
 }
 
 // Sum over the 32 lanes of a warp by butterfly: every lane ends with the same bits

@@ -1,5 +1,6 @@
 // LayerOps on the GPU: every layer is its kernel in layers/ (or cuBLASLt), on one stream.
-// T is the storage type, __nv_bfloat16 or float (src/storage.h); Master is float either way. In an emulator build the same kernels run on the CPU.
+// T is the storage type, __nv_bfloat16 or float (src/storage.h); Master is float either way.
+// In an emulator build the same kernels run on the CPU (cuda/emu).
 #pragma once
 #include "cuda/compat.cuh"
 #include "layers/activations.cuh"
@@ -107,12 +108,15 @@ struct CudaOps final : LayerOps<T> {
     void attention_forward(T* out, float* lse, const T* q, const T* k_all, const T* v_all, const int* kv_src,
                            int layer, size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {
         if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-            if (attention_for(HS) == Attention::wgmma)
-                return cuda::attention_wgmma_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B,
-                                                            Tn, NH, NKV, HS, stream);
-            if (attention_for(HS) == Attention::mma)
-                return cuda::attention_tc_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B,
-                                                         Tn, NH, NKV, HS, stream);
+            switch (attention_for(HS)) {
+                case Attention::wgmma:
+                    return cuda::attention_wgmma_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride,
+                                                                B, Tn, NH, NKV, HS, stream);
+                case Attention::mma:
+                    return cuda::attention_tc_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B,
+                                                             Tn, NH, NKV, HS, stream);
+                case Attention::plain: break;
+            }
         }
         cuda::attention_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B, Tn, NH, NKV, HS,
                                        stream);
@@ -121,12 +125,16 @@ struct CudaOps final : LayerOps<T> {
                             const T* out, const float* lse, const int* kv_src, int layer, size_t layer_stride, int B,
                             int Tn, int NH, int NKV, int HS) override {
         if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-            if (attention_for(HS) == Attention::wgmma)
-                return cuda::attention_wgmma_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse,
-                                                             kv_src, layer, layer_stride, B, Tn, NH, NKV, HS, stream);
-            if (attention_for(HS) == Attention::mma)
-                return cuda::attention_tc_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src,
-                                                          layer, layer_stride, B, Tn, NH, NKV, HS, stream);
+            switch (attention_for(HS)) {
+                case Attention::wgmma:
+                    return cuda::attention_wgmma_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse,
+                                                                 kv_src, layer, layer_stride, B, Tn, NH, NKV, HS,
+                                                                 stream);
+                case Attention::mma:
+                    return cuda::attention_tc_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse,
+                                                              kv_src, layer, layer_stride, B, Tn, NH, NKV, HS, stream);
+                case Attention::plain: break;
+            }
         }
         cuda::attention_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer,
                                         layer_stride, B, Tn, NH, NKV, HS, stream);
