@@ -3,7 +3,8 @@
 // (layers/common.cuh). One thread per pack of W elements: kPack<T>, 16 bytes, when n and
 // every pointer allow, else 1. Inputs that the step does not read again soon (saved
 // activations, incoming gradients) are loaded streaming; outputs, read by the next kernel,
-// are stored normally.
+// are stored normally. The backward writes its gradients (=); dx may be dout, as each thread
+// reads its elements before writing them.
 //   GELU (tanh): u = c (x + 0.044715 x^3), c = sqrt(2/pi);  out = x (1 + tanh u) / 2
 //                GELU'(x) = (1 + tanh u) / 2 + x (1 - tanh^2 u) c (1 + 3 * 0.044715 x^2) / 2
 //                computed as s = (1 + tanh u) / 2 = sigmoid(2u): out = x s, GELU' = s + 2 x s (1 - s) u',
@@ -49,13 +50,13 @@ __global__ void gelu_backward_kernel(T* dx, const T* dout, const T* x, size_t n)
     const size_t i = pack_start<W>();
     if (i >= n) return;
     const Pack<T, W> xs = load_pack_cs<W>(x + i), ds = load_pack_cs<W>(dout + i);
-    Pack<T, W> dxs = load_pack<W>(dx + i);
+    Pack<T, W> dxs;
     for (int k = 0; k < W; k++) {
         const float v = to_float(xs[k]);
         const float s = sigmoid(2.0f * kGeluC * (v + kGeluA * v * v * v));
         const float du = kGeluC * (1.0f + 3.0f * kGeluA * v * v);
         const float grad = s + 2.0f * v * s * (1.0f - s) * du;
-        dxs[k] = from_float<T>(to_float(dxs[k]) + to_float(ds[k]) * grad);
+        dxs[k] = from_float<T>(to_float(ds[k]) * grad);
     }
     store_pack(dx + i, dxs);
 }
@@ -78,12 +79,12 @@ __global__ void swiglu_backward_kernel(T* dgate, T* dup, const T* dout, const T*
     const size_t i = pack_start<W>();
     if (i >= n) return;
     const Pack<T, W> gs = load_pack_cs<W>(gate + i), us = load_pack_cs<W>(up + i), ds = load_pack_cs<W>(dout + i);
-    Pack<T, W> dgs = load_pack<W>(dgate + i), dus = load_pack<W>(dup + i);
+    Pack<T, W> dgs, dus;
     for (int k = 0; k < W; k++) {
         const float g = to_float(gs[k]), u = to_float(us[k]), d = to_float(ds[k]);
         const float sig = sigmoid(g);
-        dgs[k] = from_float<T>(to_float(dgs[k]) + d * u * sig * (1.0f + g * (1.0f - sig)));
-        dus[k] = from_float<T>(to_float(dus[k]) + d * g * sig);
+        dgs[k] = from_float<T>(d * u * sig * (1.0f + g * (1.0f - sig)));
+        dus[k] = from_float<T>(d * g * sig);
     }
     store_pack(dgate + i, dgs);
     store_pack(dup + i, dus);

@@ -10,12 +10,12 @@
 
 namespace rkv::cuda {
 
-// out = GELU(x), tanh approximation (GPT-2's); dx += dout * GELU'(x).
+// out = GELU(x), tanh approximation (GPT-2's); dx = dout * GELU'(x) (dx may be dout).
 template <class T>
 void gelu_forward(T* out, const T* x, size_t n, cudaStream_t stream);
 template <class T>
 void gelu_backward(T* dx, const T* dout, const T* x, size_t n, cudaStream_t stream);
-// out = silu(gate) * up; dgate, dup += the gradients.
+// out = silu(gate) * up; dgate, dup = the gradients.
 template <class T>
 void swiglu_forward(T* out, const T* gate, const T* up, size_t n, cudaStream_t stream);
 template <class T>

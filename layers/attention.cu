@@ -3,7 +3,7 @@
 //
 //   forward:   S = scale Q K^T (causal),  P = softmax(S),  O = P V,  lse = log rowsum exp(S)
 //   backward:  dP = dO V^T,  D = rowsum(dO * O),  dS = P (dP - D)
-//              dQ += scale dS K,  dK += scale dS^T Q,  dV += P^T dO
+//              dQ = scale dS K,  dK += scale dS^T Q,  dV += P^T dO
 //
 // A block owns one tile of kTile rows in shared memory and streams the other side's rows
 // through shared memory kTile at a time, only as far as the causal mask lets them matter:
@@ -236,8 +236,7 @@ __global__ void __launch_bounds__(kThreads)
         UNROLL
         for (int c = 0; c < D / kTPR; c++)
             if (r + kTPR * c < HS) {
-                S& g = dq[row + r + kTPR * c];
-                g = from_float<S>(to_float(g) + scale * dq_acc[c]);
+                dq[row + r + kTPR * c] = from_float<S>(scale * dq_acc[c]);
             }
     }
 }

@@ -4,8 +4,9 @@
 // Shapes as in LayerOps (src/layer_ops.h) and ref/attention.h:
 //   q, out, dq, dout (B, T, NH, HS);  k, v, dk, dv (B, T, NKV, HS);  lse (B, NH, T)
 // Query head h reads KV head h / (NH / NKV). NH is a multiple of NKV; 1 <= HS <= 128.
-// The forward writes out and lse; the backward recomputes P from lse and accumulates
-// (+=) into dq, dk and dv. All pointers are device memory.
+// The forward writes out and lse; the backward recomputes P from lse, writes dq and
+// accumulates (+=) into dk and dv (a source layer's readers add up). All pointers are device
+// memory.
 //
 // S is the storage type of q, k, v, out and their gradients (float or __nv_bfloat16,
 // layers/common.cuh; T is the sequence length here); lse is float.

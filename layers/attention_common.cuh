@@ -47,6 +47,11 @@ __device__ __forceinline__ float group_sum(float x) {
     return x + __shfl_xor_sync(kFullMask, x, 2);
 }
 
+// row[d .. d + 1] (bf16 in global memory) = scale (x0, x1)
+__device__ __forceinline__ void store_pair(__nv_bfloat16* row, int d, float scale, float x0, float x1) {
+    *reinterpret_cast<__nv_bfloat162*>(row + d) = __floats2bfloat162_rn(scale * x0, scale * x1);
+}
+
 // row[d .. d + 1] (bf16 in global memory) += scale (x0, x1)
 __device__ __forceinline__ void add_pair(__nv_bfloat16* row, int d, float scale, float x0, float x1) {
     auto* at = reinterpret_cast<__nv_bfloat162*>(row + d);

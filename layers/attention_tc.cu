@@ -319,7 +319,7 @@ __global__ void __launch_bounds__(kThreads)
         bf16* dq_row = dq + qh + size_t(row) * NH * D;
         RKV_UNROLL
         for (int di = 0; di < D / 8; di++)
-            add_pair(dq_row, 8 * di + 2 * t, scale, dq_acc[0][di][2 * hf], dq_acc[0][di][2 * hf + 1]);
+            store_pair(dq_row, 8 * di + 2 * t, scale, dq_acc[0][di][2 * hf], dq_acc[0][di][2 * hf + 1]);
     }
 }
 

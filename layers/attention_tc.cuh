@@ -5,8 +5,9 @@
 // lse is the natural-log log-sum-exp of the scaled scores, as the plain kernel's, so either
 // backward takes either forward's lse. Query head h reads KV head h / (NH / NKV); NH is a
 // multiple of NKV; HS is 64 or 128; any T >= 0. Every pointer is device memory, 16-byte
-// aligned. The forward writes out and lse; the backward recomputes P from lse and accumulates
-// (+=) into dq, dk and dv, deterministically (no atomics: the same inputs give the same bits).
+// aligned. The forward writes out and lse; the backward recomputes P from lse, writes dq and
+// accumulates (+=) into dk and dv, deterministically (no atomics: the same inputs give the same
+// bits).
 #pragma once
 
 #include <cstddef>

@@ -38,8 +38,8 @@
 //           K, V (128, HS) load once; Q, dO (64, HS) and the queries' lse and D two stages.
 // Each step's products are done before the next step's barrier, after which the loads a step
 // ahead reuse its stage. Shared memory: 64 KB at HS 64, 128 KB at HS 128 (and 1 KB of lse and
-// D). Each element of dq, dk and dv has one writer that sums its terms in a fixed order and adds
-// them to the bf16 value (no atomics): the same bits every run.
+// D). Each element of dq, dk and dv has one writer that sums its terms in a fixed order, then
+// writes dq and adds to dk, dv (no atomics): the same bits every run.
 //
 // Only tiles that cross a diagonal are masked element by element: the forward's last key tile,
 // dQ's last two, each head's first two query tiles in dK, dV. Rows past T load as zeros and are
@@ -384,7 +384,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int j = 0; j < diagonal; j++) key_tile(j, no);
     for (int j = diagonal; j < tiles; j++) key_tile(j, yes);
 
-    // dq += scale dQ, rows before T.
+    // dq = scale dQ, rows before T.
     RKV_UNROLL
     for (int hf = 0; hf < 2; hf++) {
         const int row = row0 + 8 * hf;
@@ -392,7 +392,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         bf16* dq_row = dq + qh + size_t(row) * NH * D;
         RKV_UNROLL
         for (int i = 0; i < D / 8; i++)
-            add_pair(dq_row, 8 * i + 2 * t, scale, dq_acc[4 * i + 2 * hf], dq_acc[4 * i + 2 * hf + 1]);
+            store_pair(dq_row, 8 * i + 2 * t, scale, dq_acc[4 * i + 2 * hf], dq_acc[4 * i + 2 * hf + 1]);
     }
 }
 

@@ -4,8 +4,8 @@
 // the same argument lists:
 //   q, out, dq, dout (B, T, NH, HS) bf16;  k, v, dk, dv (B, T, NKV, HS) bf16;  lse (B, NH, T) float
 // lse is the natural-log log-sum-exp of the scaled scores, so either backward (or the plain
-// kernel's) takes either forward's out and lse. The backward recomputes P from lse and
-// accumulates (+=) into dq, dk and dv. Query head h reads KV head h / (NH / NKV); NH is a
+// kernel's) takes either forward's out and lse. The backward recomputes P from lse, writes dq
+// and accumulates (+=) into dk and dv. Query head h reads KV head h / (NH / NKV); NH is a
 // multiple of NKV; HS is 64 or 128; any T >= 0. Every pointer is device memory, 16-byte aligned.
 // The results do not depend on the order the GPU runs threads in (no atomics: the same inputs
 // give the same bits).

@@ -1,15 +1,17 @@
 // Linear layer: out = inp W^T + b, and its backward
-//   dinp += dout W,   dW += dout^T inp,   db += column sums of dout
-//   inp (N, C), weight (OC, C), bias (OC), out and dout (N, OC)
+//   dinp = or += dout W,   dW += dout^T inp,   db += column sums of dout
+//   and through a GELU before it (inp = GELU(pre)):  dpre = (dout W) * GELU'(pre)
+//   inp, pre (N, C), weight (OC, C), bias (OC), out and dout (N, OC)
 // cuBLASLt is column-major: a row-major (R, K) matrix is a column-major (K, R) one, so every
 // product below is written for the transposes (out^T = W inp^T and so on). The bias add, the
-// GELU and the bias gradient run in the GEMMs' epilogues:
+// GELU, its derivative and the bias gradient run in the GEMMs' epilogues:
 //   forward        BIAS, or GELU_AUX_BIAS (out = GELU(pre) with pre stored as the aux matrix)
+//   input grad     DGELU: dpre^T = (W^T dout^T) * GELU'(pre^T), pre read as the aux matrix
 //   weight grad    BGRADB: the sums of dout over its N rows, as a by-product of dW^T += inp^T dout
 // Where cuBLASLt has no algorithm with the epilogue (an aux leading dimension that is not a
 // multiple of 8; a type combination a GPU's library lacks), or epilogues are switched off, the
-// plain GEMM runs and small kernels do the rest: the bias add, GELU (layers/activations.cu),
-// the column sums.
+// plain GEMM runs and small kernels do the rest: the bias add, GELU and its backward
+// (layers/activations.cu), the column sums.
 // Every GEMM computes in fp32 (CUBLAS_COMPUTE_32F: no TF32) for both storage types; the weight
 // gradient reads T and accumulates into the float dW (C = D, beta 1). cuBLASLt returns the same
 // bits for the same problem, pointers' alignment and GPU, so the results are deterministic.
@@ -110,7 +112,7 @@ void set_preference(const Preference& pref, cublasLtMatmulPreferenceAttributes_t
 struct Epilogue {
     cublasLtEpilogue_t kind = CUBLASLT_EPILOGUE_DEFAULT;
     const void* bias = nullptr;  // BIAS: (m) added to every column; BGRADB: (n) written, op(B) summed over k
-    void* aux = nullptr;         // GELU_AUX: D before the GELU, laid out as D
+    const void* aux = nullptr;   // laid out as D. GELU_AUX: D before the GELU, written; DGELU: read
 };
 
 bool g_epilogues = true;
@@ -248,16 +250,13 @@ void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const st
     gelu_forward(out, pre, size_t(N) * OC, stream);
 }
 
+// dW^T (C, OC) += inp^T dout and dbias += the column sums of dout, each skipped when null.
 template <class T>
-void linear_backward(std::type_identity_t<T>* dinp, float* dweight, float* dbias, const T* dout, const T* inp,
-                     const T* weight, int N, int C, int OC, int ld, cudaStream_t stream) {
-    if (dbias && !dweight) throw std::invalid_argument("linear_backward: dbias comes with dweight");
-    if (ld < OC) throw std::invalid_argument("linear_backward: row stride " + std::to_string(ld) + " < " + std::to_string(OC));
-    if (N == 0) return;
-    if (dinp) matmul(stream, false, false, C, N, OC, weight, C, dout, ld, 1.0f, dinp, C);  // dinp^T += W^T dout^T
+void weight_backward(float* dweight, float* dbias, const T* dout, const T* inp, int N, int C, int OC, int ld,
+                     cudaStream_t stream) {
     if (!dweight) return;
     if (!dbias) {
-        matmul(stream, false, true, C, OC, N, inp, C, dout, ld, 1.0f, dweight, C);  // dW^T += inp^T dout
+        matmul(stream, false, true, C, OC, N, inp, C, dout, ld, 1.0f, dweight, C);
         return;
     }
     // BGRADB writes the column sums of dout rather than adding them: into scratch, then added.
@@ -272,11 +271,38 @@ void linear_backward(std::type_identity_t<T>* dinp, float* dweight, float* dbias
     launch_kernel(bias_grad_kernel<T>, blocks, kBlock, 0, stream, dbias, dout, N, OC, ld);
 }
 
+template <class T>
+void linear_backward(std::type_identity_t<T>* dinp, bool accumulate, float* dweight, float* dbias, const T* dout,
+                     const T* inp, const T* weight, int N, int C, int OC, int ld, cudaStream_t stream) {
+    if (dbias && !dweight) throw std::invalid_argument("linear_backward: dbias comes with dweight");
+    if (ld < OC) throw std::invalid_argument("linear_backward: row stride " + std::to_string(ld) + " < " + std::to_string(OC));
+    if (N == 0) return;
+    // dinp^T = W^T dout^T (+ dinp^T)
+    if (dinp) matmul(stream, false, false, C, N, OC, weight, C, dout, ld, accumulate ? 1.0f : 0.0f, dinp, C);
+    weight_backward(dweight, dbias, dout, inp, N, C, OC, ld, stream);
+}
+
+template <class T>
+void linear_gelu_backward(T* dpre, float* dweight, float* dbias, const T* dout, const T* inp, const T* weight,
+                          const std::type_identity_t<T>* pre, int N, int C, int OC, cudaStream_t stream) {
+    if (dbias && !dweight) throw std::invalid_argument("linear_gelu_backward: dbias comes with dweight");
+    if (N == 0) return;
+    // cuBLASLt takes an aux matrix only with a leading dimension that is a multiple of 8.
+    const Epilogue dgelu{CUBLASLT_EPILOGUE_DGELU, nullptr, pre};
+    if (C % 8 != 0 || !matmul(stream, false, false, C, N, OC, weight, C, dout, OC, 0.0f, dpre, C, dgelu)) {
+        matmul(stream, false, false, C, N, OC, weight, C, dout, OC, 0.0f, dpre, C);
+        gelu_backward(dpre, dpre, pre, size_t(N) * C, stream);  // in place: each element reads only itself
+    }
+    weight_backward(dweight, dbias, dout, inp, N, C, OC, OC, stream);
+}
+
 #define INSTANTIATE(T)                                                                                        \
     template void linear_forward<T>(T*, const T*, const T*, const T*, int, int, int, int, cudaStream_t);      \
     template void linear_gelu_forward<T>(T*, T*, const T*, const T*, const T*, int, int, int, cudaStream_t);  \
-    template void linear_backward<T>(T*, float*, float*, const T*, const T*, const T*, int, int, int, int,    \
-                                     cudaStream_t);
+    template void linear_backward<T>(T*, bool, float*, float*, const T*, const T*, const T*, int, int, int,    \
+                                     int, cudaStream_t);                                                      \
+    template void linear_gelu_backward<T>(T*, float*, float*, const T*, const T*, const T*, const T*, int, int, \
+                                          int, cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(__nv_bfloat16)
 #undef INSTANTIATE

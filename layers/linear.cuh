@@ -32,10 +32,15 @@ void linear_forward(T* out, const T* inp, const T* weight, const std::type_ident
 template <class T>
 void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const std::type_identity_t<T>* bias, int N,
                          int C, int OC, cudaStream_t stream);
-// dinp += dout W, dweight += dout^T inp, dbias += column sums of dout; each skipped when null.
-// dbias needs dweight: it comes out of the weight-gradient GEMM.
+// dinp = dout W (+= when accumulate), dweight += dout^T inp, dbias += column sums of dout; each
+// skipped when null. dbias needs dweight: it comes out of the weight-gradient GEMM.
 template <class T>
-void linear_backward(std::type_identity_t<T>* dinp, float* dweight, float* dbias, const T* dout, const T* inp,
-                     const T* weight, int N, int C, int OC, int ld, cudaStream_t stream);
+void linear_backward(std::type_identity_t<T>* dinp, bool accumulate, float* dweight, float* dbias, const T* dout,
+                     const T* inp, const T* weight, int N, int C, int OC, int ld, cudaStream_t stream);
+// The backward of a linear layer whose input was GELU(pre), pre (N, C): dpre = (dout W) * GELU'(pre),
+// written (the GELU's backward fused into the GEMM); dweight, dbias as linear_backward.
+template <class T>
+void linear_gelu_backward(T* dpre, float* dweight, float* dbias, const T* dout, const T* inp, const T* weight,
+                          const std::type_identity_t<T>* pre, int N, int C, int OC, cudaStream_t stream);
 
 }  // namespace rkv::cuda

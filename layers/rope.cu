@@ -1,7 +1,7 @@
 // Rotary position embedding, forward and backward (ref/rope.h), rotate-half convention:
 // the head vector splits in halves (x1, x2), pair i rotates by a = t * theta^(-2i/HS):
 //   forward:  out1 = x1 cos a - x2 sin a,   out2 = x2 cos a + x1 sin a
-//   backward: dx1 += d1 cos a + d2 sin a,   dx2 += d2 cos a - d1 sin a
+//   backward: dx1 = d1 cos a + d2 sin a,    dx2 = d2 cos a - d1 sin a
 //   inp, out, dout, dinp (B, T, H, HS) of T, the math in float
 //
 // One thread per (b, t, i): it computes the angle once, in double as ref does (t times
@@ -25,8 +25,8 @@ __device__ __forceinline__ void rope_cos_sin(int t, int i, int HS, double theta,
 
 // Thread (n, i) for n = b*T + t over the N = B*T positions and the HS/2 pairs rotates
 // pair i of every head by sign * a. The backward is the forward's transpose: the rotation
-// by -a, added into dinp (kAccumulate).
-template <class T, bool kAccumulate>
+// by -a.
+template <class T>
 __global__ void rope_kernel(T* out, const T* inp, int N, int Tn, int H, int HS, double theta, float sign) {
     const int half = HS / 2;
     const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -39,8 +39,8 @@ __global__ void rope_kernel(T* out, const T* inp, int N, int Tn, int H, int HS, 
         const size_t base = (size_t(n) * H + h) * HS;
         const float x1 = to_float(inp[base + i]), x2 = to_float(inp[base + i + half]);
         const float y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
-        out[base + i] = from_float<T>(kAccumulate ? to_float(out[base + i]) + y1 : y1);
-        out[base + i + half] = from_float<T>(kAccumulate ? to_float(out[base + i + half]) + y2 : y2);
+        out[base + i] = from_float<T>(y1);
+        out[base + i + half] = from_float<T>(y2);
     }
 }
 
@@ -50,7 +50,7 @@ template <class T>
 void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, cudaStream_t stream) {
     const size_t threads = size_t(B) * Tn * (HS / 2);
     if (threads == 0) return;
-    launch_kernel(rope_kernel<T, false>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, out,
+    launch_kernel(rope_kernel<T>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, out,
                   inp, B * Tn, Tn, H, HS, theta, 1.0f);
 }
 
@@ -58,7 +58,7 @@ template <class T>
 void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta, cudaStream_t stream) {
     const size_t threads = size_t(B) * Tn * (HS / 2);
     if (threads == 0) return;
-    launch_kernel(rope_kernel<T, true>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, dinp,
+    launch_kernel(rope_kernel<T>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, dinp,
                   dout, B * Tn, Tn, H, HS, theta, -1.0f);
 }
 

@@ -10,7 +10,7 @@ namespace rkv::cuda {
 // out = inp rotated pairwise by the angles t * theta^(-2i/HS); out may be inp.
 template <class T>
 void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, cudaStream_t stream);
-// dinp += dout rotated back (the rotation's transpose).
+// dinp = dout rotated back (the rotation's transpose); dinp may be dout.
 template <class T>
 void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta, cudaStream_t stream);
 

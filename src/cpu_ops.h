@@ -1,5 +1,6 @@
 // LayerOps on the CPU: every layer is its ref/ implementation; fused operations are their
-// parts one after the other. T is float or double, its own master type.
+// parts one after the other. T is float or double, its own master type. ref/ accumulates
+// every gradient; a gradient LayerOps writes is zeroed first.
 #pragma once
 #include <algorithm>
 #include <cstdlib>
@@ -76,9 +77,17 @@ struct CpuOps : LayerOps<T> {
         ref::linear_forward(pre, inp, weight, bias, N, C, OC);
         ref::gelu_forward(out, pre, size_t(N) * OC);
     }
-    void linear_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, int N, int C,
-                         int OC) override {
+    void linear_backward(T* dinp, Grad dinp_grad, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
+                         int N, int C, int OC) override {
+        if (dinp_grad == Grad::write) std::fill_n(dinp, size_t(N) * C, T(0));
         ref::linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+    }
+    void linear_gelu_backward(T* dpre, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
+                              const T* pre, int N, int C, int OC) override {
+        std::vector<T> dinp(size_t(N) * C);
+        ref::linear_backward(dinp.data(), dweight, dbias, dout, inp, weight, N, C, OC);
+        std::fill_n(dpre, dinp.size(), T(0));
+        ref::gelu_backward(dpre, dinp.data(), pre, dinp.size());
     }
     // ref/linear.h's GEMMs with the logits' row stride.
     void head_forward(T* logits, const T* inp, const T* weight, int N, int C, int V, int ld) override {
@@ -86,13 +95,14 @@ struct CpuOps : LayerOps<T> {
     }
     void head_backward(T* dinp, T* dweight, const T* dlogits, const T* inp, const T* weight, int N, int C, int V,
                        int ld) override {
-        ref::gemm(false, false, N, C, V, T(1), dlogits, ld, weight, C, T(1), dinp, C);
+        ref::gemm(false, false, N, C, V, T(1), dlogits, ld, weight, C, T(0), dinp, C);
         ref::gemm(true, false, V, C, N, T(1), dlogits, ld, inp, C, T(1), dweight, C);
     }
     void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta) override {
         ref::rope_forward(out, inp, B, Tn, H, HS, theta);
     }
     void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) override {
+        std::fill_n(dinp, size_t(B) * Tn * H * HS, T(0));
         ref::rope_backward(dinp, dout, B, Tn, H, HS, theta);
     }
     void attention_forward(T* out, T* lse, const T* q, const T* k_all, const T* v_all, const int* kv_src, int layer,
@@ -104,14 +114,16 @@ struct CpuOps : LayerOps<T> {
                             const T* out, const T* lse, const int* kv_src, int layer, size_t layer_stride, int B,
                             int Tn, int NH, int NKV, int HS) override {
         const size_t src = size_t(kv_src[layer]) * layer_stride;
+        std::fill_n(dq, size_t(B) * Tn * NH * HS, T(0));
         ref::attention_backward(dq, dk_all + src, dv_all + src, dout, q, k_all + src, v_all + src, out, lse, B, Tn, NH,
                                 NKV, HS);
     }
-    void gelu_backward(T* dx, const T* dout, const T* x, size_t n) override { ref::gelu_backward(dx, dout, x, n); }
     void swiglu_forward(T* out, const T* gate, const T* up, size_t n) override {
         ref::swiglu_forward(out, gate, up, n);
     }
     void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n) override {
+        std::fill_n(dgate, n, T(0));
+        std::fill_n(dup, n, T(0));
         ref::swiglu_backward(dgate, dup, dout, gate, up, n);
     }
     double sum_squares(const T* x, size_t n) override {

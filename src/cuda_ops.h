@@ -88,16 +88,20 @@ struct CudaOps final : LayerOps<T> {
                              int OC) override {
         cuda::linear_gelu_forward(out, pre, inp, weight, bias, N, C, OC, stream);
     }
-    void linear_backward(T* dinp, float* dweight, float* dbias, const T* dout, const T* inp, const T* weight, int N,
-                         int C, int OC) override {
-        cuda::linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC, OC, stream);
+    void linear_backward(T* dinp, Grad dinp_grad, float* dweight, float* dbias, const T* dout, const T* inp,
+                         const T* weight, int N, int C, int OC) override {
+        cuda::linear_backward(dinp, dinp_grad == Grad::add, dweight, dbias, dout, inp, weight, N, C, OC, OC, stream);
+    }
+    void linear_gelu_backward(T* dpre, float* dweight, float* dbias, const T* dout, const T* inp, const T* weight,
+                              const T* pre, int N, int C, int OC) override {
+        cuda::linear_gelu_backward(dpre, dweight, dbias, dout, inp, weight, pre, N, C, OC, stream);
     }
     void head_forward(T* logits, const T* inp, const T* weight, int N, int C, int V, int ld) override {
         cuda::linear_forward(logits, inp, weight, nullptr, N, C, V, ld, stream);
     }
     void head_backward(T* dinp, float* dweight, const T* dlogits, const T* inp, const T* weight, int N, int C, int V,
                        int ld) override {
-        cuda::linear_backward(dinp, dweight, nullptr, dlogits, inp, weight, N, C, V, ld, stream);
+        cuda::linear_backward(dinp, false, dweight, nullptr, dlogits, inp, weight, N, C, V, ld, stream);
     }
     void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta) override {
         cuda::rope_forward(out, inp, B, Tn, H, HS, theta, stream);
@@ -138,9 +142,6 @@ struct CudaOps final : LayerOps<T> {
         }
         cuda::attention_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer,
                                         layer_stride, B, Tn, NH, NKV, HS, stream);
-    }
-    void gelu_backward(T* dx, const T* dout, const T* x, size_t n) override {
-        cuda::gelu_backward(dx, dout, x, n, stream);
     }
     void swiglu_forward(T* out, const T* gate, const T* up, size_t n) override {
         cuda::swiglu_forward(out, gate, up, n, stream);

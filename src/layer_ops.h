@@ -1,8 +1,15 @@
 // The interface between the model driver and the layer implementations. The driver
 // (src/model.h) is written once against it; ref/ implements it on the CPU (src/cpu_ops.h)
 // and the CUDA kernels implement it on the GPU. Pointers are in the implementation's
-// memory (host or device). Every backward accumulates (+=) into its gradient outputs.
-// Shapes: N = B * T rows; C hidden; H heads of size HS.
+// memory (host or device). Shapes: N = B * T rows; C hidden; H heads of size HS.
+//
+// Gradients: parameter gradients accumulate (+=) over micro-batches. An activation gradient
+// with one producer is written (=), so the GPU neither zeroes it first nor reads it back:
+// linear_gelu_backward's, swiglu_backward's, rope_backward's, attention's dq, head_backward's
+// dinp. Those where several layers' gradients meet accumulate: the norms' dinp (the residual
+// stream), attention's dK/dV (every reader of a source layer), and linear_backward's dinp as
+// its Grad argument says (Q, K and V all read the first norm's output). ref/ accumulates
+// everywhere, like llm.c's CPU trainer; CpuOps zeroes a written gradient before calling it.
 //
 // Two types (layers/common.cuh, "Precision"): T holds activations, their gradients and the
 // working copy of the weights; Master = master_t<T> holds what must not lose precision:
@@ -28,6 +35,9 @@ struct MasterType<__nv_bfloat16> {
 };
 template <class T>
 using master_t = typename MasterType<T>::type;
+
+// How linear_backward stores its input gradient.
+enum class Grad { write, add };
 
 template <class T>
 struct LayerOps {
@@ -73,13 +83,19 @@ struct LayerOps {
 
     // out (N,OC) = inp (N,C) weight (OC,C)^T + bias (OC, may be null)
     virtual void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) = 0;
-    // out = gelu(pre), pre (N,OC) = inp weight^T + bias, saved for gelu_backward.
+    // out = gelu(pre), pre (N,OC) = inp weight^T + bias, saved for linear_gelu_backward.
     virtual void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const T* bias, int N, int C,
                                      int OC) = 0;
-    virtual void linear_backward(T* dinp, Master* dweight, Master* dbias, const T* dout, const T* inp,
-                                 const T* weight, int N, int C, int OC) = 0;
+    // dinp (N,C) = or += dout (N,OC) weight; dweight += dout^T inp; dbias += column sums of dout.
+    virtual void linear_backward(T* dinp, Grad dinp_grad, Master* dweight, Master* dbias, const T* dout,
+                                 const T* inp, const T* weight, int N, int C, int OC) = 0;
+    // linear_backward of a layer whose input was gelu(pre), through the GELU as well:
+    // dpre (N,C) = (dout weight) * gelu'(pre), written; dweight, dbias as linear_backward.
+    // The GPU does it in the dinp GEMM's epilogue: the gradient of gelu(pre) is never stored.
+    virtual void linear_gelu_backward(T* dpre, Master* dweight, Master* dbias, const T* dout, const T* inp,
+                                      const T* weight, const T* pre, int N, int C, int OC) = 0;
     // The head: logits (N,V), rows ld >= V apart, = inp (N,C) weight (V,C)^T; its backward
-    // dinp += dlogits weight, dweight += dlogits^T inp. A row stride padded past V (GPT-2's
+    // dinp = dlogits weight, dweight += dlogits^T inp. A row stride padded past V (GPT-2's
     // 50257) starts every row 16-byte aligned, as the GPU's fast GEMMs need; the columns past V
     // are never read or written.
     virtual void head_forward(T* logits, const T* inp, const T* weight, int N, int C, int V, int ld) = 0;
@@ -93,7 +109,7 @@ struct LayerOps {
     // Routed attention: layer `layer` attends with q to the K/V of layer kv_src[layer].
     // q, out (B,T,NH,HS); k_all, v_all, dk_all, dv_all (L,B,T,NKV,HS), layers layer_stride
     // apart; lse (B,NH,T); kv_src (L) in the implementation's memory: the route is data,
-    // so a new route needs no new launch. dk_all, dv_all accumulate across readers.
+    // so a new route needs no new launch. dq is written; dk_all, dv_all accumulate across readers.
     virtual void attention_forward(T* out, Master* lse, const T* q, const T* k_all, const T* v_all,
                                    const int* kv_src, int layer, size_t layer_stride, int B, int Tn, int NH, int NKV,
                                    int HS) = 0;
@@ -101,8 +117,7 @@ struct LayerOps {
                                     const T* v_all, const T* out, const Master* lse, const int* kv_src, int layer,
                                     size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) = 0;
 
-    // all (n)
-    virtual void gelu_backward(T* dx, const T* dout, const T* x, size_t n) = 0;
+    // all (n). The GELU's backward is linear_gelu_backward's.
     virtual void swiglu_forward(T* out, const T* gate, const T* up, size_t n) = 0;
     virtual void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n) = 0;
 

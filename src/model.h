@@ -107,7 +107,7 @@ private:
         T* datt; T* dq; T* dqk_tmp;       // (N, QD)
         T* dk; T* dv;                     // (L, N, KVD): accumulated over each source's readers
         T* dkp;                           // (N, KVD)
-        T* dfc; T* dup; T* dact;          // (N, FF)
+        T* dfc; T* dup; T* dact;          // (N, FF); dup, dact SwiGLU's
     } g_{};
 
     // Layer l's slice of every per-layer activation (null where the family has none).
@@ -196,7 +196,7 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
         take(g.dresid, N * C); take(g.dln, N * C);
         take(g.datt, N * QD); take(g.dq, N * QD); take(g.dqk_tmp, N * QD, c.qk_norm && c.positions == Positions::RoPE);
         take(g.dk, L * N * KVD); take(g.dv, L * N * KVD); take(g.dkp, N * KVD, tr);
-        take(g.dfc, N * FF); take(g.dup, N * FF, swiglu); take(g.dact, N * FF);
+        take(g.dfc, N * FF); take(g.dup, N * FF, swiglu); take(g.dact, N * FF, swiglu);
     };
     layout();
     base = static_cast<char*>(arena_ = ops_.alloc_bytes(used));
@@ -282,10 +282,10 @@ void Model<T>::qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, 
         return;
     }
     if (rope) {
-        ops_.zero(g_.dqk_tmp, n);
         ops_.rope_backward(g_.dqk_tmp, dout, B, Tn, H, HS, config.rope_theta);
         dout = g_.dqk_tmp;
     }
+    ops_.zero(draw, n);  // the norm's backward accumulates
     ops_.rmsnorm_backward(draw, gp(norm_w), dout, raw, p(norm_w), rstd, N_ * H, HS);
 }
 
@@ -377,51 +377,45 @@ void Model<T>::layer_backward(int l) {
     const LayerParams& w = table.layers[l];
     const int C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
     const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim;
-    const size_t NC = size_t(N_) * C, NQ = size_t(N_) * QD, NKVD = size_t(N_) * KVD, NF = size_t(N_) * FF;
+    const size_t NKVD = size_t(N_) * KVD, NF = size_t(N_) * FF;
     const LayerActs a = layer_acts(l);
     T* dresid = g_.dresid;    // holds d resid[l+1] on entry, d resid[l] on exit
 
-    // MLP: out = mid + down(act(norm2(mid)))
-    ops_.zero(g_.dact, NF);
-    ops_.linear_backward(g_.dact, gp(w.down_w), gp(w.down_b), dresid, a.act, p(w.down_w), N_, FF, C);
-    ops_.zero(g_.dfc, NF);
-    ops_.zero(g_.dln, NC);
+    // MLP: out = mid + down(act(norm2(mid))). Every activation gradient is written, not added
+    // (LayerOps), except dln's second term in SwiGLU and the norm's into dresid.
     if (c.mlp == Mlp::Gelu) {
-        ops_.gelu_backward(g_.dfc, g_.dact, a.fc, NF);
-        ops_.linear_backward(g_.dln, gp(w.up_w), gp(w.up_b), g_.dfc, a.ln2, p(w.up_w), N_, C, FF);
+        ops_.linear_gelu_backward(g_.dfc, gp(w.down_w), gp(w.down_b), dresid, a.act, p(w.down_w), a.fc, N_, FF, C);
+        ops_.linear_backward(g_.dln, Grad::write, gp(w.up_w), gp(w.up_b), g_.dfc, a.ln2, p(w.up_w), N_, C, FF);
     } else {
-        ops_.zero(g_.dup, NF);
+        ops_.linear_backward(g_.dact, Grad::write, gp(w.down_w), gp(w.down_b), dresid, a.act, p(w.down_w), N_, FF,
+                             C);
         ops_.swiglu_backward(g_.dfc, g_.dup, g_.dact, a.fc, a.up, NF);
-        ops_.linear_backward(g_.dln, gp(w.gate_w), nullptr, g_.dfc, a.ln2, p(w.gate_w), N_, C, FF);
-        ops_.linear_backward(g_.dln, gp(w.up_w), gp(w.up_b), g_.dup, a.ln2, p(w.up_w), N_, C, FF);
+        ops_.linear_backward(g_.dln, Grad::write, gp(w.gate_w), nullptr, g_.dfc, a.ln2, p(w.gate_w), N_, C, FF);
+        ops_.linear_backward(g_.dln, Grad::add, gp(w.up_w), gp(w.up_b), g_.dup, a.ln2, p(w.up_w), N_, C, FF);
     }
     norm_backward(dresid, g_.dln, a.mid, w.ln2_w, w.ln2_b, a.ln2_mean, a.ln2_rstd);
 
     // Attention: mid = x + o_proj(attention(q, k[src], v[src])); dK, dV go to the source.
-    ops_.zero(g_.datt, NQ);
-    ops_.linear_backward(g_.datt, gp(w.o_w), gp(w.o_b), dresid, a.att, p(w.o_w), N_, QD, C);
+    ops_.linear_backward(g_.datt, Grad::write, gp(w.o_w), gp(w.o_b), dresid, a.att, p(w.o_w), N_, QD, C);
     if (on_attention_grad) on_attention_grad(l, g_.datt);
-    ops_.zero(g_.dq, NQ);
     ops_.attention_backward(g_.dq, g_.dk, g_.dv, g_.datt, a.q, a_.k, a_.v, a.att, a.lse, a_.route, l, NKVD, B, Tn,
                             NH, NKV, HS);
 
-    ops_.zero(g_.dln, NC);
     T* dqp = g_.dq;
     if (qk_transformed()) {
         dqp = g_.datt;    // datt is spent; dqk_tmp is qk_backward's own scratch
-        ops_.zero(dqp, NQ);
         qk_backward(dqp, g_.dq, a.qp, w.q_norm_w, a.q_rstd, NH);
     }
-    ops_.linear_backward(g_.dln, gp(w.q_w), gp(w.q_b), dqp, a.ln1, p(w.q_w), N_, C, QD);
+    ops_.linear_backward(g_.dln, Grad::write, gp(w.q_w), gp(w.q_b), dqp, a.ln1, p(w.q_w), N_, C, QD);
     if (route_.is_read(l)) {     // every reader of layer l is at or above l: dK[l], dV[l] are complete
         T* dk = g_.dk + l * NKVD;
         if (qk_transformed()) {
-            ops_.zero(g_.dkp, NKVD);
             qk_backward(g_.dkp, dk, a.kp, w.k_norm_w, a.k_rstd, NKV);
             dk = g_.dkp;
         }
-        ops_.linear_backward(g_.dln, gp(w.k_w), gp(w.k_b), dk, a.ln1, p(w.k_w), N_, C, KVD);
-        ops_.linear_backward(g_.dln, gp(w.v_w), gp(w.v_b), g_.dv + l * NKVD, a.ln1, p(w.v_w), N_, C, KVD);
+        ops_.linear_backward(g_.dln, Grad::add, gp(w.k_w), gp(w.k_b), dk, a.ln1, p(w.k_w), N_, C, KVD);
+        ops_.linear_backward(g_.dln, Grad::add, gp(w.v_w), gp(w.v_b), g_.dv + l * NKVD, a.ln1, p(w.v_w), N_, C,
+                             KVD);
     }
     norm_backward(dresid, g_.dln, a.x, w.ln1_w, w.ln1_b, a.ln1_mean, a.ln1_rstd);
 }
@@ -431,7 +425,6 @@ void Model<T>::backward() {
     const ModelConfig& c = config;
     const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size;
     const size_t NC = size_t(N_) * C, NKVD = size_t(N_) * c.kv_dim();
-    ops_.zero(g_.dln, NC);
     ops_.head_backward(g_.dln, gp(table.lm_head), a_.logits, a_.lnf, p(table.lm_head), N_, C, V, ld_logits_);
     ops_.zero(g_.dresid, NC);
     norm_backward(g_.dresid, g_.dln, a_.resid + size_t(L) * NC, table.lnf_w, table.lnf_b, a_.lnf_mean, a_.lnf_rstd);

@@ -1,6 +1,7 @@
 // layers/activations.cu against ref/activations.h and ref/residual.h (double), for float
 // and bf16 storage (ref gets the inputs as stored), in both thread orders. n = 1040 takes
-// the 16-byte packs, 1037 and 5 the element path (layers/common.cuh).
+// the 16-byte packs, 1037 and 5 the element path (layers/common.cuh). The backward writes its
+// gradients: they start poisoned, and ref's start at zero.
 #include "kernel_check.h"
 
 #include "layers/activations.cuh"
@@ -14,17 +15,18 @@ TEMPLATE_TEST_CASE("gelu forward and backward match ref", "[activations]", float
     const auto order = GENERATE(from_range(orders()));
     const size_t n = GENERATE(1037, 5, 1040);
     const InOrder in_order(order);
-    const auto x = as_stored<T>(random_floats(n, -5.0f, 5.0f)), dout = as_stored<T>(random_floats(n)),
-               dx0 = as_stored<T>(random_floats(n));
-    Device<T> d_x(to_storage<T>(x)), d_out(n), d_dout(to_storage<T>(dout)), d_dx(to_storage<T>(dx0));
+    const auto x = as_stored<T>(random_floats(n, -5.0f, 5.0f)), dout = as_stored<T>(random_floats(n));
+    Device<T> d_x(to_storage<T>(x)), d_out(n), d_dout(to_storage<T>(dout)), d_dx(n);
     rkv::cuda::gelu_forward(d_out.get(), d_x.get(), n, nullptr);
     rkv::cuda::gelu_backward(d_dx.get(), d_dout.get(), d_x.get(), n, nullptr);
-    std::vector<double> out_ref(n);
-    auto dx_ref = to_double(dx0);
+    std::vector<double> out_ref(n), dx_ref(n);
     rkv::ref::gelu_forward(out_ref.data(), to_double(x).data(), n);
     rkv::ref::gelu_backward(dx_ref.data(), to_double(dout).data(), to_double(x).data(), n);
     check_close("gelu_forward", to_floats(d_out.download()), out_ref, bound_for<T>());
     check_close("gelu_backward", to_floats(d_dx.download()), dx_ref, bound_for<T>());
+    // In place (dx = dout), as linear_gelu_backward uses it without cuBLASLt's DGELU.
+    rkv::cuda::gelu_backward(d_dout.get(), d_dout.get(), d_x.get(), n, nullptr);
+    check_close("gelu_backward in place", to_floats(d_dout.download()), dx_ref, bound_for<T>());
 }
 
 TEMPLATE_TEST_CASE("swiglu forward and backward match ref", "[activations]", float, bf16) {
@@ -34,13 +36,11 @@ TEMPLATE_TEST_CASE("swiglu forward and backward match ref", "[activations]", flo
     const InOrder in_order(order);
     const auto gate = as_stored<T>(random_floats(n, -6.0f, 6.0f)), up = as_stored<T>(random_floats(n)),
                dout = as_stored<T>(random_floats(n));
-    const auto dgate0 = as_stored<T>(random_floats(n)), dup0 = as_stored<T>(random_floats(n));
     Device<T> d_gate(to_storage<T>(gate)), d_up(to_storage<T>(up)), d_out(n), d_dout(to_storage<T>(dout)),
-        d_dgate(to_storage<T>(dgate0)), d_dup(to_storage<T>(dup0));
+        d_dgate(n), d_dup(n);
     rkv::cuda::swiglu_forward(d_out.get(), d_gate.get(), d_up.get(), n, nullptr);
     rkv::cuda::swiglu_backward(d_dgate.get(), d_dup.get(), d_dout.get(), d_gate.get(), d_up.get(), n, nullptr);
-    std::vector<double> out_ref(n);
-    auto dgate_ref = to_double(dgate0), dup_ref = to_double(dup0);
+    std::vector<double> out_ref(n), dgate_ref(n), dup_ref(n);
     rkv::ref::swiglu_forward(out_ref.data(), to_double(gate).data(), to_double(up).data(), n);
     rkv::ref::swiglu_backward(dgate_ref.data(), dup_ref.data(), to_double(dout).data(), to_double(gate).data(),
                               to_double(up).data(), n);
@@ -69,7 +69,6 @@ TEMPLATE_TEST_CASE("activations on misaligned pointers match ref", "[activations
     const size_t n = 1040;
     const auto gate = as_stored<T>(random_floats(n, -6.0f, 6.0f)), up = as_stored<T>(random_floats(n)),
                dout = as_stored<T>(random_floats(n));
-    const auto dgate0 = as_stored<T>(random_floats(n)), dup0 = as_stored<T>(random_floats(n));
     // Each array at element 1 of a buffer of n + 1.
     const auto shifted = [](const std::vector<float>& v) {
         std::vector<float> s{0.0f};
@@ -80,13 +79,12 @@ TEMPLATE_TEST_CASE("activations on misaligned pointers match ref", "[activations
         const auto v = to_floats(d.download());
         return std::vector<float>(v.begin() + 1, v.end());
     };
-    Device<T> d_gate(shifted(gate)), d_up(shifted(up)), d_out(n + 1), d_dout(shifted(dout)), d_dgate(shifted(dgate0)),
-        d_dup(shifted(dup0));
+    Device<T> d_gate(shifted(gate)), d_up(shifted(up)), d_out(n + 1), d_dout(shifted(dout)), d_dgate(n + 1),
+        d_dup(n + 1);
     rkv::cuda::swiglu_forward(d_out.get() + 1, d_gate.get() + 1, d_up.get() + 1, n, nullptr);
     rkv::cuda::swiglu_backward(d_dgate.get() + 1, d_dup.get() + 1, d_dout.get() + 1, d_gate.get() + 1, d_up.get() + 1,
                                n, nullptr);
-    std::vector<double> out_ref(n);
-    auto dgate_ref = to_double(dgate0), dup_ref = to_double(dup0);
+    std::vector<double> out_ref(n), dgate_ref(n), dup_ref(n);
     rkv::ref::swiglu_forward(out_ref.data(), to_double(gate).data(), to_double(up).data(), n);
     rkv::ref::swiglu_backward(dgate_ref.data(), dup_ref.data(), to_double(dout).data(), to_double(gate).data(),
                               to_double(up).data(), n);

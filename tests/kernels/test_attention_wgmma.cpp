@@ -1,7 +1,7 @@
 // layers/attention_wgmma.cu (forward and backward) against ref/attention.h in double on the same
 // bf16-rounded inputs, through attention_check.h: out to bf16_bound, lse (float) to 1e-5, so that
-// it is the natural-log lse the backward takes; dq, dk, dv (what the backward added) to
-// bf16_bound, the backward run once on ref's out and lse and once on this forward's (routed and
+// it is the natural-log lse the backward takes; dq (written), dk, dv (what the backward added)
+// to bf16_bound, the backward run once on ref's out and lse and once on this forward's (routed and
 // same-bits checks). Head dims 64 and 128; MHA, GQA and MQA; lengths that are not multiples of
 // the tiles (128 queries or keys a block, 64 a backward step); routes read from device memory,
 // with two layers reading one source, whose dk, dv get both layers' sum; the same bits under

@@ -1,7 +1,8 @@
 // layers/linear.cu against ref/linear.h and ref/activations.h (double), float and bf16 storage:
-// forward with and without bias, the fused GELU (out and pre), and the backward accumulating
-// into gradients that start random; out and dout with rows OC apart and padded past OC (the
-// padding of out must stay untouched, dout's is NaN and must not be read).
+// forward with and without bias, the fused GELU (out and pre), the backward writing dinp
+// (poisoned first) or adding to it, and adding to parameter gradients that start random, and
+// the backward through a GELU (dpre written); out and dout with rows OC apart and padded past
+// OC (the padding of out must stay untouched, dout's is NaN and must not be read).
 #include "kernel_check.h"
 
 #include <limits>
@@ -18,7 +19,8 @@ struct Shape {
     int N, C, OC;
 };
 // Dimensions that are multiples of 8 and ones that are not; OC % 8 != 0 takes
-// linear_gelu_forward's path without the GELU epilogue.
+// linear_gelu_forward's path without the GELU epilogue, C % 8 != 0 linear_gelu_backward's
+// without DGELU.
 const std::vector<Shape> kShapes = {{5, 13, 7}, {37, 24, 40}, {64, 48, 96}, {9, 16, 30}};
 // Row strides past OC: none, and one that takes the rows off 16-byte alignment then back.
 const std::vector<int> kPads = {0, 9, 24};
@@ -73,30 +75,33 @@ TEMPLATE_TEST_CASE("linear forward and forward with GELU match ref, with and wit
     check_close("linear_gelu_forward pre", to_floats(pre.download()), pre_ref, bound_for<T>());
 }
 
-TEMPLATE_TEST_CASE("linear backward accumulates dinp, dweight and dbias like ref", "[linear]", float, bf16) {
+TEMPLATE_TEST_CASE("linear backward writes or adds dinp, and adds dweight and dbias, like ref", "[linear]", float,
+                   bf16) {
     using T = TestType;
     const auto order = GENERATE(from_range(orders()));
     const Shape shape = GENERATE(from_range(kShapes));
     const bool with_bias = GENERATE(true, false);
     const bool epilogues = GENERATE(true, false);
+    const bool accumulate = GENERATE(true, false);
     const int ld = shape.OC + GENERATE(from_range(kPads));
     const InOrder in_order(order);
     const Epilogues fused(epilogues);
     const int N = shape.N, C = shape.C, OC = shape.OC;
     INFO("N " << N << " C " << C << " OC " << OC << " ld " << ld << " bias " << with_bias << " epilogues "
-              << epilogues);
+              << epilogues << " accumulate " << accumulate);
     const auto dout_values = random_floats(size_t(N) * OC);
     const Tensor<T> dout(with_stride(dout_values, N, OC, ld, kNaN)), inp(random_floats(size_t(N) * C)),
         weight(random_floats(size_t(OC) * C));
     const auto dout_ref = to_double(as_stored<T>(dout_values));
-    const auto dinp0 = random_floats(size_t(N) * C), dweight0 = random_floats(size_t(OC) * C),
-               dbias0 = random_floats(OC);
+    const auto dinp0 = accumulate ? random_floats(size_t(N) * C) : std::vector<float>(size_t(N) * C, kNaN),
+               dweight0 = random_floats(size_t(OC) * C), dbias0 = random_floats(OC);
     Device<T> dinp(to_storage<T>(dinp0));
     Device<float> dweight(dweight0), dbias(dbias0);
-    rkv::cuda::linear_backward(dinp.get(), dweight.get(), with_bias ? dbias.get() : nullptr, dout.dev.get(),
-                               inp.dev.get(), weight.dev.get(), N, C, OC, ld, nullptr);
+    rkv::cuda::linear_backward(dinp.get(), accumulate, dweight.get(), with_bias ? dbias.get() : nullptr,
+                               dout.dev.get(), inp.dev.get(), weight.dev.get(), N, C, OC, ld, nullptr);
 
-    auto dinp_ref = to_double(as_stored<T>(dinp0)), dweight_ref = to_double(dweight0), dbias_ref = to_double(dbias0);
+    auto dinp_ref = accumulate ? to_double(as_stored<T>(dinp0)) : std::vector<double>(size_t(N) * C),
+         dweight_ref = to_double(dweight0), dbias_ref = to_double(dbias0);
     rkv::ref::linear_backward(dinp_ref.data(), dweight_ref.data(), with_bias ? dbias_ref.data() : nullptr,
                               dout_ref.data(), inp.ref.data(), weight.ref.data(), N, C, OC);
     check_close("linear_backward dinp", to_floats(dinp.download()), dinp_ref, bound_for<T>());
@@ -107,10 +112,46 @@ TEMPLATE_TEST_CASE("linear backward accumulates dinp, dweight and dbias like ref
     else CHECK(dbias.download() == dbias0);
 }
 
+TEMPLATE_TEST_CASE("linear backward through a GELU matches ref's linear and GELU backward", "[linear]", float, bf16) {
+    using T = TestType;
+    const auto order = GENERATE(from_range(orders()));
+    const Shape shape = GENERATE(from_range(kShapes));
+    const bool with_bias = GENERATE(true, false);
+    const bool epilogues = GENERATE(true, false);
+    const InOrder in_order(order);
+    const Epilogues fused(epilogues);
+    const int N = shape.N, C = shape.C, OC = shape.OC;
+    INFO("N " << N << " C " << C << " OC " << OC << " bias " << with_bias << " epilogues " << epilogues);
+    // inp = GELU(pre) as the forward stored it; pre over the GELU's curved part.
+    const auto pre_values = as_stored<T>(random_floats(size_t(N) * C, -4.0f, 4.0f));
+    std::vector<double> inp_values(pre_values.size());
+    rkv::ref::gelu_forward(inp_values.data(), to_double(pre_values).data(), inp_values.size());
+    const Tensor<T> dout(random_floats(size_t(N) * OC)), pre(pre_values),
+        inp(std::vector<float>(inp_values.begin(), inp_values.end())), weight(random_floats(size_t(OC) * C));
+    const auto dweight0 = random_floats(size_t(OC) * C), dbias0 = random_floats(OC);
+    Device<T> dpre(size_t(N) * C);
+    Device<float> dweight(dweight0), dbias(dbias0);
+    rkv::cuda::linear_gelu_backward(dpre.get(), dweight.get(), with_bias ? dbias.get() : nullptr, dout.dev.get(),
+                                    inp.dev.get(), weight.dev.get(), pre.dev.get(), N, C, OC, nullptr);
+
+    std::vector<double> dinp_ref(size_t(N) * C), dpre_ref(size_t(N) * C);
+    auto dweight_ref = to_double(dweight0), dbias_ref = to_double(dbias0);
+    rkv::ref::linear_backward(dinp_ref.data(), dweight_ref.data(), with_bias ? dbias_ref.data() : nullptr,
+                              dout.ref.data(), inp.ref.data(), weight.ref.data(), N, C, OC);
+    rkv::ref::gelu_backward(dpre_ref.data(), dinp_ref.data(), pre.ref.data(), dpre_ref.size());
+    check_close("linear_gelu_backward dpre", to_floats(dpre.download()), dpre_ref, bound_for<T>());
+    check_close("linear_gelu_backward dweight", dweight.download(), dweight_ref, fp32_bound);
+    if (with_bias) check_close("linear_gelu_backward dbias", dbias.download(), dbias_ref, fp32_bound);
+    else CHECK(dbias.download() == dbias0);
+}
+
 TEST_CASE("linear backward refuses dbias without dweight", "[linear]") {
     Device<float> x(16), dbias(4);
-    CHECK_THROWS_AS(rkv::cuda::linear_backward(x.get(), nullptr, dbias.get(), x.get(), x.get(), x.get(), 2, 2, 4, 4,
-                                               nullptr),
+    CHECK_THROWS_AS(rkv::cuda::linear_backward(x.get(), true, nullptr, dbias.get(), x.get(), x.get(), x.get(), 2, 2,
+                                               4, 4, nullptr),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(rkv::cuda::linear_gelu_backward(x.get(), nullptr, dbias.get(), x.get(), x.get(), x.get(), x.get(),
+                                                    2, 2, 4, nullptr),
                     std::invalid_argument);
 }
 
@@ -118,7 +159,7 @@ TEST_CASE("linear refuses a row stride shorter than a row", "[linear]") {
     Device<float> x(16);
     CHECK_THROWS_AS(rkv::cuda::linear_forward(x.get(), x.get(), x.get(), nullptr, 2, 2, 4, 3, nullptr),
                     std::invalid_argument);
-    CHECK_THROWS_AS(rkv::cuda::linear_backward(x.get(), x.get(), nullptr, x.get(), x.get(), x.get(), 2, 2, 4, 3,
-                                               nullptr),
+    CHECK_THROWS_AS(rkv::cuda::linear_backward(x.get(), true, x.get(), nullptr, x.get(), x.get(), x.get(), 2, 2, 4,
+                                               3, nullptr),
                     std::invalid_argument);
 }

@@ -29,10 +29,15 @@ struct SpyOps : CpuOps<float> {
         outputs.push_back(pre);
         CpuOps<float>::linear_gelu_forward(out, pre, inp, w, b, N, C, OC);
     }
-    void linear_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w, int N,
-                         int C, int OC) override {
+    void linear_backward(float* dinp, Grad dinp_grad, float* dw, float* db, const float* dout, const float* inp,
+                         const float* w, int N, int C, int OC) override {
         weight_grads.push_back(dw);
-        CpuOps<float>::linear_backward(dinp, dw, db, dout, inp, w, N, C, OC);
+        CpuOps<float>::linear_backward(dinp, dinp_grad, dw, db, dout, inp, w, N, C, OC);
+    }
+    void linear_gelu_backward(float* dpre, float* dw, float* db, const float* dout, const float* inp, const float* w,
+                              const float* pre, int N, int C, int OC) override {
+        weight_grads.push_back(dw);
+        CpuOps<float>::linear_gelu_backward(dpre, dw, db, dout, inp, w, pre, N, C, OC);
     }
 };
 
