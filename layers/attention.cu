@@ -3,7 +3,7 @@
 //
 //   forward:   S = scale Q K^T (causal),  P = softmax(S),  O = P V,  lse = log rowsum exp(S)
 //   backward:  dP = dO V^T,  D = rowsum(dO * O),  dS = P (dP - D)
-//              dQ = scale dS K,  dK += scale dS^T Q,  dV += P^T dO
+//              dQ = scale dS K,  dK = scale dS^T Q,  dV = P^T dO  (dK, dV added when accumulating)
 //
 // A block owns one tile of kTile rows in shared memory and streams the other side's rows
 // through shared memory kTile at a time, only as far as the causal mask lets them matter:
@@ -247,9 +247,9 @@ __global__ void __launch_bounds__(kThreads)
 // and D, the kTPR lanes of row j take query row i0 + j.)
 template <int D, class S>
 __global__ void __launch_bounds__(kThreads)
-    attention_backward_dkdv_kernel(S* dk_all, S* dv_all, const S* dout, const S* q, const S* k_all, const S* v_all,
-                                   const S* out, const float* lse, const int* kv_src, int layer, size_t layer_stride,
-                                   int T, int NH, int NKV, int HS) {
+    attention_backward_dkdv_kernel(S* dk_all, S* dv_all, bool accumulate, const S* dout, const S* q, const S* k_all,
+                                   const S* v_all, const S* out, const float* lse, const int* kv_src, int layer,
+                                   size_t layer_stride, int T, int NH, int NKV, int HS) {
     constexpr int ld = D + 1;
     float* Ks = rkv::dynamic_smem<float>();  // (kTile, D + 1)     this block's keys
     float* Vs = Ks + kTile * ld;             // (kTile, D + 1)     their values
@@ -323,8 +323,10 @@ __global__ void __launch_bounds__(kThreads)
         UNROLL
         for (int c = 0; c < D / kTPR; c++)
             if (r + kTPR * c < HS) {
-                dk_row[r + kTPR * c] = from_float<S>(to_float(dk_row[r + kTPR * c]) + scale * dk_acc[c]);
-                dv_row[r + kTPR * c] = from_float<S>(to_float(dv_row[r + kTPR * c]) + dv_acc[c]);
+                S& dk = dk_row[r + kTPR * c];
+                S& dv = dv_row[r + kTPR * c];
+                dk = from_float<S>(scale * dk_acc[c] + (accumulate ? to_float(dk) : 0.0f));
+                dv = from_float<S>(dv_acc[c] + (accumulate ? to_float(dv) : 0.0f));
             }
     }
 }
@@ -372,9 +374,10 @@ void attention_forward_routed(S* out, float* lse, const S* q, const S* k_all, co
 }
 
 template <class S>
-void attention_backward_routed(S* dq, S* dk_all, S* dv_all, const S* dout, const S* q, const S* k_all,
-                               const S* v_all, const S* out, const float* lse, const int* kv_src, int layer,
-                               size_t layer_stride, int B, int T, int NH, int NKV, int HS, cudaStream_t stream) {
+void attention_backward_routed(S* dq, S* dk_all, S* dv_all, bool accumulate_kv, const S* dout, const S* q,
+                               const S* k_all, const S* v_all, const S* out, const float* lse, const int* kv_src,
+                               int layer, size_t layer_stride, int B, int T, int NH, int NKV, int HS,
+                               cudaStream_t stream) {
     check_heads(NH, NKV, HS);
     if (B == 0 || T == 0) return;
     with_padded_head_dim(HS, [&](auto padded) {
@@ -384,8 +387,8 @@ void attention_backward_routed(S* dq, S* dk_all, S* dv_all, const S* dout, const
                                tiles_bytes(D, 4, 1, 0), stream, dq, dout, q, k_all, v_all, out, lse, kv_src, layer,
                                layer_stride, T, NH, NKV, HS);
         launch_kernel_big_smem(attention_backward_dkdv_kernel<D, S>, dim3(tiles, NKV, B), kThreads,
-                               tiles_bytes(D, 4, 2, 2), stream, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src,
-                               layer, layer_stride, T, NH, NKV, HS);
+                               tiles_bytes(D, 4, 2, 2), stream, dk_all, dv_all, accumulate_kv, dout, q, k_all, v_all,
+                               out, lse, kv_src, layer, layer_stride, T, NH, NKV, HS);
     });
 }
 
@@ -398,7 +401,8 @@ void attention_forward(S* out, float* lse, const S* q, const S* k, const S* v, i
 template <class S>
 void attention_backward(S* dq, S* dk, S* dv, const S* dout, const S* q, const S* k, const S* v, const S* out,
                         const float* lse, int B, int T, int NH, int NKV, int HS, cudaStream_t stream) {
-    attention_backward_routed<S>(dq, dk, dv, dout, q, k, v, out, lse, nullptr, 0, 0, B, T, NH, NKV, HS, stream);
+    attention_backward_routed<S>(dq, dk, dv, false, dout, q, k, v, out, lse, nullptr, 0, 0, B, T, NH, NKV, HS,
+                                 stream);
 }
 
 #define INSTANTIATE(S)                                                                                                 \
@@ -408,7 +412,7 @@ void attention_backward(S* dq, S* dk, S* dv, const S* dout, const S* q, const S*
                                         const float*, int, int, int, int, int, cudaStream_t);                          \
     template void attention_forward_routed<S>(S*, float*, const S*, const S*, const S*, const int*, int, size_t,       \
                                               int, int, int, int, int, cudaStream_t);                                  \
-    template void attention_backward_routed<S>(S*, S*, S*, const S*, const S*, const S*, const S*, const S*,           \
+    template void attention_backward_routed<S>(S*, S*, S*, bool, const S*, const S*, const S*, const S*, const S*,     \
                                                const float*, const int*, int, size_t, int, int, int, int, int,         \
                                                cudaStream_t);
 INSTANTIATE(float)

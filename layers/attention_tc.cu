@@ -319,7 +319,7 @@ __global__ void __launch_bounds__(kThreads)
         bf16* dq_row = dq + qh + size_t(row) * NH * D;
         RKV_UNROLL
         for (int di = 0; di < D / 8; di++)
-            store_pair(dq_row, 8 * di + 2 * t, scale, dq_acc[0][di][2 * hf], dq_acc[0][di][2 * hf + 1]);
+            put_pair(dq_row, 8 * di + 2 * t, scale, dq_acc[0][di][2 * hf], dq_acc[0][di][2 * hf + 1], false);
     }
 }
 
@@ -328,7 +328,7 @@ __global__ void __launch_bounds__(kThreads)
 // rows (keys) +g, +g+8, queries and dims 2t, 2t+1 of each n8 tile.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    attention_tc_backward_dkdv_kernel(bf16* dk_all, bf16* dv_all, const bf16* dout, const bf16* q,
+    attention_tc_backward_dkdv_kernel(bf16* dk_all, bf16* dv_all, bool accumulate, const bf16* dout, const bf16* q,
                                       const bf16* k_all, const bf16* v_all, const float* lse, const float* Dvec,
                                       const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV) {
     constexpr int S = kStride<D>;
@@ -408,8 +408,9 @@ __global__ void __launch_bounds__(kThreads)
         const size_t at = kvh_at + size_t(key) * NKV * D;
         RKV_UNROLL
         for (int di = 0; di < D / 8; di++) {
-            add_pair(dk_all + at, 8 * di + 2 * t, scale, dk_acc[0][di][2 * hf], dk_acc[0][di][2 * hf + 1]);
-            add_pair(dv_all + at, 8 * di + 2 * t, 1.0f, dv_acc[0][di][2 * hf], dv_acc[0][di][2 * hf + 1]);
+            put_pair(dk_all + at, 8 * di + 2 * t, scale, dk_acc[0][di][2 * hf], dk_acc[0][di][2 * hf + 1],
+                     accumulate);
+            put_pair(dv_all + at, 8 * di + 2 * t, 1.0f, dv_acc[0][di][2 * hf], dv_acc[0][di][2 * hf + 1], accumulate);
         }
     }
 }
@@ -443,10 +444,10 @@ void attention_tc_forward_routed(bf16* out, float* lse, const bf16* q, const bf1
     });
 }
 
-void attention_tc_backward_routed(bf16* dq, bf16* dk_all, bf16* dv_all, const bf16* dout, const bf16* q,
-                                  const bf16* k_all, const bf16* v_all, const bf16* out, const float* lse,
-                                  const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH, int NKV,
-                                  int HS, cudaStream_t stream) {
+void attention_tc_backward_routed(bf16* dq, bf16* dk_all, bf16* dv_all, bool accumulate_kv, const bf16* dout,
+                                  const bf16* q, const bf16* k_all, const bf16* v_all, const bf16* out,
+                                  const float* lse, const int* kv_src, int layer, size_t layer_stride, int B, int T,
+                                  int NH, int NKV, int HS, cudaStream_t stream) {
     check_shape("attention_tc", NH, NKV, HS, {dq, dk_all, dv_all, dout, q, k_all, v_all, out});
     if (B == 0 || T == 0) return;
     with_head_dim(HS, [&](auto hs) {
@@ -458,8 +459,8 @@ void attention_tc_backward_routed(bf16* dq, bf16* dk_all, bf16* dv_all, const bf
                                smem_bytes(D, 6 * kTile), stream, dq, dout, q, k_all, v_all, lse, Dvec.get(), kv_src,
                                layer, layer_stride, T, NH, NKV);
         launch_kernel_big_smem(attention_tc_backward_dkdv_kernel<D>, dim3(tiles, NKV, B), kThreads,
-                               smem_bytes(D, 6 * kTile, 4 * kTile), stream, dk_all, dv_all, dout, q, k_all, v_all, lse,
-                               Dvec.get(), kv_src, layer, layer_stride, T, NH, NKV);
+                               smem_bytes(D, 6 * kTile, 4 * kTile), stream, dk_all, dv_all, accumulate_kv, dout, q,
+                               k_all, v_all, lse, Dvec.get(), kv_src, layer, layer_stride, T, NH, NKV);
     });
 }
 
@@ -471,7 +472,8 @@ void attention_tc_forward(bf16* out, float* lse, const bf16* q, const bf16* k, c
 void attention_tc_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
                            const bf16* v, const bf16* out, const float* lse, int B, int T, int NH, int NKV, int HS,
                            cudaStream_t stream) {
-    attention_tc_backward_routed(dq, dk, dv, dout, q, k, v, out, lse, nullptr, 0, 0, B, T, NH, NKV, HS, stream);
+    attention_tc_backward_routed(dq, dk, dv, false, dout, q, k, v, out, lse, nullptr, 0, 0, B, T, NH, NKV, HS,
+                                 stream);
 }
 
 }  // namespace rkv::cuda

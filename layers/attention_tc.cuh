@@ -5,9 +5,9 @@
 // lse is the natural-log log-sum-exp of the scaled scores, as the plain kernel's, so either
 // backward takes either forward's lse. Query head h reads KV head h / (NH / NKV); NH is a
 // multiple of NKV; HS is 64 or 128; any T >= 0. Every pointer is device memory, 16-byte
-// aligned. The forward writes out and lse; the backward recomputes P from lse, writes dq and
-// accumulates (+=) into dk and dv, deterministically (no atomics: the same inputs give the same
-// bits).
+// aligned. The forward writes out and lse; the backward recomputes P from lse and writes dq,
+// dk and dv (or adds to dk, dv: the routed one), deterministically (no atomics: the same inputs
+// give the same bits).
 #pragma once
 
 #include <cstddef>
@@ -24,15 +24,17 @@ void attention_tc_backward(__nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* 
                            cudaStream_t stream);
 
 // Routed: k_all, v_all, dk_all, dv_all hold every layer's (B, T, NKV, HS) block, layer_stride
-// elements apart; layer `layer` reads, and accumulates into, block kv_src[layer], looked up on
-// the device in kv_src (L). Several layers reading one source each add their share to it.
+// elements apart; layer `layer` reads, and writes its dk, dv into, block kv_src[layer], looked
+// up on the device in kv_src (L). With accumulate_kv they are added to the block instead: the
+// source's later readers add their share to the first one's.
 void attention_tc_forward_routed(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q,
                                  const __nv_bfloat16* k_all, const __nv_bfloat16* v_all, const int* kv_src,
                                  int layer, size_t layer_stride, int B, int T, int NH, int NKV, int HS,
                                  cudaStream_t stream);
 void attention_tc_backward_routed(__nv_bfloat16* dq, __nv_bfloat16* dk_all, __nv_bfloat16* dv_all,
-                                  const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_bfloat16* k_all,
-                                  const __nv_bfloat16* v_all, const __nv_bfloat16* out, const float* lse,
+                                  bool accumulate_kv, const __nv_bfloat16* dout, const __nv_bfloat16* q,
+                                  const __nv_bfloat16* k_all, const __nv_bfloat16* v_all, const __nv_bfloat16* out,
+                                  const float* lse,
                                   const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH, int NKV,
                                   int HS, cudaStream_t stream);
 

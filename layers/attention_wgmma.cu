@@ -39,7 +39,8 @@
 // Each step's products are done before the next step's barrier, after which the loads a step
 // ahead reuse its stage. Shared memory: 64 KB at HS 64, 128 KB at HS 128 (and 1 KB of lse and
 // D). Each element of dq, dk and dv has one writer that sums its terms in a fixed order, then
-// writes dq and adds to dk, dv (no atomics): the same bits every run.
+// stores it (or adds it, to dk and dv of a source layer's later readers; no atomics): the same
+// bits every run.
 //
 // Only tiles that cross a diagonal are masked element by element: the forward's last key tile,
 // dQ's last two, each head's first two query tiles in dK, dV. Rows past T load as zeros and are
@@ -392,7 +393,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         bf16* dq_row = dq + qh + size_t(row) * NH * D;
         RKV_UNROLL
         for (int i = 0; i < D / 8; i++)
-            store_pair(dq_row, 8 * i + 2 * t, scale, dq_acc[4 * i + 2 * hf], dq_acc[4 * i + 2 * hf + 1]);
+            put_pair(dq_row, 8 * i + 2 * t, scale, dq_acc[4 * i + 2 * hf], dq_acc[4 * i + 2 * hf + 1], false);
     }
 }
 
@@ -406,7 +407,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 //   dS^T = P^T (dP^T - D);  dK (64, D) += dS^T Q          Q, dO (queries, D) MN-major
 template <int D>
 __global__ void __launch_bounds__(kThreads, 1)
-    attention_wgmma_backward_dkdv_kernel(bf16* dk_all, bf16* dv_all, const bf16* dout, const bf16* q,
+    attention_wgmma_backward_dkdv_kernel(bf16* dk_all, bf16* dv_all, bool accumulate, const bf16* dout, const bf16* q,
                                          const bf16* k_all, const bf16* v_all, const float* lse, const float* Dvec,
                                          const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV) {
     constexpr int keys_tile = kTileBytes<kRows, D>, tile = kTileBytes<kStep, D>;
@@ -520,7 +521,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int i = 2; i < q_tiles; i++) step(it + i, no);
     }
 
-    // dk += scale dK, dv += dV, keys before T.
+    // dk = scale dK, dv = dV (added to them when accumulate), keys before T.
     RKV_UNROLL
     for (int hf = 0; hf < 2; hf++) {
         const int key = key0 + 8 * hf;
@@ -528,8 +529,9 @@ __global__ void __launch_bounds__(kThreads, 1)
         const size_t at = kvh_at + size_t(key) * NKV * D;
         RKV_UNROLL
         for (int i = 0; i < D / 8; i++) {
-            add_pair(dk_all + at, 8 * i + 2 * t, scale, dk_acc[4 * i + 2 * hf], dk_acc[4 * i + 2 * hf + 1]);
-            add_pair(dv_all + at, 8 * i + 2 * t, 1.0f, dv_acc[4 * i + 2 * hf], dv_acc[4 * i + 2 * hf + 1]);
+            put_pair(dk_all + at, 8 * i + 2 * t, scale, dk_acc[4 * i + 2 * hf], dk_acc[4 * i + 2 * hf + 1],
+                     accumulate);
+            put_pair(dv_all + at, 8 * i + 2 * t, 1.0f, dv_acc[4 * i + 2 * hf], dv_acc[4 * i + 2 * hf + 1], accumulate);
         }
     }
 }
@@ -544,17 +546,17 @@ void launch_forward(bf16* out, float* lse, const bf16* q, const bf16* k_all, con
 }
 
 template <int D>
-void launch_backward(bf16* dq, bf16* dk_all, bf16* dv_all, const bf16* dout, const bf16* q, const bf16* k_all,
-                     const bf16* v_all, const bf16* out, const float* lse, const int* kv_src, int layer,
-                     size_t layer_stride, int B, int T, int NH, int NKV, cudaStream_t stream) {
+void launch_backward(bf16* dq, bf16* dk_all, bf16* dv_all, bool accumulate_kv, const bf16* dout, const bf16* q,
+                     const bf16* k_all, const bf16* v_all, const bf16* out, const float* lse, const int* kv_src,
+                     int layer, size_t layer_stride, int B, int T, int NH, int NKV, cudaStream_t stream) {
     StreamScratch<float> Dvec(size_t(B) * T * NH, stream);  // (B, NH, T)
     row_dots<D>(Dvec.get(), dout, out, B, T, NH, stream);
     launch_kernel_big_smem(attention_wgmma_backward_dq_kernel<D>, dim3(ceil_div(T, kRows), NH, B), kThreads,
                            kDqSmemBytes<D>, stream, dq, dout, q, k_all, v_all, lse, Dvec.get(), kv_src, layer,
                            layer_stride, T, NH, NKV);
     launch_kernel_big_smem(attention_wgmma_backward_dkdv_kernel<D>, dim3(ceil_div(T, kRows), NKV, B), kThreads,
-                           kDkvSmemBytes<D>, stream, dk_all, dv_all, dout, q, k_all, v_all, lse, Dvec.get(), kv_src,
-                           layer, layer_stride, T, NH, NKV);
+                           kDkvSmemBytes<D>, stream, dk_all, dv_all, accumulate_kv, dout, q, k_all, v_all, lse,
+                           Dvec.get(), kv_src, layer, layer_stride, T, NH, NKV);
 }
 
 }  // namespace
@@ -591,26 +593,27 @@ void attention_wgmma_forward(bf16* out, float* lse, const bf16* q, const bf16* k
     attention_wgmma_forward_routed(out, lse, q, k, v, nullptr, 0, 0, B, T, NH, NKV, HS, stream);
 }
 
-void attention_wgmma_backward_routed(bf16* dq, bf16* dk_all, bf16* dv_all, const bf16* dout, const bf16* q,
-                                     const bf16* k_all, const bf16* v_all, const bf16* out, const float* lse,
-                                     const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH,
-                                     int NKV, int HS, cudaStream_t stream) {
+void attention_wgmma_backward_routed(bf16* dq, bf16* dk_all, bf16* dv_all, bool accumulate_kv, const bf16* dout,
+                                     const bf16* q, const bf16* k_all, const bf16* v_all, const bf16* out,
+                                     const float* lse, const int* kv_src, int layer, size_t layer_stride, int B, int T,
+                                     int NH, int NKV, int HS, cudaStream_t stream) {
     check_shape("attention_wgmma", NH, NKV, HS, {dq, dk_all, dv_all, dout, q, k_all, v_all, out});
     if (!attention_wgmma_supported())
         throw std::runtime_error("attention_wgmma: needs a build for sm_90a and a GPU of compute capability 9.0");
     if (B == 0 || T == 0) return;
     if (HS == 64)
-        launch_backward<64>(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer, layer_stride, B, T,
-                            NH, NKV, stream);
+        launch_backward<64>(dq, dk_all, dv_all, accumulate_kv, dout, q, k_all, v_all, out, lse, kv_src, layer,
+                            layer_stride, B, T, NH, NKV, stream);
     else
-        launch_backward<128>(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer, layer_stride, B, T,
-                             NH, NKV, stream);
+        launch_backward<128>(dq, dk_all, dv_all, accumulate_kv, dout, q, k_all, v_all, out, lse, kv_src, layer,
+                             layer_stride, B, T, NH, NKV, stream);
 }
 
 void attention_wgmma_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
                               const bf16* v, const bf16* out, const float* lse, int B, int T, int NH, int NKV, int HS,
                               cudaStream_t stream) {
-    attention_wgmma_backward_routed(dq, dk, dv, dout, q, k, v, out, lse, nullptr, 0, 0, B, T, NH, NKV, HS, stream);
+    attention_wgmma_backward_routed(dq, dk, dv, false, dout, q, k, v, out, lse, nullptr, 0, 0, B, T, NH, NKV, HS,
+                                    stream);
 }
 
 }  // namespace rkv::cuda

@@ -110,11 +110,15 @@ struct CpuOps : LayerOps<T> {
         const size_t src = size_t(kv_src[layer]) * layer_stride;
         ref::attention_forward(out, lse, q, k_all + src, v_all + src, B, Tn, NH, NKV, HS);
     }
-    void attention_backward(T* dq, T* dk_all, T* dv_all, const T* dout, const T* q, const T* k_all, const T* v_all,
-                            const T* out, const T* lse, const int* kv_src, int layer, size_t layer_stride, int B,
-                            int Tn, int NH, int NKV, int HS) override {
-        const size_t src = size_t(kv_src[layer]) * layer_stride;
+    void attention_backward(T* dq, T* dk_all, T* dv_all, Grad dkv_grad, const T* dout, const T* q, const T* k_all,
+                            const T* v_all, const T* out, const T* lse, const int* kv_src, int layer,
+                            size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {
+        const size_t src = size_t(kv_src[layer]) * layer_stride, kv = size_t(B) * Tn * NKV * HS;
         std::fill_n(dq, size_t(B) * Tn * NH * HS, T(0));
+        if (dkv_grad == Grad::write) {
+            std::fill_n(dk_all + src, kv, T(0));
+            std::fill_n(dv_all + src, kv, T(0));
+        }
         ref::attention_backward(dq, dk_all + src, dv_all + src, dout, q, k_all + src, v_all + src, out, lse, B, Tn, NH,
                                 NKV, HS);
     }

@@ -125,22 +125,23 @@ struct CudaOps final : LayerOps<T> {
         cuda::attention_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B, Tn, NH, NKV, HS,
                                        stream);
     }
-    void attention_backward(T* dq, T* dk_all, T* dv_all, const T* dout, const T* q, const T* k_all, const T* v_all,
-                            const T* out, const float* lse, const int* kv_src, int layer, size_t layer_stride, int B,
-                            int Tn, int NH, int NKV, int HS) override {
+    void attention_backward(T* dq, T* dk_all, T* dv_all, Grad dkv_grad, const T* dout, const T* q, const T* k_all,
+                            const T* v_all, const T* out, const float* lse, const int* kv_src, int layer,
+                            size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {
+        const bool add = dkv_grad == Grad::add;
         if constexpr (std::is_same_v<T, __nv_bfloat16>) {
             switch (attention_for(HS)) {
                 case Attention::wgmma:
-                    return cuda::attention_wgmma_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse,
-                                                                 kv_src, layer, layer_stride, B, Tn, NH, NKV, HS,
+                    return cuda::attention_wgmma_backward_routed(dq, dk_all, dv_all, add, dout, q, k_all, v_all, out,
+                                                                 lse, kv_src, layer, layer_stride, B, Tn, NH, NKV, HS,
                                                                  stream);
                 case Attention::mma:
-                    return cuda::attention_tc_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse,
+                    return cuda::attention_tc_backward_routed(dq, dk_all, dv_all, add, dout, q, k_all, v_all, out, lse,
                                                               kv_src, layer, layer_stride, B, Tn, NH, NKV, HS, stream);
                 case Attention::plain: break;
             }
         }
-        cuda::attention_backward_routed(dq, dk_all, dv_all, dout, q, k_all, v_all, out, lse, kv_src, layer,
+        cuda::attention_backward_routed(dq, dk_all, dv_all, add, dout, q, k_all, v_all, out, lse, kv_src, layer,
                                         layer_stride, B, Tn, NH, NKV, HS, stream);
     }
     void swiglu_forward(T* out, const T* gate, const T* up, size_t n) override {

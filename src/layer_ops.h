@@ -6,10 +6,11 @@
 // Gradients: parameter gradients accumulate (+=) over micro-batches. An activation gradient
 // with one producer is written (=), so the GPU neither zeroes it first nor reads it back:
 // linear_gelu_backward's, swiglu_backward's, rope_backward's, attention's dq, head_backward's
-// dinp. Those where several layers' gradients meet accumulate: the norms' dinp (the residual
-// stream), attention's dK/dV (every reader of a source layer), and linear_backward's dinp as
-// its Grad argument says (Q, K and V all read the first norm's output). ref/ accumulates
-// everywhere, like llm.c's CPU trainer; CpuOps zeroes a written gradient before calling it.
+// dinp. The norms' dinp accumulate (the residual stream), and where several layers' gradients
+// meet a Grad argument says which writes and which adds: linear_backward's dinp (Q, K and V
+// all read the first norm's output), attention's dK/dV (every reader of a source layer).
+// ref/ accumulates everywhere, like llm.c's CPU trainer; CpuOps zeroes a written gradient
+// before calling it.
 //
 // Two types (layers/common.cuh, "Precision"): T holds activations, their gradients and the
 // working copy of the weights; Master = master_t<T> holds what must not lose precision:
@@ -36,7 +37,8 @@ struct MasterType<__nv_bfloat16> {
 template <class T>
 using master_t = typename MasterType<T>::type;
 
-// How linear_backward stores its input gradient.
+// How a backward stores a gradient that several layers contribute to: the first writes, the
+// others add.
 enum class Grad { write, add };
 
 template <class T>
@@ -109,13 +111,15 @@ struct LayerOps {
     // Routed attention: layer `layer` attends with q to the K/V of layer kv_src[layer].
     // q, out (B,T,NH,HS); k_all, v_all, dk_all, dv_all (L,B,T,NKV,HS), layers layer_stride
     // apart; lse (B,NH,T); kv_src (L) in the implementation's memory: the route is data,
-    // so a new route needs no new launch. dq is written; dk_all, dv_all accumulate across readers.
+    // so a new route needs no new launch. dq is written; dk_all, dv_all as dkv_grad says (the
+    // source's first reader in the backward writes, the others add).
     virtual void attention_forward(T* out, Master* lse, const T* q, const T* k_all, const T* v_all,
                                    const int* kv_src, int layer, size_t layer_stride, int B, int Tn, int NH, int NKV,
                                    int HS) = 0;
-    virtual void attention_backward(T* dq, T* dk_all, T* dv_all, const T* dout, const T* q, const T* k_all,
-                                    const T* v_all, const T* out, const Master* lse, const int* kv_src, int layer,
-                                    size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) = 0;
+    virtual void attention_backward(T* dq, T* dk_all, T* dv_all, Grad dkv_grad, const T* dout, const T* q,
+                                    const T* k_all, const T* v_all, const T* out, const Master* lse,
+                                    const int* kv_src, int layer, size_t layer_stride, int B, int Tn, int NH, int NKV,
+                                    int HS) = 0;
 
     // all (n). The GELU's backward is linear_gelu_backward's.
     virtual void swiglu_forward(T* out, const T* gate, const T* up, size_t n) = 0;

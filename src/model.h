@@ -74,7 +74,8 @@ public:
     const T* q(int l) const { return layer_acts(l).q; }                            // (B, T, NH, HS)
     const T* att(int l) const { return layer_acts(l).att; }
     const Master* lse(int l) const { return layer_acts(l).lse; }                   // (B, NH, T)
-    const T* dk(int l) const { return g_.dk + size_t(l) * N_ * config.kv_dim(); }  // after backward
+    // After backward, for layers the route reads.
+    const T* dk(int l) const { return g_.dk + size_t(l) * N_ * config.kv_dim(); }
     const T* dv(int l) const { return g_.dv + size_t(l) * N_ * config.kv_dim(); }
 
 private:
@@ -105,7 +106,7 @@ private:
     struct Gradients {
         T* dresid; T* dln;                // (N, C)
         T* datt; T* dq; T* dqk_tmp;       // (N, QD)
-        T* dk; T* dv;                     // (L, N, KVD): accumulated over each source's readers
+        T* dk; T* dv;                     // (L, N, KVD): summed over each source's readers
         T* dkp;                           // (N, KVD)
         T* dfc; T* dup; T* dact;          // (N, FF); dup, dact SwiGLU's
     } g_{};
@@ -395,11 +396,13 @@ void Model<T>::layer_backward(int l) {
     }
     norm_backward(dresid, g_.dln, a.mid, w.ln2_w, w.ln2_b, a.ln2_mean, a.ln2_rstd);
 
-    // Attention: mid = x + o_proj(attention(q, k[src], v[src])); dK, dV go to the source.
+    // Attention: mid = x + o_proj(attention(q, k[src], v[src])); dK, dV go to the source, written
+    // by its highest reader (the first here) and added to by the others.
     ops_.linear_backward(g_.datt, Grad::write, gp(w.o_w), gp(w.o_b), dresid, a.att, p(w.o_w), N_, QD, C);
     if (on_attention_grad) on_attention_grad(l, g_.datt);
-    ops_.attention_backward(g_.dq, g_.dk, g_.dv, g_.datt, a.q, a_.k, a_.v, a.att, a.lse, a_.route, l, NKVD, B, Tn,
-                            NH, NKV, HS);
+    const Grad dkv = route_.last_reader(route_.kv_src[l]) == l ? Grad::write : Grad::add;
+    ops_.attention_backward(g_.dq, g_.dk, g_.dv, dkv, g_.datt, a.q, a_.k, a_.v, a.att, a.lse, a_.route, l, NKVD, B,
+                            Tn, NH, NKV, HS);
 
     T* dqp = g_.dq;
     if (qk_transformed()) {
@@ -424,7 +427,7 @@ template <class T>
 void Model<T>::backward() {
     const ModelConfig& c = config;
     const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size;
-    const size_t NC = size_t(N_) * C, NKVD = size_t(N_) * c.kv_dim();
+    const size_t NC = size_t(N_) * C;
     ops_.head_backward(g_.dln, gp(table.lm_head), a_.logits, a_.lnf, p(table.lm_head), N_, C, V, ld_logits_);
     ops_.zero(g_.dresid, NC);
     norm_backward(g_.dresid, g_.dln, a_.resid + size_t(L) * NC, table.lnf_w, table.lnf_b, a_.lnf_mean, a_.lnf_rstd);
@@ -434,8 +437,6 @@ void Model<T>::backward() {
         if (on_grads_final) on_grads_final(begin, end);
     };
     final(table.lnf_w, table.total);
-    ops_.zero(g_.dk, size_t(L) * NKVD);
-    ops_.zero(g_.dv, size_t(L) * NKVD);
     for (int l = L - 1; l >= 0; l--) {
         layer_backward(l);    // the last reader of layer l's K/V: its gradients are complete
         final(layer_begin(l), layer_begin(l + 1));

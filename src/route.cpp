@@ -13,6 +13,12 @@ bool Route::is_read(int j) const {
     return std::find(kv_src.begin(), kv_src.end(), j) != kv_src.end();
 }
 
+int Route::last_reader(int j) const {
+    for (int l = num_layers() - 1; l >= 0; l--)
+        if (kv_src[l] == j) return l;
+    return -1;
+}
+
 std::vector<int> Route::kept_layers() const {
     std::vector<int> kept;
     for (int j = 0; j < num_layers(); j++)

@@ -14,6 +14,8 @@ struct Route {
     int num_layers() const { return int(kv_src.size()); }
     // Whether some layer reads layer j's K/V: only such layers compute K/V at all.
     bool is_read(int j) const;
+    // The highest layer that reads layer j's K/V (the backward's first), -1 if none.
+    int last_reader(int j) const;
     // Layers whose K/V are read: the layers that keep a KV cache.
     std::vector<int> kept_layers() const;
     std::string str() const;                    // "0 0 2 2"

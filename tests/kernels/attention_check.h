@@ -2,9 +2,9 @@
 // (layers/attention_tc.cu) share, run on the kernel passed in as a Kernel: one layer against
 // ref/attention.h in double, routes read from device memory (one reader, then two readers of
 // one source), and the same bits in every thread order. Inputs are fresh random values as
-// stored in S, so that ref reads what the kernel reads; outputs and dq (written) start poisoned
-// with NaN; dk and dv (accumulated) start with random values of the size of what ref adds, and
-// the relative error is that of what the backward added.
+// stored in S, so that ref reads what the kernel reads; outputs and written gradients start
+// poisoned with NaN; gradients added to start with random values of the size of what ref
+// adds, and the relative error is that of what the backward added.
 //
 // Shapes as in layers/attention.cuh:
 //   q, out, dq, dout (B, T, NH, HS);  k, v, dk, dv (B, T, NKV, HS);  lse (B, NH, T)
@@ -13,6 +13,8 @@
 
 #include "kernel_check.h"
 
+#include <algorithm>
+#include <limits>
 #include <ostream>
 
 #include "ref/attention.h"
@@ -32,7 +34,7 @@ struct Kernel {
     void (*forward_routed)(S* out, float* lse, const S* q, const S* k_all, const S* v_all, const int* kv_src,
                            int layer, size_t layer_stride, int B, int T, int NH, int NKV, int HS,
                            cudaStream_t stream);
-    void (*backward_routed)(S* dq, S* dk_all, S* dv_all, const S* dout, const S* q, const S* k_all,
+    void (*backward_routed)(S* dq, S* dk_all, S* dv_all, bool accumulate_kv, const S* dout, const S* q, const S* k_all,
                             const S* v_all, const S* out, const float* lse, const int* kv_src, int layer,
                             size_t layer_stride, int B, int T, int NH, int NKV, int HS, cudaStream_t stream);
     float qk;              // q and k uniform in [-qk, qk]: scores of a few units, softmax far from uniform
@@ -126,26 +128,26 @@ void check_layer(const Kernel<S>& kernel, const Shape& s) {
     check_close("out", download(out), ref.out, bound);
     check_close("lse", lse.download(), ref.lse, kernel.lse_bound);
 
-    const Vec dk0 = prefill<S>(s.kv(), ref.dk), dv0 = prefill<S>(s.kv(), ref.dv);
-    Device<S> dout(to_storage<S>(ref.dout)), ref_out(to_storage<S>(ref.out_stored)), dq(s.q()),
-        dk(to_storage<S>(dk0)), dv(to_storage<S>(dv0));
+    Device<S> dout(to_storage<S>(ref.dout)), ref_out(to_storage<S>(ref.out_stored)), dq(s.q()), dk(s.kv()),
+        dv(s.kv());
     Device<float> ref_lse(in_float(ref.lse));
     kernel.backward(dq.get(), dk.get(), dv.get(), dout.get(), q.get(), kd.get(), vd.get(), ref_out.get(),
                     ref_lse.get(), s.B, s.T, s.NH, s.NKV, s.HS, nullptr);
-    check_close("dv", added(download(dv), dv0), ref.dv, bound);
+    check_close("dv", download(dv), ref.dv, bound);
     if (s.T == 1) {  // one key: P = 1 and dS = dP - D = 0, so dq and dk are only rounding
         CHECK(norm(download(dq)) < kernel.one_key_bound * norm(ref.dout));
-        CHECK(norm(added(download(dk), dk0)) < kernel.one_key_bound * norm(dk0));
+        CHECK(norm(download(dk)) < kernel.one_key_bound * norm(ref.dout));
         return;
     }
     check_close("dq", download(dq), ref.dq, bound);
-    check_close("dk", added(download(dk), dk0), ref.dk, bound);
+    check_close("dk", download(dk), ref.dk, bound);
 }
 
 // L = 3 layers' k, v in one (L, B, T, NKV, HS) buffer, layer_stride s.kv() apart, and the
-// route kv_src (L) in device memory. Two sections: layer 2 reading another layer's block,
-// then its own, with only the route changed; and two layers reading one block, which gets
-// the sum of their dk, dv. Blocks no layer reads must keep their bits.
+// route kv_src (L) in device memory. Two sections: layer 2 reading another layer's block (its
+// dk, dv added to the block), then its own (written), with only the route changed; and two
+// layers reading one block, which gets the sum of their dk, dv (the first writes, as the
+// model's highest reader does, and the second adds). Blocks no layer reads keep their bits.
 template <class S>
 void check_routed(const Kernel<S>& kernel, const Shape& s) {
     const double bound = bound_for<S>();
@@ -157,7 +159,7 @@ void check_routed(const Kernel<S>& kernel, const Shape& s) {
 
     // Layer `layer` through the route: forward (out and lse checked), then backward into dq
     // (checked) and into the caller's dk, dv (L, B, T, NKV, HS).
-    const auto run = [&](int layer, const Layer<S>& ref, Device<S>& dk, Device<S>& dv) {
+    const auto run = [&](int layer, const Layer<S>& ref, Device<S>& dk, Device<S>& dv, bool accumulate_kv) {
         INFO("layer " << layer);
         Device<S> q(to_storage<S>(ref.q)), dout(to_storage<S>(ref.dout)), dq(s.q());
         out.poison();
@@ -166,25 +168,32 @@ void check_routed(const Kernel<S>& kernel, const Shape& s) {
                               s.NH, s.NKV, s.HS, nullptr);
         check_close("out", download(out), ref.out, bound);
         check_close("lse", lse.download(), ref.lse, kernel.lse_bound);
-        kernel.backward_routed(dq.get(), dk.get(), dv.get(), dout.get(), q.get(), k.get(), v.get(), out.get(),
-                               lse.get(), route.get(), layer, s.kv(), s.B, s.T, s.NH, s.NKV, s.HS, nullptr);
+        kernel.backward_routed(dq.get(), dk.get(), dv.get(), accumulate_kv, dout.get(), q.get(), k.get(), v.get(),
+                               out.get(), lse.get(), route.get(), layer, s.kv(), s.B, s.T, s.NH, s.NKV, s.HS,
+                               nullptr);
         check_close("dq", download(dq), ref.dq, bound);
     };
 
     SECTION("layer 2 reads layer 1, then, with only the route changed, itself") {
         for (const int src : {1, 2}) {
             INFO("kv_src[2] = " << src);
+            const bool accumulate = src == 1;
             route.upload({0, 0, src});
             const Layer<S> ref(kernel, s, slice(k_all, src, s.kv()), slice(v_all, src, s.kv()));
-            const Vec dk0 = prefill<S>(L * s.kv(), ref.dk), dv0 = prefill<S>(L * s.kv(), ref.dv);
+            Vec dk0 = prefill<S>(L * s.kv(), ref.dk), dv0 = prefill<S>(L * s.kv(), ref.dv);
+            if (!accumulate) {  // the block written starts poisoned
+                std::fill_n(dk0.begin() + src * s.kv(), s.kv(), std::numeric_limits<float>::quiet_NaN());
+                std::fill_n(dv0.begin() + src * s.kv(), s.kv(), std::numeric_limits<float>::quiet_NaN());
+            }
             Device<S> dk(to_storage<S>(dk0)), dv(to_storage<S>(dv0));
-            run(2, ref, dk, dv);
+            run(2, ref, dk, dv, accumulate);
             const Vec dk_got = download(dk), dv_got = download(dv);
             for (int l = 0; l < L; l++) {
                 INFO("block " << l);
                 if (l == src) {
-                    check_close("dk", added(slice(dk_got, l, s.kv()), slice(dk0, l, s.kv())), ref.dk, bound);
-                    check_close("dv", added(slice(dv_got, l, s.kv()), slice(dv0, l, s.kv())), ref.dv, bound);
+                    const Vec dk_src = slice(dk_got, l, s.kv()), dv_src = slice(dv_got, l, s.kv());
+                    check_close("dk", accumulate ? added(dk_src, slice(dk0, l, s.kv())) : dk_src, ref.dk, bound);
+                    check_close("dv", accumulate ? added(dv_src, slice(dv0, l, s.kv())) : dv_src, ref.dv, bound);
                 } else {  // untouched, bit for bit
                     CHECK(slice(dk_got, l, s.kv()) == slice(dk0, l, s.kv()));
                     CHECK(slice(dv_got, l, s.kv()) == slice(dv0, l, s.kv()));
@@ -199,13 +208,15 @@ void check_routed(const Kernel<S>& kernel, const Shape& s) {
         const Layer<S> ref1(kernel, s, k0, v0), ref2(kernel, s, k0, v0);
         Ref dk_want(s.kv()), dv_want(s.kv());  // the sum of both layers' reference dk, dv
         for (size_t i = 0; i < s.kv(); i++) dk_want[i] = ref1.dk[i] + ref2.dk[i], dv_want[i] = ref1.dv[i] + ref2.dv[i];
-        const Vec dk0 = prefill<S>(L * s.kv(), dk_want), dv0 = prefill<S>(L * s.kv(), dv_want);
+        Vec dk0 = prefill<S>(L * s.kv(), dk_want), dv0 = prefill<S>(L * s.kv(), dv_want);
+        std::fill_n(dk0.begin(), s.kv(), std::numeric_limits<float>::quiet_NaN());  // block 0 is written
+        std::fill_n(dv0.begin(), s.kv(), std::numeric_limits<float>::quiet_NaN());
         Device<S> dk(to_storage<S>(dk0)), dv(to_storage<S>(dv0));
-        run(1, ref1, dk, dv);
-        run(2, ref2, dk, dv);
+        run(2, ref2, dk, dv, false);
+        run(1, ref1, dk, dv, true);
         const Vec dk_got = download(dk), dv_got = download(dv);
-        check_close("dk, both readers", added(slice(dk_got, 0, s.kv()), slice(dk0, 0, s.kv())), dk_want, bound);
-        check_close("dv, both readers", added(slice(dv_got, 0, s.kv()), slice(dv0, 0, s.kv())), dv_want, bound);
+        check_close("dk, both readers", slice(dk_got, 0, s.kv()), dk_want, bound);
+        check_close("dv, both readers", slice(dv_got, 0, s.kv()), dv_want, bound);
         for (int l = 1; l < L; l++) {
             CHECK(slice(dk_got, l, s.kv()) == slice(dk0, l, s.kv()));
             CHECK(slice(dv_got, l, s.kv()) == slice(dv0, l, s.kv()));
@@ -222,19 +233,17 @@ inline std::vector<emu::Order> every_order() { return {emu::Order::fwd, emu::Ord
 inline std::vector<int> every_order() { return {0, 0}; }
 #endif
 
-// Forward and backward, the backward accumulating into random dk, dv: out, lse, dq, dk, dv must
-// have the same bits in every order.
+// Forward and backward: out, lse, dq, dk, dv must have the same bits in every order.
 template <class S>
 void check_same_bits(const Kernel<S>& kernel, const Shape& s) {
     INFO(s);
     const Vec q = kernel.random_qk(s.q()), k = kernel.random_qk(s.kv()), v = random_stored<S>(s.kv()),
               dout = random_stored<S>(s.q());
-    const Vec dk0 = random_stored<S>(s.kv()), dv0 = random_stored<S>(s.kv());
     std::vector<Vec> first;
     for (const auto order : every_order()) {
         InOrder in_order(order);
         Device<S> qd(to_storage<S>(q)), kd(to_storage<S>(k)), vd(to_storage<S>(v)), doutd(to_storage<S>(dout)),
-            out(s.q()), dq(s.q()), dk(to_storage<S>(dk0)), dv(to_storage<S>(dv0));
+            out(s.q()), dq(s.q()), dk(s.kv()), dv(s.kv());
         Device<float> lse(s.lse());
         kernel.forward(out.get(), lse.get(), qd.get(), kd.get(), vd.get(), s.B, s.T, s.NH, s.NKV, s.HS, nullptr);
         kernel.backward(dq.get(), dk.get(), dv.get(), doutd.get(), qd.get(), kd.get(), vd.get(), out.get(),

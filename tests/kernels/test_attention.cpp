@@ -47,7 +47,7 @@ TEST_CASE("bf16 attention matches ref: GQA and MQA, a partial tile", "[attention
     check_layer(plain<bf16>, shape);
 }
 
-TEMPLATE_TEST_CASE("attention reads the route from device memory and accumulates into the source", "[attention]",
+TEMPLATE_TEST_CASE("attention reads the route from device memory and writes or adds to the source", "[attention]",
                    float, bf16) {
     check_routed(plain<TestType>, Shape{2, 45, 4, 2, 16});
 }

@@ -36,7 +36,7 @@ TEST_CASE("attention_tc matches ref: head dims 64 and 128, MHA, GQA, MQA, any le
     check_layer(tc, shape);
 }
 
-TEST_CASE("attention_tc reads the route from device memory and accumulates into the source", "[attention_tc]") {
+TEST_CASE("attention_tc reads the route from device memory and writes or adds to the source", "[attention_tc]") {
     check_routed(tc, Shape{2, 45, 4, 2, 64});
 }
 

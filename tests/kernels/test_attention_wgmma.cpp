@@ -48,7 +48,7 @@ TEST_CASE("attention_wgmma matches ref: head dims 64 and 128, MHA, GQA, MQA, any
     check_layer(wg, shape);
 }
 
-TEST_CASE("attention_wgmma reads the route from device memory", "[attention_wgmma]") {
+TEST_CASE("attention_wgmma reads the route from device memory and writes or adds to the source", "[attention_wgmma]") {
     if (skipped()) return;
     const Shape shape = GENERATE(Shape{2, 45, 4, 2, 64}, Shape{1, 150, 2, 1, 128});
     check_routed(wg, shape);

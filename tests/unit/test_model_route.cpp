@@ -108,7 +108,7 @@ TEST_CASE("a borrowed layer's K/V gradient is the sum of its readers'", "[model]
                 }
                 INFO("layer " << j);
                 CHECK((mag > 0) == route.is_read(j));
-                CHECK(err <= 1e-12 * mag);
+                if (route.is_read(j)) CHECK(err <= 1e-12 * mag);  // an unread layer's dK, dV are not kept
             }
         }
     }

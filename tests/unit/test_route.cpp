@@ -80,6 +80,9 @@ TEST_CASE("inference patterns", "[route]") {
     }
     CHECK(keep_layers(6, {0, 4, 1}).kv_src == std::vector<int>{0, 1, 1, 1, 4, 4});
     CHECK(keep_layers(6, {0, 4, 1}).kept_layers() == std::vector<int>{0, 1, 4});
+    const Route r{{0, 0, 1, 1, 4, 4}};
+    const std::vector<int> last{1, 3, -1, -1, 5, -1};  // each layer's highest reader
+    for (int j = 0; j < 6; j++) CHECK(r.last_reader(j) == last[j]);
     CHECK_THROWS_WITH(keep_layers(6, {1, 4}), Catch::Contains("layer 0"));
     CHECK_THROWS_WITH(keep_layers(6, {0, 6}), Catch::Contains("kept layer 6"));
     CHECK_THROWS(keep_every(6, 0));
