@@ -454,9 +454,8 @@ double Model<T>::forward_backward(const int* inputs, const int* targets, const R
     // A batch whose targets are all skipped has loss 0 and no gradient.
     const double dloss = n_valid_ ? loss_scale / double(n_valid_) : 0.0;
     ops_.fused_classifier(a_.logits, a_.losses, a_.targets, Master(dloss), N_, V, ld_logits_);
-    const double loss = mean_loss();
     backward();
-    return loss;
+    return mean_loss();  // after backward is queued: reading the losses waits for the device
 }
 
 }  // namespace rkv
