@@ -32,6 +32,13 @@
 #include <string>
 #include <utility>
 
+// Loops over a thread's register arrays are unrolled, so that the arrays stay in registers.
+#if defined(__CUDACC__)
+#define RKV_UNROLL _Pragma("unroll")
+#else
+#define RKV_UNROLL _Pragma("GCC unroll 64")
+#endif
+
 namespace rkv {
 
 // A failed CUDA runtime call, with where it was made.

@@ -21,12 +21,6 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__CUDACC__)
-#define RKV_UNROLL _Pragma("unroll")
-#else
-#define RKV_UNROLL _Pragma("GCC unroll 64")
-#endif
-
 namespace rkv::cuda::mma {
 
 constexpr unsigned kAllLanes = 0xffffffffu;

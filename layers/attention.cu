@@ -47,21 +47,14 @@ constexpr int kCols = kTile / kTPR;      // streamed rows per thread and tile: 8
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-// Loops over a thread's register arrays are unrolled, so the arrays stay in registers.
-#if defined(__CUDACC__)
-#define UNROLL _Pragma("unroll")
-#else
-#define UNROLL _Pragma("GCC unroll 32")
-#endif
-
 // Reductions over the kTPR lanes of a row.
 __device__ __forceinline__ float row_sum(float x) {
-    UNROLL
+    RKV_UNROLL
     for (int lane = 1; lane < kTPR; lane *= 2) x += __shfl_xor_sync(kFullMask, x, lane);
     return x;
 }
 __device__ __forceinline__ float row_max(float x) {
-    UNROLL
+    RKV_UNROLL
     for (int lane = 1; lane < kTPR; lane *= 2) x = fmaxf(x, __shfl_xor_sync(kFullMask, x, lane));
     return x;
 }
@@ -126,11 +119,11 @@ __global__ void __launch_bounds__(kThreads)
         float s[kCols] = {};
         for (int d = 0; d < D; d++) {
             const float qd = Qs[i * ld + d];
-            UNROLL
+            RKV_UNROLL
             for (int c = 0; c < kCols; c++) s[c] += qd * Ks[(r + kTPR * c) * ld + d];
         }
         float tile_max = -INFINITY;
-        UNROLL
+        RKV_UNROLL
         for (int c = 0; c < kCols; c++) {
             s[c] = j0 + r + kTPR * c <= q0 + i ? s[c] * scale_log2 : -INFINITY;
             tile_max = fmaxf(tile_max, s[c]);
@@ -140,9 +133,9 @@ __global__ void __launch_bounds__(kThreads)
         const float m_new = fmaxf(m, row_max(tile_max));
         const float rescale = exp2f(m - m_new);
         l *= rescale;
-        UNROLL
+        RKV_UNROLL
         for (int c = 0; c < D / kTPR; c++) o[c] *= rescale;
-        UNROLL
+        RKV_UNROLL
         for (int c = 0; c < kCols; c++) {
             const float p = exp2f(s[c] - m_new);
             l += p;
@@ -154,7 +147,7 @@ __global__ void __launch_bounds__(kThreads)
         // O[i, :] += P[i, :] V
         for (int j = 0; j < kTile; j++) {
             const float p = Ps[i * (kTile + 1) + j];
-            UNROLL
+            RKV_UNROLL
             for (int c = 0; c < D / kTPR; c++) o[c] += p * Vs[j * ld + r + kTPR * c];
         }
         __syncthreads();  // Ks, Vs and Ps are overwritten next
@@ -163,7 +156,7 @@ __global__ void __launch_bounds__(kThreads)
     l = row_sum(l);
     if (q0 + i < T) {
         S* o_row = out + qh + size_t(q0 + i) * NH * HS;
-        UNROLL
+        RKV_UNROLL
         for (int c = 0; c < D / kTPR; c++)
             if (r + kTPR * c < HS) o_row[r + kTPR * c] = from_float<S>(o[c] / l);
         if (r == 0) lse[(size_t(b) * NH + h) * T + q0 + i] = (m + log2f(l)) * kLn2;
@@ -209,14 +202,14 @@ __global__ void __launch_bounds__(kThreads)
         float s[kCols] = {}, dp[kCols] = {};
         for (int d = 0; d < D; d++) {
             const float qd = Qs[i * ld + d], dod = dOs[i * ld + d];
-            UNROLL
+            RKV_UNROLL
             for (int c = 0; c < kCols; c++) {
                 s[c] += qd * Ks[(r + kTPR * c) * ld + d];
                 dp[c] += dod * Vs[(r + kTPR * c) * ld + d];
             }
         }
         // dS = P (dP - D), P = exp2(s - lse), zero past the diagonal
-        UNROLL
+        RKV_UNROLL
         for (int c = 0; c < kCols; c++) {
             const float p = j0 + r + kTPR * c <= q0 + i ? exp2f(s[c] * scale_log2 - lse_i) : 0.0f;
             dSs[i * (kTile + 1) + r + kTPR * c] = p * (dp[c] - Di);
@@ -226,14 +219,14 @@ __global__ void __launch_bounds__(kThreads)
         // dQ[i, :] += dS[i, :] K
         for (int j = 0; j < kTile; j++) {
             const float ds = dSs[i * (kTile + 1) + j];
-            UNROLL
+            RKV_UNROLL
             for (int c = 0; c < D / kTPR; c++) dq_acc[c] += ds * Ks[j * ld + r + kTPR * c];
         }
         __syncthreads();
     }
 
     if (valid) {
-        UNROLL
+        RKV_UNROLL
         for (int c = 0; c < D / kTPR; c++)
             if (r + kTPR * c < HS) {
                 dq[row + r + kTPR * c] = from_float<S>(scale * dq_acc[c]);
@@ -287,14 +280,14 @@ __global__ void __launch_bounds__(kThreads)
             float s[kCols] = {}, dp[kCols] = {};
             for (int d = 0; d < D; d++) {
                 const float kd = Ks[j * ld + d], vd = Vs[j * ld + d];
-                UNROLL
+                RKV_UNROLL
                 for (int c = 0; c < kCols; c++) {
                     s[c] += Qs[(r + kTPR * c) * ld + d] * kd;
                     dp[c] += dOs[(r + kTPR * c) * ld + d] * vd;
                 }
             }
             // P, dS of query rows i = r + kTPR c; zero where the query precedes the key or is past T
-            UNROLL
+            RKV_UNROLL
             for (int c = 0; c < kCols; c++) {
                 const int i = r + kTPR * c;
                 const float p = i0 + i < T && j0 + j <= i0 + i ? exp2f(s[c] * scale_log2 - lse_s[i]) : 0.0f;
@@ -306,7 +299,7 @@ __global__ void __launch_bounds__(kThreads)
             // dV[j, :] += P^T[j, :] dO,  dK[j, :] += dS^T[j, :] Q
             for (int i = 0; i < kTile; i++) {
                 const float p = Pt[j * (kTile + 1) + i], ds = dSt[j * (kTile + 1) + i];
-                UNROLL
+                RKV_UNROLL
                 for (int c = 0; c < D / kTPR; c++) {
                     dv_acc[c] += p * dOs[i * ld + r + kTPR * c];
                     dk_acc[c] += ds * Qs[i * ld + r + kTPR * c];
@@ -320,7 +313,7 @@ __global__ void __launch_bounds__(kThreads)
         const size_t row = kvh_at + size_t(j0 + j) * NKV * HS;
         S* dk_row = dk_all + row;
         S* dv_row = dv_all + row;
-        UNROLL
+        RKV_UNROLL
         for (int c = 0; c < D / kTPR; c++)
             if (r + kTPR * c < HS) {
                 S& dk = dk_row[r + kTPR * c];

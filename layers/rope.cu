@@ -11,17 +11,12 @@
 #include "layers/rope.cuh"
 
 #include "layers/common.cuh"
+#include "layers/rope_common.cuh"
 
 namespace rkv::cuda {
 namespace {
 
 constexpr int kBlock = 256;
-
-__device__ __forceinline__ void rope_cos_sin(int t, int i, int HS, double theta, float* c, float* s) {
-    const double a = double(t) * pow(theta, -2.0 * i / HS);
-    *c = float(cos(a));
-    *s = float(sin(a));
-}
 
 // Thread (n, i) for n = b*T + t over the N = B*T positions and the HS/2 pairs rotates
 // pair i of every head by sign * a. The backward is the forward's transpose: the rotation

@@ -105,6 +105,20 @@ struct CpuOps : LayerOps<T> {
         std::fill_n(dinp, size_t(B) * Tn * H * HS, T(0));
         ref::rope_backward(dinp, dout, B, Tn, H, HS, theta);
     }
+    // Through a (B,T,H,HS) scratch: the normed values forward, their gradient backward.
+    void qk_norm_rope_forward(T* out, T* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
+                              double theta) override {
+        std::vector<T> normed(size_t(B) * Tn * H * HS);
+        ref::rmsnorm_forward(normed.data(), rstd, inp, w, B * Tn * H, HS, eps);
+        ref::rope_forward(out, normed.data(), B, Tn, H, HS, theta);
+    }
+    void qk_norm_rope_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, const T* rstd, int B, int Tn,
+                               int H, int HS, double theta) override {
+        std::vector<T> dnormed(size_t(B) * Tn * H * HS);
+        ref::rope_backward(dnormed.data(), dout, B, Tn, H, HS, theta);
+        std::fill_n(dinp, dnormed.size(), T(0));
+        ref::rmsnorm_backward(dinp, dw, dnormed.data(), inp, w, rstd, B * Tn * H, HS);
+    }
     void attention_forward(T* out, T* lse, const T* q, const T* k_all, const T* v_all, const int* kv_src, int layer,
                            size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {
         const size_t src = size_t(kv_src[layer]) * layer_stride;

@@ -12,6 +12,7 @@
 #include "layers/embedding.cuh"
 #include "layers/layernorm.cuh"
 #include "layers/linear.cuh"
+#include "layers/qk_norm_rope.cuh"
 #include "layers/rmsnorm.cuh"
 #include "layers/rope.cuh"
 #include "optim/adamw.cuh"
@@ -108,6 +109,14 @@ struct CudaOps final : LayerOps<T> {
     }
     void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) override {
         cuda::rope_backward(dinp, dout, B, Tn, H, HS, theta, stream);
+    }
+    void qk_norm_rope_forward(T* out, float* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
+                              double theta) override {
+        cuda::qk_norm_rope_forward(out, rstd, inp, w, B, Tn, H, HS, eps, theta, stream);
+    }
+    void qk_norm_rope_backward(T* dinp, float* dw, const T* dout, const T* inp, const T* w, const float* rstd, int B,
+                               int Tn, int H, int HS, double theta) override {
+        cuda::qk_norm_rope_backward(dinp, dw, dout, inp, w, rstd, B, Tn, H, HS, theta, stream);
     }
     void attention_forward(T* out, float* lse, const T* q, const T* k_all, const T* v_all, const int* kv_src,
                            int layer, size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {

@@ -5,8 +5,8 @@
 //
 // Gradients: parameter gradients accumulate (+=) over micro-batches. An activation gradient
 // with one producer is written (=), so the GPU neither zeroes it first nor reads it back:
-// linear_gelu_backward's, swiglu_backward's, rope_backward's, attention's dq, head_backward's
-// dinp. The norms' dinp accumulate (the residual stream), and where several layers' gradients
+// linear_gelu_backward's, swiglu_backward's, rope_backward's, qk_norm_rope_backward's,
+// attention's dq, head_backward's dinp. The norms' dinp accumulate (the residual stream), and where several layers' gradients
 // meet a Grad argument says which writes and which adds: linear_backward's dinp (Q, K and V
 // all read the first norm's output), attention's dK/dV (every reader of a source layer).
 // ref/ accumulates everywhere, like llm.c's CPU trainer; CpuOps zeroes a written gradient
@@ -107,6 +107,12 @@ struct LayerOps {
     // inp, out (B,T,H,HS)
     virtual void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta) = 0;
     virtual void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) = 0;
+    // QK-norm, then RoPE, in one pass: out (B,T,H,HS) = rope(rmsnorm of each head's HS values of
+    // inp, weight w (HS)), rstd (B,T,H). The backward writes dinp and adds to dw.
+    virtual void qk_norm_rope_forward(T* out, Master* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS,
+                                      double eps, double theta) = 0;
+    virtual void qk_norm_rope_backward(T* dinp, Master* dw, const T* dout, const T* inp, const T* w,
+                                       const Master* rstd, int B, int Tn, int H, int HS, double theta) = 0;
 
     // Routed attention: layer `layer` attends with q to the K/V of layer kv_src[layer].
     // q, out (B,T,NH,HS); k_all, v_all, dk_all, dv_all (L,B,T,NKV,HS), layers layer_stride

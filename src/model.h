@@ -101,11 +101,10 @@ private:
         T* lnf; Master* lnf_mean; Master* lnf_rstd; // (N, C), (N), (N)
         T* logits; Master* losses;        // (N, V), rows ld_logits_ apart: logits, dlogits in training; (N)
         T* proj;                          // (N, C) scratch for a projection's output
-        T* qk_tmp;                        // (N, QD) scratch between QK-norm and RoPE
     } a_{};
     struct Gradients {
         T* dresid; T* dln;                // (N, C)
-        T* datt; T* dq; T* dqk_tmp;       // (N, QD)
+        T* datt; T* dq;                   // (N, QD)
         T* dk; T* dv;                     // (L, N, KVD): summed over each source's readers
         T* dkp;                           // (N, KVD)
         T* dfc; T* dup; T* dact;          // (N, FF); dup, dact SwiGLU's
@@ -192,10 +191,9 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
         take(a.lnf, N * C); take(a.lnf_mean, N, ln); take(a.lnf_rstd, N);
         take(a.logits, N * ld_logits_); take(a.losses, N);
         take(a.proj, N * C);
-        take(a.qk_tmp, N * QD, c.qk_norm && c.positions == Positions::RoPE);
         Gradients& g = g_;
         take(g.dresid, N * C); take(g.dln, N * C);
-        take(g.datt, N * QD); take(g.dq, N * QD); take(g.dqk_tmp, N * QD, c.qk_norm && c.positions == Positions::RoPE);
+        take(g.datt, N * QD); take(g.dq, N * QD);
         take(g.dk, L * N * KVD); take(g.dv, L * N * KVD); take(g.dkp, N * KVD, tr);
         take(g.dfc, N * FF); take(g.dup, N * FF, swiglu); take(g.dact, N * FF, swiglu);
     };
@@ -260,34 +258,31 @@ void Model<T>::norm_backward(T* dinp, const T* dout, const T* inp, size_t w, siz
     else ops_.rmsnorm_backward(dinp, gp(w), dout, inp, p(w), rstd, N_, C);
 }
 
-// raw (N, H*HS) -> out: QK-norm, then RoPE (each when the family has it).
+// raw (N, H*HS) -> out: QK-norm, then RoPE (each when the family has it; both in one pass).
 template <class T>
 void Model<T>::qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int H) {
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
-    if (config.qk_norm) {
-        T* normed = rope ? a_.qk_tmp : out;
-        ops_.rmsnorm_forward(normed, rstd, raw, p(norm_w), N_ * H, HS, config.rms_norm_eps);
-        raw = normed;
-    }
-    if (rope) ops_.rope_forward(out, raw, B, Tn, H, HS, config.rope_theta);
+    if (config.qk_norm && rope)
+        ops_.qk_norm_rope_forward(out, rstd, raw, p(norm_w), B, Tn, H, HS, config.rms_norm_eps, config.rope_theta);
+    else if (config.qk_norm)
+        ops_.rmsnorm_forward(out, rstd, raw, p(norm_w), N_ * H, HS, config.rms_norm_eps);
+    else
+        ops_.rope_forward(out, raw, B, Tn, H, HS, config.rope_theta);
 }
 
 template <class T>
 void Model<T>::qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, const Master* rstd, int H) {
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
-    const size_t n = size_t(N_) * H * HS;
-    if (!config.qk_norm) {
+    if (config.qk_norm && rope) {
+        ops_.qk_norm_rope_backward(draw, gp(norm_w), dout, raw, p(norm_w), rstd, B, Tn, H, HS, config.rope_theta);
+    } else if (config.qk_norm) {
+        ops_.zero(draw, size_t(N_) * H * HS);  // the norm's backward accumulates
+        ops_.rmsnorm_backward(draw, gp(norm_w), dout, raw, p(norm_w), rstd, N_ * H, HS);
+    } else {
         ops_.rope_backward(draw, dout, B, Tn, H, HS, config.rope_theta);
-        return;
     }
-    if (rope) {
-        ops_.rope_backward(g_.dqk_tmp, dout, B, Tn, H, HS, config.rope_theta);
-        dout = g_.dqk_tmp;
-    }
-    ops_.zero(draw, n);  // the norm's backward accumulates
-    ops_.rmsnorm_backward(draw, gp(norm_w), dout, raw, p(norm_w), rstd, N_ * H, HS);
 }
 
 template <class T>
@@ -406,7 +401,7 @@ void Model<T>::layer_backward(int l) {
 
     T* dqp = g_.dq;
     if (qk_transformed()) {
-        dqp = g_.datt;    // datt is spent; dqk_tmp is qk_backward's own scratch
+        dqp = g_.datt;    // datt is spent
         qk_backward(dqp, g_.dq, a.qp, w.q_norm_w, a.q_rstd, NH);
     }
     ops_.linear_backward(g_.dln, Grad::write, gp(w.q_w), gp(w.q_b), dqp, a.ln1, p(w.q_w), N_, C, QD);

@@ -22,9 +22,12 @@ TEMPLATE_TEST_CASE("cross entropy and the fused classifier match ref, skipping t
                    bf16) {
     using T = TestType;
     const auto order = GENERATE(from_range(orders()));
-    const Shape shape = GENERATE(Shape{13, 257}, Shape{4, 1500}, Shape{3, 5}, Shape{6, 1024});
+    const Shape shape = GENERATE(Shape{13, 257}, Shape{4, 1500}, Shape{24, 5}, Shape{6, 1024});
     // V not a multiple of the block. Rows of whole 16-byte packs (1024), rows starting at
-    // every alignment (257), at two (1500 for bf16), and shorter than a pack (5).
+    // every alignment (257), at two (1500 for bf16), and shorter than a pack (5). At V 5 a row
+    // whose target stands far above the other logits has a loss near 0, which float gets only
+    // to its rounding of lse (1e-7): with 3 rows, all of them so about once in 300 runs, and
+    // the relative error over 1e-5; with 24, never.
     const int ld = shape.V + GENERATE(0, 11);
     const InOrder in_order(order);
     const int N = shape.N, V = shape.V;
