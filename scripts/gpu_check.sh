@@ -2,7 +2,7 @@
 # The GPU check, one command for a machine with an NVIDIA GPU (make gpu-check):
 #   1. builds the CUDA path with nvcc for this GPU (build-gpu/, RKV_GPU=ON);
 #   2. runs every kernel test on the GPU against ref/ (kernel_tests_gpu), and the
-#      attention and model tests again under compute-sanitizer when it is there;
+#      attention, QK-norm + RoPE and model tests again under compute-sanitizer when it is there;
 #   3. benchmarks training with ./train_rkv --device cuda and prints a table: ms per step,
 #      tokens/s and MFU for gpt2-124m (T 1024) and qwen3-0.6b (T 2048) at --p-own 1 and 0.5
 #      (attention auto: wgmma on Hopper), and both at --p-own 1 with --attention mma (mma.sync);
@@ -59,7 +59,7 @@ tests_line=$(tail -n 2 "$out/kernel_tests.log" | head -n 1)
 sanitizer="not found"
 if command -v compute-sanitizer > /dev/null; then
     if limit 180 compute-sanitizer --tool memcheck --error-exitcode 1 build-gpu/layers/kernel_tests_gpu \
-        "[attention],[attention_tc],[attention_wgmma],[cuda]" > "$out/sanitizer.log" 2>&1; then sanitizer="clean"; else sanitizer="ERRORS"; status=1; fi
+        "[attention],[attention_tc],[attention_wgmma],[qk_norm_rope],[cuda]" > "$out/sanitizer.log" 2>&1; then sanitizer="clean"; else sanitizer="ERRORS"; status=1; fi
 fi
 
 # ms/step: the median of the progress lines' "X ms" after two warm-up steps.
