@@ -19,6 +19,7 @@
 
 #include <cublasLt.h>
 
+#include <algorithm>
 #include <compare>
 #include <cstdint>
 #include <map>
@@ -142,6 +143,10 @@ bool matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T*
             float beta, TD* D, int ldd, const Epilogue& epilogue = {}) {
     const bool plain = epilogue.kind == CUBLASLT_EPILOGUE_DEFAULT;
     if (!plain && !g_epilogues) return false;
+    // The heuristic is not told where the bias and aux matrix are: an epilogue reading them
+    // with vector loads is used only on 16-byte aligned ones (every parameter and activation
+    // of a model whose widths are multiples of 8).
+    if (!plain && std::min(alignment(epilogue.bias, 0, 1), alignment(epilogue.aux, 0, 1)) < 16) return false;
     const Library& lib = library();
     MatmulDesc desc;
     lt_check(cublasLtMatmulDescCreate(desc.out(), CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
