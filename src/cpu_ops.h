@@ -84,10 +84,11 @@ struct CpuOps : LayerOps<T> {
     }
     void linear_gelu_backward(T* dpre, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
                               const T* pre, int N, int C, int OC) override {
-        std::vector<T> dinp(size_t(N) * C);
-        ref::linear_backward(dinp.data(), dweight, dbias, dout, inp, weight, N, C, OC);
-        std::fill_n(dpre, dinp.size(), T(0));
-        ref::gelu_backward(dpre, dinp.data(), pre, dinp.size());
+        const size_t n = size_t(N) * C;
+        T* dinp = zeroed_scratch(n);
+        ref::linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+        std::fill_n(dpre, n, T(0));
+        ref::gelu_backward(dpre, dinp, pre, n);
     }
     // ref/linear.h's GEMMs with the logits' row stride.
     void head_forward(T* logits, const T* inp, const T* weight, int N, int C, int V, int ld) override {
@@ -108,16 +109,17 @@ struct CpuOps : LayerOps<T> {
     // Through a (B,T,H,HS) scratch: the normed values forward, their gradient backward.
     void qk_norm_rope_forward(T* out, T* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
                               double theta) override {
-        std::vector<T> normed(size_t(B) * Tn * H * HS);
-        ref::rmsnorm_forward(normed.data(), rstd, inp, w, B * Tn * H, HS, eps);
-        ref::rope_forward(out, normed.data(), B, Tn, H, HS, theta);
+        T* normed = zeroed_scratch(size_t(B) * Tn * H * HS);
+        ref::rmsnorm_forward(normed, rstd, inp, w, B * Tn * H, HS, eps);
+        ref::rope_forward(out, normed, B, Tn, H, HS, theta);
     }
     void qk_norm_rope_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, const T* rstd, int B, int Tn,
                                int H, int HS, double theta) override {
-        std::vector<T> dnormed(size_t(B) * Tn * H * HS);
-        ref::rope_backward(dnormed.data(), dout, B, Tn, H, HS, theta);
-        std::fill_n(dinp, dnormed.size(), T(0));
-        ref::rmsnorm_backward(dinp, dw, dnormed.data(), inp, w, rstd, B * Tn * H, HS);
+        const size_t n = size_t(B) * Tn * H * HS;
+        T* dnormed = zeroed_scratch(n);
+        ref::rope_backward(dnormed, dout, B, Tn, H, HS, theta);
+        std::fill_n(dinp, n, T(0));
+        ref::rmsnorm_backward(dinp, dw, dnormed, inp, w, rstd, B * Tn * H, HS);
     }
     void attention_forward(T* out, T* lse, const T* q, const T* k_all, const T* v_all, const int* kv_src, int layer,
                            size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {
@@ -168,6 +170,16 @@ struct CpuOps : LayerOps<T> {
             std::copy(drow.begin(), drow.end(), row);
         }
     }
+
+private:
+    // n zeros, in a buffer kept between calls (a fused operation's intermediate; the steps of a
+    // run ask for the same sizes, so it is allocated once).
+    T* zeroed_scratch(size_t n) {
+        if (scratch_.size() < n) scratch_.resize(n);
+        std::fill_n(scratch_.begin(), n, T(0));
+        return scratch_.data();
+    }
+    std::vector<T> scratch_;
 };
 
 }  // namespace rkv
