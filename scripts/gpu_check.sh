@@ -115,7 +115,7 @@ scaling() {
     echo
     echo "rkv GPU check, commit $(git rev-parse --short HEAD 2> /dev/null || echo "${RKV_COMMIT:-unknown}"), $(head -n 1 "$out/gpu.txt")"
     echo "kernel tests on the GPU: $tests_line"
-    echo "compute-sanitizer memcheck (attention, whole model): $sanitizer"
+    echo "compute-sanitizer memcheck (attention, QK-norm + RoPE, whole model): $sanitizer"
     printf "%-12s %6s %-6s %5s %6s %10s %12s %8s\n" model p_own attn B T "ms/step" "tokens/s" "MFU bf16"
     for p in 1 0.5; do bench gpt2-124m 8 1024 "$p" auto; done
     bench gpt2-124m 8 1024 1 mma
