@@ -8,8 +8,10 @@
 #      (attention auto: wgmma on Hopper), and both at --p-own 1 with --attention mma (mma.sync);
 #   4. benchmarks causal attention (attention_bench: the mma.sync, the Hopper wgmma and the plain
 #      kernels, forward and backward, ms and TFLOP/s at HS 64 and 128, T 1024 .. 8192; about 20 s);
-#   5. determinism: gpt2-124m for 6 steps, and for 3 steps resumed to 6, log the same bits;
-#   6. with several GPUs, data-parallel scaling: gpt2-124m tokens/s under mpirun at 1, 2, 4
+#   5. where a step's time goes: gpt2-124m and qwen3-0.6b at --p-own 1 with --profile, the
+#      device time per step of each layer operation (CUDA events);
+#   6. determinism: gpt2-124m for 6 steps, and for 3 steps resumed to 6, log the same bits;
+#   7. with several GPUs, data-parallel scaling: gpt2-124m tokens/s under mpirun at 1, 2, 4
 #      and 8 GPUs, and the scaling efficiency tokens/s(n) / (n tokens/s(1)).
 # Full logs go to OUT (default /tmp/rkv-gpu-check, or $OUT when set: the device tool's
 # folder); the table is printed last. Meant to finish in under 8 minutes on one H100/H200.
@@ -78,6 +80,14 @@ bench() {   # model batch seq p_own attention
         tps = b * t / (ms / 1000); mfu = 6 * n * tps / (peak * 1e12) * 100;
         printf "%-12s %6s %-6s %5d %6d %10.1f %12.0f %7.1f%%\n", m, p, a, b, t, ms, tps, mfu }'
 }
+# The device time per step of each layer operation (train_rkv --profile), over 5 steps.
+profile() {   # model batch seq
+    local log="$out/profile-$1.log"
+    limit 120 build-gpu/train_rkv --model "$1" -b "$2" -t "$3" --p-own 1 --steps 6 --val-every 0 --profile \
+        --device cuda --out "$(mktemp -d)" > "$log" 2>&1 || { echo "$1 --profile: train_rkv failed (see $log)"; return; }
+    echo "$1, B $2, T $3, p_own 1:"
+    sed -n '/^device time per step/,$p' "$log"
+}
 # Two identical runs (routing on, a checkpoint at step 3, then resumed to 6) must log the
 # same bits: the kernels have no atomics and the rounding's randomness is keyed, not drawn.
 determinism() {
@@ -123,6 +133,10 @@ scaling() {
     bench qwen3-0.6b 4 2048 1 mma
     echo
     limit 180 build-gpu/layers/attention_bench || echo "attention_bench failed"
+    echo
+    profile gpt2-124m 8 1024
+    echo
+    profile qwen3-0.6b 4 2048
     echo
     determinism
     scaling

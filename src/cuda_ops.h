@@ -17,6 +17,7 @@
 #include "layers/rope.cuh"
 #include "optim/adamw.cuh"
 #include "src/layer_ops.h"
+#include "src/event_profile.h"
 
 #include <stdexcept>
 #include <string>
@@ -42,84 +43,111 @@ struct CudaOps final : LayerOps<T> {
         return p;
     }
     void free_bytes(void* p) override { cuda_check(cudaFree(p)); }
-    void zero_bytes(void* p, size_t bytes) override { cuda_check(cudaMemsetAsync(p, 0, bytes, stream)); }
+    void zero_bytes(void* p, size_t bytes) override {
+        const auto timed = profile_.time(__func__);
+        cuda_check(cudaMemsetAsync(p, 0, bytes, stream));
+    }
     void copy_bytes(void* dst, const void* src, size_t bytes) override {
+        const auto timed = profile_.time(__func__);
         cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream));
         cuda_check(cudaStreamSynchronize(stream));
     }
-    void to_working(T* out, const float* x, size_t n) override { cuda::cast(out, x, n, stream); }
+    void to_working(T* out, const float* x, size_t n) override {
+        const auto timed = profile_.time(__func__);
+        cuda::cast(out, x, n, stream);
+    }
     void to_working_stochastic(T* out, const float* x, size_t n, uint64_t seed) override {
+        const auto timed = profile_.time(__func__);
         cuda::cast_stochastic(out, x, n, seed, stream);
     }
 
     void embedding_forward(T* out, const int* tokens, const T* wte, const T* wpe, int B, int Tn, int C) override {
+        const auto timed = profile_.time(__func__);
         cuda::embedding_forward(out, tokens, wte, wpe, B, Tn, C, stream);
     }
     void embedding_backward(float* dwte, float* dwpe, const T* dout, const int* tokens, int B, int Tn,
                             int C) override {
+        const auto timed = profile_.time(__func__);
         cuda::embedding_backward(dwte, dwpe, dout, tokens, B, Tn, C, stream);
     }
     void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* w, const T* b, int N, int C,
                            double eps) override {
+        const auto timed = profile_.time(__func__);
         cuda::layernorm_forward(out, mean, rstd, inp, w, b, N, C, eps, stream);
     }
     void layernorm_backward(T* dinp, float* dw, float* db, const T* dout, const T* inp, const T* w,
                             const float* mean, const float* rstd, int N, int C) override {
+        const auto timed = profile_.time(__func__);
         cuda::layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C, stream);
     }
     void rmsnorm_forward(T* out, float* rstd, const T* inp, const T* w, int N, int C, double eps) override {
+        const auto timed = profile_.time(__func__);
         cuda::rmsnorm_forward(out, rstd, inp, w, N, C, eps, stream);
     }
     void rmsnorm_backward(T* dinp, float* dw, const T* dout, const T* inp, const T* w, const float* rstd, int N,
                           int C) override {
+        const auto timed = profile_.time(__func__);
         cuda::rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, C, stream);
     }
     void residual_layernorm_forward(T* resid_out, T* out, float* mean, float* rstd, const T* a, const T* b,
                                     const T* w, const T* bias, int N, int C, double eps) override {
+        const auto timed = profile_.time(__func__);
         cuda::residual_layernorm_forward(resid_out, out, mean, rstd, a, b, w, bias, N, C, eps, stream);
     }
     void residual_rmsnorm_forward(T* resid_out, T* out, float* rstd, const T* a, const T* b, const T* w, int N,
                                   int C, double eps) override {
+        const auto timed = profile_.time(__func__);
         cuda::residual_rmsnorm_forward(resid_out, out, rstd, a, b, w, N, C, eps, stream);
     }
     void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) override {
+        const auto timed = profile_.time(__func__);
         cuda::linear_forward(out, inp, weight, bias, N, C, OC, OC, stream);
     }
     void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const T* bias, int N, int C,
                              int OC) override {
+        const auto timed = profile_.time(__func__);
         cuda::linear_gelu_forward(out, pre, inp, weight, bias, N, C, OC, stream);
     }
     void linear_backward(T* dinp, Grad dinp_grad, float* dweight, float* dbias, const T* dout, const T* inp,
                          const T* weight, int N, int C, int OC) override {
+        const auto timed = profile_.time(__func__);
         cuda::linear_backward(dinp, dinp_grad == Grad::add, dweight, dbias, dout, inp, weight, N, C, OC, OC, stream);
     }
     void linear_gelu_backward(T* dpre, float* dweight, float* dbias, const T* dout, const T* inp, const T* weight,
                               const T* pre, int N, int C, int OC) override {
+        const auto timed = profile_.time(__func__);
         cuda::linear_gelu_backward(dpre, dweight, dbias, dout, inp, weight, pre, N, C, OC, stream);
     }
     void head_forward(T* logits, const T* inp, const T* weight, int N, int C, int V, int ld) override {
+        const auto timed = profile_.time(__func__);
         cuda::linear_forward(logits, inp, weight, nullptr, N, C, V, ld, stream);
     }
     void head_backward(T* dinp, float* dweight, const T* dlogits, const T* inp, const T* weight, int N, int C, int V,
                        int ld) override {
+        const auto timed = profile_.time(__func__);
         cuda::linear_backward(dinp, false, dweight, nullptr, dlogits, inp, weight, N, C, V, ld, stream);
     }
     void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta) override {
+        const auto timed = profile_.time(__func__);
         cuda::rope_forward(out, inp, B, Tn, H, HS, theta, stream);
     }
     void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) override {
+        const auto timed = profile_.time(__func__);
         cuda::rope_backward(dinp, dout, B, Tn, H, HS, theta, stream);
     }
     void qk_norm_rope_forward(T* out, float* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
                               double theta) override {
+        const auto timed = profile_.time(__func__);
         cuda::qk_norm_rope_forward(out, rstd, inp, w, B, Tn, H, HS, eps, theta, stream);
     }
     void qk_norm_rope_backward(T* dinp, float* dw, const T* dout, const T* inp, const T* w, const float* rstd, int B,
                                int Tn, int H, int HS, double theta) override {
+        const auto timed = profile_.time(__func__);
         cuda::qk_norm_rope_backward(dinp, dw, dout, inp, w, rstd, B, Tn, H, HS, theta, stream);
     }
     void attention_forward(T* out, float* lse, const T* q, const T* k_all, const T* v_all, const int* kv_src,
                            int layer, size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {
+        const auto timed = profile_.time(__func__);
         if constexpr (std::is_same_v<T, __nv_bfloat16>) {
             switch (attention_for(HS)) {
                 case Attention::wgmma:
@@ -137,6 +165,7 @@ struct CudaOps final : LayerOps<T> {
     void attention_backward(T* dq, T* dk_all, T* dv_all, Grad dkv_grad, const T* dout, const T* q, const T* k_all,
                             const T* v_all, const T* out, const float* lse, const int* kv_src, int layer,
                             size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {
+        const auto timed = profile_.time(__func__);
         const bool add = dkv_grad == Grad::add;
         if constexpr (std::is_same_v<T, __nv_bfloat16>) {
             switch (attention_for(HS)) {
@@ -154,23 +183,34 @@ struct CudaOps final : LayerOps<T> {
                                         layer_stride, B, Tn, NH, NKV, HS, stream);
     }
     void swiglu_forward(T* out, const T* gate, const T* up, size_t n) override {
+        const auto timed = profile_.time(__func__);
         cuda::swiglu_forward(out, gate, up, n, stream);
     }
     void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n) override {
+        const auto timed = profile_.time(__func__);
         cuda::swiglu_backward(dgate, dup, dout, gate, up, n, stream);
     }
-    double sum_squares(const float* x, size_t n) override { return cuda::grad_norm_sq(x, n, stream); }
+    double sum_squares(const float* x, size_t n) override {
+        const auto timed = profile_.time(__func__);
+        return cuda::grad_norm_sq(x, n, stream);
+    }
     void adamw_update(T* param, float* master, const float* grad, float* m, float* v, size_t n,
                       const ref::AdamWStep& step, uint64_t seed) override {
+        const auto timed = profile_.time(__func__);
         cuda::adamw_update(param, master, grad, m, v, n, step, seed, stream);
     }
     void cross_entropy_forward(float* losses, const T* logits, const int* targets, int N, int V, int ld) override {
+        const auto timed = profile_.time(__func__);
         cuda::cross_entropy_forward(losses, logits, targets, N, V, ld, stream);
     }
     void fused_classifier(T* logits_dlogits, float* losses, const int* targets, float dloss, int N, int V,
                           int ld) override {
+        const auto timed = profile_.time(__func__);
         cuda::fused_classifier(logits_dlogits, losses, targets, dloss, N, V, ld, stream);
     }
+
+    // Every operation but allocation is timed under its name while profiling is on.
+    OpProfile* profile() override { return &profile_; }
 
 private:
     enum class Attention { wgmma, mma, plain };
@@ -190,6 +230,7 @@ private:
         return std::is_same_v<T, __nv_bfloat16> && (HS == 64 || HS == 128) ? attention_ : Attention::plain;
     }
     const Attention attention_;
+    EventProfile profile_{stream};
 };
 
 }  // namespace rkv

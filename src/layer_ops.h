@@ -26,6 +26,8 @@
 
 namespace rkv {
 
+class OpProfile;
+
 template <class T>
 struct MasterType {
     using type = T;
@@ -146,6 +148,10 @@ struct LayerOps {
     // and the logits replaced by dlogits = (softmax - onehot) * dloss (0 on skipped rows).
     virtual void fused_classifier(T* logits_dlogits, Master* losses, const int* targets, Master dloss, int N, int V,
                                   int ld) = 0;
+
+    // The time of each operation, where the implementation measures it (the CUDA path:
+    // src/op_profile.h); null elsewhere.
+    virtual OpProfile* profile() { return nullptr; }
 };
 
 }  // namespace rkv

@@ -50,6 +50,8 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
                    "attention kernel of the CUDA path: auto (wgmma on Hopper in an sm_90a build, else mma), "
                    "wgmma, mma (mma.sync) or plain")
         ->check(CLI::IsMember({"auto", "wgmma", "mma", "plain"}))->capture_default_str();
+    app.add_flag("--profile", o.profile,
+                 "print the device time per step of each layer operation, over the steps after the first (CUDA path)");
     app.add_option("--zero", o.zero, "1: shard the optimizer state across ranks (ZeRO-1)")
         ->check(CLI::IsMember({0, 1}))->capture_default_str();
     app.final_callback([&o, model, config] { o.model_given = model->count() || config->count(); });

@@ -31,6 +31,7 @@ struct TrainOptions {
     bool resume = false;
     std::string device = "auto";
     std::string attention = "auto";  // the CUDA path's attention kernel (src/cuda_ops.h)
+    bool profile = false;           // print the device time of each layer operation (src/op_profile.h)
     int zero = 0;                   // 1: ZeRO-1, optimizer state sharded across ranks
 
     int warmup_steps() const { return warmup >= 0 ? warmup : steps / 20; }

@@ -16,6 +16,7 @@
 #include "src/checkpoint.h"
 #include "src/devices.h"
 #include "src/llmc_checkpoint.h"
+#include "src/op_profile.h"
 #include "src/storage.h"
 
 namespace fs = std::filesystem;
@@ -45,6 +46,23 @@ void check_same_config(const ModelConfig& saved, const ModelConfig& asked, const
 std::string last_good(const std::string& out) {
     const auto good = latest_checkpoint(out);
     return good ? "The last good checkpoint is " + *good + "." : "No checkpoint was written.";
+}
+
+// --profile's table: each operation's calls and device time per step, and its share.
+void print_profile(const OpProfile& profile, long steps) {
+    if (steps <= 0) {
+        fmt::print("profile: no step after the first to report (--steps 2 or more)\n");
+        return;
+    }
+    const std::vector<OpTotal> totals = profile.totals();
+    double all = 0;
+    for (const OpTotal& t : totals) all += t.ms;
+    fmt::print("\ndevice time per step by layer operation, over {} steps after the first:\n", steps);
+    fmt::print("{:<28} {:>9} {:>10} {:>7}\n", "operation", "calls", "ms", "share");
+    for (const OpTotal& t : totals)
+        fmt::print("{:<28} {:>9.1f} {:>10.3f} {:>6.1f}%\n", t.name, double(t.calls) / steps, t.ms / steps,
+                   100 * t.ms / all);
+    fmt::print("{:<28} {:>9} {:>10.3f}\n", "all", "", all / steps);
 }
 
 }  // namespace
@@ -119,6 +137,9 @@ void Trainer<T>::load_weights(const Checkpoint* resumed) {
         config_ = init.config;
     }
     ops_ = make_layer_ops<T>(o_.device, o_.attention);
+    if (o_.profile && !ops_->profile())
+        throw std::invalid_argument("--profile times the CUDA path's operations; this run is on the CPU (--device " +
+                                    o_.device + ")");
     // ZeRO-1 splits the flat buffer evenly: it is padded with zeros to world shards.
     const size_t total = ParamTable(config_).total, world = comm_.world();
     shard_ = o_.zero ? (total + world - 1) / world : total;
@@ -262,8 +283,11 @@ int Trainer<T>::run() {
     if (g_signal) return 128 + g_signal;
     const long tokens_per_step = long(o_.batch) * o_.seq_len * o_.grad_accum * comm_.world();
     if (step_ == 0 && o_.val_every > 0) validate_all();
+    OpProfile* profile = o_.profile ? ops_->profile() : nullptr;
+    const long first = step_;  // its step warms up (cuBLASLt's choices, allocations): not profiled
     while (step_ < o_.steps) {
         const auto t0 = std::chrono::steady_clock::now();
+        if (profile) profile->enable(step_ > first);
         const double loss = train_step();
         double sq = opt_->grad_sq(model_->grads);
         if (o_.zero) comm_.all_reduce_sum(&sq, 1);
@@ -274,6 +298,10 @@ int Trainer<T>::run() {
         const double lr = schedule_.at(int(step_));
         opt_->step(model_->params, model_->grads, lr, step_ + 1, norm);
         gather_params();
+        if (profile) {
+            profile->enable(false);
+            profile->collect();
+        }
         step_++;
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         if (log_) log_->train(step_, o_.steps, loss, lr, norm, ms, tokens_per_step / (ms / 1000.0));
@@ -291,6 +319,7 @@ int Trainer<T>::run() {
         }
     }
     if (log_) log_->print_retention_table(config_.num_hidden_layers);
+    if (profile && lead_) print_profile(*profile, step_ - first - 1);
     return 0;
 }
 

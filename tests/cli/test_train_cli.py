@@ -417,10 +417,37 @@ class TrainCliTest:
         self.check(p.returncode != 0 and "--attention" in p.stderr, "attention: an unknown kernel is refused",
                    p.stderr.strip())
 
+    # --- --profile --------------------------------------------------------------------
+
+    def test_profile(self):
+        # The CUDA path times each layer operation; timing must not change what is computed.
+        args = ["cuda" if a == "cpu" else a for a in self.small] + self.data + ["--steps", "3", "--val-every", "0",
+                                                                               "--p-own", "0.5"]
+        plain = self.run(args + ["--out", self.out_dir("profile_off")])
+        timed = self.run(args + ["--profile", "--out", self.out_dir("profile_on")])
+        self.check(plain.returncode == 0 and timed.returncode == 0, "profile: runs with and without --profile exit 0",
+                   (plain.stderr + timed.stderr).strip())
+        rows = {}   # operation: (calls per step, ms per step)
+        for line in timed.stdout.split("device time per step by layer operation")[-1].splitlines():
+            cells = line.split()
+            if len(cells) == 4 and cells[3].endswith("%"):
+                rows[cells[0]] = (float(cells[1]), float(cells[2]))
+        L = TINY_LLAMA["num_hidden_layers"]
+        calls = {"attention_forward": L, "attention_backward": L, "fused_classifier": 1, "sum_squares": 1}
+        self.check(all(op in rows and rows[op][0] == n and rows[op][1] >= 0 for op, n in calls.items()),
+                   "profile: a table of the operations with their calls per step", timed.stdout[-2000:])
+        self.check("device time" not in plain.stdout, "profile: no table without --profile")
+        losses = [[r["train_loss"] for r in train_records(read_log(self.out_dir(d)))]
+                  for d in ("profile_off", "profile_on")]
+        self.check(len(losses[0]) == 3 and losses[0] == losses[1],
+                   "profile: the same losses, bit for bit, with and without --profile", f"{losses}")
+        p = self.run(self.small + self.data + ["--steps", "1", "--profile", "--out", self.out_dir("profile_cpu")])
+        self.check(p.returncode != 0 and "--profile" in p.stderr, "profile: refused on the CPU path", p.stderr.strip())
+
     def run_all(self):
         for test in (self.test_determinism, self.test_resume_after_finish, self.test_sigterm_resume,
                      self.test_bad_input, self.test_nan_stop, self.test_retention_table,
-                     self.test_device_portability, self.test_attention_kernels):
+                     self.test_device_portability, self.test_attention_kernels, self.test_profile):
             try:
                 test()
             except Exception as e:       # a crash of one test is one failure, the others still run
