@@ -6,11 +6,11 @@
 // Gradients: parameter gradients accumulate (+=) over micro-batches. An activation gradient
 // with one producer is written (=), so the GPU neither zeroes it first nor reads it back:
 // linear_gelu_backward's, swiglu_backward's, rope_backward's, qk_norm_rope_backward's,
-// attention's dq, head_backward's dinp. The norms' dinp accumulate (the residual stream), and where several layers' gradients
-// meet a Grad argument says which writes and which adds: linear_backward's dinp (Q, K and V
-// all read the first norm's output), attention's dK/dV (every reader of a source layer).
-// ref/ accumulates everywhere, like llm.c's CPU trainer; CpuOps zeroes a written gradient
-// before calling it.
+// attention's dq, head_backward's dinp. The norms' dinp accumulate (the residual stream),
+// and where several layers' gradients meet, a Grad argument says which writes and which
+// adds: linear_backward's dinp (Q, K and V all read the first norm's output), attention's
+// dK/dV (every reader of a source layer). ref/ accumulates everywhere, like llm.c's CPU
+// trainer; CpuOps zeroes a written gradient before calling it.
 //
 // Two types (layers/common.cuh, "Precision"): T holds activations, their gradients and the
 // working copy of the weights; Master = master_t<T> holds what must not lose precision:
