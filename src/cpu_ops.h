@@ -156,19 +156,15 @@ struct CpuOps : LayerOps<T> {
                       uint64_t seed) override {
         ref::adamw_update(param, grad, m, v, n, step);
     }
+    // The rows are independent: the threads share them out, with the same results for any number.
     void cross_entropy_forward(T* losses, const T* logits, const int* targets, int N, int V, int ld) override {
+#pragma omp parallel for schedule(static)
         for (int n = 0; n < N; n++) ref::cross_entropy_forward(losses + n, logits + size_t(n) * ld, targets + n, 1, V);
     }
-    // Row by row, through one row of scratch.
     void fused_classifier(T* logits_dlogits, T* losses, const int* targets, T dloss, int N, int V, int ld) override {
-        std::vector<T> drow(V);
-        for (int n = 0; n < N; n++) {
-            T* row = logits_dlogits + size_t(n) * ld;
-            ref::cross_entropy_forward(losses + n, row, targets + n, 1, V);
-            std::fill(drow.begin(), drow.end(), T(0));
-            ref::cross_entropy_backward(drow.data(), row, targets + n, dloss, 1, V);
-            std::copy(drow.begin(), drow.end(), row);
-        }
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++)
+            ref::cross_entropy_fused_row(logits_dlogits + size_t(n) * ld, losses + n, targets[n], dloss, V);
     }
 
 private:
