@@ -6,9 +6,11 @@
 // come from one pass: each thread keeps a running (m, s) over its strided elements
 // (rescaling s when m grows, the online softmax), then the pairs are merged across the
 // warp with shuffles and across warps through shared memory. Then
-//   loss = m + log s - x[target],   dlogit_i = (exp(x_i - m) / s - [i == target]) dloss
+//   loss = (m - x[target]) + log s,   dlogit_i = (exp(x_i - m) / s - [i == target]) dloss
 // so forward reads the row once, backward twice, and the fused classifier reads it twice
-// and writes the gradient over the logits in the second pass.
+// and writes the gradient over the logits in the second pass. (The loss's terms in that order:
+// m - x[target] is exact for bf16 logits, where m + log s would first round at their magnitude,
+// which is all of a small loss.)
 //
 // The passes move 16-byte packs (layers/common.cuh). Rows need not start on a 16-byte
 // boundary (the unpadded GPT-2 vocabulary, 50257, puts them at every alignment), so each row
@@ -123,7 +125,7 @@ __global__ void cross_entropy_forward_kernel(float* losses, const T* logits, con
     }
     const T* x = logits + size_t(n) * ld;
     const SoftmaxStats st = row_stats(x, V);
-    if (threadIdx.x == 0) losses[n] = st.m + logf(st.s) - to_float(x[target]);
+    if (threadIdx.x == 0) losses[n] = (st.m - to_float(x[target])) + logf(st.s);
 }
 
 template <class T>
@@ -154,7 +156,7 @@ __global__ void fused_classifier_kernel(T* logits_dlogits, float* losses, const 
     // Read before row_stats' barrier: after it, some thread overwrites x[target].
     const float x_target = to_float(x[target]);
     const SoftmaxStats st = row_stats(x, V);
-    if (threadIdx.x == 0) losses[n] = st.m + logf(st.s) - x_target;
+    if (threadIdx.x == 0) losses[n] = (st.m - x_target) + logf(st.s);
     const float scale = dloss / st.s;
     update_row(x, V, [&](int i, float v) { return dlogit(v, st, scale, i == target, dloss); });
 }
