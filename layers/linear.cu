@@ -9,9 +9,9 @@
 //   input grad     DGELU: dpre^T = (W^T dout^T) * GELU'(pre^T), pre read as the aux matrix
 //   weight grad    BGRADB: the sums of dout over its N rows, as a by-product of dW^T += inp^T dout
 // Where cuBLASLt has no algorithm with the epilogue (an aux leading dimension that is not a
-// multiple of 8; a type combination a GPU's library lacks), or epilogues are switched off, the
-// plain GEMM runs and small kernels do the rest: the bias add, GELU and its backward
-// (layers/activations.cu), the column sums.
+// multiple of 8; a type combination a GPU's library lacks), a bias or aux matrix is not 16-byte
+// aligned, or epilogues are switched off, the plain GEMM runs and small kernels do the rest:
+// the bias add, GELU and its backward (layers/activations.cu), the column sums.
 // Every GEMM computes in fp32 (CUBLAS_COMPUTE_32F: no TF32) for both storage types; the weight
 // gradient reads T and accumulates into the float dW (C = D, beta 1). cuBLASLt returns the same
 // bits for the same problem, pointers' alignment and GPU, so the results are deterministic.

@@ -6,7 +6,8 @@
 // vocabulary, GPT-2's 50257), which cuBLASLt's fast kernels need. Columns past OC are never
 // read or written.
 // Storage T (float or __nv_bfloat16, layers/common.cuh) for activations and weights; the
-// parameter gradients dweight (OC, C) and dbias (OC) are float. Backward accumulates (+=).
+// parameter gradients dweight (OC, C) and dbias (OC) are float. The backward adds to them (+=)
+// and writes dinp (or adds to it, on request) and dpre.
 // Nullable pointers (bias, dinp) do not take part in deducing T, so a literal nullptr works.
 // All pointers are device memory. Any shape is accepted: cuBLASLt is asked for an algorithm that
 // fits the pointers' and rows' actual alignment (fastest when C and OC are multiples of 8 and the

@@ -29,7 +29,7 @@ template <class T>
 struct CudaOps final : LayerOps<T> {
     using Master = master_t<T>;
     static_assert(std::is_same_v<Master, float>, "the CUDA path stores float or bf16");
-    cudaStream_t stream = nullptr;
+    const cudaStream_t stream = nullptr;  // every operation's (and the profile's events')
 
     // The attention kernel (--attention): "wgmma" (layers/attention_wgmma.cu, Hopper) or "mma"
     // (mma.sync, layers/attention_tc.cu) where they apply, bf16 at head dims 64 and 128, and the

@@ -86,7 +86,9 @@ private:
         cuda_check(cudaEventRecord(calls_.back().start, stream_));
         return calls_.size() - 1;
     }
-    void stop(size_t at) { cuda_check(cudaEventRecord(calls_[at].stop, stream_)); }
+    // From a destructor, maybe while an exception unwinds: an error here (the device's, sticky)
+    // is left for collect() to report.
+    void stop(size_t at) noexcept { cudaEventRecord(calls_[at].stop, stream_); }
 
     cudaStream_t stream_;
     bool on_ = false;

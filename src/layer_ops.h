@@ -95,7 +95,8 @@ struct LayerOps {
                                  const T* inp, const T* weight, int N, int C, int OC) = 0;
     // linear_backward of a layer whose input was gelu(pre), through the GELU as well:
     // dpre (N,C) = (dout weight) * gelu'(pre), written; dweight, dbias as linear_backward.
-    // The GPU does it in the dinp GEMM's epilogue: the gradient of gelu(pre) is never stored.
+    // The GPU does it in the dinp GEMM's epilogue where cuBLASLt has one: the gradient of
+    // gelu(pre) is then never stored.
     virtual void linear_gelu_backward(T* dpre, Master* dweight, Master* dbias, const T* dout, const T* inp,
                                       const T* weight, const T* pre, int N, int C, int OC) = 0;
     // The head: logits (N,V), rows ld >= V apart, = inp (N,C) weight (V,C)^T; its backward

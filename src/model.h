@@ -433,7 +433,7 @@ void Model<T>::backward() {
     };
     final(table.lnf_w, table.total);
     for (int l = L - 1; l >= 0; l--) {
-        layer_backward(l);    // the last reader of layer l's K/V: its gradients are complete
+        layer_backward(l);    // every reader of layer l's K/V is at or above l: dK[l], dV[l] are complete
         final(layer_begin(l), layer_begin(l + 1));
     }
     ops_.embedding_backward(gp(table.wte), gp(table.wpe), g_.dresid, a_.tokens, B, Tn, C);
