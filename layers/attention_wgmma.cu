@@ -129,6 +129,17 @@ __device__ __forceinline__ void issue_abt(float (&acc)[N / 2], uint32_t a, int r
     wgmma::commit();
 }
 
+// acc (64, D) += A B, issued and committed, not waited for: A (64, K) in registers, the bf16
+// fragments of its k-steps; B the (K, D) tile at shared address b, MN-major.
+template <int K, int D>
+__device__ __forceinline__ void issue_ab(float (&acc)[D / 2], const uint32_t (&a)[K / 16][4], uint32_t b) {
+    wgmma::fence_operand(acc);
+    wgmma::fence();
+    RKV_UNROLL
+    for (int ks = 0; ks < K / 16; ks++) wgmma::mma_rs<D, Major::MN>(acc, a[ks], mn_major<K>(b, ks), true);
+    wgmma::commit();
+}
+
 // 2^x, results below 2^-126 flushed to zero: on the GPU the one MUFU.EX2 (exp2f adds the
 // handling of subnormal results, which a softmax weight that small does not need).
 __device__ __forceinline__ float exp2_ftz(float x) {
@@ -180,12 +191,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     auto issue_pv = [&](int stage) {
         RKV_UNROLL
         for (int e = 0; e < D / 2; e++) o[e] *= rescale[e / 2 % 2];
-        wgmma::fence_operand(o);
-        wgmma::fence();
-        RKV_UNROLL
-        for (int ks = 0; ks < pv_steps; ks++)
-            wgmma::mma_rs<D, Major::MN>(o, p[ks], mn_major<kKeys>(v_at + stage * tile, ks), true);
-        wgmma::commit();
+        issue_ab<kKeys, D>(o, p, v_at + stage * tile);
     };
 
     // Key tile j: S = Q K_j^T, the previous tile's P V behind it (but for the first tile), the
@@ -370,12 +376,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         RKV_UNROLL
         for (int ks = 0; ks < ds_steps; ks++) wgmma::to_a(ds[ks], dp, ks);
 
-        wgmma::fence_operand(dq_acc);
-        wgmma::fence();
-        RKV_UNROLL
-        for (int ks = 0; ks < ds_steps; ks++)
-            wgmma::mma_rs<D, Major::MN>(dq_acc, ds[ks], mn_major<kStep>(kt, ks), true);
-        wgmma::commit();
+        issue_ab<kStep, D>(dq_acc, ds, kt);  // dQ += dS K
         wgmma::wait<0>();
         wgmma::fence_operand(dq_acc);
     };
@@ -488,12 +489,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
         RKV_UNROLL
         for (int ks = 0; ks < pq_steps; ks++) wgmma::to_a(pa[ks], st, ks);
-        wgmma::fence_operand(dv_acc);
-        wgmma::fence();
-        RKV_UNROLL
-        for (int ks = 0; ks < pq_steps; ks++)
-            wgmma::mma_rs<D, Major::MN>(dv_acc, pa[ks], mn_major<kStep>(dot, ks), true);
-        wgmma::commit();
+        issue_ab<kStep, D>(dv_acc, pa, dot);  // dV += P^T dO
 
         wgmma::wait<1>();  // dP^T is done; dV runs on through dS^T
         wgmma::fence_operand(dpt);
@@ -501,12 +497,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int e = 0; e < kStep / 2; e++) dpt[e] = st[e] * (dpt[e] - D_t[8 * (e / 4) + 2 * t + e % 2]);
         RKV_UNROLL
         for (int ks = 0; ks < pq_steps; ks++) wgmma::to_a(dsa[ks], dpt, ks);
-        wgmma::fence_operand(dk_acc);
-        wgmma::fence();
-        RKV_UNROLL
-        for (int ks = 0; ks < pq_steps; ks++)
-            wgmma::mma_rs<D, Major::MN>(dk_acc, dsa[ks], mn_major<kStep>(qt, ks), true);
-        wgmma::commit();
+        issue_ab<kStep, D>(dk_acc, dsa, qt);  // dK += dS^T Q
         wgmma::wait<0>();
         wgmma::fence_operand(dv_acc);
         wgmma::fence_operand(dk_acc);
