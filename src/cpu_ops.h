@@ -85,7 +85,8 @@ struct CpuOps : LayerOps<T> {
     void linear_gelu_backward(T* dpre, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
                               const T* pre, int N, int C, int OC) override {
         const size_t n = size_t(N) * C;
-        T* dinp = zeroed_scratch(n);
+        T* dinp = scratch(n);
+        std::fill_n(dinp, n, T(0));  // ref accumulates
         ref::linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
         std::fill_n(dpre, n, T(0));
         ref::gelu_backward(dpre, dinp, pre, n);
@@ -109,14 +110,15 @@ struct CpuOps : LayerOps<T> {
     // Through a (B,T,H,HS) scratch: the normed values forward, their gradient backward.
     void qk_norm_rope_forward(T* out, T* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
                               double theta) override {
-        T* normed = zeroed_scratch(size_t(B) * Tn * H * HS);
+        T* normed = scratch(size_t(B) * Tn * H * HS);
         ref::rmsnorm_forward(normed, rstd, inp, w, B * Tn * H, HS, eps);
         ref::rope_forward(out, normed, B, Tn, H, HS, theta);
     }
     void qk_norm_rope_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, const T* rstd, int B, int Tn,
                                int H, int HS, double theta) override {
         const size_t n = size_t(B) * Tn * H * HS;
-        T* dnormed = zeroed_scratch(n);
+        T* dnormed = scratch(n);
+        std::fill_n(dnormed, n, T(0));  // ref accumulates
         ref::rope_backward(dnormed, dout, B, Tn, H, HS, theta);
         std::fill_n(dinp, n, T(0));
         ref::rmsnorm_backward(dinp, dw, dnormed, inp, w, rstd, B * Tn * H, HS);
@@ -168,11 +170,10 @@ struct CpuOps : LayerOps<T> {
     }
 
 private:
-    // n zeros, in a buffer kept between calls (a fused operation's intermediate; the steps of a
+    // Room for n values, kept between calls (a fused operation's intermediate; the steps of a
     // run ask for the same sizes, so it is allocated once).
-    T* zeroed_scratch(size_t n) {
+    T* scratch(size_t n) {
         if (scratch_.size() < n) scratch_.resize(n);
-        std::fill_n(scratch_.begin(), n, T(0));
         return scratch_.data();
     }
     std::vector<T> scratch_;
