@@ -1,5 +1,6 @@
 // What layers/layernorm.cu and layers/rmsnorm.cu share: the residual add their fused
-// forward starts with, and the weight (and bias) gradients.
+// forward starts with, and the weight (and bias) gradients, whose second stage
+// (finish_kernel) layers/qk_norm_rope.cu uses too.
 //
 // residual_row: one warp's row of resid_out = a + b, rounded to the storage type T; the
 // norm then reads the stored row, so the fused forward gives the bits of a separate
@@ -79,7 +80,7 @@ __global__ void partials_kernel(float* pdw, float* pdb, const T* dout, const T* 
         }
 }
 
-// static: no template, so each of the two files that include this header gets its own copy.
+// static: no template, so each file that includes this header gets its own copy.
 static __global__ void finish_kernel(float* dw, float* db, const float* pdw, const float* pdb, int G, int C) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "layers/common.cuh"
+#include "layers/norm_common.cuh"
 #include "layers/rope_common.cuh"
 
 namespace rkv::cuda {
@@ -132,15 +133,6 @@ __global__ void qk_norm_rope_backward_kernel(T* dinp, float* partials, const T* 
     }
 }
 
-// dw (HS) += the sums of partials (G, HS) over G, in order: a thread a column.
-__global__ void add_partials_kernel(float* dw, const float* partials, int G, int HS) {
-    const int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= HS) return;
-    float sum = 0.0f;
-    for (int g = 0; g < G; g++) sum += partials[size_t(g) * HS + c];
-    dw[c] += sum;
-}
-
 void check_head_size(int HS) {
     if (HS % 2 != 0 || HS > 2 * 32 * kMaxPairs)
         throw std::invalid_argument("qk_norm_rope: head size " + std::to_string(HS) + " is not even and at most " +
@@ -169,7 +161,9 @@ void qk_norm_rope_backward(T* dinp, float* dw, const T* dout, const T* inp, cons
     StreamScratch<float> partials(size_t(G) * HS, stream);
     launch_kernel(qk_norm_rope_backward_kernel<T>, G, kBlock, 0, stream, dinp, partials.get(), dout, inp, w, rstd, N,
                   Tn, H, HS, theta);
-    launch_kernel(add_partials_kernel, ceil_div(HS, 256), 256, 0, stream, dw, partials.get(), G, HS);
+    // dw += the blocks' partials, in order (as the norms' weight gradients finish).
+    launch_kernel(norm_grad::finish_kernel, ceil_div(HS, 256), 256, 0, stream, dw, nullptr, partials.get(), nullptr,
+                  G, HS);
 }
 
 #define INSTANTIATE(T)                                                                                        \
