@@ -35,17 +35,18 @@
 #include <string>
 #include <type_traits>
 
+#include "layers/attention_common.cuh"
 #include "layers/common.cuh"
 
 namespace rkv::cuda {
 namespace {
 
+using namespace attention_common;
+
 constexpr int kTile = 32;                // rows of every tile, queries or keys
 constexpr int kTPR = 4;                  // threads per row
 constexpr int kThreads = kTile * kTPR;   // 128
 constexpr int kCols = kTile / kTPR;      // streamed rows per thread and tile: 8
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
 
 // Reductions over the kTPR lanes of a row.
 __device__ __forceinline__ float row_sum(float x) {
@@ -68,11 +69,6 @@ __device__ void load_tile(float* tile, const S* head, int row0, int T, int ld, i
         const int row = e / D, d = e % D;
         tile[row * (D + 1) + d] = row0 + row < T && d < HS ? to_float(head[size_t(row0 + row) * ld + d]) : 0.0f;
     }
-}
-
-// Where the layer's K/V block starts in the all-layers buffers.
-__device__ __forceinline__ size_t kv_block(const int* kv_src, int layer, size_t layer_stride) {
-    return kv_src ? size_t(kv_src[layer]) * layer_stride : 0;
 }
 
 // D = rowsum(dO * O) of one query row (lane r's part, then the row's sum); 0 past T.

@@ -1,6 +1,7 @@
-// What the two tensor-core attention files (layers/attention_tc.cu on mma.sync, layers/
-// attention_wgmma.cu on wgmma) share: their contract's checks, where a routed layer's K/V
-// block starts, the reductions over the 4 lanes that hold one accumulator row, the bf16
+// What the attention kernels share. All of them (layers/attention.cu, attention_cached.cu, and
+// the tensor-core attention_tc.cu on mma.sync and attention_wgmma.cu on wgmma): the log2 and ln
+// constants and where a routed layer's K/V block starts. The two tensor-core files: their
+// contract's checks, the reductions over the 4 lanes that hold one accumulator row, the bf16
 // read-modify-write of the backward's outputs, and D = rowsum(dO * O) for the backward.
 #pragma once
 

@@ -1,0 +1,33 @@
+// Attention over a KV cache, for inference, and the write of new keys and values into it.
+// Plain CUDA (layers/attention_cached.cu): the emulator runs it; checked against
+// ref/attention_cached.h.
+//
+// Shapes:  q, out (B, Tq, NH, HS);  a cache slot (B, Tmax, NKV, HS), pos0 + Tq <= Tmax
+// Query t of each sequence sits at position pos0 + t and attends causally to the cache rows
+// 0 .. pos0 + t (rows pos0 .. pos0 + Tq - 1 already hold the new tokens' keys and values);
+// rows past pos0 + Tq - 1 are never read. Query head h reads KV head h / (NH / NKV). NH is a
+// multiple of NKV; 1 <= HS <= 128. All pointers are device memory.
+//
+// S is the storage type (float or __nv_bfloat16, layers/common.cuh); the math is float.
+#pragma once
+
+#include <cstddef>
+
+#include "cuda/compat.cuh"
+
+namespace rkv::cuda {
+
+// Routed: k_cache, v_cache hold the kept layers' cache slots, each (B, Tmax, NKV, HS), slot_stride
+// elements apart; layer `layer` reads slot kv_slot[layer] (kv_slot: device array (L); null reads
+// slot 0), so the route is data.
+// q, out (B, Tq, NH, HS); query t of each sequence is at position pos0 + t and attends to cache rows 0 .. pos0 + t.
+template <class S>
+void attention_cached_forward(S* out, const S* q, const S* k_cache, const S* v_cache, const int* kv_slot, int layer,
+                              size_t slot_stride, int B, int Tq, int pos0, int Tmax, int NH, int NKV, int HS,
+                              cudaStream_t stream);
+
+// rows pos0 .. pos0 + Tq - 1 of each sequence's cache (B, Tmax, width) <- src (B, Tq, width)
+template <class S>
+void kv_cache_write(S* cache, const S* src, int B, int Tq, int pos0, int Tmax, int width, cudaStream_t stream);
+
+}  // namespace rkv::cuda

@@ -1,0 +1,56 @@
+// Inference with a KV cache (DESIGN.md section 1, "Inference"): the keys and values of the
+// positions already seen stay in a cache, so each new token costs one position's work. Only
+// the kept layers own a cache slot; the others read the slot of their route's source.
+//
+// attention_cached_forward: the Tq new queries of each sequence sit at positions
+// pos0 .. pos0 + Tq - 1 and attend causally to the cache rows 0 .. their own position
+// (rows pos0 .. pos0 + Tq - 1 already hold the new tokens' keys and values):
+//   q, out (B, Tq, NH, HS);  k, v (B, Tmax, NKV, HS), pos0 + Tq <= Tmax
+//   S = scale Q K^T (Tq, pos0 + Tq), query t masked past key pos0 + t;  O = softmax(S) V
+// Query head h reads KV head h / (NH / NKV), as in training (ref/attention.h).
+//
+// kv_cache_write: rows pos0 .. pos0 + Tq - 1 of each sequence's cache (B, Tmax, width)
+// <- src (B, Tq, width).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "ref/gemm.h"
+
+namespace rkv::ref {
+
+template <class T>
+void attention_cached_forward(T* out, const T* q, const T* k, const T* v, int B, int Tq, int pos0, int Tmax, int NH,
+                              int NKV, int HS) {
+    const T scale = T(1) / std::sqrt(T(HS));
+    const int Tk = pos0 + Tq;
+    std::vector<T> P(size_t(Tq) * Tk);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const T* Q = q + (size_t(b) * Tq * NH + h) * HS;
+            const size_t kv = (size_t(b) * Tmax * NKV + h / (NH / NKV)) * HS;
+            T* O = out + (size_t(b) * Tq * NH + h) * HS;
+            gemm(false, true, Tq, Tk, HS, scale, Q, NH * HS, k + kv, NKV * HS, T(0), P.data(), Tk);
+            for (int t = 0; t < Tq; t++) {
+                T* row = P.data() + size_t(t) * Tk;
+                const int seen = pos0 + t + 1;
+                const T m = *std::max_element(row, row + seen);
+                T sum = 0;
+                for (int j = 0; j < seen; j++) sum += (row[j] = std::exp(row[j] - m));
+                for (int j = 0; j < seen; j++) row[j] /= sum;
+                std::fill(row + seen, row + Tk, T(0));
+            }
+            gemm(false, false, Tq, HS, Tk, T(1), P.data(), Tk, v + kv, NKV * HS, T(0), O, NH * HS);
+        }
+}
+
+template <class T>
+void kv_cache_write(T* cache, const T* src, int B, int Tq, int pos0, int Tmax, int width) {
+    for (int b = 0; b < B; b++)
+        std::copy_n(src + size_t(b) * Tq * width, size_t(Tq) * width,
+                    cache + (size_t(b) * Tmax + pos0) * width);
+}
+
+}  // namespace rkv::ref
