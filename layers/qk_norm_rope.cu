@@ -49,14 +49,14 @@ __device__ __forceinline__ LanePairs lane_pairs(const T* w, int lane, int t, int
     return p;
 }
 
-// Warp n: position n = b * T + t, its H heads.
+// Warp n: row n = b * T + t (position pos0 + t), its H heads.
 template <class T>
-__global__ void qk_norm_rope_forward_kernel(T* out, float* rstd, const T* inp, const T* w, int N, int Tn, int H,
-                                            int HS, float eps, double theta) {
+__global__ void qk_norm_rope_forward_kernel(T* out, float* rstd, const T* inp, const T* w, int N, int Tn, int pos0,
+                                            int H, int HS, float eps, double theta) {
     const int lane = threadIdx.x % 32, n = blockIdx.x * kWarps + threadIdx.x / 32;
     if (n >= N) return;  // whole warps leave together
     const int half = HS / 2;
-    const LanePairs p = lane_pairs(w, lane, n % Tn, HS, theta);
+    const LanePairs p = lane_pairs(w, lane, pos0 + n % Tn, HS, theta);
     for (int h = 0; h < H; h++) {
         const size_t row = (size_t(n) * H + h) * HS;
         float x1[kMaxPairs], x2[kMaxPairs], sq = 0.0f;
@@ -143,12 +143,12 @@ void check_head_size(int HS) {
 
 template <class T>
 void qk_norm_rope_forward(T* out, float* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
-                          double theta, cudaStream_t stream) {
+                          double theta, int pos0, cudaStream_t stream) {
     check_head_size(HS);
     const int N = B * Tn;
     if (N == 0 || H == 0) return;
-    launch_kernel(qk_norm_rope_forward_kernel<T>, ceil_div(N, kWarps), kBlock, 0, stream, out, rstd, inp, w, N, Tn, H,
-                  HS, float(eps), theta);
+    launch_kernel(qk_norm_rope_forward_kernel<T>, ceil_div(N, kWarps), kBlock, 0, stream, out, rstd, inp, w, N, Tn, pos0,
+                  H, HS, float(eps), theta);
 }
 
 template <class T>
@@ -168,7 +168,7 @@ void qk_norm_rope_backward(T* dinp, float* dw, const T* dout, const T* inp, cons
 
 #define INSTANTIATE(T)                                                                                        \
     template void qk_norm_rope_forward<T>(T*, float*, const T*, const T*, int, int, int, int, double, double, \
-                                          cudaStream_t);                                                      \
+                                          int, cudaStream_t);                                                 \
     template void qk_norm_rope_backward<T>(T*, float*, const T*, const T*, const T*, const float*, int, int,  \
                                            int, int, double, cudaStream_t);
 INSTANTIATE(float)

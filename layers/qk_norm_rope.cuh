@@ -10,10 +10,11 @@
 
 namespace rkv::cuda {
 
-// out = rope(inp * rstd * w), saving rstd for the backward.
+// out = rope(inp * rstd * w), saving rstd for the backward; positions start at pos0 (0 in
+// training, the number of cached positions before these in inference).
 template <class T>
 void qk_norm_rope_forward(T* out, float* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
-                          double theta, cudaStream_t stream);
+                          double theta, int pos0, cudaStream_t stream);
 // dinp = the gradient (written), dw += the weight's (summed in a fixed order: deterministic).
 template <class T>
 void qk_norm_rope_backward(T* dinp, float* dw, const T* dout, const T* inp, const T* w, const float* rstd, int B,

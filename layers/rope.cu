@@ -19,16 +19,16 @@ namespace {
 constexpr int kBlock = 256;
 
 // Thread (n, i) for n = b*T + t over the N = B*T positions and the HS/2 pairs rotates
-// pair i of every head by sign * a. The backward is the forward's transpose: the rotation
+// pair i of every head by sign * a, at position pos0 + t. The backward is the forward's transpose: the rotation
 // by -a.
 template <class T>
-__global__ void rope_kernel(T* out, const T* inp, int N, int Tn, int H, int HS, double theta, float sign) {
+__global__ void rope_kernel(T* out, const T* inp, int N, int Tn, int pos0, int H, int HS, double theta, float sign) {
     const int half = HS / 2;
     const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (idx >= size_t(N) * half) return;
     const int n = int(idx / half), i = int(idx % half);
     float c, s;
-    rope_cos_sin(n % Tn, i, HS, theta, &c, &s);
+    rope_cos_sin(pos0 + n % Tn, i, HS, theta, &c, &s);
     s *= sign;
     for (int h = 0; h < H; h++) {
         const size_t base = (size_t(n) * H + h) * HS;
@@ -42,11 +42,11 @@ __global__ void rope_kernel(T* out, const T* inp, int N, int Tn, int H, int HS, 
 }  // namespace
 
 template <class T>
-void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, cudaStream_t stream) {
+void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, int pos0, cudaStream_t stream) {
     const size_t threads = size_t(B) * Tn * (HS / 2);
     if (threads == 0) return;
     launch_kernel(rope_kernel<T>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, out,
-                  inp, B * Tn, Tn, H, HS, theta, 1.0f);
+                  inp, B * Tn, Tn, pos0, H, HS, theta, 1.0f);
 }
 
 template <class T>
@@ -54,11 +54,11 @@ void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double 
     const size_t threads = size_t(B) * Tn * (HS / 2);
     if (threads == 0) return;
     launch_kernel(rope_kernel<T>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, dinp,
-                  dout, B * Tn, Tn, H, HS, theta, -1.0f);
+                  dout, B * Tn, Tn, 0, H, HS, theta, -1.0f);
 }
 
 #define INSTANTIATE(T)                                                                                                 \
-    template void rope_forward<T>(T*, const T*, int, int, int, int, double, cudaStream_t);                             \
+    template void rope_forward<T>(T*, const T*, int, int, int, int, double, int, cudaStream_t);                        \
     template void rope_backward<T>(T*, const T*, int, int, int, int, double, cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(__nv_bfloat16)

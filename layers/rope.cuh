@@ -7,9 +7,10 @@
 
 namespace rkv::cuda {
 
-// out = inp rotated pairwise by the angles t * theta^(-2i/HS); out may be inp.
+// out = inp rotated pairwise by the angles (pos0 + t) * theta^(-2i/HS); out may be inp. pos0 is
+// 0 in training, the number of cached positions before these in inference.
 template <class T>
-void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, cudaStream_t stream);
+void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, int pos0, cudaStream_t stream);
 // dinp = dout rotated back (the rotation's transpose); dinp may be dout.
 template <class T>
 void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta, cudaStream_t stream);

@@ -10,6 +10,9 @@
 #      kernels, forward and backward, ms and TFLOP/s at HS 64 and 128, T 1024 .. 8192; about 20 s);
 #   5. where a step's time goes: gpt2-124m and qwen3-0.6b at --p-own 1 with --profile, the
 #      device time per step of each layer operation (CUDA events);
+#   5b. serving with the shared KV cache (bench/decode_bench.sh): decode tokens/s and KV bytes
+#      per token at retention 1, 2, 3, 4 for gpt2-124m and qwen3-0.6b, 8 sequences of a
+#      512-token prompt, 256 new tokens each;
 #   6. determinism: gpt2-124m for 6 steps, and for 3 steps resumed to 6, log the same bits;
 #   7. with several GPUs, data-parallel scaling: gpt2-124m tokens/s under mpirun at 1, 2, 4
 #      and 8 GPUs, and the scaling efficiency tokens/s(n) / (n tokens/s(1)).
@@ -47,7 +50,7 @@ generator=()
 command -v make > /dev/null || generator=(-G Ninja)
 cmake -S . -B build-gpu "${generator[@]}" -DRKV_GPU=ON -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_BUILD_TYPE=Release \
     "${deps_flags[@]}" > "$out/configure.log" 2>&1 || { tail -n 40 "$out/configure.log"; exit 1; }
-cmake --build build-gpu -j "$(nproc)" --target train_rkv kernel_tests_gpu attention_bench > "$out/build.log" 2>&1 || { tail -n 40 "$out/build.log"; exit 1; }
+cmake --build build-gpu -j "$(nproc)" --target train_rkv generate_rkv kernel_tests_gpu attention_bench > "$out/build.log" 2>&1 || { tail -n 40 "$out/build.log"; exit 1; }
 
 # Every program runs under a time limit: a kernel that hangs on the GPU costs its step, not the
 # rest of the check (and the lent machine's time).
@@ -61,7 +64,7 @@ tests_line=$(tail -n 2 "$out/kernel_tests.log" | head -n 1)
 sanitizer="not found"
 if command -v compute-sanitizer > /dev/null; then
     if limit 180 compute-sanitizer --tool memcheck --error-exitcode 1 build-gpu/layers/kernel_tests_gpu \
-        "[attention],[attention_tc],[attention_wgmma],[qk_norm_rope],[cuda]" > "$out/sanitizer.log" 2>&1; then sanitizer="clean"; else sanitizer="ERRORS"; status=1; fi
+        "[attention],[attention_tc],[attention_wgmma],[attention_cached],[qk_norm_rope],[cuda]" > "$out/sanitizer.log" 2>&1; then sanitizer="clean"; else sanitizer="ERRORS"; status=1; fi
 fi
 
 # ms/step: the median of the progress lines' "X ms" after two warm-up steps.
@@ -125,7 +128,7 @@ scaling() {
     echo
     echo "rkv GPU check, commit $(git rev-parse --short HEAD 2> /dev/null || echo "${RKV_COMMIT:-unknown}"), $(head -n 1 "$out/gpu.txt")"
     echo "kernel tests on the GPU: $tests_line"
-    echo "compute-sanitizer memcheck (attention, QK-norm + RoPE, whole model): $sanitizer"
+    echo "compute-sanitizer memcheck (attention, cached attention, QK-norm + RoPE, whole model): $sanitizer"
     printf "%-12s %6s %-6s %5s %6s %10s %12s %8s\n" model p_own attn B T "ms/step" "tokens/s" "MFU bf16"
     for p in 1 0.5; do bench gpt2-124m 8 1024 "$p" auto; done
     bench gpt2-124m 8 1024 1 mma
@@ -137,6 +140,11 @@ scaling() {
     profile gpt2-124m 8 1024
     echo
     profile qwen3-0.6b 4 2048
+    echo
+    for model in gpt2-124m qwen3-0.6b; do
+        GENERATE=build-gpu/generate_rkv MODEL=$model DEVICE=cuda B=8 P=512 N=256 REPEATS=1 \
+            limit 120 bench/decode_bench.sh || echo "$model: decode_bench failed"
+    done
     echo
     determinism
     scaling

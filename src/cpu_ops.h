@@ -12,6 +12,7 @@
 #include "ref/activations.h"
 #include "ref/adamw.h"
 #include "ref/attention.h"
+#include "ref/attention_cached.h"
 #include "ref/cross_entropy.h"
 #include "ref/embedding.h"
 #include "ref/layernorm.h"
@@ -100,8 +101,8 @@ struct CpuOps : LayerOps<T> {
         ref::gemm(false, false, N, C, V, T(1), dlogits, ld, weight, C, T(0), dinp, C);
         ref::gemm(true, false, V, C, N, T(1), dlogits, ld, inp, C, T(1), dweight, C);
     }
-    void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta) override {
-        ref::rope_forward(out, inp, B, Tn, H, HS, theta);
+    void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, int pos0) override {
+        ref::rope_forward(out, inp, B, Tn, H, HS, theta, pos0);
     }
     void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) override {
         std::fill_n(dinp, size_t(B) * Tn * H * HS, T(0));
@@ -109,10 +110,10 @@ struct CpuOps : LayerOps<T> {
     }
     // Through a (B,T,H,HS) scratch: the normed values forward, their gradient backward.
     void qk_norm_rope_forward(T* out, T* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
-                              double theta) override {
+                              double theta, int pos0) override {
         T* normed = scratch(size_t(B) * Tn * H * HS);
         ref::rmsnorm_forward(normed, rstd, inp, w, B * Tn * H, HS, eps);
-        ref::rope_forward(out, normed, B, Tn, H, HS, theta);
+        ref::rope_forward(out, normed, B, Tn, H, HS, theta, pos0);
     }
     void qk_norm_rope_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, const T* rstd, int B, int Tn,
                                int H, int HS, double theta) override {
@@ -127,6 +128,14 @@ struct CpuOps : LayerOps<T> {
                            size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {
         const size_t src = size_t(kv_src[layer]) * layer_stride;
         ref::attention_forward(out, lse, q, k_all + src, v_all + src, B, Tn, NH, NKV, HS);
+    }
+    void kv_cache_write(T* slot, const T* src, int B, int Tq, int pos0, int Tmax, int width) override {
+        ref::kv_cache_write(slot, src, B, Tq, pos0, Tmax, width);
+    }
+    void attention_cached(T* out, const T* q, const T* k_cache, const T* v_cache, const int* kv_slot, int layer,
+                          size_t slot_stride, int B, int Tq, int pos0, int Tmax, int NH, int NKV, int HS) override {
+        const size_t slot = size_t(kv_slot[layer]) * slot_stride;
+        ref::attention_cached_forward(out, q, k_cache + slot, v_cache + slot, B, Tq, pos0, Tmax, NH, NKV, HS);
     }
     void attention_backward(T* dq, T* dk_all, T* dv_all, Grad dkv_grad, const T* dout, const T* q, const T* k_all,
                             const T* v_all, const T* out, const T* lse, const int* kv_src, int layer,

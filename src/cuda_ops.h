@@ -5,6 +5,7 @@
 #include "cuda/compat.cuh"
 #include "layers/activations.cuh"
 #include "layers/attention.cuh"
+#include "layers/attention_cached.cuh"
 #include "layers/attention_tc.cuh"
 #include "layers/attention_wgmma.cuh"
 #include "layers/cast.cuh"
@@ -127,18 +128,18 @@ struct CudaOps final : LayerOps<T> {
         const auto timed = profile_.time(__func__);
         cuda::linear_backward(dinp, false, dweight, nullptr, dlogits, inp, weight, N, C, V, ld, stream);
     }
-    void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta) override {
+    void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, int pos0) override {
         const auto timed = profile_.time(__func__);
-        cuda::rope_forward(out, inp, B, Tn, H, HS, theta, stream);
+        cuda::rope_forward(out, inp, B, Tn, H, HS, theta, pos0, stream);
     }
     void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) override {
         const auto timed = profile_.time(__func__);
         cuda::rope_backward(dinp, dout, B, Tn, H, HS, theta, stream);
     }
     void qk_norm_rope_forward(T* out, float* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
-                              double theta) override {
+                              double theta, int pos0) override {
         const auto timed = profile_.time(__func__);
-        cuda::qk_norm_rope_forward(out, rstd, inp, w, B, Tn, H, HS, eps, theta, stream);
+        cuda::qk_norm_rope_forward(out, rstd, inp, w, B, Tn, H, HS, eps, theta, pos0, stream);
     }
     void qk_norm_rope_backward(T* dinp, float* dw, const T* dout, const T* inp, const T* w, const float* rstd, int B,
                                int Tn, int H, int HS, double theta) override {
@@ -161,6 +162,16 @@ struct CudaOps final : LayerOps<T> {
         }
         cuda::attention_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B, Tn, NH, NKV, HS,
                                        stream);
+    }
+    void kv_cache_write(T* slot, const T* src, int B, int Tq, int pos0, int Tmax, int width) override {
+        const auto timed = profile_.time(__func__);
+        cuda::kv_cache_write(slot, src, B, Tq, pos0, Tmax, width, stream);
+    }
+    void attention_cached(T* out, const T* q, const T* k_cache, const T* v_cache, const int* kv_slot, int layer,
+                          size_t slot_stride, int B, int Tq, int pos0, int Tmax, int NH, int NKV, int HS) override {
+        const auto timed = profile_.time(__func__);
+        cuda::attention_cached_forward(out, q, k_cache, v_cache, kv_slot, layer, slot_stride, B, Tq, pos0, Tmax, NH,
+                                       NKV, HS, stream);
     }
     void attention_backward(T* dq, T* dk_all, T* dv_all, Grad dkv_grad, const T* dout, const T* q, const T* k_all,
                             const T* v_all, const T* out, const float* lse, const int* kv_src, int layer,

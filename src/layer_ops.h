@@ -107,13 +107,14 @@ struct LayerOps {
     virtual void head_backward(T* dinp, Master* dweight, const T* dlogits, const T* inp, const T* weight, int N, int C,
                                int V, int ld) = 0;
 
-    // inp, out (B,T,H,HS)
-    virtual void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta) = 0;
+    // inp, out (B,T,H,HS); the forward's positions start at pos0 (0 in training; in inference the
+    // number of positions already in the KV cache).
+    virtual void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, int pos0) = 0;
     virtual void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) = 0;
     // QK-norm, then RoPE, in one pass: out (B,T,H,HS) = rope(rmsnorm of each head's HS values of
     // inp, weight w (HS)), rstd (B,T,H). The backward writes dinp and adds to dw.
     virtual void qk_norm_rope_forward(T* out, Master* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS,
-                                      double eps, double theta) = 0;
+                                      double eps, double theta, int pos0) = 0;
     virtual void qk_norm_rope_backward(T* dinp, Master* dw, const T* dout, const T* inp, const T* w,
                                        const Master* rstd, int B, int Tn, int H, int HS, double theta) = 0;
 
@@ -129,6 +130,16 @@ struct LayerOps {
                                     const T* k_all, const T* v_all, const T* out, const Master* lse,
                                     const int* kv_src, int layer, size_t layer_stride, int B, int Tn, int NH, int NKV,
                                     int HS) = 0;
+
+    // Inference with a KV cache (ref/attention_cached.h). The cache holds the kept layers' slots,
+    // each (B, Tmax, NKV, HS), slot_stride apart. kv_cache_write puts a kept layer's new keys or
+    // values src (B, Tq, width) at rows pos0 .. pos0 + Tq - 1 of its slot. attention_cached: the
+    // new queries q (B, Tq, NH, HS), at positions pos0 .. pos0 + Tq - 1, attend causally to slot
+    // kv_slot[layer] (kv_slot (L), in the implementation's memory, like kv_src); out (B, Tq, NH, HS).
+    virtual void kv_cache_write(T* slot, const T* src, int B, int Tq, int pos0, int Tmax, int width) = 0;
+    virtual void attention_cached(T* out, const T* q, const T* k_cache, const T* v_cache, const int* kv_slot,
+                                  int layer, size_t slot_stride, int B, int Tq, int pos0, int Tmax, int NH, int NKV,
+                                  int HS) = 0;
 
     // all (n). The GELU's backward is linear_gelu_backward's.
     virtual void swiglu_forward(T* out, const T* gate, const T* up, size_t n) = 0;

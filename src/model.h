@@ -16,6 +16,10 @@
 // Precision (src/layer_ops.h): activations and the weights' working copy in T; parameter
 // gradients, statistics and losses in Master (float for bf16).
 //
+// Inference (forward_cached): the same layers over new tokens, Tq per sequence at positions
+// pos0 .. pos0 + Tq - 1 after the pos0 ones a KvCache (src/kv_cache.h) holds; the kept layers
+// write their K/V into the cache and every layer attends to its source's slot.
+//
 // K and V of all layers live in one buffer (L, B, T, NKV, HS), so an attention kernel can
 // take the route as data. In backward, the layers run top-down: every reader of layer j
 // is at or above j, so by the time layer j is reached, dK[j] and dV[j] hold the sum of
@@ -32,6 +36,7 @@
 #include <fmt/format.h>
 
 #include "src/config.h"
+#include "src/kv_cache.h"
 #include "src/layer_ops.h"
 #include "src/params.h"
 #include "src/route.h"
@@ -57,7 +62,8 @@ public:
     // [0, table.total). The trainer starts their reduction across ranks here.
     std::function<void(size_t begin, size_t end)> on_grads_final;
 
-    Model(const ModelConfig& c, LayerOps<T>& ops, int B, int Tn, size_t param_capacity = 0);
+    // Without training, no gradient buffers (grads is null).
+    Model(const ModelConfig& c, LayerOps<T>& ops, int B, int Tn, size_t param_capacity = 0, bool training = true);
     ~Model();
     Model(const Model&) = delete;
     Model& operator=(const Model&) = delete;
@@ -68,6 +74,13 @@ public:
     // forward, then backward of loss_scale * loss into grads (logits() then holds dlogits).
     double forward_backward(const int* inputs, const int* targets, const Route& route, double loss_scale = 1.0);
     void zero_grad() { ops_.zero(grads, table.total); }
+
+    // Inference: the logits of Tq <= T new tokens per sequence, inputs host (B, Tq), after the
+    // cache.length positions the cache holds; their keys and values join the cache, under its
+    // route. Then logits(Tq) has them.
+    void forward_cached(const int* inputs, int Tq, KvCache<T>& cache);
+    // The logits of the last forward's first B * Tq rows on the host, (B, Tq, V).
+    std::vector<Master> logits(int Tq) const;
 
     const T* k(int l) const { return layer_acts(l).k; }                            // (B, T, NKV, HS)
     const T* v(int l) const { return layer_acts(l).v; }
@@ -127,23 +140,31 @@ private:
     };
     NormSlot norm_reading(int l) const;   // the norm that reads resid[l]: layer l's norm1, or norm_f at L
 
+    // The tokens a forward runs on: Tn per sequence (the buffers' T, or fewer in inference) at
+    // positions pos0 ..; with a cache, attention reads it (forward_cached), else the layers' K/V.
+    struct Pass {
+        int Tn, N, pos0;
+        KvCache<T>* cache;
+    };
+    Pass training_pass() const { return {Tn, N_, 0, nullptr}; }
+
     bool qk_transformed() const { return config.qk_norm || config.positions == Positions::RoPE; }
     const T* p(size_t offset) const { return offset == LayerParams::npos ? nullptr : params + offset; }
     Master* gp(size_t offset) const { return offset == LayerParams::npos ? nullptr : grads + offset; }
 
-    // slot = norm(inp), or with a residual b: inp = resid_out = a + b first (fused).
-    void norm_forward(const NormSlot& slot, const T* inp);
-    void residual_norm_forward(const NormSlot& slot, T* resid_out, const T* a, const T* b);
+    // slot = norm(inp), or with a residual b: inp = resid_out = a + b first (fused); N rows.
+    void norm_forward(const NormSlot& slot, const T* inp, int N);
+    void residual_norm_forward(const NormSlot& slot, T* resid_out, const T* a, const T* b, int N);
     void norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, const Master* mean,
                        const Master* rstd);
-    void qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int H);
+    void qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int H, const Pass& s);
     void qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, const Master* rstd, int H);
     // Embedding, layers, norm_f and the head: a_.logits.
     void forward_logits(const int* inputs, const Route& route);
     // Checks targets and uploads them; n_valid_ counts the non-skipped ones.
     void set_targets(const int* targets);
     double mean_loss();                   // the mean of a_.losses over non-skipped targets
-    void layer_forward(int l);
+    void layer_forward(int l, const Pass& s);
     void layer_backward(int l);
     void backward();                      // from the dlogits in a_.logits
 };
@@ -151,7 +172,7 @@ private:
 // ---------------------------------------------------------------------------------------
 
 template <class T>
-Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t param_capacity)
+Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t param_capacity, bool training)
     : config(c), table(c), B(B_), Tn(Tn_), capacity(std::max(table.total, param_capacity)), ops_(ops),
       N_(B_ * Tn_), ld_logits_((c.vocab_size + 63) / 64 * 64) {
     if (B < 1 || Tn < 1) throw std::invalid_argument(fmt::format("batch {} x {} is empty", B, Tn));
@@ -176,7 +197,7 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
     auto layout = [&] {
         used = 0;
         take(params, capacity);
-        take(grads, capacity);
+        take(grads, capacity, training);
         Activations& a = a_;
         take(a.tokens, N); take(a.targets, N); take(a.route, L);
         take(a.resid, (L + 1) * N * C);
@@ -192,10 +213,10 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
         take(a.logits, N * ld_logits_); take(a.losses, N);
         take(a.proj, N * C);
         Gradients& g = g_;
-        take(g.dresid, N * C); take(g.dln, N * C);
-        take(g.datt, N * QD); take(g.dq, N * QD);
-        take(g.dk, L * N * KVD); take(g.dv, L * N * KVD); take(g.dkp, N * KVD, tr);
-        take(g.dfc, N * FF); take(g.dup, N * FF, swiglu); take(g.dact, N * FF, swiglu);
+        take(g.dresid, N * C, training); take(g.dln, N * C, training);
+        take(g.datt, N * QD, training); take(g.dq, N * QD, training);
+        take(g.dk, L * N * KVD, training); take(g.dv, L * N * KVD, training); take(g.dkp, N * KVD, tr && training);
+        take(g.dfc, N * FF, training); take(g.dup, N * FF, swiglu && training); take(g.dact, N * FF, swiglu && training);
     };
     layout();
     base = static_cast<char*>(arena_ = ops_.alloc_bytes(used));
@@ -205,7 +226,7 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
         a_.kp = a_.k;
     }
     ops_.zero(params, capacity);
-    ops_.zero(grads, capacity);
+    if (grads) ops_.zero(grads, capacity);
 }
 
 template <class T>
@@ -233,21 +254,21 @@ typename Model<T>::NormSlot Model<T>::norm_reading(int l) const {
 }
 
 template <class T>
-void Model<T>::norm_forward(const NormSlot& s, const T* inp) {
+void Model<T>::norm_forward(const NormSlot& s, const T* inp, int N) {
     const int C = config.hidden_size;
     const double eps = config.rms_norm_eps;
-    if (config.norm == Norm::LayerNorm) ops_.layernorm_forward(s.out, s.mean, s.rstd, inp, p(s.w), p(s.b), N_, C, eps);
-    else ops_.rmsnorm_forward(s.out, s.rstd, inp, p(s.w), N_, C, eps);
+    if (config.norm == Norm::LayerNorm) ops_.layernorm_forward(s.out, s.mean, s.rstd, inp, p(s.w), p(s.b), N, C, eps);
+    else ops_.rmsnorm_forward(s.out, s.rstd, inp, p(s.w), N, C, eps);
 }
 
 template <class T>
-void Model<T>::residual_norm_forward(const NormSlot& s, T* resid_out, const T* a, const T* b) {
+void Model<T>::residual_norm_forward(const NormSlot& s, T* resid_out, const T* a, const T* b, int N) {
     const int C = config.hidden_size;
     const double eps = config.rms_norm_eps;
     if (config.norm == Norm::LayerNorm)
-        ops_.residual_layernorm_forward(resid_out, s.out, s.mean, s.rstd, a, b, p(s.w), p(s.b), N_, C, eps);
+        ops_.residual_layernorm_forward(resid_out, s.out, s.mean, s.rstd, a, b, p(s.w), p(s.b), N, C, eps);
     else
-        ops_.residual_rmsnorm_forward(resid_out, s.out, s.rstd, a, b, p(s.w), N_, C, eps);
+        ops_.residual_rmsnorm_forward(resid_out, s.out, s.rstd, a, b, p(s.w), N, C, eps);
 }
 
 template <class T>
@@ -260,15 +281,16 @@ void Model<T>::norm_backward(T* dinp, const T* dout, const T* inp, size_t w, siz
 
 // raw (N, H*HS) -> out: QK-norm, then RoPE (each when the family has it; both in one pass).
 template <class T>
-void Model<T>::qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int H) {
+void Model<T>::qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int H, const Pass& s) {
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
     if (config.qk_norm && rope)
-        ops_.qk_norm_rope_forward(out, rstd, raw, p(norm_w), B, Tn, H, HS, config.rms_norm_eps, config.rope_theta);
+        ops_.qk_norm_rope_forward(out, rstd, raw, p(norm_w), B, s.Tn, H, HS, config.rms_norm_eps, config.rope_theta,
+                                  s.pos0);
     else if (config.qk_norm)
-        ops_.rmsnorm_forward(out, rstd, raw, p(norm_w), N_ * H, HS, config.rms_norm_eps);
+        ops_.rmsnorm_forward(out, rstd, raw, p(norm_w), s.N * H, HS, config.rms_norm_eps);
     else
-        ops_.rope_forward(out, raw, B, Tn, H, HS, config.rope_theta);
+        ops_.rope_forward(out, raw, B, s.Tn, H, HS, config.rope_theta, s.pos0);
 }
 
 template <class T>
@@ -286,36 +308,42 @@ void Model<T>::qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, 
 }
 
 template <class T>
-void Model<T>::layer_forward(int l) {
+void Model<T>::layer_forward(int l, const Pass& s) {
     const ModelConfig& c = config;
     const LayerParams& w = table.layers[l];
     const int C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
-    const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim;
+    const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim, N = s.N;
     const LayerActs a = layer_acts(l);
-    const size_t kv_stride = size_t(N_) * KVD;
 
     // a.ln1 = norm1(x) is there already: the previous layer's last residual add made it.
-    ops_.linear_forward(a.qp, a.ln1, p(w.q_w), p(w.q_b), N_, C, QD);
-    if (qk_transformed()) qk_forward(a.q, a.q_rstd, a.qp, w.q_norm_w, NH);
+    ops_.linear_forward(a.qp, a.ln1, p(w.q_w), p(w.q_b), N, C, QD);
+    if (qk_transformed()) qk_forward(a.q, a.q_rstd, a.qp, w.q_norm_w, NH, s);
     if (route_.is_read(l)) {
-        ops_.linear_forward(a.kp, a.ln1, p(w.k_w), p(w.k_b), N_, C, KVD);
-        ops_.linear_forward(a.v, a.ln1, p(w.v_w), p(w.v_b), N_, C, KVD);
-        if (qk_transformed()) qk_forward(a.k, a.k_rstd, a.kp, w.k_norm_w, NKV);
+        ops_.linear_forward(a.kp, a.ln1, p(w.k_w), p(w.k_b), N, C, KVD);
+        ops_.linear_forward(a.v, a.ln1, p(w.v_w), p(w.v_b), N, C, KVD);
+        if (qk_transformed()) qk_forward(a.k, a.k_rstd, a.kp, w.k_norm_w, NKV, s);
+        if (s.cache) {
+            ops_.kv_cache_write(s.cache->k_slot(l), a.k, B, s.Tn, s.pos0, s.cache->max_len, KVD);
+            ops_.kv_cache_write(s.cache->v_slot(l), a.v, B, s.Tn, s.pos0, s.cache->max_len, KVD);
+        }
     }
-    ops_.attention_forward(a.att, a.lse, a.q, a_.k, a_.v, a_.route, l, kv_stride, B, Tn, NH, NKV, HS);
-    ops_.linear_forward(a_.proj, a.att, p(w.o_w), p(w.o_b), N_, QD, C);
-    residual_norm_forward({a.ln2, a.ln2_mean, a.ln2_rstd, w.ln2_w, w.ln2_b}, a.mid, a.x, a_.proj);
+    if (s.cache)
+        ops_.attention_cached(a.att, a.q, s.cache->k(), s.cache->v(), s.cache->kv_slot(), l, s.cache->slot_stride, B,
+                              s.Tn, s.pos0, s.cache->max_len, NH, NKV, HS);
+    else
+        ops_.attention_forward(a.att, a.lse, a.q, a_.k, a_.v, a_.route, l, size_t(N_) * KVD, B, Tn, NH, NKV, HS);
+    ops_.linear_forward(a_.proj, a.att, p(w.o_w), p(w.o_b), N, QD, C);
+    residual_norm_forward({a.ln2, a.ln2_mean, a.ln2_rstd, w.ln2_w, w.ln2_b}, a.mid, a.x, a_.proj, N);
 
-    const size_t NF = size_t(N_) * FF;
     if (c.mlp == Mlp::Gelu) {
-        ops_.linear_gelu_forward(a.act, a.fc, a.ln2, p(w.up_w), p(w.up_b), N_, C, FF);
+        ops_.linear_gelu_forward(a.act, a.fc, a.ln2, p(w.up_w), p(w.up_b), N, C, FF);
     } else {
-        ops_.linear_forward(a.fc, a.ln2, p(w.gate_w), nullptr, N_, C, FF);
-        ops_.linear_forward(a.up, a.ln2, p(w.up_w), p(w.up_b), N_, C, FF);
-        ops_.swiglu_forward(a.act, a.fc, a.up, NF);
+        ops_.linear_forward(a.fc, a.ln2, p(w.gate_w), nullptr, N, C, FF);
+        ops_.linear_forward(a.up, a.ln2, p(w.up_w), p(w.up_b), N, C, FF);
+        ops_.swiglu_forward(a.act, a.fc, a.up, size_t(N) * FF);
     }
-    ops_.linear_forward(a_.proj, a.act, p(w.down_w), p(w.down_b), N_, FF, C);
-    residual_norm_forward(norm_reading(l + 1), a.out, a.mid, a_.proj);
+    ops_.linear_forward(a_.proj, a.act, p(w.down_w), p(w.down_b), N, FF, C);
+    residual_norm_forward(norm_reading(l + 1), a.out, a.mid, a_.proj, N);
 }
 
 template <class T>
@@ -331,9 +359,48 @@ void Model<T>::forward_logits(const int* inputs, const Route& route) {
     ops_.upload(a_.tokens, inputs, N_);
     ops_.upload(a_.route, route.kv_src.data(), L);
     ops_.embedding_forward(a_.resid, a_.tokens, p(table.wte), p(table.wpe), B, Tn, C);
-    norm_forward(norm_reading(0), a_.resid);
-    for (int l = 0; l < L; l++) layer_forward(l);
+    norm_forward(norm_reading(0), a_.resid, N_);
+    for (int l = 0; l < L; l++) layer_forward(l, training_pass());
     ops_.head_forward(a_.logits, a_.lnf, p(table.lm_head), N_, C, V, ld_logits_);
+}
+
+template <class T>
+void Model<T>::forward_cached(const int* inputs, int Tq, KvCache<T>& cache) {
+    const ModelConfig& c = config;
+    const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size, pos0 = cache.length, N = B * Tq;
+    if (Tq < 1 || Tq > Tn)
+        throw std::invalid_argument(fmt::format("{} new tokens per sequence: the model takes 1 to {} at a time", Tq, Tn));
+    if (cache.B != B || cache.route.num_layers() != L)
+        throw std::invalid_argument(fmt::format("a KV cache of {} sequences and {} layers for a model of {} and {}",
+                                                cache.B, cache.route.num_layers(), B, L));
+    if (pos0 + Tq > cache.max_len)
+        throw std::invalid_argument(fmt::format("the KV cache holds {} positions: {} more after {} do not fit",
+                                                cache.max_len, Tq, pos0));
+    for (int i = 0; i < N; i++)
+        if (inputs[i] < 0 || inputs[i] >= V)
+            throw std::invalid_argument(fmt::format("input token {} at position {} is outside the vocabulary (size {})",
+                                                    inputs[i], i, V));
+    route_ = cache.route;
+    ops_.upload(a_.tokens, inputs, N);
+    const T* wpe = p(table.wpe);
+    ops_.embedding_forward(a_.resid, a_.tokens, p(table.wte), wpe ? wpe + size_t(pos0) * C : nullptr, B, Tq, C);
+    norm_forward(norm_reading(0), a_.resid, N);
+    const Pass s{Tq, N, pos0, &cache};
+    for (int l = 0; l < L; l++) layer_forward(l, s);
+    ops_.head_forward(a_.logits, a_.lnf, p(table.lm_head), N, C, V, ld_logits_);
+    cache.length += Tq;
+}
+
+template <class T>
+std::vector<master_t<T>> Model<T>::logits(int Tq) const {
+    const int V = config.vocab_size;
+    const size_t rows = size_t(B) * Tq;
+    std::vector<T> stored(rows * ld_logits_);
+    ops_.download(stored.data(), a_.logits, stored.size());
+    std::vector<Master> out(rows * V);
+    for (size_t r = 0; r < rows; r++)
+        for (int j = 0; j < V; j++) out[r * V + j] = Master(stored[r * ld_logits_ + j]);
+    return out;
 }
 
 template <class T>
@@ -443,6 +510,7 @@ void Model<T>::backward() {
 template <class T>
 double Model<T>::forward_backward(const int* inputs, const int* targets, const Route& route, double loss_scale) {
     if (!targets) throw std::invalid_argument("forward_backward needs targets");
+    if (!grads) throw std::logic_error("forward_backward on a model built without training buffers");
     const int V = config.vocab_size;
     forward_logits(inputs, route);
     set_targets(targets);

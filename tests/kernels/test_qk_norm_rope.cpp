@@ -26,7 +26,7 @@ struct Reference {
     std::vector<double> out, rstd, dinp, dw;
 };
 
-Reference reference(const Shape& s, double theta, const std::vector<float>& inp, const std::vector<float>& w,
+Reference reference(const Shape& s, double theta, int pos0, const std::vector<float>& inp, const std::vector<float>& w,
                     const std::vector<float>& dout, const std::vector<float>& dw0) {
     const int rows = s.B * s.Tn * s.H;
     const size_t n = size_t(rows) * s.HS;
@@ -34,7 +34,7 @@ Reference reference(const Shape& s, double theta, const std::vector<float>& inp,
     const auto x = to_double(inp), wd = to_double(w);
     std::vector<double> normed(n), dnormed(n);
     rkv::ref::rmsnorm_forward(normed.data(), r.rstd.data(), x.data(), wd.data(), rows, s.HS, kEps);
-    rkv::ref::rope_forward(r.out.data(), normed.data(), s.B, s.Tn, s.H, s.HS, theta);
+    rkv::ref::rope_forward(r.out.data(), normed.data(), s.B, s.Tn, s.H, s.HS, theta, pos0);
     rkv::ref::rope_backward(dnormed.data(), to_double(dout).data(), s.B, s.Tn, s.H, s.HS, theta);
     rkv::ref::rmsnorm_backward(r.dinp.data(), r.dw.data(), dnormed.data(), x.data(), wd.data(), r.rstd.data(), rows,
                                s.HS);
@@ -49,18 +49,19 @@ TEMPLATE_TEST_CASE("qk_norm_rope forward and backward match ref rmsnorm then rop
     const Shape shape = GENERATE(Shape{2, 13, 3, 128}, Shape{1, 9, 2, 64}, Shape{3, 5, 4, 16}, Shape{1, 11, 1, 256},
                                  Shape{2, 7, 5, 2}, Shape{1, 20, 2, 130});
     const double theta = GENERATE(10000.0, 1000000.0);
+    const int pos0 = GENERATE(0, 777);  // the forward's positions start there in inference; the backward's at 0
     const InOrder in_order(order);
     const auto [B, Tn, H, HS] = shape;
-    INFO("B " << B << " T " << Tn << " H " << H << " HS " << HS << " theta " << theta);
+    INFO("B " << B << " T " << Tn << " H " << H << " HS " << HS << " theta " << theta << " pos0 " << pos0);
     const size_t n = size_t(B) * Tn * H * HS;
     const auto inp = as_stored<T>(random_floats(n, -2.0f, 2.0f)), w = as_stored<T>(random_floats(HS, 0.5f, 1.5f)),
                dout = as_stored<T>(random_floats(n));
     const auto dw0 = random_floats(HS);
-    const Reference ref = reference(shape, theta, inp, w, dout, dw0);
+    const Reference ref = reference(shape, theta, pos0, inp, w, dout, dw0);
 
     Device<T> d_inp(to_storage<T>(inp)), d_w(to_storage<T>(w)), d_out(n), d_dout(to_storage<T>(dout)), d_dinp(n);
     Device<float> d_rstd(size_t(B) * Tn * H), d_dw(dw0);
-    rkv::cuda::qk_norm_rope_forward(d_out.get(), d_rstd.get(), d_inp.get(), d_w.get(), B, Tn, H, HS, kEps, theta,
+    rkv::cuda::qk_norm_rope_forward(d_out.get(), d_rstd.get(), d_inp.get(), d_w.get(), B, Tn, H, HS, kEps, theta, pos0,
                                     nullptr);
     check_close("qk_norm_rope_forward out", to_floats(d_out.download()), ref.out, bound_for<T>());
     check_close("qk_norm_rope_forward rstd", d_rstd.download(), ref.rstd, fp32_bound);
@@ -82,7 +83,7 @@ TEST_CASE("qk_norm_rope gives the same bits in every thread order", "[qk_norm_ro
             d_dinp(n);
         Device<float> d_rstd(size_t(s.B) * s.Tn * s.H), d_dw(std::vector<float>(s.HS, 0.0f));
         rkv::cuda::qk_norm_rope_forward(d_out.get(), d_rstd.get(), d_inp.get(), d_w.get(), s.B, s.Tn, s.H, s.HS, kEps,
-                                        1e4, nullptr);
+                                        1e4, 0, nullptr);
         rkv::cuda::qk_norm_rope_backward(d_dinp.get(), d_dw.get(), d_dout.get(), d_inp.get(), d_w.get(), d_rstd.get(),
                                          s.B, s.Tn, s.H, s.HS, 1e4, nullptr);
         const std::vector<std::vector<float>> got{to_floats(d_out.download()), d_rstd.download(),
@@ -95,7 +96,7 @@ TEST_CASE("qk_norm_rope gives the same bits in every thread order", "[qk_norm_ro
 TEST_CASE("qk_norm_rope refuses odd head sizes and head sizes over 256", "[qk_norm_rope]") {
     Device<float> x(1024);
     for (const int HS : {7, 258})
-        CHECK_THROWS_AS(rkv::cuda::qk_norm_rope_forward(x.get(), x.get(), x.get(), x.get(), 1, 1, 1, HS, kEps, 1e4,
+        CHECK_THROWS_AS(rkv::cuda::qk_norm_rope_forward(x.get(), x.get(), x.get(), x.get(), 1, 1, 1, HS, kEps, 1e4, 0,
                                                         nullptr),
                         std::invalid_argument);
 }

@@ -1,0 +1,223 @@
+// ./generate_rkv: text from a trained model, served with a depth-wise shared KV cache
+// (DESIGN.md section 1, "Inference"). Only every k-th layer (--retention k) or the listed
+// layers (--keep-layers) keep a cache; the others read the nearest kept layer's. The prompt
+// runs through the model in chunks, then each new token costs one position per sequence.
+// Prints each sequence, then what the cache holds and the speed. --model serves a preset with
+// random weights instead of a checkpoint: the speed and the cache's size without training one.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "data/tokenizer.h"
+#include "src/checkpoint.h"
+#include "src/devices.h"
+#include "src/kv_cache.h"
+#include "src/llmc_checkpoint.h"
+#include "src/model.h"
+#include "src/params.h"
+#include "src/route.h"
+#include "src/storage.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Options {
+    std::string ckpt;               // a checkpoint directory, a run folder (its newest) or an llm.c .bin
+    std::string model;              // or a preset, its weights drawn from --seed
+    std::string prompt;             // text, byte-level models
+    std::vector<int> tokens;        // token ids, any model
+    int retention = 1;              // keep every k-th layer's cache
+    std::vector<int> keep_layers;   // or these layers'
+    int max_new = 200, batch = 1, chunk = 256, top_k = 0;
+    double temperature = 0.8;
+    uint64_t seed = 1337;
+    std::string device = "auto";
+    bool json = false;
+};
+
+rkv::Checkpoint load_weights(const Options& o) {
+    if (!o.model.empty()) {
+        rkv::Checkpoint ck{rkv::preset(o.model), {}, {}, {}, {}};
+        ck.params.resize(rkv::ParamTable(ck.config).total);
+        rkv::init_params(ck.params.data(), rkv::ParamTable(ck.config), ck.config, o.seed);
+        return ck;
+    }
+    const std::string& path = o.ckpt;
+    if (fs::is_directory(path) && !fs::exists(fs::path(path) / "model.safetensors")) {
+        const auto latest = rkv::latest_checkpoint(path);
+        if (!latest) throw std::invalid_argument(fmt::format("{}: no checkpoint in this folder", path));
+        return rkv::load_checkpoint(*latest, false);
+    }
+    if (fs::is_directory(path)) return rkv::load_checkpoint(path, false);
+    rkv::LlmcCheckpoint ck = rkv::load_llmc_checkpoint(path);
+    return {ck.config, std::move(ck.params), {}, {}, {}};
+}
+
+// The prompt's tokens: --tokens as given; --prompt as bytes after the document start, for the
+// byte-level models the built-in corpus trains.
+std::vector<int> prompt_tokens(const Options& o, const rkv::ModelConfig& c) {
+    if (!o.tokens.empty()) return o.tokens;
+    if (c.vocab_size != rkv::kByteVocab)
+        throw std::invalid_argument(fmt::format(
+            "the model's vocabulary ({} tokens) is not byte-level: give the prompt as --tokens", c.vocab_size));
+    std::vector<int> tokens{rkv::kDocStart};
+    for (int32_t t : rkv::encode_bytes(o.prompt)) tokens.push_back(t);
+    return tokens;
+}
+
+// A token drawn from softmax(logits / temperature) over the top_k largest (all when 0);
+// the largest when temperature is 0.
+template <class F>
+int sample(const F* logits, int V, double temperature, int top_k, std::mt19937_64& rng) {
+    std::vector<int> order(V);
+    for (int i = 0; i < V; i++) order[i] = i;
+    const int k = top_k > 0 && top_k < V ? top_k : V;
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+    if (temperature <= 0) return order[0];
+    std::vector<double> weights(k);
+    for (int i = 0; i < k; i++) weights[i] = std::exp((double(logits[order[i]]) - double(logits[order[0]])) / temperature);
+    return order[std::discrete_distribution<int>(weights.begin(), weights.end())(rng)];
+}
+
+// Byte-level tokens as text, bytes outside printable ASCII (but newline and tab) as \xNN, so a
+// sampled byte sequence that is not valid UTF-8 still prints; other vocabularies as ids.
+std::string printable(const std::vector<int>& tokens, int V) {
+    if (V != rkv::kByteVocab) return fmt::format("{}", fmt::join(tokens, " "));
+    std::string out;
+    for (int t : tokens) {
+        if (t == rkv::kDocStart) continue;
+        if ((t >= 0x20 && t < 0x7f) || t == '\n' || t == '\t') out += char(t);
+        else out += fmt::format("\\x{:02x}", t);
+    }
+    return out;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+template <class T>
+int generate(const Options& o) {
+    using Master = rkv::master_t<T>;
+    rkv::Checkpoint ck = load_weights(o);
+    const rkv::ModelConfig& c = ck.config;
+    const int L = c.num_hidden_layers, V = c.vocab_size, B = o.batch;
+    const std::vector<int> prompt = prompt_tokens(o, c);
+    const int P = int(prompt.size()), max_len = P + o.max_new;
+    if (max_len > c.max_position_embeddings)
+        throw std::invalid_argument(fmt::format("a prompt of {} tokens and {} new ones exceed the model's {} positions",
+                                                P, o.max_new, c.max_position_embeddings));
+    const rkv::Route route = o.keep_layers.empty() ? rkv::keep_every(L, o.retention) : rkv::keep_layers(L, o.keep_layers);
+
+    auto ops = rkv::make_layer_ops<T>(o.device);
+    rkv::Model<T> model(c, *ops, B, std::min(o.chunk, max_len), 0, false);
+    if (ck.params.size() != model.table.total)
+        throw std::invalid_argument(fmt::format("{}: {} parameters, the config needs {}", o.ckpt, ck.params.size(),
+                                                model.table.total));
+    {   // the fp32 weights, rounded to the working type on the device
+        auto* master = static_cast<Master*>(ops->alloc_bytes(ck.params.size() * sizeof(Master)));
+        std::vector<Master> host(ck.params.begin(), ck.params.end());
+        ops->upload(master, host.data(), host.size());
+        ops->to_working(model.params, master, host.size());
+        ops->free_bytes(master);
+    }
+    rkv::KvCache<T> cache(*ops, c, route, B, max_len);
+
+    // Prefill: the prompt (every sequence starts from it) in chunks of up to T positions.
+    std::vector<std::vector<int>> out(B, prompt);
+    std::vector<Master> last(size_t(B) * V);
+    auto t0 = std::chrono::steady_clock::now();
+    for (int p0 = 0; p0 < P;) {
+        const int n = std::min(model.Tn, P - p0);
+        std::vector<int> inputs;
+        for (int b = 0; b < B; b++) inputs.insert(inputs.end(), prompt.begin() + p0, prompt.begin() + p0 + n);
+        model.forward_cached(inputs.data(), n, cache);
+        const std::vector<Master> logits = model.logits(n);
+        for (int b = 0; b < B; b++)
+            std::copy_n(logits.begin() + (size_t(b) * n + n - 1) * V, V, last.begin() + size_t(b) * V);
+        p0 += n;
+    }
+    const double prefill_s = seconds_since(t0);
+
+    // Decode: one new token per sequence and step.
+    std::mt19937_64 rng(o.seed);
+    std::vector<int> next(B);
+    t0 = std::chrono::steady_clock::now();
+    for (int step = 0; step < o.max_new; step++) {
+        for (int b = 0; b < B; b++) out[b].push_back(next[b] = sample(&last[size_t(b) * V], V, o.temperature, o.top_k, rng));
+        if (step + 1 == o.max_new) break;
+        model.forward_cached(next.data(), 1, cache);
+        last = model.logits(1);
+    }
+    const double decode_s = seconds_since(t0);
+    const int decoded = std::max(o.max_new - 1, 0);   // forward passes of one token
+
+    for (int b = 0; b < B; b++) fmt::print("--- sequence {}\n{}\n", b, printable(out[b], V));
+    const size_t full_per_token = 2 * size_t(L) * c.kv_dim() * sizeof(T);
+    const double tokens_per_s = decode_s > 0 ? double(decoded) * B / decode_s : 0.0;
+    fmt::print("kv cache: layers {} kept ({} of {}), {} bytes per token ({:.0f}% of the full cache), {} bytes for {} x {} "
+               "positions\n",
+               fmt::join(cache.kept_layers(), " "), cache.slots(), L, cache.bytes_per_token(),
+               100.0 * double(cache.bytes_per_token()) / double(full_per_token), cache.bytes(), B, max_len);
+    fmt::print("prefill: {} x {} tokens in {:.1f} ms; decode: {} x {} tokens in {:.1f} ms, {:.0f} tokens/s\n", B, P,
+               1e3 * prefill_s, B, decoded, 1e3 * decode_s, tokens_per_s);
+    if (o.json)
+        fmt::print("{}\n", nlohmann::json{{"retention", route.str()}, {"kept_layers", cache.slots()}, {"layers", L},
+                                          {"kv_bytes_per_token", cache.bytes_per_token()},
+                                          {"kv_bytes_full_per_token", full_per_token}, {"kv_bytes", cache.bytes()}, {"batch", B},
+                                          {"prompt_tokens", P}, {"prefill_ms", 1e3 * prefill_s},
+                                          {"decode_tokens", decoded}, {"decode_ms", 1e3 * decode_s},
+                                          {"decode_tokens_per_s", tokens_per_s}}
+                               .dump());
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o;
+    CLI::App app{"rkv: generate text with a depth-wise shared KV cache"};
+    auto* weights = app.add_option_group("weights", "one of");
+    weights->add_option("--ckpt", o.ckpt, "checkpoint directory, run folder (its newest checkpoint) or llm.c .bin");
+    weights->add_option("--model", o.model, "a preset with random weights (benchmarks), instead of --ckpt");
+    weights->require_option(1);
+    app.add_option("--prompt", o.prompt, "prompt text (byte-level models)");
+    app.add_option("--tokens", o.tokens, "prompt token ids (any model), instead of --prompt")->delimiter(',');
+    auto* retention =
+        app.add_option("--retention", o.retention, "keep every k-th layer's KV cache: 1, 2, 3, 4 keep 100/50/33/25%")
+            ->check(CLI::PositiveNumber);
+    app.add_option("--keep-layers", o.keep_layers, "keep these layers' caches (0 among them), instead of --retention")
+        ->delimiter(',')
+        ->excludes(retention);
+    app.add_option("--max-new", o.max_new, "tokens to generate per sequence")->check(CLI::NonNegativeNumber);
+    app.add_option("-b,--batch", o.batch, "sequences generated together from the prompt")->check(CLI::PositiveNumber);
+    app.add_option("--chunk", o.chunk, "prompt positions per forward pass")->check(CLI::PositiveNumber);
+    app.add_option("--temperature", o.temperature, "sampling temperature; 0 takes the most likely token")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--top-k", o.top_k, "sample among the k most likely tokens (0: all)")->check(CLI::NonNegativeNumber);
+    app.add_option("--seed", o.seed, "sampling seed");
+    app.add_option("--device", o.device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+    app.add_flag("--json", o.json, "also print the numbers as one JSON line");
+    CLI11_PARSE(app, argc, argv);
+    try {
+        return rkv::uses_cuda(o.device) ? generate<rkv::CudaStorage>(o) : generate<float>(o);
+    } catch (const std::exception& e) {
+        std::fflush(stdout);
+        fmt::print(stderr, "generate_rkv: error: {}\n", e.what());
+        return 1;
+    }
+}
