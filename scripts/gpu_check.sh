@@ -143,7 +143,7 @@ scaling() {
     echo
     for model in gpt2-124m qwen3-0.6b; do
         GENERATE=build-gpu/generate_rkv MODEL=$model DEVICE=cuda B=8 P=512 N=256 REPEATS=1 \
-            limit 120 bench/decode_bench.sh || echo "$model: decode_bench failed"
+            limit 180 bench/decode_bench.sh || echo "$model: decode_bench failed"
     done
     echo
     determinism

@@ -13,6 +13,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -128,13 +129,17 @@ int generate(const Options& o) {
     if (ck.params.size() != model.table.total)
         throw std::invalid_argument(fmt::format("{}: {} parameters, the config needs {}", o.ckpt, ck.params.size(),
                                                 model.table.total));
-    {   // the fp32 weights, rounded to the working type on the device
+    // The fp32 weights, rounded to the working type on the device where that is not fp32.
+    static_assert(std::is_same_v<Master, float>, "checkpoints hold fp32 weights");
+    if constexpr (std::is_same_v<T, Master>) {
+        ops->upload(model.params, ck.params.data(), ck.params.size());
+    } else {
         auto* master = static_cast<Master*>(ops->alloc_bytes(ck.params.size() * sizeof(Master)));
-        std::vector<Master> host(ck.params.begin(), ck.params.end());
-        ops->upload(master, host.data(), host.size());
-        ops->to_working(model.params, master, host.size());
+        ops->upload(master, ck.params.data(), ck.params.size());
+        ops->to_working(model.params, master, ck.params.size());
         ops->free_bytes(master);
     }
+    ck.params = {};
     rkv::KvCache<T> cache(*ops, c, route, B, max_len);
 
     // Prefill: the prompt (every sequence starts from it) in chunks of up to T positions.
