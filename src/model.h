@@ -327,11 +327,13 @@ void Model<T>::layer_forward(int l, const Pass& s) {
             ops_.kv_cache_write(s.cache->v_slot(l), a.v, B, s.Tn, s.pos0, s.cache->max_len, KVD);
         }
     }
-    if (s.cache)
+    // With nothing cached before them, new tokens attend to their own K/V as in training (the
+    // tiled tensor-core kernels, where a prompt's first chunk gains most); after, to the cache.
+    if (s.cache && s.pos0 > 0)
         ops_.attention_cached(a.att, a.q, s.cache->k(), s.cache->v(), s.cache->kv_slot(), l, s.cache->slot_stride, B,
                               s.Tn, s.pos0, s.cache->max_len, NH, NKV, HS);
     else
-        ops_.attention_forward(a.att, a.lse, a.q, a_.k, a_.v, a_.route, l, size_t(N_) * KVD, B, Tn, NH, NKV, HS);
+        ops_.attention_forward(a.att, a.lse, a.q, a_.k, a_.v, a_.route, l, size_t(N_) * KVD, B, s.Tn, NH, NKV, HS);
     ops_.linear_forward(a_.proj, a.att, p(w.o_w), p(w.o_b), N, QD, C);
     residual_norm_forward({a.ln2, a.ln2_mean, a.ln2_rstd, w.ln2_w, w.ln2_b}, a.mid, a.x, a_.proj, N);
 
@@ -381,6 +383,7 @@ void Model<T>::forward_cached(const int* inputs, int Tq, KvCache<T>& cache) {
             throw std::invalid_argument(fmt::format("input token {} at position {} is outside the vocabulary (size {})",
                                                     inputs[i], i, V));
     route_ = cache.route;
+    if (pos0 == 0) ops_.upload(a_.route, route_.kv_src.data(), L);   // the first chunk's attention reads it
     ops_.upload(a_.tokens, inputs, N);
     const T* wpe = p(table.wpe);
     ops_.embedding_forward(a_.resid, a_.tokens, p(table.wte), wpe ? wpe + size_t(pos0) * C : nullptr, B, Tq, C);
