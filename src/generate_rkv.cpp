@@ -144,16 +144,14 @@ int generate(const Options& o) {
 
     // Prefill: the prompt (every sequence starts from it) in chunks of up to T positions.
     std::vector<std::vector<int>> out(B, prompt);
-    std::vector<Master> last(size_t(B) * V);
+    std::vector<Master> last;   // (B, V): each sequence's logits of its newest position
     auto t0 = std::chrono::steady_clock::now();
     for (int p0 = 0; p0 < P;) {
         const int n = std::min(model.Tn, P - p0);
         std::vector<int> inputs;
         for (int b = 0; b < B; b++) inputs.insert(inputs.end(), prompt.begin() + p0, prompt.begin() + p0 + n);
         model.forward_cached(inputs.data(), n, cache);
-        const std::vector<Master> logits = model.logits(n);
-        for (int b = 0; b < B; b++)
-            std::copy_n(logits.begin() + (size_t(b) * n + n - 1) * V, V, last.begin() + size_t(b) * V);
+        last = model.logits(n, n - 1);
         p0 += n;
     }
     const double prefill_s = seconds_since(t0);

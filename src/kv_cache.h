@@ -25,11 +25,12 @@ class KvCache {
 public:
     const Route route;
     const int B, max_len;
-    const size_t slot_stride;   // elements of one slot: B * max_len * NKV * HS
+    const int width;            // one position's keys (or values) in a slot: NKV * HS
+    const size_t slot_stride;   // elements of one slot: B * max_len * width
     int length = 0;             // positions filled in every sequence
 
     KvCache(LayerOps<T>& ops, const ModelConfig& c, const Route& r, int B_, int max_len_)
-        : route(r), B(B_), max_len(max_len_), slot_stride(size_t(B_) * max_len_ * c.kv_dim()), ops_(ops),
+        : route(r), B(B_), max_len(max_len_), width(c.kv_dim()), slot_stride(size_t(B_) * max_len_ * width), ops_(ops),
           kept_(r.kept_layers()), slot_of_(c.num_hidden_layers, -1) {
         validate_route(route, c.num_hidden_layers);
         if (B < 1 || max_len < 1) throw std::invalid_argument(fmt::format("KV cache of {} x {} is empty", B, max_len));
@@ -60,7 +61,7 @@ public:
     const T* v() const { return v_; }
     const int* kv_slot() const { return kv_slot_; }
     // Keys and values one position of one sequence adds, and what the whole cache holds.
-    size_t bytes_per_token() const { return 2 * size_t(slots()) * slot_stride / (size_t(B) * max_len) * sizeof(T); }
+    size_t bytes_per_token() const { return 2 * size_t(slots()) * width * sizeof(T); }
     size_t bytes() const { return bytes_per_token() * size_t(B) * max_len; }
 
 private:

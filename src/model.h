@@ -79,8 +79,9 @@ public:
     // cache.length positions the cache holds; their keys and values join the cache, under its
     // route. Then logits(Tq) has them.
     void forward_cached(const int* inputs, int Tq, KvCache<T>& cache);
-    // The logits of the last forward's first B * Tq rows on the host, (B, Tq, V).
-    std::vector<Master> logits(int Tq) const;
+    // The logits of the last forward's tokens t0 .. Tq - 1 of each sequence, which ran Tq, on
+    // the host: (B, Tq - t0, V).
+    std::vector<Master> logits(int Tq, int t0 = 0) const;
 
     const T* k(int l) const { return layer_acts(l).k; }                            // (B, T, NKV, HS)
     const T* v(int l) const { return layer_acts(l).v; }
@@ -323,8 +324,8 @@ void Model<T>::layer_forward(int l, const Pass& s) {
         ops_.linear_forward(a.v, a.ln1, p(w.v_w), p(w.v_b), N, C, KVD);
         if (qk_transformed()) qk_forward(a.k, a.k_rstd, a.kp, w.k_norm_w, NKV, s);
         if (s.cache) {
-            ops_.kv_cache_write(s.cache->k_slot(l), a.k, B, s.Tn, s.pos0, s.cache->max_len, KVD);
-            ops_.kv_cache_write(s.cache->v_slot(l), a.v, B, s.Tn, s.pos0, s.cache->max_len, KVD);
+            ops_.kv_cache_write(s.cache->k_slot(l), a.k, B, s.Tn, s.pos0, s.cache->max_len, s.cache->width);
+            ops_.kv_cache_write(s.cache->v_slot(l), a.v, B, s.Tn, s.pos0, s.cache->max_len, s.cache->width);
         }
     }
     // With nothing cached before them, new tokens attend to their own K/V as in training (the
@@ -395,14 +396,15 @@ void Model<T>::forward_cached(const int* inputs, int Tq, KvCache<T>& cache) {
 }
 
 template <class T>
-std::vector<master_t<T>> Model<T>::logits(int Tq) const {
-    const int V = config.vocab_size;
-    const size_t rows = size_t(B) * Tq;
-    std::vector<T> stored(rows * ld_logits_);
-    ops_.download(stored.data(), a_.logits, stored.size());
-    std::vector<Master> out(rows * V);
-    for (size_t r = 0; r < rows; r++)
-        for (int j = 0; j < V; j++) out[r * V + j] = Master(stored[r * ld_logits_ + j]);
+std::vector<master_t<T>> Model<T>::logits(int Tq, int t0) const {
+    const int V = config.vocab_size, n = Tq - t0;
+    std::vector<T> stored(size_t(n) * ld_logits_);
+    std::vector<Master> out(size_t(B) * n * V);
+    for (int b = 0; b < B; b++) {
+        ops_.download(stored.data(), a_.logits + (size_t(b) * Tq + t0) * ld_logits_, stored.size());
+        for (size_t r = 0; r < size_t(n); r++)
+            for (int j = 0; j < V; j++) out[(size_t(b) * n + r) * V + j] = Master(stored[r * ld_logits_ + j]);
+    }
     return out;
 }
 

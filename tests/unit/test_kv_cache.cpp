@@ -73,6 +73,7 @@ TEST_CASE("decoding through the KV cache gives the logits of the whole-sequence 
                 const auto inputs = columns(tokens, B, T, t0, n);
                 cached.forward_cached(inputs.data(), n, cache);
                 CHECK(relative_error(cached.logits(n), positions(want, B, T, V, t0, n)) < 1e-12);
+                CHECK(cached.logits(n, n - 1) == positions(cached.logits(n), B, n, V, n - 1, 1));   // the newest only
                 t0 += n;
             }
             CHECK(cache.length == T);
