@@ -16,27 +16,9 @@ import subprocess
 import sys
 import tempfile
 
-TINY_LLAMA = {
-    "model_type": "llama", "vocab_size": 256, "hidden_size": 32, "intermediate_size": 64,
-    "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
-    "max_position_embeddings": 64,
-}
+from test_train_cli import TINY_LLAMA, Checks   # the same tiny Llama, the same PASS/FAIL lines
+
 RUN_TIMEOUT_S = 300     # only stops a hang
-
-
-class Checks:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def check(self, ok, name, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"PASS {name}")
-        else:
-            self.failed += 1
-            print(f"FAIL {name}" + (f": {detail}" if detail else ""))
-        sys.stdout.flush()
-        return ok
 
 
 def run(args):
