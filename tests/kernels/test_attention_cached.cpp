@@ -4,6 +4,10 @@
 // every thread order; kv_cache_write bit for bit. Caches hold NaN past the rows written
 // (pos0 + Tq .. Tmax - 1) and between slots, so a read of them shows as a NaN output. Storage
 // float, and bf16 on a few shapes: ref gets the inputs as stored.
+//
+// Both paths: the emulated GPU has 132 SMs, so the kernel splits a row's keys across blocks
+// when B NH Tq < 264 and pos0 + Tq > 256 (into ranges of at least 256 keys, as many as give
+// 264 blocks), and otherwise gives each row one block. The shapes say which path they take.
 #include "kernel_check.h"
 
 #include <cstring>
@@ -94,14 +98,35 @@ void check_one(const Shape& s) {
 
 TEST_CASE("cached attention decodes one token over a long cache", "[attention_cached]") {
     const Shape shape = GENERATE(
-        // MHA, the cache longer than what is written
+        // MHA, the cache longer than what is written: split in 3
         Shape{1, 1, 700, 1024, 4, 4, 64},
-        // GQA 4, B 2, HS 128, the cache exactly full
+        // GQA 4, B 2, HS 128, the cache exactly full: split in 3
         Shape{2, 1, 700, 701, 8, 2, 128},
-        // GQA 2, a small head dim
+        // GQA 2, a small head dim: split in 2
         Shape{2, 1, 333, 400, 4, 2, 16},
-        // the first token: one key
-        Shape{1, 1, 0, 8, 2, 1, 64});
+        // the first token: one key, one block
+        Shape{1, 1, 0, 8, 2, 1, 64},
+        // a batch that fills the GPU (272 rows): one block a row over 301 keys
+        Shape{34, 1, 300, 320, 8, 2, 64});
+    check_one<float>(shape);
+}
+
+TEST_CASE("cached attention splits the keys of few rows over a long cache across blocks", "[attention_cached]") {
+    const Shape shape = GENERATE(
+        // GQA 2, 2001 keys: 8 splits of 256, the last one short
+        Shape{1, 1, 2000, 2100, 2, 1, 64},
+        // MHA, HS 128, 2048 keys: 8 whole splits, the cache exactly full
+        Shape{1, 1, 2047, 2048, 2, 2, 128},
+        // an odd head dim (no packed loads): 9 splits, the last of 253 keys
+        Shape{1, 1, 2300, 2400, 2, 1, 100},
+        // a small head dim, GQA 4: 12 splits
+        Shape{1, 1, 3000, 3001, 8, 2, 32},
+        // 64 rows: 5 splits of 608 keys, the last of 570
+        Shape{2, 2, 3000, 3100, 16, 4, 64},
+        // a chunk: 2 splits of 256, and rows 0 .. 55 (keys <= 256) leave the second empty
+        Shape{1, 100, 200, 320, 2, 1, 64},
+        // a chunk of 40 over 640 keys: 3 splits
+        Shape{1, 40, 600, 700, 2, 2, 128});
     check_one<float>(shape);
 }
 
@@ -117,15 +142,23 @@ TEST_CASE("cached attention runs chunks of new tokens, at pos0 = 0 and later", "
 }
 
 TEST_CASE("bf16 cached attention: decode and a chunk, GQA", "[attention_cached]") {
-    const Shape shape = GENERATE(Shape{2, 1, 700, 720, 8, 2, 128}, Shape{1, 1, 500, 501, 4, 4, 64},
-                                 Shape{2, 6, 30, 48, 4, 1, 64}, Shape{1, 3, 20, 30, 2, 2, 16});
+    const Shape shape = GENERATE(
+        // decodes: split in 3, in 2
+        Shape{2, 1, 700, 720, 8, 2, 128}, Shape{1, 1, 500, 501, 4, 4, 64},
+        // decodes over long caches: 8 splits, the last short; 9 splits
+        Shape{1, 1, 2000, 2048, 2, 1, 64}, Shape{1, 1, 2200, 2300, 2, 2, 128},
+        // a chunk of 2 splits whose rows 0 .. 35 leave the second empty
+        Shape{1, 50, 220, 280, 2, 2, 64},
+        // chunks of one block a row: few keys; 288 rows
+        Shape{2, 6, 30, 48, 4, 1, 64}, Shape{1, 3, 20, 30, 2, 2, 16}, Shape{2, 3, 400, 420, 48, 8, 128});
     check_one<bf16>(shape);
 }
 
 TEMPLATE_TEST_CASE("cached attention reads the slot the route names, from device memory", "[attention_cached]",
                    float, bf16) {
-    // 3 layers over 2 kept slots (layer 1 reads layer 0's), then over 3 in a shuffled order.
-    const Shape s{2, 3, 60, 80, 4, 2, 64};
+    // 3 layers over 2 kept slots (layer 1 reads layer 0's), then over 3 in a shuffled order; one
+    // block a row, and a decode split in 3.
+    const Shape s = GENERATE(Shape{2, 3, 60, 80, 4, 2, 64}, Shape{1, 1, 600, 640, 4, 2, 64});
     SECTION("route {0, 0, 1}") { check_route<TestType>(s, {0, 0, 1}, 2); }
     SECTION("route {2, 0, 1}") { check_route<TestType>(s, {2, 0, 1}, 3); }
 }
@@ -169,7 +202,10 @@ TEMPLATE_TEST_CASE("kv_cache_write writes rows pos0 .. pos0 + Tq - 1 bit for bit
 }
 
 TEMPLATE_TEST_CASE("cached attention gives the same bits in every thread order", "[attention_cached]", float, bf16) {
-    const Shape s{1, 2, 150, 160, 4, 2, 64};
+    // One block a row; 3 splits; 2 splits with the second empty for rows 0 .. 15.
+    const Shape s = GENERATE(Shape{1, 2, 150, 160, 4, 2, 64}, Shape{1, 3, 700, 720, 4, 2, 64},
+                             Shape{1, 40, 240, 300, 2, 1, 64});
+    INFO(s);
     const Vec q = as_stored<TestType>(random_floats(s.q(), -kQK, kQK)), k = random_cache<TestType>(s, 1, kQK),
               v = random_cache<TestType>(s, 1, 1.0f);
     std::vector<Vec> got;
