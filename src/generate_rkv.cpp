@@ -11,6 +11,7 @@
 #include <exception>
 #include <filesystem>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <string>
 #include <type_traits>
@@ -80,18 +81,24 @@ std::vector<int> prompt_tokens(const Options& o, const rkv::ModelConfig& c) {
 }
 
 // A token drawn from softmax(logits / temperature) over the top_k largest (all when 0);
-// the largest when temperature is 0.
+// the largest when temperature is 0 (ties to the lower id). Linear in V: a step of a large
+// vocabulary (Qwen3's 151936) must not cost more on the host than the forward on the GPU.
 template <class F>
 int sample(const F* logits, int V, double temperature, int top_k, std::mt19937_64& rng) {
-    std::vector<int> order(V);
-    for (int i = 0; i < V; i++) order[i] = i;
-    const int k = top_k > 0 && top_k < V ? top_k : V;
-    std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                      [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
-    if (temperature <= 0) return order[0];
-    std::vector<double> weights(k);
-    for (int i = 0; i < k; i++) weights[i] = std::exp((double(logits[order[i]]) - double(logits[order[0]])) / temperature);
-    return order[std::discrete_distribution<int>(weights.begin(), weights.end())(rng)];
+    const auto higher = [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+    std::vector<int> ids(V);   // the candidates, in id order
+    std::iota(ids.begin(), ids.end(), 0);
+    if (top_k > 0 && top_k < V) {
+        std::nth_element(ids.begin(), ids.begin() + top_k - 1, ids.end(), higher);
+        ids.resize(top_k);
+        std::sort(ids.begin(), ids.end());
+    }
+    const int best = *std::min_element(ids.begin(), ids.end(), higher);
+    if (temperature <= 0) return best;
+    std::vector<double> weights(ids.size());
+    for (size_t i = 0; i < ids.size(); i++)
+        weights[i] = std::exp((double(logits[ids[i]]) - double(logits[best])) / temperature);
+    return ids[std::discrete_distribution<int>(weights.begin(), weights.end())(rng)];
 }
 
 // Byte-level tokens as text, bytes outside printable ASCII (but newline and tab) as \xNN, so a

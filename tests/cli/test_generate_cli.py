@@ -79,6 +79,12 @@ def main():
         pieces = generate("--temperature", "0", "--retention", "2", "--chunk", "3")
         checks.check(text(whole) == text(pieces), "a prompt prefilled in chunks of 3 gives the same greedy text",
                      f"{text(whole)!r} vs {text(pieces)!r}")
+        top1 = generate("--temperature", "0.8", "--top-k", "1", "--retention", "2")
+        checks.check(text(top1) == text(whole), "sampling among the top 1 is the greedy text",
+                     f"{text(top1)!r} vs {text(whole)!r}")
+        top5 = [generate("--temperature", "1.5", "--top-k", "5", "--seed", "9") for _ in range(2)]
+        checks.check(top5[0].returncode == 0 and text(top5[0]) == text(top5[1]), "top-5 sampling repeats with its seed",
+                     top5[0].stderr[-2000:])
         tokens = run([args.generate, "--ckpt", run_dir, "--tokens", "0,116,104,101", "--max-new", "4",
                       "--temperature", "0", "--device", "cpu"])
         checks.check(tokens.returncode == 0, "--tokens gives the prompt as ids", tokens.stderr[-2000:])
