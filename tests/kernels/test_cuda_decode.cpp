@@ -47,13 +47,17 @@ void decode_side_by_side(double bound) {
         kcheck::Device<float> master(params);
         gpu.to_working(model.params, master.get(), params.size());
         const auto tokens = test::random_batch(B * T_, V, rng).first;
-        for (const Route& route : {all_own(L), keep_every(L, 2), keep_every(L, 3)}) {
+        const std::vector<Route> routes{all_own(L), keep_every(L, 2), keep_every(L, 3)};
+        for (size_t r = 0; r < routes.size(); r++) {
+            const Route& route = routes[r];
             INFO(c.model_type << " head_dim " << c.head_dim << " route " << route.str());
             ref_model.forward(tokens.data(), nullptr, route);
             const std::vector<float> want = ref_model.logits(T_);
             KvCache<T> cache(gpu, c, route, B, 12);
             int t0 = 0;
-            for (int n : {4, 3, 1, 1, 1, 1}) {
+            // A prefill of 4 (or of 1: the training kernels at T 1), then chunks and single tokens.
+            const std::vector<int> pieces = r % 2 ? std::vector<int>{1, 3, 3, 1, 1, 1, 1} : std::vector<int>{4, 3, 1, 1, 1, 1};
+            for (int n : pieces) {
                 INFO("positions " << t0 << " .. " << t0 + n - 1);
                 std::vector<int> inputs;
                 for (int b = 0; b < B; b++)
