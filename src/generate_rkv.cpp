@@ -129,7 +129,8 @@ int generate(const Options& o) {
     if (max_len > c.max_position_embeddings)
         throw std::invalid_argument(fmt::format("a prompt of {} tokens and {} new ones exceed the model's {} positions",
                                                 P, o.max_new, c.max_position_embeddings));
-    const rkv::Route route = o.keep_layers.empty() ? rkv::keep_every(L, o.retention) : rkv::keep_layers(L, o.keep_layers);
+    const rkv::Route route =
+        o.keep_layers.empty() ? rkv::keep_every(L, o.retention) : rkv::keep_layers(L, o.keep_layers);
 
     auto ops = rkv::make_layer_ops<T>(o.device);
     rkv::Model<T> model(c, *ops, B, std::min(o.chunk, max_len), 0, false);
@@ -168,7 +169,8 @@ int generate(const Options& o) {
     std::vector<int> next(B);
     t0 = std::chrono::steady_clock::now();
     for (int step = 0; step < o.max_new; step++) {
-        for (int b = 0; b < B; b++) out[b].push_back(next[b] = sample(&last[size_t(b) * V], V, o.temperature, o.top_k, rng));
+        for (int b = 0; b < B; b++)
+            out[b].push_back(next[b] = sample(&last[size_t(b) * V], V, o.temperature, o.top_k, rng));
         if (step + 1 == o.max_new) break;
         model.forward_cached(next.data(), 1, cache);
         last = model.logits(1);
@@ -179,20 +181,27 @@ int generate(const Options& o) {
     for (int b = 0; b < B; b++) fmt::print("--- sequence {}\n{}\n", b, printable(out[b], V));
     const size_t full_per_token = 2 * size_t(L) * c.kv_dim() * sizeof(T);
     const double tokens_per_s = decode_s > 0 ? double(decoded) * B / decode_s : 0.0;
-    fmt::print("kv cache: layers {} kept ({} of {}), {} bytes per token ({:.0f}% of the full cache), {} bytes for {} x {} "
-               "positions\n",
+    fmt::print("kv cache: layers {} kept ({} of {}), {} bytes per token ({:.0f}% of the full cache), "
+               "{} bytes for {} x {} positions\n",
                fmt::join(cache.kept_layers(), " "), cache.slots(), L, cache.bytes_per_token(),
                100.0 * double(cache.bytes_per_token()) / double(full_per_token), cache.bytes(), B, max_len);
     fmt::print("prefill: {} x {} tokens in {:.1f} ms; decode: {} x {} tokens in {:.1f} ms, {:.0f} tokens/s\n", B, P,
                1e3 * prefill_s, B, decoded, 1e3 * decode_s, tokens_per_s);
-    if (o.json)
-        fmt::print("{}\n", nlohmann::json{{"retention", route.str()}, {"kept_layers", cache.slots()}, {"layers", L},
-                                          {"kv_bytes_per_token", cache.bytes_per_token()},
-                                          {"kv_bytes_full_per_token", full_per_token}, {"kv_bytes", cache.bytes()}, {"batch", B},
-                                          {"prompt_tokens", P}, {"prefill_ms", 1e3 * prefill_s},
-                                          {"decode_tokens", decoded}, {"decode_ms", 1e3 * decode_s},
-                                          {"decode_tokens_per_s", tokens_per_s}}
-                               .dump());
+    if (o.json) {
+        const nlohmann::json stats{{"route", route.str()},
+                                   {"kept_layers", cache.slots()},
+                                   {"layers", L},
+                                   {"kv_bytes_per_token", cache.bytes_per_token()},
+                                   {"kv_bytes_full_per_token", full_per_token},
+                                   {"kv_bytes", cache.bytes()},
+                                   {"batch", B},
+                                   {"prompt_tokens", P},
+                                   {"prefill_ms", 1e3 * prefill_s},
+                                   {"decode_tokens", decoded},
+                                   {"decode_ms", 1e3 * decode_s},
+                                   {"decode_tokens_per_s", tokens_per_s}};
+        fmt::print("{}\n", stats.dump());
+    }
     return 0;
 }
 

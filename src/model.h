@@ -217,7 +217,8 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
         take(g.dresid, N * C, training); take(g.dln, N * C, training);
         take(g.datt, N * QD, training); take(g.dq, N * QD, training);
         take(g.dk, L * N * KVD, training); take(g.dv, L * N * KVD, training); take(g.dkp, N * KVD, tr && training);
-        take(g.dfc, N * FF, training); take(g.dup, N * FF, swiglu && training); take(g.dact, N * FF, swiglu && training);
+        take(g.dfc, N * FF, training);
+        take(g.dup, N * FF, swiglu && training); take(g.dact, N * FF, swiglu && training);
     };
     layout();
     base = static_cast<char*>(arena_ = ops_.alloc_bytes(used));
@@ -372,7 +373,8 @@ void Model<T>::forward_cached(const int* inputs, int Tq, KvCache<T>& cache) {
     const ModelConfig& c = config;
     const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size, pos0 = cache.length, N = B * Tq;
     if (Tq < 1 || Tq > Tn)
-        throw std::invalid_argument(fmt::format("{} new tokens per sequence: the model takes 1 to {} at a time", Tq, Tn));
+        throw std::invalid_argument(
+            fmt::format("{} new tokens per sequence: the model takes 1 to {} at a time", Tq, Tn));
     if (cache.B != B || cache.route.num_layers() != L)
         throw std::invalid_argument(fmt::format("a KV cache of {} sequences and {} layers for a model of {} and {}",
                                                 cache.B, cache.route.num_layers(), B, L));

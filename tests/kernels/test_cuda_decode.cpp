@@ -56,7 +56,8 @@ void decode_side_by_side(double bound) {
             KvCache<T> cache(gpu, c, route, B, 12);
             int t0 = 0;
             // A prefill of 4 (or of 1: the training kernels at T 1), then chunks and single tokens.
-            const std::vector<int> pieces = r % 2 ? std::vector<int>{1, 3, 3, 1, 1, 1, 1} : std::vector<int>{4, 3, 1, 1, 1, 1};
+            const std::vector<int> pieces =
+                r % 2 ? std::vector<int>{1, 3, 3, 1, 1, 1, 1} : std::vector<int>{4, 3, 1, 1, 1, 1};
             for (int n : pieces) {
                 INFO("positions " << t0 << " .. " << t0 + n - 1);
                 std::vector<int> inputs;

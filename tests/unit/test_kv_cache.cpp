@@ -69,7 +69,8 @@ TEST_CASE("decoding through the KV cache gives the logits of the whole-sequence 
             REQUIRE(cache.slots() == int(route.kept_layers().size()));
             CHECK(cache.bytes_per_token() == 2 * size_t(cache.slots()) * c.kv_dim() * sizeof(double));
             // A prefill of 5 (or of 1), a chunk of 3 (or 4), then one token at a time.
-            const std::vector<int> pieces = r % 2 ? std::vector<int>{1, 4, 3, 1, 1, 1, 1, 1} : std::vector<int>{5, 3, 1, 1, 1, 1, 1};
+            const std::vector<int> pieces =
+                r % 2 ? std::vector<int>{1, 4, 3, 1, 1, 1, 1, 1} : std::vector<int>{5, 3, 1, 1, 1, 1, 1};
             int t0 = 0;
             for (int n : pieces) {
                 INFO("positions " << t0 << " .. " << t0 + n - 1);
