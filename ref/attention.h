@@ -26,17 +26,20 @@ inline HeadView head(int b, int h, int Tn, int heads, int HS) {
     return {(size_t(b) * Tn * heads + h) * HS, heads * HS};
 }
 
-// P (T, T) = softmax over j <= t of the scores in P; entries j > t become 0. Returns lse per row.
+// P (rows, cols) = softmax over j <= pos0 + t of the scores in row t of P; the entries past
+// it become 0. lse (rows), when not null, gets each row's log-sum-exp. Training: square, pos0
+// 0; inference over a cache: the new rows after pos0 cached ones (ref/attention_cached.h).
 template <class T>
-void causal_softmax(T* P, T* lse, int Tn) {
-    for (int t = 0; t < Tn; t++) {
-        T* row = P + size_t(t) * Tn;
-        const T m = *std::max_element(row, row + t + 1);
+void causal_softmax(T* P, T* lse, int rows, int cols, int pos0 = 0) {
+    for (int t = 0; t < rows; t++) {
+        T* row = P + size_t(t) * cols;
+        const int seen = pos0 + t + 1;
+        const T m = *std::max_element(row, row + seen);
         T sum = 0;
-        for (int j = 0; j <= t; j++) sum += (row[j] = std::exp(row[j] - m));
-        for (int j = 0; j <= t; j++) row[j] /= sum;
-        std::fill(row + t + 1, row + Tn, T(0));
-        lse[t] = m + std::log(sum);
+        for (int j = 0; j < seen; j++) sum += (row[j] = std::exp(row[j] - m));
+        for (int j = 0; j < seen; j++) row[j] /= sum;
+        std::fill(row + seen, row + cols, T(0));
+        if (lse) lse[t] = m + std::log(sum);
     }
 }
 
@@ -48,7 +51,7 @@ void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, int B
         for (int h = 0; h < NH; h++) {
             const HeadView Q = head(b, h, Tn, NH, HS), KV = head(b, h / (NH / NKV), Tn, NKV, HS);
             gemm(false, true, Tn, Tn, HS, scale, q + Q.offset, Q.ld, k + KV.offset, KV.ld, T(0), P.data(), Tn);
-            causal_softmax(P.data(), lse + (size_t(b) * NH + h) * Tn, Tn);
+            causal_softmax(P.data(), lse + (size_t(b) * NH + h) * Tn, Tn, Tn);
             gemm(false, false, Tn, HS, Tn, T(1), P.data(), Tn, v + KV.offset, KV.ld, T(0), out + Q.offset, Q.ld);
         }
 }

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "ref/attention.h"
 #include "ref/gemm.h"
 
 namespace rkv::ref {
@@ -33,15 +34,7 @@ void attention_cached_forward(T* out, const T* q, const T* k, const T* v, int B,
             const size_t kv = (size_t(b) * Tmax * NKV + h / (NH / NKV)) * HS;
             T* O = out + (size_t(b) * Tq * NH + h) * HS;
             gemm(false, true, Tq, Tk, HS, scale, Q, NH * HS, k + kv, NKV * HS, T(0), P.data(), Tk);
-            for (int t = 0; t < Tq; t++) {
-                T* row = P.data() + size_t(t) * Tk;
-                const int seen = pos0 + t + 1;
-                const T m = *std::max_element(row, row + seen);
-                T sum = 0;
-                for (int j = 0; j < seen; j++) sum += (row[j] = std::exp(row[j] - m));
-                for (int j = 0; j < seen; j++) row[j] /= sum;
-                std::fill(row + seen, row + Tk, T(0));
-            }
+            causal_softmax<T>(P.data(), nullptr, Tq, Tk, pos0);
             gemm(false, false, Tq, HS, Tk, T(1), P.data(), Tk, v + kv, NKV * HS, T(0), O, NH * HS);
         }
 }

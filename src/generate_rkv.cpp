@@ -133,7 +133,7 @@ int generate(const Options& o) {
         o.keep_layers.empty() ? rkv::keep_every(L, o.retention) : rkv::keep_layers(L, o.keep_layers);
 
     auto ops = rkv::make_layer_ops<T>(o.device);
-    rkv::Model<T> model(c, *ops, B, std::min(o.chunk, max_len), 0, false);
+    rkv::Model<T> model(c, *ops, B, std::min(o.chunk, P), 0, false);   // decoding runs 1 position
     if (ck.params.size() != model.table.total)
         throw std::invalid_argument(fmt::format("{}: {} parameters, the config needs {}", o.ckpt, ck.params.size(),
                                                 model.table.total));
