@@ -237,10 +237,15 @@ struct Split {
 // For `rows` rows whose longest has `keys` keys: one split when the rows give 2 blocks per SM;
 // else the fewest equal ranges that give 2 blocks per SM, but none under kMinRangeKeys keys
 // (so one split when keys <= kMinRangeKeys).
+// The SM count is read once: a process drives one GPU (one per rank), and this runs per layer
+// and decode step.
 Split split_rule(int64_t rows, int keys) {
-    int device = 0, sms = 0;
-    cuda_check(cudaGetDevice(&device));
-    cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    static const int sms = [] {
+        int device = 0, count = 0;
+        cuda_check(cudaGetDevice(&device));
+        cuda_check(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+        return count;
+    }();
     const int64_t target = 2 * int64_t(sms);
     if (rows >= target) return {1, keys};
     const int want = int(ceil_div(target, rows));

@@ -3,7 +3,7 @@
 //
 //   forward:   S = scale Q K^T (causal),  P = softmax(S),  O = P V,  lse = log rowsum exp(S)
 //   backward:  D = rowsum(dO * O),  dP = dO V^T,  dS = P (dP - D)
-//              dQ += scale dS K,  dK += scale dS^T Q,  dV += P^T dO
+//              dQ = scale dS K,  dK = scale dS^T Q,  dV = P^T dO  (dK, dV added when accumulating)
 //
 // Every product is a warp's mma.m16n8k16 (cuda/mma.cuh) on fragments loaded from shared
 // memory by ldmatrix; S, P and dS stay in registers, and P or dS goes from the accumulator

@@ -4,7 +4,7 @@
 //
 //   forward:   S = scale Q K^T (causal),  P = softmax(S),  O = P V,  lse = log rowsum exp(S)
 //   backward:  D = rowsum(dO * O),  dP = dO V^T,  dS = P (dP - D)
-//              dQ += scale dS K,  dK += scale dS^T Q,  dV += P^T dO
+//              dQ = scale dS K,  dK = scale dS^T Q,  dV = P^T dO  (dK, dV added when accumulating)
 //
 // Forward. A block takes 128 queries, two warpgroups of 64 rows each; grid (ceil(T / 128), NH, B),
 // the last query blocks (the most key tiles) launched first. A warpgroup walks the key tiles of

@@ -147,6 +147,8 @@ bool matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T*
     // with vector loads is used only on 16-byte aligned ones (every parameter and activation
     // of a model whose widths are multiples of 8).
     if (!plain && std::min(alignment(epilogue.bias, 0, 1), alignment(epilogue.aux, 0, 1)) < 16) return false;
+    // cuBLASLt takes an aux matrix only with a leading dimension that is a multiple of 8.
+    if (epilogue.aux && ldd % 8 != 0) return false;
     const Library& lib = library();
     MatmulDesc desc;
     lt_check(cublasLtMatmulDescCreate(desc.out(), CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
@@ -248,9 +250,8 @@ template <class T>
 void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const std::type_identity_t<T>* bias, int N,
                          int C, int OC, cudaStream_t stream) {
     if (N == 0 || OC == 0) return;
-    // cuBLASLt takes an aux matrix only with a leading dimension that is a multiple of 8.
     const Epilogue gelu{bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX, bias, pre};
-    if (OC % 8 == 0 && forward_matmul(out, inp, weight, N, C, OC, OC, stream, gelu)) return;
+    if (forward_matmul(out, inp, weight, N, C, OC, OC, stream, gelu)) return;
     linear_forward(pre, inp, weight, bias, N, C, OC, OC, stream);
     gelu_forward(out, pre, size_t(N) * OC, stream);
 }
@@ -292,9 +293,8 @@ void linear_gelu_backward(T* dpre, float* dweight, float* dbias, const T* dout, 
                           const std::type_identity_t<T>* pre, int N, int C, int OC, cudaStream_t stream) {
     if (dbias && !dweight) throw std::invalid_argument("linear_gelu_backward: dbias comes with dweight");
     if (N == 0) return;
-    // cuBLASLt takes an aux matrix only with a leading dimension that is a multiple of 8.
     const Epilogue dgelu{CUBLASLT_EPILOGUE_DGELU, nullptr, pre};
-    if (C % 8 != 0 || !matmul(stream, false, false, C, N, OC, weight, C, dout, OC, 0.0f, dpre, C, dgelu)) {
+    if (!matmul(stream, false, false, C, N, OC, weight, C, dout, OC, 0.0f, dpre, C, dgelu)) {
         matmul(stream, false, false, C, N, OC, weight, C, dout, OC, 0.0f, dpre, C);
         gelu_backward(dpre, dpre, pre, size_t(N) * C, stream);  // in place: each element reads only itself
     }

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "src/file_io.h"
+#include "src/llmc_checkpoint.h"
 #include "src/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -75,6 +76,12 @@ Checkpoint load_checkpoint(const std::string& path, bool with_optimizer) {
         }
     }
     return ck;
+}
+
+Checkpoint load_model_weights(const std::string& path) {
+    if (fs::is_directory(path)) return load_checkpoint(path, false);
+    LlmcCheckpoint ck = load_llmc_checkpoint(path);
+    return {ck.config, std::move(ck.params), {}, {}, {}};
 }
 
 std::optional<std::string> latest_checkpoint(const std::string& out_dir) {

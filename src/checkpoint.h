@@ -31,6 +31,9 @@ std::string save_checkpoint(const std::string& out_dir, long step, const ModelCo
                             const std::vector<float>& m, const std::vector<float>& v, const nlohmann::json& state);
 // Loads a checkpoint directory; m, v and state only when with_optimizer.
 Checkpoint load_checkpoint(const std::string& path, bool with_optimizer);
+// A model's config and weights from an rkv checkpoint directory or an llm.c GPT-2 .bin
+// (src/llmc_checkpoint.h), whichever path names.
+Checkpoint load_model_weights(const std::string& path);
 // The newest complete checkpoint in out_dir, if any.
 std::optional<std::string> latest_checkpoint(const std::string& out_dir);
 

@@ -3,7 +3,6 @@
 //   convert_checkpoint gpt2_124M.bin runs/gpt2        llm.c -> rkv
 //   convert_checkpoint runs/x/ckpt_00000600 x.bin     rkv -> llm.c (fp32; --bf16 for version 5)
 #include <cstdio>
-#include <filesystem>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -20,17 +19,9 @@ int main(int argc, char** argv) {
     app.add_flag("--bf16", bf16, "write llm.c version 5 (bf16) instead of 3 (fp32)");
     CLI11_PARSE(app, argc, argv);
     try {
-        rkv::ModelConfig config;
-        std::vector<float> params;
-        if (std::filesystem::is_directory(in)) {
-            rkv::Checkpoint ck = rkv::load_checkpoint(in, false);
-            config = ck.config;
-            params = std::move(ck.params);
-        } else {
-            rkv::LlmcCheckpoint ck = rkv::load_llmc_checkpoint(in);
-            config = ck.config;
-            params = std::move(ck.params);
-        }
+        rkv::Checkpoint ck = rkv::load_model_weights(in);
+        const rkv::ModelConfig& config = ck.config;
+        const std::vector<float>& params = ck.params;
         if (out.ends_with(".bin")) rkv::save_llmc_checkpoint(out, config, params, bf16 ? rkv::kLlmcBf16 : rkv::kLlmcFp32);
         else rkv::save_model(out, config, params.data());
         fmt::print("{} -> {} ({} parameters)\n", in, out, params.size());

@@ -26,7 +26,6 @@
 #include "src/checkpoint.h"
 #include "src/devices.h"
 #include "src/kv_cache.h"
-#include "src/llmc_checkpoint.h"
 #include "src/model.h"
 #include "src/params.h"
 #include "src/route.h"
@@ -58,14 +57,12 @@ rkv::Checkpoint load_weights(const Options& o) {
         return ck;
     }
     const std::string& path = o.ckpt;
-    if (fs::is_directory(path) && !fs::exists(fs::path(path) / "model.safetensors")) {
+    if (fs::is_directory(path) && !fs::exists(fs::path(path) / "model.safetensors")) {   // a run folder
         const auto latest = rkv::latest_checkpoint(path);
         if (!latest) throw std::invalid_argument(fmt::format("{}: no checkpoint in this folder", path));
-        return rkv::load_checkpoint(*latest, false);
+        return rkv::load_model_weights(*latest);
     }
-    if (fs::is_directory(path)) return rkv::load_checkpoint(path, false);
-    rkv::LlmcCheckpoint ck = rkv::load_llmc_checkpoint(path);
-    return {ck.config, std::move(ck.params), {}, {}, {}};
+    return rkv::load_model_weights(path);
 }
 
 // The prompt's tokens: --tokens as given; --prompt as bytes after the document start, for the
@@ -152,16 +149,15 @@ int generate(const Options& o) {
 
     // Prefill: the prompt (every sequence starts from it) in chunks of up to T positions.
     std::vector<std::vector<int>> out(B, prompt);
-    std::vector<Master> last;   // (B, V): each sequence's logits of its newest position
     auto t0 = std::chrono::steady_clock::now();
-    for (int p0 = 0; p0 < P;) {
-        const int n = std::min(model.Tn, P - p0);
+    int n = 0;   // positions of the last chunk
+    for (int p0 = 0; p0 < P; p0 += n) {
+        n = std::min(model.Tn, P - p0);
         std::vector<int> inputs;
         for (int b = 0; b < B; b++) inputs.insert(inputs.end(), prompt.begin() + p0, prompt.begin() + p0 + n);
         model.forward_cached(inputs.data(), n, cache);
-        last = model.logits(n, n - 1);
-        p0 += n;
     }
+    std::vector<Master> last = model.logits(n, n - 1);   // (B, V): each sequence's newest position
     const double prefill_s = seconds_since(t0);
 
     // Decode: one new token per sequence and step.
@@ -179,7 +175,7 @@ int generate(const Options& o) {
     const int decoded = std::max(o.max_new - 1, 0);   // forward passes of one token
 
     for (int b = 0; b < B; b++) fmt::print("--- sequence {}\n{}\n", b, printable(out[b], V));
-    const size_t full_per_token = 2 * size_t(L) * c.kv_dim() * sizeof(T);
+    const size_t full_per_token = cache.bytes_per_token() / cache.slots() * L;
     const double tokens_per_s = decode_s > 0 ? double(decoded) * B / decode_s : 0.0;
     fmt::print("kv cache: layers {} kept ({} of {}), {} bytes per token ({:.0f}% of the full cache), "
                "{} bytes for {} x {} positions\n",

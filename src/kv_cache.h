@@ -53,7 +53,6 @@ public:
 
     int slots() const { return int(kept_.size()); }
     const std::vector<int>& kept_layers() const { return kept_; }
-    bool keeps(int layer) const { return slot_of_[layer] >= 0; }
     // The slot kept layer `layer` writes: (B, max_len, NKV, HS).
     T* k_slot(int layer) const { return k_ + size_t(slot_of_[layer]) * slot_stride; }
     T* v_slot(int layer) const { return v_ + size_t(slot_of_[layer]) * slot_stride; }

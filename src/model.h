@@ -144,10 +144,9 @@ private:
     // The tokens a forward runs on: Tn per sequence (the buffers' T, or fewer in inference) at
     // positions pos0 ..; with a cache, attention reads it (forward_cached), else the layers' K/V.
     struct Pass {
-        int Tn, N, pos0;
+        int Tn, pos0;
         KvCache<T>* cache;
     };
-    Pass training_pass() const { return {Tn, N_, 0, nullptr}; }
 
     bool qk_transformed() const { return config.qk_norm || config.positions == Positions::RoPE; }
     const T* p(size_t offset) const { return offset == LayerParams::npos ? nullptr : params + offset; }
@@ -162,6 +161,9 @@ private:
     void qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, const Master* rstd, int H);
     // Embedding, layers, norm_f and the head: a_.logits.
     void forward_logits(const int* inputs, const Route& route);
+    // What both forwards run: the checked inputs (B, s.Tn), then the embedding at positions
+    // s.pos0 .., the layers under route_, norm_f and the head.
+    void forward_pass(const int* inputs, const Pass& s);
     // Checks targets and uploads them; n_valid_ counts the non-skipped ones.
     void set_targets(const int* targets);
     double mean_loss();                   // the mean of a_.losses over non-skipped targets
@@ -290,7 +292,7 @@ void Model<T>::qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int
         ops_.qk_norm_rope_forward(out, rstd, raw, p(norm_w), B, s.Tn, H, HS, config.rms_norm_eps, config.rope_theta,
                                   s.pos0);
     else if (config.qk_norm)
-        ops_.rmsnorm_forward(out, rstd, raw, p(norm_w), s.N * H, HS, config.rms_norm_eps);
+        ops_.rmsnorm_forward(out, rstd, raw, p(norm_w), B * s.Tn * H, HS, config.rms_norm_eps);
     else
         ops_.rope_forward(out, raw, B, s.Tn, H, HS, config.rope_theta, s.pos0);
 }
@@ -314,7 +316,7 @@ void Model<T>::layer_forward(int l, const Pass& s) {
     const ModelConfig& c = config;
     const LayerParams& w = table.layers[l];
     const int C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
-    const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim, N = s.N;
+    const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim, N = B * s.Tn;
     const LayerActs a = layer_acts(l);
 
     // a.ln1 = norm1(x) is there already: the previous layer's last residual add made it.
@@ -351,61 +353,59 @@ void Model<T>::layer_forward(int l, const Pass& s) {
 }
 
 template <class T>
-void Model<T>::forward_logits(const int* inputs, const Route& route) {
+void Model<T>::forward_pass(const int* inputs, const Pass& s) {
     const ModelConfig& c = config;
-    const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size;
-    validate_route(route, L);
-    route_ = route;
-    for (int i = 0; i < N_; i++)
-        if (inputs[i] < 0 || inputs[i] >= V)
-            throw std::invalid_argument(fmt::format("input token {} at position {} is outside the vocabulary (size {})",
-                                                    inputs[i], i, V));
-    ops_.upload(a_.tokens, inputs, N_);
-    ops_.upload(a_.route, route.kv_src.data(), L);
-    ops_.embedding_forward(a_.resid, a_.tokens, p(table.wte), p(table.wpe), B, Tn, C);
-    norm_forward(norm_reading(0), a_.resid, N_);
-    for (int l = 0; l < L; l++) layer_forward(l, training_pass());
-    ops_.head_forward(a_.logits, a_.lnf, p(table.lm_head), N_, C, V, ld_logits_);
-}
-
-template <class T>
-void Model<T>::forward_cached(const int* inputs, int Tq, KvCache<T>& cache) {
-    const ModelConfig& c = config;
-    const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size, pos0 = cache.length, N = B * Tq;
-    if (Tq < 1 || Tq > Tn)
-        throw std::invalid_argument(
-            fmt::format("{} new tokens per sequence: the model takes 1 to {} at a time", Tq, Tn));
-    if (cache.B != B || cache.route.num_layers() != L)
-        throw std::invalid_argument(fmt::format("a KV cache of {} sequences and {} layers for a model of {} and {}",
-                                                cache.B, cache.route.num_layers(), B, L));
-    if (pos0 + Tq > cache.max_len)
-        throw std::invalid_argument(fmt::format("the KV cache holds {} positions: {} more after {} do not fit",
-                                                cache.max_len, Tq, pos0));
+    const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size, N = B * s.Tn;
     for (int i = 0; i < N; i++)
         if (inputs[i] < 0 || inputs[i] >= V)
             throw std::invalid_argument(fmt::format("input token {} at position {} is outside the vocabulary (size {})",
                                                     inputs[i], i, V));
-    route_ = cache.route;
-    if (pos0 == 0) ops_.upload(a_.route, route_.kv_src.data(), L);   // the first chunk's attention reads it
     ops_.upload(a_.tokens, inputs, N);
     const T* wpe = p(table.wpe);
-    ops_.embedding_forward(a_.resid, a_.tokens, p(table.wte), wpe ? wpe + size_t(pos0) * C : nullptr, B, Tq, C);
+    ops_.embedding_forward(a_.resid, a_.tokens, p(table.wte), wpe ? wpe + size_t(s.pos0) * C : nullptr, B, s.Tn, C);
     norm_forward(norm_reading(0), a_.resid, N);
-    const Pass s{Tq, N, pos0, &cache};
     for (int l = 0; l < L; l++) layer_forward(l, s);
     ops_.head_forward(a_.logits, a_.lnf, p(table.lm_head), N, C, V, ld_logits_);
+}
+
+template <class T>
+void Model<T>::forward_logits(const int* inputs, const Route& route) {
+    validate_route(route, config.num_hidden_layers);
+    route_ = route;
+    ops_.upload(a_.route, route.kv_src.data(), route.num_layers());
+    forward_pass(inputs, {Tn, 0, nullptr});
+}
+
+template <class T>
+void Model<T>::forward_cached(const int* inputs, int Tq, KvCache<T>& cache) {
+    const int L = config.num_hidden_layers, pos0 = cache.length;
+    if (Tq < 1 || Tq > Tn)
+        throw std::invalid_argument(
+            fmt::format("{} new tokens per sequence: the model takes 1 to {} at a time", Tq, Tn));
+    if (cache.B != B || cache.route.num_layers() != L || cache.width != config.kv_dim())
+        throw std::invalid_argument(fmt::format(
+            "a KV cache of {} sequences, {} layers and {} K/V values a position for a model of {}, {} and {}",
+            cache.B, cache.route.num_layers(), cache.width, B, L, config.kv_dim()));
+    if (pos0 + Tq > cache.max_len)
+        throw std::invalid_argument(fmt::format("the KV cache holds {} positions: {} more after {} do not fit",
+                                                cache.max_len, Tq, pos0));
+    route_ = cache.route;
+    if (pos0 == 0) ops_.upload(a_.route, route_.kv_src.data(), L);   // the first chunk's attention reads it
+    forward_pass(inputs, {Tq, pos0, &cache});
     cache.length += Tq;
 }
 
 template <class T>
 std::vector<master_t<T>> Model<T>::logits(int Tq, int t0) const {
     const int V = config.vocab_size, n = Tq - t0;
-    std::vector<T> stored(size_t(n) * ld_logits_);
+    // The rows asked for are one block when they are all of each sequence's: one download.
+    const int blocks = t0 == 0 ? 1 : B, rows = t0 == 0 ? B * Tq : n;
+    std::vector<T> stored(size_t(rows) * ld_logits_);
     std::vector<Master> out(size_t(B) * n * V);
-    for (int b = 0; b < B; b++) {
-        ops_.download(stored.data(), a_.logits + (size_t(b) * Tq + t0) * ld_logits_, stored.size());
-        for (size_t r = 0; r < size_t(n); r++)
-            for (int j = 0; j < V; j++) out[(size_t(b) * n + r) * V + j] = Master(stored[r * ld_logits_ + j]);
+    for (int k = 0; k < blocks; k++) {
+        ops_.download(stored.data(), a_.logits + (size_t(k) * Tq + t0) * ld_logits_, stored.size());
+        for (size_t r = 0; r < size_t(rows); r++)
+            for (int j = 0; j < V; j++) out[(size_t(k) * rows + r) * V + j] = Master(stored[r * ld_logits_ + j]);
     }
     return out;
 }

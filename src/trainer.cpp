@@ -15,7 +15,6 @@
 #include "data/corpus.h"
 #include "src/checkpoint.h"
 #include "src/devices.h"
-#include "src/llmc_checkpoint.h"
 #include "src/op_profile.h"
 #include "src/storage.h"
 
@@ -126,13 +125,7 @@ void Trainer<T>::load_weights(const Checkpoint* resumed) {
         config_ = resumed->config;
         init.params = resumed->params;
     } else if (!o_.init.empty()) {
-        if (fs::is_directory(o_.init)) {
-            init = load_checkpoint(o_.init, false);
-        } else {
-            LlmcCheckpoint ck = load_llmc_checkpoint(o_.init);
-            init.config = ck.config;
-            init.params = std::move(ck.params);
-        }
+        init = load_model_weights(o_.init);
         if (o_.model_given) check_same_config(init.config, config_, o_.init);
         config_ = init.config;
     }

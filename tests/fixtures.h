@@ -80,4 +80,14 @@ inline std::pair<std::vector<int>, std::vector<int>> random_batch(int n, int V, 
     return {inputs, targets};
 }
 
+// Positions t0 .. t0 + n - 1 of every sequence of x (B, T, width): (B, n, width). Tokens are
+// width 1; logits width V (decoding in pieces against a whole-sequence forward).
+template <class E>
+std::vector<E> positions(const std::vector<E>& x, int B, int T, int width, int t0, int n) {
+    std::vector<E> out;
+    for (int b = 0; b < B; b++)
+        out.insert(out.end(), x.begin() + (size_t(b) * T + t0) * width, x.begin() + (size_t(b) * T + t0 + n) * width);
+    return out;
+}
+
 }  // namespace rkv::test

@@ -56,14 +56,18 @@ def main():
                         "--device", device, "--json", *extra])
 
         L = TINY_LLAMA["num_hidden_layers"]
-        full = None
+        # Keys and values of one position in one kept layer, fp32 on the CPU path; positions: the
+        # document start, the 8 prompt bytes and 20 new tokens.
+        layer_bytes = 2 * TINY_LLAMA["num_key_value_heads"] * TINY_LLAMA["head_dim"] * 4
+        positions = 1 + len("the cat ") + 20
         for k, kept in [(1, 4), (2, 2), (3, 2), (4, 1)]:
             r = generate("--retention", str(k), "--temperature", "0")
             if not checks.check(r.returncode == 0, f"--retention {k} serves", r.stderr[-2000:]):
                 continue
             s = stats(r)
-            full = s["kv_bytes_full_per_token"]
-            checks.check(s["kept_layers"] == kept and s["kv_bytes_per_token"] * L == full * kept,
+            checks.check(s["kept_layers"] == kept and s["kv_bytes_per_token"] == kept * layer_bytes and
+                         s["kv_bytes"] == kept * layer_bytes * positions and
+                         s["kv_bytes_full_per_token"] == L * layer_bytes,
                          f"--retention {k}: the cache keeps {kept} of {L} layers, {kept}/{L} of the bytes", str(s))
             checks.check(len(text(r)) > len("--- sequence 0\nthe cat "), f"--retention {k} prints its text")
 

@@ -1,10 +1,11 @@
 // Inference on the CUDA path (the emulator in CI): a prompt prefilled in chunks and then
 // decoded one token at a time through the shared KV cache gives the logits of the CPU path's
 // whole-sequence forward under the same route. fp32 storage: 1e-5 relative, as the kernels;
-// bf16 storage: 2e-2, the whole model's rounding (as test_cuda_model's gradients).
+// bf16 storage: 2e-2, the whole model's rounding, not one kernel's (measured over 38 runs:
+// 6.6e-3 to 1.004e-2, so DESIGN's per-kernel 1e-2 would fail now and then; test_cuda_model's
+// bf16 gradients are bounded the same way).
 #include <catch2/catch.hpp>
 
-#include <cmath>
 #include <random>
 
 #include "src/cpu_ops.h"
@@ -16,18 +17,6 @@
 using namespace rkv;
 
 namespace {
-
-// ||x - ref|| / ||ref|| over rows t0 .. t0 + n - 1 of each sequence of ref (B, T, V); x (B, n, V).
-double rel_error(const std::vector<float>& x, const std::vector<float>& ref, int B, int T, int V, int t0, int n) {
-    double diff = 0, norm = 0;
-    for (int b = 0; b < B; b++)
-        for (size_t i = 0; i < size_t(n) * V; i++) {
-            const double r = ref[(size_t(b) * T + t0) * V + i], d = x[size_t(b) * n * V + i] - r;
-            diff += d * d;
-            norm += r * r;
-        }
-    return std::sqrt(diff / norm);
-}
 
 template <class T>
 void decode_side_by_side(double bound) {
@@ -52,7 +41,8 @@ void decode_side_by_side(double bound) {
             const Route& route = routes[r];
             INFO(c.model_type << " head_dim " << c.head_dim << " route " << route.str());
             ref_model.forward(tokens.data(), nullptr, route);
-            const std::vector<float> want = ref_model.logits(T_);
+            const std::vector<float> got = ref_model.logits(T_);
+            const std::vector<double> want(got.begin(), got.end());
             KvCache<T> cache(gpu, c, route, B, 12);
             int t0 = 0;
             // A prefill of 4 (or of 1: the training kernels at T 1), then chunks and single tokens.
@@ -60,11 +50,8 @@ void decode_side_by_side(double bound) {
                 r % 2 ? std::vector<int>{1, 3, 3, 1, 1, 1, 1} : std::vector<int>{4, 3, 1, 1, 1, 1};
             for (int n : pieces) {
                 INFO("positions " << t0 << " .. " << t0 + n - 1);
-                std::vector<int> inputs;
-                for (int b = 0; b < B; b++)
-                    inputs.insert(inputs.end(), tokens.begin() + b * T_ + t0, tokens.begin() + b * T_ + t0 + n);
-                model.forward_cached(inputs.data(), n, cache);
-                CHECK(rel_error(model.logits(n), want, B, T_, V, t0, n) < bound);
+                model.forward_cached(test::positions(tokens, B, T_, 1, t0, n).data(), n, cache);
+                CHECK(kcheck::rel_error(model.logits(n), test::positions(want, B, T_, V, t0, n)) < bound);
                 t0 += n;
             }
         }

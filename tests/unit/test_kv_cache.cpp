@@ -26,21 +26,6 @@ double relative_error(const std::vector<double>& a, const std::vector<double>& b
     return err / scale;
 }
 
-// Rows t0 .. t0 + n - 1 of every sequence of (B, T, V) logits.
-std::vector<double> positions(const std::vector<double>& logits, int B, int T, int V, int t0, int n) {
-    std::vector<double> out;
-    for (int b = 0; b < B; b++)
-        out.insert(out.end(), logits.begin() + (size_t(b) * T + t0) * V, logits.begin() + (size_t(b) * T + t0 + n) * V);
-    return out;
-}
-
-// (B, n) tokens t0 .. t0 + n - 1 of every sequence of (B, T) tokens.
-std::vector<int> columns(const std::vector<int>& tokens, int B, int T, int t0, int n) {
-    std::vector<int> out;
-    for (int b = 0; b < B; b++) out.insert(out.end(), tokens.begin() + b * T + t0, tokens.begin() + b * T + t0 + n);
-    return out;
-}
-
 }  // namespace
 
 TEST_CASE("decoding through the KV cache gives the logits of the whole-sequence forward", "[model][kv_cache]") {
@@ -74,10 +59,10 @@ TEST_CASE("decoding through the KV cache gives the logits of the whole-sequence 
             int t0 = 0;
             for (int n : pieces) {
                 INFO("positions " << t0 << " .. " << t0 + n - 1);
-                const auto inputs = columns(tokens, B, T, t0, n);
+                const auto inputs = test::positions(tokens, B, T, 1, t0, n);
                 cached.forward_cached(inputs.data(), n, cache);
-                CHECK(relative_error(cached.logits(n), positions(want, B, T, V, t0, n)) < 1e-12);
-                CHECK(cached.logits(n, n - 1) == positions(cached.logits(n), B, n, V, n - 1, 1));   // the newest only
+                CHECK(relative_error(cached.logits(n), test::positions(want, B, T, V, t0, n)) < 1e-12);
+                CHECK(cached.logits(n, n - 1) == test::positions(cached.logits(n), B, n, V, n - 1, 1));   // the newest only
                 t0 += n;
             }
             CHECK(cache.length == T);
