@@ -173,9 +173,9 @@ void Trainer<T>::resolve_data() {
         val_ = std::make_unique<DataLoader>(v);
     }
     if (lead_)
-        fmt::print("model {} ({} parameters, {} layers, {}) | train {} ({} tokens){}\n", config_.model_type,
-               model_->table.total, config_.num_hidden_layers, precision_name<T>(), train, train_->num_tokens(),
-               val_ ? fmt::format(" | val {} ({} tokens)", val, val_->num_tokens()) : std::string());
+        fmt::print("model {} ({} parameters, {} layers, {}) | train {} ({}){}\n", config_.model_type,
+               model_->table.total, config_.num_hidden_layers, precision_name<T>(), train, train_->summary(),
+               val_ ? fmt::format(" | val {} ({})", val, val_->summary()) : std::string());
 }
 
 template <class T>
@@ -184,15 +184,29 @@ nlohmann::json Trainer<T>::run_identity() const {
             {"p_own", o_.p_own}, {"shuffle", o_.shuffle}, {"world", comm_.world()}};
 }
 
+// The number of targets that carry loss (not -1) in a micro-batch.
+static double loss_tokens(const std::vector<int32_t>& targets) {
+    return double(std::count_if(targets.begin(), targets.end(), [](int32_t t) { return t >= 0; }));
+}
+
 template <class T>
 double Trainer<T>::train_step() {
     const int BT = o_.batch * o_.seq_len;
-    std::vector<int32_t> inputs(BT), targets(BT);
+    // The update's loss is the mean over every target that carries loss, in all micro-batches
+    // of all ranks: with fine-tuning rows each micro-batch has its own count, so the counts are
+    // summed first and micro-batch i, the mean of its n_i targets, is weighted n_i / total.
+    // (With shards every target counts, and the weight is 1 / (grad_accum * world).)
+    std::vector<std::vector<int32_t>> inputs(o_.grad_accum, std::vector<int32_t>(BT)), targets = inputs;
+    double total = 0;
+    for (int micro = 0; micro < o_.grad_accum; micro++) {
+        train_->next_batch(inputs[micro].data(), targets[micro].data());
+        total += loss_tokens(targets[micro]);
+    }
+    comm_.all_reduce_sum(&total, 1);
     model_->zero_grad();
     const int world = comm_.world();
     double loss = 0;
     for (int micro = 0; micro < o_.grad_accum; micro++) {
-        train_->next_batch(inputs.data(), targets.data());
         // In the last micro-batch, each layer's gradients start their all-reduce as soon as
         // its backward is done, while the layers below run theirs (NCCL on a side stream).
         const bool last = micro == o_.grad_accum - 1;
@@ -205,8 +219,8 @@ double Trainer<T>::train_step() {
         // same routes. It tells the ranks apart already: the key's rank field stays 0.
         const uint64_t index = (uint64_t(step_) * o_.grad_accum + micro) * world + comm_.rank();
         const Route route = sampler_->sample({o_.seed, index, 0});
-        const double scale = 1.0 / (o_.grad_accum * world);   // the mean over all micro-batches
-        loss += model_->forward_backward(inputs.data(), targets.data(), route, scale) * scale;
+        const double scale = loss_tokens(targets[micro]) / total;
+        loss += model_->forward_backward(inputs[micro].data(), targets[micro].data(), route, scale) * scale;
     }
     model_->on_grads_final = nullptr;
     // ZeRO-1: each rank needs the summed gradients of its shard only, whose bounds do not
@@ -223,13 +237,16 @@ double Trainer<T>::validate(int k) {
     std::vector<int32_t> inputs(BT), targets(BT);
     const Route route = keep_every(config_.num_hidden_layers, k);
     val_->reset();
-    double sum = 0;
+    // The mean over every target that carries loss, as in training: {sum of losses, count}.
+    double sums[2] = {0, 0};
     for (int i = 0; i < o_.val_batches / comm_.world(); i++) {   // the ranks share the batches
         val_->next_batch(inputs.data(), targets.data());
-        sum += model_->forward(inputs.data(), targets.data(), route);
+        const double n = loss_tokens(targets);
+        sums[0] += model_->forward(inputs.data(), targets.data(), route) * n;
+        sums[1] += n;
     }
-    comm_.all_reduce_sum(&sum, 1);
-    return sum / o_.val_batches;
+    comm_.all_reduce_sum(sums, 2);
+    return sums[0] / sums[1];
 }
 
 template <class T>
