@@ -67,6 +67,34 @@ def write_shard(path, tokens, version=1, magic=None, drop_bytes=0):
         f.write(data[:len(data) - drop_bytes])
 
 
+def write_rows(path, rows, T, width=2, magic=20261204, drop_bytes=0):
+    """A fine-tuning row file (data/sft_file.h): 256 x int32 header (magic, version 1, bytes per
+    token, T, row count), the (R, T) tokens, then the (R, T) mask bytes. rows: (tokens, mask)
+    pairs of T each."""
+    header = [0] * 256
+    header[:5] = [magic, 1, width, T, len(rows)]
+    tokens = [t for row, _ in rows for t in row]
+    data = (struct.pack("<256i", *header) + struct.pack(f"<{len(tokens)}{'H' if width == 2 else 'I'}", *tokens)
+            + bytes(m for _, mask in rows for m in mask))
+    with open(path, "wb") as f:
+        f.write(data[:len(data) - drop_bytes])
+
+
+def sft_rows(n, T, seed):
+    """n rows of one example each: a prompt, then a completion whose length varies from 1 to
+    about 2/3 of the row (so micro-batches carry very different counts of loss tokens), padding."""
+    text = text_tokens(n * T, seed)
+    state, rows = seed, []
+    for i in range(n):
+        state = (state * 6364136223846793005 + 1442695040888963407) % 2**64
+        prompt = 1 + (state >> 40) % (T // 3)
+        completion = 1 + (state >> 20) % (T - prompt - 1)
+        used = prompt + completion
+        tokens = text[i * T:i * T + used] + [0] * (T - used)
+        rows.append((tokens, [0] * prompt + [1] * completion + [0] * (T - used)))
+    return rows
+
+
 def text_tokens(n, seed):
     """n byte tokens of pseudo-random sentences (a fixed LCG, so every run sees the same)."""
     words = ["the", "cat", "sat", "on", "a", "mat", "key", "is", "value", "red", "blue", "seven"]
@@ -444,8 +472,67 @@ class TrainCliTest:
         p = self.run(self.small + self.data + ["--steps", "1", "--profile", "--out", self.out_dir("profile_cpu")])
         self.check(p.returncode != 0 and "--profile" in p.stderr, "profile: refused on the CPU path", p.stderr.strip())
 
+    # --- fine-tuning rows --------------------------------------------------------------
+
+    def test_fine_tuning_rows(self):
+        # 24 rows: 6 updates of 2 x 2 rows per epoch, so 8 steps cross into a second epoch.
+        tmp = self.tmp
+        train, val = os.path.join(tmp, "sft_train.bin"), os.path.join(tmp, "sft_val.bin")
+        write_rows(train, sft_rows(24, 32, seed=11), 32)
+        write_rows(val, sft_rows(8, 32, seed=12), 32, width=4)
+        data = ["--train", train, "--val", val]
+        common = ["--config", self.config, "-t", "32", "--device", "cpu", "--p-own", "1", "--shuffle", "1"] + data
+        # The loss of an update is the mean over its loss tokens, however they are split into
+        # micro-batches: one micro-batch of 2 rows = 2 micro-batches of 1 row (their counts differ).
+        runs = {}
+        for name, shape in (("b2", ["-b", "2", "--val-batches", "2"]),
+                            ("b1x2", ["-b", "1", "--grad-accum", "2", "--val-batches", "4"])):
+            out = self.out_dir("sft_" + name)
+            p = self.run(common + shape + ["--steps", "6", "--val-every", "3", "--out", out])
+            self.check(p.returncode == 0 and "24 rows of 32 tokens" in p.stdout,
+                       f"fine-tuning: -{name} trains on the rows and says so", (p.stdout[:300] + p.stderr).strip())
+            runs[name] = read_log(out)
+        pick = lambda log, key: [r[key] for r in log if key in r]
+        close = lambda a, b: len(a) == len(b) > 0 and all(abs(x - y) <= 1e-5 * abs(y) for x, y in zip(a, b))
+        for key in ("train_loss", "val_loss"):
+            a, b = pick(runs["b2"], key), pick(runs["b1x2"], key)
+            self.check(close(a, b), f"fine-tuning: {key} of -b 2 equals -b 1 --grad-accum 2 (token-weighted)",
+                       f"{a} vs {b}")
+
+        # Bitwise resume across the epoch boundary (validation where the first run ends, as the
+        # end of a run validates).
+        args = common + ["-b", "2", "--grad-accum", "2", "--val-batches", "2", "--schedule", "constant",
+                         "--val-every", "4"]
+        ref = self.run(args + ["--steps", "8", "--out", self.out_dir("sft_ref")])
+        first = self.run(args + ["--steps", "4", "--out", self.out_dir("sft_resume")])
+        second = self.run(args + ["--steps", "8", "--resume", "--out", self.out_dir("sft_resume")])
+        diff = first_log_difference(read_log(self.out_dir("sft_ref")), read_log(self.out_dir("sft_resume")))
+        self.check(ref.returncode == first.returncode == second.returncode == 0 and not diff,
+                   "fine-tuning: 4 + 4 resumed steps give the 8-step run's log bitwise",
+                   diff or (ref.stderr + first.stderr + second.stderr).strip())
+
+        # Bad row files, each named with its problem.
+        bad = {k: os.path.join(tmp, f"sft_bad_{k}.bin") for k in ("truncated", "vocab", "mixed_a", "mixed_b")}
+        rows = sft_rows(8, 32, seed=13)
+        write_rows(bad["truncated"], rows, 32, drop_bytes=5)
+        write_rows(bad["vocab"], [([300] + rows[0][0][1:], rows[0][1])] + rows[1:], 32, width=4)
+        write_rows(bad["mixed_a"], rows, 32)
+        write_shard(bad["mixed_b"], text_tokens(1000, seed=3))
+        esc = re.escape
+        run_args = ["--config", self.config, "-b", "2", "--val-batches", "2", "--device", "cpu", "--steps", "2"]
+        cases = [
+            ("truncated row file", ["-t", "32", "--train", bad["truncated"]], [esc(bad["truncated"]), "truncated"]),
+            ("token 300 in a row file", ["-t", "32", "--train", bad["vocab"]], [esc(bad["vocab"]), "300", "vocab"]),
+            ("rows of 32 with -t 16", ["-t", "16", "--train", train], [esc(train), "rows of 32 tokens", "16"]),
+            ("row file and shard in one glob", ["-t", "32", "--train", os.path.join(tmp, "sft_bad_mixed_*.bin")],
+             [esc(bad["mixed_b"]), "one kind"]),
+        ]
+        for name, args, mention in cases:
+            out = self.out_dir("sft_bad_" + re.sub(r"\W+", "_", name))
+            self.expect_rejected("fine-tuning: " + name, run_args + args + ["--out", out], mention, out)
+
     def run_all(self):
-        for test in (self.test_determinism, self.test_resume_after_finish, self.test_sigterm_resume,
+        for test in (self.test_fine_tuning_rows, self.test_determinism, self.test_resume_after_finish, self.test_sigterm_resume,
                      self.test_bad_input, self.test_nan_stop, self.test_retention_table,
                      self.test_device_portability, self.test_attention_kernels, self.test_profile):
             try:
