@@ -34,17 +34,17 @@ int64_t first_out_of_range(const T* tokens, int64_t n, int vocab_size) {
 
 }  // namespace
 
-Shard::Shard(const std::string& path, int vocab_size) : path_(path), file_(path) {
+Shard::Shard(const std::string& path, int vocab_size) : file_(path) {
     int64_t file_bytes = file_.size();
     if (file_bytes < kShardHeaderBytes)
         data_fail(path, "too short for a shard header: file has {} bytes, the header alone is {}", file_bytes,
-             kShardHeaderBytes);
+                  kShardHeaderBytes);
 
     const int32_t* header = reinterpret_cast<const int32_t*>(file_.data());  // (256,)
     int32_t magic = header[0], version = header[1], count = header[2];
     if (magic != kShardMagicV1 && magic != kShardMagicV7)
         data_fail(path, "bad magic {} (expected {} or {}): not an llm.c token shard", magic, kShardMagicV1,
-             kShardMagicV7);
+                  kShardMagicV7);
     int expected_version = magic == kShardMagicV1 ? 1 : 7;
     if (version != expected_version)
         data_fail(path, "unsupported version {} for magic {} (expected {})", version, magic, expected_version);
@@ -52,7 +52,7 @@ Shard::Shard(const std::string& path, int vocab_size) : path_(path), file_(path)
     int64_t want_bytes = kShardHeaderBytes + int64_t(count) * token_bytes(version);
     if (file_bytes != want_bytes)
         data_fail(path, "{}: header says {} tokens ({} bytes) but file has {} bytes",
-             file_bytes < want_bytes ? "truncated" : "trailing bytes", count, want_bytes, file_bytes);
+                  file_bytes < want_bytes ? "truncated" : "trailing bytes", count, want_bytes, file_bytes);
     version_ = version;
     count_ = count;
 

@@ -43,7 +43,7 @@ class Shard {
 public:
     Shard(const std::string& path, int vocab_size);
 
-    const std::string& path() const { return path_; }
+    const std::string& path() const { return file_.path(); }
     int version() const { return version_; }
     int64_t size() const { return count_; }  // tokens
 
@@ -57,7 +57,6 @@ private:
         return reinterpret_cast<const T*>(file_.data() + kShardHeaderBytes);
     }
 
-    std::string path_;
     int version_ = 0;
     int64_t count_ = 0;
     MappedFile file_;  // the whole file: header, then (count_,) tokens

@@ -532,9 +532,10 @@ class TrainCliTest:
             self.expect_rejected("fine-tuning: " + name, run_args + args + ["--out", out], mention, out)
 
     def run_all(self):
-        for test in (self.test_fine_tuning_rows, self.test_determinism, self.test_resume_after_finish, self.test_sigterm_resume,
+        for test in (self.test_determinism, self.test_resume_after_finish, self.test_sigterm_resume,
                      self.test_bad_input, self.test_nan_stop, self.test_retention_table,
-                     self.test_device_portability, self.test_attention_kernels, self.test_profile):
+                     self.test_device_portability, self.test_attention_kernels, self.test_profile,
+                     self.test_fine_tuning_rows):
             try:
                 test()
             except Exception as e:       # a crash of one test is one failure, the others still run

@@ -185,7 +185,8 @@ TEST_CASE("malformed row files throw DataError naming the file and the problem",
     // The writer refuses what the reader would, and ids the width cannot hold.
     auto bad = rows;
     bad.mask[8 * 2] = 1;
-    CHECK_THAT(data_error([&] { rkv::write_sft_rows(dir.file("w1.bin"), bad, 2); }), Contains("row 2: mask byte 1 on position 0"));
+    CHECK_THAT(data_error([&] { rkv::write_sft_rows(dir.file("w1.bin"), bad, 2); }),
+               Contains("row 2: mask byte 1 on position 0"));
     bad = rows;
     bad.tokens[9] = 70000;
     CHECK_THAT(data_error([&] { rkv::write_sft_rows(dir.file("w2.bin"), bad, 2); }),
@@ -254,15 +255,17 @@ TEST_CASE("JSON Lines become one row per example: [bos] prompt completion [eos] 
     CHECK(n.counts.dropped_no_loss == 1);   // "h" alone: nothing predicts it
 }
 
-TEST_CASE("too long: the prompt is cut from its left, a completion that does not fit drops the example", "[data][sft]") {
+TEST_CASE("too long: the prompt is cut from its left, a completion that does not fit drops the example",
+          "[data][sft]") {
     TempDir dir;
+    // Row lengths with bos and eos, T = 8:
     const std::string f = dir.write("long.jsonl",
-                                    "{\"prompt\": \"0123456789\", \"completion\": \"abc\"}\n"   // 1+10+3+1 = 15 > 8: cut 7
-                                    "{\"prompt\": \"01\", \"completion\": \"abcd\"}\n"          // 8: fits
-                                    "{\"prompt\": \"012\", \"completion\": \"abcdef\"}\n"       // 1+6+1+1 = 9 > 8: drop
-                                    "{\"prompt\": \"\", \"completion\": \"abcdefg\"}\n"         // 1+7+1 = 9: drop
-                                    "{\"prompt\": \"0123\", \"completion\": \"abcde\"}\n"       // 7+1 = 8: cut 3, keep '3'
-                                    "{\"prompt\": \"x\", \"completion\": \"\"}\n");             // eos alone: kept
+                                    "{\"prompt\": \"0123456789\", \"completion\": \"abc\"}\n"  // 15: cut 7
+                                    "{\"prompt\": \"01\", \"completion\": \"abcd\"}\n"         // 8: fits
+                                    "{\"prompt\": \"012\", \"completion\": \"abcdef\"}\n"      // 8 + 1 prompt: drop
+                                    "{\"prompt\": \"\", \"completion\": \"abcdefg\"}\n"        // 9: drop
+                                    "{\"prompt\": \"0123\", \"completion\": \"abcde\"}\n"      // 11: cut 3
+                                    "{\"prompt\": \"x\", \"completion\": \"\"}\n");            // eos alone: kept
     rkv::SftOptions o;
     o.T = 8;
     o.bos = 1;
@@ -274,10 +277,11 @@ TEST_CASE("too long: the prompt is cut from its left, a completion that does not
     CHECK(s.counts.prompt_tokens_cut == 7 + 3);
     CHECK(s.counts.dropped_too_long == 2);
     CHECK(s.counts.dropped_no_loss == 0);
-    CHECK(Tokens(s.train.tokens.begin(), s.train.tokens.begin() + 8) == Tokens{1, '7', '8', '9', 'a', 'b', 'c', 2});
-    CHECK(Tokens(s.train.tokens.begin() + 8, s.train.tokens.begin() + 16) == Tokens{1, '0', '1', 'a', 'b', 'c', 'd', 2});
-    CHECK(Tokens(s.train.tokens.begin() + 16, s.train.tokens.begin() + 24) == Tokens{1, '3', 'a', 'b', 'c', 'd', 'e', 2});
-    CHECK(Tokens(s.train.tokens.begin() + 24, s.train.tokens.end()) == Tokens{1, 'x', 2, 0, 0, 0, 0, 0});
+    auto row = [&](int r) { return Tokens(s.train.tokens.begin() + r * 8, s.train.tokens.begin() + (r + 1) * 8); };
+    CHECK(row(0) == Tokens{1, '7', '8', '9', 'a', 'b', 'c', 2});
+    CHECK(row(1) == Tokens{1, '0', '1', 'a', 'b', 'c', 'd', 2});
+    CHECK(row(2) == Tokens{1, '3', 'a', 'b', 'c', 'd', 'e', 2});
+    CHECK(row(3) == Tokens{1, 'x', 2, 0, 0, 0, 0, 0});
     CHECK(std::vector<uint8_t>(s.train.mask.begin() + 24, s.train.mask.end()) ==
           std::vector<uint8_t>{0, 0, 1, 0, 0, 0, 0, 0});
     const std::string report = rkv::sft_report(s.counts);
