@@ -61,9 +61,10 @@ MISTRAL_7B = {
     "tie_word_embeddings": False, "rope_theta": 1000000.0, "sliding_window": None, "torch_dtype": "bfloat16",
 }
 
-# Tiny models, small enough to commit (about 100 KB each): every band of llama3's scaling holds
-# pairs of their 8-wide heads (wavelengths 2 pi 10^(i/2), 6.3 to 199, against 64 and 256), Qwen3's
-# q width differs from hidden_size, Mistral runs a linear scaling.
+# Tiny models, small enough to commit (about 100 KB each): every band of llama3's scaling holds a
+# pair of their 8-wide heads (wavelengths 2 pi 10^i: 6.3 kept, 63 interpolated, 628 and 6283
+# divided, against 128 / 4 and 128 / 1), Qwen3's q width differs from hidden_size, Mistral runs a
+# linear scaling.
 TINY = {
     "hidden_size": 32, "intermediate_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4,
     "num_key_value_heads": 2, "vocab_size": 64, "max_position_embeddings": 1024, "rms_norm_eps": 1e-6,
@@ -71,7 +72,7 @@ TINY = {
 TINY_MODELS = {
     "llama3": dict(TINY, model_type="llama", head_dim=8, tie_word_embeddings=False, rope_theta=10000.0,
                    rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 256}),
+                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 128}),
     "qwen3": dict(TINY, model_type="qwen3", head_dim=12, tie_word_embeddings=True, rope_theta=10000.0),
     "mistral": dict(TINY, model_type="mistral", head_dim=8, num_hidden_layers=2, tie_word_embeddings=False,
                     rope_theta=10000.0, sliding_window=None, rope_scaling={"rope_type": "linear", "factor": 2.0}),
