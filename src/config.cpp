@@ -31,6 +31,7 @@ constexpr int64_t kMaxLayers = 512;
 constexpr int64_t kMaxHeads = 1024;
 constexpr int64_t kMaxHeadDim = 1024;
 constexpr int64_t kMaxPositions = int64_t(1) << 24;
+constexpr int64_t kMaxCount = int64_t(1) << 53;   // other counts (windows, layer indices): exact in a double
 
 // The transformers classes of each family (config.json's architectures).
 const std::map<std::string, std::string>& architectures() {
@@ -360,7 +361,7 @@ void read_rope_family(const Fields& f, ModelConfig& c) {
     const int64_t maxT = c.max_position_embeddings;
     auto window = [&](std::optional<int64_t> fallback) -> std::optional<int64_t> {
         if (!f.contains("sliding_window")) return fallback;
-        return f.size("sliding_window", nullptr, 1, INT64_MAX);
+        return f.size("sliding_window", nullptr, 1, kMaxCount);
     };
     auto refuse_window = [&](int64_t w, const std::string& which) {
         fail(fmt::format("sliding_window {} is shorter than max_position_embeddings {}{}: sliding-window attention "
@@ -375,7 +376,7 @@ void read_rope_family(const Fields& f, ModelConfig& c) {
         // (by default those from max_window_layers on).
         const bool use = f.has("use_sliding_window") && f.flag("use_sliding_window");
         const auto w = window(4096);
-        const int64_t first = f.has("max_window_layers") ? f.integer("max_window_layers", 0, INT64_MAX) : 28;
+        const int64_t first = f.has("max_window_layers") ? f.integer("max_window_layers", 0, kMaxCount) : 28;
         std::vector<std::string> layer_types;
         for (int l = 0; l < c.num_hidden_layers; l++)
             layer_types.push_back(use && w && l >= first ? "sliding_attention" : "full_attention");

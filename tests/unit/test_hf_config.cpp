@@ -1,12 +1,14 @@
 // Hugging Face config.json in both layouts, and RoPE scaling, against transformers: the fixtures of
 // scripts/make_rope_fixtures.py (tests/fixtures/rope): inverse frequencies of published configs,
 // and tiny random models whose logits rkv's CPU path must reproduce at the full cache and at
-// keep-every-2. Then every refusal of a field rkv does not implement, each naming its field.
+// keep-every-2. Then every refusal of a field rkv does not implement, each naming its field, and
+// mutated configs that must be read or refused, never crash.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -340,4 +342,40 @@ TEST_CASE("a field rkv does not implement is refused by name", "[config]") {
                    Contains("quantization_config"));
         CHECK_THROWS_WITH(to_json(config_from_json(llama()), "int8"), Contains("dtype 'int8'"));
     }
+}
+
+TEST_CASE("config_from_json never crashes: mutated configs read or are refused by name", "[config][fuzz]") {
+    const std::vector<json> values = {nullptr, true, false, -1, 0, 1, 3, 2.5, 1e300, -1e300, 18446744073709551615ull,
+                                      int64_t(1) << 62, "x", "llama3", "silu", json::array(), json::object(),
+                                      json::array({1}), json{{"a", 1}}, json{{"rope_type", "linear"}}};
+    std::mt19937_64 rng(std::random_device{}());
+    int refused = 0, read = 0;
+    for (const json& base : {llama(), qwen3(), mistral(), gpt2(), to_json(config_from_json(llama()))}) {
+        for (int n = 0; n < 400; n++) {
+            json j = base;
+            for (int edits = 1 + int(rng() % 3); edits > 0; edits--) {
+                // A top-level key or one inside a rope block, a random value or none.
+                json* where = &j;
+                for (const char* block : {"rope_scaling", "rope_parameters"})
+                    if (rng() % 4 == 0 && j.contains(block) && j[block].is_object()) where = &j[block];
+                std::vector<std::string> keys;
+                for (const auto& [k, v] : where->items()) keys.push_back(k);
+                if (keys.empty()) continue;
+                const std::string key = keys[rng() % keys.size()];
+                if (rng() % 5 == 0) where->erase(key);
+                else (*where)[key] = values[rng() % values.size()];
+            }
+            INFO(j.dump());
+            try {
+                const ModelConfig c = config_from_json(j);
+                CHECK(to_json(config_from_json(to_json(c))) == to_json(c));
+                read++;
+            } catch (const std::invalid_argument& e) {
+                CHECK_THAT(std::string(e.what()), Catch::StartsWith("invalid model config: "));
+                refused++;
+            }
+        }
+    }
+    CHECK(refused > 500);
+    CHECK(read > 100);
 }
