@@ -46,8 +46,12 @@ int64_t first_out_of_range(const T* tokens, int64_t n, int vocab_size) {
 }  // namespace
 
 Shard::Shard(const std::string& path, int vocab_size) : path_(path) {
-    int fd = ::open(path.c_str(), O_RDONLY);
-    if (fd < 0) fail(path, "cannot open: {}", std::strerror(errno));
+    int fd;
+    try {
+        fd = open_regular_file(path);   // a FIFO or a directory is refused by name
+    } catch (const std::runtime_error& e) {
+        throw DataError(e.what());
+    }
     struct stat st;
     if (::fstat(fd, &st) != 0) {
         int err = errno;
