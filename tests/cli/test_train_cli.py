@@ -12,7 +12,8 @@ Standard library only. The runs train a tiny 4-layer Llama (config written to a 
 dir; gpt2-tiny for the config-mismatch case) on -b 2 -t 32 for a handful of steps, on
 small shards this script writes (the built-in corpus for the retention table), so the
 whole file takes seconds. The built-in corpus is cached under the temp dir (RKV_CACHE_DIR),
-never in the user's cache. --keep leaves the runs' temp dir for inspection. Prints one line per check, then "N passed, M failed"; exits
+never in the user's cache. --keep leaves the runs' temp dir for inspection. Prints one line
+per check, then "N passed, M failed"; exits
 non-zero if any check failed.
 """
 import argparse
@@ -298,7 +299,8 @@ class TrainCliTest:
         self.check(resumed.returncode == 0 and f"resumed from {os.path.join(out, 'ckpt_00000010')}" in resumed.stdout,
                    "remember: a bare --resume --out continues from ckpt_00000010", resumed.stderr.strip())
         diff = first_log_difference(ref_log, read_log(out))
-        self.check(ref_log and not diff, "remember: stopped at 10 + bare --resume equals the unbroken run bitwise", diff)
+        self.check(ref_log and not diff, "remember: stopped at 10 + bare --resume equals the unbroken run bitwise",
+                   diff)
 
         # The settings, the version and the machine: log.jsonl's first line and run.json.
         first = ref_log[0] if ref_log else {}
@@ -543,24 +545,25 @@ class TrainCliTest:
             dirs = ckpt_dirs(out)
             good = [n for n in dirs if re.fullmatch(r"ckpt_\d{8}", n)]
             aside = [n for n in dirs if n.endswith(".diverged")]
-            self.check(bool(good) == expect_good and bool(aside) == expect_aside and len(good) + len(aside) == len(dirs),
+            self.check(bool(good) == expect_good and bool(aside) == expect_aside and
+                       len(good) + len(aside) == len(dirs),
                        f"nan: {name}: good checkpoints {'kept' if expect_good else 'none'}, diverged ones "
                        f"{'set aside as *.diverged' if expect_aside else 'none'}", f"{dirs}")
             if good:
-                self.check(os.path.join(out, good[-1]) in err, f"nan: {name}: the message names the last good checkpoint",
-                           f"{good}, {err!r}")
+                self.check(os.path.join(out, good[-1]) in err,
+                           f"nan: {name}: the message names the last good checkpoint", f"{good}, {err!r}")
             else:
                 self.check(re.search(r"no good checkpoint", err, re.IGNORECASE),
                            f"nan: {name}: no good checkpoint, and the message says so", f"{err!r}")
             if aside:
-                self.check("diverged" in err and aside[0][:13] in err, f"nan: {name}: the message says what was set aside",
-                           repr(err))
+                self.check("diverged" in err and aside[0][:13] in err,
+                           f"nan: {name}: the message says what was set aside", repr(err))
             # A kept checkpoint's weights are finite and below 1e5, and the loss they gave at the
             # next step was finite and below 2 ln V; every one set aside is newer.
             losses = {r["step"]: r["train_loss"] for r in train_records(log)}
             self.check(all(ckpt_complete(out, n) and weights_finite(out, n) and max_weight(out, n) <= 1e5 and
                            int(n[5:]) < (bad_step or 0) and losses.get(int(n[5:]) + 1, 0) <= bound for n in good),
-                       f"nan: {name}: every kept checkpoint is complete, finite, below 1e5, and gave a loss below 2 ln V",
+                       f"nan: {name}: every kept checkpoint is complete, finite, below 1e5, gave a loss below 2 ln V",
                        f"{[(n, max_weight(out, n), losses.get(int(n[5:]) + 1)) for n in good]}")
             self.check(all(int(g[5:13]) < int(a[5:13]) for g in good for a in aside),
                        f"nan: {name}: the checkpoints set aside are the newest", f"{dirs}")
