@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "src/cli_range.h"
 
@@ -212,14 +213,21 @@ json run_settings(const TrainOptions& o) {
 
 void apply_run_settings(TrainOptions& o, const json& saved, const std::string& file) {
     if (!saved.is_object()) throw std::runtime_error(fmt::format("{}: \"run\" is not an object", file));
+    std::vector<std::string> missing, flags;   // keys the file lacks and the command line does not give
+    for (const Setting& s : settings_table())
+        if (!saved.contains(s.key()) && !o.given.count(s.flag)) {
+            missing.push_back("run." + s.key());
+            flags.push_back(s.flag);
+        }
+    if (!missing.empty())
+        throw std::runtime_error(fmt::format("{}: {} {} missing (a checkpoint of an older rkv?); give {} with the "
+                                             "value{} the run was started with", file, fmt::join(missing, ", "),
+                                             missing.size() == 1 ? "is" : "are", fmt::join(flags, ", "),
+                                             missing.size() == 1 ? "" : "s"));
     for (const Setting& s : settings_table()) {
         const std::string key = s.key();
         const bool given = o.given.count(s.flag);
-        if (!saved.contains(key)) {
-            if (given) continue;
-            throw std::runtime_error(fmt::format("{}: run.{} is missing (a checkpoint of an older rkv?); give {} with "
-                                                 "the value the run was started with", file, key, s.flag));
-        }
+        if (!saved.contains(key)) continue;   // given
         TrainOptions was = o;
         if (std::string why = s.set(was, saved[key]); !why.empty())
             throw std::runtime_error(fmt::format("{}: run.{}: {}", file, key, why));

@@ -399,6 +399,7 @@ std::string Trainer<T>::keep_good_checkpoints(long bad) {
                                                                      set_aside.size()));
     return kept;
 }
+
 template <class T>
 std::vector<float> Trainer<T>::gather_shards(const std::vector<float>& shard) const {
     std::vector<float> whole(shard_ * comm_.world());
