@@ -15,9 +15,15 @@
 
 namespace rkv {
 
-// The temporary's name is unique, so that several processes (ranks) may write the same file.
+std::string host_name() {
+    char name[256] = {};
+    return ::gethostname(name, sizeof(name) - 1) == 0 && name[0] ? name : "unknown";
+}
+
+// The temporary's name is unique, so that several processes (ranks, on one machine or
+// several sharing a file system) may write the same file: NAME.tmp.<host>.<pid>.<hex>.
 AtomicFile::AtomicFile(const std::string& path)
-    : path_(path), tmp_(fmt::format("{}.tmp.{}.{:x}", path, ::getpid(), std::random_device{}())) {
+    : path_(path), tmp_(fmt::format("{}.tmp.{}.{}.{:x}", path, host_name(), ::getpid(), std::random_device{}())) {
     f_ = std::fopen(tmp_.c_str(), "wb");
     if (!f_) throw std::runtime_error(fmt::format("{}: cannot create: {}", tmp_, std::strerror(errno)));
 }
@@ -50,13 +56,14 @@ void write_text_atomic(const std::string& path, const std::string& text) {
 }
 
 void remove_stale_temporaries(const std::string& dir) {
-    const std::regex temporary(R"(.+\.tmp\.([0-9]+)\.[0-9a-f]+)");
+    const std::regex temporary(R"(.+\.tmp\.(.+)\.([0-9]+)\.[0-9a-f]+)");
+    const std::string host = host_name();
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
         const std::string name = e.path().filename().string();
         std::smatch m;
-        if (!std::regex_match(name, m, temporary)) continue;
-        const long pid = std::stol(m[1].str());
+        if (!std::regex_match(name, m, temporary) || m[1].str() != host) continue;   // another machine's: its own
+        const long pid = std::stol(m[2].str());
         if (pid > 0 && pid != ::getpid() && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH)
             std::filesystem::remove(e.path(), ec);
     }

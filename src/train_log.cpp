@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
@@ -21,6 +22,7 @@ TrainLog::TrainLog(const std::string& path, const Plan& plan) : plan_(plan) {
 }
 
 void TrainLog::truncate_after(const std::string& path, long step) {
+    if (std::filesystem::exists(path)) check_regular_file(path);   // a FIFO would block the read
     std::string kept, line;
     std::ifstream in(path);
     while (step >= 0 && std::getline(in, line)) {

@@ -10,7 +10,6 @@
 #include <map>
 #include <optional>
 #include <stdexcept>
-#include <unistd.h>
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -90,11 +89,6 @@ nlohmann::json read_json_file(const std::string& path) {
 // "2026-12-04T20:41:07Z"
 std::string utc_now() {
     return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr)));
-}
-
-std::string hostname() {
-    char name[256] = {};
-    return ::gethostname(name, sizeof(name) - 1) == 0 ? name : "unknown";
 }
 
 // Where the run computes, in words: the emulator build runs the CUDA path on the CPU.
@@ -228,7 +222,7 @@ Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm
                                                                                 val_batches, o_.grad_accum});
         nlohmann::json start = {{"event", resumed ? "resume" : "start"}, {"time", utc_now()},
                                 {"version", RKV_VERSION}, {"run", run_record()},
-                                {"machine", {{"hostname", hostname()}, {"device", device_text(o_.device)},
+                                {"machine", {{"hostname", host_name()}, {"device", device_text(o_.device)},
                                              {"ranks", comm_.world()}, {"precision", precision_name<T>()}}}};
         if (resumed) start["from_step"] = step_;
         log_->event(start);

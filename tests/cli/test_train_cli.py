@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import struct
 import subprocess
@@ -613,7 +614,7 @@ class TrainCliTest:
         # A writer killed before its rename left a temporary; the next one to write removes it.
         dead = subprocess.Popen(["true"])
         dead.wait()
-        stale = os.path.join(cached, f"corpus_val.bin.tmp.{dead.pid}.1f2e")
+        stale = os.path.join(cached, f"corpus_val.bin.tmp.{socket.gethostname()}.{dead.pid}.1f2e")
         with open(stale, "wb") as f:
             f.write(b"half a shard")
         with open(os.path.join(cached, "corpus_val.bin"), "r+b") as f:

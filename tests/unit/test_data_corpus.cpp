@@ -113,14 +113,19 @@ TEST_CASE("cached_builtin_corpus writes once per parameters into RKV_CACHE_DIR a
     if (child == 0) ::_exit(0);
     REQUIRE(child > 0);
     ::waitpid(child, nullptr, 0);
-    const std::string dead = files.val + fmt::format(".tmp.{}.1f2e", child);
-    const std::string live = files.val + fmt::format(".tmp.{}.3a4b", ::getppid());
+    char host[256] = {};
+    REQUIRE(::gethostname(host, sizeof(host) - 1) == 0);
+    const std::string dead = files.val + fmt::format(".tmp.{}.{}.1f2e", host, child);
+    const std::string live = files.val + fmt::format(".tmp.{}.{}.3a4b", host, ::getppid());
+    const std::string elsewhere = files.val + fmt::format(".tmp.other-{}.{}.5c6d", host, child);
     std::ofstream(dead) << "half a shard";
     std::ofstream(live) << "being written";
+    std::ofstream(elsewhere) << "being written on another machine";
     fs::resize_file(files.val, 100);
     rkv::cached_builtin_corpus(9, 20000, 5000);
     CHECK_FALSE(fs::exists(dead));
     CHECK(fs::exists(live));
+    CHECK(fs::exists(elsewhere));
     CHECK(rkv::read_shard(files.val, rkv::kByteVocab) == rkv::builtin_corpus(9, CorpusSplit::val, 5000));
 
     fs::remove_all(cache);
