@@ -81,13 +81,11 @@ Setting setting(const char* flag, V TrainOptions::*field, std::optional<RangeOf<
         V x{};
         if (std::string why = read_json(j, x); !why.empty()) return why;
         if constexpr (numeric<V>) {
-            if (!range) {
-            } else if constexpr (std::is_same_v<V, typename element<V>::type>) {
-                if (std::string why = range->check(x, fmt::format("{}", x)); !why.empty()) return why;
-            } else {
-                for (const auto& e : x)
-                    if (std::string why = range->check(e, fmt::format("{}", e)); !why.empty()) return why;
-            }
+            std::vector<typename element<V>::type> values;   // the value, or a list's elements
+            if constexpr (std::is_same_v<V, typename element<V>::type>) values = {x};
+            else values = x;
+            for (const auto& e : values)
+                if (std::string why = range ? range->check(e, fmt::format("{}", e)) : ""; !why.empty()) return why;
         }
         o.*field = x;
         return std::string();
