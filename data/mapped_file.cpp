@@ -10,12 +10,17 @@
 #include <cstring>
 
 #include "data/shard.h"
+#include "src/file_io.h"
 
 namespace rkv {
 
 MappedFile::MappedFile(const std::string& path) : path_(path), map_(nullptr, Unmap{0}) {
-    int fd = ::open(path.c_str(), O_RDONLY);
-    if (fd < 0) data_fail(path, "cannot open: {}", std::strerror(errno));
+    int fd;
+    try {
+        fd = open_regular_file(path);   // a FIFO or a directory is refused by name
+    } catch (const std::runtime_error& e) {
+        throw DataError(e.what());
+    }
     struct stat st;
     if (::fstat(fd, &st) != 0) {
         int err = errno;

@@ -36,7 +36,7 @@ def losses(out):
             e = json.loads(line)
             if "train_loss" in e:
                 train[e["step"]] = e["train_loss"]
-            else:
+            elif "val_loss" in e:   # not the run's start lines
                 val[(e["step"], e["retention"])] = e["val_loss"]
     return train, val
 
