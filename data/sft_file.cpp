@@ -43,6 +43,11 @@ void store(std::vector<char>& out, int32_t t) {
 }  // namespace
 
 bool is_sft_file(const std::string& path) {
+    try {
+        check_regular_file(path);   // opening a FIFO to read its magic would block
+    } catch (const std::runtime_error& e) {
+        throw DataError(e.what());
+    }
     std::ifstream in(path, std::ios::binary);
     int32_t magic = 0;
     return in.read(reinterpret_cast<char*>(&magic), sizeof(magic)) && magic == kSftMagic;
