@@ -7,6 +7,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "src/route.h"
+
 namespace rkv {
 
 void add_train_options(CLI::App& app, TrainOptions& o) {
@@ -33,7 +35,15 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
     app.add_option("--wd", o.wd, "decoupled weight decay on matrices")->capture_default_str();
     app.add_option("--clip", o.clip, "max global gradient norm (0: off)")->capture_default_str();
     app.add_option("--shuffle", o.shuffle, "shuffle the training batches (0|1)")->capture_default_str();
+    const auto p_own_given = [&o](const std::string&) { o.p_own_given = true; };
     app.add_option("--p-own", o.p_own, "probability that a layer attends to its own K/V (1: no routing)")
+        ->capture_default_str()->each(p_own_given);
+    app.add_option("--p-own-final", o.p_own_final,
+                   "p_own at the last step, linear from --p-own at step 0 (default: --p-own throughout)")
+        ->each(p_own_given);
+    app.add_option("--train-route", o.train_route,
+                   "training routes: stochastic (drawn per micro-batch with --p-own), keep-every:K or layers:0,3,5 "
+                   "(one fixed sharing pattern, CLA)")
         ->capture_default_str();
     app.add_option("--seed", o.seed, "seed of the weights, routes and shuffling")->capture_default_str();
     app.add_option("--val-every", o.val_every, "validate every N updates (0: off)")->capture_default_str();
@@ -77,6 +87,11 @@ void TrainOptions::validate() const {
     require(wd >= 0, fmt::format("--wd must not be negative, got {}", wd));
     require(clip >= 0, fmt::format("--clip must not be negative, got {}", clip));
     require(p_own >= 0 && p_own <= 1, fmt::format("--p-own must be in [0, 1], got {}", p_own));
+    require(p_own_final == -1 || (p_own_final >= 0 && p_own_final <= 1),
+            fmt::format("--p-own-final must be in [0, 1], got {}", p_own_final));
+    const TrainRouteSpec route = parse_train_route(train_route);
+    require(route.kind == TrainRouteSpec::Kind::stochastic || !p_own_given,
+            fmt::format("--p-own and --p-own-final apply to --train-route stochastic, not {}", train_route));
     require(val_every >= 0, fmt::format("--val-every must not be negative, got {}", val_every));
     require(val_batches > 0, fmt::format("--val-batches must be positive, got {}", val_batches));
     require(ckpt_every >= 0, fmt::format("--ckpt-every must not be negative, got {}", ckpt_every));

@@ -23,6 +23,9 @@ struct TrainOptions {
     double beta1 = 0.9, beta2 = 0.99, eps = 1e-8, wd = 0.1, clip = 1.0;
     bool shuffle = true;
     double p_own = 0.5;
+    double p_own_final = -1;        // -1: p_own throughout; else linear from p_own to it (src/route.h)
+    bool p_own_given = false;       // --p-own or --p-own-final appeared on the command line
+    std::string train_route = "stochastic";   // --train-route: stochastic, keep-every:K, layers:0,3,5
     uint64_t seed = 1337;
     int val_every = 100, val_batches = 16;
     std::vector<int> retention = {1, 2, 3, 4};
@@ -35,6 +38,7 @@ struct TrainOptions {
     int zero = 0;                   // 1: ZeRO-1, optimizer state sharded across ranks
 
     int warmup_steps() const { return warmup >= 0 ? warmup : steps / 20; }
+    double p_own_last() const { return p_own_final >= 0 ? p_own_final : p_own; }
     void validate() const;          // throws std::invalid_argument naming the option
 };
 

@@ -100,15 +100,20 @@ Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm
         const Checkpoint& ck = *resumed;
         const auto& saved = ck.state["run"];
         const nlohmann::json identity = run_identity();
-        for (auto& [key, value] : identity.items())
-            if (saved.value(key, nlohmann::json()) != value)
+        // Checkpoints from before --train-route and --p-own-final were trained stochastically at one p.
+        const nlohmann::json before = {{"train_route", "stochastic"}, {"p_own_final", saved.value("p_own", 0.0)}};
+        for (auto& [key, value] : identity.items()) {
+            const nlohmann::json was = saved.value(key, before.value(key, nlohmann::json()));
+            if (was != value)
                 throw std::runtime_error(fmt::format("{}: was trained with {} = {}, but the flags say {}", *latest,
-                                                     key, saved.value(key, nlohmann::json()).dump(), value.dump()));
+                                                     key, was.dump(), value.dump()));
+        }
         opt_->set_state(ck.m, ck.v);   // each rank takes its shard of the whole state
         train_->restore(ck.state["train_loader"].get<LoaderState>());
         if (lead_) fmt::print("resumed from {} at step {}\n", *latest, step_);
     }
-    sampler_ = std::make_unique<RouteSampler>(config_.num_hidden_layers, o_.p_own);
+    routes_ = std::make_unique<TrainRoute>(parse_train_route(o_.train_route), config_.num_hidden_layers, o_.p_own,
+                                           o_.p_own_last(), o_.steps);
     schedule_ = {parse_schedule(o_.schedule), o_.lr, o_.min_lr_frac, o_.warmup_steps(), o_.steps};
     if (lead_) {
         // A fresh run starts a fresh log; a resumed one keeps what its checkpoint had seen.
@@ -181,7 +186,8 @@ void Trainer<T>::resolve_data() {
 template <class T>
 nlohmann::json Trainer<T>::run_identity() const {
     return {{"batch", o_.batch}, {"seq_len", o_.seq_len}, {"grad_accum", o_.grad_accum}, {"seed", o_.seed},
-            {"p_own", o_.p_own}, {"shuffle", o_.shuffle}, {"world", comm_.world()}};
+            {"p_own", o_.p_own}, {"shuffle", o_.shuffle}, {"world", comm_.world()},
+            {"train_route", parse_train_route(o_.train_route).str()}, {"p_own_final", o_.p_own_last()}};
 }
 
 template <class T>
@@ -204,7 +210,7 @@ double Trainer<T>::train_step() {
         // splits the same global batch over more ranks and fewer micro-batches, draw the
         // same routes. It tells the ranks apart already: the key's rank field stays 0.
         const uint64_t index = (uint64_t(step_) * o_.grad_accum + micro) * world + comm_.rank();
-        const Route route = sampler_->sample({o_.seed, index, 0});
+        const Route route = routes_->at(step_, {o_.seed, index, 0});
         const double scale = 1.0 / (o_.grad_accum * world);   // the mean over all micro-batches
         loss += model_->forward_backward(inputs.data(), targets.data(), route, scale) * scale;
     }

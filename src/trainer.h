@@ -43,7 +43,7 @@ private:
     std::unique_ptr<Model<T>> model_;
     std::unique_ptr<AdamW<T>> opt_;
     std::unique_ptr<DataLoader> train_, val_;
-    std::unique_ptr<RouteSampler> sampler_;
+    std::unique_ptr<TrainRoute> routes_;             // --train-route
     LrSchedule schedule_;
     std::unique_ptr<TrainLog> log_;
 
