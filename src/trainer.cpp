@@ -17,6 +17,7 @@
 #include "src/devices.h"
 #include "src/op_profile.h"
 #include "src/storage.h"
+#include "src/validation.h"
 
 namespace fs = std::filesystem;
 
@@ -26,8 +27,6 @@ namespace {
 
 std::atomic<int> g_signal{0};
 extern "C" void on_signal(int sig) { g_signal = sig; }
-
-constexpr uint64_t kCorpusSeed = 0;   // the built-in corpus is the same for every run
 
 // A checkpoint's config against the one the flags ask for: the family first, then the
 // first differing field.
@@ -161,7 +160,7 @@ template <class T>
 void Trainer<T>::resolve_data() {
     std::string train = o_.train, val = o_.val;
     if (train.empty()) {   // rank 0 writes the corpus, the others wait for it
-        if (lead_) write_builtin_corpus(out_ + "/corpus", kCorpusSeed);
+        if (lead_) write_builtin_corpus(out_ + "/corpus", kBuiltinCorpusSeed);
         comm_.barrier();
         const CorpusFiles files = builtin_corpus_files(out_ + "/corpus");
         train = files.train;
@@ -225,17 +224,7 @@ double Trainer<T>::train_step() {
 
 template <class T>
 double Trainer<T>::validate(int k) {
-    const int BT = o_.batch * o_.seq_len;
-    std::vector<int32_t> inputs(BT), targets(BT);
-    const Route route = keep_every(config_.num_hidden_layers, k);
-    val_->reset();
-    double sum = 0;
-    for (int i = 0; i < o_.val_batches / comm_.world(); i++) {   // the ranks share the batches
-        val_->next_batch(inputs.data(), targets.data());
-        sum += model_->forward(inputs.data(), targets.data(), route);
-    }
-    comm_.all_reduce_sum(&sum, 1);
-    return sum / o_.val_batches;
+    return validation_loss(*model_, *val_, keep_every(config_.num_hidden_layers, k), o_.val_batches, comm_);
 }
 
 template <class T>
