@@ -2,7 +2,8 @@
 // section 1, "Inference"): the validation loss when only every k-th layer (--retention) or the
 // listed layers (--keep-layers) keep a cache, computed as train_rkv's validation computes it
 // (src/validation.h); a greedy search for the kept layers that lose least (--search-kept); and
-// extractive question answering through the shared cache (--qa, src/qa_eval.h).
+// extractive question answering through the shared cache (--qa): greedy answers scored with
+// SQuAD v2's exact match and F1 (src/qa_metrics.h), and the loss of the gold answer.
 #include <algorithm>
 #include <cstdio>
 #include <exception>
@@ -22,13 +23,17 @@
 #include "data/corpus.h"
 #include "data/loader.h"
 #include "data/shard.h"
+#include "data/tokenizer.h"
 #include "dist/comm.h"
 #include "optim/adamw.h"
 #include "src/checkpoint.h"
 #include "src/devices.h"
 #include "src/kv_cache.h"
 #include "src/model.h"
-#include "src/qa_eval.h"
+#include "src/file_io.h"
+#include "src/greedy_decode.h"
+#include "src/qa_data.h"
+#include "src/qa_metrics.h"
 #include "src/route.h"
 #include "src/storage.h"
 #include "src/validation.h"
@@ -46,7 +51,10 @@ struct Options {
     int search_kept = 0;                  // 0: no search
     std::string device = "auto";
     bool json = false;
-    rkv::QaOptions qa;                    // --qa and its options
+    std::string qa;                       // a QA file (src/qa_data.h): question answering instead
+    std::string qa_template = rkv::kDefaultQaTemplate;
+    std::string qa_out;                   // each example with its prediction, as JSON Lines
+    int max_answer = 32;                  // tokens generated per answer at most
     std::string write_qa;                 // a folder for the built-in QA task's files
 };
 
@@ -257,16 +265,109 @@ void validation(Evaluator<T>& ev) {
         for (const auto& j : lines) fmt::print("{}\n", j.dump());
 }
 
+// A QA example as tokens: the prompt after the document start, the completion after it.
+struct QaTokens {
+    std::vector<int> prompt, completion;
+};
+
+// Per setting: the loss of the gold completions given their prompts (teacher-forced, nats per
+// token over all completions' tokens), and greedy answers through the shared KV cache, ended by
+// a newline or a document start, scored against the gold answers.
+template <class T>
+void question_answering(Evaluator<T>& ev) {
+    const Options& o = ev.o;
+    const rkv::ModelConfig& c = ev.config;
+    const int L = c.num_hidden_layers;
+    if (c.vocab_size != rkv::kByteVocab)
+        throw std::invalid_argument(fmt::format("--qa: the model's vocabulary ({} tokens) is not byte-level; QA "
+                                                "prompts are byte-level text", c.vocab_size));
+    const std::string tmpl = rkv::parse_qa_template(o.qa_template);
+    const std::vector<rkv::QaExample> examples = rkv::read_qa_jsonl(o.qa);
+    std::vector<QaTokens> items;
+    int longest = 1, longest_prompt = 1, unanswerable = 0;
+    for (size_t i = 0; i < examples.size(); i++) {
+        QaTokens t;
+        t.prompt = {rkv::kDocStart};
+        for (int32_t b : rkv::encode_bytes(rkv::qa_prompt(tmpl, examples[i]))) t.prompt.push_back(b);
+        for (int32_t b : rkv::encode_bytes(rkv::qa_completion(examples[i]))) t.completion.push_back(b);
+        const int P = int(t.prompt.size()), n = P + std::max(int(t.completion.size()), o.max_answer);
+        if (n > c.max_position_embeddings)
+            throw std::invalid_argument(fmt::format("{}:{}: a prompt of {} tokens and an answer of up to {} exceed the "
+                                                    "model's {} positions", o.qa, i + 1, P,
+                                                    n - P, c.max_position_embeddings));
+        longest = std::max(longest, P + int(t.completion.size()) - 1);
+        longest_prompt = std::max(longest_prompt, P);
+        unanswerable += examples[i].answers.empty();
+        items.push_back(std::move(t));
+    }
+    auto scorer = ev.model(o.batch, longest);                       // the answer loss, B examples at once
+    auto decoder = ev.model(1, std::min(longest_prompt, 256));      // prompts in chunks of up to 256
+    const auto stop = [](int t) { return t == '\n' || t == rkv::kDocStart; };
+    fmt::print("{} ({} layers) | {}: {} examples ({} unanswerable), greedy answers of up to {} tokens\n\n",
+               ev.source, L, o.qa, items.size(), unanswerable, o.max_answer);
+    fmt::print("  {:<16}  {:>13}  {:>14}  {:>6}  {:>6}  {:>11}\n", "setting", "cached layers", "KV bytes/token", "EM",
+               "F1", "answer loss");
+    std::vector<nlohmann::json> lines;
+    std::string out;   // --qa-out
+    for (const Setting& s : settings(o, L)) {
+        // The gold answers' loss: each row a prompt and its completion but the last token,
+        // targets only on the completion's tokens.
+        double loss_sum = 0;
+        long loss_tokens = 0;
+        for (size_t i0 = 0; i0 < items.size(); i0 += o.batch) {
+            std::vector<int> inputs(size_t(o.batch) * longest, 0), targets(inputs.size(), -1);
+            long n = 0;
+            for (size_t i = i0; i < std::min(items.size(), i0 + o.batch); i++) {
+                const QaTokens& t = items[i];
+                const size_t row = (i - i0) * longest, P = t.prompt.size();
+                std::copy(t.prompt.begin(), t.prompt.end(), inputs.begin() + row);
+                std::copy(t.completion.begin(), t.completion.end() - 1, inputs.begin() + row + P);
+                for (size_t j = 0; j < t.completion.size(); j++) targets[row + P - 1 + j] = t.completion[j];
+                n += long(t.completion.size());
+            }
+            loss_sum += scorer->forward(inputs.data(), targets.data(), s.route) * double(n);
+            loss_tokens += n;
+        }
+        double em = 0, f1 = 0;
+        for (size_t i = 0; i < items.size(); i++) {
+            const QaTokens& t = items[i];
+            rkv::KvCache<T> cache(*ev.ops, c, s.route, 1, int(t.prompt.size()) + o.max_answer);
+            std::vector<int> answer = rkv::greedy_decode(*decoder, cache, t.prompt, o.max_answer, stop);
+            if (!answer.empty() && stop(answer.back())) answer.pop_back();
+            std::string prediction = rkv::decode_bytes(std::vector<int32_t>(answer.begin(), answer.end()));
+            const size_t first = prediction.find_first_not_of(" \t\r\n"), last = prediction.find_last_not_of(" \t\r\n");
+            prediction = first == std::string::npos ? "" : prediction.substr(first, last - first + 1);
+            const rkv::QaScore score = rkv::score_answer(prediction, examples[i].answers);
+            em += score.em;
+            f1 += score.f1;
+            if (!o.qa_out.empty()) {
+                nlohmann::json j = setting_json(s);
+                j.erase("kept_layers");
+                j.update({{"context", examples[i].context}, {"question", examples[i].question},
+                          {"answers", examples[i].answers}, {"prediction", prediction}, {"em", score.em},
+                          {"f1", score.f1}});
+                out += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+            }
+        }
+        const double n = double(items.size()), answer_loss = loss_sum / double(loss_tokens);
+        const size_t bytes = ev.kv_bytes_per_token(s.route);
+        fmt::print("  {:<16}  {:>6}/{:<6}  {:>14}  {:>6.3f}  {:>6.3f}  {:>11.4f}\n", setting_name(s), s.kept.size(), L,
+                   bytes, em / n, f1 / n, answer_loss);
+        nlohmann::json j = setting_json(s);
+        j.update({{"em", em / n}, {"f1", f1 / n}, {"n", items.size()}, {"answer_loss", answer_loss},
+                  {"kv_bytes_per_token", bytes}});
+        lines.push_back(j);
+    }
+    if (!o.qa_out.empty()) rkv::write_text_atomic(o.qa_out, out);
+    if (o.json)
+        for (const auto& j : lines) fmt::print("{}\n", j.dump());
+}
+
 template <class T>
 int evaluate(const Options& o) {
     Evaluator<T> ev(o);
-    if (!o.qa.file.empty()) {
-        rkv::run_qa(ev.config, [&](int B, int Tn) { return ev.model(B, Tn); },
-                    [&](const rkv::Route& r) { return ev.kv_bytes_per_token(r); }, *ev.ops, o.qa, o.retention,
-                    o.json);
-        return 0;
-    }
-    validation(ev);
+    if (!o.qa.empty()) question_answering(ev);
+    else validation(ev);
     return 0;
 }
 
@@ -291,7 +392,13 @@ int main(int argc, char** argv) {
     app.add_option("--device", o.device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}))
         ->capture_default_str();
     app.add_flag("--json", o.json, "also print one JSON line per setting");
-    rkv::add_qa_options(app, o.qa);
+    app.add_option("--qa", o.qa, "question answering on this JSON Lines file of {context, question, answers}, "
+                                 "instead of the validation loss");
+    app.add_option("--qa-template", o.qa_template, "the prompt: {context} and {question} filled in, \\n a newline")
+        ->capture_default_str();
+    app.add_option("--qa-out", o.qa_out, "write each example with its answers and prediction (JSON Lines)");
+    app.add_option("--max-answer", o.max_answer, "tokens generated per answer at most")->check(CLI::PositiveNumber)
+        ->capture_default_str();
     app.add_option("--write-qa", o.write_qa, "write the built-in QA task (train and test splits) into this folder");
     CLI11_PARSE(app, argc, argv);
     try {

@@ -77,7 +77,8 @@ void TrainOptions::validate() const {
     require(batch > 0, fmt::format("--batch must be positive, got {}", batch));
     require(seq_len > 0, fmt::format("--seq-len must be positive, got {}", seq_len));
     require(grad_accum > 0, fmt::format("--grad-accum must be positive, got {}", grad_accum));
-    require(steps > 0, fmt::format("--steps must be positive, got {}", steps));
+    require(steps > 0, fmt::format("--steps must be positive, got {} (./eval_rkv --ckpt PATH validates a checkpoint "
+                                   "without training it)", steps));
     require(lr >= 0, fmt::format("--lr must not be negative, got {}", lr));
     require(min_lr_frac >= 0 && min_lr_frac <= 1, fmt::format("--min-lr-frac must be in [0, 1], got {}", min_lr_frac));
     require(warmup_steps() <= steps, fmt::format("--warmup {} exceeds --steps {}", warmup_steps(), steps));
