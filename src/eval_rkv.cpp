@@ -58,23 +58,13 @@ struct Options {
     std::string write_qa;                 // a folder for the built-in QA task's files
 };
 
-// A comma-separated list of layer indices, as --keep-layers takes it.
+// A comma-separated list of layer indices, as --keep-layers takes it, ascending, each once.
 std::vector<int> parse_layers(const std::string& s) {
     std::vector<int> layers;
-    size_t begin = 0;
-    while (begin <= s.size()) {
-        const size_t comma = std::min(s.find(',', begin), s.size());
-        const std::string item = s.substr(begin, comma - begin);
-        size_t used = 0;
-        int j = -1;
-        try {
-            j = std::stoi(item, &used);
-        } catch (const std::exception&) {
-        }
-        if (item.empty() || used != item.size() || j < 0)
-            throw std::invalid_argument(fmt::format("--keep-layers {}: '{}' is not a layer index", s, item));
-        layers.push_back(j);
-        begin = comma + 1;
+    try {
+        layers = rkv::parse_layer_list(s);
+    } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(fmt::format("--keep-layers {}: {}", s, e.what()));
     }
     std::sort(layers.begin(), layers.end());
     layers.erase(std::unique(layers.begin(), layers.end()), layers.end());

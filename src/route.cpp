@@ -114,6 +114,20 @@ static std::optional<int> parse_int(const std::string& s) {
     return x;
 }
 
+std::vector<int> parse_layer_list(const std::string& list) {
+    std::vector<int> layers;
+    size_t begin = 0;
+    while (begin <= list.size()) {
+        const size_t comma = std::min(list.find(',', begin), list.size());
+        const std::string item = list.substr(begin, comma - begin);
+        const auto j = parse_int(item);
+        if (!j) throw std::invalid_argument(fmt::format("'{}' is not a layer index", item));
+        layers.push_back(*j);
+        begin = comma + 1;
+    }
+    return layers;
+}
+
 TrainRouteSpec parse_train_route(const std::string& spec) {
     auto bad = [&](const std::string& why) {
         return std::invalid_argument(fmt::format(
@@ -137,17 +151,13 @@ TrainRouteSpec parse_train_route(const std::string& spec) {
     }
     if (kind == "layers") {
         r.kind = TrainRouteSpec::Kind::layers;
-        size_t begin = 0;
-        while (begin <= arg.size()) {
-            const size_t comma = std::min(arg.find(',', begin), arg.size());
-            const std::string item = arg.substr(begin, comma - begin);
-            const auto j = parse_int(item);
-            if (!j) throw bad(fmt::format("'{}' is not a layer index", item));
-            if (!r.layers.empty() && *j <= r.layers.back())
-                throw bad("the layers must be listed in increasing order, each once");
-            r.layers.push_back(*j);
-            begin = comma + 1;
+        try {
+            r.layers = parse_layer_list(arg);
+        } catch (const std::invalid_argument& e) {
+            throw bad(e.what());
         }
+        for (size_t i = 1; i < r.layers.size(); i++)
+            if (r.layers[i] <= r.layers[i - 1]) throw bad("the layers must be listed in increasing order, each once");
         if (r.layers.front() != 0) throw bad("the kept layers must include layer 0");
         return r;
     }

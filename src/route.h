@@ -70,6 +70,9 @@ struct TrainRouteSpec {
 };
 // Throws std::invalid_argument naming spec and what is wrong with it.
 TrainRouteSpec parse_train_route(const std::string& spec);
+// "0,3,5" as written (each a whole number >= 0); throws std::invalid_argument "'x' is not a
+// layer index" for anything else.
+std::vector<int> parse_layer_list(const std::string& list);
 
 class TrainRoute {
 public:
