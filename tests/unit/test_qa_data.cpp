@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include <unistd.h>
 
@@ -111,4 +112,34 @@ TEST_CASE("prompt templates", "[qa]") {
     CHECK_THROWS_WITH(parse_qa_template("{context} only"), Catch::Contains("{question}"));
     CHECK(qa_completion(ex) == " tesim\n");
     CHECK(qa_completion({"c", "q", {}}) == "\n");
+}
+
+TEST_CASE("QA lines and templates never crash on random input", "[qa][data]") {
+    std::mt19937_64 rng(std::random_device{}());
+    const fs::path path = fs::temp_directory_path() / fmt::format("qa_fuzz_{}.jsonl", ::getpid());
+    const std::string good = R"({"context": "kavo lives in tesim.", "question": "where?", "answers": ["tesim"]})";
+    for (int i = 0; i < 2000; i++) {
+        std::string line = good;
+        for (int j = 0, n = int(rng() % 4) + 1; j < n; j++) {   // a few bytes changed, dropped or added
+            const size_t at = rng() % (line.size() + 1);
+            const char c = char(rng() % 256);
+            switch (rng() % 3) {
+                case 0: if (at < line.size()) line[at] = c; break;
+                case 1: if (at < line.size()) line.erase(at, 1); break;
+                default: line.insert(line.begin() + ptrdiff_t(at), c);
+            }
+        }
+        std::ofstream(path, std::ios::binary) << line;
+        try {
+            const std::vector<QaExample> ex = read_qa_jsonl(path.string());
+            CHECK(ex.size() >= 1);
+        } catch (const std::runtime_error& e) {
+            CHECK(std::string(e.what()).find(path.string()) == 0);
+        }
+        try {
+            qa_prompt(parse_qa_template(line), QaExample{"c", "q", {}});
+        } catch (const std::invalid_argument&) {
+        }
+    }
+    fs::remove(path);
 }

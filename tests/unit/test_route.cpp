@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <random>
 
 #include "src/route.h"
 
@@ -148,4 +149,21 @@ TEST_CASE("the p_own schedule is linear in the update step, and routes follow it
     const Route last = down.at(2, {1, 0, 0});
     for (int l = 1; l < L; l++) CHECK(last.kv_src[l] < l);
     CHECK_THROWS_WITH(TrainRoute(parse_train_route("stochastic"), L, 0.5, 1.5, 10), Catch::Contains("1.5"));
+}
+
+TEST_CASE("--train-route parsing never crashes on random specs", "[route][train_route]") {
+    std::mt19937_64 rng(std::random_device{}());
+    const std::string alphabet = "stochaiclyerkp-v:0123456789,, x-";
+    for (int i = 0; i < 20000; i++) {
+        std::string spec;
+        const int n = int(rng() % 16);
+        if (rng() % 2) spec = std::vector<std::string>{"keep-every:", "layers:", "stochastic"}[rng() % 3];
+        for (int j = 0; j < n; j++) spec += alphabet[rng() % alphabet.size()];
+        try {
+            const TrainRouteSpec r = parse_train_route(spec);
+            CHECK(parse_train_route(r.str()).str() == r.str());   // what parses has a canonical form
+        } catch (const std::invalid_argument& e) {
+            CHECK(std::string(e.what()).find(spec) != std::string::npos);
+        }
+    }
 }
