@@ -232,8 +232,8 @@ void validation(Evaluator<T>& ev) {
             }
             kept.push_back(best);
             std::sort(kept.begin(), kept.end());
-            fmt::print("  + layer {:<3} -> layers {:<16} val loss {:.4f}\n", best, fmt::format("{}", fmt::join(kept, ",")),
-                       best_loss);
+            fmt::print("  + layer {:<3} -> layers {:<16} val loss {:.4f}\n", best,
+                       fmt::format("{}", fmt::join(kept, ",")), best_loss);
         }
         // Against the M layers spread evenly over the depth: keep-every-k where L/M is whole.
         std::vector<int> even;

@@ -65,7 +65,8 @@ std::string parse_qa_template(const std::string& tmpl) {
         if (tmpl[i] == '{') {
             const size_t close = tmpl.find('}', i);
             const std::string name = close == std::string::npos ? "" : tmpl.substr(i + 1, close - i - 1);
-            const bool word = !name.empty() && name.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string::npos;
+            const bool word =
+                !name.empty() && name.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string::npos;
             if (word && name != "context" && name != "question")
                 throw std::invalid_argument(fmt::format(
                     "--qa-template: unknown placeholder {{{}}} (it takes {{context}} and {{question}})", name));
@@ -116,7 +117,8 @@ std::vector<std::string> write_builtin_qa(const std::string& dir, int n_train, i
     std::filesystem::create_directories(dir);
     const std::string tmpl = parse_qa_template(kDefaultQaTemplate);
     std::vector<std::string> written;
-    for (auto [name, split, n] : {std::tuple{"train", CorpusSplit::train, n_train}, {"test", CorpusSplit::val, n_test}}) {
+    for (auto [name, split, n] :
+         {std::tuple{"train", CorpusSplit::train, n_train}, {"test", CorpusSplit::val, n_test}}) {
         const std::vector<QaExample> examples = builtin_qa(kBuiltinCorpusSeed, split, n);
         const std::string data = fmt::format("{}/qa_{}.jsonl", dir, name);
         const std::string prompts = fmt::format("{}/qa_{}_prompts.jsonl", dir, name);

@@ -454,8 +454,8 @@ class TrainCliTest:
                    "routes: every kind trains differently", f"{train}")
         # A resume under another route or schedule is refused, naming it.
         out = self.out_dir("route_layers")
-        for flags, key in ((["--train-route", "keep-every:2"], "train_route"), (["--p-own-final", "0.2"], "p_own_final"),
-                           (["--p-own", "0.5"], "train_route")):
+        for flags, key in ((["--train-route", "keep-every:2"], "train_route"),
+                           (["--p-own-final", "0.2"], "p_own_final"), (["--p-own", "0.5"], "train_route")):
             self.expect_rejected(f"--resume of a layers:0,3 run with {' '.join(flags)}",
                                  self.small + self.data + common + flags + ["--out", out, "--resume"],
                                  [re.escape(os.path.join(out, "ckpt_00000008")), key], out, fresh_out=False)
