@@ -28,7 +28,9 @@ def main():
                 cells[(model, e["kv_bytes_per_token"])].append(e["val_loss"])
     if not cells:
         sys.exit(f"{out}: no */eval.jsonl")
-    models = sorted({m for m, _ in cells}, key=lambda m: (-int(m[1:m.index("-")]), m))
+    # "L8-p0.75": deepest first, then the highest p_own (the ordinary model) first.
+    depth_p = lambda m: (-int(m[1:m.index("-")]), -float(m[m.index("-p") + 2:]))
+    models = sorted({m for m, _ in cells}, key=depth_p)
     sizes = sorted({b for _, b in cells}, reverse=True)
     full = sizes[0]
     print(f"Validation loss (nats per byte, built-in corpus) against KV bytes per token; "
