@@ -12,7 +12,8 @@
 
 namespace rkv {
 
-inline constexpr const char* kDefaultQaTemplate = "{context}\nQuestion: {question}\nAnswer:";
+// As written on a command line: parse_qa_template reads its \n as newlines.
+inline constexpr const char* kDefaultQaTemplate = R"({context}\nQuestion: {question}\nAnswer:)";
 
 // Throws std::runtime_error "path:line: problem" for a line that is not such an object (an
 // empty line included), a missing or mistyped field, or a field it does not know ("id" and
