@@ -282,7 +282,7 @@ void Trainer<T>::resolve_data() {
         CorpusFiles files;
         if (lead_) files = cached_builtin_corpus(kBuiltinCorpusSeed);
         comm_.barrier();
-        if (!lead_) files = cached_builtin_corpus(kCorpusSeed);   // another machine's ranks generate their own
+        if (!lead_) files = cached_builtin_corpus(kBuiltinCorpusSeed);   // another machine's ranks generate their own
         train = files.train;
         val = files.val;
     }
