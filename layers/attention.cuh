@@ -14,29 +14,15 @@
 #include <cstddef>
 
 #include "cuda/compat.cuh"
+#include "ref/attention_args.h"
 
 namespace rkv::cuda {
 
+// The arguments (routed: layer a.layer reads block a.kv_src[a.layer]; a.accumulate_kv adds dk, dv
+// to it) are ref/attention_args.h's.
 template <class S>
-void attention_forward(S* out, float* lse, const S* q, const S* k, const S* v, int B, int T, int NH, int NKV, int HS,
-                       cudaStream_t stream);
+void attention_plain_forward(const AttentionArgs<S, float>& a, cudaStream_t stream);
 template <class S>
-void attention_backward(S* dq, S* dk, S* dv, const S* dout, const S* q, const S* k, const S* v, const S* out,
-                        const float* lse, int B, int T, int NH, int NKV, int HS, cudaStream_t stream);
-
-// Routed: k_all, v_all, dk_all, dv_all hold every layer's (B, T, NKV, HS) block, layer_stride
-// elements apart (the driver's (L, B, T, NKV, HS) buffers). Layer `layer` reads, and writes
-// its dk, dv into, block kv_src[layer], looked up on the device in kv_src (L), so a new route
-// is new data, not a new launch. With accumulate_kv they are added to the block instead: the
-// source's later readers (in the backward's order) add their share to the first one's.
-template <class S>
-void attention_forward_routed(S* out, float* lse, const S* q, const S* k_all, const S* v_all, const int* kv_src,
-                              int layer, size_t layer_stride, int B, int T, int NH, int NKV, int HS,
-                              cudaStream_t stream);
-template <class S>
-void attention_backward_routed(S* dq, S* dk_all, S* dv_all, bool accumulate_kv, const S* dout, const S* q,
-                               const S* k_all, const S* v_all, const S* out, const float* lse, const int* kv_src,
-                               int layer, size_t layer_stride, int B, int T, int NH, int NKV, int HS,
-                               cudaStream_t stream);
+void attention_plain_backward(const AttentionArgs<S, float>& a, cudaStream_t stream);
 
 }  // namespace rkv::cuda

@@ -256,15 +256,18 @@ Split split_rule(int64_t rows, int keys) {
 }  // namespace
 
 template <class S>
-void attention_cached_forward(S* out, const S* q, const S* k_cache, const S* v_cache, const int* kv_slot, int layer,
-                              size_t slot_stride, int B, int Tq, int pos0, int Tmax, int NH, int NKV, int HS,
-                              cudaStream_t stream) {
-    check_positions("attention_cached_forward", B, Tq, pos0, Tmax);
-    if (NH < 1 || NKV < 1 || NH % NKV != 0)
-        throw std::invalid_argument("attention_cached_forward: NH (" + std::to_string(NH) +
-                                    ") is not a positive multiple of NKV (" + std::to_string(NKV) + ")");
-    if (HS < 1 || HS > 128)
-        throw std::invalid_argument("attention_cached_forward: head dim " + std::to_string(HS) +
+void attention_decode_forward(const AttentionDecodeArgs<S>& a, cudaStream_t stream) {
+    const int B = a.B, Tq = a.Tq, pos0 = a.pos0, Tmax = a.Tmax, NH = a.NH, NKV = a.NKV, HS = a.HS;
+    S* out = a.out;
+    const S *q = a.q, *k_cache = a.k_cache, *v_cache = a.v_cache;
+    const int* kv_slot = a.kv_slot;
+    const int layer = a.layer;
+    const size_t slot_stride = a.slot_stride;
+    check_positions("attention_decode_forward", B, Tq, pos0, Tmax);
+    if (NH < 1) throw std::invalid_argument("attention_decode_forward: NH (" + std::to_string(NH) + ") < 1");
+    check_shape("attention_decode_forward", NH, NKV);
+    if (HS < 1 || HS > 128)  // the kernels' head-dim dispatch below refuses it too, but before any launch
+        throw std::invalid_argument("attention_decode_forward: head dim " + std::to_string(HS) +
                                     " is not in 1 .. 128");
     if (B == 0 || Tq == 0) return;
 
@@ -286,9 +289,7 @@ void attention_cached_forward(S* out, const S* q, const S* k_cache, const S* v_c
             }
             launch(attention_cached_kernel<D, false, S>);
         };
-        if (HS <= 32) run(std::integral_constant<int, 32>{});
-        else if (HS <= 64) run(std::integral_constant<int, 64>{});
-        else run(std::integral_constant<int, 128>{});
+        with_padded_head_dim<32, 64, 128>("attention_decode_forward", HS, run);
     };
 
     const Split split = split_rule(int64_t(B) * NH * Tq, pos0 + Tq);
@@ -317,8 +318,7 @@ void kv_cache_write(S* cache, const S* src, int B, int Tq, int pos0, int Tmax, i
 }
 
 #define INSTANTIATE(S)                                                                                                 \
-    template void attention_cached_forward<S>(S*, const S*, const S*, const S*, const int*, int, size_t, int, int,     \
-                                              int, int, int, int, int, cudaStream_t);                                  \
+    template void attention_decode_forward<S>(const AttentionDecodeArgs<S>&, cudaStream_t);                          \
     template void kv_cache_write<S>(S*, const S*, int, int, int, int, int, cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(__nv_bfloat16)

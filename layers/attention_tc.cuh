@@ -13,29 +13,13 @@
 #include <cstddef>
 
 #include "cuda/compat.cuh"
+#include "ref/attention_args.h"
 
 namespace rkv::cuda {
 
-void attention_tc_forward(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
-                          const __nv_bfloat16* v, int B, int T, int NH, int NKV, int HS, cudaStream_t stream);
-void attention_tc_backward(__nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, const __nv_bfloat16* dout,
-                           const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
-                           const __nv_bfloat16* out, const float* lse, int B, int T, int NH, int NKV, int HS,
-                           cudaStream_t stream);
-
-// Routed: k_all, v_all, dk_all, dv_all hold every layer's (B, T, NKV, HS) block, layer_stride
-// elements apart; layer `layer` reads, and writes its dk, dv into, block kv_src[layer], looked
-// up on the device in kv_src (L). With accumulate_kv they are added to the block instead: the
-// source's later readers add their share to the first one's.
-void attention_tc_forward_routed(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q,
-                                 const __nv_bfloat16* k_all, const __nv_bfloat16* v_all, const int* kv_src,
-                                 int layer, size_t layer_stride, int B, int T, int NH, int NKV, int HS,
-                                 cudaStream_t stream);
-void attention_tc_backward_routed(__nv_bfloat16* dq, __nv_bfloat16* dk_all, __nv_bfloat16* dv_all,
-                                  bool accumulate_kv, const __nv_bfloat16* dout, const __nv_bfloat16* q,
-                                  const __nv_bfloat16* k_all, const __nv_bfloat16* v_all, const __nv_bfloat16* out,
-                                  const float* lse,
-                                  const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH, int NKV,
-                                  int HS, cudaStream_t stream);
+// The arguments (routed: layer a.layer reads block a.kv_src[a.layer]; a.accumulate_kv adds dk, dv
+// to it) are ref/attention_args.h's.
+void attention_mma_forward(const AttentionArgs<__nv_bfloat16, float>& a, cudaStream_t stream);
+void attention_mma_backward(const AttentionArgs<__nv_bfloat16, float>& a, cudaStream_t stream);
 
 }  // namespace rkv::cuda

@@ -5,7 +5,6 @@
 // bound_for the storage; lse, float in both, within the fp32 bound.
 #include "attention_check.h"
 
-#include "layers/attention.cuh"
 
 using namespace kcheck;
 using namespace kcheck::attn;
@@ -15,13 +14,7 @@ namespace {
 // lse is float whatever the storage: the fp32 bound; one key leaves dq and dk only the
 // rounding of a zero sum, in either storage.
 template <class S>
-const Kernel<S> plain{.forward = rkv::cuda::attention_forward<S>,
-                      .backward = rkv::cuda::attention_backward<S>,
-                      .forward_routed = rkv::cuda::attention_forward_routed<S>,
-                      .backward_routed = rkv::cuda::attention_backward_routed<S>,
-                      .qk = 2.0f,
-                      .lse_bound = fp32_bound,
-                      .one_key_bound = 1e-5};
+const Kernel<S> plain{.row = table_row("plain"), .qk = 2.0f, .lse_bound = fp32_bound, .one_key_bound = 1e-5};
 
 }  // namespace
 

@@ -26,6 +26,13 @@ using Vec = std::vector<float>;
 
 struct Shape {
     int B, Tq, pos0, Tmax, NH, NKV, HS;
+    // The arguments with these shapes, over one slot (or slots slot_stride apart through kv_slot).
+    template <class S>
+    rkv::AttentionDecodeArgs<S> args(S* out, const S* q, const S* k, const S* v, const int* kv_slot = nullptr,
+                                     int layer = 0, size_t slot_stride = 0) const {
+        return {.B = B, .Tq = Tq, .pos0 = pos0, .Tmax = Tmax, .NH = NH, .NKV = NKV, .HS = HS, .kv_slot = kv_slot,
+                .layer = layer, .slot_stride = slot_stride, .q = q, .k_cache = k, .v_cache = v, .out = out};
+    }
     size_t q() const { return size_t(B) * Tq * NH * HS; }      // q, out
     size_t slot() const { return size_t(B) * Tmax * NKV * HS; }  // one slot of k or v
 };
@@ -63,8 +70,8 @@ std::vector<double> slot_of(const Vec& cache, const Shape& s, int l) {
 // ref's out of the queries over slot `slot`.
 std::vector<double> reference(const Shape& s, const Vec& q, const Vec& k, const Vec& v, int slot) {
     std::vector<double> out(s.q());
-    rkv::ref::attention_cached_forward(out.data(), to_double(q).data(), slot_of(k, s, slot).data(),
-                                       slot_of(v, s, slot).data(), s.B, s.Tq, s.pos0, s.Tmax, s.NH, s.NKV, s.HS);
+    const std::vector<double> qd = to_double(q), kd = slot_of(k, s, slot), vd = slot_of(v, s, slot);
+    rkv::ref::attention_cached_forward(s.args(out.data(), qd.data(), kd.data(), vd.data()));
     return out;
 }
 
@@ -82,8 +89,8 @@ void check_route(const Shape& s, const std::vector<int>& route, int slots) {
         const Vec q = as_stored<S>(random_floats(s.q(), -kQK, kQK));
         Device<S> qd(to_storage<S>(q));
         out.poison();
-        rkv::cuda::attention_cached_forward(out.get(), qd.get(), kd.get(), vd.get(), kv_slot.get(), layer,
-                                            s.slot() + kGap, s.B, s.Tq, s.pos0, s.Tmax, s.NH, s.NKV, s.HS, nullptr);
+        rkv::cuda::attention_decode_forward(
+            s.args(out.get(), qd.get(), kd.get(), vd.get(), kv_slot.get(), layer, s.slot() + kGap), nullptr);
         check_close("out", to_floats(out.download()), reference(s, q, k, v, route[layer]), bound_for<S>());
     }
 }
@@ -166,8 +173,8 @@ TEMPLATE_TEST_CASE("cached attention reads the slot the route names, from device
 TEST_CASE("cached attention refuses shapes it does not take", "[attention_cached]") {
     Device<float> x(4096);
     const auto run = [&](int Tq, int pos0, int Tmax, int NH, int NKV, int HS) {
-        rkv::cuda::attention_cached_forward(x.get(), x.get(), x.get(), x.get(), nullptr, 0, 0, 1, Tq, pos0, Tmax, NH,
-                                            NKV, HS, nullptr);
+        const Shape s{1, Tq, pos0, Tmax, NH, NKV, HS};
+        rkv::cuda::attention_decode_forward(s.args(x.get(), x.get(), x.get(), x.get()), nullptr);
     };
     CHECK_THROWS_AS(run(1, 4, 4, 2, 2, 16), std::invalid_argument);    // pos0 + Tq past Tmax
     CHECK_THROWS_AS(run(1, -1, 4, 2, 2, 16), std::invalid_argument);   // negative pos0
@@ -213,8 +220,7 @@ TEMPLATE_TEST_CASE("cached attention gives the same bits in every thread order",
         InOrder in_order(order);
         Device<TestType> qd(to_storage<TestType>(q)), kd(to_storage<TestType>(k)), vd(to_storage<TestType>(v)),
             out(s.q());
-        rkv::cuda::attention_cached_forward(out.get(), qd.get(), kd.get(), vd.get(), nullptr, 0, 0, s.B, s.Tq,
-                                            s.pos0, s.Tmax, s.NH, s.NKV, s.HS, nullptr);
+        rkv::cuda::attention_decode_forward(s.args(out.get(), qd.get(), kd.get(), vd.get()), nullptr);
         got.push_back(to_floats(out.download()));
     }
     for (const Vec& g : got) CHECK(std::memcmp(g.data(), got[0].data(), g.size() * sizeof(float)) == 0);

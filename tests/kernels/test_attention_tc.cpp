@@ -17,13 +17,7 @@ namespace {
 
 // q and k in [-1.5, 1.5]: q.k ~ HS / 4 before the 1 / sqrt(HS), a few units' scores at HS 128
 // too. One key leaves dq and dk the rounding of a bf16 sum.
-const Kernel<bf16> tc{.forward = rkv::cuda::attention_tc_forward,
-                      .backward = rkv::cuda::attention_tc_backward,
-                      .forward_routed = rkv::cuda::attention_tc_forward_routed,
-                      .backward_routed = rkv::cuda::attention_tc_backward_routed,
-                      .qk = 1.5f,
-                      .lse_bound = fp32_bound,
-                      .one_key_bound = 1e-2};
+const Kernel<bf16> tc{.row = table_row("mma"), .qk = 1.5f, .lse_bound = fp32_bound, .one_key_bound = 1e-2};
 
 }  // namespace
 
@@ -48,10 +42,13 @@ TEST_CASE("attention_tc gives the same bits in every thread order and every run"
 TEST_CASE("attention_tc refuses head dims other than 64 and 128 and uneven groups", "[attention_tc]") {
     Device<bf16> x(3 * 96);
     Device<float> lse(3);
-    CHECK_THROWS_AS(rkv::cuda::attention_tc_forward(x.get(), lse.get(), x.get(), x.get(), x.get(), 1, 1, 3, 1, 96,
-                                                    nullptr),
-                    std::invalid_argument);
-    CHECK_THROWS_AS(rkv::cuda::attention_tc_forward(x.get(), lse.get(), x.get(), x.get(), x.get(), 1, 1, 3, 2, 64,
-                                                    nullptr),
-                    std::invalid_argument);
+    const rkv::AttentionArgs<bf16, float> a{.B = 1, .T = 1, .NH = 3, .NKV = 1, .HS = 96, .q = x.get(),
+                                            .k_all = x.get(), .v_all = x.get(), .out = x.get(), .lse = lse.get(),
+                                            .dout = x.get(), .dq = x.get(), .dk_all = x.get(), .dv_all = x.get()};
+    auto uneven = a;
+    uneven.NKV = 2, uneven.HS = 64;
+    for (const auto& bad : {a, uneven}) {
+        CHECK_THROWS_AS(rkv::cuda::attention_mma_forward(bad, nullptr), std::invalid_argument);
+        CHECK_THROWS_AS(rkv::cuda::attention_mma_backward(bad, nullptr), std::invalid_argument);
+    }
 }
