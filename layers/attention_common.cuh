@@ -1,5 +1,5 @@
-// What the attention kernels share. All of them (layers/attention.cu, attention_cached.cu, and
-// the tensor-core attention_tc.cu on mma.sync and attention_wgmma.cu on wgmma): the log2 and ln
+// What the attention kernels share. All of them (layers/attention_plain.cu, attention_decode.cu, and
+// the tensor-core attention_mma.cu on mma.sync and attention_wgmma.cu on wgmma): the log2 and ln
 // constants and where a routed layer's K/V block starts. The two tensor-core files: their
 // contract's checks, the reductions over the 4 lanes that hold one accumulator row, the bf16
 // read-modify-write of the backward's outputs, and D = rowsum(dO * O) for the backward.

@@ -3,8 +3,8 @@
 
 #include <stdexcept>
 
-#include "layers/attention.cuh"
-#include "layers/attention_tc.cuh"
+#include "layers/attention_plain.cuh"
+#include "layers/attention_mma.cuh"
 #include "layers/attention_wgmma.cuh"
 
 namespace rkv::cuda {

@@ -1,11 +1,11 @@
 // Fused causal attention with GQA on Hopper's warpgroup tensor cores (wgmma, bf16 in, fp32
 // accumulate), forward and backward, with the route as data: layers/attention_wgmma.cu,
-// FlashAttention-3 style. It computes what attention_tc (layers/attention_tc.cuh) computes, with
+// FlashAttention-3 style. It computes what attention_mma (layers/attention_mma.cuh) computes, with
 // the same argument lists:
 //   q, out, dq, dout (B, T, NH, HS) bf16;  k, v, dk, dv (B, T, NKV, HS) bf16;  lse (B, NH, T) float
 // lse is the natural-log log-sum-exp of the scaled scores, so either backward (or the plain
 // kernel's) takes either forward's out and lse. The backward recomputes P from lse and writes
-// dq, dk and dv (or adds to dk, dv: the routed one). Query head h reads KV head h / (NH / NKV);
+// dq, dk and dv (or adds to dk, dv: accumulate_kv). Query head h reads KV head h / (NH / NKV);
 // NH is a multiple of NKV; HS is 64 or 128; any T >= 0. Every pointer is device memory, 16-byte
 // aligned.
 // The results do not depend on the order the GPU runs threads in (no atomics: the same inputs

@@ -30,7 +30,7 @@ inline HeadView head(int b, int h, int T, int heads, int HS) {
 
 // P (rows, cols) = softmax over j <= pos0 + t of the scores in row t of P; the entries past
 // it become 0. lse (rows), when not null, gets each row's log-sum-exp. Training: square, pos0
-// 0; inference over a cache: the new rows after pos0 cached ones (ref/attention_cached.h).
+// 0; inference over a cache: the new rows after pos0 cached ones (ref/attention_decode.h).
 template <class S>
 void causal_softmax(S* P, S* lse, int rows, int cols, int pos0 = 0) {
     for (int t = 0; t < rows; t++) {

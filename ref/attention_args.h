@@ -39,7 +39,7 @@ struct AttentionArgs {
     bool accumulate_kv = false;   // add dk, dv to the source block instead of writing it
 };
 
-// Attention over a KV cache, for inference (ref/attention_cached.h): the Tq new queries of each
+// Attention over a KV cache, for inference (ref/attention_decode.h): the Tq new queries of each
 // sequence sit at positions pos0 .. pos0 + Tq - 1 and attend causally to the cache rows 0 ..
 // their own position (rows pos0 .. pos0 + Tq - 1 already hold their keys and values).
 //   q, out (B, Tq, NH, HS);  a cache slot (B, Tmax, NKV, HS), pos0 + Tq <= Tmax

@@ -12,7 +12,7 @@
 #include "ref/activations.h"
 #include "ref/adamw.h"
 #include "ref/attention.h"
-#include "ref/attention_cached.h"
+#include "ref/attention_decode.h"
 #include "ref/cross_entropy.h"
 #include "ref/embedding.h"
 #include "ref/layernorm.h"
@@ -128,7 +128,7 @@ struct CpuOps : LayerOps<T> {
     void kv_cache_write(T* slot, const T* src, int B, int Tq, int pos0, int Tmax, int width) override {
         ref::kv_cache_write(slot, src, B, Tq, pos0, Tmax, width);
     }
-    void attention_cached(const AttentionDecodeArgs<T>& a) override { ref::attention_cached_forward(a); }
+    void attention_decode(const AttentionDecodeArgs<T>& a) override { ref::attention_decode_forward(a); }
     // ref accumulates: dq, and the source's dk, dv unless added to, start at zero.
     void attention_backward(const AttentionArgs<T, T>& a) override {
         const size_t src = ref::kv_block(a), kv = size_t(a.B) * a.T * a.NKV * a.HS;

@@ -4,7 +4,7 @@
 #pragma once
 #include "cuda/compat.cuh"
 #include "layers/activations.cuh"
-#include "layers/attention_cached.cuh"
+#include "layers/attention_decode.cuh"
 #include "layers/attention_kernels.cuh"
 #include "layers/cast.cuh"
 #include "layers/cross_entropy.cuh"
@@ -152,7 +152,7 @@ struct CudaOps final : LayerOps<T> {
         const auto timed = profile_.time(__func__);
         cuda::kv_cache_write(slot, src, B, Tq, pos0, Tmax, width, stream);
     }
-    void attention_cached(const AttentionDecodeArgs<T>& a) override {
+    void attention_decode(const AttentionDecodeArgs<T>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::attention_decode_forward(a, stream);
     }

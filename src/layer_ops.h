@@ -127,13 +127,13 @@ struct LayerOps {
     virtual void attention_forward(const AttentionArgs<T, Master>& a) = 0;
     virtual void attention_backward(const AttentionArgs<T, Master>& a) = 0;
 
-    // Inference with a KV cache (ref/attention_cached.h). The cache holds the kept layers' slots,
+    // Inference with a KV cache (ref/attention_decode.h). The cache holds the kept layers' slots,
     // each (B, Tmax, NKV, HS), slot_stride apart. kv_cache_write puts a kept layer's new keys or
-    // values src (B, Tq, width) at rows pos0 .. pos0 + Tq - 1 of its slot. attention_cached: the
+    // values src (B, Tq, width) at rows pos0 .. pos0 + Tq - 1 of its slot. attention_decode: the
     // new queries a.q (B, Tq, NH, HS), at positions pos0 .. pos0 + Tq - 1, attend causally to slot
     // a.kv_slot[a.layer] (in the implementation's memory, like kv_src); a.out (B, Tq, NH, HS).
     virtual void kv_cache_write(T* slot, const T* src, int B, int Tq, int pos0, int Tmax, int width) = 0;
-    virtual void attention_cached(const AttentionDecodeArgs<T>& a) = 0;
+    virtual void attention_decode(const AttentionDecodeArgs<T>& a) = 0;
 
     // all (n). The GELU's backward is linear_gelu_backward's.
     virtual void swiglu_forward(T* out, const T* gate, const T* up, size_t n) = 0;

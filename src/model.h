@@ -334,7 +334,7 @@ void Model<T>::layer_forward(int l, const Pass& s) {
     // With nothing cached before them, new tokens attend to their own K/V as in training (the
     // tiled tensor-core kernels, where a prompt's first chunk gains most); after, to the cache.
     if (s.cache && s.pos0 > 0)
-        ops_.attention_cached({.B = B, .Tq = s.Tn, .pos0 = s.pos0, .Tmax = s.cache->max_len, .NH = NH, .NKV = NKV,
+        ops_.attention_decode({.B = B, .Tq = s.Tn, .pos0 = s.pos0, .Tmax = s.cache->max_len, .NH = NH, .NKV = NKV,
                                .HS = HS, .kv_slot = s.cache->kv_slot(), .layer = l, .slot_stride = s.cache->slot_stride,
                                .q = a.q, .k_cache = s.cache->k(), .v_cache = s.cache->v(), .out = a.att});
     else

@@ -1,12 +1,13 @@
-// The checks test_attention.cpp (layers/attention.cu) and test_attention_tc.cpp
-// (layers/attention_tc.cu) share, run on the kernel passed in as a Kernel: one layer against
+// The checks every attention kernel's test shares (test_attention_plain.cpp, _mma, _wgmma, and
+// test_attention_kernels.cpp for every row of layers/attention_kernels.cuh's table), run on the
+// kernel passed in as a Kernel: one layer against
 // ref/attention.h in double, routes read from device memory (one reader, then two readers of
 // one source), and the same bits in every thread order. Inputs are fresh random values as
 // stored in S, so that ref reads what the kernel reads; outputs and written gradients start
 // poisoned with NaN; gradients added to start with random values of the size of what ref
 // adds, and the relative error is that of what the backward added.
 //
-// Shapes as in layers/attention.cuh:
+// Shapes as in layers/attention_plain.cuh:
 //   q, out, dq, dout (B, T, NH, HS);  k, v, dk, dv (B, T, NKV, HS);  lse (B, NH, T)
 // S is the storage type (float or bf16); T is the sequence length.
 #pragma once

@@ -1,4 +1,4 @@
-// layers/attention_tc.cu against ref/attention.h in double on the same bf16-rounded inputs,
+// layers/attention_mma.cu against ref/attention.h in double on the same bf16-rounded inputs,
 // through attention_check.h: out, dq, dk, dv to bf16_bound; lse (float) to 1e-5, so that it is the
 // plain kernel's natural-log lse and either backward takes either's (the backward runs on
 // ref's lse). Head dims 64 and 128; MHA, GQA and MQA; lengths that are not multiples of the
@@ -8,7 +8,7 @@
 
 #include <stdexcept>
 
-#include "layers/attention_tc.cuh"
+#include "layers/attention_mma.cuh"
 
 using namespace kcheck;
 using namespace kcheck::attn;
@@ -21,7 +21,7 @@ const Kernel<bf16> tc{.row = table_row("mma"), .qk = 1.5f, .lse_bound = fp32_bou
 
 }  // namespace
 
-TEST_CASE("attention_tc matches ref: head dims 64 and 128, MHA, GQA, MQA, any length", "[attention_tc]") {
+TEST_CASE("attention_mma matches ref: head dims 64 and 128, MHA, GQA, MQA, any length", "[attention][attention_mma]") {
     const Shape shape = GENERATE(
         // HS 64: one partial tile; one key; several key tiles and two forward blocks, GQA, MQA
         Shape{1, 37, 2, 2, 64}, Shape{2, 1, 4, 2, 64}, Shape{1, 130, 4, 2, 64}, Shape{1, 200, 2, 1, 64},
@@ -30,16 +30,17 @@ TEST_CASE("attention_tc matches ref: head dims 64 and 128, MHA, GQA, MQA, any le
     check_layer(tc, shape);
 }
 
-TEST_CASE("attention_tc reads the route from device memory and writes or adds to the source", "[attention_tc]") {
+TEST_CASE("attention_mma reads the route from device memory and writes or adds to the source",
+          "[attention][attention_mma]") {
     check_routed(tc, Shape{2, 45, 4, 2, 64});
 }
 
-TEST_CASE("attention_tc gives the same bits in every thread order and every run", "[attention_tc]") {
+TEST_CASE("attention_mma gives the same bits in every thread order and every run", "[attention][attention_mma]") {
     const Shape shape = GENERATE(Shape{1, 130, 4, 2, 64}, Shape{1, 70, 2, 1, 128});
     check_same_bits(tc, shape);
 }
 
-TEST_CASE("attention_tc refuses head dims other than 64 and 128 and uneven groups", "[attention_tc]") {
+TEST_CASE("attention_mma refuses head dims other than 64 and 128 and uneven groups", "[attention][attention_mma]") {
     Device<bf16> x(3 * 96);
     Device<float> lse(3);
     const rkv::AttentionArgs<bf16, float> a{.B = 1, .T = 1, .NH = 3, .NKV = 1, .HS = 96, .q = x.get(),

@@ -1,6 +1,6 @@
 // Attention of new tokens over a KV cache (inference), in plain CUDA. Per batch b, query
 // head h (reading KV head h / (NH / NKV)) and new token t at position p = pos0 + t, it
-// computes what ref/attention_cached.h computes:
+// computes what ref/attention_decode.h computes:
 //
 //   s_j = scale q_t . k_j   for the cache rows j = 0 .. p    // q (B, Tq, NH, HS), k (B, Tmax, NKV, HS)
 //   out_t = sum_j softmax(s)_j v_j                           // out (B, Tq, NH, HS), v as k
@@ -37,7 +37,7 @@
 //
 // Routes as data: k_cache, v_cache are the base of all slots; the kernel adds
 // kv_slot[layer] * slot_stride, read on the device.
-#include "layers/attention_cached.cuh"
+#include "layers/attention_decode.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -82,7 +82,7 @@ __device__ __forceinline__ void load_dims(float (&x)[E], const S* row, int lane,
 // m, l, o; a split past the row's last key writes nothing.
 template <int D, bool kPacked, class S>
 __global__ void __launch_bounds__(kThreads)
-    attention_cached_kernel(S* out, float* part, const S* q, const S* k_cache, const S* v_cache, const int* kv_slot,
+    attention_decode_kernel(S* out, float* part, const S* q, const S* k_cache, const S* v_cache, const int* kv_slot,
                             int layer, size_t slot_stride, int range, int Tq, int pos0, int Tmax, int NH, int NKV,
                             int HS) {
     constexpr int E = D / 32;
@@ -185,7 +185,7 @@ __global__ void __launch_bounds__(kThreads)
 // sum_s 2^(m_s - M) l_s, M = max_s m_s. Split 0 holds key 0 and every split read holds one,
 // so every m_s, and M, is finite.
 template <class S>
-__global__ void attention_cached_combine_kernel(S* out, const float* part, int splits, int range, int Tq, int pos0,
+__global__ void attention_decode_combine_kernel(S* out, const float* part, int splits, int range, int Tq, int pos0,
                                                 int NH, int HS) {
     const int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z, d = threadIdx.x;
     const int used = ceil_div(pos0 + t + 1, range);  // the splits with keys of this row
@@ -285,9 +285,9 @@ void attention_decode_forward(const AttentionDecodeArgs<S>& a, cudaStream_t stre
             if constexpr (bytes == 8 || bytes == 16) {
                 if (HS == D && slot_stride % E == 0 && aligned(out, bytes) && aligned(q, bytes) &&
                     aligned(k_cache, bytes) && aligned(v_cache, bytes))
-                    return launch(attention_cached_kernel<D, true, S>);
+                    return launch(attention_decode_kernel<D, true, S>);
             }
-            launch(attention_cached_kernel<D, false, S>);
+            launch(attention_decode_kernel<D, false, S>);
         };
         with_padded_head_dim<32, 64, 128>("attention_decode_forward", HS, run);
     };
@@ -296,7 +296,7 @@ void attention_decode_forward(const AttentionDecodeArgs<S>& a, cudaStream_t stre
     if (split.splits == 1) return attend(nullptr, 1, pos0 + Tq);
     StreamScratch<float> part(size_t(B) * Tq * NH * split.splits * (2 + HS), stream);  // (B, Tq, NH, splits, 2 + HS)
     attend(part.get(), split.splits, split.range);
-    launch_kernel(attention_cached_combine_kernel<S>, dim3(Tq, NH, B), HS, 0, stream, out, part.get(), split.splits,
+    launch_kernel(attention_decode_combine_kernel<S>, dim3(Tq, NH, B), HS, 0, stream, out, part.get(), split.splits,
                   split.range, Tq, pos0, NH, HS);
 }
 

@@ -1,6 +1,6 @@
 // Attention over a KV cache, for inference, and the write of new keys and values into it.
-// Plain CUDA (layers/attention_cached.cu): the emulator runs it; checked against
-// ref/attention_cached.h.
+// Plain CUDA (layers/attention_decode.cu): the emulator runs it; checked against
+// ref/attention_decode.h.
 //
 // Shapes:  q, out (B, Tq, NH, HS);  a cache slot (B, Tmax, NKV, HS), pos0 + Tq <= Tmax
 // Query t of each sequence sits at position pos0 + t and attends causally to the cache rows

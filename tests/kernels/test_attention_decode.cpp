@@ -1,4 +1,4 @@
-// layers/attention_cached.cu against ref/attention_cached.h (double): decoding one token over a
+// layers/attention_decode.cu against ref/attention_decode.h (double): decoding one token over a
 // long cache, chunks of new tokens at pos0 = 0 and later, MHA and GQA groups of 2 and 4, head
 // dims 64, 128 and small or odd ones, B > 1; routes read from device memory; the same bits in
 // every thread order; kv_cache_write bit for bit. Caches hold NaN past the rows written
@@ -15,8 +15,8 @@
 #include <ostream>
 #include <stdexcept>
 
-#include "layers/attention_cached.cuh"
-#include "ref/attention_cached.h"
+#include "layers/attention_decode.cuh"
+#include "ref/attention_decode.h"
 
 using namespace kcheck;
 
@@ -71,7 +71,7 @@ std::vector<double> slot_of(const Vec& cache, const Shape& s, int l) {
 std::vector<double> reference(const Shape& s, const Vec& q, const Vec& k, const Vec& v, int slot) {
     std::vector<double> out(s.q());
     const std::vector<double> qd = to_double(q), kd = slot_of(k, s, slot), vd = slot_of(v, s, slot);
-    rkv::ref::attention_cached_forward(s.args(out.data(), qd.data(), kd.data(), vd.data()));
+    rkv::ref::attention_decode_forward(s.args(out.data(), qd.data(), kd.data(), vd.data()));
     return out;
 }
 
@@ -103,7 +103,7 @@ void check_one(const Shape& s) {
 
 }  // namespace
 
-TEST_CASE("cached attention decodes one token over a long cache", "[attention_cached]") {
+TEST_CASE("cached attention decodes one token over a long cache", "[attention][attention_decode]") {
     const Shape shape = GENERATE(
         // MHA, the cache longer than what is written: split in 3
         Shape{1, 1, 700, 1024, 4, 4, 64},
@@ -118,7 +118,8 @@ TEST_CASE("cached attention decodes one token over a long cache", "[attention_ca
     check_one<float>(shape);
 }
 
-TEST_CASE("cached attention splits the keys of few rows over a long cache across blocks", "[attention_cached]") {
+TEST_CASE("cached attention splits the keys of few rows over a long cache across blocks",
+          "[attention][attention_decode]") {
     const Shape shape = GENERATE(
         // GQA 2, 2001 keys: 8 splits of 256, the last one short
         Shape{1, 1, 2000, 2100, 2, 1, 64},
@@ -137,7 +138,7 @@ TEST_CASE("cached attention splits the keys of few rows over a long cache across
     check_one<float>(shape);
 }
 
-TEST_CASE("cached attention runs chunks of new tokens, at pos0 = 0 and later", "[attention_cached]") {
+TEST_CASE("cached attention runs chunks of new tokens, at pos0 = 0 and later", "[attention][attention_decode]") {
     const Shape shape = GENERATE(
         // a prompt from the start
         Shape{2, 7, 0, 16, 4, 2, 64}, Shape{1, 5, 0, 5, 2, 2, 128},
@@ -148,7 +149,7 @@ TEST_CASE("cached attention runs chunks of new tokens, at pos0 = 0 and later", "
     check_one<float>(shape);
 }
 
-TEST_CASE("bf16 cached attention: decode and a chunk, GQA", "[attention_cached]") {
+TEST_CASE("bf16 cached attention: decode and a chunk, GQA", "[attention][attention_decode]") {
     const Shape shape = GENERATE(
         // decodes: split in 3, in 2
         Shape{2, 1, 700, 720, 8, 2, 128}, Shape{1, 1, 500, 501, 4, 4, 64},
@@ -161,7 +162,8 @@ TEST_CASE("bf16 cached attention: decode and a chunk, GQA", "[attention_cached]"
     check_one<bf16>(shape);
 }
 
-TEMPLATE_TEST_CASE("cached attention reads the slot the route names, from device memory", "[attention_cached]",
+TEMPLATE_TEST_CASE("cached attention reads the slot the route names, from device memory",
+                   "[attention][attention_decode]",
                    float, bf16) {
     // 3 layers over 2 kept slots (layer 1 reads layer 0's), then over 3 in a shuffled order; one
     // block a row, and a decode split in 3.
@@ -170,7 +172,7 @@ TEMPLATE_TEST_CASE("cached attention reads the slot the route names, from device
     SECTION("route {2, 0, 1}") { check_route<TestType>(s, {2, 0, 1}, 3); }
 }
 
-TEST_CASE("cached attention refuses shapes it does not take", "[attention_cached]") {
+TEST_CASE("cached attention refuses shapes it does not take", "[attention][attention_decode]") {
     Device<float> x(4096);
     const auto run = [&](int Tq, int pos0, int Tmax, int NH, int NKV, int HS) {
         const Shape s{1, Tq, pos0, Tmax, NH, NKV, HS};
@@ -185,7 +187,7 @@ TEST_CASE("cached attention refuses shapes it does not take", "[attention_cached
 }
 
 TEMPLATE_TEST_CASE("kv_cache_write writes rows pos0 .. pos0 + Tq - 1 bit for bit, and nothing else",
-                   "[attention_cached]", float, bf16) {
+                   "[attention][attention_decode]", float, bf16) {
     struct Case {
         int B, Tq, pos0, Tmax, width, src_offset;  // src_offset elements into its buffer: unaligned when odd
     };
@@ -208,7 +210,8 @@ TEMPLATE_TEST_CASE("kv_cache_write writes rows pos0 .. pos0 + Tq - 1 bit for bit
     CHECK(std::memcmp(got.data(), want.data(), n_cache * sizeof(TestType)) == 0);
 }
 
-TEMPLATE_TEST_CASE("cached attention gives the same bits in every thread order", "[attention_cached]", float, bf16) {
+TEMPLATE_TEST_CASE("cached attention gives the same bits in every thread order",
+                   "[attention][attention_decode]", float, bf16) {
     // One block a row; 3 splits; 2 splits with the second empty for rows 0 .. 15.
     const Shape s = GENERATE(Shape{1, 2, 150, 160, 4, 2, 64}, Shape{1, 3, 700, 720, 4, 2, 64},
                              Shape{1, 40, 240, 300, 2, 1, 64});

@@ -2,7 +2,7 @@
 // positions already seen stay in a cache, so each new token costs one position's work. Only
 // the kept layers own a cache slot; the others read the slot of their route's source.
 //
-// attention_cached_forward (arguments: ref/attention_args.h): the Tq new queries of each sequence sit at positions
+// attention_decode_forward (arguments: ref/attention_args.h): the Tq new queries of each sequence sit at positions
 // pos0 .. pos0 + Tq - 1 and attend causally to the cache rows 0 .. their own position
 // (rows pos0 .. pos0 + Tq - 1 already hold the new tokens' keys and values):
 //   q, out (B, Tq, NH, HS);  k, v (B, Tmax, NKV, HS), pos0 + Tq <= Tmax
@@ -25,7 +25,7 @@ namespace rkv::ref {
 
 // kv_slot (a.kv_slot, host memory here) names the slot a.layer reads.
 template <class S>
-void attention_cached_forward(const AttentionDecodeArgs<S>& a) {
+void attention_decode_forward(const AttentionDecodeArgs<S>& a) {
     const int B = a.B, Tq = a.Tq, pos0 = a.pos0, Tmax = a.Tmax, NH = a.NH, NKV = a.NKV, HS = a.HS;
     const size_t slot = a.kv_slot ? size_t(a.kv_slot[a.layer]) * a.slot_stride : 0;
     const S* k = a.k_cache + slot;

@@ -25,7 +25,7 @@
 //
 // Tiles that the causal mask empties for a whole warp are skipped; only tiles that cross the
 // diagonal are masked element by element. Rows past T load as zeros and are never stored.
-#include "layers/attention_tc.cuh"
+#include "layers/attention_mma.cuh"
 
 #include <cmath>
 #include <cstdint>
@@ -144,7 +144,7 @@ __device__ __forceinline__ void mma_pb(float (&acc)[MT][D / 8][4], const float (
 // m16 tiles; lane (g, t) holds rows +g and +g+8 of each, keys and dims 2t, 2t+1 of each n8 tile.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    attention_tc_forward_kernel(bf16* out, float* lse, const bf16* q, const bf16* k_all, const bf16* v_all,
+    attention_mma_forward_kernel(bf16* out, float* lse, const bf16* q, const bf16* k_all, const bf16* v_all,
                                 const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV) {
     constexpr int S = kStride<D>, MT = kFwdRowTiles, N = kFwdKeys<D>;
     bf16* Qs = rkv::dynamic_smem<bf16>();  // (kFwdRows, D + 8)     this block's queries
@@ -248,7 +248,7 @@ __global__ void __launch_bounds__(kThreads)
 // rows +g, +g+8, keys and dims 2t, 2t+1 of each n8 tile.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    attention_tc_backward_dq_kernel(bf16* dq, const bf16* dout, const bf16* q, const bf16* k_all,
+    attention_mma_backward_dq_kernel(bf16* dq, const bf16* dout, const bf16* q, const bf16* k_all,
                                     const bf16* v_all, const float* lse, const float* Dvec, const int* kv_src,
                                     int layer, size_t layer_stride, int T, int NH, int NKV) {
     constexpr int S = kStride<D>;
@@ -328,7 +328,7 @@ __global__ void __launch_bounds__(kThreads)
 // rows (keys) +g, +g+8, queries and dims 2t, 2t+1 of each n8 tile.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    attention_tc_backward_dkdv_kernel(bf16* dk_all, bf16* dv_all, bool accumulate, const bf16* dout, const bf16* q,
+    attention_mma_backward_dkdv_kernel(bf16* dk_all, bf16* dv_all, bool accumulate, const bf16* dout, const bf16* q,
                                       const bf16* k_all, const bf16* v_all, const float* lse, const float* Dvec,
                                       const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV) {
     constexpr int S = kStride<D>;
@@ -429,7 +429,7 @@ void attention_mma_forward(const AttentionArgs<bf16, float>& a, cudaStream_t str
     with_head_dim<64, 128>("attention_mma", a.HS, [&](auto hs) {
         constexpr int D = decltype(hs)::value;
         if (a.B == 0 || a.T == 0) return;
-        launch_kernel_big_smem(attention_tc_forward_kernel<D>, dim3(ceil_div(a.T, kFwdRows), a.NH, a.B), kThreads,
+        launch_kernel_big_smem(attention_mma_forward_kernel<D>, dim3(ceil_div(a.T, kFwdRows), a.NH, a.B), kThreads,
                                smem_bytes(D, kFwdRows + 4 * kFwdKeys<D>), stream, a.out, a.lse, a.q, a.k_all, a.v_all,
                                a.kv_src, a.layer, a.layer_stride, a.T, a.NH, a.NKV);
     });
@@ -443,10 +443,10 @@ void attention_mma_backward(const AttentionArgs<bf16, float>& a, cudaStream_t st
         StreamScratch<float> Dvec(size_t(a.B) * a.T * a.NH, stream);  // (B, NH, T)
         row_dots<D>(Dvec.get(), a.dout, a.out, a.B, a.T, a.NH, stream);
         const unsigned tiles = ceil_div(a.T, kTile);
-        launch_kernel_big_smem(attention_tc_backward_dq_kernel<D>, dim3(tiles, a.NH, a.B), kThreads,
+        launch_kernel_big_smem(attention_mma_backward_dq_kernel<D>, dim3(tiles, a.NH, a.B), kThreads,
                                smem_bytes(D, 6 * kTile), stream, a.dq, a.dout, a.q, a.k_all, a.v_all, a.lse,
                                Dvec.get(), a.kv_src, a.layer, a.layer_stride, a.T, a.NH, a.NKV);
-        launch_kernel_big_smem(attention_tc_backward_dkdv_kernel<D>, dim3(tiles, a.NKV, a.B), kThreads,
+        launch_kernel_big_smem(attention_mma_backward_dkdv_kernel<D>, dim3(tiles, a.NKV, a.B), kThreads,
                                smem_bytes(D, 6 * kTile, 4 * kTile), stream, a.dk_all, a.dv_all, a.accumulate_kv,
                                a.dout, a.q, a.k_all, a.v_all, a.lse, Dvec.get(), a.kv_src, a.layer, a.layer_stride,
                                a.T, a.NH, a.NKV);

@@ -28,7 +28,7 @@
 //
 // Routes as data: the K/V pointers are the base of all layers' blocks; a kernel adds
 // kv_src[layer] * layer_stride, read on the device (no route: offset 0).
-#include "layers/attention.cuh"
+#include "layers/attention_plain.cuh"
 
 #include <cmath>
 #include <stdexcept>
