@@ -266,7 +266,7 @@ void attention_decode_forward(const AttentionDecodeArgs<S>& a, cudaStream_t stre
     check_positions("attention_decode_forward", B, Tq, pos0, Tmax);
     if (NH < 1) throw std::invalid_argument("attention_decode_forward: NH (" + std::to_string(NH) + ") < 1");
     check_shape("attention_decode_forward", NH, NKV);
-    if (HS < 1 || HS > 128)  // the kernels' head-dim dispatch below refuses it too, but before any launch
+    if (HS < 1 || HS > 128)  // as the head-dim dispatch below would, but for empty inputs too
         throw std::invalid_argument("attention_decode_forward: head dim " + std::to_string(HS) +
                                     " is not in 1 .. 128");
     if (B == 0 || Tq == 0) return;
