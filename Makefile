@@ -5,7 +5,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 PROGRAMS := train_rkv generate_rkv eval_rkv test_grad convert_checkpoint
 
-.PHONY: all deps configure train gpu test gpu-check clean
+.PHONY: all deps configure train gpu test nvcc-check gpu-check clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -33,9 +33,23 @@ gpu: deps
 # Every .cu must stay valid CUDA: compiled by nvcc for sm_90a and sm_80 when it is there
 # (nothing runs). ctest runs tests side by side, so BLAS gets one thread each.
 test: all
-	@if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then scripts/nvcc_check.sh -j $(JOBS); \
+	@if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then \
+	    $(MAKE) --no-print-directory -j $(JOBS) nvcc-check; \
 	 else echo "nvcc not found: skipping the CUDA compile check"; fi
 	cd $(BUILD) && OPENBLAS_NUM_THREADS=1 ctest --output-on-failure -j $(JOBS)
+
+# The nvcc check, incremental: an object per .cu under $(BUILD)/nvcc/, remade only when the
+# source or a header it includes changed (nvcc -MMD). scripts/nvcc_check.sh runs it.
+NVCC ?= $(shell command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+CU_SOURCES := $(shell find bench cuda layers optim tests/emu -name '*.cu' 2>/dev/null | sort)
+NVCC_OBJECTS := $(CU_SOURCES:%.cu=$(BUILD)/nvcc/%.o)
+nvcc-check: $(NVCC_OBJECTS)
+	@echo "nvcc check: $(words $(NVCC_OBJECTS)) sources valid CUDA for sm_90a and sm_80"
+$(BUILD)/nvcc/%.o: %.cu
+	@mkdir -p $(@D)
+	@$(NVCC) -std=c++20 -O2 -I. -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=sm_80 \
+	    -Werror all-warnings -MMD -MP -c $< -o $@ && echo "ok   $<"
+-include $(NVCC_OBJECTS:.o=.d)
 
 # On a machine with a GPU: nvcc build, kernel tests on the GPU, benchmarks (scripts/gpu_check.sh).
 gpu-check: deps

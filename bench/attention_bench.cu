@@ -1,12 +1,11 @@
-// Causal attention speed on the GPU: the tensor-core kernels (layers/attention_tc.cu), the
-// Hopper wgmma kernels (layers/attention_wgmma.cu; their row is left out where
-// attention_wgmma_supported() is false) and the plain kernels (layers/attention.cu), all on
-// bf16 storage, timed with CUDA events after a warm-up (the median of several runs). B T =
-// 16384 tokens, NH HS = 2048 (MHA), HS 64 and 128, T 1024 .. 8192. FLOPs counted as
-// FlashAttention does for causal: forward 4 B NH T^2 HS / 2, backward 2.5 x forward. The last
-// column is the relative error of a tensor-core forward's out against the plain kernel's on
-// the same inputs (fp32 math in all; only bf16 rounding and summation order differ), a check
-// that the timed kernel computes the right thing.
+// Causal attention speed on the GPU: every kernel of layers/attention_kernels.cuh's table that
+// takes bf16 at the head dim and runs on this build and GPU (wgmma needs an sm_90a build on a
+// compute capability 9.0 GPU), timed with CUDA events after a warm-up (the median of several
+// runs). B T = 16384 tokens, NH HS = 2048 (MHA), HS 64 and 128, T 1024 .. 8192. FLOPs counted
+// as FlashAttention does for causal: forward 4 B NH T^2 HS / 2, backward 2.5 x forward. The
+// last column is the relative error of a kernel's forward out against the table's fallback
+// (plain) on the same inputs (fp32 math in all; only bf16 rounding and summation order differ),
+// a check that the timed kernel computes the right thing.
 //   attention_bench            (built with -DRKV_GPU=ON: target attention_bench)
 #include <algorithm>
 #include <cmath>
@@ -16,9 +15,8 @@
 #include <vector>
 
 #include "cuda/compat.cuh"
-#include "layers/attention.cuh"
-#include "layers/attention_tc.cuh"
-#include "layers/attention_wgmma.cuh"
+#include "layers/attention_kernels.cuh"
+#include "tests/rel_error.h"
 
 namespace {
 
@@ -79,16 +77,6 @@ std::vector<float> download(const bf16* p, size_t n) {
     return f;
 }
 
-double rel_error(const std::vector<float>& x, const std::vector<float>& ref) {
-    double diff = 0, norm = 0;
-    for (size_t i = 0; i < x.size(); i++) {
-        if (std::isnan(x[i])) return NAN;
-        diff += double(x[i] - ref[i]) * (x[i] - ref[i]);
-        norm += double(ref[i]) * ref[i];
-    }
-    return std::sqrt(diff / norm);
-}
-
 }  // namespace
 
 int main() {
@@ -103,8 +91,10 @@ int main() {
 
     std::printf("%4s %5s %3s %3s  %-6s %9s %11s %9s %11s %12s\n", "HS", "T", "B", "NH", "kernel", "fwd ms",
                 "fwd TFLOP/s", "bwd ms", "bwd TFLOP/s", "out err");
-    const bool wgmma = rkv::cuda::attention_wgmma_supported();
-    if (!wgmma) std::printf("(no wgmma row: attention_wgmma needs an sm_90a build on a compute capability 9.0 GPU)\n");
+    const auto kernels = rkv::cuda::attention_kernels();
+    const rkv::cuda::AttentionKernel& fallback = kernels.back();
+    for (const auto& k : kernels)
+        if (!k.runs_here()) std::printf("(no %s row: it needs %s)\n", k.name, k.needs);
     uint32_t seed = 1;
     for (const int HS : {64, 128})
         for (const int T : {1024, 2048, 4096, 8192}) {
@@ -116,62 +106,33 @@ int main() {
             fill(dout.p, n, seed++, -1.0f, 1.0f);
             for (bf16* g : {dq.p, dk.p, dv.p}) fill(g, n, seed++, -1.0f, 1.0f);
             const double fwd_flop = 4.0 * B * NH * double(T) * T * HS / 2, bwd_flop = 2.5 * fwd_flop;
-
-            rkv::cuda::attention_forward<bf16>(out_plain.p, lse, q.p, k.p, v.p, B, T, NH, NH, HS, nullptr);
+            // The forward leaves out and lse as the backward needs them; the backward adds to dk, dv
+            // run after run, which changes its inputs in no way that matters.
+            const rkv::AttentionArgs<bf16, float> a{.B = B, .T = T, .NH = NH, .NKV = NH, .HS = HS, .q = q.p,
+                                                    .k_all = k.p, .v_all = v.p, .out = out.p, .lse = lse,
+                                                    .dout = dout.p, .dq = dq.p, .dk_all = dk.p, .dv_all = dv.p,
+                                                    .accumulate_kv = true};
+            auto reference = a;
+            reference.out = out_plain.p;
+            fallback.forward(reference, nullptr);
             const std::vector<float> want = download(out_plain.p, n);
-            auto out_err = [&](const std::function<void()>& fwd) {
-                fwd();
-                rkv::cuda_check(cudaDeviceSynchronize());
-                return rel_error(download(out.p, n), want);
-            };
-            auto tc_fwd = [&] {
-                rkv::cuda::attention_tc_forward(out.p, lse, q.p, k.p, v.p, B, T, NH, NH, HS, nullptr);
-            };
-            auto wgmma_fwd = [&] {
-                rkv::cuda::attention_wgmma_forward(out.p, lse, q.p, k.p, v.p, B, T, NH, NH, HS, nullptr);
-            };
-            const double tc_err = out_err(tc_fwd), wgmma_err = wgmma ? out_err(wgmma_fwd) : NAN;
 
-            // A row: bwd may be empty (a forward-only kernel), err NaN (not checked).
-            auto row = [&](const char* name, const std::function<void()>& fwd, const std::function<void()>& bwd,
-                           double err) {
-                const double f = time_ms(fwd);
-                std::printf("%4d %5d %3d %3d  %-6s %9.3f %11.1f", HS, T, B, NH, name, f, fwd_flop / f * 1e-9);
-                if (bwd) {
-                    const double b = time_ms(bwd);
-                    std::printf(" %9.3f %11.1f", b, bwd_flop / b * 1e-9);
-                } else {
-                    std::printf(" %9s %11s", "-", "-");
+            for (const auto& kernel : kernels) {
+                if (!kernel.runs<bf16>(HS)) continue;
+                double err = NAN;  // not checked: the fallback itself
+                if (&kernel != &fallback) {
+                    kernel.forward(a, nullptr);
+                    rkv::cuda_check(cudaDeviceSynchronize());
+                    err = kcheck::rel_error(download(out.p, n), want);
                 }
+                const double f = time_ms([&] { kernel.forward(a, nullptr); });
+                const double b = time_ms([&] { kernel.backward(a, nullptr); });
+                std::printf("%4d %5d %3d %3d  %-6s %9.3f %11.1f %9.3f %11.1f", HS, T, B, NH, kernel.name, f,
+                            fwd_flop / f * 1e-9, b, bwd_flop / b * 1e-9);
                 if (!std::isnan(err)) std::printf(" %12.2e", err);
                 std::printf("\n");
                 std::fflush(stdout);
-            };
-            // The forward leaves out and lse as the backward needs them; the backward accumulates
-            // into dq, dk, dv run after run, which changes its inputs in no way that matters.
-            row(
-                "tc", tc_fwd,
-                [&] {
-                    rkv::cuda::attention_tc_backward(dq.p, dk.p, dv.p, dout.p, q.p, k.p, v.p, out.p, lse, B, T, NH,
-                                                     NH, HS, nullptr);
-                },
-                tc_err);
-            if (wgmma)
-                row(
-                    "wgmma", wgmma_fwd,
-                    [&] {
-                        rkv::cuda::attention_wgmma_backward(dq.p, dk.p, dv.p, dout.p, q.p, k.p, v.p, out.p, lse, B, T,
-                                                            NH, NH, HS, nullptr);
-                    },
-                    wgmma_err);
-            row(
-                "plain",
-                [&] { rkv::cuda::attention_forward<bf16>(out.p, lse, q.p, k.p, v.p, B, T, NH, NH, HS, nullptr); },
-                [&] {
-                    rkv::cuda::attention_backward<bf16>(dq.p, dk.p, dv.p, dout.p, q.p, k.p, v.p, out.p, lse, B, T,
-                                                        NH, NH, HS, nullptr);
-                },
-                NAN);
+            }
         }
     rkv::cuda_check(cudaGetLastError());
     cudaFree(lse);

@@ -32,11 +32,14 @@
 #include <string>
 #include <utility>
 
-// Loops over a thread's register arrays are unrolled, so that the arrays stay in registers.
+// Loops over a thread's register arrays are unrolled, so that the arrays stay in registers. The
+// emulator has no registers to keep them in: there the host compiler decides (a forced unroll
+// made the emulator build of layers/attention_mma.cu take minutes and the tests no faster:
+// bench/RESULTS.md, "Editing one kernel").
 #if defined(__CUDACC__)
 #define RKV_UNROLL _Pragma("unroll")
 #else
-#define RKV_UNROLL _Pragma("GCC unroll 64")
+#define RKV_UNROLL
 #endif
 
 namespace rkv {

@@ -5,14 +5,9 @@
 
 #include <cstdint>
 
-namespace rkv {
+#include "layers/splitmix.h"  // mix64, splitmix64's output function
 
-// splitmix64's output function: a bijective mix of all 64 bits.
-constexpr uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+namespace rkv {
 
 // An independent stream for each (seed, stream) pair: loader epochs, corpus splits.
 constexpr uint64_t stream_seed(uint64_t seed, uint64_t stream) {

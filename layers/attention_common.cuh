@@ -1,5 +1,5 @@
-// What the attention kernels share. All of them (layers/attention.cu, attention_cached.cu, and
-// the tensor-core attention_tc.cu on mma.sync and attention_wgmma.cu on wgmma): the log2 and ln
+// What the attention kernels share. All of them (layers/attention_plain.cu, attention_decode.cu, and
+// the tensor-core attention_mma.cu on mma.sync and attention_wgmma.cu on wgmma): the log2 and ln
 // constants and where a routed layer's K/V block starts. The two tensor-core files: their
 // contract's checks, the reductions over the 4 lanes that hold one accumulator row, the bf16
 // read-modify-write of the backward's outputs, and D = rowsum(dO * O) for the backward.
@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "cuda/mma.cuh"
 #include "layers/common.cuh"
@@ -19,18 +20,34 @@ namespace rkv::cuda::attention_common {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-// The shapes and pointers the kernels take: HS 64 or 128, NH a multiple of NKV, 16-byte aligned
-// tensors; `name` says which kernel refused.
-inline void check_shape(const char* name, int NH, int NKV, int HS, std::initializer_list<const void*> pointers) {
+// The shapes and pointers a kernel takes: NH a multiple of NKV, the tensors 16-byte aligned
+// (the plain kernels pass none); `name` says which kernel refused. The head dim is refused by
+// with_head_dim and with_padded_head_dim.
+inline void check_shape(const char* name, int NH, int NKV, std::initializer_list<const void*> pointers = {}) {
     const std::string who = name;
     if (NKV < 1 || NH % NKV != 0)
         throw std::invalid_argument(who + ": NH (" + std::to_string(NH) + ") is not a multiple of NKV (" +
                                     std::to_string(NKV) + ")");
-    if (HS != 64 && HS != 128)
-        throw std::invalid_argument(who + ": head dim " + std::to_string(HS) + " is not 64 or 128");
     for (const void* p : pointers)
         if (reinterpret_cast<uintptr_t>(p) % 16 != 0)
             throw std::invalid_argument(who + ": a tensor is not 16-byte aligned");
+}
+
+// The head-dim dispatch of every attention kernel, which refuses what it was not instantiated for.
+// with_head_dim<Ds...>: calls f(std::integral_constant<int, D>{}) for the D of Ds equal to HS.
+// with_padded_head_dim<Ds...>: for the smallest D of Ds (ascending) at least HS, HS >= 1.
+template <int... Ds, class F>
+void with_head_dim(const char* name, int HS, F&& f) {
+    if (!((HS == Ds && (f(std::integral_constant<int, Ds>{}), true)) || ...))
+        throw std::invalid_argument(std::string(name) + ": head dim " + std::to_string(HS) + " is not one of" +
+                                    ((" " + std::to_string(Ds)) + ...));
+}
+template <int... Ds, class F>
+void with_padded_head_dim(const char* name, int HS, F&& f) {
+    constexpr int largest[] = {Ds...};
+    if (HS < 1 || !((HS <= Ds && (f(std::integral_constant<int, Ds>{}), true)) || ...))
+        throw std::invalid_argument(std::string(name) + ": head dim " + std::to_string(HS) + " is not in 1 .. " +
+                                    std::to_string(largest[sizeof...(Ds) - 1]));
 }
 
 // Where the layer's K/V block starts in the all-layers buffers.

@@ -530,24 +530,22 @@ __global__ void __launch_bounds__(kThreads, 1)
 // ---- Launchers ------------------------------------------------------------------------------------
 
 template <int D>
-void launch_forward(bf16* out, float* lse, const bf16* q, const bf16* k_all, const bf16* v_all, const int* kv_src,
-                    int layer, size_t layer_stride, int B, int T, int NH, int NKV, cudaStream_t stream) {
-    launch_kernel_big_smem(attention_wgmma_forward_kernel<D>, dim3(ceil_div(T, kRows), NH, B), kThreads,
-                           kSmemBytes<D>, stream, out, lse, q, k_all, v_all, kv_src, layer, layer_stride, T, NH, NKV);
+void launch_forward(const AttentionArgs<bf16, float>& a, cudaStream_t stream) {
+    launch_kernel_big_smem(attention_wgmma_forward_kernel<D>, dim3(ceil_div(a.T, kRows), a.NH, a.B), kThreads,
+                           kSmemBytes<D>, stream, a.out, a.lse, a.q, a.k_all, a.v_all, a.kv_src, a.layer,
+                           a.layer_stride, a.T, a.NH, a.NKV);
 }
 
 template <int D>
-void launch_backward(bf16* dq, bf16* dk_all, bf16* dv_all, bool accumulate_kv, const bf16* dout, const bf16* q,
-                     const bf16* k_all, const bf16* v_all, const bf16* out, const float* lse, const int* kv_src,
-                     int layer, size_t layer_stride, int B, int T, int NH, int NKV, cudaStream_t stream) {
-    StreamScratch<float> Dvec(size_t(B) * T * NH, stream);  // (B, NH, T)
-    row_dots<D>(Dvec.get(), dout, out, B, T, NH, stream);
-    launch_kernel_big_smem(attention_wgmma_backward_dq_kernel<D>, dim3(ceil_div(T, kRows), NH, B), kThreads,
-                           kDqSmemBytes<D>, stream, dq, dout, q, k_all, v_all, lse, Dvec.get(), kv_src, layer,
-                           layer_stride, T, NH, NKV);
-    launch_kernel_big_smem(attention_wgmma_backward_dkdv_kernel<D>, dim3(ceil_div(T, kRows), NKV, B), kThreads,
-                           kDkvSmemBytes<D>, stream, dk_all, dv_all, accumulate_kv, dout, q, k_all, v_all, lse,
-                           Dvec.get(), kv_src, layer, layer_stride, T, NH, NKV);
+void launch_backward(const AttentionArgs<bf16, float>& a, cudaStream_t stream) {
+    StreamScratch<float> Dvec(size_t(a.B) * a.T * a.NH, stream);  // (B, NH, T)
+    row_dots<D>(Dvec.get(), a.dout, a.out, a.B, a.T, a.NH, stream);
+    launch_kernel_big_smem(attention_wgmma_backward_dq_kernel<D>, dim3(ceil_div(a.T, kRows), a.NH, a.B), kThreads,
+                           kDqSmemBytes<D>, stream, a.dq, a.dout, a.q, a.k_all, a.v_all, a.lse, Dvec.get(), a.kv_src,
+                           a.layer, a.layer_stride, a.T, a.NH, a.NKV);
+    launch_kernel_big_smem(attention_wgmma_backward_dkdv_kernel<D>, dim3(ceil_div(a.T, kRows), a.NKV, a.B), kThreads,
+                           kDkvSmemBytes<D>, stream, a.dk_all, a.dv_all, a.accumulate_kv, a.dout, a.q, a.k_all,
+                           a.v_all, a.lse, Dvec.get(), a.kv_src, a.layer, a.layer_stride, a.T, a.NH, a.NKV);
 }
 
 }  // namespace
@@ -556,55 +554,36 @@ bool attention_wgmma_supported() {
 #if defined(RKV_EMU) && !defined(__CUDACC__)
     return true;
 #elif defined(RKV_SM90A)
-    int device = 0, major = 0, minor = 0;
-    cuda_check(cudaGetDevice(&device));
-    cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    cuda_check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-    return major == 9 && minor == 0;
+    // Read once: a process drives one GPU (one per rank), and `auto` asks at every layer.
+    static const bool supported = [] {
+        int device = 0, major = 0, minor = 0;
+        cuda_check(cudaGetDevice(&device));
+        cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+        cuda_check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+        return major == 9 && minor == 0;
+    }();
+    return supported;
 #else
     return false;
 #endif
 }
 
-void attention_wgmma_forward_routed(bf16* out, float* lse, const bf16* q, const bf16* k_all, const bf16* v_all,
-                                    const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH,
-                                    int NKV, int HS, cudaStream_t stream) {
-    check_shape("attention_wgmma", NH, NKV, HS, {out, q, k_all, v_all});
-    if (!attention_wgmma_supported())
-        throw std::runtime_error("attention_wgmma: needs a build for sm_90a and a GPU of compute capability 9.0");
-    if (B == 0 || T == 0) return;
-    if (HS == 64)
-        launch_forward<64>(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B, T, NH, NKV, stream);
-    else
-        launch_forward<128>(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B, T, NH, NKV, stream);
+void attention_wgmma_forward(const AttentionArgs<bf16, float>& a, cudaStream_t stream) {
+    check_shape("attention_wgmma", a.NH, a.NKV, {a.out, a.q, a.k_all, a.v_all});
+    with_head_dim<64, 128>("attention_wgmma", a.HS, [&](auto hs) {
+        if (!attention_wgmma_supported())
+            throw std::runtime_error("attention_wgmma: needs a build for sm_90a and a GPU of compute capability 9.0");
+        if (a.B > 0 && a.T > 0) launch_forward<decltype(hs)::value>(a, stream);
+    });
 }
 
-void attention_wgmma_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T,
-                             int NH, int NKV, int HS, cudaStream_t stream) {
-    attention_wgmma_forward_routed(out, lse, q, k, v, nullptr, 0, 0, B, T, NH, NKV, HS, stream);
-}
-
-void attention_wgmma_backward_routed(bf16* dq, bf16* dk_all, bf16* dv_all, bool accumulate_kv, const bf16* dout,
-                                     const bf16* q, const bf16* k_all, const bf16* v_all, const bf16* out,
-                                     const float* lse, const int* kv_src, int layer, size_t layer_stride, int B, int T,
-                                     int NH, int NKV, int HS, cudaStream_t stream) {
-    check_shape("attention_wgmma", NH, NKV, HS, {dq, dk_all, dv_all, dout, q, k_all, v_all, out});
-    if (!attention_wgmma_supported())
-        throw std::runtime_error("attention_wgmma: needs a build for sm_90a and a GPU of compute capability 9.0");
-    if (B == 0 || T == 0) return;
-    if (HS == 64)
-        launch_backward<64>(dq, dk_all, dv_all, accumulate_kv, dout, q, k_all, v_all, out, lse, kv_src, layer,
-                            layer_stride, B, T, NH, NKV, stream);
-    else
-        launch_backward<128>(dq, dk_all, dv_all, accumulate_kv, dout, q, k_all, v_all, out, lse, kv_src, layer,
-                             layer_stride, B, T, NH, NKV, stream);
-}
-
-void attention_wgmma_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
-                              const bf16* v, const bf16* out, const float* lse, int B, int T, int NH, int NKV, int HS,
-                              cudaStream_t stream) {
-    attention_wgmma_backward_routed(dq, dk, dv, false, dout, q, k, v, out, lse, nullptr, 0, 0, B, T, NH, NKV, HS,
-                                    stream);
+void attention_wgmma_backward(const AttentionArgs<bf16, float>& a, cudaStream_t stream) {
+    check_shape("attention_wgmma", a.NH, a.NKV, {a.dq, a.dk_all, a.dv_all, a.dout, a.q, a.k_all, a.v_all, a.out});
+    with_head_dim<64, 128>("attention_wgmma", a.HS, [&](auto hs) {
+        if (!attention_wgmma_supported())
+            throw std::runtime_error("attention_wgmma: needs a build for sm_90a and a GPU of compute capability 9.0");
+        if (a.B > 0 && a.T > 0) launch_backward<decltype(hs)::value>(a, stream);
+    });
 }
 
 }  // namespace rkv::cuda

@@ -39,7 +39,7 @@ constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // what cuBLASLt's Hopper 
 
 void lt_check(cublasStatus_t s, const char* what) {
     if (s != CUBLAS_STATUS_SUCCESS)
-        throw std::runtime_error(std::string("cuBLASLt: ") + what + " failed: " + cublasGetStatusString(s));
+        throw std::runtime_error(std::string("cuBLASLt: ") + what + " failed: " + cublasLtGetStatusString(s));
 }
 
 // The handle and the workspace, made on first use and kept for the life of the process (freeing

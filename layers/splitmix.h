@@ -17,7 +17,8 @@ namespace rkv {
 
 constexpr uint64_t kWeyl = 0x9e3779b97f4a7c15ull;   // 2^64 / golden ratio, odd
 
-RKV_HOST_DEVICE inline uint64_t mix64(uint64_t z) {
+// The output function: a bijective mix of all 64 bits (also data/rng.h's generator's).
+RKV_HOST_DEVICE constexpr uint64_t mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);

@@ -2,7 +2,7 @@
 // is split in halves (x1, x2) and pair i rotates by angle t * inv_freq(i):
 //   out1 = x1 cos - x2 sin,   out2 = x2 cos + x1 sin
 //   inp, out (B, T, H, HS); position t is the index in the sequence, plus pos0 in the
-//   forward of new tokens after pos0 cached ones (inference, ref/attention_cached.h).
+//   forward of new tokens after pos0 cached ones (inference, ref/attention_decode.h).
 // inv_freq(i) = theta^(-2i / HS), rescaled as the config's rope_type says (transformers'
 // modeling_rope_utils): "linear" divides every frequency by factor; "llama3" (Llama 3.1) divides
 // the low frequencies (wavelength over original_max_position_embeddings / low_freq_factor) by

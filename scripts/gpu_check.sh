@@ -64,7 +64,7 @@ tests_line=$(tail -n 2 "$out/kernel_tests.log" | head -n 1)
 sanitizer="not found"
 if command -v compute-sanitizer > /dev/null; then
     if limit 180 compute-sanitizer --tool memcheck --error-exitcode 1 build-gpu/layers/kernel_tests_gpu \
-        "[attention],[attention_tc],[attention_wgmma],[attention_cached],[qk_norm_rope],[cuda]" > "$out/sanitizer.log" 2>&1; then sanitizer="clean"; else sanitizer="ERRORS"; status=1; fi
+        "[attention],[qk_norm_rope],[cuda]" > "$out/sanitizer.log" 2>&1; then sanitizer="clean"; else sanitizer="ERRORS"; status=1; fi
 fi
 
 # ms/step: the median of the progress lines' "X ms" after two warm-up steps.

@@ -12,7 +12,7 @@
 #include "ref/activations.h"
 #include "ref/adamw.h"
 #include "ref/attention.h"
-#include "ref/attention_cached.h"
+#include "ref/attention_decode.h"
 #include "ref/cross_entropy.h"
 #include "ref/embedding.h"
 #include "ref/layernorm.h"
@@ -124,30 +124,20 @@ struct CpuOps : LayerOps<T> {
         std::fill_n(dinp, n, T(0));
         ref::rmsnorm_backward(dinp, dw, dnormed, inp, w, rstd, B * Tn * H, HS);
     }
-    void attention_forward(T* out, T* lse, const T* q, const T* k_all, const T* v_all, const int* kv_src, int layer,
-                           size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {
-        const size_t src = size_t(kv_src[layer]) * layer_stride;
-        ref::attention_forward(out, lse, q, k_all + src, v_all + src, B, Tn, NH, NKV, HS);
-    }
+    void attention_forward(const AttentionArgs<T, T>& a) override { ref::attention_forward(a); }
     void kv_cache_write(T* slot, const T* src, int B, int Tq, int pos0, int Tmax, int width) override {
         ref::kv_cache_write(slot, src, B, Tq, pos0, Tmax, width);
     }
-    void attention_cached(T* out, const T* q, const T* k_cache, const T* v_cache, const int* kv_slot, int layer,
-                          size_t slot_stride, int B, int Tq, int pos0, int Tmax, int NH, int NKV, int HS) override {
-        const size_t slot = size_t(kv_slot[layer]) * slot_stride;
-        ref::attention_cached_forward(out, q, k_cache + slot, v_cache + slot, B, Tq, pos0, Tmax, NH, NKV, HS);
-    }
-    void attention_backward(T* dq, T* dk_all, T* dv_all, Grad dkv_grad, const T* dout, const T* q, const T* k_all,
-                            const T* v_all, const T* out, const T* lse, const int* kv_src, int layer,
-                            size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {
-        const size_t src = size_t(kv_src[layer]) * layer_stride, kv = size_t(B) * Tn * NKV * HS;
-        std::fill_n(dq, size_t(B) * Tn * NH * HS, T(0));
-        if (dkv_grad == Grad::write) {
-            std::fill_n(dk_all + src, kv, T(0));
-            std::fill_n(dv_all + src, kv, T(0));
+    void attention_decode(const AttentionDecodeArgs<T>& a) override { ref::attention_decode_forward(a); }
+    // ref accumulates: dq, and the source's dk, dv unless added to, start at zero.
+    void attention_backward(const AttentionArgs<T, T>& a) override {
+        const size_t src = ref::kv_block(a), kv = size_t(a.B) * a.T * a.NKV * a.HS;
+        std::fill_n(a.dq, size_t(a.B) * a.T * a.NH * a.HS, T(0));
+        if (!a.accumulate_kv) {
+            std::fill_n(a.dk_all + src, kv, T(0));
+            std::fill_n(a.dv_all + src, kv, T(0));
         }
-        ref::attention_backward(dq, dk_all + src, dv_all + src, dout, q, k_all + src, v_all + src, out, lse, B, Tn, NH,
-                                NKV, HS);
+        ref::attention_backward(a);
     }
     void swiglu_forward(T* out, const T* gate, const T* up, size_t n) override {
         ref::swiglu_forward(out, gate, up, n);

@@ -4,10 +4,8 @@
 #pragma once
 #include "cuda/compat.cuh"
 #include "layers/activations.cuh"
-#include "layers/attention.cuh"
-#include "layers/attention_cached.cuh"
-#include "layers/attention_tc.cuh"
-#include "layers/attention_wgmma.cuh"
+#include "layers/attention_decode.cuh"
+#include "layers/attention_kernels.cuh"
 #include "layers/cast.cuh"
 #include "layers/cross_entropy.cuh"
 #include "layers/embedding.cuh"
@@ -32,11 +30,11 @@ struct CudaOps final : LayerOps<T> {
     static_assert(std::is_same_v<Master, float>, "the CUDA path stores float or bf16");
     const cudaStream_t stream = nullptr;  // every operation's (and the profile's events')
 
-    // The attention kernel (--attention): "wgmma" (layers/attention_wgmma.cu, Hopper) or "mma"
-    // (mma.sync, layers/attention_tc.cu) where they apply, bf16 at head dims 64 and 128, and the
-    // plain kernel (layers/attention.cu) elsewhere; or "plain" everywhere. "auto" is wgmma where
-    // the build and the GPU have it (attention_wgmma_supported), else mma.
-    explicit CudaOps(const std::string& attention = "auto") : attention_(choose(attention)) {}
+    // The attention kernel (--attention): a row of layers/attention_kernels.cuh's table where it
+    // takes the storage type and head dim, else the table's fallback (plain); "auto" is the
+    // first row that does.
+    explicit CudaOps(const std::string& attention = "auto")
+        : attention_(attention == "auto" ? nullptr : &cuda::attention_kernel(attention)) {}
 
     void* alloc_bytes(size_t bytes) override {
         void* p = nullptr;
@@ -146,52 +144,21 @@ struct CudaOps final : LayerOps<T> {
         const auto timed = profile_.time(__func__);
         cuda::qk_norm_rope_backward(dinp, dw, dout, inp, w, rstd, B, Tn, H, HS, rope, stream);
     }
-    void attention_forward(T* out, float* lse, const T* q, const T* k_all, const T* v_all, const int* kv_src,
-                           int layer, size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {
+    void attention_forward(const AttentionArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-            switch (attention_for(HS)) {
-                case Attention::wgmma:
-                    return cuda::attention_wgmma_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride,
-                                                                B, Tn, NH, NKV, HS, stream);
-                case Attention::mma:
-                    return cuda::attention_tc_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B,
-                                                             Tn, NH, NKV, HS, stream);
-                case Attention::plain: break;
-            }
-        }
-        cuda::attention_forward_routed(out, lse, q, k_all, v_all, kv_src, layer, layer_stride, B, Tn, NH, NKV, HS,
-                                       stream);
+        cuda::attention_kernel_for<T>(attention_, a.HS).forward(a, stream);
     }
     void kv_cache_write(T* slot, const T* src, int B, int Tq, int pos0, int Tmax, int width) override {
         const auto timed = profile_.time(__func__);
         cuda::kv_cache_write(slot, src, B, Tq, pos0, Tmax, width, stream);
     }
-    void attention_cached(T* out, const T* q, const T* k_cache, const T* v_cache, const int* kv_slot, int layer,
-                          size_t slot_stride, int B, int Tq, int pos0, int Tmax, int NH, int NKV, int HS) override {
+    void attention_decode(const AttentionDecodeArgs<T>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::attention_cached_forward(out, q, k_cache, v_cache, kv_slot, layer, slot_stride, B, Tq, pos0, Tmax, NH,
-                                       NKV, HS, stream);
+        cuda::attention_decode_forward(a, stream);
     }
-    void attention_backward(T* dq, T* dk_all, T* dv_all, Grad dkv_grad, const T* dout, const T* q, const T* k_all,
-                            const T* v_all, const T* out, const float* lse, const int* kv_src, int layer,
-                            size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {
+    void attention_backward(const AttentionArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        const bool add = dkv_grad == Grad::add;
-        if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-            switch (attention_for(HS)) {
-                case Attention::wgmma:
-                    return cuda::attention_wgmma_backward_routed(dq, dk_all, dv_all, add, dout, q, k_all, v_all, out,
-                                                                 lse, kv_src, layer, layer_stride, B, Tn, NH, NKV, HS,
-                                                                 stream);
-                case Attention::mma:
-                    return cuda::attention_tc_backward_routed(dq, dk_all, dv_all, add, dout, q, k_all, v_all, out, lse,
-                                                              kv_src, layer, layer_stride, B, Tn, NH, NKV, HS, stream);
-                case Attention::plain: break;
-            }
-        }
-        cuda::attention_backward_routed(dq, dk_all, dv_all, add, dout, q, k_all, v_all, out, lse, kv_src, layer,
-                                        layer_stride, B, Tn, NH, NKV, HS, stream);
+        cuda::attention_kernel_for<T>(attention_, a.HS).backward(a, stream);
     }
     void swiglu_forward(T* out, const T* gate, const T* up, size_t n) override {
         const auto timed = profile_.time(__func__);
@@ -224,23 +191,7 @@ struct CudaOps final : LayerOps<T> {
     OpProfile* profile() override { return &profile_; }
 
 private:
-    enum class Attention { wgmma, mma, plain };
-    static Attention choose(const std::string& name) {
-        if (name == "plain") return Attention::plain;
-        if (name == "mma") return Attention::mma;
-        if (name != "auto" && name != "wgmma")
-            throw std::invalid_argument("--attention " + name + ": not one of auto, wgmma, mma, plain");
-        if (cuda::attention_wgmma_supported()) return Attention::wgmma;
-        if (name == "wgmma")
-            throw std::invalid_argument("--attention wgmma: needs a build for sm_90a "
-                                        "(CMAKE_CUDA_ARCHITECTURES=90a) and a GPU of compute capability 9.0");
-        return Attention::mma;
-    }
-    // The tensor-core kernels take bf16 at head dims 64 and 128 only.
-    Attention attention_for(int HS) const {
-        return std::is_same_v<T, __nv_bfloat16> && (HS == 64 || HS == 128) ? attention_ : Attention::plain;
-    }
-    const Attention attention_;
+    const cuda::AttentionKernel* const attention_;  // null: auto
     EventProfile profile_{stream};
 };
 

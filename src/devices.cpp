@@ -23,6 +23,14 @@ bool have_real_gpu() {
 
 }  // namespace
 
+std::vector<std::string> attention_names() {
+    std::vector<std::string> names{"auto"};
+#if RKV_WITH_CUDA
+    for (const cuda::AttentionKernel& k : cuda::attention_kernels()) names.push_back(k.name);
+#endif
+    return names;
+}
+
 bool uses_cuda(const std::string& device) { return device == "cuda" || (device == "auto" && have_real_gpu()); }
 
 template <class T>

@@ -2,6 +2,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "src/layer_ops.h"
 
@@ -12,6 +13,9 @@ namespace rkv {
 // `attention` (src/cuda_ops.h). "auto": cuda when a real GPU is there.
 template <class T>
 std::unique_ptr<LayerOps<T>> make_layer_ops(const std::string& device, const std::string& attention = "auto");
+// What --attention takes: "auto" and the names of layers/attention_kernels.cuh's table (only
+// "auto" in a build without the CUDA path).
+std::vector<std::string> attention_names();
 // Whether --device runs the CUDA path (so memory that collectives touch is device memory).
 bool uses_cuda(const std::string& device);
 

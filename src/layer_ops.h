@@ -7,10 +7,10 @@
 // with one producer is written (=), so the GPU neither zeroes it first nor reads it back:
 // linear_gelu_backward's, swiglu_backward's, rope_backward's, qk_norm_rope_backward's,
 // attention's dq, head_backward's dinp. The norms' dinp accumulate (the residual stream),
-// and where several layers' gradients meet, a Grad argument says which writes and which
-// adds: linear_backward's dinp (Q, K and V all read the first norm's output), attention's
-// dK/dV (every reader of a source layer). ref/ accumulates everywhere, like llm.c's CPU
-// trainer; CpuOps zeroes a written gradient before calling it.
+// and where several layers' gradients meet, an argument says which writes and which adds:
+// linear_backward's Grad for dinp (Q, K and V all read the first norm's output), attention's
+// accumulate_kv for dK/dV (every reader of a source layer). ref/ accumulates everywhere, like
+// llm.c's CPU trainer; CpuOps zeroes a written gradient before calling it.
 //
 // Two types (layers/common.cuh, "Precision"): T holds activations, their gradients and the
 // working copy of the weights; Master = master_t<T> holds what must not lose precision:
@@ -23,6 +23,7 @@
 #include <cuda_bf16.h>
 
 #include "ref/adamw.h"
+#include "ref/attention_args.h"
 #include "ref/rope.h"
 
 namespace rkv {
@@ -119,28 +120,21 @@ struct LayerOps {
     virtual void qk_norm_rope_backward(T* dinp, Master* dw, const T* dout, const T* inp, const T* w,
                                        const Master* rstd, int B, int Tn, int H, int HS, const RopeParams& rope) = 0;
 
-    // Routed attention: layer `layer` attends with q to the K/V of layer kv_src[layer].
-    // q, out (B,T,NH,HS); k_all, v_all, dk_all, dv_all (L,B,T,NKV,HS), layers layer_stride
-    // apart; lse (B,NH,T); kv_src (L) in the implementation's memory: the route is data,
-    // so a new route needs no new launch. dq is written; dk_all, dv_all as dkv_grad says (the
-    // source's first reader in the backward writes, the others add).
-    virtual void attention_forward(T* out, Master* lse, const T* q, const T* k_all, const T* v_all,
-                                   const int* kv_src, int layer, size_t layer_stride, int B, int Tn, int NH, int NKV,
-                                   int HS) = 0;
-    virtual void attention_backward(T* dq, T* dk_all, T* dv_all, Grad dkv_grad, const T* dout, const T* q,
-                                    const T* k_all, const T* v_all, const T* out, const Master* lse,
-                                    const int* kv_src, int layer, size_t layer_stride, int B, int Tn, int NH, int NKV,
-                                    int HS) = 0;
+    // Routed attention: layer a.layer attends with a.q to the K/V block a.kv_src[a.layer] of the
+    // whole (L,B,T,NKV,HS) buffers (the arguments: ref/attention_args.h; kv_src in the
+    // implementation's memory, so a new route needs no new launch). dq is written; the source's
+    // dk, dv are written, or added to with a.accumulate_kv (the source's first reader in the
+    // backward writes, the others add).
+    virtual void attention_forward(const AttentionArgs<T, Master>& a) = 0;
+    virtual void attention_backward(const AttentionArgs<T, Master>& a) = 0;
 
-    // Inference with a KV cache (ref/attention_cached.h). The cache holds the kept layers' slots,
+    // Inference with a KV cache (ref/attention_decode.h). The cache holds the kept layers' slots,
     // each (B, Tmax, NKV, HS), slot_stride apart. kv_cache_write puts a kept layer's new keys or
-    // values src (B, Tq, width) at rows pos0 .. pos0 + Tq - 1 of its slot. attention_cached: the
-    // new queries q (B, Tq, NH, HS), at positions pos0 .. pos0 + Tq - 1, attend causally to slot
-    // kv_slot[layer] (kv_slot (L), in the implementation's memory, like kv_src); out (B, Tq, NH, HS).
+    // values src (B, Tq, width) at rows pos0 .. pos0 + Tq - 1 of its slot. attention_decode: the
+    // new queries a.q (B, Tq, NH, HS), at positions pos0 .. pos0 + Tq - 1, attend causally to slot
+    // a.kv_slot[a.layer] (in the implementation's memory, like kv_src); a.out (B, Tq, NH, HS).
     virtual void kv_cache_write(T* slot, const T* src, int B, int Tq, int pos0, int Tmax, int width) = 0;
-    virtual void attention_cached(T* out, const T* q, const T* k_cache, const T* v_cache, const int* kv_slot,
-                                  int layer, size_t slot_stride, int B, int Tq, int pos0, int Tmax, int NH, int NKV,
-                                  int HS) = 0;
+    virtual void attention_decode(const AttentionDecodeArgs<T>& a) = 0;
 
     // all (n). The GELU's backward is linear_gelu_backward's.
     virtual void swiglu_forward(T* out, const T* gate, const T* up, size_t n) = 0;

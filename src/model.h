@@ -334,10 +334,13 @@ void Model<T>::layer_forward(int l, const Pass& s) {
     // With nothing cached before them, new tokens attend to their own K/V as in training (the
     // tiled tensor-core kernels, where a prompt's first chunk gains most); after, to the cache.
     if (s.cache && s.pos0 > 0)
-        ops_.attention_cached(a.att, a.q, s.cache->k(), s.cache->v(), s.cache->kv_slot(), l, s.cache->slot_stride, B,
-                              s.Tn, s.pos0, s.cache->max_len, NH, NKV, HS);
+        ops_.attention_decode({.B = B, .Tq = s.Tn, .pos0 = s.pos0, .Tmax = s.cache->max_len, .NH = NH, .NKV = NKV,
+                               .HS = HS, .kv_slot = s.cache->kv_slot(), .layer = l, .slot_stride = s.cache->slot_stride,
+                               .q = a.q, .k_cache = s.cache->k(), .v_cache = s.cache->v(), .out = a.att});
     else
-        ops_.attention_forward(a.att, a.lse, a.q, a_.k, a_.v, a_.route, l, size_t(N_) * KVD, B, s.Tn, NH, NKV, HS);
+        ops_.attention_forward({.B = B, .T = s.Tn, .NH = NH, .NKV = NKV, .HS = HS, .kv_src = a_.route, .layer = l,
+                                .layer_stride = size_t(N_) * KVD, .q = a.q, .k_all = a_.k, .v_all = a_.v,
+                                .out = a.att, .lse = a.lse});
     ops_.linear_forward(a_.proj, a.att, p(w.o_w), p(w.o_b), N, QD, C);
     residual_norm_forward({a.ln2, a.ln2_mean, a.ln2_rstd, w.ln2_w, w.ln2_b}, a.mid, a.x, a_.proj, N);
 
@@ -469,9 +472,10 @@ void Model<T>::layer_backward(int l) {
     // by its highest reader (the first here) and added to by the others.
     ops_.linear_backward(g_.datt, Grad::write, gp(w.o_w), gp(w.o_b), dresid, a.att, p(w.o_w), N_, QD, C);
     if (on_attention_grad) on_attention_grad(l, g_.datt);
-    const Grad dkv = route_.last_reader(route_.kv_src[l]) == l ? Grad::write : Grad::add;
-    ops_.attention_backward(g_.dq, g_.dk, g_.dv, dkv, g_.datt, a.q, a_.k, a_.v, a.att, a.lse, a_.route, l, NKVD, B,
-                            Tn, NH, NKV, HS);
+    ops_.attention_backward({.B = B, .T = Tn, .NH = NH, .NKV = NKV, .HS = HS, .kv_src = a_.route, .layer = l,
+                             .layer_stride = NKVD, .q = a.q, .k_all = a_.k, .v_all = a_.v, .out = a.att,
+                             .lse = a.lse, .dout = g_.datt, .dq = g_.dq, .dk_all = g_.dk, .dv_all = g_.dv,
+                             .accumulate_kv = route_.last_reader(route_.kv_src[l]) != l});
 
     T* dqp = g_.dq;
     if (qk_transformed()) {

@@ -17,6 +17,8 @@
 
 #include "src/route.h"
 
+#include "src/devices.h"
+
 namespace rkv {
 
 namespace {
@@ -201,7 +203,7 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
     app.add_option("--attention", o.attention,
                    "attention kernel of the CUDA path: auto (wgmma on Hopper in an sm_90a build, else mma), "
                    "wgmma, mma (mma.sync) or plain")
-        ->check(CLI::IsMember({"auto", "wgmma", "mma", "plain"}))->capture_default_str();
+        ->check(CLI::IsMember(attention_names()))->capture_default_str();
     app.add_flag("--profile", o.profile,
                  "print the device time per step of each layer operation, over the steps after the first (CUDA path)");
     app.add_option("--zero", o.zero, "1: shard the optimizer state across ranks (ZeRO-1)")

@@ -166,8 +166,15 @@ void check_layers(std::mt19937_64& rng, Report& report) {
         Vec q = lc.random(N * NH * HS), k = lc.random(N * nkv * HS), v = lc.random(N * nkv * HS);
         Vec out(N * NH * HS), lse(B * NH * T), R = lc.random(N * NH * HS);
         lc.inputs = {{"q", &q}, {"k", &k}, {"v", &v}};
-        lc.run([&] { ref::attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), B, T, NH, nkv, HS); return dot(out, R); },
-               [&](auto& g) { ref::attention_backward(g[0].data(), g[1].data(), g[2].data(), R.data(), q.data(), k.data(), v.data(), out.data(), lse.data(), B, T, NH, nkv, HS); });
+        const AttentionArgs<double, double> a{.B = B, .T = T, .NH = NH, .NKV = nkv, .HS = HS, .q = q.data(),
+                                              .k_all = k.data(), .v_all = v.data(), .out = out.data(),
+                                              .lse = lse.data(), .dout = R.data()};
+        lc.run([&] { ref::attention_forward(a); return dot(out, R); },
+               [&](auto& g) {
+                   auto b = a;
+                   b.dq = g[0].data(), b.dk_all = g[1].data(), b.dv_all = g[2].data();
+                   ref::attention_backward(b);
+               });
     }
     {
         auto lc = make("gelu");

@@ -170,6 +170,16 @@ void run(const Desc& op, const Problem& p, Acc alpha, Acc beta, const Matrix& a,
 using emu::Desc;
 using emu::Layout;
 
+const char* cublasLtGetStatusString(cublasStatus_t s) {
+    switch (s) {
+        case CUBLAS_STATUS_SUCCESS: return "success";
+        case CUBLAS_STATUS_NOT_INITIALIZED: return "the library was not initialized";
+        case CUBLAS_STATUS_INVALID_VALUE: return "an invalid numeric value was used as an argument";
+        case CUBLAS_STATUS_NOT_SUPPORTED: return "the functionality requested is not supported";
+        default: return "an internal operation failed";
+    }
+}
+
 cublasStatus_t cublasLtCreate(cublasLtHandle_t* handle) {
     if (!handle) return CUBLAS_STATUS_INVALID_VALUE;
     *handle = new cublasLtContext;

@@ -1,4 +1,4 @@
-// The reference GEMM behind the emulated cuBLAS and cuBLASLt: column-major,
+// The reference GEMM behind the emulated cuBLASLt: column-major,
 // as the libraries define it, after the checks that make a wrong transpose,
 // leading dimension or batch stride fail on the CPU instead of reading
 // whatever lies next to the operand.

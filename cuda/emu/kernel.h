@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
-#include <chrono>
 #include <concepts>
 #include <cmath>
 #include <cstdint>
@@ -210,18 +209,6 @@ inline __nv_bfloat162 atomicAdd(__nv_bfloat162* address, __nv_bfloat162 v) {
                               __float2bfloat16(__bfloat162float(a.y) + __bfloat162float(v.y)));
     });
 }
-inline __half atomicAdd(__half* address, __half v) {
-    return emu::atomic_update(address,
-                              [v](__half a) { return __float2half(__half2float(a) + __half2float(v)); });
-}
-template <std::integral T>
-T atomicSub(T* address, emu::same<T> v) {
-    return std::atomic_ref<T>(*address).fetch_sub(v, std::memory_order_relaxed);
-}
-template <emu::Arithmetic T>
-T atomicExch(T* address, emu::same<T> v) {
-    return std::atomic_ref<T>(*address).exchange(v, std::memory_order_relaxed);
-}
 template <std::integral T>
 T atomicCAS(T* address, emu::same<T> compare, emu::same<T> v) {
     std::atomic_ref<T>(*address).compare_exchange_strong(compare, v, std::memory_order_relaxed);
@@ -235,23 +222,8 @@ template <emu::Arithmetic T>
 T atomicMin(T* address, emu::same<T> v) {
     return emu::atomic_update(address, [v](T a) { return std::min(a, v); });
 }
-template <std::integral T>
-T atomicAnd(T* address, emu::same<T> v) {
-    return std::atomic_ref<T>(*address).fetch_and(v, std::memory_order_relaxed);
-}
-template <std::integral T>
-T atomicOr(T* address, emu::same<T> v) {
-    return std::atomic_ref<T>(*address).fetch_or(v, std::memory_order_relaxed);
-}
-template <std::integral T>
-T atomicXor(T* address, emu::same<T> v) {
-    return std::atomic_ref<T>(*address).fetch_xor(v, std::memory_order_relaxed);
-}
 inline unsigned atomicInc(unsigned* address, unsigned limit) {
     return emu::atomic_update(address, [limit](unsigned a) { return a >= limit ? 0u : a + 1; });
-}
-inline unsigned atomicDec(unsigned* address, unsigned limit) {
-    return emu::atomic_update(address, [limit](unsigned a) { return a == 0 || a > limit ? limit : a - 1; });
 }
 
 // ---- Loads and stores with cache hints: plain on the host -------------------
@@ -261,100 +233,24 @@ T __ldg(const T* p) {
     return *p;
 }
 template <class T>
-T __ldca(const T* p) {
-    return *p;
-}
-template <class T>
-T __ldcg(const T* p) {
-    return *p;
-}
-template <class T>
 T __ldcs(const T* p) {
     return *p;
 }
 template <class T>
-T __ldlu(const T* p) {
-    return *p;
-}
-template <class T>
-T __ldcv(const T* p) {
-    return *p;
-}
-template <class T>
-void __stwb(T* p, T v) {
-    *p = v;
-}
-template <class T>
-void __stcg(T* p, T v) {
-    *p = v;
-}
-template <class T>
 void __stcs(T* p, T v) {
-    *p = v;
-}
-template <class T>
-void __stwt(T* p, T v) {
     *p = v;
 }
 
 // ---- Math and bit intrinsics (the IEEE functions come from <cmath>) --------
 
 inline float __expf(float x) { return std::exp(x); }
-inline float __exp10f(float x) { return std::pow(10.0f, x); }
-inline float __logf(float x) { return std::log(x); }
-inline float __log2f(float x) { return std::log2(x); }
-inline float __log10f(float x) { return std::log10(x); }
-inline float __sinf(float x) { return std::sin(x); }
-inline float __cosf(float x) { return std::cos(x); }
-inline float __tanf(float x) { return std::tan(x); }
-inline float __powf(float x, float y) { return std::pow(x, y); }
 inline float __fdividef(float x, float y) { return x / y; }
-inline float __frcp_rn(float x) { return 1.0f / x; }
-inline float __fsqrt_rn(float x) { return std::sqrt(x); }
-inline float __frsqrt_rn(float x) { return 1.0f / std::sqrt(x); }
-inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
-inline double rsqrt(double x) { return 1.0 / std::sqrt(x); }
-inline float __saturatef(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
-inline float __fadd_rn(float a, float b) { return a + b; }
-inline float __fsub_rn(float a, float b) { return a - b; }
-inline float __fmul_rn(float a, float b) { return a * b; }
-inline float __fdiv_rn(float a, float b) { return a / b; }
-inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
-inline double __dadd_rn(double a, double b) { return a + b; }
-inline double __dmul_rn(double a, double b) { return a * b; }
-inline double __fma_rn(double a, double b, double c) { return std::fma(a, b, c); }
-inline void __sincosf(float x, float* s, float* c) {
-    *s = std::sin(x);
-    *c = std::cos(x);
-}
 
-inline int __float_as_int(float x) { return std::bit_cast<int>(x); }
 inline unsigned __float_as_uint(float x) { return std::bit_cast<unsigned>(x); }
 inline float __int_as_float(int x) { return std::bit_cast<float>(x); }
 inline float __uint_as_float(unsigned x) { return std::bit_cast<float>(x); }
-inline long long __double_as_longlong(double x) { return std::bit_cast<long long>(x); }
-inline double __longlong_as_double(long long x) { return std::bit_cast<double>(x); }
-inline int __float2int_rn(float x) { return static_cast<int>(std::nearbyint(x)); }
-inline int __float2int_rz(float x) { return static_cast<int>(x); }
-inline unsigned __float2uint_rn(float x) { return static_cast<unsigned>(std::nearbyint(x)); }
-inline float __int2float_rn(int x) { return static_cast<float>(x); }
 
 inline int __popc(unsigned x) { return std::popcount(x); }
-inline int __popcll(unsigned long long x) { return std::popcount(x); }
-inline int __clz(int x) { return std::countl_zero(static_cast<unsigned>(x)); }
-inline int __clzll(long long x) { return std::countl_zero(static_cast<unsigned long long>(x)); }
-inline int __ffs(int x) { return x ? std::countr_zero(static_cast<unsigned>(x)) + 1 : 0; }
-inline int __ffsll(long long x) { return x ? std::countr_zero(static_cast<unsigned long long>(x)) + 1 : 0; }
-inline unsigned __brev(unsigned x) {
-    unsigned r = 0;
-    for (int i = 0; i < 32; ++i, x >>= 1) r = (r << 1) | (x & 1);
-    return r;
-}
-inline unsigned __umulhi(unsigned a, unsigned b) {
-    return static_cast<unsigned>((static_cast<unsigned long long>(a) * b) >> 32);
-}
-inline int __mul24(int a, int b) { return a * b; }
-inline unsigned __umul24(unsigned a, unsigned b) { return a * b; }
 
 // CUDA's integer min/max overloads; the floating ones mirror fminf/fmaxf.
 inline int min(int a, int b) { return a < b ? a : b; }
@@ -370,6 +266,4 @@ inline float max(float a, float b) { return std::fmax(a, b); }
 inline double min(double a, double b) { return std::fmin(a, b); }
 inline double max(double a, double b) { return std::fmax(a, b); }
 
-inline long long clock64() { return std::chrono::steady_clock::now().time_since_epoch().count(); }
-inline void __nanosleep(unsigned) {}
 [[noreturn]] inline void __trap() { std::abort(); }

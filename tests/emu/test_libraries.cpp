@@ -1,9 +1,8 @@
-// cuBLAS, cuBLASLt, NCCL and cuRAND under the emulator: results against CPU
+// cuBLASLt, NCCL and cuRAND under the emulator: results against CPU
 // loops, the libraries' status codes, and the operand checks that catch a
 // wrong transpose, leading dimension or batch stride.
 #include <catch2/catch.hpp>
 #include <cublasLt.h>
-#include <cublas_v2.h>
 #include <curand.h>
 #include <nccl.h>
 
@@ -25,130 +24,12 @@ std::vector<float> random_floats(std::size_t n, unsigned seed) {
     return v;
 }
 
-// op(X)[r, c] of a column-major matrix with leading dimension ld.
-float at(const std::vector<float>& x, bool trans, int ld, int r, int c) {
-    return trans ? x[c + static_cast<std::size_t>(r) * ld] : x[r + static_cast<std::size_t>(c) * ld];
-}
-
-// C = alpha op(A) op(B) + beta C, column-major, in double.
-std::vector<float> reference(bool ta, bool tb, int m, int n, int k, float alpha, const std::vector<float>& a,
-                             int lda, const std::vector<float>& b, int ldb, float beta, std::vector<float> c,
-                             int ldc) {
-    for (int j = 0; j < n; ++j)
-        for (int i = 0; i < m; ++i) {
-            double s = 0;
-            for (int p = 0; p < k; ++p) s += double(at(a, ta, lda, i, p)) * at(b, tb, ldb, p, j);
-            float& out = c[i + static_cast<std::size_t>(j) * ldc];
-            out = static_cast<float>(alpha * s + (beta == 0 ? 0.0 : double(beta) * out));
-        }
-    return c;
-}
-
 void require_close(const std::vector<float>& got, const std::vector<float>& want, double tol) {
     REQUIRE(got.size() == want.size());
     for (std::size_t i = 0; i < got.size(); ++i) {
         INFO("element " << i);
         REQUIRE(std::abs(got[i] - want[i]) <= tol * (1 + std::abs(want[i])));
     }
-}
-
-struct Handle {
-    cublasHandle_t h;
-    Handle() { REQUIRE(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS); }
-    ~Handle() { cublasDestroy(h); }
-};
-
-TEST_CASE("cublasGemmEx and cublasSgemm match a CPU loop in every transpose", "[blas]") {
-    Handle blas;
-    const int m = 13, n = 7, k = 9, pad = 3;
-    for (const bool ta : {false, true})
-        for (const bool tb : {false, true}) {
-            const int lda = (ta ? k : m) + pad, ldb = (tb ? n : k) + pad, ldc = m + pad;
-            const std::vector<float> a = random_floats(static_cast<std::size_t>(lda) * (ta ? m : k), 1),
-                                     b = random_floats(static_cast<std::size_t>(ldb) * (tb ? k : n), 2),
-                                     c = random_floats(static_cast<std::size_t>(ldc) * n, 3);
-            DeviceBuffer<float> da(a), db(b), dc(c);
-            const float alpha = 0.5f, beta = 2.0f;
-            const auto opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-            REQUIRE(cublasGemmEx(blas.h, opa, opb, m, n, k, &alpha, da.get(), CUDA_R_32F, lda, db.get(),
-                                 CUDA_R_32F, ldb, &beta, dc.get(), CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
-                                 CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS);
-            const std::vector<float> want = reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-            require_close(dc.to_host(), want, 1e-5);
-            dc.from_host(c);
-            REQUIRE(cublasSgemm(blas.h, opa, opb, m, n, k, &alpha, da.get(), lda, db.get(), ldb, &beta,
-                                dc.get(), ldc) == CUBLAS_STATUS_SUCCESS);
-            require_close(dc.to_host(), want, 1e-5);
-        }
-}
-
-TEST_CASE("bf16 GEMM into fp32, and beta = 0 never reads C", "[blas]") {
-    Handle blas;
-    const int m = 16, n = 8, k = 32;
-    std::vector<float> a = random_floats(m * k, 4), b = random_floats(k * n, 5);
-    std::vector<__nv_bfloat16> ab(a.size()), bb(b.size());
-    for (std::size_t i = 0; i < a.size(); ++i) a[i] = __bfloat162float(ab[i] = __float2bfloat16(a[i]));
-    for (std::size_t i = 0; i < b.size(); ++i) b[i] = __bfloat162float(bb[i] = __float2bfloat16(b[i]));
-    DeviceBuffer<__nv_bfloat16> da(ab), db(bb);
-    DeviceBuffer<float> dc(m * n);  // fresh: NaN
-    const float one = 1.0f, zero = 0.0f;
-    REQUIRE(cublasGemmEx(blas.h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, da.get(), CUDA_R_16BF, m, db.get(),
-                         CUDA_R_16BF, k, &zero, dc.get(), CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
-                         CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS);
-    require_close(dc.to_host(),
-                  reference(false, false, m, n, k, 1, a, m, b, k, 0, std::vector<float>(m * n), m), 1e-5);
-}
-
-TEST_CASE("cuBLAS argument checks return the library's status", "[blas]") {
-    Handle blas;
-    DeviceBuffer<float> a(64), b(64), c(64);
-    const float one = 1.0f;
-    const auto gemm = [&](cublasHandle_t h, int m, int lda, int ldc, cudaDataType ct) {
-        return cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, m, 8, 8, &one, a.get(), CUDA_R_32F, lda, b.get(),
-                            CUDA_R_32F, 8, &one, c.get(), ct, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-    };
-    CHECK(gemm(blas.h, 8, 8, 8, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS);
-    CHECK(gemm(blas.h, -1, 8, 8, CUDA_R_32F) == CUBLAS_STATUS_INVALID_VALUE);
-    CHECK(gemm(blas.h, 8, 7, 8, CUDA_R_32F) == CUBLAS_STATUS_INVALID_VALUE);
-    CHECK(gemm(blas.h, 8, 8, 7, CUDA_R_32F) == CUBLAS_STATUS_INVALID_VALUE);
-    CHECK(gemm(blas.h, 8, 8, 8, CUDA_R_8I) == CUBLAS_STATUS_NOT_SUPPORTED);
-    CHECK(gemm(nullptr, 8, 8, 8, CUDA_R_32F) == CUBLAS_STATUS_NOT_INITIALIZED);
-}
-
-TEST_CASE("a wrong leading dimension, transpose or batch stride is caught", "[blas][bugs]") {
-    Handle blas;
-    const int m = 32, n = 16, k = 8;
-    DeviceBuffer<float> a(m * k), b(k * n), c(m * n);
-    a.fill(1), b.fill(1);
-    const float one = 1.0f, zero = 0.0f;
-    // A is m x k with lda = m; lda = m + 1 is legal for the library but reads
-    // past the end of A.
-    REQUIRE_THROWS_WITH(
-        cublasGemmEx(blas.h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, a.get(), CUDA_R_32F, m + 1, b.get(),
-                     CUDA_R_32F, k, &zero, c.get(), CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-        Catch::Contains("A (32 x 8, ld 33) ends 28 bytes past the end"));
-    // B holds k x n; declared transposed (n x k) with ldb = n + 16 it reaches
-    // far past its end.
-    REQUIRE_THROWS_WITH(cublasSgemm(blas.h, CUBLAS_OP_N, CUBLAS_OP_T, m, n, k, &one, a.get(), m, b.get(),
-                                    n + 16, &zero, c.get(), m),
-                        Catch::Contains("cublasSgemm: B (16 x 8, ld 32) ends 448 bytes past"));
-    // Two batches of A, B and C with a batch stride one element too large.
-    DeviceBuffer<float> a2(2 * m * k), b2(2 * k * n), c2(2 * m * n);
-    a2.fill(1), b2.fill(1);
-    const auto batched = [&](long long stride_b) {
-        return cublasGemmStridedBatchedEx(blas.h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, a2.get(),
-                                          CUDA_R_32F, m, m * k, b2.get(), CUDA_R_32F, k, stride_b, &zero,
-                                          c2.get(), CUDA_R_32F, m, m * n, 2, CUBLAS_COMPUTE_32F,
-                                          CUBLAS_GEMM_DEFAULT);
-    };
-    REQUIRE(batched(k * n) == CUBLAS_STATUS_SUCCESS);
-    for (float v : c2.to_host()) REQUIRE(v == static_cast<float>(k));
-    REQUIRE_THROWS_WITH(batched(k * n + 1), Catch::Contains("batch stride 129 x 2) ends 4 bytes past"));
-    // A host pointer instead of device memory.
-    std::vector<float> host(m * k);
-    REQUIRE_THROWS_WITH(cublasSgemm(blas.h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, host.data(), m, b.get(),
-                                    k, &zero, c.get(), m),
-                        Catch::Contains("is not in device memory"));
 }
 
 // Row-major GPT-style linear layer on cuBLASLt: out (T x OC) = inp (T x C) W^T

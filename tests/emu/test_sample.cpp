@@ -8,6 +8,7 @@
 
 #include "tests/emu/device_buffer.h"
 #include "tests/emu/sample_kernels.h"
+#include "tests/rel_error.h"
 
 namespace {
 
@@ -21,14 +22,7 @@ std::vector<float> random_floats(std::size_t n, unsigned seed) {
     return v;
 }
 
-double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
-    double num = 0, den = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) {
-        num += (got[i] - want[i]) * double(got[i] - want[i]);
-        den += want[i] * double(want[i]);
-    }
-    return std::sqrt(num / den);
-}
+using kcheck::rel_error;
 
 struct InEveryOrder {
     emu::Order order;

@@ -1,12 +1,13 @@
-// The checks test_attention.cpp (layers/attention.cu) and test_attention_tc.cpp
-// (layers/attention_tc.cu) share, run on the kernel passed in as a Kernel: one layer against
+// The checks every attention kernel's test shares (test_attention_plain.cpp, _mma, _wgmma, and
+// test_attention_kernels.cpp for every row of layers/attention_kernels.cuh's table), run on the
+// kernel passed in as a Kernel: one layer against
 // ref/attention.h in double, routes read from device memory (one reader, then two readers of
 // one source), and the same bits in every thread order. Inputs are fresh random values as
 // stored in S, so that ref reads what the kernel reads; outputs and written gradients start
 // poisoned with NaN; gradients added to start with random values of the size of what ref
 // adds, and the relative error is that of what the backward added.
 //
-// Shapes as in layers/attention.cuh:
+// Shapes as in layers/attention_plain.cuh:
 //   q, out, dq, dout (B, T, NH, HS);  k, v, dk, dv (B, T, NKV, HS);  lse (B, NH, T)
 // S is the storage type (float or bf16); T is the sequence length.
 #pragma once
@@ -16,7 +17,10 @@
 #include <algorithm>
 #include <limits>
 #include <ostream>
+#include <stdexcept>
+#include <string>
 
+#include "layers/attention_kernels.cuh"
 #include "ref/attention.h"
 
 namespace kcheck::attn {
@@ -24,28 +28,33 @@ namespace kcheck::attn {
 using Vec = std::vector<float>;
 using Ref = std::vector<double>;
 
-// The kernel under test, with the argument lists of layers/attention.cuh, and what it is held to.
+// The row of layers/attention_kernels.cuh's table named `name` (whether it runs here or not).
+inline const rkv::cuda::AttentionKernel& table_row(const std::string& name) {
+    for (const rkv::cuda::AttentionKernel& k : rkv::cuda::attention_kernels())
+        if (name == k.name) return k;
+    throw std::invalid_argument("no attention kernel " + name);
+}
+
+// The kernel under test, a row of the table, and what it is held to.
 template <class S>
 struct Kernel {
-    void (*forward)(S* out, float* lse, const S* q, const S* k, const S* v, int B, int T, int NH, int NKV, int HS,
-                    cudaStream_t stream);
-    void (*backward)(S* dq, S* dk, S* dv, const S* dout, const S* q, const S* k, const S* v, const S* out,
-                     const float* lse, int B, int T, int NH, int NKV, int HS, cudaStream_t stream);
-    void (*forward_routed)(S* out, float* lse, const S* q, const S* k_all, const S* v_all, const int* kv_src,
-                           int layer, size_t layer_stride, int B, int T, int NH, int NKV, int HS,
-                           cudaStream_t stream);
-    void (*backward_routed)(S* dq, S* dk_all, S* dv_all, bool accumulate_kv, const S* dout, const S* q, const S* k_all,
-                            const S* v_all, const S* out, const float* lse, const int* kv_src, int layer,
-                            size_t layer_stride, int B, int T, int NH, int NKV, int HS, cudaStream_t stream);
+    const rkv::cuda::AttentionKernel& row;
     float qk;              // q and k uniform in [-qk, qk]: scores of a few units, softmax far from uniform
     double lse_bound;      // the relative error allowed on lse (out, dq, dk, dv get bound_for<S>)
     double one_key_bound;  // T = 1: |what dq, dk got| / |what they held|, which is only rounding
 
     Vec random_qk(size_t n) const { return as_stored<S>(random_floats(n, -qk, qk)); }
+    void forward(const rkv::AttentionArgs<S, float>& a) const { row.forward(a, nullptr); }
+    void backward(const rkv::AttentionArgs<S, float>& a) const { row.backward(a, nullptr); }
 };
 
 struct Shape {
     int B, T, NH, NKV, HS;
+    // The arguments with these shapes and no pointers.
+    template <class S, class M>
+    rkv::AttentionArgs<S, M> args() const {
+        return {.B = B, .T = T, .NH = NH, .NKV = NKV, .HS = HS};
+    }
     size_t q() const { return size_t(B) * T * NH * HS; }    // q, out, dq, dout
     size_t kv() const { return size_t(B) * T * NKV * HS; }  // k, v, dk, dv of one layer
     size_t lse() const { return size_t(B) * NH * T; }
@@ -105,12 +114,14 @@ struct Layer {
         : q(kernel.random_qk(s.q())), dout(random_stored<S>(s.q())), out(s.q()), lse(s.lse()), dq(s.q()),
           dk(s.kv()), dv(s.kv()) {
         const Ref qd = to_double(q), kd = to_double(k), vd = to_double(v);
-        rkv::ref::attention_forward(out.data(), lse.data(), qd.data(), kd.data(), vd.data(), s.B, s.T, s.NH, s.NKV,
-                                    s.HS);
+        rkv::AttentionArgs<double, double> a = s.args<double, double>();
+        a.q = qd.data(), a.k_all = kd.data(), a.v_all = vd.data(), a.out = out.data(), a.lse = lse.data();
+        rkv::ref::attention_forward(a);
         out_stored = as_stored<S>(in_float(out));
-        rkv::ref::attention_backward(dq.data(), dk.data(), dv.data(), to_double(dout).data(), qd.data(), kd.data(),
-                                     vd.data(), to_double(out_stored).data(), lse.data(), s.B, s.T, s.NH, s.NKV,
-                                     s.HS);
+        const Ref dout_d = to_double(dout), out_d = to_double(out_stored);
+        a.out = const_cast<double*>(out_d.data());  // the backward only reads it
+        a.dout = dout_d.data(), a.dq = dq.data(), a.dk_all = dk.data(), a.dv_all = dv.data();
+        rkv::ref::attention_backward(a);
     }
 };
 
@@ -124,15 +135,18 @@ void check_layer(const Kernel<S>& kernel, const Shape& s) {
     const Layer<S> ref(kernel, s, k, v);
     Device<S> q(to_storage<S>(ref.q)), kd(to_storage<S>(k)), vd(to_storage<S>(v)), out(s.q());
     Device<float> lse(s.lse());
-    kernel.forward(out.get(), lse.get(), q.get(), kd.get(), vd.get(), s.B, s.T, s.NH, s.NKV, s.HS, nullptr);
+    auto a = s.args<S, float>();
+    a.q = q.get(), a.k_all = kd.get(), a.v_all = vd.get(), a.out = out.get(), a.lse = lse.get();
+    kernel.forward(a);
     check_close("out", download(out), ref.out, bound);
     check_close("lse", lse.download(), ref.lse, kernel.lse_bound);
 
     Device<S> dout(to_storage<S>(ref.dout)), ref_out(to_storage<S>(ref.out_stored)), dq(s.q()), dk(s.kv()),
         dv(s.kv());
     Device<float> ref_lse(in_float(ref.lse));
-    kernel.backward(dq.get(), dk.get(), dv.get(), dout.get(), q.get(), kd.get(), vd.get(), ref_out.get(),
-                    ref_lse.get(), s.B, s.T, s.NH, s.NKV, s.HS, nullptr);
+    a.out = ref_out.get(), a.lse = ref_lse.get();
+    a.dout = dout.get(), a.dq = dq.get(), a.dk_all = dk.get(), a.dv_all = dv.get();
+    kernel.backward(a);
     check_close("dv", download(dv), ref.dv, bound);
     if (s.T == 1) {  // one key: P = 1 and dS = dP - D = 0, so dq and dk are only rounding
         CHECK(norm(download(dq)) < kernel.one_key_bound * norm(ref.dout));
@@ -164,13 +178,15 @@ void check_routed(const Kernel<S>& kernel, const Shape& s) {
         Device<S> q(to_storage<S>(ref.q)), dout(to_storage<S>(ref.dout)), dq(s.q());
         out.poison();
         lse.poison();
-        kernel.forward_routed(out.get(), lse.get(), q.get(), k.get(), v.get(), route.get(), layer, s.kv(), s.B, s.T,
-                              s.NH, s.NKV, s.HS, nullptr);
+        auto a = s.args<S, float>();
+        a.kv_src = route.get(), a.layer = layer, a.layer_stride = s.kv();
+        a.q = q.get(), a.k_all = k.get(), a.v_all = v.get(), a.out = out.get(), a.lse = lse.get();
+        kernel.forward(a);
         check_close("out", download(out), ref.out, bound);
         check_close("lse", lse.download(), ref.lse, kernel.lse_bound);
-        kernel.backward_routed(dq.get(), dk.get(), dv.get(), accumulate_kv, dout.get(), q.get(), k.get(), v.get(),
-                               out.get(), lse.get(), route.get(), layer, s.kv(), s.B, s.T, s.NH, s.NKV, s.HS,
-                               nullptr);
+        a.dout = dout.get(), a.dq = dq.get(), a.dk_all = dk.get(), a.dv_all = dv.get();
+        a.accumulate_kv = accumulate_kv;
+        kernel.backward(a);
         check_close("dq", download(dq), ref.dq, bound);
     };
 
@@ -245,9 +261,11 @@ void check_same_bits(const Kernel<S>& kernel, const Shape& s) {
         Device<S> qd(to_storage<S>(q)), kd(to_storage<S>(k)), vd(to_storage<S>(v)), doutd(to_storage<S>(dout)),
             out(s.q()), dq(s.q()), dk(s.kv()), dv(s.kv());
         Device<float> lse(s.lse());
-        kernel.forward(out.get(), lse.get(), qd.get(), kd.get(), vd.get(), s.B, s.T, s.NH, s.NKV, s.HS, nullptr);
-        kernel.backward(dq.get(), dk.get(), dv.get(), doutd.get(), qd.get(), kd.get(), vd.get(), out.get(),
-                        lse.get(), s.B, s.T, s.NH, s.NKV, s.HS, nullptr);
+        auto a = s.args<S, float>();
+        a.q = qd.get(), a.k_all = kd.get(), a.v_all = vd.get(), a.out = out.get(), a.lse = lse.get();
+        a.dout = doutd.get(), a.dq = dq.get(), a.dk_all = dk.get(), a.dv_all = dv.get();
+        kernel.forward(a);
+        kernel.backward(a);
         const std::vector<Vec> got{download(out), lse.download(), download(dq), download(dk), download(dv)};
         if (first.empty()) first = got;
         else CHECK(got == first);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cuda/compat.cuh"
+#include "tests/rel_error.h"
 
 namespace kcheck {
 
@@ -128,18 +129,6 @@ private:
     T* p_ = nullptr;
     size_t n_;
 };
-
-// ||out - ref|| / ||ref||; NaN when any output is NaN (so no comparison passes).
-inline double rel_error(const std::vector<float>& out, const std::vector<double>& ref) {
-    REQUIRE(out.size() == ref.size());
-    double diff = 0.0, norm = 0.0;
-    for (size_t i = 0; i < out.size(); i++) {
-        if (std::isnan(out[i])) return std::numeric_limits<double>::quiet_NaN();
-        diff += (out[i] - ref[i]) * (out[i] - ref[i]);
-        norm += ref[i] * ref[i];
-    }
-    return norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
-}
 
 // Checks the fp32 bound of DESIGN.md section 6; KERNEL_TESTS_VERBOSE=1 prints each error.
 inline void check_close(const char* what, const std::vector<float>& out, const std::vector<double>& ref,

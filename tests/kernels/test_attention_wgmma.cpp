@@ -18,14 +18,8 @@ using namespace kcheck::attn;
 
 namespace {
 
-// q and k in [-1.5, 1.5]: scores of a few units at HS 64 and 128, as attention_tc's test.
-const Kernel<bf16> wg{.forward = rkv::cuda::attention_wgmma_forward,
-                      .backward = rkv::cuda::attention_wgmma_backward,
-                      .forward_routed = rkv::cuda::attention_wgmma_forward_routed,
-                      .backward_routed = rkv::cuda::attention_wgmma_backward_routed,
-                      .qk = 1.5f,
-                      .lse_bound = fp32_bound,
-                      .one_key_bound = 1e-2};
+// q and k in [-1.5, 1.5]: scores of a few units at HS 64 and 128, as attention_mma's test.
+const Kernel<bf16> wg{.row = table_row("wgmma"), .qk = 1.5f, .lse_bound = fp32_bound, .one_key_bound = 1e-2};
 
 // Catch2 2 has no SKIP: a warning, and the case returns.
 bool skipped() {
@@ -36,7 +30,8 @@ bool skipped() {
 
 }  // namespace
 
-TEST_CASE("attention_wgmma matches ref: head dims 64 and 128, MHA, GQA, MQA, any length", "[attention_wgmma]") {
+TEST_CASE("attention_wgmma matches ref: head dims 64 and 128, MHA, GQA, MQA, any length",
+          "[attention][attention_wgmma]") {
     if (skipped()) return;
     const Shape shape = GENERATE(
         // HS 64: one key; a partial tile; two query blocks and key tiles, GQA; MQA with a partial second
@@ -48,31 +43,29 @@ TEST_CASE("attention_wgmma matches ref: head dims 64 and 128, MHA, GQA, MQA, any
     check_layer(wg, shape);
 }
 
-TEST_CASE("attention_wgmma reads the route from device memory and writes or adds to the source", "[attention_wgmma]") {
+TEST_CASE("attention_wgmma reads the route from device memory and writes or adds to the source",
+          "[attention][attention_wgmma]") {
     if (skipped()) return;
     const Shape shape = GENERATE(Shape{2, 45, 4, 2, 64}, Shape{1, 150, 2, 1, 128});
     check_routed(wg, shape);
 }
 
-TEST_CASE("attention_wgmma gives the same bits in every thread order and every run", "[attention_wgmma]") {
+TEST_CASE("attention_wgmma gives the same bits in every thread order and every run", "[attention][attention_wgmma]") {
     if (skipped()) return;
     const Shape shape = GENERATE(Shape{1, 130, 4, 2, 64}, Shape{1, 260, 2, 1, 128});
     check_same_bits(wg, shape);
 }
 
-TEST_CASE("attention_wgmma refuses head dims other than 64 and 128 and uneven groups", "[attention_wgmma]") {
+TEST_CASE("attention_wgmma refuses head dims other than 64 and 128 and uneven groups", "[attention][attention_wgmma]") {
     Device<bf16> x(3 * 96);
     Device<float> lse(3);
-    CHECK_THROWS_AS(rkv::cuda::attention_wgmma_forward(x.get(), lse.get(), x.get(), x.get(), x.get(), 1, 1, 3, 1, 96,
-                                                       nullptr),
-                    std::invalid_argument);
-    CHECK_THROWS_AS(rkv::cuda::attention_wgmma_forward(x.get(), lse.get(), x.get(), x.get(), x.get(), 1, 1, 3, 2, 64,
-                                                       nullptr),
-                    std::invalid_argument);
-    CHECK_THROWS_AS(rkv::cuda::attention_wgmma_backward(x.get(), x.get(), x.get(), x.get(), x.get(), x.get(), x.get(),
-                                                        x.get(), lse.get(), 1, 1, 3, 1, 96, nullptr),
-                    std::invalid_argument);
-    CHECK_THROWS_AS(rkv::cuda::attention_wgmma_backward(x.get(), x.get(), x.get(), x.get(), x.get(), x.get(), x.get(),
-                                                        x.get(), lse.get(), 1, 1, 3, 2, 64, nullptr),
-                    std::invalid_argument);
+    const rkv::AttentionArgs<bf16, float> a{.B = 1, .T = 1, .NH = 3, .NKV = 1, .HS = 96, .q = x.get(),
+                                            .k_all = x.get(), .v_all = x.get(), .out = x.get(), .lse = lse.get(),
+                                            .dout = x.get(), .dq = x.get(), .dk_all = x.get(), .dv_all = x.get()};
+    auto uneven = a;
+    uneven.NKV = 2, uneven.HS = 64;
+    for (const auto& bad : {a, uneven}) {
+        CHECK_THROWS_AS(rkv::cuda::attention_wgmma_forward(bad, nullptr), std::invalid_argument);
+        CHECK_THROWS_AS(rkv::cuda::attention_wgmma_backward(bad, nullptr), std::invalid_argument);
+    }
 }

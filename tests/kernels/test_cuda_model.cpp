@@ -12,21 +12,10 @@
 #include "src/cuda_ops.h"
 #include "src/model.h"
 #include "tests/fixtures.h"
+#include "tests/rel_error.h"
 
 using namespace rkv;
-
-namespace {
-
-double rel_error(const std::vector<float>& x, const std::vector<float>& ref) {
-    double diff = 0, norm = 0;
-    for (size_t i = 0; i < x.size(); i++) {
-        diff += (double(x[i]) - ref[i]) * (double(x[i]) - ref[i]);
-        norm += double(ref[i]) * ref[i];
-    }
-    return std::sqrt(diff / norm);
-}
-
-}  // namespace
+using kcheck::rel_error;
 
 std::vector<ModelConfig> tiny_configs() {
     return {test::tiny_config("gpt2"), test::tiny_config("llama3"), test::tiny_config("qwen3")};

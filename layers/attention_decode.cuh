@@ -1,6 +1,6 @@
 // Attention over a KV cache, for inference, and the write of new keys and values into it.
-// Plain CUDA (layers/attention_cached.cu): the emulator runs it; checked against
-// ref/attention_cached.h.
+// Plain CUDA (layers/attention_decode.cu): the emulator runs it; checked against
+// ref/attention_decode.h.
 //
 // Shapes:  q, out (B, Tq, NH, HS);  a cache slot (B, Tmax, NKV, HS), pos0 + Tq <= Tmax
 // Query t of each sequence sits at position pos0 + t and attends causally to the cache rows
@@ -14,17 +14,14 @@
 #include <cstddef>
 
 #include "cuda/compat.cuh"
+#include "ref/attention_args.h"
 
 namespace rkv::cuda {
 
-// Routed: k_cache, v_cache hold the kept layers' cache slots, each (B, Tmax, NKV, HS), slot_stride
-// elements apart; layer `layer` reads slot kv_slot[layer] (kv_slot: device array (L); null reads
-// slot 0), so the route is data.
-// q, out (B, Tq, NH, HS); query t of each sequence is at position pos0 + t and attends to cache rows 0 .. pos0 + t.
+// The arguments (routed: layer a.layer reads slot a.kv_slot[a.layer] of the caches) are
+// ref/attention_args.h's.
 template <class S>
-void attention_cached_forward(S* out, const S* q, const S* k_cache, const S* v_cache, const int* kv_slot, int layer,
-                              size_t slot_stride, int B, int Tq, int pos0, int Tmax, int NH, int NKV, int HS,
-                              cudaStream_t stream);
+void attention_decode_forward(const AttentionDecodeArgs<S>& a, cudaStream_t stream);
 
 // rows pos0 .. pos0 + Tq - 1 of each sequence's cache (B, Tmax, width) <- src (B, Tq, width)
 template <class S>

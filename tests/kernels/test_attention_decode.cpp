@@ -1,4 +1,4 @@
-// layers/attention_cached.cu against ref/attention_cached.h (double): decoding one token over a
+// layers/attention_decode.cu against ref/attention_decode.h (double): decoding one token over a
 // long cache, chunks of new tokens at pos0 = 0 and later, MHA and GQA groups of 2 and 4, head
 // dims 64, 128 and small or odd ones, B > 1; routes read from device memory; the same bits in
 // every thread order; kv_cache_write bit for bit. Caches hold NaN past the rows written
@@ -15,8 +15,8 @@
 #include <ostream>
 #include <stdexcept>
 
-#include "layers/attention_cached.cuh"
-#include "ref/attention_cached.h"
+#include "layers/attention_decode.cuh"
+#include "ref/attention_decode.h"
 
 using namespace kcheck;
 
@@ -26,6 +26,13 @@ using Vec = std::vector<float>;
 
 struct Shape {
     int B, Tq, pos0, Tmax, NH, NKV, HS;
+    // The arguments with these shapes, over one slot (or slots slot_stride apart through kv_slot).
+    template <class S>
+    rkv::AttentionDecodeArgs<S> args(S* out, const S* q, const S* k, const S* v, const int* kv_slot = nullptr,
+                                     int layer = 0, size_t slot_stride = 0) const {
+        return {.B = B, .Tq = Tq, .pos0 = pos0, .Tmax = Tmax, .NH = NH, .NKV = NKV, .HS = HS, .kv_slot = kv_slot,
+                .layer = layer, .slot_stride = slot_stride, .q = q, .k_cache = k, .v_cache = v, .out = out};
+    }
     size_t q() const { return size_t(B) * Tq * NH * HS; }      // q, out
     size_t slot() const { return size_t(B) * Tmax * NKV * HS; }  // one slot of k or v
 };
@@ -63,8 +70,8 @@ std::vector<double> slot_of(const Vec& cache, const Shape& s, int l) {
 // ref's out of the queries over slot `slot`.
 std::vector<double> reference(const Shape& s, const Vec& q, const Vec& k, const Vec& v, int slot) {
     std::vector<double> out(s.q());
-    rkv::ref::attention_cached_forward(out.data(), to_double(q).data(), slot_of(k, s, slot).data(),
-                                       slot_of(v, s, slot).data(), s.B, s.Tq, s.pos0, s.Tmax, s.NH, s.NKV, s.HS);
+    const std::vector<double> qd = to_double(q), kd = slot_of(k, s, slot), vd = slot_of(v, s, slot);
+    rkv::ref::attention_decode_forward(s.args(out.data(), qd.data(), kd.data(), vd.data()));
     return out;
 }
 
@@ -82,8 +89,8 @@ void check_route(const Shape& s, const std::vector<int>& route, int slots) {
         const Vec q = as_stored<S>(random_floats(s.q(), -kQK, kQK));
         Device<S> qd(to_storage<S>(q));
         out.poison();
-        rkv::cuda::attention_cached_forward(out.get(), qd.get(), kd.get(), vd.get(), kv_slot.get(), layer,
-                                            s.slot() + kGap, s.B, s.Tq, s.pos0, s.Tmax, s.NH, s.NKV, s.HS, nullptr);
+        rkv::cuda::attention_decode_forward(
+            s.args(out.get(), qd.get(), kd.get(), vd.get(), kv_slot.get(), layer, s.slot() + kGap), nullptr);
         check_close("out", to_floats(out.download()), reference(s, q, k, v, route[layer]), bound_for<S>());
     }
 }
@@ -96,7 +103,7 @@ void check_one(const Shape& s) {
 
 }  // namespace
 
-TEST_CASE("cached attention decodes one token over a long cache", "[attention_cached]") {
+TEST_CASE("cached attention decodes one token over a long cache", "[attention][attention_decode]") {
     const Shape shape = GENERATE(
         // MHA, the cache longer than what is written: split in 3
         Shape{1, 1, 700, 1024, 4, 4, 64},
@@ -111,7 +118,8 @@ TEST_CASE("cached attention decodes one token over a long cache", "[attention_ca
     check_one<float>(shape);
 }
 
-TEST_CASE("cached attention splits the keys of few rows over a long cache across blocks", "[attention_cached]") {
+TEST_CASE("cached attention splits the keys of few rows over a long cache across blocks",
+          "[attention][attention_decode]") {
     const Shape shape = GENERATE(
         // GQA 2, 2001 keys: 8 splits of 256, the last one short
         Shape{1, 1, 2000, 2100, 2, 1, 64},
@@ -130,7 +138,7 @@ TEST_CASE("cached attention splits the keys of few rows over a long cache across
     check_one<float>(shape);
 }
 
-TEST_CASE("cached attention runs chunks of new tokens, at pos0 = 0 and later", "[attention_cached]") {
+TEST_CASE("cached attention runs chunks of new tokens, at pos0 = 0 and later", "[attention][attention_decode]") {
     const Shape shape = GENERATE(
         // a prompt from the start
         Shape{2, 7, 0, 16, 4, 2, 64}, Shape{1, 5, 0, 5, 2, 2, 128},
@@ -141,7 +149,7 @@ TEST_CASE("cached attention runs chunks of new tokens, at pos0 = 0 and later", "
     check_one<float>(shape);
 }
 
-TEST_CASE("bf16 cached attention: decode and a chunk, GQA", "[attention_cached]") {
+TEST_CASE("bf16 cached attention: decode and a chunk, GQA", "[attention][attention_decode]") {
     const Shape shape = GENERATE(
         // decodes: split in 3, in 2
         Shape{2, 1, 700, 720, 8, 2, 128}, Shape{1, 1, 500, 501, 4, 4, 64},
@@ -154,7 +162,8 @@ TEST_CASE("bf16 cached attention: decode and a chunk, GQA", "[attention_cached]"
     check_one<bf16>(shape);
 }
 
-TEMPLATE_TEST_CASE("cached attention reads the slot the route names, from device memory", "[attention_cached]",
+TEMPLATE_TEST_CASE("cached attention reads the slot the route names, from device memory",
+                   "[attention][attention_decode]",
                    float, bf16) {
     // 3 layers over 2 kept slots (layer 1 reads layer 0's), then over 3 in a shuffled order; one
     // block a row, and a decode split in 3.
@@ -163,11 +172,11 @@ TEMPLATE_TEST_CASE("cached attention reads the slot the route names, from device
     SECTION("route {2, 0, 1}") { check_route<TestType>(s, {2, 0, 1}, 3); }
 }
 
-TEST_CASE("cached attention refuses shapes it does not take", "[attention_cached]") {
+TEST_CASE("cached attention refuses shapes it does not take", "[attention][attention_decode]") {
     Device<float> x(4096);
     const auto run = [&](int Tq, int pos0, int Tmax, int NH, int NKV, int HS) {
-        rkv::cuda::attention_cached_forward(x.get(), x.get(), x.get(), x.get(), nullptr, 0, 0, 1, Tq, pos0, Tmax, NH,
-                                            NKV, HS, nullptr);
+        const Shape s{1, Tq, pos0, Tmax, NH, NKV, HS};
+        rkv::cuda::attention_decode_forward(s.args(x.get(), x.get(), x.get(), x.get()), nullptr);
     };
     CHECK_THROWS_AS(run(1, 4, 4, 2, 2, 16), std::invalid_argument);    // pos0 + Tq past Tmax
     CHECK_THROWS_AS(run(1, -1, 4, 2, 2, 16), std::invalid_argument);   // negative pos0
@@ -178,7 +187,7 @@ TEST_CASE("cached attention refuses shapes it does not take", "[attention_cached
 }
 
 TEMPLATE_TEST_CASE("kv_cache_write writes rows pos0 .. pos0 + Tq - 1 bit for bit, and nothing else",
-                   "[attention_cached]", float, bf16) {
+                   "[attention][attention_decode]", float, bf16) {
     struct Case {
         int B, Tq, pos0, Tmax, width, src_offset;  // src_offset elements into its buffer: unaligned when odd
     };
@@ -201,7 +210,8 @@ TEMPLATE_TEST_CASE("kv_cache_write writes rows pos0 .. pos0 + Tq - 1 bit for bit
     CHECK(std::memcmp(got.data(), want.data(), n_cache * sizeof(TestType)) == 0);
 }
 
-TEMPLATE_TEST_CASE("cached attention gives the same bits in every thread order", "[attention_cached]", float, bf16) {
+TEMPLATE_TEST_CASE("cached attention gives the same bits in every thread order",
+                   "[attention][attention_decode]", float, bf16) {
     // One block a row; 3 splits; 2 splits with the second empty for rows 0 .. 15.
     const Shape s = GENERATE(Shape{1, 2, 150, 160, 4, 2, 64}, Shape{1, 3, 700, 720, 4, 2, 64},
                              Shape{1, 40, 240, 300, 2, 1, 64});
@@ -213,8 +223,7 @@ TEMPLATE_TEST_CASE("cached attention gives the same bits in every thread order",
         InOrder in_order(order);
         Device<TestType> qd(to_storage<TestType>(q)), kd(to_storage<TestType>(k)), vd(to_storage<TestType>(v)),
             out(s.q());
-        rkv::cuda::attention_cached_forward(out.get(), qd.get(), kd.get(), vd.get(), nullptr, 0, 0, s.B, s.Tq,
-                                            s.pos0, s.Tmax, s.NH, s.NKV, s.HS, nullptr);
+        rkv::cuda::attention_decode_forward(s.args(out.get(), qd.get(), kd.get(), vd.get()), nullptr);
         got.push_back(to_floats(out.download()));
     }
     for (const Vec& g : got) CHECK(std::memcmp(g.data(), got[0].data(), g.size() * sizeof(float)) == 0);

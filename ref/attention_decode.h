@@ -2,7 +2,7 @@
 // positions already seen stay in a cache, so each new token costs one position's work. Only
 // the kept layers own a cache slot; the others read the slot of their route's source.
 //
-// attention_cached_forward: the Tq new queries of each sequence sit at positions
+// attention_decode_forward (arguments: ref/attention_args.h): the Tq new queries of each sequence sit at positions
 // pos0 .. pos0 + Tq - 1 and attend causally to the cache rows 0 .. their own position
 // (rows pos0 .. pos0 + Tq - 1 already hold the new tokens' keys and values):
 //   q, out (B, Tq, NH, HS);  k, v (B, Tmax, NKV, HS), pos0 + Tq <= Tmax
@@ -18,29 +18,34 @@
 #include <vector>
 
 #include "ref/attention.h"
+#include "ref/attention_args.h"
 #include "ref/gemm.h"
 
 namespace rkv::ref {
 
-template <class T>
-void attention_cached_forward(T* out, const T* q, const T* k, const T* v, int B, int Tq, int pos0, int Tmax, int NH,
-                              int NKV, int HS) {
-    const T scale = T(1) / std::sqrt(T(HS));
+// kv_slot (a.kv_slot, host memory here) names the slot a.layer reads.
+template <class S>
+void attention_decode_forward(const AttentionDecodeArgs<S>& a) {
+    const int B = a.B, Tq = a.Tq, pos0 = a.pos0, Tmax = a.Tmax, NH = a.NH, NKV = a.NKV, HS = a.HS;
+    const size_t slot = a.kv_slot ? size_t(a.kv_slot[a.layer]) * a.slot_stride : 0;
+    const S* k = a.k_cache + slot;
+    const S* v = a.v_cache + slot;
+    const S scale = S(1) / std::sqrt(S(HS));
     const int Tk = pos0 + Tq;
-    std::vector<T> P(size_t(Tq) * Tk);
+    std::vector<S> P(size_t(Tq) * Tk);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
-            const T* Q = q + (size_t(b) * Tq * NH + h) * HS;
+            const S* Q = a.q + (size_t(b) * Tq * NH + h) * HS;
             const size_t kv = (size_t(b) * Tmax * NKV + h / (NH / NKV)) * HS;
-            T* O = out + (size_t(b) * Tq * NH + h) * HS;
-            gemm(false, true, Tq, Tk, HS, scale, Q, NH * HS, k + kv, NKV * HS, T(0), P.data(), Tk);
-            causal_softmax<T>(P.data(), nullptr, Tq, Tk, pos0);
-            gemm(false, false, Tq, HS, Tk, T(1), P.data(), Tk, v + kv, NKV * HS, T(0), O, NH * HS);
+            S* O = a.out + (size_t(b) * Tq * NH + h) * HS;
+            gemm(false, true, Tq, Tk, HS, scale, Q, NH * HS, k + kv, NKV * HS, S(0), P.data(), Tk);
+            causal_softmax<S>(P.data(), nullptr, Tq, Tk, pos0);
+            gemm(false, false, Tq, HS, Tk, S(1), P.data(), Tk, v + kv, NKV * HS, S(0), O, NH * HS);
         }
 }
 
-template <class T>
-void kv_cache_write(T* cache, const T* src, int B, int Tq, int pos0, int Tmax, int width) {
+template <class S>
+void kv_cache_write(S* cache, const S* src, int B, int Tq, int pos0, int Tmax, int width) {
     for (int b = 0; b < B; b++)
         std::copy_n(src + size_t(b) * Tq * width, size_t(Tq) * width,
                     cache + (size_t(b) * Tmax + pos0) * width);

@@ -1,6 +1,6 @@
 // Attention of new tokens over a KV cache (inference), in plain CUDA. Per batch b, query
 // head h (reading KV head h / (NH / NKV)) and new token t at position p = pos0 + t, it
-// computes what ref/attention_cached.h computes:
+// computes what ref/attention_decode.h computes:
 //
 //   s_j = scale q_t . k_j   for the cache rows j = 0 .. p    // q (B, Tq, NH, HS), k (B, Tmax, NKV, HS)
 //   out_t = sum_j softmax(s)_j v_j                           // out (B, Tq, NH, HS), v as k
@@ -37,7 +37,7 @@
 //
 // Routes as data: k_cache, v_cache are the base of all slots; the kernel adds
 // kv_slot[layer] * slot_stride, read on the device.
-#include "layers/attention_cached.cuh"
+#include "layers/attention_decode.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -82,7 +82,7 @@ __device__ __forceinline__ void load_dims(float (&x)[E], const S* row, int lane,
 // m, l, o; a split past the row's last key writes nothing.
 template <int D, bool kPacked, class S>
 __global__ void __launch_bounds__(kThreads)
-    attention_cached_kernel(S* out, float* part, const S* q, const S* k_cache, const S* v_cache, const int* kv_slot,
+    attention_decode_kernel(S* out, float* part, const S* q, const S* k_cache, const S* v_cache, const int* kv_slot,
                             int layer, size_t slot_stride, int range, int Tq, int pos0, int Tmax, int NH, int NKV,
                             int HS) {
     constexpr int E = D / 32;
@@ -185,7 +185,7 @@ __global__ void __launch_bounds__(kThreads)
 // sum_s 2^(m_s - M) l_s, M = max_s m_s. Split 0 holds key 0 and every split read holds one,
 // so every m_s, and M, is finite.
 template <class S>
-__global__ void attention_cached_combine_kernel(S* out, const float* part, int splits, int range, int Tq, int pos0,
+__global__ void attention_decode_combine_kernel(S* out, const float* part, int splits, int range, int Tq, int pos0,
                                                 int NH, int HS) {
     const int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z, d = threadIdx.x;
     const int used = ceil_div(pos0 + t + 1, range);  // the splits with keys of this row
@@ -256,15 +256,18 @@ Split split_rule(int64_t rows, int keys) {
 }  // namespace
 
 template <class S>
-void attention_cached_forward(S* out, const S* q, const S* k_cache, const S* v_cache, const int* kv_slot, int layer,
-                              size_t slot_stride, int B, int Tq, int pos0, int Tmax, int NH, int NKV, int HS,
-                              cudaStream_t stream) {
-    check_positions("attention_cached_forward", B, Tq, pos0, Tmax);
-    if (NH < 1 || NKV < 1 || NH % NKV != 0)
-        throw std::invalid_argument("attention_cached_forward: NH (" + std::to_string(NH) +
-                                    ") is not a positive multiple of NKV (" + std::to_string(NKV) + ")");
-    if (HS < 1 || HS > 128)
-        throw std::invalid_argument("attention_cached_forward: head dim " + std::to_string(HS) +
+void attention_decode_forward(const AttentionDecodeArgs<S>& a, cudaStream_t stream) {
+    const int B = a.B, Tq = a.Tq, pos0 = a.pos0, Tmax = a.Tmax, NH = a.NH, NKV = a.NKV, HS = a.HS;
+    S* out = a.out;
+    const S *q = a.q, *k_cache = a.k_cache, *v_cache = a.v_cache;
+    const int* kv_slot = a.kv_slot;
+    const int layer = a.layer;
+    const size_t slot_stride = a.slot_stride;
+    check_positions("attention_decode_forward", B, Tq, pos0, Tmax);
+    if (NH < 1) throw std::invalid_argument("attention_decode_forward: NH (" + std::to_string(NH) + ") < 1");
+    check_shape("attention_decode_forward", NH, NKV);
+    if (HS < 1 || HS > 128)  // as the head-dim dispatch below would, but for empty inputs too
+        throw std::invalid_argument("attention_decode_forward: head dim " + std::to_string(HS) +
                                     " is not in 1 .. 128");
     if (B == 0 || Tq == 0) return;
 
@@ -282,20 +285,18 @@ void attention_cached_forward(S* out, const S* q, const S* k_cache, const S* v_c
             if constexpr (bytes == 8 || bytes == 16) {
                 if (HS == D && slot_stride % E == 0 && aligned(out, bytes) && aligned(q, bytes) &&
                     aligned(k_cache, bytes) && aligned(v_cache, bytes))
-                    return launch(attention_cached_kernel<D, true, S>);
+                    return launch(attention_decode_kernel<D, true, S>);
             }
-            launch(attention_cached_kernel<D, false, S>);
+            launch(attention_decode_kernel<D, false, S>);
         };
-        if (HS <= 32) run(std::integral_constant<int, 32>{});
-        else if (HS <= 64) run(std::integral_constant<int, 64>{});
-        else run(std::integral_constant<int, 128>{});
+        with_padded_head_dim<32, 64, 128>("attention_decode_forward", HS, run);
     };
 
     const Split split = split_rule(int64_t(B) * NH * Tq, pos0 + Tq);
     if (split.splits == 1) return attend(nullptr, 1, pos0 + Tq);
     StreamScratch<float> part(size_t(B) * Tq * NH * split.splits * (2 + HS), stream);  // (B, Tq, NH, splits, 2 + HS)
     attend(part.get(), split.splits, split.range);
-    launch_kernel(attention_cached_combine_kernel<S>, dim3(Tq, NH, B), HS, 0, stream, out, part.get(), split.splits,
+    launch_kernel(attention_decode_combine_kernel<S>, dim3(Tq, NH, B), HS, 0, stream, out, part.get(), split.splits,
                   split.range, Tq, pos0, NH, HS);
 }
 
@@ -317,8 +318,7 @@ void kv_cache_write(S* cache, const S* src, int B, int Tq, int pos0, int Tmax, i
 }
 
 #define INSTANTIATE(S)                                                                                                 \
-    template void attention_cached_forward<S>(S*, const S*, const S*, const S*, const int*, int, size_t, int, int,     \
-                                              int, int, int, int, int, cudaStream_t);                                  \
+    template void attention_decode_forward<S>(const AttentionDecodeArgs<S>&, cudaStream_t);                          \
     template void kv_cache_write<S>(S*, const S*, int, int, int, int, int, cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(__nv_bfloat16)

@@ -1,11 +1,10 @@
-// layers/attention.cu against ref/attention.h (double), through attention_check.h: MHA, GQA
+// layers/attention_plain.cu against ref/attention.h (double), through attention_check.h: MHA, GQA
 // and MQA; lengths that are not multiples of the 32-row tile; head dims 4 to 128; routes read
 // from device memory; the same bits in every thread order. Storage float, and bf16 on a few
 // shapes: ref gets the inputs (and the out the backward reads) as stored. Every output within
 // bound_for the storage; lse, float in both, within the fp32 bound.
 #include "attention_check.h"
 
-#include "layers/attention.cuh"
 
 using namespace kcheck;
 using namespace kcheck::attn;
@@ -15,17 +14,11 @@ namespace {
 // lse is float whatever the storage: the fp32 bound; one key leaves dq and dk only the
 // rounding of a zero sum, in either storage.
 template <class S>
-const Kernel<S> plain{.forward = rkv::cuda::attention_forward<S>,
-                      .backward = rkv::cuda::attention_backward<S>,
-                      .forward_routed = rkv::cuda::attention_forward_routed<S>,
-                      .backward_routed = rkv::cuda::attention_backward_routed<S>,
-                      .qk = 2.0f,
-                      .lse_bound = fp32_bound,
-                      .one_key_bound = 1e-5};
+const Kernel<S> plain{.row = table_row("plain"), .qk = 2.0f, .lse_bound = fp32_bound, .one_key_bound = 1e-5};
 
 }  // namespace
 
-TEST_CASE("attention matches ref: MHA, GQA, MQA, any length, head dims 4 to 128", "[attention]") {
+TEST_CASE("attention matches ref: MHA, GQA, MQA, any length, head dims 4 to 128", "[attention][attention_plain]") {
     const Shape shape = GENERATE(
         // MHA
         Shape{2, 33, 3, 3, 16}, Shape{1, 70, 2, 2, 64}, Shape{1, 1, 2, 2, 64},
@@ -42,16 +35,17 @@ TEST_CASE("attention matches ref: MHA, GQA, MQA, any length, head dims 4 to 128"
     check_layer(plain<float>, shape);
 }
 
-TEST_CASE("bf16 attention matches ref: GQA and MQA, a partial tile", "[attention]") {
+TEST_CASE("bf16 attention matches ref: GQA and MQA, a partial tile", "[attention][attention_plain]") {
     const Shape shape = GENERATE(Shape{2, 33, 4, 2, 16}, Shape{1, 40, 2, 1, 64});
     check_layer(plain<bf16>, shape);
 }
 
-TEMPLATE_TEST_CASE("attention reads the route from device memory and writes or adds to the source", "[attention]",
+TEMPLATE_TEST_CASE("attention reads the route from device memory and writes or adds to the source",
+                   "[attention][attention_plain]",
                    float, bf16) {
     check_routed(plain<TestType>, Shape{2, 45, 4, 2, 16});
 }
 
-TEMPLATE_TEST_CASE("attention gives the same bits in every thread order", "[attention]", float, bf16) {
+TEMPLATE_TEST_CASE("attention gives the same bits in every thread order", "[attention][attention_plain]", float, bf16) {
     check_same_bits(plain<TestType>, Shape{2, 40, 4, 2, 16});
 }

@@ -25,7 +25,7 @@
 //
 // Tiles that the causal mask empties for a whole warp are skipped; only tiles that cross the
 // diagonal are masked element by element. Rows past T load as zeros and are never stored.
-#include "layers/attention_tc.cuh"
+#include "layers/attention_mma.cuh"
 
 #include <cmath>
 #include <cstdint>
@@ -144,7 +144,7 @@ __device__ __forceinline__ void mma_pb(float (&acc)[MT][D / 8][4], const float (
 // m16 tiles; lane (g, t) holds rows +g and +g+8 of each, keys and dims 2t, 2t+1 of each n8 tile.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    attention_tc_forward_kernel(bf16* out, float* lse, const bf16* q, const bf16* k_all, const bf16* v_all,
+    attention_mma_forward_kernel(bf16* out, float* lse, const bf16* q, const bf16* k_all, const bf16* v_all,
                                 const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV) {
     constexpr int S = kStride<D>, MT = kFwdRowTiles, N = kFwdKeys<D>;
     bf16* Qs = rkv::dynamic_smem<bf16>();  // (kFwdRows, D + 8)     this block's queries
@@ -248,7 +248,7 @@ __global__ void __launch_bounds__(kThreads)
 // rows +g, +g+8, keys and dims 2t, 2t+1 of each n8 tile.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    attention_tc_backward_dq_kernel(bf16* dq, const bf16* dout, const bf16* q, const bf16* k_all,
+    attention_mma_backward_dq_kernel(bf16* dq, const bf16* dout, const bf16* q, const bf16* k_all,
                                     const bf16* v_all, const float* lse, const float* Dvec, const int* kv_src,
                                     int layer, size_t layer_stride, int T, int NH, int NKV) {
     constexpr int S = kStride<D>;
@@ -328,7 +328,7 @@ __global__ void __launch_bounds__(kThreads)
 // rows (keys) +g, +g+8, queries and dims 2t, 2t+1 of each n8 tile.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    attention_tc_backward_dkdv_kernel(bf16* dk_all, bf16* dv_all, bool accumulate, const bf16* dout, const bf16* q,
+    attention_mma_backward_dkdv_kernel(bf16* dk_all, bf16* dv_all, bool accumulate, const bf16* dout, const bf16* q,
                                       const bf16* k_all, const bf16* v_all, const float* lse, const float* Dvec,
                                       const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV) {
     constexpr int S = kStride<D>;
@@ -417,13 +417,6 @@ __global__ void __launch_bounds__(kThreads)
 
 // ---- Launchers ------------------------------------------------------------------------------------
 
-// Calls f(std::integral_constant<int, HS>).
-template <class F>
-void with_head_dim(int HS, F&& f) {
-    if (HS == 64) f(std::integral_constant<int, 64>{});
-    else f(std::integral_constant<int, 128>{});
-}
-
 // Shared memory of `rows` padded rows of D bf16 and `floats` floats.
 constexpr size_t smem_bytes(int D, int rows, int floats = 0) {
     return size_t(rows) * (D + 8) * sizeof(bf16) + size_t(floats) * sizeof(float);
@@ -431,49 +424,33 @@ constexpr size_t smem_bytes(int D, int rows, int floats = 0) {
 
 }  // namespace
 
-void attention_tc_forward_routed(bf16* out, float* lse, const bf16* q, const bf16* k_all, const bf16* v_all,
-                                 const int* kv_src, int layer, size_t layer_stride, int B, int T, int NH, int NKV,
-                                 int HS, cudaStream_t stream) {
-    check_shape("attention_tc", NH, NKV, HS, {out, q, k_all, v_all});
-    if (B == 0 || T == 0) return;
-    with_head_dim(HS, [&](auto hs) {
+void attention_mma_forward(const AttentionArgs<bf16, float>& a, cudaStream_t stream) {
+    check_shape("attention_mma", a.NH, a.NKV, {a.out, a.q, a.k_all, a.v_all});
+    with_head_dim<64, 128>("attention_mma", a.HS, [&](auto hs) {
         constexpr int D = decltype(hs)::value;
-        launch_kernel_big_smem(attention_tc_forward_kernel<D>, dim3(ceil_div(T, kFwdRows), NH, B), kThreads,
-                               smem_bytes(D, kFwdRows + 4 * kFwdKeys<D>), stream, out, lse, q, k_all, v_all, kv_src,
-                               layer, layer_stride, T, NH, NKV);
+        if (a.B == 0 || a.T == 0) return;
+        launch_kernel_big_smem(attention_mma_forward_kernel<D>, dim3(ceil_div(a.T, kFwdRows), a.NH, a.B), kThreads,
+                               smem_bytes(D, kFwdRows + 4 * kFwdKeys<D>), stream, a.out, a.lse, a.q, a.k_all, a.v_all,
+                               a.kv_src, a.layer, a.layer_stride, a.T, a.NH, a.NKV);
     });
 }
 
-void attention_tc_backward_routed(bf16* dq, bf16* dk_all, bf16* dv_all, bool accumulate_kv, const bf16* dout,
-                                  const bf16* q, const bf16* k_all, const bf16* v_all, const bf16* out,
-                                  const float* lse, const int* kv_src, int layer, size_t layer_stride, int B, int T,
-                                  int NH, int NKV, int HS, cudaStream_t stream) {
-    check_shape("attention_tc", NH, NKV, HS, {dq, dk_all, dv_all, dout, q, k_all, v_all, out});
-    if (B == 0 || T == 0) return;
-    with_head_dim(HS, [&](auto hs) {
+void attention_mma_backward(const AttentionArgs<bf16, float>& a, cudaStream_t stream) {
+    check_shape("attention_mma", a.NH, a.NKV, {a.dq, a.dk_all, a.dv_all, a.dout, a.q, a.k_all, a.v_all, a.out});
+    with_head_dim<64, 128>("attention_mma", a.HS, [&](auto hs) {
         constexpr int D = decltype(hs)::value;
-        StreamScratch<float> Dvec(size_t(B) * T * NH, stream);  // (B, NH, T)
-        row_dots<D>(Dvec.get(), dout, out, B, T, NH, stream);
-        const unsigned tiles = ceil_div(T, kTile);
-        launch_kernel_big_smem(attention_tc_backward_dq_kernel<D>, dim3(tiles, NH, B), kThreads,
-                               smem_bytes(D, 6 * kTile), stream, dq, dout, q, k_all, v_all, lse, Dvec.get(), kv_src,
-                               layer, layer_stride, T, NH, NKV);
-        launch_kernel_big_smem(attention_tc_backward_dkdv_kernel<D>, dim3(tiles, NKV, B), kThreads,
-                               smem_bytes(D, 6 * kTile, 4 * kTile), stream, dk_all, dv_all, accumulate_kv, dout, q,
-                               k_all, v_all, lse, Dvec.get(), kv_src, layer, layer_stride, T, NH, NKV);
+        if (a.B == 0 || a.T == 0) return;
+        StreamScratch<float> Dvec(size_t(a.B) * a.T * a.NH, stream);  // (B, NH, T)
+        row_dots<D>(Dvec.get(), a.dout, a.out, a.B, a.T, a.NH, stream);
+        const unsigned tiles = ceil_div(a.T, kTile);
+        launch_kernel_big_smem(attention_mma_backward_dq_kernel<D>, dim3(tiles, a.NH, a.B), kThreads,
+                               smem_bytes(D, 6 * kTile), stream, a.dq, a.dout, a.q, a.k_all, a.v_all, a.lse,
+                               Dvec.get(), a.kv_src, a.layer, a.layer_stride, a.T, a.NH, a.NKV);
+        launch_kernel_big_smem(attention_mma_backward_dkdv_kernel<D>, dim3(tiles, a.NKV, a.B), kThreads,
+                               smem_bytes(D, 6 * kTile, 4 * kTile), stream, a.dk_all, a.dv_all, a.accumulate_kv,
+                               a.dout, a.q, a.k_all, a.v_all, a.lse, Dvec.get(), a.kv_src, a.layer, a.layer_stride,
+                               a.T, a.NH, a.NKV);
     });
-}
-
-void attention_tc_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int NH,
-                          int NKV, int HS, cudaStream_t stream) {
-    attention_tc_forward_routed(out, lse, q, k, v, nullptr, 0, 0, B, T, NH, NKV, HS, stream);
-}
-
-void attention_tc_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
-                           const bf16* v, const bf16* out, const float* lse, int B, int T, int NH, int NKV, int HS,
-                           cudaStream_t stream) {
-    attention_tc_backward_routed(dq, dk, dv, false, dout, q, k, v, out, lse, nullptr, 0, 0, B, T, NH, NKV, HS,
-                                 stream);
 }
 
 }  // namespace rkv::cuda

@@ -28,7 +28,7 @@
 //
 // Routes as data: the K/V pointers are the base of all layers' blocks; a kernel adds
 // kv_src[layer] * layer_stride, read on the device (no route: offset 0).
-#include "layers/attention.cuh"
+#include "layers/attention_plain.cuh"
 
 #include <cmath>
 #include <stdexcept>
@@ -322,24 +322,6 @@ __global__ void __launch_bounds__(kThreads)
 
 // ---- Launchers --------------------------------------------------------------------------------
 
-// The shapes the kernels take: whole groups of query heads per KV head, head dims up to 128.
-void check_heads(int NH, int NKV, int HS) {
-    if (NKV < 1 || NH % NKV != 0)
-        throw std::invalid_argument("attention: NH (" + std::to_string(NH) + ") is not a multiple of NKV (" +
-                                    std::to_string(NKV) + ")");
-    if (HS < 1 || HS > 128)
-        throw std::invalid_argument("attention: head dim " + std::to_string(HS) + " is not in 1 .. 128");
-}
-
-// Calls f(std::integral_constant<int, D>) with the head dim padded to D = 16, 32, 64 or 128.
-template <class F>
-void with_padded_head_dim(int HS, F&& f) {
-    if (HS <= 16) f(std::integral_constant<int, 16>{});
-    else if (HS <= 32) f(std::integral_constant<int, 32>{});
-    else if (HS <= 64) f(std::integral_constant<int, 64>{});
-    else f(std::integral_constant<int, 128>{});
-}
-
 // Shared memory of the kernels: (kTile, D + 1) tiles, (kTile, kTile + 1) P or dS tiles.
 constexpr size_t tiles_bytes(int D, int tiles, int score_tiles, int vectors) {
     return (size_t(tiles) * kTile * (D + 1) + size_t(score_tiles) * kTile * (kTile + 1) + size_t(vectors) * kTile) *
@@ -349,63 +331,39 @@ constexpr size_t tiles_bytes(int D, int tiles, int score_tiles, int vectors) {
 }  // namespace
 
 template <class S>
-void attention_forward_routed(S* out, float* lse, const S* q, const S* k_all, const S* v_all, const int* kv_src,
-                              int layer, size_t layer_stride, int B, int T, int NH, int NKV, int HS,
-                              cudaStream_t stream) {
-    check_heads(NH, NKV, HS);
-    if (B == 0 || T == 0) return;
-    with_padded_head_dim(HS, [&](auto padded) {
+void attention_plain_forward(const AttentionArgs<S, float>& a, cudaStream_t stream) {
+    check_shape("attention_plain", a.NH, a.NKV);
+    // Head dims padded to D = 16, 32, 64 or 128 (zeros in shared memory).
+    with_padded_head_dim<16, 32, 64, 128>("attention_plain", a.HS, [&](auto padded) {
         constexpr int D = decltype(padded)::value;
-        const dim3 grid((T + kTile - 1) / kTile, NH, B);
-        launch_kernel_big_smem(attention_forward_kernel<D, S>, grid, kThreads, tiles_bytes(D, 3, 1, 0), stream, out,
-                               lse, q, k_all, v_all, kv_src, layer, layer_stride, T, NH, NKV, HS);
+        if (a.B == 0 || a.T == 0) return;
+        const dim3 grid((a.T + kTile - 1) / kTile, a.NH, a.B);
+        launch_kernel_big_smem(attention_forward_kernel<D, S>, grid, kThreads, tiles_bytes(D, 3, 1, 0), stream, a.out,
+                               a.lse, a.q, a.k_all, a.v_all, a.kv_src, a.layer, a.layer_stride, a.T, a.NH, a.NKV,
+                               a.HS);
     });
 }
 
 template <class S>
-void attention_backward_routed(S* dq, S* dk_all, S* dv_all, bool accumulate_kv, const S* dout, const S* q,
-                               const S* k_all, const S* v_all, const S* out, const float* lse, const int* kv_src,
-                               int layer, size_t layer_stride, int B, int T, int NH, int NKV, int HS,
-                               cudaStream_t stream) {
-    check_heads(NH, NKV, HS);
-    if (B == 0 || T == 0) return;
-    with_padded_head_dim(HS, [&](auto padded) {
+void attention_plain_backward(const AttentionArgs<S, float>& a, cudaStream_t stream) {
+    check_shape("attention_plain", a.NH, a.NKV);
+    with_padded_head_dim<16, 32, 64, 128>("attention_plain", a.HS, [&](auto padded) {
         constexpr int D = decltype(padded)::value;
-        const unsigned tiles = (T + kTile - 1) / kTile;
-        launch_kernel_big_smem(attention_backward_dq_kernel<D, S>, dim3(tiles, NH, B), kThreads,
-                               tiles_bytes(D, 4, 1, 0), stream, dq, dout, q, k_all, v_all, out, lse, kv_src, layer,
-                               layer_stride, T, NH, NKV, HS);
-        launch_kernel_big_smem(attention_backward_dkdv_kernel<D, S>, dim3(tiles, NKV, B), kThreads,
-                               tiles_bytes(D, 4, 2, 2), stream, dk_all, dv_all, accumulate_kv, dout, q, k_all, v_all,
-                               out, lse, kv_src, layer, layer_stride, T, NH, NKV, HS);
+        if (a.B == 0 || a.T == 0) return;
+        const unsigned tiles = (a.T + kTile - 1) / kTile;
+        launch_kernel_big_smem(attention_backward_dq_kernel<D, S>, dim3(tiles, a.NH, a.B), kThreads,
+                               tiles_bytes(D, 4, 1, 0), stream, a.dq, a.dout, a.q, a.k_all, a.v_all, a.out, a.lse,
+                               a.kv_src, a.layer, a.layer_stride, a.T, a.NH, a.NKV, a.HS);
+        launch_kernel_big_smem(attention_backward_dkdv_kernel<D, S>, dim3(tiles, a.NKV, a.B), kThreads,
+                               tiles_bytes(D, 4, 2, 2), stream, a.dk_all, a.dv_all, a.accumulate_kv, a.dout, a.q,
+                               a.k_all, a.v_all, a.out, a.lse, a.kv_src, a.layer, a.layer_stride, a.T, a.NH, a.NKV,
+                               a.HS);
     });
 }
 
-template <class S>
-void attention_forward(S* out, float* lse, const S* q, const S* k, const S* v, int B, int T, int NH, int NKV, int HS,
-                       cudaStream_t stream) {
-    attention_forward_routed<S>(out, lse, q, k, v, nullptr, 0, 0, B, T, NH, NKV, HS, stream);
-}
-
-template <class S>
-void attention_backward(S* dq, S* dk, S* dv, const S* dout, const S* q, const S* k, const S* v, const S* out,
-                        const float* lse, int B, int T, int NH, int NKV, int HS, cudaStream_t stream) {
-    attention_backward_routed<S>(dq, dk, dv, false, dout, q, k, v, out, lse, nullptr, 0, 0, B, T, NH, NKV, HS,
-                                 stream);
-}
-
-#define INSTANTIATE(S)                                                                                                 \
-    template void attention_forward<S>(S*, float*, const S*, const S*, const S*, int, int, int, int, int,              \
-                                       cudaStream_t);                                                                  \
-    template void attention_backward<S>(S*, S*, S*, const S*, const S*, const S*, const S*, const S*,                  \
-                                        const float*, int, int, int, int, int, cudaStream_t);                          \
-    template void attention_forward_routed<S>(S*, float*, const S*, const S*, const S*, const int*, int, size_t,       \
-                                              int, int, int, int, int, cudaStream_t);                                  \
-    template void attention_backward_routed<S>(S*, S*, S*, bool, const S*, const S*, const S*, const S*, const S*,     \
-                                               const float*, const int*, int, size_t, int, int, int, int, int,         \
-                                               cudaStream_t);
-INSTANTIATE(float)
-INSTANTIATE(__nv_bfloat16)
-#undef INSTANTIATE
+template void attention_plain_forward<float>(const AttentionArgs<float, float>&, cudaStream_t);
+template void attention_plain_backward<float>(const AttentionArgs<float, float>&, cudaStream_t);
+template void attention_plain_forward<__nv_bfloat16>(const AttentionArgs<__nv_bfloat16, float>&, cudaStream_t);
+template void attention_plain_backward<__nv_bfloat16>(const AttentionArgs<__nv_bfloat16, float>&, cudaStream_t);
 
 }  // namespace rkv::cuda
