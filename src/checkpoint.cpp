@@ -29,20 +29,15 @@ void read_all(const SafetensorsFile& file, const ParamTable& table, const std::s
 
 }  // namespace
 
-void save_model(const std::string& dir, const ModelConfig& config, const float* params) {
-    fs::create_directories(dir);
-    write_safetensors(dir + "/model.safetensors", named(ParamTable(config), params, ""), {{"format", "pt"}});
-    write_text_atomic(dir + "/config.json", to_json(config).dump(2) + "\n");
-}
-
 std::string save_checkpoint(const std::string& out_dir, long step, const ModelConfig& config, const float* params,
-                            const std::vector<float>& m, const std::vector<float>& v, const nlohmann::json& state) {
+                            const std::vector<float>& m, const std::vector<float>& v, const nlohmann::json& state,
+                            const ModelFolderExtras& extras) {
     const ParamTable table(config);
     const std::string final_dir = fmt::format("{}/ckpt_{:08d}", out_dir, step);
     const std::string tmp = final_dir + ".tmp";
     if (fs::exists(final_dir)) return final_dir;     // this step is already saved, whole
     fs::remove_all(tmp);
-    save_model(tmp, config, params);
+    save_model_folder(tmp, config, params, extras);
     auto moments = named(table, m.data(), "m.");
     for (auto& r : named(table, v.data(), "v.")) moments.push_back(r);
     write_safetensors(tmp + "/optimizer.safetensors", moments);
@@ -56,11 +51,13 @@ std::string save_checkpoint(const std::string& out_dir, long step, const ModelCo
 Checkpoint load_checkpoint(const std::string& path, bool with_optimizer) {
     if (!fs::is_directory(path))
         throw std::runtime_error(fmt::format("{}: not a checkpoint directory", path));
+    const ModelFolder folder(path);   // checked against its config before anything is allocated
     Checkpoint ck;
-    ck.config = load_config(path + "/config.json");
+    ck.config = folder.config();
+    ck.source = path;
     const ParamTable table(ck.config);
     ck.params.resize(table.total);
-    read_all(SafetensorsFile(path + "/model.safetensors"), table, "", ck.params.data());
+    folder.read(ck.params.data());
     if (with_optimizer) {
         const SafetensorsFile opt(path + "/optimizer.safetensors");
         ck.m.resize(table.total);
@@ -79,9 +76,16 @@ Checkpoint load_checkpoint(const std::string& path, bool with_optimizer) {
 }
 
 Checkpoint load_model_weights(const std::string& path) {
-    if (fs::is_directory(path)) return load_checkpoint(path, false);
+    std::error_code ec;
+    if (!fs::exists(path, ec)) throw std::runtime_error(fmt::format("{}: no such file or directory", path));
+    if (fs::is_directory(path)) {
+        if (is_model_folder(path)) return load_checkpoint(path, false);
+        if (const auto latest = latest_checkpoint(path)) return load_checkpoint(*latest, false);
+        throw std::runtime_error(fmt::format("{}: neither a model folder (model.safetensors or "
+                                             "model.safetensors.index.json) nor a run folder (ckpt_<step>)", path));
+    }
     LlmcCheckpoint ck = load_llmc_checkpoint(path);
-    return {ck.config, std::move(ck.params), {}, {}, {}};
+    return {ck.config, std::move(ck.params), {}, {}, {}, {}};
 }
 
 std::optional<std::string> latest_checkpoint(const std::string& out_dir) {

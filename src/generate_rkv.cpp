@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
-#include <filesystem>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -31,8 +30,6 @@
 #include "src/route.h"
 #include "src/storage.h"
 
-namespace fs = std::filesystem;
-
 namespace {
 
 struct Options {
@@ -51,18 +48,12 @@ struct Options {
 
 rkv::Checkpoint load_weights(const Options& o) {
     if (!o.model.empty()) {
-        rkv::Checkpoint ck{rkv::preset(o.model), {}, {}, {}, {}};
+        rkv::Checkpoint ck{rkv::preset(o.model), {}, {}, {}, {}, {}};
         ck.params.resize(rkv::ParamTable(ck.config).total);
         rkv::init_params(ck.params.data(), rkv::ParamTable(ck.config), ck.config, o.seed);
         return ck;
     }
-    const std::string& path = o.ckpt;
-    if (fs::is_directory(path) && !fs::exists(fs::path(path) / "model.safetensors")) {   // a run folder
-        const auto latest = rkv::latest_checkpoint(path);
-        if (!latest) throw std::invalid_argument(fmt::format("{}: no checkpoint in this folder", path));
-        return rkv::load_model_weights(*latest);
-    }
-    return rkv::load_model_weights(path);
+    return rkv::load_model_weights(o.ckpt);   // a model folder, a run folder or an llm.c .bin
 }
 
 // The prompt's tokens: --tokens as given; --prompt as bytes after the document start, for the
@@ -207,7 +198,7 @@ int main(int argc, char** argv) {
     Options o;
     CLI::App app{"rkv: generate text with a depth-wise shared KV cache"};
     auto* weights = app.add_option_group("weights", "one of");
-    weights->add_option("--ckpt", o.ckpt, "checkpoint directory, run folder (its newest checkpoint) or llm.c .bin");
+    weights->add_option("--ckpt", o.ckpt, "model folder (Hugging Face or checkpoint), run folder (its newest checkpoint) or llm.c .bin");
     weights->add_option("--model", o.model, "a preset with random weights (benchmarks), instead of --ckpt");
     weights->require_option(1);
     app.add_option("--prompt", o.prompt, "prompt text (byte-level models)");

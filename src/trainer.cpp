@@ -124,10 +124,12 @@ void Trainer<T>::load_weights(const Checkpoint* resumed) {
         if (o_.model_given) check_same_config(resumed->config, config_, *latest_checkpoint(out_));
         config_ = resumed->config;
         init.params = resumed->params;
+        source_ = resumed->source;
     } else if (!o_.init.empty()) {
         init = load_model_weights(o_.init);
         if (o_.model_given) check_same_config(init.config, config_, o_.init);
         config_ = init.config;
+        source_ = init.source;
     }
     ops_ = make_layer_ops<T>(o_.device, o_.attention);
     if (o_.profile && !ops_->profile())
@@ -182,6 +184,22 @@ template <class T>
 nlohmann::json Trainer<T>::run_identity() const {
     return {{"batch", o_.batch}, {"seq_len", o_.seq_len}, {"grad_accum", o_.grad_accum}, {"seed", o_.seed},
             {"p_own", o_.p_own}, {"shuffle", o_.shuffle}, {"world", comm_.world()}};
+}
+
+template <class T>
+nlohmann::json Trainer<T>::rkv_block() const {
+    // The route: per micro-batch, each layer l >= 1 keeps its own K/V with probability p_own,
+    // else reads a layer drawn uniformly below it (src/route.h, RouteSampler).
+    nlohmann::json block = {{"route", {{"kind", "uniform_earlier"}, {"p_own", o_.p_own}}}};
+    if (val_step_ >= 0) {
+        nlohmann::json losses = nlohmann::json::array();
+        for (auto& [k, loss] : val_loss_)
+            losses.push_back({{"keep_every", k},
+                              {"kept_layers", keep_every(config_.num_hidden_layers, k).kept_layers().size()},
+                              {"loss", loss}});
+        block["validation"] = {{"step", val_step_}, {"losses", losses}};
+    }
+    return block;
 }
 
 template <class T>
@@ -241,7 +259,9 @@ void Trainer<T>::validate_all() {
             throw std::runtime_error(fmt::format("step {}: the validation loss is {} at retention 1/{}; stopping. {}",
                                                  step_, loss, k, last_good(out_)));
         if (log_) log_->val(step_, k, loss);
+        val_loss_[k] = loss;
     }
+    val_step_ = step_;
 }
 
 template <class T>
@@ -268,7 +288,8 @@ void Trainer<T>::save() {
         throw std::runtime_error(fmt::format("step {}: the parameters are not finite after the update; not saving "
                                              "them. {}", step_, last_good(out_)));
     const nlohmann::json state = {{"step", step_}, {"train_loader", train_->state()}, {"run", run_identity()}};
-    fmt::print("checkpoint {}\n", save_checkpoint(out_, step_, config_, params.data(), m, v, state));
+    fmt::print("checkpoint {}\n", save_checkpoint(out_, step_, config_, params.data(), m, v, state,
+                                                        {Dtype::F32, source_, rkv_block()}));
 }
 
 template <class T>

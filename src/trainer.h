@@ -1,6 +1,7 @@
 // The training loop of ./train_rkv: data, routes, forward/backward, AdamW, validation at
 // every retention, logs, checkpoints and resume.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 
@@ -46,6 +47,9 @@ private:
     std::unique_ptr<RouteSampler> sampler_;
     LrSchedule schedule_;
     std::unique_ptr<TrainLog> log_;
+    std::string source_;                              // the model folder the weights came from, if any
+    long val_step_ = -1;                              // the last validation: its step and loss per keep-every-k
+    std::map<int, double> val_loss_;
 
     void resolve_data();
     // The weights of --resume, --init or a fresh init; the optimizer's state, on resume.
@@ -59,6 +63,7 @@ private:
     std::vector<float> gather_shards(const std::vector<float>& shard) const;   // (table.total)
     void gather_params();   // with --zero 1, every rank's updated shard of the working copy to all
     nlohmann::json run_identity() const;             // what a resumed run must agree on
+    nlohmann::json rkv_block() const;                // config.json's "rkv": routing and validation losses
 };
 
 }  // namespace rkv
