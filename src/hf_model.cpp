@@ -217,6 +217,14 @@ void save_model_folder(const std::string& dir, const ModelConfig& c, const float
     if (!extras.source.empty() && fs::is_regular_file(src / "config.json")) source_config = read_json(src / "config.json");
     nlohmann::json config = to_json(c);
     if (!config.contains("architectures")) config["architectures"] = {architecture(c.model_type)};
+    if (c.model_type == "gpt2") {   // GPT2Config's own names; it reads no intermediate_size or rms_norm_eps
+        const nlohmann::json names = {{"n_embd", c.hidden_size},         {"n_layer", c.num_hidden_layers},
+                                      {"n_head", c.num_attention_heads}, {"n_positions", c.max_position_embeddings},
+                                      {"n_inner", c.intermediate_size},  {"layer_norm_epsilon", c.rms_norm_eps},
+                                      {"activation_function", "gelu_new"}};
+        for (auto& [key, value] : names.items())
+            if (!config.contains(key)) config[key] = value;
+    }
     const char* dtype = extras.dtype == Dtype::F32 ? "float32" : "bfloat16";
     config["dtype"] = dtype;         // transformers 5
     config["torch_dtype"] = dtype;   // transformers 4
