@@ -1,5 +1,6 @@
 #include "src/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -75,17 +76,47 @@ Checkpoint load_checkpoint(const std::string& path, bool with_optimizer) {
     return ck;
 }
 
-Checkpoint load_model_weights(const std::string& path) {
+ModelWeights::ModelWeights(const std::string& path) {
     std::error_code ec;
     if (!fs::exists(path, ec)) throw std::runtime_error(fmt::format("{}: no such file or directory", path));
     if (fs::is_directory(path)) {
-        if (is_model_folder(path)) return load_checkpoint(path, false);
-        if (const auto latest = latest_checkpoint(path)) return load_checkpoint(*latest, false);
-        throw std::runtime_error(fmt::format("{}: neither a model folder (model.safetensors or "
-                                             "model.safetensors.index.json) nor a run folder (ckpt_<step>)", path));
+        std::string dir = path;
+        if (!is_model_folder(dir)) {
+            const auto latest = latest_checkpoint(dir);
+            if (!latest)
+                throw std::runtime_error(fmt::format("{}: neither a model folder (model.safetensors or "
+                                                     "model.safetensors.index.json) nor a run folder (ckpt_<step>)",
+                                                     path));
+            dir = *latest;
+        }
+        folder_ = std::make_unique<ModelFolder>(dir);
+        config_ = folder_->config();
+        source_ = dir;
+        return;
     }
     LlmcCheckpoint ck = load_llmc_checkpoint(path);
-    return {ck.config, std::move(ck.params), {}, {}, {}, {}};
+    config_ = ck.config;
+    llmc_ = std::move(ck.params);
+}
+
+void ModelWeights::read(float* params) const {
+    if (folder_) folder_->read(params);
+    else std::copy(llmc_.begin(), llmc_.end(), params);
+}
+
+void ModelWeights::read_each(const std::function<void(size_t, const float*, size_t)>& sink) const {
+    if (folder_) folder_->read_each(sink);
+    else sink(0, llmc_.data(), llmc_.size());
+}
+
+Checkpoint load_model_weights(const std::string& path) {
+    const ModelWeights weights(path);
+    Checkpoint ck;
+    ck.config = weights.config();
+    ck.source = weights.source();
+    ck.params.resize(ParamTable(ck.config).total);
+    weights.read(ck.params.data());
+    return ck;
 }
 
 std::optional<std::string> latest_checkpoint(const std::string& out_dir) {

@@ -8,6 +8,8 @@
 // a half-written checkpoint under the real name. Its model part is a Hugging Face model
 // folder that transformers loads as it is.
 #pragma once
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,10 +36,29 @@ std::string save_checkpoint(const std::string& out_dir, long step, const ModelCo
                             const ModelFolderExtras& extras = {});
 // Loads a checkpoint directory; m, v and state only when with_optimizer.
 Checkpoint load_checkpoint(const std::string& path, bool with_optimizer);
-// A model's config and weights from a model folder (a Hugging Face folder or an rkv
-// checkpoint), a run folder (its newest checkpoint) or an llm.c GPT-2 .bin
-// (src/llmc_checkpoint.h), whichever path names. A folder's files are checked against its
-// config before the weights are allocated (src/hf_model.h), and read straight into them.
+// A model's weights, opened and checked, not yet read: from a model folder (a Hugging Face
+// folder or an rkv checkpoint), a run folder (its newest checkpoint) or an llm.c GPT-2 .bin
+// (src/llmc_checkpoint.h), whichever path names. A folder's files are mapped and checked
+// against its config (src/hf_model.h) before anything is allocated for the model; reading
+// converts each tensor straight from the mapped file into the caller's buffer.
+class ModelWeights {
+public:
+    explicit ModelWeights(const std::string& path);   // throws naming the path and the problem
+    const ModelConfig& config() const { return config_; }
+    const std::string& source() const { return source_; }   // the model folder, "" for an llm.c .bin
+    // Into params, ParamTable(config()).total floats on the host.
+    void read(float* params) const;
+    // Tensor by tensor (src/hf_model.h, ModelFolder::read_each).
+    void read_each(const std::function<void(size_t, const float*, size_t)>& sink) const;
+
+private:
+    ModelConfig config_;
+    std::string source_;
+    std::unique_ptr<ModelFolder> folder_;
+    std::vector<float> llmc_;                 // an llm.c .bin is read whole
+};
+
+// ModelWeights(path) read into a Checkpoint's params.
 Checkpoint load_model_weights(const std::string& path);
 // The newest complete checkpoint in out_dir, if any.
 std::optional<std::string> latest_checkpoint(const std::string& out_dir);

@@ -191,6 +191,16 @@ void ModelFolder::read(float* params) const {
     for (auto& t : tensors_) where_.at(t.name)->read(t.name, t.shape, params + t.offset, t.transposed);
 }
 
+void ModelFolder::read_each(const std::function<void(size_t, const float*, size_t)>& sink) const {
+    std::vector<float> buffer;
+    for (auto& t : tensors_) {
+        const size_t n = TensorInfo{t.name, t.shape}.numel();
+        buffer.resize(n);
+        where_.at(t.name)->read(t.name, t.shape, buffer.data(), t.transposed);
+        sink(t.offset, buffer.data(), n);
+    }
+}
+
 void save_model_folder(const std::string& dir, const ModelConfig& c, const float* params,
                        const ModelFolderExtras& extras) {
     fs::create_directories(dir);

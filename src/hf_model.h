@@ -12,6 +12,7 @@
 // attn.bias / attn.masked_bias buffers of old GPT-2 files are causal masks, not weights:
 // ignored. GPT-2 checkpoints of earlier rkv versions name their tensors like Llama's: read too.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,6 +54,9 @@ public:
     const std::string& dir() const { return dir_; }
     // All parameters into params, ParamTable(config()).total floats.
     void read(float* params) const;
+    // Each tensor in turn, as sink(offset in the ParamTable buffer, values, count), through one
+    // host buffer the size of the largest tensor: for a device, without the whole model on the host.
+    void read_each(const std::function<void(size_t, const float*, size_t)>& sink) const;
 
 private:
     std::string dir_;
