@@ -183,6 +183,23 @@ TEST_CASE("GPT-2 checkpoints of earlier rkv versions, under Llama-style names, s
     fs::remove_all(dir);
 }
 
+TEST_CASE("GPT-2 files as the hub ships them: no prefix, causal-mask buffers", "[hf]") {
+    const fs::path dir = fresh_dir("hf_hub_gpt2");
+    fs::copy(kFixtures / "gpt2-f32", dir);
+    const Checkpoint want = load_model_weights((kFixtures / "gpt2-f32").string());
+    const auto tensors = all_tensors(dir);
+    std::vector<TensorRef> refs;
+    for (auto& [name, t] : tensors) refs.push_back({name.substr(name.find('.') + 1), t.first, t.second.data()});
+    const std::vector<float> mask(32 * 32, 1.0f), masked_bias(1, -1e4f);
+    for (int l = 0; l < 2; l++) {
+        refs.push_back({fmt::format("h.{}.attn.bias", l), {1, 1, 32, 32}, mask.data()});
+        refs.push_back({fmt::format("h.{}.attn.masked_bias", l), {}, masked_bias.data()});
+    }
+    write_safetensors((dir / "model.safetensors").string(), refs);
+    CHECK(load_model_weights(dir.string()).params == want.params);
+    fs::remove_all(dir);
+}
+
 TEST_CASE("bad model folders are refused naming the file and the tensor", "[hf]") {
     const fs::path dir = fresh_dir("hf_bad");
     auto copy = [&](const std::string& fixture, const std::string& as) {
