@@ -44,15 +44,12 @@ nlohmann::json read_json(const fs::path& path) {
 }
 
 // GPT-2's Hugging Face layout has a fused (C, 3C) c_attn, full-width heads and LayerNorm,
-// GELU and biases everywhere; a config that differs cannot be written under its names.
-void require_gpt2_layout(const ModelConfig& c) {
-    const bool ok = c.norm == Norm::LayerNorm && c.positions == Positions::Learned && c.mlp == Mlp::Gelu &&
-                    !c.qk_norm && c.attention_bias && c.mlp_bias && c.num_key_value_heads == c.num_attention_heads &&
-                    c.q_dim() == c.hidden_size;
-    if (!ok)
-        throw std::invalid_argument(
-            "a gpt2 model under Hugging Face names needs LayerNorm, learned positions, GELU, biases, no QK-norm, "
-            "num_key_value_heads == num_attention_heads and num_attention_heads * head_dim == hidden_size");
+// GELU and biases everywhere; a gpt2 config that differs (rkv's own config fields allow it)
+// keeps the table's names, which transformers cannot load anyway.
+bool gpt2_layout(const ModelConfig& c) {
+    return c.model_type == "gpt2" && c.norm == Norm::LayerNorm && c.positions == Positions::Learned &&
+           c.mlp == Mlp::Gelu && !c.qk_norm && c.attention_bias && c.mlp_bias &&
+           c.num_key_value_heads == c.num_attention_heads && c.q_dim() == c.hidden_size;
 }
 
 const char* architecture(const std::string& model_type) {
@@ -73,11 +70,10 @@ bool ignored(const std::string& name, const ModelConfig& c) {
 
 std::vector<HfTensor> hf_tensors(const ModelConfig& c, const ParamTable& table, const std::string& gpt2_prefix) {
     std::vector<HfTensor> out;
-    if (c.model_type != "gpt2") {
+    if (!gpt2_layout(c)) {
         for (auto& t : table.tensors) out.push_back({t.name, t.shape, t.offset, false});
         return out;
     }
-    require_gpt2_layout(c);
     const int64_t V = c.vocab_size, C = c.hidden_size, FF = c.intermediate_size;
     const std::string& p = gpt2_prefix;
     out.push_back({p + "wte.weight", {V, C}, table.wte, false});

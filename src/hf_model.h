@@ -10,7 +10,8 @@
 // Its matrices are Conv1D modules, stored (in, out) where rkv keeps (out, in), and c_attn
 // fuses q, k and v: transposed it is (3C, C), rkv's adjacent q_proj, k_proj, v_proj. The
 // attn.bias / attn.masked_bias buffers of old GPT-2 files are causal masks, not weights:
-// ignored. GPT-2 checkpoints of earlier rkv versions name their tensors like Llama's: read too.
+// ignored. GPT-2 checkpoints of earlier rkv versions name their tensors like Llama's: read too;
+// a gpt2 config that GPT-2's layout cannot hold (GQA, RMSNorm ...) keeps those names.
 #pragma once
 #include <functional>
 #include <map>

@@ -180,6 +180,14 @@ TEST_CASE("GPT-2 checkpoints of earlier rkv versions, under Llama-style names, s
           std::vector<int64_t>{c.hidden_size, 3 * c.hidden_size});
     CHECK(!f.has("lm_head.weight"));   // tied
     CHECK(load_model_weights((dir / "new").string()).params == params);
+    // A gpt2 config GPT-2's layout cannot hold (GQA) keeps the table's names, and round-trips.
+    ModelConfig gqa = c;
+    gqa.num_key_value_heads = 2;
+    std::vector<float> gqa_params(ParamTable(gqa).total);
+    test::fill_normal(gqa_params.data(), gqa_params.size(), rng);
+    save_model_folder((dir / "gqa").string(), gqa, gqa_params.data());
+    CHECK(SafetensorsFile((dir / "gqa" / "model.safetensors").string()).has("model.embed_tokens.weight"));
+    CHECK(load_model_weights((dir / "gqa").string()).params == gqa_params);
     fs::remove_all(dir);
 }
 
