@@ -91,7 +91,10 @@ measure() {
     awk -v name="$name" -v disk="$disk" -v params="$params" '
         /Maximum resident set size/ { rss = $NF * 1024 }
         /User time|System time/ { cpu += $NF }
-        /Elapsed \(wall clock\)/ { n = split($NF, t, ":"); wall = (n == 3 ? t[1] * 3600 + t[2] * 60 + t[3] : t[1] * 60 + t[2]) }
+        /Elapsed \(wall clock\)/ {
+            n = split($NF, t, ":")
+            wall = n == 3 ? t[1] * 3600 + t[2] * 60 + t[3] : t[1] * 60 + t[2]
+        }
         END { printf "%-9s %12.2f %10.2f %13.2f %9.1f %8.1f\n", name, rss / 2^30, rss / disk, rss / (4 * params), wall,
                      cpu }' \
         "$dir/$name.time"

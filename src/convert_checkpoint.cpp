@@ -30,8 +30,8 @@ int main(int argc, char** argv) {
             throw std::invalid_argument(fmt::format("{}: --hf writes a folder, not an llm.c .bin", out));
         const rkv::Dtype d = bf16 ? rkv::Dtype::BF16 : rkv::parse_dtype(dtype);
         rkv::Checkpoint ck = rkv::load_model_weights(in);
-        if (out.ends_with(".bin"))
-            rkv::save_llmc_checkpoint(out, ck.config, ck.params, d == rkv::Dtype::BF16 ? rkv::kLlmcBf16 : rkv::kLlmcFp32);
+        const int llmc_version = d == rkv::Dtype::BF16 ? rkv::kLlmcBf16 : rkv::kLlmcFp32;
+        if (out.ends_with(".bin")) rkv::save_llmc_checkpoint(out, ck.config, ck.params, llmc_version);
         else rkv::save_model_folder(out, ck.config, ck.params.data(), {d, ck.source, {}});
         fmt::print("{} -> {} ({} parameters, {})\n", in, out, ck.params.size(), rkv::dtype_name(d));
         return 0;

@@ -211,7 +211,8 @@ int main(int argc, char** argv) {
     Options o;
     CLI::App app{"rkv: generate text with a depth-wise shared KV cache"};
     auto* weights = app.add_option_group("weights", "one of");
-    weights->add_option("--ckpt", o.ckpt, "model folder (Hugging Face or checkpoint), run folder (its newest checkpoint) or llm.c .bin");
+    weights->add_option("--ckpt", o.ckpt,
+                        "model folder (Hugging Face or checkpoint), run folder (its newest checkpoint) or llm.c .bin");
     weights->add_option("--model", o.model, "a preset with random weights (benchmarks), instead of --ckpt");
     weights->require_option(1);
     app.add_option("--prompt", o.prompt, "prompt text (byte-level models)");

@@ -60,10 +60,11 @@ const char* architecture(const std::string& model_type) {
     throw std::invalid_argument(fmt::format("no Hugging Face architecture for model_type '{}'", model_type));
 }
 
-// Buffers some files carry that are not weights: GPT-2's causal masks, old Llamas' RoPE table.
+// Buffers some files carry that are not weights: GPT-2's causal masks, old Llamas' RoPE table;
+// and a tied model's head, for which transformers uses the embedding.
 bool ignored(const std::string& name, const ModelConfig& c) {
-    return name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") || name.ends_with("rotary_emb.inv_freq") ||
-           (c.tie_word_embeddings && name == "lm_head.weight");   // tied: transformers uses the embedding
+    return name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") ||
+           name.ends_with("rotary_emb.inv_freq") || (c.tie_word_embeddings && name == "lm_head.weight");
 }
 
 }  // namespace
@@ -125,7 +126,8 @@ ModelFolder::ModelFolder(const std::string& dir) : dir_(dir) {
             if (!file.is_string()) fail(where, fmt::format("weight_map of tensor '{}' is not a file name", name));
             const std::string f = file.get<std::string>();
             if (f.empty() || f.find('/') != std::string::npos || f == "." || f == "..")
-                fail(where, fmt::format("weight_map names '{}' for tensor '{}': not a file name in this folder", f, name));
+                fail(where,
+                     fmt::format("weight_map names '{}' for tensor '{}': not a file name in this folder", f, name));
             if (!opened.count(f)) {
                 if (!fs::is_regular_file(d / f))
                     fail(where, fmt::format("weight_map names {} for tensor '{}', which does not exist", f, name));
@@ -220,7 +222,8 @@ void save_model_folder(const std::string& dir, const ModelConfig& c, const float
     // What the source folder said about its special tokens, when there was one.
     const fs::path src(extras.source);
     nlohmann::json source_config = nlohmann::json::object();
-    if (!extras.source.empty() && fs::is_regular_file(src / "config.json")) source_config = read_json(src / "config.json");
+    if (!extras.source.empty() && fs::is_regular_file(src / "config.json"))
+        source_config = read_json(src / "config.json");
     nlohmann::json config = to_json(c);
     if (!config.contains("architectures")) config["architectures"] = {architecture(c.model_type)};
     if (c.model_type == "gpt2") {   // GPT2Config's own names; it reads no intermediate_size or rms_norm_eps

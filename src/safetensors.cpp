@@ -200,12 +200,14 @@ void SafetensorsFile::parse_header(const std::string& text) {
     } catch (const std::exception& e) {
         fail(p, fmt::format("bad safetensors header: not JSON ({})", e.what()));
     }
-    if (!header.is_object()) fail(p, fmt::format("bad safetensors header: a JSON {}, not an object", header.type_name()));
+    if (!header.is_object())
+        fail(p, fmt::format("bad safetensors header: a JSON {}, not an object", header.type_name()));
     for (auto& [name, value] : header.items()) {
         if (name == "__metadata__") {
             if (!value.is_object()) fail(p, "bad safetensors header: __metadata__ is not an object");
             for (auto& [key, v] : value.items()) {
-                if (!v.is_string()) fail(p, fmt::format("bad safetensors header: __metadata__ '{}' is not a string", key));
+                if (!v.is_string())
+                    fail(p, fmt::format("bad safetensors header: __metadata__ '{}' is not a string", key));
                 metadata_[key] = v.get<std::string>();
             }
             continue;
@@ -292,7 +294,8 @@ void SafetensorsFile::read(const std::string& name, const std::vector<int64_t>& 
     else convert<Dtype::F16>(src, rows, cols, dst, transpose);
     // Drop the pages just read, so the host holds the caller's buffer and not the file too.
     const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
-    const uintptr_t lo = (uintptr_t(src) + page - 1) & ~(page - 1), hi = (uintptr_t(src) + (e.end - e.begin)) & ~(page - 1);
+    const uintptr_t lo = (uintptr_t(src) + page - 1) & ~(page - 1);
+    const uintptr_t hi = (uintptr_t(src) + (e.end - e.begin)) & ~(page - 1);
     if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 }
 

@@ -23,8 +23,8 @@ if "$convert" "$work/fx/train.bin" "$work/bad" 2> "$work/err"; then exit 1; fi
 grep -q "train.bin" "$work/err"
 # The safetensors header's tensor names and dtypes.
 header() { python3 -c 'import json, struct, sys
-f = open(sys.argv[1], "rb"); n = struct.unpack("<Q", f.read(8))[0]
-print(" ".join(sorted(f"{k}:{v['"'"'dtype'"'"']}" for k, v in json.loads(f.read(n)).items() if k != "__metadata__")))' "$1"; }
+f = open(sys.argv[1], "rb"); h = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+print(" ".join(sorted(k + ":" + v["dtype"] for k, v in h.items() if k != "__metadata__")))' "$1"; }
 header "$work/model/model.safetensors" | grep -q "transformer.h.0.attn.c_attn.weight:F32"
 if header "$work/model/model.safetensors" | grep -q "model.layers"; then exit 1; fi
 "$convert" "$work/a" "$work/from_run" --hf --dtype bf16 > /dev/null      # a run folder: its newest checkpoint
