@@ -33,6 +33,19 @@ grep -q '"rkv"' "$work/from_run/config.json"
 fixtures=$(dirname "$0")/../fixtures/hf
 "$convert" "$fixtures/qwen3-bf16" "$work/qwen3" --hf > /dev/null          # sharded, bf16
 header "$work/qwen3/model.safetensors" | grep -q "model.layers.1.self_attn.k_norm.weight:F32"
+# A checkpoint's config.json records the routing and its last validation at each keep-every-k.
+"$train_rkv" --init "$work/qwen3" -b 2 -t 16 --steps 2 --val-every 1 --val-batches 2 --retention 1,2 --p-own 0.25 \
+    --out "$work/v" --device cpu > /dev/null
+python3 - "$work/v" <<'EOF_PY'
+import json, sys
+rkv = json.load(open(sys.argv[1] + "/ckpt_00000002/config.json"))["rkv"]
+log = [json.loads(line) for line in open(sys.argv[1] + "/log.jsonl")]
+want = {e["retention"]: e["val_loss"] for e in log if e.get("step") == 2 and "val_loss" in e}
+assert rkv["route"] == {"kind": "uniform_earlier", "p_own": 0.25}, rkv
+assert rkv["validation"]["step"] == 2, rkv
+assert {e["keep_every"]: e["loss"] for e in rkv["validation"]["losses"]} == want, (rkv, want)
+assert [e["kept_layers"] for e in rkv["validation"]["losses"]] == [2, 1], rkv
+EOF_PY
 if "$convert" "$work/nowhere" "$work/x" 2> "$work/err"; then exit 1; fi
 grep -q "nowhere: no such file or directory" "$work/err"
 if "$convert" "$work/model" "$work/x.bin" --hf 2> "$work/err"; then exit 1; fi
