@@ -2,7 +2,7 @@
 //   model.safetensors      parameters under Hugging Face names (F32; src/hf_model.h)
 //   config.json            the model config (Hugging Face field names), with an "rkv" block
 //   generation_config.json and the tokenizer files of the folder training started from
-//   optimizer.safetensors  AdamW's m and v ("m.<name>", "v.<name>")
+//   optimizer.safetensors  AdamW's m and v ("m.<name>", "v.<name>", the parameter table's names)
 //   state.json             step, data-loader position, route key, run options
 // It is written as ckpt_<step>.tmp and renamed once complete, so a crash never leaves
 // a half-written checkpoint under the real name. Its model part is a Hugging Face model
