@@ -1,5 +1,6 @@
 #include "src/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -29,20 +30,15 @@ void read_all(const SafetensorsFile& file, const ParamTable& table, const std::s
 
 }  // namespace
 
-void save_model(const std::string& dir, const ModelConfig& config, const float* params) {
-    fs::create_directories(dir);
-    write_safetensors(dir + "/model.safetensors", named(ParamTable(config), params, ""), {{"format", "pt"}});
-    write_text_atomic(dir + "/config.json", to_json(config).dump(2) + "\n");
-}
-
 std::string save_checkpoint(const std::string& out_dir, long step, const ModelConfig& config, const float* params,
-                            const std::vector<float>& m, const std::vector<float>& v, const nlohmann::json& state) {
+                            const std::vector<float>& m, const std::vector<float>& v, const nlohmann::json& state,
+                            const ModelFolderExtras& extras) {
     const ParamTable table(config);
     const std::string final_dir = fmt::format("{}/ckpt_{:08d}", out_dir, step);
     const std::string tmp = final_dir + ".tmp";
     if (fs::exists(final_dir)) return final_dir;     // this step is already saved, whole
     fs::remove_all(tmp);
-    save_model(tmp, config, params);
+    save_model_folder(tmp, config, params, extras);
     auto moments = named(table, m.data(), "m.");
     for (auto& r : named(table, v.data(), "v.")) moments.push_back(r);
     write_safetensors(tmp + "/optimizer.safetensors", moments);
@@ -56,11 +52,13 @@ std::string save_checkpoint(const std::string& out_dir, long step, const ModelCo
 Checkpoint load_checkpoint(const std::string& path, bool with_optimizer) {
     if (!fs::is_directory(path))
         throw std::runtime_error(fmt::format("{}: not a checkpoint directory", path));
+    const ModelFolder folder(path);   // checked against its config before anything is allocated
     Checkpoint ck;
-    ck.config = load_config(path + "/config.json");
+    ck.config = folder.config();
+    ck.source = path;
     const ParamTable table(ck.config);
     ck.params.resize(table.total);
-    read_all(SafetensorsFile(path + "/model.safetensors"), table, "", ck.params.data());
+    folder.read(ck.params.data());
     if (with_optimizer) {
         const SafetensorsFile opt(path + "/optimizer.safetensors");
         ck.m.resize(table.total);
@@ -78,10 +76,47 @@ Checkpoint load_checkpoint(const std::string& path, bool with_optimizer) {
     return ck;
 }
 
-Checkpoint load_model_weights(const std::string& path) {
-    if (fs::is_directory(path)) return load_checkpoint(path, false);
+ModelWeights::ModelWeights(const std::string& path) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) throw std::runtime_error(fmt::format("{}: no such file or directory", path));
+    if (fs::is_directory(path)) {
+        std::string dir = path;
+        if (!is_model_folder(dir)) {
+            const auto latest = latest_checkpoint(dir);
+            if (!latest)
+                throw std::runtime_error(fmt::format("{}: neither a model folder (model.safetensors or "
+                                                     "model.safetensors.index.json) nor a run folder (ckpt_<step>)",
+                                                     path));
+            dir = *latest;
+        }
+        folder_ = std::make_unique<ModelFolder>(dir);
+        config_ = folder_->config();
+        source_ = dir;
+        return;
+    }
     LlmcCheckpoint ck = load_llmc_checkpoint(path);
-    return {ck.config, std::move(ck.params), {}, {}, {}};
+    config_ = ck.config;
+    llmc_ = std::move(ck.params);
+}
+
+void ModelWeights::read(float* params) const {
+    if (folder_) folder_->read(params);
+    else std::copy(llmc_.begin(), llmc_.end(), params);
+}
+
+void ModelWeights::read_each(const std::function<void(size_t, const float*, size_t)>& sink) const {
+    if (folder_) folder_->read_each(sink);
+    else sink(0, llmc_.data(), llmc_.size());
+}
+
+Checkpoint load_model_weights(const std::string& path) {
+    const ModelWeights weights(path);
+    Checkpoint ck;
+    ck.config = weights.config();
+    ck.source = weights.source();
+    ck.params.resize(ParamTable(ck.config).total);
+    weights.read(ck.params.data());
+    return ck;
 }
 
 std::optional<std::string> latest_checkpoint(const std::string& out_dir) {

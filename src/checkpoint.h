@@ -1,11 +1,15 @@
 // rkv checkpoints (DESIGN.md section 5): a directory OUT/ckpt_<step> holding
-//   model.safetensors      parameters, by the parameter table's names (F32)
-//   config.json            the model config (Hugging Face field names)
-//   optimizer.safetensors  AdamW's m and v ("m.<name>", "v.<name>")
+//   model.safetensors      parameters under Hugging Face names (F32; src/hf_model.h)
+//   config.json            the model config (Hugging Face field names), with an "rkv" block
+//   generation_config.json and the tokenizer files of the folder training started from
+//   optimizer.safetensors  AdamW's m and v ("m.<name>", "v.<name>", the parameter table's names)
 //   state.json             step, data-loader position, route key, run options
 // It is written as ckpt_<step>.tmp and renamed once complete, so a crash never leaves
-// a half-written checkpoint under the real name.
+// a half-written checkpoint under the real name. Its model part is a Hugging Face model
+// folder that transformers loads as it is.
 #pragma once
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "src/config.h"
+#include "src/hf_model.h"
 #include "src/params.h"
 
 namespace rkv {
@@ -22,17 +27,38 @@ struct Checkpoint {
     std::vector<float> params;          // (table.total)
     std::vector<float> m, v;            // (table.total); empty when not loaded
     nlohmann::json state;               // empty for a model-only checkpoint
+    std::string source;                 // the model folder read, "" for an llm.c .bin
 };
 
-// A model-only checkpoint: dir/model.safetensors and dir/config.json, written atomically.
-void save_model(const std::string& dir, const ModelConfig& config, const float* params);
-// Returns the directory written.
+// Returns the directory written. extras: what its model folder carries beside the weights.
 std::string save_checkpoint(const std::string& out_dir, long step, const ModelConfig& config, const float* params,
-                            const std::vector<float>& m, const std::vector<float>& v, const nlohmann::json& state);
+                            const std::vector<float>& m, const std::vector<float>& v, const nlohmann::json& state,
+                            const ModelFolderExtras& extras = {});
 // Loads a checkpoint directory; m, v and state only when with_optimizer.
 Checkpoint load_checkpoint(const std::string& path, bool with_optimizer);
-// A model's config and weights from an rkv checkpoint directory or an llm.c GPT-2 .bin
-// (src/llmc_checkpoint.h), whichever path names.
+// A model's weights, opened and checked, not yet read: from a model folder (a Hugging Face
+// folder or an rkv checkpoint), a run folder (its newest checkpoint) or an llm.c GPT-2 .bin
+// (src/llmc_checkpoint.h), whichever path names. A folder's files are mapped and checked
+// against its config (src/hf_model.h) before anything is allocated for the model; reading
+// converts each tensor straight from the mapped file into the caller's buffer.
+class ModelWeights {
+public:
+    explicit ModelWeights(const std::string& path);   // throws naming the path and the problem
+    const ModelConfig& config() const { return config_; }
+    const std::string& source() const { return source_; }   // the model folder, "" for an llm.c .bin
+    // Into params, ParamTable(config()).total floats on the host.
+    void read(float* params) const;
+    // Tensor by tensor (src/hf_model.h, ModelFolder::read_each).
+    void read_each(const std::function<void(size_t, const float*, size_t)>& sink) const;
+
+private:
+    ModelConfig config_;
+    std::string source_;
+    std::unique_ptr<ModelFolder> folder_;
+    std::vector<float> llmc_;                 // an llm.c .bin is read whole
+};
+
+// ModelWeights(path) read into a Checkpoint's params.
 Checkpoint load_model_weights(const std::string& path);
 // The newest complete checkpoint in out_dir, if any.
 std::optional<std::string> latest_checkpoint(const std::string& out_dir);

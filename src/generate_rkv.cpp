@@ -9,7 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
-#include <filesystem>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -31,8 +31,6 @@
 #include "src/route.h"
 #include "src/storage.h"
 
-namespace fs = std::filesystem;
-
 namespace {
 
 struct Options {
@@ -49,21 +47,30 @@ struct Options {
     bool json = false;
 };
 
-rkv::Checkpoint load_weights(const Options& o) {
-    if (!o.model.empty()) {
-        rkv::Checkpoint ck{rkv::preset(o.model), {}, {}, {}, {}};
-        ck.params.resize(rkv::ParamTable(ck.config).total);
-        rkv::init_params(ck.params.data(), rkv::ParamTable(ck.config), ck.config, o.seed);
-        return ck;
+// The model's weights: --ckpt's opened and checked (rkv::ModelWeights), or --model's preset
+// drawn from --seed. Handed over as pieces (offset in the parameter buffer, values, count):
+// --ckpt's tensor by tensor from the mapped files, so the host holds one tensor beside the model.
+struct Weights {
+    rkv::ModelConfig config;
+    std::unique_ptr<rkv::ModelWeights> file;
+    std::vector<float> drawn;
+
+    explicit Weights(const Options& o) {
+        if (o.model.empty()) {
+            file = std::make_unique<rkv::ModelWeights>(o.ckpt);   // a model folder, a run folder or an llm.c .bin
+            config = file->config();
+            return;
+        }
+        config = rkv::preset(o.model);
+        const rkv::ParamTable table(config);
+        drawn.resize(table.total);
+        rkv::init_params(drawn.data(), table, config, o.seed);
     }
-    const std::string& path = o.ckpt;
-    if (fs::is_directory(path) && !fs::exists(fs::path(path) / "model.safetensors")) {   // a run folder
-        const auto latest = rkv::latest_checkpoint(path);
-        if (!latest) throw std::invalid_argument(fmt::format("{}: no checkpoint in this folder", path));
-        return rkv::load_model_weights(*latest);
+    void each(const std::function<void(size_t, const float*, size_t)>& sink) const {
+        if (file) file->read_each(sink);
+        else sink(0, drawn.data(), drawn.size());
     }
-    return rkv::load_model_weights(path);
-}
+};
 
 // The prompt's tokens: --tokens as given; --prompt as bytes after the document start, for the
 // byte-level models the built-in corpus trains.
@@ -118,8 +125,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 template <class T>
 int generate(const Options& o) {
     using Master = rkv::master_t<T>;
-    rkv::Checkpoint ck = load_weights(o);
-    const rkv::ModelConfig& c = ck.config;
+    const Weights weights(o);
+    const rkv::ModelConfig& c = weights.config;
     const int L = c.num_hidden_layers, V = c.vocab_size, B = o.batch;
     const std::vector<int> prompt = prompt_tokens(o, c);
     const int P = int(prompt.size()), max_len = P + o.max_new;
@@ -131,20 +138,17 @@ int generate(const Options& o) {
 
     auto ops = rkv::make_layer_ops<T>(o.device);
     rkv::Model<T> model(c, *ops, B, std::min(o.chunk, P), 0, false);   // decoding runs 1 position
-    if (ck.params.size() != model.table.total)
-        throw std::invalid_argument(fmt::format("{}: {} parameters, the config needs {}", o.ckpt, ck.params.size(),
-                                                model.table.total));
     // The fp32 weights, rounded to the working type on the device where that is not fp32.
     static_assert(std::is_same_v<Master, float>, "checkpoints hold fp32 weights");
-    if constexpr (std::is_same_v<T, Master>) {
-        ops->upload(model.params, ck.params.data(), ck.params.size());
-    } else {
-        auto* master = static_cast<Master*>(ops->alloc_bytes(ck.params.size() * sizeof(Master)));
-        ops->upload(master, ck.params.data(), ck.params.size());
-        ops->to_working(model.params, master, ck.params.size());
+    const size_t total = model.table.total;
+    Master* master = nullptr;
+    if constexpr (std::is_same_v<T, Master>) master = model.params;
+    else master = static_cast<Master*>(ops->alloc_bytes(total * sizeof(Master)));
+    weights.each([&](size_t offset, const float* x, size_t n) { ops->upload(master + offset, x, n); });
+    if constexpr (!std::is_same_v<T, Master>) {
+        ops->to_working(model.params, master, total);
         ops->free_bytes(master);
     }
-    ck.params = {};
     rkv::KvCache<T> cache(*ops, c, route, B, max_len);
 
     // Prefill: the prompt (every sequence starts from it) in chunks of up to T positions.
@@ -207,7 +211,8 @@ int main(int argc, char** argv) {
     Options o;
     CLI::App app{"rkv: generate text with a depth-wise shared KV cache"};
     auto* weights = app.add_option_group("weights", "one of");
-    weights->add_option("--ckpt", o.ckpt, "checkpoint directory, run folder (its newest checkpoint) or llm.c .bin");
+    weights->add_option("--ckpt", o.ckpt,
+                        "model folder (Hugging Face or checkpoint), run folder (its newest checkpoint) or llm.c .bin");
     weights->add_option("--model", o.model, "a preset with random weights (benchmarks), instead of --ckpt");
     weights->require_option(1);
     app.add_option("--prompt", o.prompt, "prompt text (byte-level models)");

@@ -247,10 +247,12 @@ void Trainer<T>::load_weights(const Checkpoint* resumed) {
         if (o_.model_given) check_same_config(resumed->config, config_, *latest_checkpoint(out_));
         config_ = resumed->config;
         init.params = resumed->params;
+        source_ = resumed->source;
     } else if (!o_.init.empty()) {
         init = load_model_weights(o_.init);
         if (o_.model_given) check_same_config(init.config, config_, o_.init);
         config_ = init.config;
+        source_ = init.source;
     }
     ops_ = make_layer_ops<T>(o_.device, o_.attention);
     if (o_.profile && !ops_->profile())
@@ -305,6 +307,29 @@ nlohmann::json Trainer<T>::run_record() const {
     nlohmann::json run = run_settings(o_);
     run["world"] = comm_.world();
     return run;
+}
+
+template <class T>
+nlohmann::json Trainer<T>::rkv_block() const {
+    // The training route (src/route.h, TrainRoute): "stochastic" draws one per micro-batch (each
+    // layer l >= 1 keeps its own K/V with probability p_own, linear to p_own_final over the run,
+    // else reads a layer drawn uniformly below it); "keep-every:K" and "layers:..." are fixed.
+    const TrainRouteSpec spec = parse_train_route(o_.train_route);
+    nlohmann::json route = {{"kind", spec.str()}};
+    if (spec.kind == TrainRouteSpec::Kind::stochastic) {
+        route["p_own"] = o_.p_own;
+        route["p_own_final"] = o_.p_own_last();
+    }
+    nlohmann::json block = {{"route", route}};
+    if (val_step_ >= 0) {
+        nlohmann::json losses = nlohmann::json::array();
+        for (auto& [k, loss] : val_loss_)
+            losses.push_back({{"keep_every", k},
+                              {"kept_layers", keep_every(config_.num_hidden_layers, k).kept_layers().size()},
+                              {"loss", loss}});
+        block["validation"] = {{"step", val_step_}, {"losses", losses}};
+    }
+    return block;
 }
 
 template <class T>
@@ -368,7 +393,9 @@ void Trainer<T>::validate_all() {
                                                  step_, loss, k, kept));
         }
         if (log_) log_->val(step_, k, loss);
+        val_loss_[k] = loss;
     }
+    val_step_ = step_;
     if (log_) log_->validated(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
 }
 
@@ -421,7 +448,8 @@ void Trainer<T>::save() {
     if (max_weight > kDivergedWeight) diverged_from_ = std::min(diverged_from_, step_);
     const nlohmann::json state = {{"step", step_}, {"train_loader", train_->state()}, {"run", run_record()},
                                   {"wall_s", wall_s()}};
-    fmt::print("checkpoint {}\n", save_checkpoint(out_, step_, config_, params.data(), m, v, state));
+    fmt::print("checkpoint {}\n", save_checkpoint(out_, step_, config_, params.data(), m, v, state,
+                                                  {Dtype::F32, source_, rkv_block()}));
 }
 
 template <class T>

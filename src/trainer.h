@@ -3,6 +3,7 @@
 #pragma once
 #include <chrono>
 #include <climits>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -59,6 +60,9 @@ private:
     long diverged_from_ = LONG_MAX;
     double wall_s_ = 0;                               // training time of the run before this process
     std::chrono::steady_clock::time_point start_;     // of this process's training
+    std::string source_;                              // the model folder the weights came from, if any
+    long val_step_ = -1;                              // the last validation: its step and loss per keep-every-k
+    std::map<int, double> val_loss_;
 
     void resolve_data();
     // The weights of --resume, --init or a fresh init; the optimizer's state, on resume.
@@ -80,6 +84,7 @@ private:
     std::vector<float> gather_shards(const std::vector<float>& shard) const;   // (table.total)
     void gather_params();   // with --zero 1, every rank's updated shard of the working copy to all
     nlohmann::json run_record() const;               // the settings, with the number of ranks
+    nlohmann::json rkv_block() const;                // config.json's "rkv": routing and validation losses
 };
 
 }  // namespace rkv

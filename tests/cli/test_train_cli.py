@@ -38,7 +38,7 @@ TINY_LLAMA = {
     "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
     "max_position_embeddings": 64,
 }
-CKPT_FILES = {"model.safetensors", "optimizer.safetensors", "config.json", "state.json"}
+CKPT_FILES = {"model.safetensors", "optimizer.safetensors", "config.json", "generation_config.json", "state.json"}
 RUN_TIMEOUT_S = 120     # no single run should come near this; it only stops a hang
 
 
