@@ -114,7 +114,7 @@ const std::vector<Setting>& settings_table() {
             setting("--batch", &TrainOptions::batch, positive),
             setting("--seq-len", &TrainOptions::seq_len, positive),
             setting("--grad-accum", &TrainOptions::grad_accum, positive),
-            setting("--steps", &TrainOptions::steps, counter, kMayChange),
+            setting("--steps", &TrainOptions::steps, positive, kMayChange),
             setting("--lr", &TrainOptions::lr, nonnegative),
             setting("--min-lr-frac", &TrainOptions::min_lr_frac, fraction),
             setting("--warmup", &TrainOptions::warmup, Range<int>{-1, INT_MAX}),
@@ -127,7 +127,7 @@ const std::vector<Setting>& settings_table() {
             setting("--shuffle", &TrainOptions::shuffle),
             setting("--train-route", &TrainOptions::train_route),
             setting("--p-own", &TrainOptions::p_own, fraction),
-            setting("--p-own-final", &TrainOptions::p_own_final, Range<double>{-1, 1}),
+            setting("--p-own-final", &TrainOptions::p_own_final, fraction),
             setting("--seed", &TrainOptions::seed, Range<uint64_t>{0, UINT64_MAX}),
             setting("--val-every", &TrainOptions::val_every, counter, kMayChange),
             setting("--val-batches", &TrainOptions::val_batches, positive),
@@ -137,8 +137,10 @@ const std::vector<Setting>& settings_table() {
             setting("--attention", &TrainOptions::attention),
             setting("--zero", &TrainOptions::zero, Range<int>{0, 1}),
         };
-        for (Setting& s : t)   // the schedule's warmup as the number of steps it came to
+        for (Setting& s : t) {   // the schedules' ends as the values they came to
             if (s.flag == "--warmup") s.get = [](const TrainOptions& o) { return json(o.warmup_steps()); };
+            if (s.flag == "--p-own-final") s.get = [](const TrainOptions& o) { return json(o.p_own_last()); };
+        }
         return t;
     }();
     return table;
@@ -167,7 +169,7 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
     app.add_option("-b,--batch", o.batch, "sequences per micro-batch")->capture_default_str();
     app.add_option("-t,--seq-len", o.seq_len, "tokens per sequence")->capture_default_str();
     app.add_option("--grad-accum", o.grad_accum, "micro-batches per update")->capture_default_str();
-    app.add_option("--steps", o.steps, "optimizer updates")->capture_default_str();
+    app.add_option("--steps", o.steps, "optimizer updates (to score a checkpoint without training it: ./eval_rkv)")->capture_default_str();
     app.add_option("--lr", o.lr, "peak learning rate")->capture_default_str();
     app.add_option("--min-lr-frac", o.min_lr_frac, "final learning rate as a fraction of --lr")->capture_default_str();
     app.add_option("--warmup", o.warmup, "warmup steps (default: 5% of --steps)");
@@ -270,7 +272,6 @@ void TrainOptions::validate() const {
     require(one_of(device, {"cpu", "cuda", "auto"}), fmt::format("--device: unknown {}", device));
     require(one_of(attention, {"auto", "wgmma", "mma", "plain"}), fmt::format("--attention: unknown {}", attention));
     require(warmup_steps() <= steps, fmt::format("--warmup {} exceeds --steps {}", warmup_steps(), steps));
-    require(steps > 0, "--steps must be at least 1 (./eval_rkv --ckpt PATH validates a checkpoint without training it)");
     const TrainRouteSpec route = parse_train_route(train_route);
     require(route.kind == TrainRouteSpec::Kind::stochastic || !p_own_given,
             fmt::format("--p-own and --p-own-final apply to --train-route stochastic, not {}", train_route));

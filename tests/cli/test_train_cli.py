@@ -750,11 +750,13 @@ class TrainCliTest:
                    "routes: every kind trains differently", f"{train}")
         # A resume under another route or schedule is refused, naming it.
         out = self.out_dir("route_layers")
-        for flags, key in ((["--train-route", "keep-every:2"], "train_route"),
-                           (["--p-own-final", "0.2"], "p_own_final"), (["--p-own", "0.5"], "train_route")):
+        ckpt = re.escape(os.path.join(out, "ckpt_00000008"))
+        for flags, names in ((["--train-route", "keep-every:2"], [ckpt, "--train-route"]),
+                             (["--p-own-final", "0.2"], [ckpt, "--p-own-final"]),
+                             (["--p-own", "0.5", "--steps", "10"], ["--p-own", "layers:0,3"])):
             self.expect_rejected(f"--resume of a layers:0,3 run with {' '.join(flags)}",
                                  self.small + self.data + common + flags + ["--out", out, "--resume"],
-                                 [re.escape(os.path.join(out, "ckpt_00000008")), key], out, fresh_out=False)
+                                 names, out, fresh_out=False)
         for spec, why in (("keep-every:0", ">= 1"), ("layers:1,2", "layer 0"), ("layers:0,9", "kept layer 9"),
                           ("pairs", "unknown route kind")):
             out = self.out_dir("route_bad_" + re.sub(r"\W+", "_", spec))
