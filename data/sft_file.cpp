@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -43,6 +44,8 @@ void store(std::vector<char>& out, int32_t t) {
 }  // namespace
 
 bool is_sft_file(const std::string& path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) return false;   // the shard reader names what is missing
     try {
         check_regular_file(path);   // opening a FIFO to read its magic would block
     } catch (const std::runtime_error& e) {
