@@ -1,14 +1,23 @@
-// tokenize_text: text files -> llm.c token shards with the byte-level tokenizer.
+// ./tokenize_text: text -> llm.c token shards, or ids per line.
 //
-//   tokenize_text --out DIR [--name text] [--val-frac 0.1] [--shard-tokens N] FILES...
+//   tokenize_text --tokenizer tokenizer.json --ids FILE
+//       one output line per input line: its ids without special tokens, space-separated (a check
+//       anyone can run against another tokenizer)
+//   tokenize_text --tokenizer tokenizer.json --out DIR [--field text] [--val-frac 0.1 | --val-tokens N]
+//                 [--doc-start TOKEN] [--doc-end TOKEN] FILES...
+//       shards (data/text_shards.h): a .jsonl/.json file, or any file with --field, holds one document
+//       per line (the field's string); any other file is one document. Each document starts with the
+//       model's document start (its BOS; GPT-2: <|endoftext|>, as llm.c).
+//   tokenize_text --out DIR FILES...
+//       without --tokenizer: byte-level shards (vocab 256), each file a document after byte 0.
 //
-// Each file is one document: the stream is, per file in the order given, kDocStart
-// (byte 0) then the file's bytes. The last val-frac of that stream becomes the
-// validation split, the rest the training split; each split is cut into version 1
-// shards of at most shard-tokens tokens: DIR/<name>_train_000000.bin, ...,
-// DIR/<name>_val_000000.bin, ... A split with no tokens writes no shards.
-#include <cmath>
-#include <cstdint>
+// --out must lie outside the source tree (or under its runs/, which git ignores) unless --force:
+// a corpus is large and never belongs in the repository.
+//
+// Fine-tuning data (prompt/completion with a loss mask) has its own format and reader: data/sft*.
+#include <chrono>
+#include <deque>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -18,9 +27,15 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
+#include "data/hf_tokenizer.h"
 #include "data/shard.h"
+#include "data/text_shards.h"
 #include "data/tokenizer.h"
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -31,47 +46,147 @@ std::string read_file(const std::string& path) {
     return std::move(bytes).str();
 }
 
-// Writes text as shards of at most shard_tokens tokens named DIR/<name>_<split>_NNNNNN.bin.
-void write_split(const std::string& dir, const std::string& name, const char* split, std::string_view text,
-                 int64_t shard_tokens) {
-    for (int64_t i = 0; i * shard_tokens < int64_t(text.size()); i++) {
-        std::string path = fmt::format("{}/{}_{}_{:06}.bin", dir, name, split, i);
-        std::string_view chunk = text.substr(i * shard_tokens, shard_tokens);
-        rkv::write_shard(path, rkv::encode_bytes(chunk), 1);
-        fmt::print("{}: {} tokens\n", path, chunk.size());
+// The lines of text, without their "\n" (a last line without one counts).
+std::vector<std::string_view> lines_of(std::string_view text) {
+    std::vector<std::string_view> lines;
+    for (size_t start = 0; start < text.size();) {
+        size_t end = text.find('\n', start);
+        if (end == std::string_view::npos) end = text.size();
+        lines.push_back(text.substr(start, end - start));
+        start = end + 1;
     }
+    return lines;
+}
+
+bool is_json_lines(const std::string& path, const std::string& field_given) {
+    const std::string ext = fs::path(path).extension().string();
+    return !field_given.empty() || ext == ".jsonl" || ext == ".json";
+}
+
+// An --out inside the source tree (but its git-ignored runs/) is refused without --force.
+void check_out_dir(const std::string& out, bool force) {
+    if (force) return;
+    const fs::path src = fs::weakly_canonical(RKV_SOURCE_DIR);
+    const fs::path dir = fs::weakly_canonical(fs::absolute(out));
+    auto inside = [](const fs::path& p, const fs::path& root) {
+        const auto rel = p.lexically_relative(root);
+        return !rel.empty() && *rel.begin() != "..";
+    };
+    if (inside(dir, src) && !inside(dir, src / "runs"))
+        throw std::invalid_argument(fmt::format(
+            "--out {} is inside the source tree {}: write shards elsewhere (or under runs/), or pass --force", out,
+            src.string()));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"Turn text files into byte-level llm.c token shards (vocab 256)."};
-    std::string out_dir, name = "text";
-    double val_frac = 0.1;
-    int64_t shard_tokens = 100'000'000;
+    CLI::App app{"Turn text into llm.c token shards (a Hugging Face tokenizer.json, or byte-level), or print ids."};
+    std::string tokenizer_path, ids_file, field, doc_start, doc_end;
+    rkv::SplitOptions split;
+    int threads = 0;
+    bool force = false;
     std::vector<std::string> files;
-    app.add_option("--out", out_dir, "output directory (created if missing)")->required();
-    app.add_option("--name", name, "shard name prefix")->capture_default_str();
-    app.add_option("--val-frac", val_frac, "fraction of the stream, from its end, for validation")
-        ->check(CLI::Range(0.0, 1.0))
-        ->capture_default_str();
-    app.add_option("--shard-tokens", shard_tokens, "most tokens per shard")
+    app.add_option("--tokenizer", tokenizer_path, "a Hugging Face tokenizer.json (default: byte-level, vocab 256)")
+        ->check(CLI::ExistingFile);
+    auto* ids = app.add_option("--ids", ids_file, "print each line's ids (no special tokens), one line each")
+                    ->check(CLI::ExistingFile);
+    auto* out = app.add_option("--out", split.dir, "output directory for shards (created if missing)");
+    ids->excludes(out);
+    app.add_option("--name", split.name, "shard name prefix")->capture_default_str();
+    auto* frac = app.add_option("--val-frac", split.val_frac, "validation: this fraction of the stream, from its end")
+                     ->check(CLI::Range(0.0, 1.0))
+                     ->capture_default_str();
+    app.add_option("--val-tokens", split.val_tokens, "validation: the first N tokens of the stream instead")
+        ->check(CLI::NonNegativeNumber)
+        ->excludes(frac);
+    app.add_option("--shard-tokens", split.shard_tokens, "most tokens per shard")
         ->check(CLI::Range(int64_t(1), int64_t(INT32_MAX)))
         ->capture_default_str();
-    app.add_option("files", files, "text files, one document each")->required()->check(CLI::ExistingFile);
+    app.add_option("--field", field, "JSON Lines: the field holding each document's text (default: text)");
+    app.add_option("--doc-start", doc_start, "token starting every document (default: the model's BOS)");
+    app.add_option("--doc-end", doc_end, "token ending every document (default: none)");
+    app.add_option("--threads", threads, "encoding threads (0: all cores)")->check(CLI::NonNegativeNumber);
+    app.add_flag("--force", force, "allow an --out inside the source tree");
+    app.add_option("files", files, "text files (one document each) or JSON Lines (one document per line)")
+        ->check(CLI::ExistingFile);
     CLI11_PARSE(app, argc, argv);
 
     try {
-        std::string stream;
-        for (const std::string& path : files) {
-            stream += char(rkv::kDocStart);
-            stream += read_file(path);
+        if (!ids_file.empty()) {
+            if (tokenizer_path.empty()) throw std::invalid_argument("--ids needs --tokenizer");
+            const rkv::HfTokenizer tok(tokenizer_path);
+            const std::string text = read_file(ids_file);
+            const auto all = rkv::encode_lines(tok, lines_of(text), threads);
+            std::string buf;
+            for (const auto& line : all) {
+                for (size_t i = 0; i < line.size(); i++) buf += (i ? " " : "") + std::to_string(line[i]);
+                buf += '\n';
+                if (buf.size() > (1 << 20)) std::fwrite(buf.data(), 1, buf.size(), stdout), buf.clear();
+            }
+            std::fwrite(buf.data(), 1, buf.size(), stdout);
+            return std::fflush(stdout) == 0 ? 0 : 1;
         }
-        std::filesystem::create_directories(out_dir);
-        auto n_val = int64_t(std::llround(val_frac * double(stream.size())));
-        std::string_view all = stream;
-        write_split(out_dir, name, "train", all.substr(0, stream.size() - n_val), shard_tokens);
-        write_split(out_dir, name, "val", all.substr(stream.size() - n_val), shard_tokens);
+        if (split.dir.empty() || files.empty()) throw std::invalid_argument("give --out DIR and FILES (or --ids FILE)");
+        check_out_dir(split.dir, force);
+
+        std::vector<std::string> contents;   // the files' bytes; documents are views into them
+        contents.reserve(files.size());
+        for (const std::string& path : files) contents.push_back(read_file(path));
+
+        std::vector<int32_t> tokens;
+        int vocab_size = rkv::kByteVocab;
+        const auto t0 = std::chrono::steady_clock::now();
+        if (tokenizer_path.empty()) {
+            if (!field.empty() || !doc_start.empty() || !doc_end.empty())
+                throw std::invalid_argument("--field, --doc-start and --doc-end need --tokenizer");
+            for (const std::string& text : contents) {
+                tokens.push_back(rkv::kDocStart);
+                for (int32_t t : rkv::encode_bytes(text)) tokens.push_back(t);
+            }
+        } else {
+            const rkv::HfTokenizer tok(tokenizer_path);
+            vocab_size = tok.vocab_size();
+            const rkv::DocumentTokens around = rkv::document_tokens(tok, doc_start, doc_end);
+            std::deque<std::string> owned;   // JSON Lines documents, unescaped (stable addresses)
+            std::vector<std::string_view> ordered;   // every document, in file order
+            int64_t total_bytes = 0;
+            for (size_t f = 0; f < files.size(); f++) {
+                if (!is_json_lines(files[f], field)) {
+                    ordered.push_back(contents[f]);
+                    continue;
+                }
+                const std::string key = field.empty() ? "text" : field;
+                const auto lines = lines_of(contents[f]);
+                for (size_t i = 0; i < lines.size(); i++) {
+                    if (lines[i].find_first_not_of(" \t\r") == std::string_view::npos) continue;
+                    nlohmann::json j;
+                    try {
+                        j = nlohmann::json::parse(lines[i]);
+                    } catch (const nlohmann::json::exception& e) {
+                        throw rkv::DataError(fmt::format("{}:{}: not JSON: {}", files[f], i + 1, e.what()));
+                    }
+                    if (!j.is_object() || !j.contains(key) || !j[key].is_string())
+                        throw rkv::DataError(fmt::format("{}:{}: no string field '{}'", files[f], i + 1, key));
+                    ordered.push_back(owned.emplace_back(j[key].get<std::string>()));
+                }
+            }
+            for (auto d : ordered) total_bytes += int64_t(d.size());
+            tokens = rkv::encode_documents(tok, ordered, around, threads, [&](int64_t bytes, int64_t n) {
+                const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                fmt::print(stderr, "\rtokenized {:.1f} of {:.1f} MB, {} tokens, {:.1f} MB/s", bytes / 1e6,
+                           total_bytes / 1e6, n, s > 0 ? bytes / 1e6 / s : 0.0);
+            });
+            fmt::print(stderr, "\n");
+            fmt::print("{} documents, {} tokens (document start: {}{})\n", ordered.size(), tokens.size(),
+                       fmt::join(around.start, " "),
+                       around.end.empty() ? "" : fmt::format(", end: {}", fmt::join(around.end, " ")));
+        }
+        const rkv::ShardFiles written = rkv::write_splits(tokens, vocab_size, split);
+        for (const auto& path : written.val) fmt::print("{}\n", path);
+        for (const auto& path : written.train) fmt::print("{}\n", path);
+        fmt::print("train {} tokens, val {} tokens, version {} shards ({}) in {}\n", written.train_tokens,
+                   written.val_tokens, written.version, written.version == 1 ? "uint16" : "uint32", split.dir);
     } catch (const std::exception& e) {
         fmt::print(stderr, "tokenize_text: {}\n", e.what());
         return 1;
