@@ -1171,4 +1171,13 @@ std::string DecodeStream::push(int32_t id) {
     return fresh;
 }
 
+std::string DecodeStream::flush() {
+    const std::string text = tok_.decode(ids_, skip_);
+    std::string rest = text.size() > prefix_.size() && text.starts_with(prefix_) ? text.substr(prefix_.size()) : "";
+    ids_.clear();
+    prefix_.clear();
+    prefix_index_ = 0;
+    return rest;
+}
+
 }  // namespace rkv

@@ -63,6 +63,7 @@ class DecodeStream {
 public:
     DecodeStream(const HfTokenizer& tokenizer, bool skip_special_tokens);
     std::string push(int32_t id);
+    std::string flush();   // the text push held back (ids ending inside a character: U+FFFD)
 
 private:
     const HfTokenizer& tok_;

@@ -117,7 +117,11 @@ int main(int argc, char** argv) {
             if (tokenizer_path.empty()) throw std::invalid_argument("--ids needs --tokenizer");
             const rkv::HfTokenizer tok(tokenizer_path);
             const std::string text = read_file(ids_file);
+            const auto t0 = std::chrono::steady_clock::now();
             const auto all = rkv::encode_lines(tok, lines_of(text), threads);
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            fmt::print(stderr, "encoded {:.2f} MB in {:.3f} s: {:.2f} MB/s\n", text.size() / 1e6, s,
+                       s > 0 ? text.size() / 1e6 / s : 0.0);
             std::string buf;
             for (const auto& line : all) {
                 for (size_t i = 0; i < line.size(); i++) buf += (i ? " " : "") + std::to_string(line[i]);
