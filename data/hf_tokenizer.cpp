@@ -145,18 +145,30 @@ struct Regex {
 
     // The first match in s at or after start: {begin, end}, or {npos, npos}.
     std::pair<size_t, size_t> find(std::string_view s, size_t start) const {
-        thread_local std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> data{
-            pcre2_match_data_create(1, nullptr), &pcre2_match_data_free};
+        // Per thread: the match data and a JIT stack larger than the default 32 KB, which a look-ahead
+        // over a long run of spaces (\s+(?!\S)) can exhaust.
+        struct PerThread {
+            pcre2_match_data* data = pcre2_match_data_create(1, nullptr);
+            pcre2_jit_stack* stack = pcre2_jit_stack_create(32 << 10, 64 << 20, nullptr);
+            pcre2_match_context* context = pcre2_match_context_create(nullptr);
+            PerThread() { pcre2_jit_stack_assign(context, nullptr, stack); }
+            ~PerThread() {
+                pcre2_match_context_free(context);
+                pcre2_jit_stack_free(stack);
+                pcre2_match_data_free(data);
+            }
+        };
+        thread_local PerThread t;
         const auto subject = reinterpret_cast<PCRE2_SPTR>(s.data());
-        const int rc = jit ? pcre2_jit_match(code, subject, s.size(), start, 0, data.get(), nullptr)
-                           : pcre2_match(code, subject, s.size(), start, PCRE2_NO_UTF_CHECK, data.get(), nullptr);
+        const int rc = jit ? pcre2_jit_match(code, subject, s.size(), start, 0, t.data, t.context)
+                           : pcre2_match(code, subject, s.size(), start, PCRE2_NO_UTF_CHECK, t.data, t.context);
         if (rc == PCRE2_ERROR_NOMATCH) return {std::string_view::npos, std::string_view::npos};
-        if (rc < 0 && rc != 0) {
+        if (rc < 0) {
             PCRE2_UCHAR message[256];
             pcre2_get_error_message(rc, message, sizeof message);
             throw DataError(fmt::format("regex match failed: {}", reinterpret_cast<const char*>(message)));
         }
-        const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(data.get());
+        const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(t.data);
         return {ov[0], ov[1]};
     }
 
@@ -299,7 +311,7 @@ struct AddedMatcher {
         std::stable_sort(tokens.begin(), tokens.end(),
                          [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
         for (int i = 0; i < int(tokens.size()); i++)
-            if (!tokens[i].content.empty()) by_first_byte[static_cast<unsigned char>(tokens[i].content[0])].push_back(i);
+            by_first_byte[static_cast<unsigned char>(tokens[i].content[0])].push_back(i);   // never empty
     }
     bool empty() const { return tokens.empty(); }
     // The longest token at s[pos], or -1.
@@ -434,6 +446,11 @@ void HfTokenizer::Impl::load(const json& j) {
     if (j.contains("added_tokens")) load_added(j["added_tokens"]);
     if (j.contains("post_processor")) load_post_processor(j["post_processor"]);
     if (j.contains("decoder")) load_decoder(j["decoder"]);
+    for (const auto* ids : {&prefix, &suffix})
+        for (int32_t id : *ids)
+            if (id < 0 || size_t(id) >= id_to_token.size())
+                fail(fmt::format("the post-processor adds the id {}, outside the vocabulary of {}", id,
+                                 id_to_token.size()));
 }
 
 void HfTokenizer::Impl::load_model(const json& m) {
@@ -634,7 +651,8 @@ void HfTokenizer::Impl::load_added(const json& added) {
         AddedToken t{a.at("content").get<std::string>(), a.at("id").get<int32_t>(), a.value("single_word", false),
                      a.value("lstrip", false), a.value("rstrip", false), a.value("special", false)};
         if (t.id < 0 || t.id >= (1 << 30)) fail(fmt::format("added token '{}' has the id {}", t.content, t.id));
-        if (t.content.empty() || !valid_utf8(t.content)) fail(fmt::format("added token {} is empty or not UTF-8", t.id));
+        if (t.content.empty() || !valid_utf8(t.content))
+            fail(fmt::format("added token {} is empty or not UTF-8", t.id));
         if (size_t(t.id) >= id_to_token.size()) id_to_token.resize(size_t(t.id) + 1);
         const bool normalized = a.value("normalized", !t.special);
         added_by_id[t.id] = {t.content, normalized ? normalize(t.content) : t.content, t.special};
@@ -712,7 +730,8 @@ void HfTokenizer::Impl::pre_tokenize(std::string_view segment, bool at_start, st
                     if (c == ' ') m += p.replacement;
                     else m += c;
                 }
-                const bool prepend = p.scheme == PreTokenizer::Always || (p.scheme == PreTokenizer::First && piece.at_start);
+                const bool prepend =
+                    p.scheme == PreTokenizer::Always || (p.scheme == PreTokenizer::First && piece.at_start);
                 if (prepend && !std::string_view(m).starts_with(p.replacement)) m.insert(0, p.replacement);
                 s = m;
                 if (!p.split) {
@@ -721,7 +740,8 @@ void HfTokenizer::Impl::pre_tokenize(std::string_view segment, bool at_start, st
                 }
                 // MergedWithNext at each replacement character.
                 size_t begin = 0;
-                for (size_t i = s.find(p.replacement, 1); i != std::string_view::npos; i = s.find(p.replacement, i + 1)) {
+                for (size_t i = s.find(p.replacement, 1); i != std::string_view::npos;
+                     i = s.find(p.replacement, i + 1)) {
                     next.push_back({s.substr(begin, i - begin), piece.at_start && begin == 0});
                     begin = i;
                 }
@@ -787,7 +807,8 @@ void HfTokenizer::Impl::bpe(std::string_view piece, std::vector<int32_t>& out) c
     if (byte_level) {
         for (char c : piece) {
             const int32_t id = byte_token[static_cast<unsigned char>(c)];
-            if (id < 0) fail(fmt::format("the byte 0x{:02X} has no token in the vocabulary", static_cast<unsigned char>(c)));
+            if (id < 0)
+                fail(fmt::format("the byte 0x{:02X} has no token in the vocabulary", static_cast<unsigned char>(c)));
             add(id);
         }
     } else {
@@ -802,8 +823,8 @@ void HfTokenizer::Impl::bpe(std::string_view piece, std::vector<int32_t>& out) c
                 unk_pending = false;
                 continue;
             }
-            if (byte_fallback &&
-                std::all_of(ch.begin(), ch.end(), [&](char c) { return fallback[static_cast<unsigned char>(c)] >= 0; })) {
+            const auto has_fallback = [&](char c) { return fallback[static_cast<unsigned char>(c)] >= 0; };
+            if (byte_fallback && std::all_of(ch.begin(), ch.end(), has_fallback)) {
                 for (char c : ch) add(fallback[static_cast<unsigned char>(c)]);
                 unk_pending = false;
                 continue;
@@ -912,8 +933,9 @@ void HfTokenizer::Impl::split_added(const AddedMatcher& m, std::string_view s,
         size_t start = pos, stop = pos + t.content.size();
         pos = stop;   // the next search starts after this match, taken or not
         if (t.single_word) {
-            const bool word_before = start > 0 && word_end_regex().find(s.substr(0, start), 0).first != std::string_view::npos;
-            const bool word_after = stop < s.size() && word_start_regex().find(s.substr(stop), 0).first != std::string_view::npos;
+            constexpr size_t npos = std::string_view::npos;
+            const bool word_before = start > 0 && word_end_regex().find(s.substr(0, start), 0).first != npos;
+            const bool word_after = stop < s.size() && word_start_regex().find(s.substr(stop), 0).first != npos;
             if (word_before || word_after) continue;
         }
         if (t.lstrip) {
@@ -1001,8 +1023,8 @@ std::string HfTokenizer::Impl::decode(std::span<const int32_t> ids, bool skip_sp
                 run.clear();
             };
             for (const std::string& t : tokens) {
-                const bool byte = t.size() == 6 && t.starts_with("<0x") && t[5] == '>' && std::isxdigit(t[3]) &&
-                                  std::isxdigit(t[4]);
+                const auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+                const bool byte = t.size() == 6 && t.starts_with("<0x") && t[5] == '>' && hex(t[3]) && hex(t[4]);
                 if (byte) {
                     run += char(std::stoi(t.substr(3, 2), nullptr, 16));
                 } else {

@@ -137,8 +137,10 @@ TEST_CASE("tokenizer.json: kinds not supported are refused by name", "[tokenizer
     };
     cases.push_back({with(good, "/model/type"_json_pointer, "WordPiece"), "model type 'WordPiece'"});
     cases.push_back({with(good, "/model/type"_json_pointer, "Unigram"), "model type 'Unigram'"});
-    cases.push_back({with(good, "/normalizer"_json_pointer, {{"type", "BertNormalizer"}}), "normalizer type 'BertNormalizer'"});
-    cases.push_back({with(good, "/pre_tokenizer"_json_pointer, {{"type", "Whitespace"}}), "pre-tokenizer type 'Whitespace'"});
+    cases.push_back({with(good, "/normalizer"_json_pointer, {{"type", "BertNormalizer"}}),
+                     "normalizer type 'BertNormalizer'"});
+    cases.push_back({with(good, "/pre_tokenizer"_json_pointer, {{"type", "Whitespace"}}),
+                     "pre-tokenizer type 'Whitespace'"});
     cases.push_back({with(good, "/decoder"_json_pointer, {{"type", "WordPiece"}}), "decoder type 'WordPiece'"});
     cases.push_back({with(good, "/post_processor"_json_pointer, {{"type", "RobertaProcessing"}}),
                      "post-processor type 'RobertaProcessing'"});
@@ -184,4 +186,36 @@ TEST_CASE("tokenizer.json: truncated or damaged files give an error, never a cra
     }
     CHECK(refused > 100);
     CHECK(loaded + refused == 300);
+}
+
+TEST_CASE("tokenizer.json: long runs and random characters round-trip through encode and decode", "[tokenizer]") {
+    // Long runs are single pieces (and the look-ahead \s+(?!\S) over 200k spaces needs a large JIT
+    // stack); random code points from every plane test byte-level bytes and byte fallback.
+    std::mt19937 rng(7);
+    const auto run = [](char c, size_t n, const char* after) { return std::string("x").append(n, c).append(after); };
+    std::vector<std::string> texts = {run(' ', 200000, "y"), run('a', 100000, ""), run('7', 50000, ""),
+                                      run('\n', 30000, "z")};
+    for (int t = 0; t < 20; t++) {
+        std::string s = "x";
+        for (int i = 0; i < 200; i++) {
+            uint32_t cp = std::uniform_int_distribution<uint32_t>(1, 0x10FFFF)(rng);
+            if (cp >= 0xD800 && cp < 0xE000) cp = 'q';   // surrogates are not characters
+            if (cp < 0x80) s += char(cp);
+            else if (cp < 0x800) s += char(0xC0 | (cp >> 6)), s += char(0x80 | (cp & 0x3F));
+            else if (cp < 0x10000)
+                s += char(0xE0 | (cp >> 12)), s += char(0x80 | ((cp >> 6) & 0x3F)), s += char(0x80 | (cp & 0x3F));
+            else
+                s += char(0xF0 | (cp >> 18)), s += char(0x80 | ((cp >> 12) & 0x3F)),
+                    s += char(0x80 | ((cp >> 6) & 0x3F)), s += char(0x80 | (cp & 0x3F));
+        }
+        texts.push_back(s);
+    }
+    // Not spm_metaspace: its Metaspace decoder (as the reference's) leaves <0xNN> tokens as they are.
+    for (const char* name : {"bytelevel_llama3", "bytelevel_gpt2", "spm_prepend"}) {
+        const rkv::HfTokenizer tok((kFixtures / (std::string(name) + ".json")).string());
+        for (const std::string& text : texts) {
+            INFO(name << ": a text of " << text.size() << " bytes starting " << text.substr(0, 20));
+            CHECK(tok.decode(tok.encode(text)) == text);
+        }
+    }
 }

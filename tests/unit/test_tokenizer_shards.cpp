@@ -43,8 +43,9 @@ std::vector<int32_t> read_all(const std::vector<std::string>& paths, int vocab) 
     return all;
 }
 
-const std::vector<std::string> kDocs = {"The first document.\nIt has two lines.", "caf\xC3\xA9 \xE4\xBD\xA0\xE5\xA5\xBD 123",
-                                        "", "the last one <|eot_id|> with a special token"};
+const std::vector<std::string> kDocs = {"The first document.\nIt has two lines.",
+                                        "caf\xC3\xA9 \xE4\xBD\xA0\xE5\xA5\xBD 123", "",
+                                        "the last one <|eot_id|> with a special token"};
 
 }  // namespace
 
