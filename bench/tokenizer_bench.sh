@@ -8,7 +8,7 @@
 #   bench/tokenizer_bench.sh [MB] [REPS]     (8 MB, 3 reps; PYTHON: an interpreter with tokenizers)
 #
 # rkv: ./tokenize_text --ids (encoding time only, lines in parallel chunks with --threads);
-# tokenizers: Tokenizer.encode_batch over the same lines, RAYON_NUM_THREADS=1 and
+# tokenizers: Tokenizer.encode_batch_fast over the same lines, RAYON_NUM_THREADS=1 and
 # TOKENIZERS_PARALLELISM=false for one core, RAYON_NUM_THREADS=<cores> and parallelism on for all.
 set -euo pipefail
 cd "$(dirname "$0")/.."

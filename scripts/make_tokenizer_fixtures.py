@@ -9,6 +9,10 @@ Catch2 tests (tests/unit/test_tokenizer.cpp) compare rkv's tokenizer against lin
   spm_prepend.json       SentencePiece-style BPE with byte fallback: Prepend/Replace normalizers and the
                          Replace/ByteFallback/Fuse/Strip decoder chain (Llama 2, Mistral v0.1)
   spm_metaspace.json     the same vocabulary behind the Metaspace pre-tokenizer and decoder (Mistral v0.3)
+  bytelevel_split.json   GPT-2's vocabulary behind Split steps that remove tabs (a Regex) and merge "-" with
+                         the text before it (a String), then ByteLevel with add_prefix_space
+  spm_split.json         the SentencePiece vocabulary behind a Split merging "/" with the text after it and
+                         Metaspace with prepend_scheme "always" and split
   text.txt               the test text, one case per line
   <name>.expected.json   per line: ids without and with special tokens, decode with and without skipping
                          special tokens; and decodes of random id sequences (invalid UTF-8 included)
@@ -68,6 +72,7 @@ TEXT = [
     "",
     "\u2581already has a metaspace \u2581\u2581 twice",
     "CamelCaseWordsAndsnake_case_words and kebab-case-words",
+    "paths/like/this -dash- and\t\ttabs/ /",
     "URL https://example.com/path?q=1&r=2#frag email@example.org",
 ]
 
@@ -164,7 +169,22 @@ def spm(lines):
     metaspace["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first",
                                   "split": False}
     metaspace["decoder"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}
-    return prepend, metaspace
+    split = dict(spec)
+    split["normalizer"] = None
+    split["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"String": "/"}, "behavior": "MergedWithNext", "invert": False},
+        {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}]}
+    split["decoder"] = dict(prepend["decoder"])
+    return prepend, metaspace, split
+
+
+def bytelevel_split(gpt2):
+    spec = dict(gpt2)
+    spec["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": "\\t+"}, "behavior": "Removed", "invert": False},
+        {"type": "Split", "pattern": {"String": "-"}, "behavior": "MergedWithPrevious", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}]}
+    return spec
 
 
 def expected(tok, rng):
@@ -188,7 +208,8 @@ def main():
     rng = random.Random(14)
     lines = corpus(rng)
     specs = {"bytelevel_llama3": bytelevel_llama3(lines), "bytelevel_gpt2": bytelevel_gpt2(lines)}
-    specs["spm_prepend"], specs["spm_metaspace"] = spm(lines)
+    specs["spm_prepend"], specs["spm_metaspace"], specs["spm_split"] = spm(lines)
+    specs["bytelevel_split"] = bytelevel_split(specs["bytelevel_gpt2"])
     with open(os.path.join(OUT, "text.txt"), "w", encoding="utf-8", newline="\n") as f:
         f.write("".join(line + "\n" for line in TEXT))
     for name, spec in specs.items():
