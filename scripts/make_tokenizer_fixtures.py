@@ -9,6 +9,7 @@ Catch2 tests (tests/unit/test_tokenizer.cpp) compare rkv's tokenizer against lin
   spm_prepend.json       SentencePiece-style BPE with byte fallback: Prepend/Replace normalizers and the
                          Replace/ByteFallback/Fuse/Strip decoder chain (Llama 2, Mistral v0.1)
   spm_metaspace.json     the same vocabulary behind the Metaspace pre-tokenizer and decoder (Mistral v0.3)
+  bytelevel_nfc.json     Llama 3's structure with Qwen2's NFC normalizer
   bytelevel_split.json   GPT-2's vocabulary behind Split steps that remove tabs (a Regex) and merge "-" with
                          the text before it (a String), then ByteLevel with add_prefix_space
   spm_split.json         the SentencePiece vocabulary behind a Split merging "/" with the text after it and
@@ -43,7 +44,7 @@ TEXT = [
     "I'm sure you'll see they've said it's what we'd do, DON'T YOU'RE",
     "digits 1 12 123 1234 12345 3.14159 2026-12-04 1,000,000",
     "caf\u00e9 na\u00efve r\u00e9sum\u00e9 \u00fcber Stra\u00dfe \u00e5ngstr\u00f6m \u0153uvre",
-    "e\u0301 (e + combining acute) vs \u00e9",
+    "e\u0301 (e + combining acute) vs \u00e9, \u212b (angstrom sign) \u1e9b\u0323 \uff21\uff22 \u2460",
     "\u4f60\u597d\uff0c\u4e16\u754c\u3002\u6211\u4eec\u5728\u5b66\u4e60\u5206\u8bcd\u5668\u3002",
     "\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8\u3068\u30ab\u30bf\u30ab\u30ca",
     "\ud55c\uad6d\uc5b4 \ubb38\uc7a5\uc744 \ud1a0\ud070\ud654\ud569\ub2c8\ub2e4",
@@ -210,6 +211,7 @@ def main():
     specs = {"bytelevel_llama3": bytelevel_llama3(lines), "bytelevel_gpt2": bytelevel_gpt2(lines)}
     specs["spm_prepend"], specs["spm_metaspace"], specs["spm_split"] = spm(lines)
     specs["bytelevel_split"] = bytelevel_split(specs["bytelevel_gpt2"])
+    specs["bytelevel_nfc"] = dict(specs["bytelevel_llama3"], normalizer={"type": "NFC"})
     with open(os.path.join(OUT, "text.txt"), "w", encoding="utf-8", newline="\n") as f:
         f.write("".join(line + "\n" for line in TEXT))
     for name, spec in specs.items():

@@ -21,8 +21,8 @@ using nlohmann::json;
 namespace {
 
 const fs::path kFixtures = fs::path(RKV_SOURCE_DIR) / "tests" / "fixtures" / "tokenizers";
-const char* const kNames[] = {"bytelevel_llama3", "bytelevel_gpt2", "bytelevel_split", "spm_prepend", "spm_metaspace",
-                              "spm_split"};
+const char* const kNames[] = {"bytelevel_llama3", "bytelevel_gpt2", "bytelevel_split", "bytelevel_nfc", "spm_prepend",
+                              "spm_metaspace", "spm_split"};
 
 std::string slurp(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
