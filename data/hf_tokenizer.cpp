@@ -322,13 +322,11 @@ struct AddedMatcher {
     }
 };
 
-const Regex& word_start_regex() {   // \w at the start, for single_word; PCRE2's UCP \w
-    static const Regex re("", "^\\w", false);
-    return re;
-}
-const Regex& word_end_regex() {
-    static const Regex re("", "\\w$", false);
-    return re;
+// Whether the character starting at s[i] is a word character (\w, Unicode), for single_word.
+bool word_char_at(std::string_view s, size_t i) {
+    static const Regex word("", "^\\w", false);
+    const size_t len = std::min<size_t>(utf8_len(static_cast<unsigned char>(s[i])), s.size() - i);
+    return word.find(s.substr(i, len), 0).first != std::string_view::npos;
 }
 bool is_space(uint32_t cp) {   // Unicode White_Space, as the reference's \s
     return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
@@ -933,9 +931,10 @@ void HfTokenizer::Impl::split_added(const AddedMatcher& m, std::string_view s,
         size_t start = pos, stop = pos + t.content.size();
         pos = stop;   // the next search starts after this match, taken or not
         if (t.single_word) {
-            constexpr size_t npos = std::string_view::npos;
-            const bool word_before = start > 0 && word_end_regex().find(s.substr(0, start), 0).first != npos;
-            const bool word_after = stop < s.size() && word_start_regex().find(s.substr(stop), 0).first != npos;
+            size_t last = start;   // the character before the match
+            while (last > 0 && (static_cast<unsigned char>(s[--last]) & 0xC0) == 0x80) {}
+            const bool word_before = start > 0 && word_char_at(s, last);
+            const bool word_after = stop < s.size() && word_char_at(s, stop);
             if (word_before || word_after) continue;
         }
         if (t.lstrip) {

@@ -14,7 +14,7 @@ Catch2 tests (tests/unit/test_tokenizer.cpp) compare rkv's tokenizer against lin
                          the text before it (a String), then ByteLevel with add_prefix_space
   spm_split.json         the SentencePiece vocabulary behind a Split merging "/" with the text after it and
                          Metaspace with prepend_scheme "always" and split
-  text.txt               the test text, one case per line
+  text.txt               the test text, one case per line (the cases without a line break)
   <name>.expected.json   per line: ids without and with special tokens, decode with and without skipping
                          special tokens; and decodes of random id sequences (invalid UTF-8 included)
 
@@ -74,6 +74,7 @@ TEXT = [
     "\u2581already has a metaspace \u2581\u2581 twice",
     "CamelCaseWordsAndsnake_case_words and kebab-case-words",
     "paths/like/this -dash- and\t\ttabs/ /",
+    "lines\nwith\n\nnewlines \n  indented\r\nand CRLF.\n\n\nend zork\nzork\n",
     "URL https://example.com/path?q=1&r=2#frag email@example.org",
 ]
 
@@ -213,7 +214,7 @@ def main():
     specs["bytelevel_split"] = bytelevel_split(specs["bytelevel_gpt2"])
     specs["bytelevel_nfc"] = dict(specs["bytelevel_llama3"], normalizer={"type": "NFC"})
     with open(os.path.join(OUT, "text.txt"), "w", encoding="utf-8", newline="\n") as f:
-        f.write("".join(line + "\n" for line in TEXT))
+        f.write("".join(line + "\n" for line in TEXT if "\n" not in line and "\r" not in line))
     for name, spec in specs.items():
         text = json.dumps(spec, ensure_ascii=False, separators=(",", ":"))
         tok = Tokenizer.from_str(text)   # what the package itself makes of the file
