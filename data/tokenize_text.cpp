@@ -78,122 +78,143 @@ void check_out_dir(const std::string& out, bool force) {
             src.string()));
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    CLI::App app{"Turn text into llm.c token shards (a Hugging Face tokenizer.json, or byte-level), or print ids."};
-    std::string tokenizer_path, ids_file, field, doc_start, doc_end;
+struct Options {
+    std::string tokenizer, ids_file, field, doc_start, doc_end;
     rkv::SplitOptions split;
     int threads = 0;
     bool force = false;
     std::vector<std::string> files;
-    app.add_option("--tokenizer", tokenizer_path, "a Hugging Face tokenizer.json (default: byte-level, vocab 256)")
+};
+
+// --ids: each line's ids, space-separated, one output line per input line.
+int print_ids(const Options& o) {
+    if (o.tokenizer.empty()) throw std::invalid_argument("--ids needs --tokenizer");
+    const rkv::HfTokenizer tok(o.tokenizer);
+    const std::string text = read_file(o.ids_file);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto all = rkv::encode_lines(tok, lines_of(text), o.threads);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    fmt::print(stderr, "encoded {:.2f} MB in {:.3f} s: {:.2f} MB/s\n", text.size() / 1e6, s,
+               s > 0 ? text.size() / 1e6 / s : 0.0);
+    std::string buf;
+    for (const auto& line : all) {
+        for (size_t i = 0; i < line.size(); i++) buf.append(i ? " " : "").append(std::to_string(line[i]));
+        buf += '\n';
+        if (buf.size() > (1 << 20)) std::fwrite(buf.data(), 1, buf.size(), stdout), buf.clear();
+    }
+    std::fwrite(buf.data(), 1, buf.size(), stdout);
+    return std::fflush(stdout) == 0 ? 0 : 1;
+}
+
+// The documents of the files, in order: a text file is one, a JSON Lines file one per non-blank line
+// (its field's string, unescaped into owned).
+std::vector<std::string_view> documents(const Options& o, const std::vector<std::string>& contents,
+                                        std::deque<std::string>& owned) {
+    std::vector<std::string_view> docs;
+    const std::string key = o.field.empty() ? "text" : o.field;
+    for (size_t f = 0; f < o.files.size(); f++) {
+        if (!is_json_lines(o.files[f], o.field)) {
+            docs.push_back(contents[f]);
+            continue;
+        }
+        const auto lines = lines_of(contents[f]);
+        for (size_t i = 0; i < lines.size(); i++) {
+            if (lines[i].find_first_not_of(" \t\r") == std::string_view::npos) continue;
+            nlohmann::json j;
+            try {
+                j = nlohmann::json::parse(lines[i]);
+            } catch (const nlohmann::json::exception& e) {
+                throw rkv::DataError(fmt::format("{}:{}: not JSON: {}", o.files[f], i + 1, e.what()));
+            }
+            if (!j.is_object() || !j.contains(key) || !j[key].is_string())
+                throw rkv::DataError(fmt::format("{}:{}: no string field '{}'", o.files[f], i + 1, key));
+            docs.push_back(owned.emplace_back(j[key].get<std::string>()));
+        }
+    }
+    return docs;
+}
+
+// --out: the files' documents as validation and training shards.
+int write_shards(const Options& o) {
+    if (o.split.dir.empty() || o.files.empty()) throw std::invalid_argument("give --out DIR and FILES (or --ids FILE)");
+    check_out_dir(o.split.dir, o.force);
+    std::vector<std::string> contents;   // the files' bytes; documents are views into them
+    contents.reserve(o.files.size());
+    for (const std::string& path : o.files) contents.push_back(read_file(path));
+
+    std::vector<int32_t> tokens;
+    int vocab_size = rkv::kByteVocab;
+    if (o.tokenizer.empty()) {
+        if (!o.field.empty() || !o.doc_start.empty() || !o.doc_end.empty())
+            throw std::invalid_argument("--field, --doc-start and --doc-end need --tokenizer");
+        for (const std::string& text : contents) {
+            tokens.push_back(rkv::kDocStart);
+            for (int32_t t : rkv::encode_bytes(text)) tokens.push_back(t);
+        }
+    } else {
+        const rkv::HfTokenizer tok(o.tokenizer);
+        vocab_size = tok.vocab_size();
+        const rkv::DocumentTokens around = rkv::document_tokens(tok, o.doc_start, o.doc_end);
+        std::deque<std::string> owned;
+        const std::vector<std::string_view> docs = documents(o, contents, owned);
+        int64_t total_bytes = 0;
+        for (auto d : docs) total_bytes += int64_t(d.size());
+        const auto t0 = std::chrono::steady_clock::now();
+        tokens = rkv::encode_documents(tok, docs, around, o.threads, [&](int64_t bytes, int64_t n) {
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            fmt::print(stderr, "\rtokenized {:.1f} of {:.1f} MB, {} tokens, {:.1f} MB/s", bytes / 1e6,
+                       total_bytes / 1e6, n, s > 0 ? bytes / 1e6 / s : 0.0);
+        });
+        fmt::print(stderr, "\n");
+        fmt::print("{} documents, {} tokens (document start: {}{})\n", docs.size(), tokens.size(),
+                   fmt::join(around.start, " "),
+                   around.end.empty() ? "" : fmt::format(", end: {}", fmt::join(around.end, " ")));
+    }
+    const rkv::ShardFiles written = rkv::write_splits(tokens, vocab_size, o.split);
+    for (const auto& path : written.val) fmt::print("{}\n", path);
+    for (const auto& path : written.train) fmt::print("{}\n", path);
+    fmt::print("train {} tokens, val {} tokens, version {} shards ({}) in {}\n", written.train_tokens,
+               written.val_tokens, written.version, written.version == 1 ? "uint16" : "uint32", o.split.dir);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"Turn text into llm.c token shards (a Hugging Face tokenizer.json, or byte-level), or print ids."};
+    Options o;
+    app.add_option("--tokenizer", o.tokenizer, "a Hugging Face tokenizer.json (default: byte-level, vocab 256)")
         ->check(CLI::ExistingFile);
-    auto* ids = app.add_option("--ids", ids_file, "print each line's ids (no special tokens), one line each")
+    auto* ids = app.add_option("--ids", o.ids_file, "print each line's ids (no special tokens), one line each")
                     ->check(CLI::ExistingFile);
-    auto* out = app.add_option("--out", split.dir, "output directory for shards (created if missing)");
+    auto* out = app.add_option("--out", o.split.dir, "output directory for shards (created if missing)");
     ids->excludes(out);
-    app.add_option("--name", split.name, "shard name prefix")->capture_default_str();
-    auto* frac = app.add_option("--val-frac", split.val_frac, "validation: this fraction of the stream, from its end")
+    app.add_option("--name", o.split.name, "shard name prefix")->capture_default_str();
+    auto* frac = app.add_option("--val-frac", o.split.val_frac, "validation: this fraction of the stream, from its end")
                      ->check(CLI::Range(0.0, 1.0))
                      ->capture_default_str();
-    app.add_option("--val-tokens", split.val_tokens, "validation: the first N tokens of the stream instead")
+    app.add_option("--val-tokens", o.split.val_tokens, "validation: the first N tokens of the stream instead")
         ->check(CLI::NonNegativeNumber)
         ->excludes(frac);
-    app.add_option("--shard-tokens", split.shard_tokens, "most tokens per shard")
+    app.add_option("--shard-tokens", o.split.shard_tokens, "most tokens per shard")
         ->check(CLI::Range(int64_t(1), int64_t(INT32_MAX)))
         ->capture_default_str();
-    app.add_option("--field", field, "JSON Lines: the field holding each document's text (default: text)");
-    app.add_option("--doc-start", doc_start, "token starting every document (default: the model's BOS)");
-    app.add_option("--doc-end", doc_end, "token ending every document (default: none)");
-    app.add_option("--threads", threads, "encoding threads (0: all cores)")->check(CLI::NonNegativeNumber);
-    app.add_flag("--force", force, "allow an --out inside the source tree");
-    app.add_option("files", files, "text files (one document each) or JSON Lines (one document per line)")
+    app.add_option("--field", o.field, "JSON Lines: the field holding each document's text (default: text)");
+    app.add_option("--doc-start", o.doc_start, "token starting every document (default: the model's BOS)");
+    app.add_option("--doc-end", o.doc_end, "token ending every document (default: none)");
+    app.add_option("--threads", o.threads, "encoding threads (0: all cores)")->check(CLI::NonNegativeNumber);
+    app.add_flag("--force", o.force, "allow an --out inside the source tree");
+    app.add_option("files", o.files, "text files (one document each) or JSON Lines (one document per line)")
         ->check(CLI::ExistingFile);
     CLI11_PARSE(app, argc, argv);
 
     try {
-        if (!ids_file.empty()) {
-            if (tokenizer_path.empty()) throw std::invalid_argument("--ids needs --tokenizer");
-            const rkv::HfTokenizer tok(tokenizer_path);
-            const std::string text = read_file(ids_file);
-            const auto t0 = std::chrono::steady_clock::now();
-            const auto all = rkv::encode_lines(tok, lines_of(text), threads);
-            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            fmt::print(stderr, "encoded {:.2f} MB in {:.3f} s: {:.2f} MB/s\n", text.size() / 1e6, s,
-                       s > 0 ? text.size() / 1e6 / s : 0.0);
-            std::string buf;
-            for (const auto& line : all) {
-                for (size_t i = 0; i < line.size(); i++) buf += (i ? " " : "") + std::to_string(line[i]);
-                buf += '\n';
-                if (buf.size() > (1 << 20)) std::fwrite(buf.data(), 1, buf.size(), stdout), buf.clear();
-            }
-            std::fwrite(buf.data(), 1, buf.size(), stdout);
-            return std::fflush(stdout) == 0 ? 0 : 1;
-        }
-        if (split.dir.empty() || files.empty()) throw std::invalid_argument("give --out DIR and FILES (or --ids FILE)");
-        check_out_dir(split.dir, force);
-
-        std::vector<std::string> contents;   // the files' bytes; documents are views into them
-        contents.reserve(files.size());
-        for (const std::string& path : files) contents.push_back(read_file(path));
-
-        std::vector<int32_t> tokens;
-        int vocab_size = rkv::kByteVocab;
-        const auto t0 = std::chrono::steady_clock::now();
-        if (tokenizer_path.empty()) {
-            if (!field.empty() || !doc_start.empty() || !doc_end.empty())
-                throw std::invalid_argument("--field, --doc-start and --doc-end need --tokenizer");
-            for (const std::string& text : contents) {
-                tokens.push_back(rkv::kDocStart);
-                for (int32_t t : rkv::encode_bytes(text)) tokens.push_back(t);
-            }
-        } else {
-            const rkv::HfTokenizer tok(tokenizer_path);
-            vocab_size = tok.vocab_size();
-            const rkv::DocumentTokens around = rkv::document_tokens(tok, doc_start, doc_end);
-            std::deque<std::string> owned;   // JSON Lines documents, unescaped (stable addresses)
-            std::vector<std::string_view> ordered;   // every document, in file order
-            int64_t total_bytes = 0;
-            for (size_t f = 0; f < files.size(); f++) {
-                if (!is_json_lines(files[f], field)) {
-                    ordered.push_back(contents[f]);
-                    continue;
-                }
-                const std::string key = field.empty() ? "text" : field;
-                const auto lines = lines_of(contents[f]);
-                for (size_t i = 0; i < lines.size(); i++) {
-                    if (lines[i].find_first_not_of(" \t\r") == std::string_view::npos) continue;
-                    nlohmann::json j;
-                    try {
-                        j = nlohmann::json::parse(lines[i]);
-                    } catch (const nlohmann::json::exception& e) {
-                        throw rkv::DataError(fmt::format("{}:{}: not JSON: {}", files[f], i + 1, e.what()));
-                    }
-                    if (!j.is_object() || !j.contains(key) || !j[key].is_string())
-                        throw rkv::DataError(fmt::format("{}:{}: no string field '{}'", files[f], i + 1, key));
-                    ordered.push_back(owned.emplace_back(j[key].get<std::string>()));
-                }
-            }
-            for (auto d : ordered) total_bytes += int64_t(d.size());
-            tokens = rkv::encode_documents(tok, ordered, around, threads, [&](int64_t bytes, int64_t n) {
-                const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-                fmt::print(stderr, "\rtokenized {:.1f} of {:.1f} MB, {} tokens, {:.1f} MB/s", bytes / 1e6,
-                           total_bytes / 1e6, n, s > 0 ? bytes / 1e6 / s : 0.0);
-            });
-            fmt::print(stderr, "\n");
-            fmt::print("{} documents, {} tokens (document start: {}{})\n", ordered.size(), tokens.size(),
-                       fmt::join(around.start, " "),
-                       around.end.empty() ? "" : fmt::format(", end: {}", fmt::join(around.end, " ")));
-        }
-        const rkv::ShardFiles written = rkv::write_splits(tokens, vocab_size, split);
-        for (const auto& path : written.val) fmt::print("{}\n", path);
-        for (const auto& path : written.train) fmt::print("{}\n", path);
-        fmt::print("train {} tokens, val {} tokens, version {} shards ({}) in {}\n", written.train_tokens,
-                   written.val_tokens, written.version, written.version == 1 ? "uint16" : "uint32", split.dir);
+        // Modes: ids per line, or pretraining shards. Fine-tuning rows (prompt/completion with a loss
+        // mask) are data/sft*'s format: their mode is dispatched here too.
+        if (!o.ids_file.empty()) return print_ids(o);
+        return write_shards(o);
     } catch (const std::exception& e) {
         fmt::print(stderr, "tokenize_text: {}\n", e.what());
         return 1;
     }
-    return 0;
 }
