@@ -140,6 +140,16 @@ std::vector<std::vector<int32_t>> encode_lines(const HfTokenizer& tok, const std
     return ids;
 }
 
+bool out_dir_allowed(const std::string& dir, const std::string& source_dir) {
+    const fs::path src = fs::weakly_canonical(fs::absolute(source_dir));
+    const fs::path out = fs::weakly_canonical(fs::absolute(dir));
+    auto inside = [](const fs::path& p, const fs::path& root) {
+        const fs::path rel = p.lexically_relative(root);
+        return !rel.empty() && *rel.begin() != "..";
+    };
+    return !inside(out, src) || inside(out, src / "runs");
+}
+
 ShardFiles write_splits(const std::vector<int32_t>& tokens, int vocab_size, const SplitOptions& o) {
     if (o.shard_tokens < 1) throw DataError(fmt::format("{}: shard_tokens must be positive", o.dir));
     const int64_t n = int64_t(tokens.size());

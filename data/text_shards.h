@@ -58,6 +58,10 @@ struct ShardFiles {
 // Writes the stream as validation and training shards (vocab_size picks the version).
 ShardFiles write_splits(const std::vector<int32_t>& tokens, int vocab_size, const SplitOptions& o);
 
+// Whether shards may go to dir: not inside the source tree source_dir, but under its runs/ (which git
+// ignores). Paths are compared resolved (symbolic links, "..").
+bool out_dir_allowed(const std::string& dir, const std::string& source_dir);
+
 // The shard version whose token type holds every id below vocab_size.
 inline int shard_version(int vocab_size) {
     return vocab_size <= 65536 ? 1 : 7;

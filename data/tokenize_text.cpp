@@ -63,21 +63,6 @@ bool is_json_lines(const std::string& path, const std::string& field_given) {
     return !field_given.empty() || ext == ".jsonl" || ext == ".json";
 }
 
-// An --out inside the source tree (but its git-ignored runs/) is refused without --force.
-void check_out_dir(const std::string& out, bool force) {
-    if (force) return;
-    const fs::path src = fs::weakly_canonical(RKV_SOURCE_DIR);
-    const fs::path dir = fs::weakly_canonical(fs::absolute(out));
-    auto inside = [](const fs::path& p, const fs::path& root) {
-        const auto rel = p.lexically_relative(root);
-        return !rel.empty() && *rel.begin() != "..";
-    };
-    if (inside(dir, src) && !inside(dir, src / "runs"))
-        throw std::invalid_argument(fmt::format(
-            "--out {} is inside the source tree {}: write shards elsewhere (or under runs/), or pass --force", out,
-            src.string()));
-}
-
 struct Options {
     std::string tokenizer, ids_file, field, doc_start, doc_end;
     rkv::SplitOptions split;
@@ -137,7 +122,10 @@ std::vector<std::string_view> documents(const Options& o, const std::vector<std:
 // --out: the files' documents as validation and training shards.
 int write_shards(const Options& o) {
     if (o.split.dir.empty() || o.files.empty()) throw std::invalid_argument("give --out DIR and FILES (or --ids FILE)");
-    check_out_dir(o.split.dir, o.force);
+    if (!o.force && !rkv::out_dir_allowed(o.split.dir, RKV_SOURCE_DIR))
+        throw std::invalid_argument(fmt::format("--out {} is inside the source tree {}: write shards elsewhere (or "
+                                                "under runs/), or pass --force",
+                                                o.split.dir, RKV_SOURCE_DIR));
     std::vector<std::string> contents;   // the files' bytes; documents are views into them
     contents.reserve(o.files.size());
     for (const std::string& path : o.files) contents.push_back(read_file(path));

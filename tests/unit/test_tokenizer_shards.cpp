@@ -87,6 +87,18 @@ TEST_CASE("text shards: tokenizer_config.json's bos_token starts documents when 
     CHECK(rkv::document_tokens(tok).start == std::vector<int32_t>{*tok.token_id("the")});
 }
 
+TEST_CASE("text shards: an output folder inside the source tree is refused, but under runs/", "[tokenizer]") {
+    TempDir dir;
+    const std::string src = (dir.path / "repo").string();
+    fs::create_directories(dir.path / "repo" / "data");
+    CHECK(!rkv::out_dir_allowed(src + "/data/shards", src));
+    CHECK(!rkv::out_dir_allowed(src, src));
+    CHECK(!rkv::out_dir_allowed(src + "/runs/../data", src));
+    CHECK(rkv::out_dir_allowed(src + "/runs/out/corpus", src));
+    CHECK(rkv::out_dir_allowed((dir.path / "elsewhere").string(), src));
+    CHECK(rkv::out_dir_allowed(src + "/../repo-shards", src));
+}
+
 TEST_CASE("text shards: round trip, validation sizes, uint16 or uint32 by the vocabulary", "[tokenizer]") {
     TempDir dir;
     std::vector<int32_t> tokens(1000);
