@@ -344,6 +344,8 @@ uint32_t single_char(const std::string& file, const std::string& what, const std
 
 std::atomic<uint64_t> next_serial{1};
 
+constexpr int kMaxNesting = 32;   // Sequence steps inside Sequences: a hostile file must not exhaust the stack
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -380,10 +382,10 @@ struct HfTokenizer::Impl {
 
     void load(const json& j);
     void load_model(const json& m);
-    void load_normalizer(const json& n);
-    void load_pre_tokenizer(const json& p);
-    void load_post_processor(const json& p);
-    void load_decoder(const json& d);
+    void load_normalizer(const json& n, int depth = 0);
+    void load_pre_tokenizer(const json& p, int depth = 0);
+    void load_post_processor(const json& p, int depth = 0);
+    void load_decoder(const json& d, int depth = 0);
     void load_added(const json& added);
 
     std::string normalize(std::string_view s) const;
@@ -514,11 +516,12 @@ void HfTokenizer::Impl::load_model(const json& m) {
     merges.build(table);
 }
 
-void HfTokenizer::Impl::load_normalizer(const json& n) {
+void HfTokenizer::Impl::load_normalizer(const json& n, int depth) {
     if (n.is_null()) return;
+    if (depth > kMaxNesting) fail("Sequences nested too deeply");
     const std::string type = n.value("type", "");
     if (type == "Sequence") {
-        for (const json& s : n.at("normalizers")) load_normalizer(s);
+        for (const json& s : n.at("normalizers")) load_normalizer(s, depth + 1);
     } else if (type == "Prepend") {
         normalizers.push_back({.kind = Normalizer::Prepend, .text = n.at("prepend").get<std::string>()});
     } else if (type == "Replace") {
@@ -537,11 +540,12 @@ void HfTokenizer::Impl::load_normalizer(const json& n) {
     }
 }
 
-void HfTokenizer::Impl::load_pre_tokenizer(const json& p) {
+void HfTokenizer::Impl::load_pre_tokenizer(const json& p, int depth) {
     if (p.is_null()) return;
+    if (depth > kMaxNesting) fail("Sequences nested too deeply");
     const std::string type = p.value("type", "");
     if (type == "Sequence") {
-        for (const json& s : p.at("pretokenizers")) load_pre_tokenizer(s);
+        for (const json& s : p.at("pretokenizers")) load_pre_tokenizer(s, depth + 1);
     } else if (type == "Split") {
         PreTokenizer t;
         t.kind = PreTokenizer::Split;
@@ -581,11 +585,12 @@ void HfTokenizer::Impl::load_pre_tokenizer(const json& p) {
     }
 }
 
-void HfTokenizer::Impl::load_post_processor(const json& p) {
+void HfTokenizer::Impl::load_post_processor(const json& p, int depth) {
     if (p.is_null()) return;
+    if (depth > kMaxNesting) fail("Sequences nested too deeply");
     const std::string type = p.value("type", "");
     if (type == "Sequence") {
-        for (const json& s : p.at("processors")) load_post_processor(s);
+        for (const json& s : p.at("processors")) load_post_processor(s, depth + 1);
     } else if (type == "ByteLevel") {
         // Offsets only: the ids are unchanged.
     } else if (type == "TemplateProcessing") {
@@ -610,12 +615,13 @@ void HfTokenizer::Impl::load_post_processor(const json& p) {
     }
 }
 
-void HfTokenizer::Impl::load_decoder(const json& d) {
+void HfTokenizer::Impl::load_decoder(const json& d, int depth) {
     if (d.is_null()) return;
+    if (depth > kMaxNesting) fail("Sequences nested too deeply");
     has_decoder = true;
     const std::string type = d.value("type", "");
     if (type == "Sequence") {
-        for (const json& s : d.at("decoders")) load_decoder(s);
+        for (const json& s : d.at("decoders")) load_decoder(s, depth + 1);
     } else if (type == "ByteLevel") {
         decoders.push_back(Decoder{.kind = Decoder::ByteLevel});
     } else if (type == "Replace") {

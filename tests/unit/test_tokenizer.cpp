@@ -153,6 +153,13 @@ TEST_CASE("tokenizer.json: kinds not supported are refused by name", "[tokenizer
     cases.push_back({with(spm, "/model/unk_token"_json_pointer, "<missing>"), "unk_token"});
     cases.push_back({with(good, "/pre_tokenizer/pretokenizers/0/behavior"_json_pointer, "Sideways"), "Sideways"});
     cases.push_back({json::array(), "top level"});
+    json nested = {{"type", "Fuse"}};
+    for (int i = 0; i < 1000; i++) {
+        json outer = {{"type", "Sequence"}, {"decoders", json::array()}};
+        outer["decoders"].push_back(std::move(nested));
+        nested = std::move(outer);
+    }
+    cases.push_back({with(good, "/decoder"_json_pointer, nested), "nested too deeply"});
     for (const Case& c : cases) {
         const std::string error = load_error(c.spec);
         INFO(error);
