@@ -128,7 +128,7 @@ struct Regex {
     Regex(const std::string& file, const std::string& pattern, bool literal) {
         int err = 0;
         PCRE2_SIZE offset = 0;
-        const uint32_t flags = PCRE2_UTF | PCRE2_NO_UTF_CHECK | (literal ? PCRE2_LITERAL : PCRE2_UCP);
+        const uint32_t flags = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);   // the pattern is checked
         code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), flags, &err, &offset,
                              nullptr);
         if (!code) {
