@@ -44,51 +44,46 @@ int utf8_len(unsigned char lead) {
     return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
 }
 
-// Appends bytes, each maximal invalid subpart replaced by U+FFFD (Rust's String::from_utf8_lossy,
-// the Unicode "substitution of maximal subparts" practice).
+// The length of the UTF-8 character at p (n > 0 bytes left), or -k when the bytes there are not
+// one: k is the length of the maximal invalid subpart, which one U+FFFD replaces (Rust's
+// String::from_utf8_lossy, the Unicode "substitution of maximal subparts" practice).
+int utf8_char(const unsigned char* p, size_t n) {
+    const unsigned char c = p[0];
+    if (c < 0x80) return 1;
+    int need = 0;
+    unsigned char lo = 0x80, hi = 0xBF;   // the allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4) need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else return -1;
+    int got = 0;
+    while (got < need && size_t(got) + 1 < n) {
+        const unsigned char b = p[got + 1];
+        if (got == 0 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) break;
+        got++;
+    }
+    return got == need ? need + 1 : -(got + 1);
+}
+
+// Appends bytes, each maximal invalid subpart replaced by U+FFFD.
 void append_lossy_utf8(std::string& out, std::string_view s) {
-    static constexpr char kReplacement[] = "\xEF\xBF\xBD";
     const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const size_t n = s.size();
-    size_t i = 0;
-    while (i < n) {
-        const unsigned char c = p[i];
-        if (c < 0x80) {
-            size_t j = i + 1;
-            while (j < n && p[j] < 0x80) j++;
-            out.append(s.data() + i, j - i);
-            i = j;
-            continue;
-        }
-        int need = 0;
-        unsigned char lo = 0x80, hi = 0xBF;   // the allowed range of the second byte
-        if (c >= 0xC2 && c <= 0xDF) need = 1;
-        else if (c >= 0xE0 && c <= 0xEF) need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-        else if (c >= 0xF0 && c <= 0xF4) need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-        if (need == 0) {
-            out += kReplacement;
-            i++;
-            continue;
-        }
-        size_t j = i + 1;
-        int got = 0;
-        while (got < need && j < n) {
-            const unsigned char b = p[j];
-            const bool ok = got == 0 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
-            if (!ok) break;
-            j++, got++;
-        }
-        if (got == need) out.append(s.data() + i, j - i);
-        else out += kReplacement;
-        i = j;
+    for (size_t i = 0; i < s.size();) {
+        const int len = utf8_char(p + i, s.size() - i);
+        if (len > 0) out.append(s.data() + i, size_t(len));
+        else out += "\xEF\xBF\xBD";
+        i += size_t(len > 0 ? len : -len);
     }
 }
 
 bool valid_utf8(std::string_view s) {
-    std::string check;
-    check.reserve(s.size());
-    append_lossy_utf8(check, s);
-    return check.size() == s.size() && check == s;
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    for (size_t i = 0; i < s.size();) {
+        const int len = utf8_char(p + i, s.size() - i);
+        if (len < 0) return false;
+        i += size_t(len);
+    }
+    return true;
 }
 
 // The code point at s[i] (valid UTF-8) and its length.
