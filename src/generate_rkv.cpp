@@ -270,9 +270,11 @@ int generate(const Options& o) {
     }
     std::vector<std::string> ended(B);   // "eos", "stop" or "length" once ended
     const bool stream = B == 1 && !o.json;
-    std::vector<size_t> shown(B, 0);
+    size_t shown = 0;                    // bytes of the streamed sequence's text printed
+    const std::vector<int32_t> prompt_ids(prompt.begin(), prompt.end());
+    const std::string prompt_text = !tok ? printable(prompt, V) : o.tokens.empty() ? o.prompt : tok->decode(prompt_ids);
     if (stream) {
-        fmt::print("--- sequence 0\n{}", tok ? o.prompt : printable(prompt, V));
+        fmt::print("--- sequence 0\n{}", prompt_text);
         std::fflush(stdout);
     }
     std::mt19937_64 rng(o.seed);
@@ -294,10 +296,10 @@ int generate(const Options& o) {
         }
         if (stream) {
             const size_t end = texts[0].printable_end(o.stop);
-            if (end > shown[0]) {
-                fmt::print("{}", texts[0].text.substr(shown[0], end - shown[0]));
+            if (end > shown) {
+                fmt::print("{}", texts[0].text.substr(shown, end - shown));
                 std::fflush(stdout);
-                shown[0] = end;
+                shown = end;
             }
         }
         if (step + 1 == o.max_new ||
@@ -310,11 +312,12 @@ int generate(const Options& o) {
     const double decode_s = seconds_since(t0);
     for (auto& t : texts)   // ids that end inside a character: their U+FFFD, as decode gives
         if (t.stream && !t.stopped) t.text += t.stream->flush();
+    for (auto& e : ended)
+        if (e.empty()) e = "length";   // --max-new 0
 
-    if (stream) fmt::print("{}\n", texts[0].text.substr(shown[0]));
+    if (stream) fmt::print("{}\n", texts[0].text.substr(shown));
     else if (!o.json)
-        for (int b = 0; b < B; b++)
-            fmt::print("--- sequence {}\n{}{}\n", b, tok ? o.prompt : printable(prompt, V), texts[b].text);
+        for (int b = 0; b < B; b++) fmt::print("--- sequence {}\n{}{}\n", b, prompt_text, texts[b].text);
     const size_t full_per_token = cache.bytes_per_token() / cache.slots() * L;
     const double tokens_per_s = decode_s > 0 ? double(decoded) * B / decode_s : 0.0;
     if (!o.json) {
