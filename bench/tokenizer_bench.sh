@@ -24,7 +24,8 @@ trap 'rm -rf "$WORK"' EXIT
 "$PYTHON" bench/tokenizer_bench.py prepare "$WORK" "$MB"
 
 rkv_mbs() {   # tokenizer threads
-    "$BIN" --tokenizer "$1" --ids "$WORK/text.txt" --threads "$2" 2>&1 >/dev/null | sed -n 's/.*: \([0-9.]*\) MB\/s/\1/p'
+    "$BIN" --tokenizer "$1" --ids "$WORK/text.txt" --threads "$2" 2>&1 >/dev/null |
+        sed -n 's/.*: \([0-9.]*\) MB\/s/\1/p'
 }
 hf_mbs() {    # tokenizer threads
     if [ "$2" = 1 ]; then par=false; else par=true; fi
