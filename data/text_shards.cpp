@@ -5,8 +5,10 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <span>
 #include <thread>
 
@@ -48,25 +50,35 @@ unsigned thread_count(int threads) {
 }
 
 // Runs work(chunk) for chunks [0, n) on threads, each chunk once; calls tick() on this thread
-// about every 200 ms while they run.
+// about every 200 ms while they run, and once at the end.
 template <class Work, class Tick>
 void run_chunks(size_t n, int threads, Work&& work, Tick&& tick) {
-    std::atomic<size_t> next{0}, done{0};
+    std::atomic<size_t> next{0};
+    size_t done = 0;   // under mutex
+    std::mutex mutex;
+    std::condition_variable all_done;
     auto worker = [&] {
-        for (size_t c; (c = next++) < n; done++) work(c);
+        for (size_t c; (c = next++) < n;) {
+            work(c);
+            std::lock_guard<std::mutex> lock(mutex);
+            if (++done == n) all_done.notify_one();
+        }
     };
-    std::vector<std::thread> pool;
     const unsigned T = std::min<unsigned>(thread_count(threads), unsigned(std::max<size_t>(n, 1)));
-    for (unsigned t = 0; t < T && T > 1; t++) pool.emplace_back(worker);
     if (T == 1) {
         worker();
     } else {
-        while (done < n) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        std::vector<std::thread> pool;
+        for (unsigned t = 0; t < T; t++) pool.emplace_back(worker);
+        std::unique_lock<std::mutex> lock(mutex);
+        while (!all_done.wait_for(lock, std::chrono::milliseconds(200), [&] { return done == n; })) {
+            lock.unlock();
             tick();
+            lock.lock();
         }
+        lock.unlock();
+        for (auto& t : pool) t.join();
     }
-    for (auto& t : pool) t.join();
     tick();
 }
 
