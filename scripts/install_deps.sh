@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(cmake g++ make pkg-config python3 catch2 libfmt-dev libcli11-dev nlohmann-json3-dev libopenblas-dev
-          libboost-context-dev libopenmpi-dev openmpi-bin)
+          libboost-context-dev libopenmpi-dev openmpi-bin libpcre2-dev libicu-dev)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -4,6 +4,12 @@
 // runs through the model in chunks, then each new token costs one position per sequence.
 // Prints each sequence, then what the cache holds and the speed. --model serves a preset with
 // random weights instead of a checkpoint: the speed and the cache's size without training one.
+//
+// Text: a checkpoint with a tokenizer.json (in its folder or its run folder, or --tokenizer) takes
+// --prompt through it after the model's document start and prints the decoded text as it is
+// produced (one sequence; several are printed at the end); byte-level models (vocabulary 256)
+// read and print bytes. A sequence ends at the model's EOS (eos_token_id of generation_config.json
+// or config.json, a number or a list), at a --stop string (not printed), or after --max-new tokens.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11,7 +17,9 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <fstream>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <type_traits>
@@ -22,6 +30,8 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "data/hf_tokenizer.h"
+#include "data/text_shards.h"
 #include "data/tokenizer.h"
 #include "src/checkpoint.h"
 #include "src/devices.h"
@@ -36,8 +46,10 @@ namespace {
 struct Options {
     std::string ckpt;               // a checkpoint directory, a run folder (its newest) or an llm.c .bin
     std::string model;              // or a preset, its weights drawn from --seed
-    std::string prompt;             // text, byte-level models
+    std::string prompt;             // text: through the tokenizer, or bytes for byte-level models
     std::vector<int> tokens;        // token ids, any model
+    std::string tokenizer;          // a tokenizer.json instead of the checkpoint's
+    std::vector<std::string> stop;  // stop strings
     int retention = 1;              // keep every k-th layer's cache
     std::vector<int> keep_layers;   // or these layers'
     int max_new = 200, batch = 1, chunk = 256, top_k = 0;
@@ -72,13 +84,54 @@ struct Weights {
     }
 };
 
-// The prompt's tokens: --tokens as given; --prompt as bytes after the document start, for the
-// byte-level models the built-in corpus trains.
-std::vector<int> prompt_tokens(const Options& o, const rkv::ModelConfig& c) {
+// Where a checkpoint's side files (tokenizer.json, generation_config.json) may be: its folder (the
+// .bin's for an llm.c file), then the folder above (a run folder holding ckpt_*/).
+std::vector<fs::path> side_folders(const std::string& ckpt) {
+    if (ckpt.empty()) return {};
+    const fs::path p = fs::absolute(ckpt);
+    const fs::path dir = fs::is_directory(p) ? p : p.parent_path();
+    return {dir, dir.parent_path()};
+}
+
+std::optional<rkv::HfTokenizer> load_tokenizer(const Options& o, const std::string& ckpt) {
+    if (!o.tokenizer.empty()) return rkv::HfTokenizer(o.tokenizer);
+    for (const fs::path& dir : side_folders(ckpt))
+        if (fs::exists(dir / "tokenizer.json")) return rkv::HfTokenizer((dir / "tokenizer.json").string());
+    return std::nullopt;
+}
+
+// eos_token_id from generation_config.json, else config.json: a number or a list of them.
+std::vector<int> eos_ids(const std::string& ckpt) {
+    for (const char* name : {"generation_config.json", "config.json"})
+        for (const fs::path& dir : side_folders(ckpt)) {
+            std::ifstream in(dir / name);
+            if (!in) continue;
+            nlohmann::json j;
+            try {
+                j = nlohmann::json::parse(in);
+            } catch (const nlohmann::json::exception& e) {
+                throw std::invalid_argument(fmt::format("{}: {}", (dir / name).string(), e.what()));
+            }
+            const nlohmann::json eos = j.is_object() ? j.value("eos_token_id", nlohmann::json()) : nlohmann::json();
+            if (eos.is_number_integer()) return {eos.get<int>()};
+            if (eos.is_array()) return eos.get<std::vector<int>>();
+        }
+    return {};
+}
+
+// The prompt's tokens: --tokens as given; --prompt after the document start, through the tokenizer
+// (as tokenize_text writes documents) or as bytes for the byte-level models the built-in corpus trains.
+std::vector<int> prompt_tokens(const Options& o, const rkv::ModelConfig& c, const rkv::HfTokenizer* tok) {
     if (!o.tokens.empty()) return o.tokens;
+    if (tok) {
+        std::vector<int32_t> ids = rkv::document_tokens(*tok).start;
+        tok->encode(o.prompt, false, ids);
+        return {ids.begin(), ids.end()};
+    }
     if (c.vocab_size != rkv::kByteVocab)
-        throw std::invalid_argument(fmt::format(
-            "the model's vocabulary ({} tokens) is not byte-level: give the prompt as --tokens", c.vocab_size));
+        throw std::invalid_argument(fmt::format("the model's vocabulary ({} tokens) is not byte-level and no "
+                                                "tokenizer.json was found: give --tokenizer or the prompt as --tokens",
+                                                c.vocab_size));
     std::vector<int> tokens{rkv::kDocStart};
     for (int32_t t : rkv::encode_bytes(o.prompt)) tokens.push_back(t);
     return tokens;
@@ -118,6 +171,40 @@ std::string printable(const std::vector<int>& tokens, int V) {
     return out;
 }
 
+// One sequence's new text as its tokens come: through the tokenizer's DecodeStream (whole
+// characters only), else printable(); cut before the first --stop string. printable_end() is how
+// much may be shown now: text that might begin a stop string is held back until it cannot.
+struct TextOut {
+    std::optional<rkv::DecodeStream> stream;
+    int V = 0;
+    std::string text;
+    bool stopped = false;   // a stop string occurred
+
+    void push(int id, const std::vector<std::string>& stops) {
+        const size_t before = text.size();
+        if (stream) text += stream->push(id);
+        else text += V == rkv::kByteVocab ? printable({id}, V) : " " + std::to_string(id);
+        size_t cut = std::string::npos;   // the earliest stop string; only one ending in the new text is new
+        for (const std::string& s : stops)
+            cut = std::min(cut, text.find(s, before >= s.size() ? before - s.size() + 1 : 0));
+        if (cut != std::string::npos) {
+            text.resize(cut);
+            stopped = true;
+        }
+    }
+    size_t printable_end(const std::vector<std::string>& stops) const {
+        if (stopped) return text.size();
+        size_t hold = 0;
+        for (const std::string& s : stops)
+            for (size_t k = std::min(s.size() - 1, text.size()); k > hold; k--)
+                if (text.compare(text.size() - k, k, s, 0, k) == 0) {
+                    hold = k;
+                    break;
+                }
+        return text.size() - hold;
+    }
+};
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -127,12 +214,24 @@ int generate(const Options& o) {
     using Master = rkv::master_t<T>;
     const Weights weights(o);
     const rkv::ModelConfig& c = weights.config;
+    // Where its tokenizer and generation config are looked for: the checkpoint read (a run
+    // folder's newest), or the llm.c file given.
+    const std::string ckpt_path = !weights.file ? "" : weights.file->source().empty() ? o.ckpt : weights.file->source();
     const int L = c.num_hidden_layers, V = c.vocab_size, B = o.batch;
-    const std::vector<int> prompt = prompt_tokens(o, c);
-    const int P = int(prompt.size()), max_len = P + o.max_new;
-    if (max_len > c.max_position_embeddings)
+    const std::optional<rkv::HfTokenizer> tok = load_tokenizer(o, ckpt_path);
+    if (tok && tok->vocab_size() > V)
+        throw std::invalid_argument(fmt::format("{}: {} tokens, more than the model's vocabulary of {}", tok->path(),
+                                                tok->vocab_size(), V));
+    const std::vector<int> eos = eos_ids(ckpt_path);
+    for (const std::string& stop : o.stop)
+        if (stop.empty()) throw std::invalid_argument("--stop needs a non-empty string");
+    const std::vector<int> prompt = prompt_tokens(o, c, tok ? &*tok : nullptr);
+    const int P = int(prompt.size());
+    // In 64 bits: --max-new up to INT_MAX must not wrap around.
+    if (int64_t(P) + int64_t(o.max_new) > int64_t(c.max_position_embeddings))
         throw std::invalid_argument(fmt::format("a prompt of {} tokens and {} new ones exceed the model's {} positions",
                                                 P, o.max_new, c.max_position_embeddings));
+    const int max_len = P + o.max_new;
     const rkv::Route route =
         o.keep_layers.empty() ? rkv::keep_every(L, o.retention) : rkv::keep_layers(L, o.keep_layers);
 
@@ -164,30 +263,79 @@ int generate(const Options& o) {
     std::vector<Master> last = model.logits(n, n - 1);   // (B, V): each sequence's newest position
     const double prefill_s = seconds_since(t0);
 
-    // Decode: one new token per sequence and step.
+    // Decode: one new token per sequence and step, until every sequence has ended. A sequence that
+    // ended keeps running with the batch (its tokens are dropped), so the batch stays one shape.
+    std::vector<TextOut> texts(B);
+    for (auto& t : texts) {
+        if (tok) t.stream.emplace(*tok, false);
+        t.V = V;
+    }
+    std::vector<std::string> ended(B);   // "eos", "stop" or "length" once ended
+    const bool stream = B == 1 && !o.json;
+    size_t shown = 0;                    // bytes of the streamed sequence's text printed
+    const std::vector<int32_t> prompt_ids(prompt.begin(), prompt.end());
+    const std::string prompt_text = !tok ? printable(prompt, V) : o.tokens.empty() ? o.prompt : tok->decode(prompt_ids);
+    if (stream) {
+        fmt::print("--- sequence 0\n{}", prompt_text);
+        std::fflush(stdout);
+    }
     std::mt19937_64 rng(o.seed);
     std::vector<int> next(B);
     t0 = std::chrono::steady_clock::now();
+    int decoded = 0;   // forward passes of one token
     for (int step = 0; step < o.max_new; step++) {
-        for (int b = 0; b < B; b++)
-            out[b].push_back(next[b] = sample(&last[size_t(b) * V], V, o.temperature, o.top_k, rng));
-        if (step + 1 == o.max_new) break;
+        for (int b = 0; b < B; b++) {
+            next[b] = sample(&last[size_t(b) * V], V, o.temperature, o.top_k, rng);
+            if (!ended[b].empty()) continue;
+            if (std::find(eos.begin(), eos.end(), next[b]) != eos.end()) {
+                ended[b] = "eos";
+                continue;
+            }
+            out[b].push_back(next[b]);
+            texts[b].push(next[b], o.stop);
+            if (texts[b].stopped) ended[b] = "stop";
+            else if (step + 1 == o.max_new) ended[b] = "length";
+        }
+        if (stream) {
+            const size_t end = texts[0].printable_end(o.stop);
+            if (end > shown) {
+                fmt::print("{}", texts[0].text.substr(shown, end - shown));
+                std::fflush(stdout);
+                shown = end;
+            }
+        }
+        if (step + 1 == o.max_new ||
+            std::all_of(ended.begin(), ended.end(), [](const std::string& e) { return !e.empty(); }))
+            break;
         model.forward_cached(next.data(), 1, cache);
         last = model.logits(1);
+        decoded++;
     }
     const double decode_s = seconds_since(t0);
-    const int decoded = std::max(o.max_new - 1, 0);   // forward passes of one token
+    for (auto& t : texts)   // ids that end inside a character: their U+FFFD, as decode gives
+        if (t.stream && !t.stopped) t.text += t.stream->flush();
+    for (auto& e : ended)
+        if (e.empty()) e = "length";   // --max-new 0
 
-    for (int b = 0; b < B; b++) fmt::print("--- sequence {}\n{}\n", b, printable(out[b], V));
+    if (stream) fmt::print("{}\n", texts[0].text.substr(shown));
+    else if (!o.json)
+        for (int b = 0; b < B; b++) fmt::print("--- sequence {}\n{}{}\n", b, prompt_text, texts[b].text);
     const size_t full_per_token = cache.bytes_per_token() / cache.slots() * L;
     const double tokens_per_s = decode_s > 0 ? double(decoded) * B / decode_s : 0.0;
-    fmt::print("kv cache: layers {} kept ({} of {}), {} bytes per token ({:.0f}% of the full cache), "
-               "{} bytes for {} x {} positions\n",
-               fmt::join(cache.kept_layers(), " "), cache.slots(), L, cache.bytes_per_token(),
-               100.0 * double(cache.bytes_per_token()) / double(full_per_token), cache.bytes(), B, max_len);
-    fmt::print("prefill: {} x {} tokens in {:.1f} ms; decode: {} x {} tokens in {:.1f} ms, {:.0f} tokens/s\n", B, P,
-               1e3 * prefill_s, B, decoded, 1e3 * decode_s, tokens_per_s);
-    if (o.json) {
+    if (!o.json) {
+        fmt::print("kv cache: layers {} kept ({} of {}), {} bytes per token ({:.0f}% of the full cache), "
+                   "{} bytes for {} x {} positions\n",
+                   fmt::join(cache.kept_layers(), " "), cache.slots(), L, cache.bytes_per_token(),
+                   100.0 * double(cache.bytes_per_token()) / double(full_per_token), cache.bytes(), B, max_len);
+        fmt::print("prefill: {} x {} tokens in {:.1f} ms; decode: {} x {} tokens in {:.1f} ms, {:.0f} tokens/s\n", B,
+                   P, 1e3 * prefill_s, B, decoded, 1e3 * decode_s, tokens_per_s);
+    } else {
+        std::vector<std::vector<int>> new_ids(B);
+        std::vector<std::string> text(B);
+        for (int b = 0; b < B; b++) {
+            new_ids[b].assign(out[b].begin() + P, out[b].end());
+            text[b] = texts[b].text;
+        }
         const nlohmann::json stats{{"route", route.str()},
                                    {"kept_layers", cache.slots()},
                                    {"layers", L},
@@ -199,7 +347,10 @@ int generate(const Options& o) {
                                    {"prefill_ms", 1e3 * prefill_s},
                                    {"decode_tokens", decoded},
                                    {"decode_ms", 1e3 * decode_s},
-                                   {"decode_tokens_per_s", tokens_per_s}};
+                                   {"decode_tokens_per_s", tokens_per_s},
+                                   {"ids", new_ids},
+                                   {"text", text},
+                                   {"ended", ended}};
         fmt::print("{}\n", stats.dump());
     }
     return 0;
@@ -215,7 +366,10 @@ int main(int argc, char** argv) {
                         "model folder (Hugging Face or checkpoint), run folder (its newest checkpoint) or llm.c .bin");
     weights->add_option("--model", o.model, "a preset with random weights (benchmarks), instead of --ckpt");
     weights->require_option(1);
-    app.add_option("--prompt", o.prompt, "prompt text (byte-level models)");
+    app.add_option("--prompt", o.prompt, "prompt text (through the tokenizer, or bytes for byte-level models)");
+    app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the checkpoint's or its run folder's)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--stop", o.stop, "end a sequence where this text appears (repeatable; not printed)");
     app.add_option("--tokens", o.tokens, "prompt token ids (any model), instead of --prompt")->delimiter(',');
     auto* retention =
         app.add_option("--retention", o.retention, "keep every k-th layer's KV cache: 1, 2, 3, 4 keep 100/50/33/25%")
@@ -227,11 +381,16 @@ int main(int argc, char** argv) {
     app.add_option("-b,--batch", o.batch, "sequences generated together from the prompt")->check(CLI::PositiveNumber);
     app.add_option("--chunk", o.chunk, "prompt positions per forward pass")->check(CLI::PositiveNumber);
     app.add_option("--temperature", o.temperature, "sampling temperature; 0 takes the most likely token")
-        ->check(CLI::NonNegativeNumber);
+        ->check(CLI::Validator(
+            [](std::string& s) {
+                const double t = std::strtod(s.c_str(), nullptr);
+                return std::isfinite(t) && t >= 0 ? std::string() : "must be a finite number >= 0, got " + s;
+            },
+            "FINITE >= 0"));
     app.add_option("--top-k", o.top_k, "sample among the k most likely tokens (0: all)")->check(CLI::NonNegativeNumber);
     app.add_option("--seed", o.seed, "sampling seed");
     app.add_option("--device", o.device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
-    app.add_flag("--json", o.json, "also print the numbers as one JSON line");
+    app.add_flag("--json", o.json, "print only one JSON line: the numbers, each sequence's new ids and text");
     CLI11_PARSE(app, argc, argv);
     try {
         return rkv::uses_cuda(o.device) ? generate<rkv::CudaStorage>(o) : generate<float>(o);
