@@ -15,9 +15,10 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
-#include <fstream>
 #include <numeric>
 #include <optional>
 #include <random>
@@ -40,6 +41,8 @@
 #include "src/params.h"
 #include "src/route.h"
 #include "src/storage.h"
+
+namespace fs = std::filesystem;
 
 namespace {
 

@@ -97,7 +97,7 @@ TEST_CASE("route validation", "[route]") {
     CHECK_THROWS_WITH(validate_route(Route{{0, 0}}, 3), Catch::Contains("2 layers, the model 3"));
 }
 
-TEST_CASE("--train-route specs parse, and bad ones are refused by name", "[route][train_route]") {
+TEST_CASE("Training route specs parse, and bad ones are refused by name", "[route][train_route]") {
     CHECK(parse_train_route("stochastic").kind == TrainRouteSpec::Kind::stochastic);
     const TrainRouteSpec every = parse_train_route("keep-every:3");
     CHECK((every.kind == TrainRouteSpec::Kind::keep_every && every.k == 3 && every.str() == "keep-every:3"));
@@ -151,7 +151,7 @@ TEST_CASE("the p_own schedule is linear in the update step, and routes follow it
     CHECK_THROWS_WITH(TrainRoute(parse_train_route("stochastic"), L, 0.5, 1.5, 10), Catch::Contains("1.5"));
 }
 
-TEST_CASE("--train-route parsing never crashes on random specs", "[route][train_route]") {
+TEST_CASE("Training route spec parsing never crashes on random specs", "[route][train_route]") {
     std::mt19937_64 rng(std::random_device{}());
     const std::string alphabet = "stochaiclyerkp-v:0123456789,, x-";
     for (int i = 0; i < 20000; i++) {
