@@ -39,6 +39,8 @@ std::unique_ptr<LayerOps<T>> make_layer_ops(const std::string& device, const std
 }
 
 template std::unique_ptr<LayerOps<float>> make_layer_ops(const std::string&, const std::string&);
+#if RKV_WITH_CUDA
 template std::unique_ptr<LayerOps<__nv_bfloat16>> make_layer_ops(const std::string&, const std::string&);
+#endif
 
 }  // namespace rkv
