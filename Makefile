@@ -34,7 +34,7 @@ gpu: deps
 # (nothing runs). ctest runs tests side by side, so BLAS gets one thread each.
 test: all
 	@if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then scripts/nvcc_check.sh -j $(JOBS); \
-	 else echo "nvcc not found: skipping the CUDA compile check"; fi
+	 else echo "nvcc not found (no CUDA toolkit): skipping the CUDA compile check"; fi
 	cd $(BUILD) && OPENBLAS_NUM_THREADS=1 ctest --output-on-failure -j $(JOBS)
 
 # On a machine with a GPU: nvcc build, kernel tests on the GPU, benchmarks (scripts/gpu_check.sh).
