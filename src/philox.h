@@ -1,5 +1,5 @@
 // Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011), the
-// counter-based generator routes and initial weights are drawn from (docs/DESIGN.md section 6).
+// counter-based generator routes and initial weights are drawn from (DESIGN.md section 6).
 // The numbers are cuRAND's, bit for bit, without the CUDA toolkit: a stream here gives what
 // curand_init(seed, subsequence, offset) then curand / curand_uniform give, and philox_normal
 // fills what cuRAND's host generator (CURAND_RNG_PSEUDO_PHILOX4_32_10, default ordering) writes
