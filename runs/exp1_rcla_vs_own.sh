@@ -27,9 +27,11 @@ for p in 1 0.5; do
     cp "runs/exp1/pown-$p/ckpt_00000600/config.json" "runs/exp1/pown-$p/config.json"
 done
 
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+changes=$([ "$dirty" -gt 0 ] && echo " plus uncommitted changes to $dirty files" || true)
 {
-    echo "Ran \`runs/exp1_rcla_vs_own.sh\` at commit $commit$([ "$dirty" -gt 0 ] && echo " plus uncommitted changes to $dirty files")"
-    echo "on $(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')):"
+    echo "Ran \`runs/exp1_rcla_vs_own.sh\` at commit $commit$changes"
+    echo "on $(date -u +%Y-%m-%d), $(nproc) cores ($cpu):"
     echo "--p-own 1 took ${seconds[0]} s, --p-own 0.5 ${seconds[1]} s (600 steps each, validation included)."
     echo
     "$python" runs/plot_runs.py runs/exp1/pown-1 runs/exp1/pown-0.5 --out runs/exp1

@@ -262,7 +262,8 @@ int main(int argc, char** argv) {
     bool verbose = false, skip_layers = false;
     // Unknown names are refused with the valid ones listed: a typo must not pass having checked nothing.
     std::vector<std::string> routes{"all"};
-    for (auto& [name, r] : test::named_routes(test::tiny_config("gpt2").num_hidden_layers, seed)) routes.push_back(name);
+    const int L = test::tiny_config("gpt2").num_hidden_layers;
+    for (auto& [name, r] : test::named_routes(L, seed)) routes.push_back(name);
     app.add_option("--family", family, "gpt2, llama3, qwen3 or all")
         ->check(CLI::IsMember({"all", "gpt2", "llama3", "qwen3"}));
     app.add_option("--route", route, "the route to check (default all)")->check(CLI::IsMember(routes));
