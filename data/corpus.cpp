@@ -23,7 +23,9 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <stdexcept>
 #include <string_view>
 
 #include <fmt/core.h>
@@ -31,6 +33,7 @@
 #include "data/rng.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
+#include "src/file_io.h"
 
 namespace rkv {
 
@@ -269,6 +272,35 @@ CorpusFiles write_builtin_corpus(const std::string& dir, uint64_t seed, int64_t 
     write_shard(files.train, builtin_corpus(seed, CorpusSplit::train, train_tokens), 1);
     write_shard(files.val, builtin_corpus(seed, CorpusSplit::val, val_tokens), 1);
     return files;
+}
+
+std::string cache_dir() {
+    if (const char* dir = std::getenv("RKV_CACHE_DIR"); dir && *dir) return dir;
+    if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/rkv";
+    if (const char* home = std::getenv("HOME"); home && *home) return std::string(home) + "/.cache/rkv";
+    throw std::runtime_error("no cache directory for the built-in corpus: set RKV_CACHE_DIR (or HOME)");
+}
+
+CorpusFiles cached_builtin_corpus(uint64_t seed, int64_t train_tokens, int64_t val_tokens) {
+    uint64_t key = 0xcbf29ce484222325ull;   // FNV-1a of the generator's parameters
+    for (unsigned char c : fmt::format("rkv corpus v{} seed {} train {} val {}", kCorpusVersion, seed, train_tokens,
+                                       val_tokens))
+        key = (key ^ c) * 0x100000001b3ull;
+    const std::string dir = fmt::format("{}/corpus-{:016x}", cache_dir(), key);
+    const CorpusFiles files = builtin_corpus_files(dir);
+    auto whole = [](const std::string& path, int64_t tokens) {   // a version 1 shard of that many tokens
+        std::error_code ec;
+        return std::filesystem::file_size(path, ec) == uint64_t(kShardHeaderBytes + 2 * tokens) && !ec;
+    };
+    if (whole(files.train, train_tokens) && whole(files.val, val_tokens)) return files;
+    try {
+        std::filesystem::create_directories(dir);
+    } catch (const std::exception& e) {
+        throw std::runtime_error(fmt::format("{}: cannot create the corpus cache ({}); set RKV_CACHE_DIR to a "
+                                             "writable directory", dir, e.what()));
+    }
+    remove_stale_temporaries(dir);
+    return write_builtin_corpus(dir, seed, train_tokens, val_tokens);
 }
 
 double unigram_entropy(std::span<const int32_t> tokens, int vocab_size) {

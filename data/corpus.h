@@ -31,6 +31,17 @@ CorpusFiles write_builtin_corpus(const std::string& dir, uint64_t seed,
                                  int64_t train_tokens = kCorpusTrainTokens,
                                  int64_t val_tokens = kCorpusValTokens);
 
+// The generator's version: part of the cache key, raised with any change to the text it writes.
+constexpr int kCorpusVersion = 1;
+
+// This machine's cache directory: $RKV_CACHE_DIR, else $XDG_CACHE_HOME/rkv, else ~/.cache/rkv.
+std::string cache_dir();
+// The built-in corpus of this seed and size, generated once per machine: its files in
+// cache_dir()/corpus-<key>, the key a hash of kCorpusVersion, the seed and the sizes,
+// written on first use (atomically, removing what a killed writer left) and reused after.
+CorpusFiles cached_builtin_corpus(uint64_t seed, int64_t train_tokens = kCorpusTrainTokens,
+                                  int64_t val_tokens = kCorpusValTokens);
+
 // Entropy of the tokens' unigram distribution in nats: the loss of a model that
 // predicts by frequency alone, the bar a trained model's loss must fall far below.
 double unigram_entropy(std::span<const int32_t> tokens, int vocab_size);

@@ -1,17 +1,11 @@
 // Reading, checking and writing llm.c token shards (format in shard.h).
 #include "data/shard.h"
 
-#include <fcntl.h>
 #include <glob.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -30,11 +24,6 @@ int64_t token_bytes(int version) {
     return version == 1 ? 2 : 4;
 }
 
-template <class... Args>
-[[noreturn]] void fail(const std::string& path, fmt::format_string<Args...> what, Args&&... args) {
-    throw DataError(fmt::format("{}: {}", path, fmt::format(what, std::forward<Args>(args)...)));
-}
-
 // First token >= vocab_size, or -1. One pass over the mapping at open time.
 template <class T>
 int64_t first_out_of_range(const T* tokens, int64_t n, int vocab_size) {
@@ -45,41 +34,25 @@ int64_t first_out_of_range(const T* tokens, int64_t n, int vocab_size) {
 
 }  // namespace
 
-Shard::Shard(const std::string& path, int vocab_size) : path_(path) {
-    int fd = ::open(path.c_str(), O_RDONLY);
-    if (fd < 0) fail(path, "cannot open: {}", std::strerror(errno));
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-        int err = errno;
-        ::close(fd);
-        fail(path, "cannot stat: {}", std::strerror(err));
-    }
-    int64_t file_bytes = st.st_size;
-    if (file_bytes < kShardHeaderBytes) {
-        ::close(fd);
-        fail(path, "too short for a shard header: file has {} bytes, the header alone is {}", file_bytes,
-             kShardHeaderBytes);
-    }
-    // The mapping outlives the descriptor. Once map_ holds it, a throw below unmaps it.
-    void* p = ::mmap(nullptr, file_bytes, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_err = errno;
-    ::close(fd);
-    if (p == MAP_FAILED) fail(path, "cannot map: {}", std::strerror(map_err));
-    map_ = {static_cast<const char*>(p), Unmap{size_t(file_bytes)}};
+Shard::Shard(const std::string& path, int vocab_size) : file_(path) {
+    int64_t file_bytes = file_.size();
+    if (file_bytes < kShardHeaderBytes)
+        data_fail(path, "too short for a shard header: file has {} bytes, the header alone is {}", file_bytes,
+                  kShardHeaderBytes);
 
-    const int32_t* header = reinterpret_cast<const int32_t*>(map_.get());  // (256,)
+    const int32_t* header = reinterpret_cast<const int32_t*>(file_.data());  // (256,)
     int32_t magic = header[0], version = header[1], count = header[2];
     if (magic != kShardMagicV1 && magic != kShardMagicV7)
-        fail(path, "bad magic {} (expected {} or {}): not an llm.c token shard", magic, kShardMagicV1,
-             kShardMagicV7);
+        data_fail(path, "bad magic {} (expected {} or {}): not an llm.c token shard", magic, kShardMagicV1,
+                  kShardMagicV7);
     int expected_version = magic == kShardMagicV1 ? 1 : 7;
     if (version != expected_version)
-        fail(path, "unsupported version {} for magic {} (expected {})", version, magic, expected_version);
-    if (count < 0) fail(path, "header says {} tokens", count);
+        data_fail(path, "unsupported version {} for magic {} (expected {})", version, magic, expected_version);
+    if (count < 0) data_fail(path, "header says {} tokens", count);
     int64_t want_bytes = kShardHeaderBytes + int64_t(count) * token_bytes(version);
     if (file_bytes != want_bytes)
-        fail(path, "{}: header says {} tokens ({} bytes) but file has {} bytes",
-             file_bytes < want_bytes ? "truncated" : "trailing bytes", count, want_bytes, file_bytes);
+        data_fail(path, "{}: header says {} tokens ({} bytes) but file has {} bytes",
+                  file_bytes < want_bytes ? "truncated" : "trailing bytes", count, want_bytes, file_bytes);
     version_ = version;
     count_ = count;
 
@@ -87,12 +60,8 @@ Shard::Shard(const std::string& path, int vocab_size) : path_(path) {
                                : first_out_of_range(tokens<uint32_t>(), count_, vocab_size);
     if (bad >= 0) {
         int64_t id = version == 1 ? tokens<uint16_t>()[bad] : tokens<uint32_t>()[bad];
-        fail(path, "token id {} at position {} is out of range for vocab size {}", id, bad, vocab_size);
+        data_fail(path, "token id {} at position {} is out of range for vocab size {}", id, bad, vocab_size);
     }
-}
-
-void Shard::Unmap::operator()(const char* p) const {
-    ::munmap(const_cast<char*>(p), bytes);
 }
 
 void Shard::copy(int64_t start, int64_t n, int32_t* out) const {
@@ -118,7 +87,7 @@ std::vector<T> narrow_tokens(const std::string& path, std::span<const int32_t> t
     for (size_t i = 0; i < tokens.size(); i++) {
         int32_t t = tokens[i];
         if (t < 0 || uint64_t(t) > uint64_t(std::numeric_limits<T>::max()))
-            fail(path, "token id {} at position {} does not fit a version {} shard", t, i, version);
+            data_fail(path, "token id {} at position {} does not fit a version {} shard", t, i, version);
         out[i] = T(t);
     }
     return out;
@@ -128,9 +97,9 @@ std::vector<T> narrow_tokens(const std::string& path, std::span<const int32_t> t
 }  // namespace
 
 void write_shard(const std::string& path, std::span<const int32_t> tokens, int version) {
-    if (version != 1 && version != 7) fail(path, "cannot write shard version {}", version);
+    if (version != 1 && version != 7) data_fail(path, "cannot write shard version {}", version);
     if (tokens.size() > size_t(std::numeric_limits<int32_t>::max()))
-        fail(path, "{} tokens do not fit one shard's int32 count", tokens.size());
+        data_fail(path, "{} tokens do not fit one shard's int32 count", tokens.size());
 
     int32_t header[kShardHeaderInts] = {};  // (256,)
     header[0] = version == 1 ? kShardMagicV1 : kShardMagicV7;
@@ -158,9 +127,9 @@ std::vector<std::string> expand_glob(const std::string& pattern) {
     if (rc == GLOB_NOMATCH) {
         // A plain path that does not exist gets the reader's clearer "cannot open" message.
         if (pattern.find_first_of("*?[") == std::string::npos) return {pattern};
-        fail(pattern, "no files match this pattern");
+        data_fail(pattern, "no files match this pattern");
     }
-    if (rc != 0) fail(pattern, "glob failed ({})", rc == GLOB_NOSPACE ? "out of memory" : "read error");
+    if (rc != 0) data_fail(pattern, "glob failed ({})", rc == GLOB_NOSPACE ? "out of memory" : "read error");
     std::sort(files.begin(), files.end());  // byte order, whatever the locale
     return files;
 }

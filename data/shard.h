@@ -8,11 +8,15 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <fmt/core.h>
+
+#include "data/mapped_file.h"
 
 namespace rkv {
 
@@ -20,6 +24,12 @@ namespace rkv {
 struct DataError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+
+// Throws DataError("path: what").
+template <class... Args>
+[[noreturn]] void data_fail(const std::string& path, fmt::format_string<Args...> what, Args&&... args) {
+    throw DataError(fmt::format("{}: {}", path, fmt::format(what, std::forward<Args>(args)...)));
+}
 
 constexpr int kShardHeaderInts = 256;
 constexpr int64_t kShardHeaderBytes = kShardHeaderInts * sizeof(int32_t);
@@ -33,7 +43,7 @@ class Shard {
 public:
     Shard(const std::string& path, int vocab_size);
 
-    const std::string& path() const { return path_; }
+    const std::string& path() const { return file_.path(); }
     int version() const { return version_; }
     int64_t size() const { return count_; }  // tokens
 
@@ -44,17 +54,12 @@ private:
     // The (count_,) tokens after the header, in the version's integer type.
     template <class T>
     const T* tokens() const {
-        return reinterpret_cast<const T*>(map_.get() + kShardHeaderBytes);
+        return reinterpret_cast<const T*>(file_.data() + kShardHeaderBytes);
     }
 
-    struct Unmap {
-        size_t bytes;
-        void operator()(const char* p) const;
-    };
-    std::string path_;
     int version_ = 0;
     int64_t count_ = 0;
-    std::unique_ptr<const char, Unmap> map_;  // the whole file: header, then (count_,) tokens
+    MappedFile file_;  // the whole file: header, then (count_,) tokens
 };
 
 // All tokens of one shard, for tools and tests; training reads through DataLoader.

@@ -35,14 +35,14 @@ struct LanePairs {
 };
 
 template <class T>
-__device__ __forceinline__ LanePairs lane_pairs(const T* w, int lane, int t, int HS, double theta) {
+__device__ __forceinline__ LanePairs lane_pairs(const T* w, int lane, int t, int HS, const RopeParams& rope) {
     LanePairs p;
     const int half = HS / 2;
     RKV_UNROLL
     for (int k = 0; k < kMaxPairs; k++) {
         const int i = lane + 32 * k;
         if (i >= half) break;
-        rope_cos_sin(t, i, HS, theta, &p.c[k], &p.s[k]);
+        rope_cos_sin(t, i, HS, rope, &p.c[k], &p.s[k]);
         p.w1[k] = to_float(w[i]);
         p.w2[k] = to_float(w[i + half]);
     }
@@ -52,11 +52,11 @@ __device__ __forceinline__ LanePairs lane_pairs(const T* w, int lane, int t, int
 // Warp n: row n = b * T + t (position pos0 + t), its H heads.
 template <class T>
 __global__ void qk_norm_rope_forward_kernel(T* out, float* rstd, const T* inp, const T* w, int N, int Tn, int pos0,
-                                            int H, int HS, float eps, double theta) {
+                                            int H, int HS, float eps, RopeParams rope) {
     const int lane = threadIdx.x % 32, n = blockIdx.x * kWarps + threadIdx.x / 32;
     if (n >= N) return;  // whole warps leave together
     const int half = HS / 2;
-    const LanePairs p = lane_pairs(w, lane, pos0 + n % Tn, HS, theta);
+    const LanePairs p = lane_pairs(w, lane, pos0 + n % Tn, HS, rope);
     for (int h = 0; h < H; h++) {
         const size_t row = (size_t(n) * H + h) * HS;
         float x1[kMaxPairs], x2[kMaxPairs], sq = 0.0f;
@@ -84,13 +84,14 @@ __global__ void qk_norm_rope_forward_kernel(T* out, float* rstd, const T* inp, c
 // As the forward, and partials (gridDim.x, HS) = this block's positions' sums of g xhat.
 template <class T>
 __global__ void qk_norm_rope_backward_kernel(T* dinp, float* partials, const T* dout, const T* inp, const T* w,
-                                             const float* rstd, int N, int Tn, int H, int HS, double theta) {
+                                             const float* rstd, int N, int Tn, int H, int HS,
+                                             RopeParams rope) {
     __shared__ float warp_dw[kWarps][2 * 32 * kMaxPairs];  // (warps, HS)
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n = blockIdx.x * kWarps + warp;
     const int half = HS / 2;
     float dw1[kMaxPairs] = {}, dw2[kMaxPairs] = {};
     if (n < N) {
-        const LanePairs p = lane_pairs(w, lane, n % Tn, HS, theta);
+        const LanePairs p = lane_pairs(w, lane, n % Tn, HS, rope);
         for (int h = 0; h < H; h++) {
             const size_t row = (size_t(n) * H + h) * HS;
             const float r = rstd[size_t(n) * H + h];
@@ -143,34 +144,34 @@ void check_head_size(int HS) {
 
 template <class T>
 void qk_norm_rope_forward(T* out, float* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
-                          double theta, int pos0, cudaStream_t stream) {
+                          const RopeParams& rope, int pos0, cudaStream_t stream) {
     check_head_size(HS);
     const int N = B * Tn;
     if (N == 0 || H == 0) return;
-    launch_kernel(qk_norm_rope_forward_kernel<T>, ceil_div(N, kWarps), kBlock, 0, stream, out, rstd, inp, w, N, Tn, pos0,
-                  H, HS, float(eps), theta);
+    launch_kernel(qk_norm_rope_forward_kernel<T>, ceil_div(N, kWarps), kBlock, 0, stream, out, rstd, inp, w, N, Tn,
+                  pos0, H, HS, float(eps), rope);
 }
 
 template <class T>
 void qk_norm_rope_backward(T* dinp, float* dw, const T* dout, const T* inp, const T* w, const float* rstd, int B,
-                           int Tn, int H, int HS, double theta, cudaStream_t stream) {
+                           int Tn, int H, int HS, const RopeParams& rope, cudaStream_t stream) {
     check_head_size(HS);
     const int N = B * Tn;
     if (N == 0 || H == 0) return;
     const int G = ceil_div(N, kWarps);
     StreamScratch<float> partials(size_t(G) * HS, stream);
     launch_kernel(qk_norm_rope_backward_kernel<T>, G, kBlock, 0, stream, dinp, partials.get(), dout, inp, w, rstd, N,
-                  Tn, H, HS, theta);
+                  Tn, H, HS, rope);
     // dw += the blocks' partials, in order (as the norms' weight gradients finish).
     launch_kernel(norm_grad::finish_kernel, ceil_div(HS, 256), 256, 0, stream, dw, nullptr, partials.get(), nullptr,
                   G, HS);
 }
 
-#define INSTANTIATE(T)                                                                                        \
-    template void qk_norm_rope_forward<T>(T*, float*, const T*, const T*, int, int, int, int, double, double, \
-                                          int, cudaStream_t);                                                 \
-    template void qk_norm_rope_backward<T>(T*, float*, const T*, const T*, const T*, const float*, int, int,  \
-                                           int, int, double, cudaStream_t);
+#define INSTANTIATE(T)                                                                                          \
+    template void qk_norm_rope_forward<T>(T*, float*, const T*, const T*, int, int, int, int, double,           \
+                                          const RopeParams&, int, cudaStream_t);                                 \
+    template void qk_norm_rope_backward<T>(T*, float*, const T*, const T*, const T*, const float*, int, int,    \
+                                           int, int, const RopeParams&, cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(__nv_bfloat16)
 #undef INSTANTIATE

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "cuda/compat.cuh"
+#include "ref/rope.h"
 
 namespace rkv::cuda {
 
@@ -14,10 +15,10 @@ namespace rkv::cuda {
 // training, the number of cached positions before these in inference).
 template <class T>
 void qk_norm_rope_forward(T* out, float* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
-                          double theta, int pos0, cudaStream_t stream);
+                          const RopeParams& rope, int pos0, cudaStream_t stream);
 // dinp = the gradient (written), dw += the weight's (summed in a fixed order: deterministic).
 template <class T>
 void qk_norm_rope_backward(T* dinp, float* dw, const T* dout, const T* inp, const T* w, const float* rstd, int B,
-                           int Tn, int H, int HS, double theta, cudaStream_t stream);
+                           int Tn, int H, int HS, const RopeParams& rope, cudaStream_t stream);
 
 }  // namespace rkv::cuda

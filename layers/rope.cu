@@ -1,5 +1,6 @@
 // Rotary position embedding, forward and backward (ref/rope.h), rotate-half convention:
-// the head vector splits in halves (x1, x2), pair i rotates by a = t * theta^(-2i/HS):
+// the head vector splits in halves (x1, x2), pair i rotates by a = t * inv_freq(i)
+// (ref/rope.h's rope_inv_freq: theta^(-2i/HS), rescaled as the config's rope_type says):
 //   forward:  out1 = x1 cos a - x2 sin a,   out2 = x2 cos a + x1 sin a
 //   backward: dx1 = d1 cos a + d2 sin a,    dx2 = d2 cos a - d1 sin a
 //   inp, out, dout, dinp (B, T, H, HS) of T, the math in float
@@ -22,13 +23,14 @@ constexpr int kBlock = 256;
 // pair i of every head by sign * a, at position pos0 + t. The backward is the forward's transpose: the rotation
 // by -a.
 template <class T>
-__global__ void rope_kernel(T* out, const T* inp, int N, int Tn, int pos0, int H, int HS, double theta, float sign) {
+__global__ void rope_kernel(T* out, const T* inp, int N, int Tn, int pos0, int H, int HS, RopeParams rope,
+                            float sign) {
     const int half = HS / 2;
     const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (idx >= size_t(N) * half) return;
     const int n = int(idx / half), i = int(idx % half);
     float c, s;
-    rope_cos_sin(pos0 + n % Tn, i, HS, theta, &c, &s);
+    rope_cos_sin(pos0 + n % Tn, i, HS, rope, &c, &s);
     s *= sign;
     for (int h = 0; h < H; h++) {
         const size_t base = (size_t(n) * H + h) * HS;
@@ -42,24 +44,26 @@ __global__ void rope_kernel(T* out, const T* inp, int N, int Tn, int pos0, int H
 }  // namespace
 
 template <class T>
-void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, int pos0, cudaStream_t stream) {
+void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const RopeParams& rope, int pos0,
+                  cudaStream_t stream) {
     const size_t threads = size_t(B) * Tn * (HS / 2);
     if (threads == 0) return;
     launch_kernel(rope_kernel<T>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, out,
-                  inp, B * Tn, Tn, pos0, H, HS, theta, 1.0f);
+                  inp, B * Tn, Tn, pos0, H, HS, rope, 1.0f);
 }
 
 template <class T>
-void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta, cudaStream_t stream) {
+void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, const RopeParams& rope,
+                   cudaStream_t stream) {
     const size_t threads = size_t(B) * Tn * (HS / 2);
     if (threads == 0) return;
     launch_kernel(rope_kernel<T>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, dinp,
-                  dout, B * Tn, Tn, 0, H, HS, theta, -1.0f);
+                  dout, B * Tn, Tn, 0, H, HS, rope, -1.0f);
 }
 
-#define INSTANTIATE(T)                                                                                                 \
-    template void rope_forward<T>(T*, const T*, int, int, int, int, double, int, cudaStream_t);                        \
-    template void rope_backward<T>(T*, const T*, int, int, int, int, double, cudaStream_t);
+#define INSTANTIATE(T)                                                                                       \
+    template void rope_forward<T>(T*, const T*, int, int, int, int, const RopeParams&, int, cudaStream_t);  \
+    template void rope_backward<T>(T*, const T*, int, int, int, int, const RopeParams&, cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(__nv_bfloat16)
 #undef INSTANTIATE

@@ -4,15 +4,18 @@
 #pragma once
 
 #include "cuda/compat.cuh"
+#include "ref/rope.h"
 
 namespace rkv::cuda {
 
-// out = inp rotated pairwise by the angles (pos0 + t) * theta^(-2i/HS); out may be inp. pos0 is
+// out = inp rotated pairwise by the angles (pos0 + t) * inv_freq(i) (ref/rope.h); out may be inp. pos0 is
 // 0 in training, the number of cached positions before these in inference.
 template <class T>
-void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, int pos0, cudaStream_t stream);
+void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const RopeParams& rope, int pos0,
+                  cudaStream_t stream);
 // dinp = dout rotated back (the rotation's transpose); dinp may be dout.
 template <class T>
-void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta, cudaStream_t stream);
+void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, const RopeParams& rope,
+                   cudaStream_t stream);
 
 }  // namespace rkv::cuda

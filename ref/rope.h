@@ -1,21 +1,63 @@
 // Rotary position embedding, Hugging Face Llama's rotate-half convention: the head vector
-// is split in halves (x1, x2) and pair i rotates by angle t * theta^(-2i / HS):
+// is split in halves (x1, x2) and pair i rotates by angle t * inv_freq(i):
 //   out1 = x1 cos - x2 sin,   out2 = x2 cos + x1 sin
 //   inp, out (B, T, H, HS); position t is the index in the sequence, plus pos0 in the
 //   forward of new tokens after pos0 cached ones (inference, ref/attention_cached.h).
+// inv_freq(i) = theta^(-2i / HS), rescaled as the config's rope_type says (transformers'
+// modeling_rope_utils): "linear" divides every frequency by factor; "llama3" (Llama 3.1) divides
+// the low frequencies (wavelength over original_max_position_embeddings / low_freq_factor) by
+// factor, keeps the high ones (wavelength under original_max_position_embeddings /
+// high_freq_factor) and interpolates smoothly between.
+// rope_inv_freq is the one definition of the frequencies: the CUDA kernels call it too.
 #pragma once
 #include <cmath>
 #include <cstddef>
 
-namespace rkv::ref {
+#if defined(__CUDACC__)
+#define RKV_HOST_DEVICE __host__ __device__
+#else
+#define RKV_HOST_DEVICE
+#endif
 
-// The angle of pair i at position t, computed in double whatever T is.
-inline double rope_angle(int t, int i, int HS, double theta) {
-    return double(t) * std::pow(theta, -2.0 * i / HS);
+namespace rkv {
+
+enum class RopeType { none, linear, llama3 };   // config.json's rope_type "default", "linear", "llama3"
+
+// Everything RoPE needs from the config, carried unchanged from ModelConfig to ref/ and the kernels.
+struct RopeParams {
+    double theta = 10000.0;                     // rope_theta
+    RopeType type = RopeType::none;
+    double factor = 1.0;                        // linear and llama3
+    double low_freq_factor = 1.0;               // llama3
+    double high_freq_factor = 4.0;              // llama3
+    int original_max_position_embeddings = 8192;   // llama3: the pretraining context
+};
+
+inline bool operator==(const RopeParams& a, const RopeParams& b) {
+    return a.theta == b.theta && a.type == b.type && a.factor == b.factor && a.low_freq_factor == b.low_freq_factor &&
+           a.high_freq_factor == b.high_freq_factor &&
+           a.original_max_position_embeddings == b.original_max_position_embeddings;
 }
 
+// Pair i's angle per position, in double (t times a small power is not exact in float at long T).
+RKV_HOST_DEVICE inline double rope_inv_freq(const RopeParams& r, int i, int HS) {
+    const double inv = pow(r.theta, -2.0 * i / HS);
+    if (r.type == RopeType::linear) return inv / r.factor;
+    if (r.type == RopeType::none) return inv;
+    const double wavelen = 6.283185307179586 / inv;   // 2 pi / inv
+    const double orig = r.original_max_position_embeddings;
+    if (wavelen < orig / r.high_freq_factor) return inv;
+    if (wavelen > orig / r.low_freq_factor) return inv / r.factor;
+    const double smooth = (orig / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+    return (1.0 - smooth) * inv / r.factor + smooth * inv;
+}
+
+}  // namespace rkv
+
+namespace rkv::ref {
+
 template <class T>
-void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, int pos0 = 0) {
+void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const RopeParams& rope, int pos0 = 0) {
     const int half = HS / 2;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < Tn; t++)
@@ -24,7 +66,7 @@ void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double the
                 const T* x = inp + base;
                 T* o = out + base;
                 for (int i = 0; i < half; i++) {
-                    const double a = rope_angle(pos0 + t, i, HS, theta);
+                    const double a = double(pos0 + t) * rope_inv_freq(rope, i, HS);
                     const T c = T(std::cos(a)), s = T(std::sin(a));
                     const T x1 = x[i], x2 = x[i + half];
                     o[i] = x1 * c - x2 * s;
@@ -35,7 +77,7 @@ void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double the
 
 // The rotation's transpose: rotate by -angle, accumulated into dinp.
 template <class T>
-void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) {
+void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, const RopeParams& rope) {
     const int half = HS / 2;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < Tn; t++)
@@ -44,7 +86,7 @@ void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double 
                 const T* d = dout + base;
                 T* dx = dinp + base;
                 for (int i = 0; i < half; i++) {
-                    const double a = rope_angle(t, i, HS, theta);
+                    const double a = double(t) * rope_inv_freq(rope, i, HS);
                     const T c = T(std::cos(a)), s = T(std::sin(a));
                     dx[i] += d[i] * c + d[i + half] * s;
                     dx[i + half] += d[i + half] * c - d[i] * s;

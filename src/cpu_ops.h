@@ -101,26 +101,26 @@ struct CpuOps : LayerOps<T> {
         ref::gemm(false, false, N, C, V, T(1), dlogits, ld, weight, C, T(0), dinp, C);
         ref::gemm(true, false, V, C, N, T(1), dlogits, ld, inp, C, T(1), dweight, C);
     }
-    void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, int pos0) override {
-        ref::rope_forward(out, inp, B, Tn, H, HS, theta, pos0);
+    void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const RopeParams& rope, int pos0) override {
+        ref::rope_forward(out, inp, B, Tn, H, HS, rope, pos0);
     }
-    void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) override {
+    void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, const RopeParams& rope) override {
         std::fill_n(dinp, size_t(B) * Tn * H * HS, T(0));
-        ref::rope_backward(dinp, dout, B, Tn, H, HS, theta);
+        ref::rope_backward(dinp, dout, B, Tn, H, HS, rope);
     }
     // Through a (B,T,H,HS) scratch: the normed values forward, their gradient backward.
     void qk_norm_rope_forward(T* out, T* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
-                              double theta, int pos0) override {
+                              const RopeParams& rope, int pos0) override {
         T* normed = scratch(size_t(B) * Tn * H * HS);
         ref::rmsnorm_forward(normed, rstd, inp, w, B * Tn * H, HS, eps);
-        ref::rope_forward(out, normed, B, Tn, H, HS, theta, pos0);
+        ref::rope_forward(out, normed, B, Tn, H, HS, rope, pos0);
     }
     void qk_norm_rope_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, const T* rstd, int B, int Tn,
-                               int H, int HS, double theta) override {
+                               int H, int HS, const RopeParams& rope) override {
         const size_t n = size_t(B) * Tn * H * HS;
         T* dnormed = scratch(n);
         std::fill_n(dnormed, n, T(0));  // ref accumulates
-        ref::rope_backward(dnormed, dout, B, Tn, H, HS, theta);
+        ref::rope_backward(dnormed, dout, B, Tn, H, HS, rope);
         std::fill_n(dinp, n, T(0));
         ref::rmsnorm_backward(dinp, dw, dnormed, inp, w, rstd, B * Tn * H, HS);
     }

@@ -128,23 +128,23 @@ struct CudaOps final : LayerOps<T> {
         const auto timed = profile_.time(__func__);
         cuda::linear_backward(dinp, false, dweight, nullptr, dlogits, inp, weight, N, C, V, ld, stream);
     }
-    void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, int pos0) override {
+    void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const RopeParams& rope, int pos0) override {
         const auto timed = profile_.time(__func__);
-        cuda::rope_forward(out, inp, B, Tn, H, HS, theta, pos0, stream);
+        cuda::rope_forward(out, inp, B, Tn, H, HS, rope, pos0, stream);
     }
-    void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) override {
+    void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, const RopeParams& rope) override {
         const auto timed = profile_.time(__func__);
-        cuda::rope_backward(dinp, dout, B, Tn, H, HS, theta, stream);
+        cuda::rope_backward(dinp, dout, B, Tn, H, HS, rope, stream);
     }
     void qk_norm_rope_forward(T* out, float* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
-                              double theta, int pos0) override {
+                              const RopeParams& rope, int pos0) override {
         const auto timed = profile_.time(__func__);
-        cuda::qk_norm_rope_forward(out, rstd, inp, w, B, Tn, H, HS, eps, theta, pos0, stream);
+        cuda::qk_norm_rope_forward(out, rstd, inp, w, B, Tn, H, HS, eps, rope, pos0, stream);
     }
     void qk_norm_rope_backward(T* dinp, float* dw, const T* dout, const T* inp, const T* w, const float* rstd, int B,
-                               int Tn, int H, int HS, double theta) override {
+                               int Tn, int H, int HS, const RopeParams& rope) override {
         const auto timed = profile_.time(__func__);
-        cuda::qk_norm_rope_backward(dinp, dw, dout, inp, w, rstd, B, Tn, H, HS, theta, stream);
+        cuda::qk_norm_rope_backward(dinp, dw, dout, inp, w, rstd, B, Tn, H, HS, rope, stream);
     }
     void attention_forward(T* out, float* lse, const T* q, const T* k_all, const T* v_all, const int* kv_src,
                            int layer, size_t layer_stride, int B, int Tn, int NH, int NKV, int HS) override {

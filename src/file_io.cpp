@@ -5,16 +5,25 @@
 #include <filesystem>
 #include <random>
 #include <stdexcept>
+#include <regex>
+#include <csignal>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
 namespace rkv {
 
-// The temporary's name is unique, so that several processes (ranks) may write the same file.
+std::string host_name() {
+    char name[256] = {};
+    return ::gethostname(name, sizeof(name) - 1) == 0 && name[0] ? name : "unknown";
+}
+
+// The temporary's name is unique, so that several processes (ranks, on one machine or
+// several sharing a file system) may write the same file: NAME.tmp.<host>.<pid>.<hex>.
 AtomicFile::AtomicFile(const std::string& path)
-    : path_(path), tmp_(fmt::format("{}.tmp.{}.{:x}", path, ::getpid(), std::random_device{}())) {
+    : path_(path), tmp_(fmt::format("{}.tmp.{}.{}.{:x}", path, host_name(), ::getpid(), std::random_device{}())) {
     f_ = std::fopen(tmp_.c_str(), "wb");
     if (!f_) throw std::runtime_error(fmt::format("{}: cannot create: {}", tmp_, std::strerror(errno)));
 }
@@ -44,6 +53,55 @@ void write_text_atomic(const std::string& path, const std::string& text) {
     AtomicFile f(path);
     f.write(text.data(), text.size());
     f.commit();
+}
+
+void remove_stale_temporaries(const std::string& dir) {
+    const std::regex temporary(R"(.+\.tmp\.(.+)\.([0-9]+)\.[0-9a-f]+)");
+    const std::string host = host_name();
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string name = e.path().filename().string();
+        std::smatch m;
+        if (!std::regex_match(name, m, temporary) || m[1].str() != host) continue;   // another machine's: its own
+        const long pid = std::stol(m[2].str());
+        if (pid > 0 && pid != ::getpid() && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH)
+            std::filesystem::remove(e.path(), ec);
+    }
+}
+
+namespace {
+
+std::string file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    return "not a regular file";
+}
+
+}  // namespace
+
+int open_regular_file(const std::string& path) {
+    // O_NONBLOCK: opening a FIFO does not wait for a writer; fstat then refuses it.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+        const int err = errno;
+        ::close(fd);
+        throw std::runtime_error(fmt::format("{}: cannot stat: {}", path, std::strerror(err)));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw std::runtime_error(fmt::format("{}: is {}, not a regular file", path, file_kind(st.st_mode)));
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+void check_regular_file(const std::string& path) {
+    ::close(open_regular_file(path));
 }
 
 void sync_dir(const std::string& dir) {

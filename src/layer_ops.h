@@ -25,6 +25,7 @@
 #endif
 
 #include "ref/adamw.h"
+#include "ref/rope.h"
 
 namespace rkv {
 
@@ -112,15 +113,15 @@ struct LayerOps {
                                int V, int ld) = 0;
 
     // inp, out (B,T,H,HS); the forward's positions start at pos0 (0 in training; in inference the
-    // number of positions already in the KV cache).
-    virtual void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, double theta, int pos0) = 0;
-    virtual void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, double theta) = 0;
+    // number of positions already in the KV cache). rope: the config's theta and scaling (ref/rope.h).
+    virtual void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const RopeParams& rope, int pos0) = 0;
+    virtual void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, const RopeParams& rope) = 0;
     // QK-norm, then RoPE, in one pass: out (B,T,H,HS) = rope(rmsnorm of each head's HS values of
     // inp, weight w (HS)), rstd (B,T,H). The backward writes dinp and adds to dw.
     virtual void qk_norm_rope_forward(T* out, Master* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS,
-                                      double eps, double theta, int pos0) = 0;
+                                      double eps, const RopeParams& rope, int pos0) = 0;
     virtual void qk_norm_rope_backward(T* dinp, Master* dw, const T* dout, const T* inp, const T* w,
-                                       const Master* rstd, int B, int Tn, int H, int HS, double theta) = 0;
+                                       const Master* rstd, int B, int Tn, int H, int HS, const RopeParams& rope) = 0;
 
     // Routed attention: layer `layer` attends with q to the K/V of layer kv_src[layer].
     // q, out (B,T,NH,HS); k_all, v_all, dk_all, dv_all (L,B,T,NKV,HS), layers layer_stride

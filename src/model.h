@@ -289,12 +289,12 @@ void Model<T>::qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
     if (config.qk_norm && rope)
-        ops_.qk_norm_rope_forward(out, rstd, raw, p(norm_w), B, s.Tn, H, HS, config.rms_norm_eps, config.rope_theta,
+        ops_.qk_norm_rope_forward(out, rstd, raw, p(norm_w), B, s.Tn, H, HS, config.rms_norm_eps, config.rope,
                                   s.pos0);
     else if (config.qk_norm)
         ops_.rmsnorm_forward(out, rstd, raw, p(norm_w), B * s.Tn * H, HS, config.rms_norm_eps);
     else
-        ops_.rope_forward(out, raw, B, s.Tn, H, HS, config.rope_theta, s.pos0);
+        ops_.rope_forward(out, raw, B, s.Tn, H, HS, config.rope, s.pos0);
 }
 
 template <class T>
@@ -302,12 +302,12 @@ void Model<T>::qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, 
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
     if (config.qk_norm && rope) {
-        ops_.qk_norm_rope_backward(draw, gp(norm_w), dout, raw, p(norm_w), rstd, B, Tn, H, HS, config.rope_theta);
+        ops_.qk_norm_rope_backward(draw, gp(norm_w), dout, raw, p(norm_w), rstd, B, Tn, H, HS, config.rope);
     } else if (config.qk_norm) {
         ops_.zero(draw, size_t(N_) * H * HS);  // the norm's backward accumulates
         ops_.rmsnorm_backward(draw, gp(norm_w), dout, raw, p(norm_w), rstd, N_ * H, HS);
     } else {
-        ops_.rope_backward(draw, dout, B, Tn, H, HS, config.rope_theta);
+        ops_.rope_backward(draw, dout, B, Tn, H, HS, config.rope);
     }
 }
 

@@ -1,7 +1,9 @@
 #include "src/train_log.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
@@ -13,18 +15,20 @@
 
 namespace rkv {
 
-TrainLog::TrainLog(const std::string& path) {
+TrainLog::TrainLog(const std::string& path, const Plan& plan) : plan_(plan) {
     if (path.empty()) return;
     f_ = std::fopen(path.c_str(), "a");
     if (!f_) throw std::runtime_error(fmt::format("{}: cannot open the log: {}", path, std::strerror(errno)));
 }
 
 void TrainLog::truncate_after(const std::string& path, long step) {
+    if (std::filesystem::exists(path)) check_regular_file(path);   // a FIFO would block the read
     std::string kept, line;
     std::ifstream in(path);
     while (step >= 0 && std::getline(in, line)) {
         const auto event = nlohmann::json::parse(line, nullptr, false);
-        if (!event.is_discarded() && event.value("step", step + 1) <= step) kept += line + "\n";
+        if (!event.is_object()) continue;   // a line cut short by a crash
+        if (!event.contains("step") || (event["step"].is_number() && event["step"] <= step)) kept += line + "\n";
     }
     write_text_atomic(path, kept);
 }
@@ -40,15 +44,38 @@ void TrainLog::write(const std::string& line) {
     std::fflush(f_);
 }
 
-void TrainLog::train(long step, long steps, double loss, double lr, double grad_norm, double ms, double tokens_per_s) {
-    total_ms_ += ms;
+void TrainLog::event(const nlohmann::json& e) {
+    write(e.dump());
+}
+
+double TrainLog::eta_s(long step) const {
+    const double step_ms = total_ms_ / timed_steps_;
+    double passes = 0;
+    if (plan_.val_every > 0)   // validation steps in [step, steps]: multiples of val_every, and the last
+        passes = double(plan_.steps / plan_.val_every - (step - 1) / plan_.val_every) +
+                 (plan_.steps % plan_.val_every != 0 ? 1 : 0);
+    const double pass_ms = val_passes_ ? val_ms_ / val_passes_ : step_ms / plan_.grad_accum * plan_.val_batches;
+    return (step_ms * double(plan_.steps - step) + pass_ms * passes) / 1000.0;
+}
+
+void TrainLog::train(const Step& s) {
+    total_ms_ += s.ms;
     timed_steps_++;
-    const double eta_s = total_ms_ / timed_steps_ * double(steps - step) / 1000.0;
-    fmt::print("step {:>{}}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.1f} ms | {:.0f} tok/s | eta {}m{:02d}s\n",
-               step, fmt::formatted_size("{}", steps), steps, loss, lr, grad_norm, ms, tokens_per_s,
-               long(eta_s) / 60, long(eta_s) % 60);
+    const double eta = eta_s(s.step);
+    const std::string eta_text = eta < 60 ? fmt::format("{:.1f}s", eta)
+                                          : fmt::format("{}m{:02d}s", long(eta) / 60, long(eta) % 60);
+    fmt::print("step {:>{}}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.1f} ms | {:.0f} tok/s | eta {}\n",
+               s.step, fmt::formatted_size("{}", s.steps), s.steps, s.loss, s.lr, s.grad_norm, s.ms, s.tokens_per_s,
+               eta_text);
     std::fflush(stdout);
-    write(nlohmann::json{{"step", step}, {"train_loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}}.dump());
+    write(nlohmann::json{{"step", s.step}, {"train_loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
+                         {"tokens", s.tokens}, {"wall_s", std::round(s.wall_s * 1000) / 1000}, {"time", s.time}}
+              .dump());
+}
+
+void TrainLog::validated(double ms) {
+    val_ms_ += ms;
+    val_passes_++;
 }
 
 void TrainLog::val(long step, int retention, double loss) {

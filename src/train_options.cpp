@@ -1,13 +1,153 @@
 #include "src/train_options.h"
 
+#include <climits>
 #include <cmath>
+#include <cstdint>
+#include <functional>
+#include <optional>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "src/cli_range.h"
 
 namespace rkv {
+
+namespace {
+
+using nlohmann::json;
+
+template <class V> struct element { using type = V; };
+template <class E> struct element<std::vector<E>> { using type = E; };
+// Options whose values are numbers (or lists of them) have a range.
+template <class V> constexpr bool numeric = std::is_arithmetic_v<typename element<V>::type> &&
+                                             !std::is_same_v<typename element<V>::type, bool>;
+struct NoRange {};
+template <class V> using RangeOf = std::conditional_t<numeric<V>, Range<typename element<V>::type>, NoRange>;
+
+// A JSON value as V: "" or why it is not one.
+template <class V>
+std::string read_json(const json& j, V& x) {
+    bool ok;
+    if constexpr (std::is_same_v<V, bool>) ok = j.is_boolean();
+    else if constexpr (std::is_same_v<V, std::string>) ok = j.is_string();
+    else if constexpr (std::is_floating_point_v<V>) ok = j.is_number();
+    else if constexpr (std::is_unsigned_v<V>) ok = j.is_number_unsigned() || (j.is_number_integer() && j >= 0);
+    else if constexpr (std::is_integral_v<V>)
+        ok = j.is_number_integer() && j.get<int64_t>() >= INT_MIN && j.get<int64_t>() <= INT_MAX &&
+             !(j.is_number_unsigned() && j.get<uint64_t>() > uint64_t(INT_MAX));
+    else {   // a list
+        if (!j.is_array()) return fmt::format("{} is not a list", j.dump());
+        x.clear();
+        for (const json& e : j) {
+            typename V::value_type v;
+            if (std::string why = read_json(e, v); !why.empty()) return why;
+            x.push_back(v);
+        }
+        return "";
+    }
+    if (!ok) return fmt::format("{} is not {}", j.dump(), std::is_same_v<V, bool> ? "true or false"
+                                                      : std::is_same_v<V, std::string> ? "a string"
+                                                      : std::is_floating_point_v<V> ? "a number" : "an integer");
+    x = j.get<V>();
+    return "";
+}
+
+// One option of the run's settings (run_settings): its flag, how it reads from and into
+// TrainOptions, the range its values must lie in, and whether a resumed run may change it.
+struct Setting {
+    std::string flag;                                        // "--seq-len"
+    bool may_change = false;
+    std::function<json(const TrainOptions&)> get;
+    std::function<std::string(TrainOptions&, const json&)> set;   // "" or why the value is refused
+    std::optional<CLI::Validator> check;                     // of the command line's text
+
+    std::string key() const {   // "seq_len"
+        std::string k = flag.substr(2);
+        for (char& c : k) if (c == '-') c = '_';
+        return k;
+    }
+};
+
+template <class V>
+Setting setting(const char* flag, V TrainOptions::*field, std::optional<RangeOf<V>> range = {},
+                bool may_change = false) {
+    Setting s{flag, may_change, [field](const TrainOptions& o) { return json(o.*field); }, {}, {}};
+    s.set = [field, range](TrainOptions& o, const json& j) {
+        V x{};
+        if (std::string why = read_json(j, x); !why.empty()) return why;
+        if constexpr (numeric<V>) {
+            std::vector<typename element<V>::type> values;   // the value, or a list's elements
+            if constexpr (std::is_same_v<V, typename element<V>::type>) values = {x};
+            else values = x;
+            for (const auto& e : values)
+                if (std::string why = range ? range->check(e, fmt::format("{}", e)) : ""; !why.empty()) return why;
+        }
+        o.*field = x;
+        return std::string();
+    };
+    if constexpr (numeric<V>)
+        if (range) s.check = in_range(*range);
+    return s;
+}
+
+constexpr bool kMayChange = true;
+
+// Every option that changes what a run computes or logs. --steps comes before --warmup,
+// whose default depends on it.
+const std::vector<Setting>& settings_table() {
+    static const std::vector<Setting> table = [] {
+        const Range<int> positive{1, INT_MAX}, counter{0, INT_MAX};
+        const Range<double> fraction{0, 1}, below_one{0, 1, false, true}, nonnegative{0, INFINITY, false, true};
+        std::vector<Setting> t = {
+            setting("--init", &TrainOptions::init),
+            setting("--train", &TrainOptions::train),
+            setting("--val", &TrainOptions::val),
+            setting("--batch", &TrainOptions::batch, positive),
+            setting("--seq-len", &TrainOptions::seq_len, positive),
+            setting("--grad-accum", &TrainOptions::grad_accum, positive),
+            setting("--steps", &TrainOptions::steps, positive, kMayChange),
+            setting("--lr", &TrainOptions::lr, nonnegative),
+            setting("--min-lr-frac", &TrainOptions::min_lr_frac, fraction),
+            setting("--warmup", &TrainOptions::warmup, Range<int>{-1, INT_MAX}),
+            setting("--schedule", &TrainOptions::schedule),
+            setting("--beta1", &TrainOptions::beta1, below_one),
+            setting("--beta2", &TrainOptions::beta2, below_one),
+            setting("--eps", &TrainOptions::eps, Range<double>{0, INFINITY, true, true}),
+            setting("--wd", &TrainOptions::wd, nonnegative),
+            setting("--clip", &TrainOptions::clip, nonnegative),
+            setting("--shuffle", &TrainOptions::shuffle),
+            setting("--p-own", &TrainOptions::p_own, fraction),
+            setting("--seed", &TrainOptions::seed, Range<uint64_t>{0, UINT64_MAX}),
+            setting("--val-every", &TrainOptions::val_every, counter, kMayChange),
+            setting("--val-batches", &TrainOptions::val_batches, positive),
+            setting("--retention", &TrainOptions::retention, positive),
+            setting("--ckpt-every", &TrainOptions::ckpt_every, counter, kMayChange),
+            setting("--device", &TrainOptions::device),
+            setting("--attention", &TrainOptions::attention),
+            setting("--zero", &TrainOptions::zero, Range<int>{0, 1}),
+        };
+        for (Setting& s : t)   // the schedule's warmup as the number of steps it came to
+            if (s.flag == "--warmup") s.get = [](const TrainOptions& o) { return json(o.warmup_steps()); };
+        return t;
+    }();
+    return table;
+}
+
+// A saved or given value as a command line writes it: 0.002, cosine, 1,2,3.
+std::string shown(const json& j) {
+    if (j.is_string()) return j.get<std::string>();
+    if (!j.is_array()) return j.dump();
+    std::string s;
+    for (const json& e : j) s += (s.empty() ? "" : ",") + shown(e);
+    return s;
+}
+
+}  // namespace
 
 void add_train_options(CLI::App& app, TrainOptions& o) {
     auto* model = app.add_option("--model", o.model, "model preset (gpt2-124m, gpt2-tiny, llama3-tiny, qwen3-tiny, qwen3-0.6b, qwen3-1.7b)")
@@ -54,36 +194,72 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
                  "print the device time per step of each layer operation, over the steps after the first (CUDA path)");
     app.add_option("--zero", o.zero, "1: shard the optimizer state across ranks (ZeRO-1)")
         ->check(CLI::IsMember({0, 1}))->capture_default_str();
-    app.final_callback([&o, model, config] { o.model_given = model->count() || config->count(); });
+    for (const Setting& s : settings_table())
+        if (s.check) app.get_option(s.flag)->check(*s.check);
+    app.final_callback([&app, &o, model, config] {
+        o.model_given = model->count() || config->count();
+        for (const CLI::Option* opt : app.get_options())
+            if (opt->count()) o.given.insert(opt->get_name());
+    });
+}
+
+json run_settings(const TrainOptions& o) {
+    json j = json::object();
+    for (const Setting& s : settings_table()) j[s.key()] = s.get(o);
+    return j;
+}
+
+void apply_run_settings(TrainOptions& o, const json& saved, const std::string& file) {
+    if (!saved.is_object()) throw std::runtime_error(fmt::format("{}: \"run\" is not an object", file));
+    std::vector<std::string> missing, flags;   // keys the file lacks and the command line does not give
+    for (const Setting& s : settings_table())
+        if (!saved.contains(s.key()) && !o.given.count(s.flag)) {
+            missing.push_back("run." + s.key());
+            flags.push_back(s.flag);
+        }
+    if (!missing.empty())
+        throw std::runtime_error(fmt::format("{}: {} {} missing (a checkpoint of an older rkv?); give {} with the "
+                                             "value{} the run was started with", file, fmt::join(missing, ", "),
+                                             missing.size() == 1 ? "is" : "are", fmt::join(flags, ", "),
+                                             missing.size() == 1 ? "" : "s"));
+    for (const Setting& s : settings_table()) {
+        const std::string key = s.key();
+        const bool given = o.given.count(s.flag);
+        if (!saved.contains(key)) continue;   // given
+        TrainOptions was = o;
+        if (std::string why = s.set(was, saved[key]); !why.empty())
+            throw std::runtime_error(fmt::format("{}: run.{}: {}", file, key, why));
+        if (!given) s.set(o, saved[key]);
+        else if (!s.may_change && s.get(o) != s.get(was))
+            throw std::runtime_error(fmt::format(
+                "{}: the run was started with {} {}, but the command line gives {} {}; --resume continues a run as it "
+                "was started (only --steps, --val-every and --ckpt-every may change): drop the flag, or start a new "
+                "run in another --out", file, s.flag, shown(s.get(was)), s.flag, shown(s.get(o))));
+    }
 }
 
 void TrainOptions::validate() const {
     auto require = [](bool ok, const std::string& what) {
         if (!ok) throw std::invalid_argument(what);
     };
-    for (auto [name, x] : {std::pair{"--lr", lr}, {"--min-lr-frac", min_lr_frac}, {"--beta1", beta1},
-                           {"--beta2", beta2}, {"--eps", eps}, {"--wd", wd}, {"--clip", clip}, {"--p-own", p_own}})
-        require(std::isfinite(x), fmt::format("{} must be a finite number, got {}", name, x));
-    require(batch > 0, fmt::format("--batch must be positive, got {}", batch));
-    require(seq_len > 0, fmt::format("--seq-len must be positive, got {}", seq_len));
-    require(grad_accum > 0, fmt::format("--grad-accum must be positive, got {}", grad_accum));
-    require(steps > 0, fmt::format("--steps must be positive, got {}", steps));
-    require(lr >= 0, fmt::format("--lr must not be negative, got {}", lr));
-    require(min_lr_frac >= 0 && min_lr_frac <= 1, fmt::format("--min-lr-frac must be in [0, 1], got {}", min_lr_frac));
+    for (const Setting& s : settings_table()) {   // each value in its range
+        TrainOptions copy = *this;
+        const json value = s.get(*this);
+        const std::string why = s.set(copy, value);
+        require(why.empty(), fmt::format("{}: {}", s.flag, why));
+    }
+    auto one_of = [](const std::string& x, std::initializer_list<const char*> names) {
+        for (const char* n : names) if (x == n) return true;
+        return false;
+    };
+    require(one_of(schedule, {"constant", "cosine", "linear"}), fmt::format("--schedule: unknown {}", schedule));
+    require(one_of(device, {"cpu", "cuda", "auto"}), fmt::format("--device: unknown {}", device));
+    require(one_of(attention, {"auto", "wgmma", "mma", "plain"}), fmt::format("--attention: unknown {}", attention));
     require(warmup_steps() <= steps, fmt::format("--warmup {} exceeds --steps {}", warmup_steps(), steps));
-    require(beta1 >= 0 && beta1 < 1, fmt::format("--beta1 must be in [0, 1), got {}", beta1));
-    require(beta2 >= 0 && beta2 < 1, fmt::format("--beta2 must be in [0, 1), got {}", beta2));
-    require(eps > 0, fmt::format("--eps must be positive, got {}", eps));
-    require(wd >= 0, fmt::format("--wd must not be negative, got {}", wd));
-    require(clip >= 0, fmt::format("--clip must not be negative, got {}", clip));
-    require(p_own >= 0 && p_own <= 1, fmt::format("--p-own must be in [0, 1], got {}", p_own));
-    require(val_every >= 0, fmt::format("--val-every must not be negative, got {}", val_every));
-    require(val_batches > 0, fmt::format("--val-batches must be positive, got {}", val_batches));
-    require(ckpt_every >= 0, fmt::format("--ckpt-every must not be negative, got {}", ckpt_every));
-    require(!retention.empty(), "--retention needs at least one k");
-    for (int k : retention) require(k >= 1, fmt::format("--retention values must be >= 1, got {}", k));
     require(train.empty() == val.empty() || val.empty(), "--val needs --train");
     require(!resume || !out.empty(), "--resume needs --out");
 }
 
 }  // namespace rkv
+
+

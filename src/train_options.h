@@ -2,8 +2,11 @@
 // names; the defaults follow the source paper's pre-training (AdamW betas 0.9/0.99,
 // weight decay 0.1, warmup over 5% of the steps, then cosine decay).
 #pragma once
+#include <set>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace CLI { class App; }
 
@@ -33,11 +36,26 @@ struct TrainOptions {
     std::string attention = "auto";  // the CUDA path's attention kernel (src/cuda_ops.h)
     bool profile = false;           // print the device time of each layer operation (src/op_profile.h)
     int zero = 0;                   // 1: ZeRO-1, optimizer state sharded across ranks
+    std::set<std::string> given;    // the options the command line gave, by long name ("--lr")
 
     int warmup_steps() const { return warmup >= 0 ? warmup : steps / 20; }
     void validate() const;          // throws std::invalid_argument naming the option
 };
 
 void add_train_options(CLI::App& app, TrainOptions& o);
+
+// The run's settings: every option that changes what a run computes or logs, by name without
+// the dashes ("seq_len"), with --warmup resolved to its number of steps. They are recorded in
+// every checkpoint's state.json, OUT/run.json and log.jsonl's first line, and --resume reads
+// them back. An option added to TrainOptions that changes the computation belongs in the
+// table behind this (train_options.cpp).
+nlohmann::json run_settings(const TrainOptions& o);
+
+// --resume: the saved settings (state.json's "run", `file` names it in messages) into o. An
+// option the command line gave must have its saved value, except those a resumed run may
+// change (--steps, to extend the run; --val-every; --ckpt-every); an option it did not give
+// takes the saved value. Throws naming the option and both values, or the missing or
+// malformed key.
+void apply_run_settings(TrainOptions& o, const nlohmann::json& saved, const std::string& file);
 
 }  // namespace rkv

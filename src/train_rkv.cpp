@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     std::unique_ptr<rkv::Comm> comm;
     try {
+        // The run records where it computed: cpu or cuda, never auto.
+        options.device = rkv::uses_cuda(options.device) ? "cuda" : "cpu";
+        if (options.resume) rkv::resume_options(options);   // the run's own settings, as it was started
         const bool cuda = rkv::uses_cuda(options.device);
         comm = rkv::make_comm(cuda);
         return cuda ? train<rkv::CudaStorage>(options, *comm) : train<float>(options, *comm);

@@ -6,6 +6,8 @@
 #include <csignal>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <optional>
 #include <stdexcept>
 
@@ -15,6 +17,7 @@
 #include "data/corpus.h"
 #include "src/checkpoint.h"
 #include "src/devices.h"
+#include "src/file_io.h"
 #include "src/op_profile.h"
 #include "src/storage.h"
 
@@ -28,6 +31,75 @@ std::atomic<int> g_signal{0};
 extern "C" void on_signal(int sig) { g_signal = sig; }
 
 constexpr uint64_t kCorpusSeed = 0;   // the built-in corpus is the same for every run
+
+#ifndef RKV_VERSION
+#define RKV_VERSION "unknown"
+#endif
+
+// A checkpoint's state.json, checked: where a resumed run continues.
+struct TrainState {
+    long step = 0;
+    LoaderState loader;
+    nlohmann::json run;   // run_settings() and the number of ranks
+    double wall_s = 0;    // training time of the run up to the checkpoint
+};
+
+TrainState parse_state(const nlohmann::json& state, const std::string& ckpt_dir) {
+    const std::string file = ckpt_dir + "/state.json";
+    auto fail = [&](const std::string& what) { throw std::runtime_error(fmt::format("{}: {}", file, what)); };
+    if (!state.is_object()) fail("not a JSON object");
+    auto count = [&](const nlohmann::json& parent, const std::string& key, const std::string& name) {
+        if (!parent.contains(key)) fail(fmt::format("\"{}\" is missing", name));
+        const nlohmann::json& j = parent[key];
+        if (!j.is_number_integer() || j.get<int64_t>() < 0 || j.get<int64_t>() > INT32_MAX)
+            fail(fmt::format("\"{}\" must be a non-negative integer, got {}", name, j.dump()));
+        return j.get<int64_t>();
+    };
+    TrainState st;
+    st.step = count(state, "step", "step");
+    const std::string name = fs::path(ckpt_dir).filename().string();
+    if (name != fmt::format("ckpt_{:08d}", st.step))
+        fail(fmt::format("\"step\" is {}, but the checkpoint is named {}", st.step, name));
+    if (!state.contains("train_loader") || !state["train_loader"].is_object())
+        fail("\"train_loader\" is missing or not an object");
+    st.loader.epoch = count(state["train_loader"], "epoch", "train_loader.epoch");
+    st.loader.batch = count(state["train_loader"], "batch", "train_loader.batch");
+    if (!state.contains("run") || !state["run"].is_object()) fail("\"run\" is missing or not an object");
+    st.run = state["run"];
+    if (count(st.run, "world", "run.world") < 1) fail("\"run.world\" must be at least 1");
+    if (state.contains("wall_s")) {
+        if (!state["wall_s"].is_number() || state["wall_s"].get<double>() < 0)
+            fail(fmt::format("\"wall_s\" must be a non-negative number, got {}", state["wall_s"].dump()));
+        st.wall_s = state["wall_s"];
+    }
+    return st;
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+    check_regular_file(path);
+    std::ifstream f(path);
+    if (!f) throw std::runtime_error(fmt::format("{}: cannot open", path));
+    try {
+        return nlohmann::json::parse(f);
+    } catch (const std::exception& e) {
+        throw std::runtime_error(fmt::format("{}: {}", path, e.what()));
+    }
+}
+
+// "2026-12-04T20:41:07Z"
+std::string utc_now() {
+    return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr)));
+}
+
+// Where the run computes, in words: the emulator build runs the CUDA path on the CPU.
+std::string device_text(const std::string& device) {
+    if (!uses_cuda(device)) return "cpu";
+#ifdef RKV_EMU
+    return "cuda (emulated on the CPU: this build has no GPU code)";
+#else
+    return "cuda";
+#endif
+}
 
 // A checkpoint's config against the one the flags ask for: the family first, then the
 // first differing field.
@@ -44,8 +116,16 @@ void check_same_config(const ModelConfig& saved, const ModelConfig& asked, const
 
 std::string last_good(const std::string& out) {
     const auto good = latest_checkpoint(out);
-    return good ? "The last good checkpoint is " + *good + "." : "No checkpoint was written.";
+    return good ? "The last good checkpoint is " + *good + "." : "No good checkpoint was written.";
 }
+
+// Signs of diverged weights. A loss above twice that of guessing uniformly over the
+// vocabulary (where a freshly initialized model starts), or a weight above 1e5 in magnitude
+// (trained transformers' stay within a few hundred): in both, the weights have left the
+// region training moves in, even when the loss still reads finite (a saturated model's is
+// exactly ln V).
+double diverged_loss(int vocab_size) { return 2 * std::log(double(vocab_size)); }
+constexpr float kDivergedWeight = 1e5f;
 
 // --profile's table: each operation's calls and device time per step, and its share.
 void print_profile(const OpProfile& profile, long steps) {
@@ -65,6 +145,21 @@ void print_profile(const OpProfile& profile, long steps) {
 }
 
 }  // namespace
+
+void resume_options(TrainOptions& o) {
+    if (o.out.empty()) throw std::invalid_argument("--resume needs --out");
+    const auto latest = latest_checkpoint(o.out);
+    if (!latest) throw std::runtime_error(fmt::format("{}: --resume, but no checkpoint in it", o.out));
+    const std::string file = *latest + "/state.json";
+    const TrainState st = parse_state(read_json_file(file), *latest);
+    apply_run_settings(o, st.run, file);
+    if (o.steps > st.step) return;
+    if (o.given.count("--steps"))
+        throw std::runtime_error(fmt::format("--steps {}: the run in {} is at step {} already ({}); give a larger "
+                                             "--steps to train it further", o.steps, o.out, st.step, *latest));
+    throw std::runtime_error(fmt::format("{}: the run is finished (step {} of --steps {}); give --steps above {} "
+                                         "to extend it", o.out, st.step, o.steps, st.step));
+}
 
 template <class T>
 Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm_(comm), lead_(comm.rank() == 0) {
@@ -89,32 +184,60 @@ Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm
     fs::create_directories(out_);
 
     std::optional<Checkpoint> resumed;
-    if (o_.resume) resumed = load_checkpoint(*latest, true);
-    if (resumed) step_ = resumed->state["step"];
+    TrainState st;
+    if (o_.resume) {
+        resumed = load_checkpoint(*latest, true);
+        st = parse_state(resumed->state, *latest);
+        step_ = st.step;
+        wall_s_ = st.wall_s;
+        if (st.run["world"] != comm_.world())
+            throw std::runtime_error(fmt::format("{}/state.json: the run was trained on {} ranks, this job has {}; "
+                                                 "resuming needs the same number", *latest, st.run["world"].dump(),
+                                                 comm_.world()));
+    }
     load_weights(resumed ? &*resumed : nullptr);
     if (o_.seq_len > config_.max_position_embeddings)
         throw std::invalid_argument(fmt::format("--seq-len {} exceeds the model's max_position_embeddings {}",
                                                 o_.seq_len, config_.max_position_embeddings));
     resolve_data();
     if (resumed) {
-        const Checkpoint& ck = *resumed;
-        const auto& saved = ck.state["run"];
-        const nlohmann::json identity = run_identity();
-        for (auto& [key, value] : identity.items())
-            if (saved.value(key, nlohmann::json()) != value)
-                throw std::runtime_error(fmt::format("{}: was trained with {} = {}, but the flags say {}", *latest,
-                                                     key, saved.value(key, nlohmann::json()).dump(), value.dump()));
-        opt_->set_state(ck.m, ck.v);   // each rank takes its shard of the whole state
-        train_->restore(ck.state["train_loader"].get<LoaderState>());
-        if (lead_) fmt::print("resumed from {} at step {}\n", *latest, step_);
+        opt_->set_state(resumed->m, resumed->v);   // each rank takes its shard of the whole state
+        train_->restore(st.loader);
     }
     sampler_ = std::make_unique<RouteSampler>(config_.num_hidden_layers, o_.p_own);
     schedule_ = {parse_schedule(o_.schedule), o_.lr, o_.min_lr_frac, o_.warmup_steps(), o_.steps};
     if (lead_) {
+        print_header();
+        if (resumed) {
+            fmt::print("resumed from {} at step {}\n", *latest, step_);
+            if (st.run.contains("steps") && st.run["steps"] != o_.steps)
+                fmt::print("extending the run from --steps {} to {}: the learning-rate schedule now spans {} steps, so "
+                           "from step {} on it differs from the one the run started with\n", st.run["steps"].dump(),
+                           o_.steps, o_.steps, step_);
+        }
         // A fresh run starts a fresh log; a resumed one keeps what its checkpoint had seen.
         TrainLog::truncate_after(out_ + "/log.jsonl", o_.resume ? step_ : -1);
-        log_ = std::make_unique<TrainLog>(out_ + "/log.jsonl");
+        const long val_batches = o_.val_batches / comm_.world() * long(o_.retention.size());
+        log_ = std::make_unique<TrainLog>(out_ + "/log.jsonl", TrainLog::Plan{o_.steps, val_ ? o_.val_every : 0,
+                                                                                val_batches, o_.grad_accum});
+        nlohmann::json start = {{"event", resumed ? "resume" : "start"}, {"time", utc_now()},
+                                {"version", RKV_VERSION}, {"run", run_record()},
+                                {"machine", {{"hostname", host_name()}, {"device", device_text(o_.device)},
+                                             {"ranks", comm_.world()}, {"precision", precision_name<T>()}}}};
+        if (resumed) start["from_step"] = step_;
+        log_->event(start);
+        write_text_atomic(out_ + "/run.json", start.dump(2) + "\n");
     }
+}
+
+template <class T>
+void Trainer<T>::print_header() const {
+    const int world = comm_.world();
+    fmt::print("train_rkv {} | device {} | {} rank{} | {} storage | run folder {}\n", RKV_VERSION,
+               device_text(o_.device), world, world == 1 ? "" : "s", precision_name<T>(), out_);
+    fmt::print("model {} ({} parameters, {} layers) | train {} ({}){}\n", config_.model_type,
+               model_->table.total, config_.num_hidden_layers, train_glob_, train_->summary(),
+               val_ ? fmt::format(" | val {} ({})", val_glob_, val_->summary()) : std::string());
 }
 
 template <class T>
@@ -155,13 +278,16 @@ void Trainer<T>::gather_params() {
 template <class T>
 void Trainer<T>::resolve_data() {
     std::string train = o_.train, val = o_.val;
-    if (train.empty()) {   // rank 0 writes the corpus, the others wait for it
-        if (lead_) write_builtin_corpus(out_ + "/corpus", kCorpusSeed);
+    if (train.empty()) {   // rank 0 generates the corpus into this machine's cache, the others wait
+        CorpusFiles files;
+        if (lead_) files = cached_builtin_corpus(kCorpusSeed);
         comm_.barrier();
-        const CorpusFiles files = builtin_corpus_files(out_ + "/corpus");
+        if (!lead_) files = cached_builtin_corpus(kCorpusSeed);   // another machine's ranks generate their own
         train = files.train;
         val = files.val;
     }
+    train_glob_ = train;
+    val_glob_ = val;
     const LoaderOptions common{"", o_.batch, o_.seq_len, comm_.rank(), comm_.world(), false, o_.seed,
                                config_.vocab_size};
     LoaderOptions t = common, v = common;
@@ -172,27 +298,38 @@ void Trainer<T>::resolve_data() {
         v.pattern = val;
         val_ = std::make_unique<DataLoader>(v);
     }
-    if (lead_)
-        fmt::print("model {} ({} parameters, {} layers, {}) | train {} ({} tokens){}\n", config_.model_type,
-               model_->table.total, config_.num_hidden_layers, precision_name<T>(), train, train_->num_tokens(),
-               val_ ? fmt::format(" | val {} ({} tokens)", val, val_->num_tokens()) : std::string());
 }
 
 template <class T>
-nlohmann::json Trainer<T>::run_identity() const {
-    return {{"batch", o_.batch}, {"seq_len", o_.seq_len}, {"grad_accum", o_.grad_accum}, {"seed", o_.seed},
-            {"p_own", o_.p_own}, {"shuffle", o_.shuffle}, {"world", comm_.world()}};
+nlohmann::json Trainer<T>::run_record() const {
+    nlohmann::json run = run_settings(o_);
+    run["world"] = comm_.world();
+    return run;
+}
+
+// The number of targets that carry loss (not -1) in a micro-batch.
+static double loss_tokens(const std::vector<int32_t>& targets) {
+    return double(std::count_if(targets.begin(), targets.end(), [](int32_t t) { return t >= 0; }));
 }
 
 template <class T>
 double Trainer<T>::train_step() {
     const int BT = o_.batch * o_.seq_len;
-    std::vector<int32_t> inputs(BT), targets(BT);
+    // The update's loss is the mean over every target that carries loss, in all micro-batches
+    // of all ranks: with fine-tuning rows each micro-batch has its own count, so the counts are
+    // summed first and micro-batch i, the mean of its n_i targets, is weighted n_i / total.
+    // (With shards every target counts, and the weight is 1 / (grad_accum * world).)
+    std::vector<std::vector<int32_t>> inputs(o_.grad_accum, std::vector<int32_t>(BT)), targets = inputs;
+    double total = 0;
+    for (int micro = 0; micro < o_.grad_accum; micro++) {
+        train_->next_batch(inputs[micro].data(), targets[micro].data());
+        total += loss_tokens(targets[micro]);
+    }
+    comm_.all_reduce_sum(&total, 1);
     model_->zero_grad();
     const int world = comm_.world();
     double loss = 0;
     for (int micro = 0; micro < o_.grad_accum; micro++) {
-        train_->next_batch(inputs.data(), targets.data());
         // In the last micro-batch, each layer's gradients start their all-reduce as soon as
         // its backward is done, while the layers below run theirs (NCCL on a side stream).
         const bool last = micro == o_.grad_accum - 1;
@@ -205,8 +342,8 @@ double Trainer<T>::train_step() {
         // same routes. It tells the ranks apart already: the key's rank field stays 0.
         const uint64_t index = (uint64_t(step_) * o_.grad_accum + micro) * world + comm_.rank();
         const Route route = sampler_->sample({o_.seed, index, 0});
-        const double scale = 1.0 / (o_.grad_accum * world);   // the mean over all micro-batches
-        loss += model_->forward_backward(inputs.data(), targets.data(), route, scale) * scale;
+        const double scale = loss_tokens(targets[micro]) / total;
+        loss += model_->forward_backward(inputs[micro].data(), targets[micro].data(), route, scale) * scale;
     }
     model_->on_grads_final = nullptr;
     // ZeRO-1: each rank needs the summed gradients of its shard only, whose bounds do not
@@ -223,25 +360,55 @@ double Trainer<T>::validate(int k) {
     std::vector<int32_t> inputs(BT), targets(BT);
     const Route route = keep_every(config_.num_hidden_layers, k);
     val_->reset();
-    double sum = 0;
+    // The mean over every target that carries loss, as in training: {sum of losses, count}.
+    double sums[2] = {0, 0};
     for (int i = 0; i < o_.val_batches / comm_.world(); i++) {   // the ranks share the batches
         val_->next_batch(inputs.data(), targets.data());
-        sum += model_->forward(inputs.data(), targets.data(), route);
+        const double n = loss_tokens(targets);
+        sums[0] += model_->forward(inputs.data(), targets.data(), route) * n;
+        sums[1] += n;
     }
-    comm_.all_reduce_sum(&sum, 1);
-    return sum / o_.val_batches;
+    comm_.all_reduce_sum(sums, 2);
+    return sums[0] / sums[1];
 }
 
 template <class T>
 void Trainer<T>::validate_all() {
     if (!val_) return;
+    const auto t0 = std::chrono::steady_clock::now();
     for (int k : o_.retention) {
         const double loss = validate(k);
-        if (!std::isfinite(loss))
+        if (!std::isfinite(loss)) {
+            // The weights after update step_ gave it: as if the next step's loss were not finite.
+            std::string kept = lead_ ? keep_good_checkpoints(step_ + 1) : "";
+            comm_.barrier();   // the checkpoints are sorted before any rank stops the job
             throw std::runtime_error(fmt::format("step {}: the validation loss is {} at retention 1/{}; stopping. {}",
-                                                 step_, loss, k, last_good(out_)));
+                                                 step_, loss, k, kept));
+        }
         if (log_) log_->val(step_, k, loss);
     }
+    if (log_) log_->validated(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+}
+
+template <class T>
+std::string Trainer<T>::keep_good_checkpoints(long bad) {
+    const long first = std::min(diverged_from_, bad - 1);   // bad - 1: the weights that gave the bad loss
+    std::vector<std::string> set_aside;
+    for (auto dir = latest_checkpoint(out_); dir; dir = latest_checkpoint(out_)) {
+        const long step = std::stol(fs::path(*dir).filename().string().substr(5));
+        if (step < first) break;
+        const std::string aside = *dir + ".diverged";
+        fs::remove_all(aside);
+        fs::rename(*dir, aside);
+        set_aside.push_back(fs::path(*dir).filename().string());
+    }
+    sync_dir(out_);
+    std::string kept = last_good(out_);
+    if (!set_aside.empty())   // newest first
+        kept += fmt::format(" Set aside as diverged (renamed *.diverged): {}{}.", set_aside.back(),
+                            set_aside.size() == 1 ? "" : fmt::format(" to {}, {} checkpoints", set_aside.front(),
+                                                                     set_aside.size()));
+    return kept;
 }
 
 template <class T>
@@ -266,14 +433,19 @@ void Trainer<T>::save() {
     params.resize(model_->table.total);
     if (!std::all_of(params.begin(), params.end(), [](float x) { return std::isfinite(x); }))
         throw std::runtime_error(fmt::format("step {}: the parameters are not finite after the update; not saving "
-                                             "them. {}", step_, last_good(out_)));
-    const nlohmann::json state = {{"step", step_}, {"train_loader", train_->state()}, {"run", run_identity()}};
+                                             "them. {}", step_, keep_good_checkpoints(step_ + 1)));
+    float max_weight = 0;
+    for (float w : params) max_weight = std::max(max_weight, std::fabs(w));
+    if (max_weight > kDivergedWeight) diverged_from_ = std::min(diverged_from_, step_);
+    const nlohmann::json state = {{"step", step_}, {"train_loader", train_->state()}, {"run", run_record()},
+                                  {"wall_s", wall_s()}};
     fmt::print("checkpoint {}\n", save_checkpoint(out_, step_, config_, params.data(), m, v, state));
 }
 
 template <class T>
 int Trainer<T>::run() {
     if (g_signal) return 128 + g_signal;
+    start_ = std::chrono::steady_clock::now();
     const long tokens_per_step = long(o_.batch) * o_.seq_len * o_.grad_accum * comm_.world();
     if (step_ == 0 && o_.val_every > 0) validate_all();
     OpProfile* profile = o_.profile ? ops_->profile() : nullptr;
@@ -285,9 +457,12 @@ int Trainer<T>::run() {
         double sq = opt_->grad_sq(model_->grads);
         if (o_.zero) comm_.all_reduce_sum(&sq, 1);
         const double norm = std::sqrt(sq);
-        if (!std::isfinite(loss) || !std::isfinite(norm))
+        if (!std::isfinite(loss) || !std::isfinite(norm)) {
+            std::string kept = lead_ ? keep_good_checkpoints(step_ + 1) : "";
+            comm_.barrier();   // the checkpoints are sorted before any rank stops the job
             throw std::runtime_error(fmt::format("step {}: the loss or gradient norm is not finite (loss {}, gradient "
-                                                 "norm {}); stopping. {}", step_ + 1, loss, norm, last_good(out_)));
+                                                 "norm {}); stopping. {}", step_ + 1, loss, norm, kept));
+        }
         const double lr = schedule_.at(int(step_));
         opt_->step(model_->params, model_->grads, lr, step_ + 1, norm);
         gather_params();
@@ -295,9 +470,13 @@ int Trainer<T>::run() {
             profile->enable(false);
             profile->collect();
         }
+        // Weights that give a loss above the bound have diverged, even if the run carries on.
+        if (!(loss <= diverged_loss(config_.vocab_size))) diverged_from_ = std::min(diverged_from_, step_);
         step_++;
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        if (log_) log_->train(step_, o_.steps, loss, lr, norm, ms, tokens_per_step / (ms / 1000.0));
+        if (log_)
+            log_->train({step_, o_.steps, loss, lr, norm, ms, tokens_per_step / (ms / 1000.0), step_ * tokens_per_step,
+                         wall_s(), utc_now()});
         const bool last = step_ == o_.steps;
         if (o_.val_every > 0 && (step_ % o_.val_every == 0 || last)) validate_all();
         if (last || (o_.ckpt_every > 0 && step_ % o_.ckpt_every == 0)) save();

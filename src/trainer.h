@@ -1,6 +1,8 @@
 // The training loop of ./train_rkv: data, routes, forward/backward, AdamW, validation at
 // every retention, logs, checkpoints and resume.
 #pragma once
+#include <chrono>
+#include <climits>
 #include <memory>
 #include <string>
 
@@ -19,6 +21,11 @@
 #include "src/train_options.h"
 
 namespace rkv {
+
+// --resume: fills in o from the run's settings in the newest checkpoint of o.out (state.json's
+// "run", see apply_run_settings) and checks that --steps lies beyond the checkpoint's step.
+// Throws naming the file, the option or the key.
+void resume_options(TrainOptions& o);
 
 // T is the storage type the model runs in: float on the CPU path, bf16 or float
 // (src/cuda_ops.h's CudaStorage) on the CUDA path.
@@ -43,9 +50,15 @@ private:
     std::unique_ptr<Model<T>> model_;
     std::unique_ptr<AdamW<T>> opt_;
     std::unique_ptr<DataLoader> train_, val_;
+    std::string train_glob_, val_glob_;               // the shards read (the built-in corpus's by default)
     std::unique_ptr<RouteSampler> sampler_;
     LrSchedule schedule_;
     std::unique_ptr<TrainLog> log_;
+    // The first step of this process whose weights diverged (trainer.cpp's diverged_loss and
+    // kDivergedWeight): after a NaN, its checkpoint and the newer ones are set aside.
+    long diverged_from_ = LONG_MAX;
+    double wall_s_ = 0;                               // training time of the run before this process
+    std::chrono::steady_clock::time_point start_;     // of this process's training
 
     void resolve_data();
     // The weights of --resume, --init or a fresh init; the optimizer's state, on resume.
@@ -54,11 +67,19 @@ private:
     double validate(int k);
     void validate_all();
     void save();
+    // After a non-finite loss at step bad: the checkpoints of the weights that gave it (step
+    // bad - 1) and of all since diverged_from_ are set aside as ckpt_<step>.diverged, so the
+    // newest one left is the last good one. Says what was kept.
+    std::string keep_good_checkpoints(long bad);
+    void print_header() const;
+    double wall_s() const {   // training time of the run so far
+        return wall_s_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    }
     // With --zero 1: this rank's shard of the flat parameter buffer, [shard_ * rank, + shard_).
     size_t shard_ = 0;
     std::vector<float> gather_shards(const std::vector<float>& shard) const;   // (table.total)
     void gather_params();   // with --zero 1, every rank's updated shard of the working copy to all
-    nlohmann::json run_identity() const;             // what a resumed run must agree on
+    nlohmann::json run_record() const;               // the settings, with the number of ranks
 };
 
 }  // namespace rkv

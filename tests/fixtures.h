@@ -27,7 +27,10 @@ inline ModelConfig tiny_config(const std::string& family) {
     c.num_key_value_heads = family == "gpt2" ? 4 : 2;
     c.head_dim = family == "qwen3" ? 6 : 4;
     c.max_position_embeddings = 8;
-    c.rope_theta = 100.0;   // large enough angles at short lengths that a RoPE bug shows
+    c.rope.theta = 100.0;   // large enough angles at short lengths that a RoPE bug shows
+    // Llama 3.1's scaling, with a context short enough that the pairs of 4-wide heads fall in its
+    // interpolated and its divided band.
+    if (family == "llama3") c.rope = {100.0, RopeType::llama3, 4.0, 1.0, 4.0, 16};
     c.validate();
     return c;
 }

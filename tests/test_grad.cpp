@@ -153,12 +153,13 @@ void check_layers(std::mt19937_64& rng, Report& report) {
         lc.run([&] { ref::linear_forward(out.data(), x.data(), w.data(), b.data(), N, C, OC); return dot(out, R); },
                [&](auto& g) { ref::linear_backward(g[0].data(), g[1].data(), g[2].data(), R.data(), x.data(), w.data(), N, C, OC); });
     }
-    {
-        auto lc = make("rope");
+    // Unscaled, and under llama3's scaling with pairs in its interpolated and divided bands.
+    for (const RopeParams rope : {RopeParams{100.0}, RopeParams{100.0, RopeType::llama3, 4.0, 1.0, 4.0, 16}}) {
+        auto lc = make(rope.type == RopeType::none ? "rope" : "rope (llama3 scaling)");
         Vec x = lc.random(N * NH * HS), out(N * NH * HS), R = lc.random(N * NH * HS);
         lc.inputs = {{"inp", &x}};
-        lc.run([&] { ref::rope_forward(out.data(), x.data(), B, T, NH, HS, 100.0); return dot(out, R); },
-               [&](auto& g) { ref::rope_backward(g[0].data(), R.data(), B, T, NH, HS, 100.0); });
+        lc.run([&] { ref::rope_forward(out.data(), x.data(), B, T, NH, HS, rope); return dot(out, R); },
+               [&](auto& g) { ref::rope_backward(g[0].data(), R.data(), B, T, NH, HS, rope); });
     }
     for (int nkv : {NH, NKV, 1}) {   // MHA, GQA, MQA
         auto lc = make(nkv == NH ? "attention (MHA)" : nkv == 1 ? "attention (MQA)" : "attention (GQA)");

@@ -1,6 +1,7 @@
 // layers/qk_norm_rope.cu against ref/rmsnorm.h then ref/rope.h (and the backward of both, in
 // reverse) in double, for float and bf16 storage (ref gets the inputs as stored), in both
-// thread orders: out, rstd, dinp (written: poisoned first) and dw (added to random values).
+// thread orders, under every RoPE scaling (rope_cases.h): out, rstd, dinp (written: poisoned
+// first) and dw (added to random values).
 // Head sizes from 2 to 256 (more pairs than lanes, fewer, and lanes left idle), positions
 // that do not fill the last block, and the same bits for the same inputs in every order.
 #include "kernel_check.h"
@@ -10,6 +11,7 @@
 #include "layers/qk_norm_rope.cuh"
 #include "ref/rmsnorm.h"
 #include "ref/rope.h"
+#include "rope_cases.h"
 
 using namespace kcheck;
 
@@ -26,16 +28,16 @@ struct Reference {
     std::vector<double> out, rstd, dinp, dw;
 };
 
-Reference reference(const Shape& s, double theta, int pos0, const std::vector<float>& inp, const std::vector<float>& w,
-                    const std::vector<float>& dout, const std::vector<float>& dw0) {
+Reference reference(const Shape& s, const rkv::RopeParams& rope, int pos0, const std::vector<float>& inp,
+                    const std::vector<float>& w, const std::vector<float>& dout, const std::vector<float>& dw0) {
     const int rows = s.B * s.Tn * s.H;
     const size_t n = size_t(rows) * s.HS;
     Reference r{std::vector<double>(n), std::vector<double>(rows), std::vector<double>(n), to_double(dw0)};
     const auto x = to_double(inp), wd = to_double(w);
     std::vector<double> normed(n), dnormed(n);
     rkv::ref::rmsnorm_forward(normed.data(), r.rstd.data(), x.data(), wd.data(), rows, s.HS, kEps);
-    rkv::ref::rope_forward(r.out.data(), normed.data(), s.B, s.Tn, s.H, s.HS, theta, pos0);
-    rkv::ref::rope_backward(dnormed.data(), to_double(dout).data(), s.B, s.Tn, s.H, s.HS, theta);
+    rkv::ref::rope_forward(r.out.data(), normed.data(), s.B, s.Tn, s.H, s.HS, rope, pos0);
+    rkv::ref::rope_backward(dnormed.data(), to_double(dout).data(), s.B, s.Tn, s.H, s.HS, rope);
     rkv::ref::rmsnorm_backward(r.dinp.data(), r.dw.data(), dnormed.data(), x.data(), wd.data(), r.rstd.data(), rows,
                                s.HS);
     return r;
@@ -48,25 +50,26 @@ TEMPLATE_TEST_CASE("qk_norm_rope forward and backward match ref rmsnorm then rop
     const auto order = GENERATE(from_range(orders()));
     const Shape shape = GENERATE(Shape{2, 13, 3, 128}, Shape{1, 9, 2, 64}, Shape{3, 5, 4, 16}, Shape{1, 11, 1, 256},
                                  Shape{2, 7, 5, 2}, Shape{1, 20, 2, 130});
-    const double theta = GENERATE(10000.0, 1000000.0);
+    const rkv::RopeParams rope = GENERATE(from_range(rope_cases()));
     const int pos0 = GENERATE(0, 777);  // the forward's positions start there in inference; the backward's at 0
     const InOrder in_order(order);
     const auto [B, Tn, H, HS] = shape;
-    INFO("B " << B << " T " << Tn << " H " << H << " HS " << HS << " theta " << theta << " pos0 " << pos0);
+    INFO("B " << B << " T " << Tn << " H " << H << " HS " << HS << " theta " << rope.theta << " "
+              << rope_type_name(rope) << " pos0 " << pos0);
     const size_t n = size_t(B) * Tn * H * HS;
     const auto inp = as_stored<T>(random_floats(n, -2.0f, 2.0f)), w = as_stored<T>(random_floats(HS, 0.5f, 1.5f)),
                dout = as_stored<T>(random_floats(n));
     const auto dw0 = random_floats(HS);
-    const Reference ref = reference(shape, theta, pos0, inp, w, dout, dw0);
+    const Reference ref = reference(shape, rope, pos0, inp, w, dout, dw0);
 
     Device<T> d_inp(to_storage<T>(inp)), d_w(to_storage<T>(w)), d_out(n), d_dout(to_storage<T>(dout)), d_dinp(n);
     Device<float> d_rstd(size_t(B) * Tn * H), d_dw(dw0);
-    rkv::cuda::qk_norm_rope_forward(d_out.get(), d_rstd.get(), d_inp.get(), d_w.get(), B, Tn, H, HS, kEps, theta, pos0,
+    rkv::cuda::qk_norm_rope_forward(d_out.get(), d_rstd.get(), d_inp.get(), d_w.get(), B, Tn, H, HS, kEps, rope, pos0,
                                     nullptr);
     check_close("qk_norm_rope_forward out", to_floats(d_out.download()), ref.out, bound_for<T>());
     check_close("qk_norm_rope_forward rstd", d_rstd.download(), ref.rstd, fp32_bound);
     rkv::cuda::qk_norm_rope_backward(d_dinp.get(), d_dw.get(), d_dout.get(), d_inp.get(), d_w.get(), d_rstd.get(), B,
-                                     Tn, H, HS, theta, nullptr);
+                                     Tn, H, HS, rope, nullptr);
     check_close("qk_norm_rope_backward dinp", to_floats(d_dinp.download()), ref.dinp, bound_for<T>());
     check_close("qk_norm_rope_backward dw", d_dw.download(), ref.dw, fp32_bound);
 }
@@ -83,9 +86,9 @@ TEST_CASE("qk_norm_rope gives the same bits in every thread order", "[qk_norm_ro
             d_dinp(n);
         Device<float> d_rstd(size_t(s.B) * s.Tn * s.H), d_dw(std::vector<float>(s.HS, 0.0f));
         rkv::cuda::qk_norm_rope_forward(d_out.get(), d_rstd.get(), d_inp.get(), d_w.get(), s.B, s.Tn, s.H, s.HS, kEps,
-                                        1e4, 0, nullptr);
+                                        rkv::RopeParams{}, 0, nullptr);
         rkv::cuda::qk_norm_rope_backward(d_dinp.get(), d_dw.get(), d_dout.get(), d_inp.get(), d_w.get(), d_rstd.get(),
-                                         s.B, s.Tn, s.H, s.HS, 1e4, nullptr);
+                                         s.B, s.Tn, s.H, s.HS, rkv::RopeParams{}, nullptr);
         const std::vector<std::vector<float>> got{to_floats(d_out.download()), d_rstd.download(),
                                                   to_floats(d_dinp.download()), d_dw.download()};
         if (first.empty()) first = got;
@@ -96,7 +99,7 @@ TEST_CASE("qk_norm_rope gives the same bits in every thread order", "[qk_norm_ro
 TEST_CASE("qk_norm_rope refuses odd head sizes and head sizes over 256", "[qk_norm_rope]") {
     Device<float> x(1024);
     for (const int HS : {7, 258})
-        CHECK_THROWS_AS(rkv::cuda::qk_norm_rope_forward(x.get(), x.get(), x.get(), x.get(), 1, 1, 1, HS, kEps, 1e4, 0,
+        CHECK_THROWS_AS(rkv::cuda::qk_norm_rope_forward(x.get(), x.get(), x.get(), x.get(), 1, 1, 1, HS, kEps, {}, 0,
                                                         nullptr),
                         std::invalid_argument);
 }

@@ -1,9 +1,10 @@
 // layers/rope.cu against ref/rope.h (double), for float and bf16 storage (ref gets the
-// inputs as stored), in both thread orders.
+// inputs as stored), in both thread orders, unscaled and under the linear and llama3 scalings.
 #include "kernel_check.h"
 
 #include "layers/rope.cuh"
 #include "ref/rope.h"
+#include "rope_cases.h"
 
 using namespace kcheck;
 
@@ -13,37 +14,39 @@ struct Shape {
 };
 }  // namespace
 
+
 TEMPLATE_TEST_CASE("rope forward and backward match ref", "[rope]", float, bf16) {
     using T = TestType;
     const auto order = GENERATE(from_range(orders()));
     const Shape shape = GENERATE(Shape{2, 13, 3, 6}, Shape{1, 9, 2, 16}, Shape{2, 37, 2, 64});
-    const double theta = GENERATE(10000.0, 1000000.0);
+    const rkv::RopeParams rope = GENERATE(from_range(rope_cases()));
     const int pos0 = GENERATE(0, 777);  // the forward of new tokens after cached ones (inference)
     const InOrder in_order(order);
     const auto [B, Tn, H, HS] = shape;
-    INFO("B " << B << " T " << Tn << " H " << H << " HS " << HS << " theta " << theta << " pos0 " << pos0);
+    INFO("B " << B << " T " << Tn << " H " << H << " HS " << HS << " theta " << rope.theta << " "
+              << rope_type_name(rope) << " pos0 " << pos0);
     const size_t n = size_t(B) * Tn * H * HS;
     const auto inp = as_stored<T>(random_floats(n));
 
     Device<T> d_inp(to_storage<T>(inp)), d_out(n);
-    rkv::cuda::rope_forward(d_out.get(), d_inp.get(), B, Tn, H, HS, theta, pos0, nullptr);
+    rkv::cuda::rope_forward(d_out.get(), d_inp.get(), B, Tn, H, HS, rope, pos0, nullptr);
     std::vector<double> out_ref(n);
-    rkv::ref::rope_forward(out_ref.data(), to_double(inp).data(), B, Tn, H, HS, theta, pos0);
+    rkv::ref::rope_forward(out_ref.data(), to_double(inp).data(), B, Tn, H, HS, rope, pos0);
     const auto out = to_floats(d_out.download());
     check_close("rope_forward", out, out_ref, bound_for<T>());
 
     // In place gives the same.
-    rkv::cuda::rope_forward(d_inp.get(), d_inp.get(), B, Tn, H, HS, theta, pos0, nullptr);
+    rkv::cuda::rope_forward(d_inp.get(), d_inp.get(), B, Tn, H, HS, rope, pos0, nullptr);
     CHECK(to_floats(d_inp.download()) == out);
 
     // The backward writes dinp (poisoned until then; ref's starts at zero), in place too.
     const auto dout = as_stored<T>(random_floats(n));
     Device<T> d_dout(to_storage<T>(dout)), d_dinp(n);
-    rkv::cuda::rope_backward(d_dinp.get(), d_dout.get(), B, Tn, H, HS, theta, nullptr);
+    rkv::cuda::rope_backward(d_dinp.get(), d_dout.get(), B, Tn, H, HS, rope, nullptr);
     std::vector<double> dinp_ref(n);
-    rkv::ref::rope_backward(dinp_ref.data(), to_double(dout).data(), B, Tn, H, HS, theta);
+    rkv::ref::rope_backward(dinp_ref.data(), to_double(dout).data(), B, Tn, H, HS, rope);
     const auto dinp = to_floats(d_dinp.download());
     check_close("rope_backward", dinp, dinp_ref, bound_for<T>());
-    rkv::cuda::rope_backward(d_dout.get(), d_dout.get(), B, Tn, H, HS, theta, nullptr);
+    rkv::cuda::rope_backward(d_dout.get(), d_dout.get(), B, Tn, H, HS, rope, nullptr);
     CHECK(to_floats(d_dout.download()) == dinp);
 }

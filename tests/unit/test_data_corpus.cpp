@@ -1,10 +1,13 @@
 // The built-in corpus: deterministic per seed, byte tokens, independent splits,
 // and questions whose answers are the facts stated earlier in the same document.
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 
 #include <catch2/catch.hpp>
@@ -79,4 +82,53 @@ TEST_CASE("write_builtin_corpus writes version 1 shards of the generator's token
     CHECK(rkv::read_shard(files.train, rkv::kByteVocab) == rkv::builtin_corpus(9, CorpusSplit::train, 20000));
     CHECK(rkv::read_shard(files.val, rkv::kByteVocab) == rkv::builtin_corpus(9, CorpusSplit::val, 5000));
     fs::remove_all(dir);
+}
+
+TEST_CASE("cached_builtin_corpus writes once per parameters into RKV_CACHE_DIR and cleans a dead writer's temporary",
+          "[data]") {
+    const fs::path cache = fs::temp_directory_path() / fmt::format("rkv_test_corpus_cache_{}", ::getpid());
+    const char* before = std::getenv("RKV_CACHE_DIR");
+    const std::string saved = before ? before : "";
+    ::setenv("RKV_CACHE_DIR", cache.c_str(), 1);
+    CHECK(rkv::cache_dir() == cache.string());
+
+    const auto files = rkv::cached_builtin_corpus(9, 20000, 5000);
+    CHECK(fs::path(files.train).parent_path().parent_path() == cache);
+    CHECK(rkv::read_shard(files.train, rkv::kByteVocab) == rkv::builtin_corpus(9, CorpusSplit::train, 20000));
+    CHECK(rkv::read_shard(files.val, rkv::kByteVocab) == rkv::builtin_corpus(9, CorpusSplit::val, 5000));
+
+    // The same parameters: the same files, not written again; others: another directory.
+    const auto written = fs::last_write_time(files.train);
+    const auto again = rkv::cached_builtin_corpus(9, 20000, 5000);
+    CHECK(again.train == files.train);
+    CHECK(fs::last_write_time(files.train) == written);
+    CHECK(fs::path(rkv::cached_builtin_corpus(10, 20000, 5000).train).parent_path() !=
+          fs::path(files.train).parent_path());
+    CHECK(fs::path(rkv::cached_builtin_corpus(9, 20001, 5000).train).parent_path() !=
+          fs::path(files.train).parent_path());
+
+    // A writer killed before its rename (a process that no longer runs) left a temporary;
+    // a live one's is left alone. A damaged shard is written again.
+    const pid_t child = ::fork();
+    if (child == 0) ::_exit(0);
+    REQUIRE(child > 0);
+    ::waitpid(child, nullptr, 0);
+    char host[256] = {};
+    REQUIRE(::gethostname(host, sizeof(host) - 1) == 0);
+    const std::string dead = files.val + fmt::format(".tmp.{}.{}.1f2e", host, child);
+    const std::string live = files.val + fmt::format(".tmp.{}.{}.3a4b", host, ::getppid());
+    const std::string elsewhere = files.val + fmt::format(".tmp.other-{}.{}.5c6d", host, child);
+    std::ofstream(dead) << "half a shard";
+    std::ofstream(live) << "being written";
+    std::ofstream(elsewhere) << "being written on another machine";
+    fs::resize_file(files.val, 100);
+    rkv::cached_builtin_corpus(9, 20000, 5000);
+    CHECK_FALSE(fs::exists(dead));
+    CHECK(fs::exists(live));
+    CHECK(fs::exists(elsewhere));
+    CHECK(rkv::read_shard(files.val, rkv::kByteVocab) == rkv::builtin_corpus(9, CorpusSplit::val, 5000));
+
+    fs::remove_all(cache);
+    if (before) ::setenv("RKV_CACHE_DIR", saved.c_str(), 1);
+    else ::unsetenv("RKV_CACHE_DIR");
 }

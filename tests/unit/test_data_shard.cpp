@@ -1,4 +1,5 @@
 // Token shards: round trips, every malformed file, glob expansion; the byte tokenizer.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -131,6 +132,14 @@ TEST_CASE("malformed shards throw DataError naming the file and the problem", "[
 
     std::string none = dir.file("nothing_*.bin");
     CHECK_THAT(data_error([&] { rkv::expand_glob(none); }), Contains(none) && Contains("no files match"));
+
+    // Not regular files: refused by name at once (a FIFO with no writer would block a plain open).
+    std::string fifo = dir.file("fifo.bin");
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK_THAT(data_error([&] { rkv::Shard(fifo, 256); }), Contains(fifo) && Contains("is a FIFO"));
+    std::string directory = dir.file("directory.bin");
+    fs::create_directories(directory);
+    CHECK_THAT(data_error([&] { rkv::Shard(directory, 256); }), Contains(directory) && Contains("is a directory"));
 }
 
 TEST_CASE("write_shard refuses tokens that do not fit the version", "[data]") {
