@@ -3,7 +3,7 @@
 BUILD ?= build
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
-PROGRAMS := train_rkv generate_rkv test_grad convert_checkpoint
+PROGRAMS := train_rkv generate_rkv eval_rkv test_grad convert_checkpoint
 
 .PHONY: all deps configure train gpu test gpu-check clean
 

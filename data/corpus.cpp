@@ -18,6 +18,10 @@
 // attention reaches back: that is what makes sharing the KV cache across layers show
 // in the validation loss. Train and validation come from independent streams of the
 // seed; the generator is deterministic and the same on every platform (rng.h).
+//
+// The QA task (builtin_qa) draws short documents of the same kind from streams of its own and
+// asks one fact each: "key of kavo?" with the answer "7351" when the document states it, or a
+// fact of its cast that it never states, unanswerable (no answer), as SQuAD v2 has them.
 #include "data/corpus.h"
 
 #include <algorithm>
@@ -26,6 +30,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
+#include <optional>
 #include <string_view>
 
 #include <fmt/core.h>
@@ -70,12 +75,12 @@ class Generator {
 public:
     explicit Generator(uint64_t seed) : rng_(seed) {}
 
-    // Appends one whole document to out.
-    void document(std::string& out) {
+    // Appends one whole document, of about lo to hi bytes, to out.
+    void document(std::string& out, int64_t lo = 512, int64_t hi = 2048) {
         doc_.clear();
         doc_.push_back(char(kDocStart));
         cast();
-        int64_t length = rng_.range(512, 2048);
+        int64_t length = rng_.range(lo, hi);
         while (int64_t(doc_.size()) < length) {
             sentence(int64_t(doc_.size()) * 2 < length);
             doc_ += rng_.chance(1, 6) ? '\n' : ' ';
@@ -84,12 +89,31 @@ public:
         out += doc_;
     }
 
+    // A QA example from a short document (lo to hi bytes): the document is the context (without
+    // its start byte and final newline), the question asks one fact it states, whose answer is a
+    // span of it; or, one time in five when the cast has a fact the document never states, that
+    // fact, unanswerable. nullopt when the document states no fact.
+    std::optional<QaExample> qa_example(int64_t lo, int64_t hi) {
+        std::string text;
+        document(text, lo, hi);
+        if (stated_.empty()) return std::nullopt;
+        QaExample ex;
+        ex.context = text.substr(1, text.size() - 2);
+        const bool unanswerable = !unstated_.empty() && rng_.chance(1, 5);
+        const std::vector<Fact>& pool = unanswerable ? unstated_ : stated_;
+        const Fact& f = pool[rng_.below(pool.size())];
+        ex.question = f.prompt.substr(0, f.prompt.size() - 1);   // "key of kavo?"
+        if (!unanswerable) ex.answers = {f.answer};
+        return ex;
+    }
+
 private:
     // Draws the document's names and their facts; none is stated yet.
     void cast() {
         names_.clear();
         unstated_.clear();
         askable_.clear();
+        stated_.clear();
         int n = int(rng_.range(3, 6));
         while (int(names_.size()) < n) {
             std::string name = word(2);
@@ -136,6 +160,7 @@ private:
     void state_fact() {
         size_t i = rng_.below(unstated_.size());
         append(unstated_[i].lead, unstated_[i].answer, ".");
+        stated_.push_back(unstated_[i]);
         askable_.push_back(std::move(unstated_[i]));
         unstated_.erase(unstated_.begin() + i);
     }
@@ -244,6 +269,7 @@ private:
     std::string doc_;                       // the document being written
     std::vector<std::string> names_;        // its cast
     std::vector<Fact> unstated_, askable_;  // facts not yet stated; stated, asked < 2 times
+    std::vector<Fact> stated_;              // every fact the document has stated
 };
 
 }  // namespace
@@ -259,6 +285,15 @@ std::string builtin_corpus_text(uint64_t seed, CorpusSplit split, int64_t n_byte
 
 std::vector<int32_t> builtin_corpus(uint64_t seed, CorpusSplit split, int64_t n_tokens) {
     return encode_bytes(builtin_corpus_text(seed, split, n_tokens));
+}
+
+std::vector<QaExample> builtin_qa(uint64_t seed, CorpusSplit split, int n) {
+    // Streams of their own: the QA documents are not those of the language-model splits.
+    Generator gen(stream_seed(seed, split == CorpusSplit::train ? 3 : 4));
+    std::vector<QaExample> out;
+    while (int(out.size()) < n)
+        if (auto ex = gen.qa_example(kQaContextBytes / 2, kQaContextBytes)) out.push_back(std::move(*ex));
+    return out;
 }
 
 CorpusFiles builtin_corpus_files(const std::string& dir) {

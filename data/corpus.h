@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "data/qa_example.h"
+
 namespace rkv {
 
 enum class CorpusSplit { train, val };  // independent random streams of the same generator
@@ -20,6 +22,16 @@ std::string builtin_corpus_text(uint64_t seed, CorpusSplit split, int64_t n_byte
 
 // The same stream as byte-level tokens: (n_tokens,), every id < kByteVocab.
 std::vector<int32_t> builtin_corpus(uint64_t seed, CorpusSplit split, int64_t n_tokens);
+
+// The seed of the corpus train_rkv generates when given no --train (and eval_rkv's default
+// validation data).
+constexpr uint64_t kBuiltinCorpusSeed = 0;
+
+// The built-in QA task: n examples (context, question, answers) from documents of the same
+// world, of kQaContextBytes / 2 to kQaContextBytes bytes, so that a prompt fits the tiny
+// presets' positions. Train and test come from independent streams of the seed.
+constexpr int64_t kQaContextBytes = 320;
+std::vector<QaExample> builtin_qa(uint64_t seed, CorpusSplit split, int n);
 
 // Writes dir/corpus_train.bin and dir/corpus_val.bin (version 1 shards), creating dir.
 struct CorpusFiles {

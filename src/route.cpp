@@ -1,7 +1,9 @@
 #include "src/route.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -93,6 +95,95 @@ Route RouteSampler::sample(const RouteKey& key) const {
         r.kv_src[l] = double(own) <= p_own_ ? l : src;
     }
     return r;
+}
+
+std::string TrainRouteSpec::str() const {
+    switch (kind) {
+        case Kind::stochastic: return "stochastic";
+        case Kind::keep_every: return fmt::format("keep-every:{}", k);
+        case Kind::layers: return fmt::format("layers:{}", fmt::join(layers, ","));
+    }
+    return "";
+}
+
+// A whole decimal integer (no sign, no spaces, no trailing characters), or nullopt.
+static std::optional<int> parse_int(const std::string& s) {
+    int x = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+    return x;
+}
+
+std::vector<int> parse_layer_list(const std::string& list) {
+    std::vector<int> layers;
+    size_t begin = 0;
+    while (begin <= list.size()) {
+        const size_t comma = std::min(list.find(',', begin), list.size());
+        const std::string item = list.substr(begin, comma - begin);
+        const auto j = parse_int(item);
+        if (!j) throw std::invalid_argument(fmt::format("'{}' is not a layer index", item));
+        layers.push_back(*j);
+        begin = comma + 1;
+    }
+    return layers;
+}
+
+TrainRouteSpec parse_train_route(const std::string& spec) {
+    auto bad = [&](const std::string& why) {
+        return std::invalid_argument(fmt::format(
+            "--train-route '{}': {} (expected stochastic, keep-every:K or layers:0,3,5)", spec, why));
+    };
+    TrainRouteSpec r;
+    const size_t colon = spec.find(':');
+    const std::string kind = spec.substr(0, colon), arg = colon == std::string::npos ? "" : spec.substr(colon + 1);
+    if (kind == "stochastic") {
+        if (colon != std::string::npos) throw bad("stochastic takes no argument (its p is --p-own)");
+        return r;
+    }
+    if (colon == std::string::npos && (kind == "keep-every" || kind == "layers"))
+        throw bad(kind + " needs an argument after ':'");
+    if (kind == "keep-every") {
+        const auto k = parse_int(arg);
+        if (!k || *k < 1) throw bad(fmt::format("K must be a whole number >= 1, got '{}'", arg));
+        r.kind = TrainRouteSpec::Kind::keep_every;
+        r.k = *k;
+        return r;
+    }
+    if (kind == "layers") {
+        r.kind = TrainRouteSpec::Kind::layers;
+        try {
+            r.layers = parse_layer_list(arg);
+        } catch (const std::invalid_argument& e) {
+            throw bad(e.what());
+        }
+        for (size_t i = 1; i < r.layers.size(); i++)
+            if (r.layers[i] <= r.layers[i - 1]) throw bad("the layers must be listed in increasing order, each once");
+        if (r.layers.front() != 0) throw bad("the kept layers must include layer 0");
+        return r;
+    }
+    throw bad(fmt::format("unknown route kind '{}'", kind));
+}
+
+TrainRoute::TrainRoute(const TrainRouteSpec& spec, int num_layers, double p_own, double p_own_final, long steps)
+    : spec_(spec), L_(num_layers), p0_(p_own), p1_(p_own_final), steps_(steps) {
+    for (double p : {p_own, p_own_final})
+        if (!(p >= 0.0 && p <= 1.0)) throw std::invalid_argument(fmt::format("p_own must be in [0, 1], got {}", p));
+    try {
+        if (spec.kind == TrainRouteSpec::Kind::keep_every) fixed_ = keep_every(L_, spec.k);
+        if (spec.kind == TrainRouteSpec::Kind::layers) fixed_ = keep_layers(L_, spec.layers);
+    } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(fmt::format("--train-route {}: {}", spec.str(), e.what()));
+    }
+}
+
+double TrainRoute::p_own(long step) const {
+    if (steps_ <= 1) return p0_;
+    return p0_ + (p1_ - p0_) * double(step) / double(steps_ - 1);
+}
+
+Route TrainRoute::at(long step, const RouteKey& key) const {
+    if (spec_.kind != TrainRouteSpec::Kind::stochastic) return fixed_;
+    return RouteSampler(L_, std::clamp(p_own(step), 0.0, 1.0)).sample(key);
 }
 
 }  // namespace rkv

@@ -54,4 +54,42 @@ private:
     double p_own_;
 };
 
+// The route policy of training, --train-route (DESIGN.md section 1):
+//   "stochastic"    a route drawn per micro-batch by RouteSampler, keyed as above, with
+//                   p_own a function of the update step only: linear from p_own at step 0
+//                   to p_own_final at the last step, so resume and mpirun draw the same routes
+//   "keep-every:K"  one fixed route, keep_every(L, K), for every micro-batch
+//   "layers:0,3,5"  one fixed route, keep_layers(L, {0, 3, 5}): fixed sharing (CLA), the baseline
+// Under a fixed route the layers nobody reads compute no K/V, as under any route.
+struct TrainRouteSpec {
+    enum class Kind { stochastic, keep_every, layers };
+    Kind kind = Kind::stochastic;
+    int k = 0;                      // keep_every
+    std::vector<int> layers;        // layers
+    std::string str() const;        // the canonical spec: "stochastic", "keep-every:2", "layers:0,3,5"
+};
+// Throws std::invalid_argument naming spec and what is wrong with it.
+TrainRouteSpec parse_train_route(const std::string& spec);
+// "0,3,5" as written (each a whole number >= 0); throws std::invalid_argument "'x' is not a
+// layer index" for anything else.
+std::vector<int> parse_layer_list(const std::string& list);
+
+class TrainRoute {
+public:
+    // steps: the run's updates (--steps). Throws std::invalid_argument when the spec does not
+    // fit L layers or a p_own is outside [0, 1].
+    TrainRoute(const TrainRouteSpec& spec, int num_layers, double p_own, double p_own_final, long steps);
+    // The route of the micro-batch `key` in update `step` (0-based).
+    Route at(long step, const RouteKey& key) const;
+    // The stochastic policy's p_own in update `step`.
+    double p_own(long step) const;
+
+private:
+    TrainRouteSpec spec_;
+    int L_;
+    double p0_, p1_;
+    long steps_;
+    Route fixed_;                   // the fixed kinds' route
+};
+
 }  // namespace rkv

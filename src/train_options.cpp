@@ -15,6 +15,8 @@
 
 #include "src/cli_range.h"
 
+#include "src/route.h"
+
 namespace rkv {
 
 namespace {
@@ -110,7 +112,7 @@ const std::vector<Setting>& settings_table() {
             setting("--batch", &TrainOptions::batch, positive),
             setting("--seq-len", &TrainOptions::seq_len, positive),
             setting("--grad-accum", &TrainOptions::grad_accum, positive),
-            setting("--steps", &TrainOptions::steps, positive, kMayChange),
+            setting("--steps", &TrainOptions::steps, counter, kMayChange),
             setting("--lr", &TrainOptions::lr, nonnegative),
             setting("--min-lr-frac", &TrainOptions::min_lr_frac, fraction),
             setting("--warmup", &TrainOptions::warmup, Range<int>{-1, INT_MAX}),
@@ -121,7 +123,9 @@ const std::vector<Setting>& settings_table() {
             setting("--wd", &TrainOptions::wd, nonnegative),
             setting("--clip", &TrainOptions::clip, nonnegative),
             setting("--shuffle", &TrainOptions::shuffle),
+            setting("--train-route", &TrainOptions::train_route),
             setting("--p-own", &TrainOptions::p_own, fraction),
+            setting("--p-own-final", &TrainOptions::p_own_final, Range<double>{-1, 1}),
             setting("--seed", &TrainOptions::seed, Range<uint64_t>{0, UINT64_MAX}),
             setting("--val-every", &TrainOptions::val_every, counter, kMayChange),
             setting("--val-batches", &TrainOptions::val_batches, positive),
@@ -173,7 +177,15 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
     app.add_option("--wd", o.wd, "decoupled weight decay on matrices")->capture_default_str();
     app.add_option("--clip", o.clip, "max global gradient norm (0: off)")->capture_default_str();
     app.add_option("--shuffle", o.shuffle, "shuffle the training batches (0|1)")->capture_default_str();
+    const auto p_own_given = [&o](const std::string&) { o.p_own_given = true; };
     app.add_option("--p-own", o.p_own, "probability that a layer attends to its own K/V (1: no routing)")
+        ->capture_default_str()->each(p_own_given);
+    app.add_option("--p-own-final", o.p_own_final,
+                   "p_own at the last step, linear from --p-own at step 0 (default: --p-own throughout)")
+        ->each(p_own_given);
+    app.add_option("--train-route", o.train_route,
+                   "training routes: stochastic (drawn per micro-batch with --p-own), keep-every:K or layers:0,3,5 "
+                   "(one fixed sharing pattern, CLA)")
         ->capture_default_str();
     app.add_option("--seed", o.seed, "seed of the weights, routes and shuffling")->capture_default_str();
     app.add_option("--val-every", o.val_every, "validate every N updates (0: off)")->capture_default_str();
@@ -256,6 +268,10 @@ void TrainOptions::validate() const {
     require(one_of(device, {"cpu", "cuda", "auto"}), fmt::format("--device: unknown {}", device));
     require(one_of(attention, {"auto", "wgmma", "mma", "plain"}), fmt::format("--attention: unknown {}", attention));
     require(warmup_steps() <= steps, fmt::format("--warmup {} exceeds --steps {}", warmup_steps(), steps));
+    require(steps > 0, "--steps must be at least 1 (./eval_rkv --ckpt PATH validates a checkpoint without training it)");
+    const TrainRouteSpec route = parse_train_route(train_route);
+    require(route.kind == TrainRouteSpec::Kind::stochastic || !p_own_given,
+            fmt::format("--p-own and --p-own-final apply to --train-route stochastic, not {}", train_route));
     require(train.empty() == val.empty() || val.empty(), "--val needs --train");
     require(!resume || !out.empty(), "--resume needs --out");
 }

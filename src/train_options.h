@@ -26,6 +26,9 @@ struct TrainOptions {
     double beta1 = 0.9, beta2 = 0.99, eps = 1e-8, wd = 0.1, clip = 1.0;
     bool shuffle = true;
     double p_own = 0.5;
+    double p_own_final = -1;        // -1: p_own throughout; else linear from p_own to it (src/route.h)
+    bool p_own_given = false;       // --p-own or --p-own-final appeared on the command line
+    std::string train_route = "stochastic";   // --train-route: stochastic, keep-every:K, layers:0,3,5
     uint64_t seed = 1337;
     int val_every = 100, val_batches = 16;
     std::vector<int> retention = {1, 2, 3, 4};
@@ -39,6 +42,7 @@ struct TrainOptions {
     std::set<std::string> given;    // the options the command line gave, by long name ("--lr")
 
     int warmup_steps() const { return warmup >= 0 ? warmup : steps / 20; }
+    double p_own_last() const { return p_own_final >= 0 ? p_own_final : p_own; }
     void validate() const;          // throws std::invalid_argument naming the option
 };
 

@@ -20,6 +20,7 @@
 #include "src/file_io.h"
 #include "src/op_profile.h"
 #include "src/storage.h"
+#include "src/validation.h"
 
 namespace fs = std::filesystem;
 
@@ -29,8 +30,6 @@ namespace {
 
 std::atomic<int> g_signal{0};
 extern "C" void on_signal(int sig) { g_signal = sig; }
-
-constexpr uint64_t kCorpusSeed = 0;   // the built-in corpus is the same for every run
 
 #ifndef RKV_VERSION
 #define RKV_VERSION "unknown"
@@ -204,16 +203,17 @@ Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm
         opt_->set_state(resumed->m, resumed->v);   // each rank takes its shard of the whole state
         train_->restore(st.loader);
     }
-    sampler_ = std::make_unique<RouteSampler>(config_.num_hidden_layers, o_.p_own);
+    routes_ = std::make_unique<TrainRoute>(parse_train_route(o_.train_route), config_.num_hidden_layers, o_.p_own,
+                                           o_.p_own_last(), o_.steps);
     schedule_ = {parse_schedule(o_.schedule), o_.lr, o_.min_lr_frac, o_.warmup_steps(), o_.steps};
     if (lead_) {
         print_header();
         if (resumed) {
             fmt::print("resumed from {} at step {}\n", *latest, step_);
             if (st.run.contains("steps") && st.run["steps"] != o_.steps)
-                fmt::print("extending the run from --steps {} to {}: the learning-rate schedule now spans {} steps, so "
-                           "from step {} on it differs from the one the run started with\n", st.run["steps"].dump(),
-                           o_.steps, o_.steps, step_);
+                fmt::print("extending the run from --steps {} to {}: the learning-rate (and any p_own) schedule "
+                           "now spans {} steps, so from step {} on it differs from the one the run started with\n",
+                           st.run["steps"].dump(), o_.steps, o_.steps, step_);
         }
         // A fresh run starts a fresh log; a resumed one keeps what its checkpoint had seen.
         TrainLog::truncate_after(out_ + "/log.jsonl", o_.resume ? step_ : -1);
@@ -280,9 +280,9 @@ void Trainer<T>::resolve_data() {
     std::string train = o_.train, val = o_.val;
     if (train.empty()) {   // rank 0 generates the corpus into this machine's cache, the others wait
         CorpusFiles files;
-        if (lead_) files = cached_builtin_corpus(kCorpusSeed);
+        if (lead_) files = cached_builtin_corpus(kBuiltinCorpusSeed);
         comm_.barrier();
-        if (!lead_) files = cached_builtin_corpus(kCorpusSeed);   // another machine's ranks generate their own
+        if (!lead_) files = cached_builtin_corpus(kBuiltinCorpusSeed);   // another machine's ranks generate their own
         train = files.train;
         val = files.val;
     }
@@ -305,11 +305,6 @@ nlohmann::json Trainer<T>::run_record() const {
     nlohmann::json run = run_settings(o_);
     run["world"] = comm_.world();
     return run;
-}
-
-// The number of targets that carry loss (not -1) in a micro-batch.
-static double loss_tokens(const std::vector<int32_t>& targets) {
-    return double(std::count_if(targets.begin(), targets.end(), [](int32_t t) { return t >= 0; }));
 }
 
 template <class T>
@@ -341,7 +336,7 @@ double Trainer<T>::train_step() {
         // splits the same global batch over more ranks and fewer micro-batches, draw the
         // same routes. It tells the ranks apart already: the key's rank field stays 0.
         const uint64_t index = (uint64_t(step_) * o_.grad_accum + micro) * world + comm_.rank();
-        const Route route = sampler_->sample({o_.seed, index, 0});
+        const Route route = routes_->at(step_, {o_.seed, index, 0});
         const double scale = loss_tokens(targets[micro]) / total;
         loss += model_->forward_backward(inputs[micro].data(), targets[micro].data(), route, scale) * scale;
     }
@@ -356,20 +351,7 @@ double Trainer<T>::train_step() {
 
 template <class T>
 double Trainer<T>::validate(int k) {
-    const int BT = o_.batch * o_.seq_len;
-    std::vector<int32_t> inputs(BT), targets(BT);
-    const Route route = keep_every(config_.num_hidden_layers, k);
-    val_->reset();
-    // The mean over every target that carries loss, as in training: {sum of losses, count}.
-    double sums[2] = {0, 0};
-    for (int i = 0; i < o_.val_batches / comm_.world(); i++) {   // the ranks share the batches
-        val_->next_batch(inputs.data(), targets.data());
-        const double n = loss_tokens(targets);
-        sums[0] += model_->forward(inputs.data(), targets.data(), route) * n;
-        sums[1] += n;
-    }
-    comm_.all_reduce_sum(sums, 2);
-    return sums[0] / sums[1];
+    return validation_loss(*model_, *val_, keep_every(config_.num_hidden_layers, k), o_.val_batches, comm_);
 }
 
 template <class T>

@@ -51,7 +51,7 @@ private:
     std::unique_ptr<AdamW<T>> opt_;
     std::unique_ptr<DataLoader> train_, val_;
     std::string train_glob_, val_glob_;               // the shards read (the built-in corpus's by default)
-    std::unique_ptr<RouteSampler> sampler_;
+    std::unique_ptr<TrainRoute> routes_;             // --train-route
     LrSchedule schedule_;
     std::unique_ptr<TrainLog> log_;
     // The first step of this process whose weights diverged (trainer.cpp's diverged_loss and

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CPU path builds where there is no CUDA toolkit: configures the source tree with the
-# toolkit hidden from CMake, builds the two programs, and checks that CMake says why it
+# toolkit hidden from CMake, builds the three programs, and checks that CMake says why it
 # leaves the CUDA path out, that no CUDA library is linked, and that --device cuda is
 # refused with the reason. (The CPU path's tests run in the main build; this one keeps the
 # toolkit-free configuration building.)
@@ -12,9 +12,9 @@ cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_DISABLE_FIND_PACKAG
     ${launcher:+-DCMAKE_CXX_COMPILER_LAUNCHER=$launcher} > "$dir/configure.log"
 grep -q "no CUDA toolkit found: building the CPU path only" "$dir/configure.log" ||
     { echo "FAIL: CMake does not say it builds the CPU path only"; cat "$dir/configure.log"; exit 1; }
-cmake --build "$dir" -j 2 --target train_rkv generate_rkv > "$dir/build.log" 2>&1 ||
+cmake --build "$dir" -j 2 --target train_rkv generate_rkv eval_rkv > "$dir/build.log" 2>&1 ||
     { echo "FAIL: the CPU path does not build without the CUDA toolkit"; tail -50 "$dir/build.log"; exit 1; }
-for p in train_rkv generate_rkv; do
+for p in train_rkv generate_rkv eval_rkv; do
     if ldd "$dir/$p" | grep -E "libcuda|libcurand|libcublas|libnccl"; then
         echo "FAIL: $p links a CUDA library"
         exit 1

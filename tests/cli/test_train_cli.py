@@ -213,8 +213,8 @@ def first_log_difference(a, b):
 # The tests
 
 class TrainCliTest:
-    def __init__(self, binary, tmp):
-        self.bin, self.tmp, self.checks = binary, tmp, Checks()
+    def __init__(self, binary, tmp, only=""):
+        self.bin, self.tmp, self.checks, self.only = binary, tmp, Checks(), only
         self.check = self.checks.check
         self.config = os.path.join(tmp, "tiny_llama.json")
         with open(self.config, "w") as f:
@@ -713,6 +713,58 @@ class TrainCliTest:
         self.check(p.returncode != 0 and "--attention" in p.stderr, "attention: an unknown kernel is refused",
                    p.stderr.strip())
 
+    # --- training routes: stochastic with a p_own schedule, keep-every:K, layers:... ----
+
+    def test_train_routes(self):
+        # Each kind trains 8 steps with a checkpoint at 4; the run resumed from that checkpoint
+        # (the same --steps, so the same p_own schedule) gives the 8-step log bitwise.
+        kinds = {"schedule": ["--p-own", "0.9", "--p-own-final", "0.1"],
+                 "keep-every": ["--train-route", "keep-every:2"],
+                 "layers": ["--train-route", "layers:0,3"],
+                 "stochastic": ["--p-own", "0.5"]}
+        common = ["--steps", "8", "--val-every", "4", "--ckpt-every", "4", "--grad-accum", "2", "--shuffle", "1"]
+        logs = {}
+        for name, flags in kinds.items():
+            out = self.out_dir(f"route_{name}")
+            p, log = self.train(f"route_{name}", common + flags)
+            ok = p.returncode == 0 and ckpt_dirs(out) == ["ckpt_00000004", "ckpt_00000008"]
+            self.check(ok, f"routes: {name}: 8 steps with checkpoints at 4 and 8", p.stderr.strip())
+            if not ok:
+                continue
+            logs[name] = log
+            with open(os.path.join(out, "ckpt_00000004", "state.json")) as f:
+                run = json.load(f)["run"]
+            self.check(run.get("train_route") == {"schedule": "stochastic", "stochastic": "stochastic"}.get(
+                name, flags[-1]) and run.get("p_own_final") == (0.1 if name == "schedule" else 0.5),
+                f"routes: {name}: the checkpoint records the route and the final p_own", f"{run}")
+            for f_name in os.listdir(os.path.join(out, "ckpt_00000008")):
+                os.remove(os.path.join(out, "ckpt_00000008", f_name))
+            os.rmdir(os.path.join(out, "ckpt_00000008"))
+            resumed = self.run(self.small + self.data + common + flags + ["--out", out, "--resume"])
+            diff = first_log_difference(log, read_log(out))
+            self.check(resumed.returncode == 0 and "ckpt_00000004" in resumed.stdout and not diff,
+                       f"routes: {name}: resumed at step 4, the log is the uninterrupted run's bitwise",
+                       diff or resumed.stderr.strip())
+        train = {name: [r["train_loss"] for r in train_records(log)] for name, log in logs.items()}
+        self.check(len(train) == 4 and len({tuple(v) for v in train.values()}) == 4,
+                   "routes: every kind trains differently", f"{train}")
+        # A resume under another route or schedule is refused, naming it.
+        out = self.out_dir("route_layers")
+        for flags, key in ((["--train-route", "keep-every:2"], "train_route"),
+                           (["--p-own-final", "0.2"], "p_own_final"), (["--p-own", "0.5"], "train_route")):
+            self.expect_rejected(f"--resume of a layers:0,3 run with {' '.join(flags)}",
+                                 self.small + self.data + common + flags + ["--out", out, "--resume"],
+                                 [re.escape(os.path.join(out, "ckpt_00000008")), key], out, fresh_out=False)
+        for spec, why in (("keep-every:0", ">= 1"), ("layers:1,2", "layer 0"), ("layers:0,9", "kept layer 9"),
+                          ("pairs", "unknown route kind")):
+            out = self.out_dir("route_bad_" + re.sub(r"\W+", "_", spec))
+            self.expect_rejected(f"--train-route {spec}", self.small + self.data + ["--steps", "2", "--train-route",
+                                                                                    spec, "--out", out],
+                                 [re.escape(spec), re.escape(why)], out)
+        out = self.out_dir("route_bad_p")
+        self.expect_rejected("--p-own with a fixed route", self.small + self.data + [
+            "--steps", "2", "--train-route", "keep-every:2", "--p-own", "0.5", "--out", out], [r"--p-own"], out)
+
     # --- --profile --------------------------------------------------------------------
 
     def test_profile(self):
@@ -813,7 +865,9 @@ class TrainCliTest:
         for test in (self.test_determinism, self.test_resume_after_finish, self.test_sigterm_resume,
                      self.test_resume_remembers, self.test_state_json, self.test_header_and_eta,
                      self.test_bad_input, self.test_nan_stop, self.test_retention_table) + device_tests + (
-                     self.test_fine_tuning_rows,):
+                     self.test_fine_tuning_rows, self.test_train_routes):
+            if self.only and self.only not in test.__name__:
+                continue
             try:
                 test()
             except Exception as e:       # a crash of one test is one failure, the others still run
@@ -825,6 +879,7 @@ class TrainCliTest:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", required=True, help="path to the train_rkv executable")
+    parser.add_argument("--only", default="", help="run only the tests whose name contains this")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir of the runs (its path is printed)")
     parser.add_argument("--no-cuda", action="store_true", help="the build has no CUDA path: check that it says so")
     args = parser.parse_args()
@@ -832,9 +887,9 @@ def main():
     if args.keep:
         tmp = tempfile.mkdtemp(prefix="train_cli_")
         print(f"runs kept in {tmp}")
-        return 0 if TrainCliTest(binary, tmp).run_all(not args.no_cuda) else 1
+        return 0 if TrainCliTest(binary, tmp, args.only).run_all(not args.no_cuda) else 1
     with tempfile.TemporaryDirectory(prefix="train_cli_") as tmp:
-        return 0 if TrainCliTest(binary, tmp).run_all(not args.no_cuda) else 1
+        return 0 if TrainCliTest(binary, tmp, args.only).run_all(not args.no_cuda) else 1
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 Checks, on the CPU and the CUDA path (emulated), with routing and shuffling on, with
 --zero 0 and --zero 1 (ZeRO-1):
 - 2 ranks with --grad-accum 1 give the per-step train and validation losses of 1 process
-  with --grad-accum 2 on the same global batch, to 1e-6;
+  with --grad-accum 2 on the same global batch, to 1e-6, also under each --train-route kind
+  and a p_own schedule (CPU path);
 - a run stopped after 4 steps and resumed under mpirun gives bitwise the losses of a run
   that never stopped;
 - an error on the ranks ends the whole job with its message and a non-zero exit, never a hang;
@@ -121,6 +122,20 @@ def main():
             if sorted(t1) == list(range(1, 7)) and sorted(t1) == sorted(t2) and sorted(v1) == sorted(v2) else 1
         check(worst < 1e-6, f"fine-tuning rows: 2 ranks x 1 micro-batch = 1 rank x 2 micro-batches "
                             f"(max difference {worst:.1e})")
+        # Every kind of training route (the p_own schedule, fixed keep-every and layers routes)
+        # keys its routes by the update step and the global micro-batch: 2 ranks compute what
+        # one process with --grad-accum 2 does.
+        routes = {"schedule": ["--p-own-final", "0.1"], "keep-every": ["--train-route", "keep-every:2"],
+                  "layers": ["--train-route", "layers:0,3"]}
+        for name, flags in routes.items():
+            common = [a for a in base if a not in ("--p-own", "0.5")] + ["--device", "cpu"] + flags
+            run(common + ["--grad-accum", "2"] + out(f"route-{name}-one"), f"route {name}: 1 process")
+            run(mpirun + common + ["--grad-accum", "1"] + out(f"route-{name}-two"), f"route {name}: 2 ranks")
+            t1, v1 = losses(os.path.join(tmp, f"route-{name}-one"))
+            t2, v2 = losses(os.path.join(tmp, f"route-{name}-two"))
+            worst = max([abs(t1[s] - t2[s]) for s in t1] + [abs(v1[k] - v2[k]) for k in v1], default=1.0)
+            check(len(t1) == 6 and sorted(t1) == sorted(t2) and sorted(v1) == sorted(v2) and worst < 1e-6,
+                  f"route {name}: 2 ranks x 1 micro-batch = 1 rank x 2 micro-batches (max difference {worst:.1e})")
 
         common = base + ["--device", "cpu"]
         bad = mpirun + common + out("bad")

@@ -161,3 +161,38 @@ TEST_CASE("gradients are final when backward reports them, in ranges that cover 
         for (size_t i = 0; i < model.table.total; i++) REQUIRE(reported[i] == model.grads[i]);
     }
 }
+
+TEST_CASE("under a fixed training route (CLA) only the kept layers compute K/V, every micro-batch",
+          "[model][route][train_route]") {
+    for (auto family : {"gpt2", "llama3", "qwen3"}) {
+        INFO(family);
+        const ModelConfig c = test::tiny_config(family);
+        const int L = c.num_hidden_layers;
+        std::mt19937_64 rng(std::random_device{}());
+        for (auto spec : {"keep-every:2", "layers:0,3", "keep-every:4"}) {
+            INFO(spec);
+            const TrainRoute policy(parse_train_route(spec), L, 0.5, 0.5, 10);
+            SpyOps ops;
+            Model<float> model(c, ops, 2, 5);
+            test::random_params(model.params, model.table, rng);
+            for (long step = 0; step < 3; step++) {
+                const Route route = policy.at(step, {7, uint64_t(step), 0});
+                auto [inputs, targets] = test::random_batch(10, c.vocab_size, rng);
+                ops.outputs.clear();
+                ops.weight_grads.clear();
+                model.zero_grad();
+                model.forward_backward(inputs.data(), targets.data(), route);
+                // K and V GEMMs for the kept layers only: the others' projections never run.
+                const int mlp = c.mlp == Mlp::SwiGLU ? 3 : 2;
+                const size_t kept = route.kept_layers().size();
+                CHECK(kept < size_t(L));
+                CHECK(ops.outputs.size() == size_t(L * (2 + mlp) + 2 * kept));
+                for (int l = 0; l < L; l++) {
+                    const auto& w = model.table.layers[l];
+                    CHECK(contains(ops.weight_grads, model.grads + w.k_w) == route.is_read(l));
+                    CHECK(contains(ops.weight_grads, model.grads + w.v_w) == route.is_read(l));
+                }
+            }
+        }
+    }
+}

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <random>
 
 #include "src/route.h"
 
@@ -94,4 +95,75 @@ TEST_CASE("route validation", "[route]") {
     CHECK_THROWS_WITH(validate_route(Route{{1, 1}}, 2), Catch::Contains("layer 0 reads layer 1"));
     CHECK_THROWS_WITH(validate_route(Route{{0, -1}}, 2), Catch::Contains("layer 1 reads layer -1"));
     CHECK_THROWS_WITH(validate_route(Route{{0, 0}}, 3), Catch::Contains("2 layers, the model 3"));
+}
+
+TEST_CASE("--train-route specs parse, and bad ones are refused by name", "[route][train_route]") {
+    CHECK(parse_train_route("stochastic").kind == TrainRouteSpec::Kind::stochastic);
+    const TrainRouteSpec every = parse_train_route("keep-every:3");
+    CHECK((every.kind == TrainRouteSpec::Kind::keep_every && every.k == 3 && every.str() == "keep-every:3"));
+    const TrainRouteSpec layers = parse_train_route("layers:0,3,5");
+    CHECK((layers.kind == TrainRouteSpec::Kind::layers && layers.layers == std::vector<int>{0, 3, 5}));
+    CHECK(layers.str() == "layers:0,3,5");
+    for (auto [spec, why] : std::vector<std::pair<std::string, std::string>>{
+             {"", "unknown route kind"}, {"cla", "unknown route kind"}, {"stochastic:0.5", "no argument"},
+             {"keep-every", "needs an argument"}, {"keep-every:0", ">= 1"}, {"keep-every:-2", ">= 1"},
+             {"keep-every:2x", ">= 1"}, {"keep-every:", ">= 1"}, {"layers:", "not a layer index"},
+             {"layers:1,2", "include layer 0"}, {"layers:0,3,3", "increasing order"}, {"layers:0,5,3", "increasing"},
+             {"layers:0, 3", "not a layer index"}, {"layers:0,3,", "not a layer index"}}) {
+        INFO(spec);
+        CHECK_THROWS_WITH(parse_train_route(spec), Catch::Contains("'" + spec + "'") && Catch::Contains(why));
+    }
+    CHECK_THROWS_WITH(TrainRoute(parse_train_route("layers:0,6"), 6, 0.5, 0.5, 10),
+                      Catch::Contains("layers:0,6") && Catch::Contains("kept layer 6"));
+}
+
+TEST_CASE("fixed training routes are the same for every micro-batch and step", "[route][train_route]") {
+    const int L = 6;
+    const TrainRoute every(parse_train_route("keep-every:2"), L, 0.5, 0.5, 100);
+    const TrainRoute layers(parse_train_route("layers:0,3,5"), L, 0.5, 0.5, 100);
+    for (long step : {0L, 7L, 99L})
+        for (uint64_t mb : {0ULL, 1ULL, 12345ULL}) {
+            CHECK(every.at(step, {1, mb, 0}) == keep_every(L, 2));
+            CHECK(layers.at(step, {1, mb, 0}) == Route{{0, 0, 0, 3, 3, 5}});
+        }
+}
+
+TEST_CASE("the p_own schedule is linear in the update step, and routes follow it", "[route][train_route]") {
+    const int L = 8;
+    // 5 steps from 0.25 to 0.75 (exact in binary): 0.25, 0.375, 0.5, 0.625, 0.75.
+    const TrainRoute sched(parse_train_route("stochastic"), L, 0.25, 0.75, 5);
+    const std::vector<double> expect = {0.25, 0.375, 0.5, 0.625, 0.75};
+    for (long s = 0; s < 5; s++) CHECK(sched.p_own(s) == expect[s]);
+    // The route of a micro-batch is the sampler's at that step's p_own: a function of the
+    // step and the key alone.
+    for (long s = 0; s < 5; s++)
+        for (uint64_t mb = 0; mb < 20; mb++)
+            CHECK(sched.at(s, {9, mb, 0}) == RouteSampler(L, expect[s]).sample({9, mb, 0}));
+    // Without a final p, p_own is constant; a one-step run uses p_own.
+    const TrainRoute flat(parse_train_route("stochastic"), L, 0.6, 0.6, 100);
+    for (long s : {0L, 50L, 99L}) CHECK(flat.p_own(s) == 0.6);
+    CHECK(TrainRoute(parse_train_route("stochastic"), L, 0.3, 0.9, 1).p_own(0) == 0.3);
+    // From 1 (the plain transformer) down to 0 (never its own K/V except layer 0).
+    const TrainRoute down(parse_train_route("stochastic"), L, 1.0, 0.0, 3);
+    CHECK(down.at(0, {1, 0, 0}) == all_own(L));
+    const Route last = down.at(2, {1, 0, 0});
+    for (int l = 1; l < L; l++) CHECK(last.kv_src[l] < l);
+    CHECK_THROWS_WITH(TrainRoute(parse_train_route("stochastic"), L, 0.5, 1.5, 10), Catch::Contains("1.5"));
+}
+
+TEST_CASE("--train-route parsing never crashes on random specs", "[route][train_route]") {
+    std::mt19937_64 rng(std::random_device{}());
+    const std::string alphabet = "stochaiclyerkp-v:0123456789,, x-";
+    for (int i = 0; i < 20000; i++) {
+        std::string spec;
+        const int n = int(rng() % 16);
+        if (rng() % 2) spec = std::vector<std::string>{"keep-every:", "layers:", "stochastic"}[rng() % 3];
+        for (int j = 0; j < n; j++) spec += alphabet[rng() % alphabet.size()];
+        try {
+            const TrainRouteSpec r = parse_train_route(spec);
+            CHECK(parse_train_route(r.str()).str() == r.str());   // what parses has a canonical form
+        } catch (const std::invalid_argument& e) {
+            CHECK(std::string(e.what()).find(spec) != std::string::npos);
+        }
+    }
 }
