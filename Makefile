@@ -35,7 +35,7 @@ gpu: deps
 test: all
 	@if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then \
 	    $(MAKE) --no-print-directory -j $(JOBS) nvcc-check; \
-	 else echo "nvcc not found: skipping the CUDA compile check"; fi
+	 else echo "nvcc not found (no CUDA toolkit): skipping the CUDA compile check"; fi
 	cd $(BUILD) && OPENBLAS_NUM_THREADS=1 ctest --output-on-failure -j $(JOBS)
 
 # The nvcc check, incremental: an object per .cu under $(BUILD)/nvcc/, remade only when the

@@ -1,4 +1,4 @@
-// The trainer's view of the other ranks (DESIGN.md section 4, issue 6): who am I, how many are
+// The trainer's view of the other ranks (DESIGN.md section 4): who am I, how many are
 // we, and the five collectives data parallelism and ZeRO-1 need. One interface, three ways:
 //
 //   LocalComm  one process, not launched by mpirun: world 1, every collective a copy or nothing.

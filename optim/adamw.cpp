@@ -126,6 +126,8 @@ void AdamW<T>::upload_shard(float* dst, const std::vector<float>& whole) {
 }
 
 template class AdamW<float>;
+#if RKV_WITH_CUDA
 template class AdamW<__nv_bfloat16>;
+#endif
 
 }  // namespace rkv

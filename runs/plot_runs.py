@@ -11,11 +11,13 @@ Each RUN_DIR is a --out folder of ./train_rkv holding log.jsonl. Writes
 and prints the same numbers as a Markdown table on stdout.
 
 Keep-every-k keeps layers 0, k, 2k, ... of L: ceil(L/k) layers, a fraction ceil(L/k)/L
-of the full cache. L is read from the run's newest checkpoint (ckpt_*/config.json,
-num_hidden_layers); --layers gives it for runs without a checkpoint.
+of the full cache. L (num_hidden_layers) is read from the first of: --layers, a record of
+log.jsonl that carries it (the run's settings), the run folder's config.json, its newest
+checkpoint's config.json. A run folder whose checkpoints were not kept (runs/exp1) keeps a
+copy of config.json.
 
-Needs matplotlib: `python3 -m pip install matplotlib` for the python3 on PATH, or
-`apt-get install -y python3-matplotlib` for Debian's /usr/bin/python3.
+Needs matplotlib: scripts/install_deps.sh installs Debian's python3-matplotlib for
+/usr/bin/python3; for another python3, `python3 -m pip install matplotlib`.
 """
 import argparse
 import glob
@@ -39,44 +41,54 @@ class Run:
         log = os.path.join(path, "log.jsonl")
         if not os.path.isfile(log):
             sys.exit(f"{path}: no log.jsonl (not a ./train_rkv --out folder?)")
-        self.train, self.val = read_log(log)
-        self.layers = num_layers(path, layers_arg)
+        self.train, self.val, log_layers = read_log(log)
+        self.layers = layers_arg or log_layers or config_layers(path)
 
     def last_val(self):
         """{k: (step, loss)}: the last validation loss logged at each retention k."""
         return {k: curve[-1] for k, curve in sorted(self.val.items())}
 
 
+def find_key(record, key):
+    """The value of `key` anywhere in a JSON record (nested objects included), or None."""
+    if isinstance(record, dict):
+        if key in record:
+            return record[key]
+        for value in record.values():
+            found = find_key(value, key)
+            if found is not None:
+                return found
+    return None
+
+
 def read_log(path):
     """The run's curves from log.jsonl: train [(step, loss)] and val {k: [(step, loss)]},
-    sorted by step. A step logged twice (a run resumed after a crash repeats the steps
-    since its checkpoint) keeps its last record; an unfinished last line is skipped."""
-    train, val = {}, {}
+    sorted by step, and num_hidden_layers if a record carries it. A step logged twice (a run
+    resumed after a crash repeats the steps since its checkpoint) keeps its last record; an
+    unfinished last line is skipped."""
+    train, val, layers = {}, {}, None
     with open(path) as f:
         lines = f.read().split("\n")
     for line in lines[:-1]:  # lines[-1] follows the last '\n': empty, or a line being written
         if not line.strip():
             continue
         r = json.loads(line)
+        layers = find_key(r, "num_hidden_layers") or layers
         if "train_loss" in r:
             train[r["step"]] = r["train_loss"]
         elif "val_loss" in r:
             val.setdefault(r["retention"], {})[r["step"]] = r["val_loss"]
-    return sorted(train.items()), {k: sorted(c.items()) for k, c in val.items()}
+    return sorted(train.items()), {k: sorted(c.items()) for k, c in val.items()}, layers
 
 
-def num_layers(run_dir, layers_arg):
-    """L from the newest checkpoint's config.json, else --layers."""
-    configs = sorted(glob.glob(os.path.join(run_dir, "ckpt_" + "[0-9]" * 8, "config.json")))
-    if configs:
-        with open(configs[-1]) as f:
-            L = json.load(f)["num_hidden_layers"]
-        if layers_arg and layers_arg != L:
-            print(f"{run_dir}: --layers {layers_arg} ignored, {configs[-1]} says {L}", file=sys.stderr)
-        return L
-    if not layers_arg:
-        sys.exit(f"{run_dir}: no checkpoint to read the number of layers from; pass --layers")
-    return layers_arg
+def config_layers(run_dir):
+    """L from the run folder's config.json, else from its newest checkpoint's."""
+    checkpoints = sorted(glob.glob(os.path.join(run_dir, "ckpt_" + "[0-9]" * 8, "config.json")))
+    for path in [os.path.join(run_dir, "config.json")] + checkpoints[::-1]:
+        if os.path.isfile(path):
+            with open(path) as f:
+                return json.load(f)["num_hidden_layers"]
+    sys.exit(f"{run_dir}: no number of layers in log.jsonl, config.json or a checkpoint; pass --layers")
 
 
 def kept_layers(L, k):
@@ -150,7 +162,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="run folders (./train_rkv --out), each with log.jsonl")
     parser.add_argument("--out", default=".", help="folder for loss_curves.png and loss_vs_kv.png (default: .)")
-    parser.add_argument("--layers", type=int, help="number of layers L, for runs without a checkpoint")
+    parser.add_argument("--layers", type=int, help="number of layers L, for runs that record it nowhere")
     args = parser.parse_args()
 
     runs = [Run(path, args.layers) for path in args.runs]

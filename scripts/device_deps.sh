@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Debian packages a GPU build needs, for a machine that has nvcc and CMake but neither
-# the packages nor a network (the lent GPU machine, /work/.library/device): fetched here,
+# the packages nor a network (e.g. a lent GPU machine): fetched here,
 # carried there in .deps/ (git ignores it), unpacked there without installing.
 #
 #   scripts/device_deps.sh fetch          here: downloads the .deb files into .deps/debs

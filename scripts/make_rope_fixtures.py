@@ -13,7 +13,7 @@
                   the latter with the model's own Hugging Face modules run layer by layer.
 
 Run with an environment that has torch and transformers (make test does not need them):
-  /work/venv/bin/python scripts/make_rope_fixtures.py [--out tests/fixtures/rope]
+  python3 scripts/make_rope_fixtures.py [--out tests/fixtures/rope]
 """
 import argparse
 import copy

@@ -42,11 +42,14 @@ std::unique_ptr<LayerOps<T>> make_layer_ops(const std::string& device, const std
 #if RKV_WITH_CUDA
     return std::make_unique<CudaOps<T>>(attention);
 #else
-    throw std::runtime_error("--device " + device + ": this build has no CUDA path (build with the emulator or nvcc)");
+    throw std::runtime_error("--device " + device + ": this build has no CUDA path (CMake found no CUDA toolkit, "
+                             "or RKV_CUDA_PATH=OFF); the CPU path is --device cpu");
 #endif
 }
 
 template std::unique_ptr<LayerOps<float>> make_layer_ops(const std::string&, const std::string&);
+#if RKV_WITH_CUDA
 template std::unique_ptr<LayerOps<__nv_bfloat16>> make_layer_ops(const std::string&, const std::string&);
+#endif
 
 }  // namespace rkv

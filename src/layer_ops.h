@@ -20,7 +20,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#if RKV_WITH_CUDA
 #include <cuda_bf16.h>
+#endif
 
 #include "ref/adamw.h"
 #include "ref/attention_args.h"
@@ -34,10 +36,12 @@ template <class T>
 struct MasterType {
     using type = T;
 };
+#if RKV_WITH_CUDA
 template <>
 struct MasterType<__nv_bfloat16> {
     using type = float;
 };
+#endif
 template <class T>
 using master_t = typename MasterType<T>::type;
 

@@ -2,8 +2,9 @@
 
 #include <cmath>
 #include <stdexcept>
-#include <curand.h>
 #include <fmt/format.h>
+
+#include "src/philox.h"
 
 namespace rkv {
 
@@ -72,10 +73,6 @@ bool decays(const TensorInfo& t, bool decay_embeddings) {
 }
 
 void init_params(float* params, const ParamTable& table, const ModelConfig& c, uint64_t seed) {
-    curandGenerator_t gen;
-    if (curandCreateGeneratorHost(&gen, CURAND_RNG_PSEUDO_PHILOX4_32_10) != CURAND_STATUS_SUCCESS)
-        throw std::runtime_error("cuRAND: cannot create the host Philox generator");
-    curandSetPseudoRandomGeneratorSeed(gen, seed);
     const float residual_scale = 1.0f / std::sqrt(2.0f * float(c.num_hidden_layers));
     for (size_t i = 0; i < table.tensors.size(); i++) {
         const TensorInfo& t = table.tensors[i];
@@ -89,18 +86,9 @@ void init_params(float* params, const ParamTable& table, const ModelConfig& c, u
             const bool residual = t.name.ends_with("o_proj.weight") || t.name.ends_with("down_proj.weight");
             const float std = 0.02f * (residual ? residual_scale : 1.0f);
             // Stream i starts at 2^40 * i: far beyond any tensor's size, so streams never overlap.
-            curandSetGeneratorOffset(gen, uint64_t(i) << 40);
-            // curandGenerateNormal wants an even count; draw the last odd element in a pair.
-            const size_t even = n & ~size_t(1);
-            if (even) curandGenerateNormal(gen, w, even, 0.0f, std);
-            if (n & 1) {
-                float pair[2];
-                curandGenerateNormal(gen, pair, 2, 0.0f, std);
-                w[n - 1] = pair[0];
-            }
+            philox_normal(w, n, seed, uint64_t(i) << 40, 0.0f, std);
         }
     }
-    curandDestroyGenerator(gen);
 }
 
 }  // namespace rkv

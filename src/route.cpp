@@ -5,9 +5,10 @@
 #include <cmath>
 #include <optional>
 #include <stdexcept>
-#include <curand_kernel.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include "src/philox.h"
 
 namespace rkv {
 
@@ -83,13 +84,12 @@ RouteSampler::RouteSampler(int num_layers, double p_own) : L_(num_layers), p_own
 
 Route RouteSampler::sample(const RouteKey& key) const {
     if (key.rank >= kMaxRanks) throw std::invalid_argument("route sampler: rank out of range");
-    curandStatePhilox4_32_10_t state;
-    curand_init(key.seed, key.microbatch * kMaxRanks + key.rank, 0, &state);
+    PhiloxStream stream(key.seed, key.microbatch * kMaxRanks + key.rank, 0);
     Route r;
     r.kv_src.resize(L_);
     r.kv_src[0] = 0;
     for (int l = 1; l < L_; l++) {
-        const float own = curand_uniform(&state), pick = curand_uniform(&state);   // in (0, 1]
+        const float own = stream.uniform(), pick = stream.uniform();   // in (0, 1]
         // ceil(pick * l) - 1 maps (0, 1] onto {0, ..., l-1} in equal parts.
         const int src = std::clamp(int(std::ceil(double(pick) * l)) - 1, 0, l - 1);
         r.kv_src[l] = double(own) <= p_own_ ? l : src;

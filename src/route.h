@@ -39,9 +39,9 @@ struct RouteKey {
     uint32_t rank = 0;
 };
 
-// The training sampler, on cuRAND's Philox4x32-10 (curand_init / curand_uniform of
-// curand_kernel.h, which run on the host as well as in a kernel, so a GPU can draw the
-// same routes). The key picks the stream: seed, and subsequence microbatch * 2^16 + rank.
+// The training sampler, on Philox4x32-10 (src/philox.h: the numbers of cuRAND's curand_init /
+// curand_uniform, so a kernel can draw the same routes on a GPU). The key picks the stream:
+// seed, and subsequence microbatch * 2^16 + rank.
 // For each layer l >= 1 independently: own K/V with probability p_own, otherwise a
 // source drawn uniformly from {0, ..., l-1}.
 class RouteSampler {

@@ -4,7 +4,9 @@
 #pragma once
 #include <type_traits>
 
+#if RKV_WITH_CUDA
 #include <cuda_bf16.h>
+#endif
 
 namespace rkv {
 

@@ -268,9 +268,13 @@ int main(int argc, char** argv) {
     int samples = 12;
     double tol = 1e-6;
     bool verbose = false, skip_layers = false;
-    app.add_option("--family", family, "gpt2, llama3, qwen3 or all")->check(CLI::IsMember({"all", "gpt2", "llama3", "qwen3"}));
-    app.add_option("--route", route,
-                   "all-own, borrow-previous, borrow-layer0, random-0..2, keep-every-2, keep-every-3 or all");
+    // Unknown names are refused with the valid ones listed: a typo must not pass having checked nothing.
+    std::vector<std::string> routes{"all"};
+    const int L = test::tiny_config("gpt2").num_hidden_layers;
+    for (auto& [name, r] : test::named_routes(L, seed)) routes.push_back(name);
+    app.add_option("--family", family, "gpt2, llama3, qwen3 or all")
+        ->check(CLI::IsMember({"all", "gpt2", "llama3", "qwen3"}));
+    app.add_option("--route", route, "the route to check (default all)")->check(CLI::IsMember(routes));
     app.add_option("--seed", seed, "seed of the random inputs, weights and training routes");
     app.add_option("--samples", samples, "entries checked in a large tensor (small ones: all)");
     app.add_option("--tol", tol, "largest relative error that passes");

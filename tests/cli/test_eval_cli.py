@@ -107,6 +107,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--train", required=True)
     parser.add_argument("--eval", required=True)
+    parser.add_argument("--no-cuda", action="store_true", help="the build has no CUDA path: the CPU path only")
     args = parser.parse_args()
     train, evaluate = os.path.abspath(args.train), os.path.abspath(args.eval)
     with tempfile.TemporaryDirectory(prefix="eval_cli_") as tmp:
@@ -118,7 +119,7 @@ def main():
         shape = ["-b", "4", "-t", "64", "--val-batches", "3"]
 
         # --- the losses are train_rkv's validation, bitwise --------------------------
-        for device in ("cpu", "cuda"):
+        for device in ("cpu",) if args.no_cuda else ("cpu", "cuda"):
             out = os.path.join(tmp, f"run_{device}")
             steps = "20" if device == "cpu" else "3"
             p = run([train, "--config", config, "--steps", steps, "--val-every", steps, "--retention", "1,2,4",

@@ -853,11 +853,20 @@ class TrainCliTest:
             out = self.out_dir("sft_bad_" + re.sub(r"\W+", "_", name))
             self.expect_rejected("fine-tuning: " + name, run_args + args + ["--out", out], mention, out)
 
-    def run_all(self):
+    # --- a build without the CUDA path ---------------------------------------------------
+
+    def test_no_cuda_path(self):
+        p = self.run(["cuda" if a == "cpu" else a for a in self.small] + self.data + ["--steps", "1",
+                                                                                      "--out", self.out_dir("nocuda")])
+        self.check(p.returncode != 0 and "no CUDA path" in p.stderr,
+                   "no CUDA path: --device cuda stops with an error saying so", p.stderr.strip())
+
+    def run_all(self, cuda=True):
+        device_tests = ((self.test_device_portability, self.test_attention_kernels, self.test_profile) if cuda
+                        else (self.test_no_cuda_path,))
         for test in (self.test_determinism, self.test_resume_after_finish, self.test_sigterm_resume,
                      self.test_resume_remembers, self.test_state_json, self.test_header_and_eta,
-                     self.test_bad_input, self.test_nan_stop, self.test_retention_table,
-                     self.test_device_portability, self.test_attention_kernels, self.test_profile,
+                     self.test_bad_input, self.test_nan_stop, self.test_retention_table) + device_tests + (
                      self.test_fine_tuning_rows, self.test_train_routes):
             if self.only and self.only not in test.__name__:
                 continue
@@ -874,14 +883,15 @@ def main():
     parser.add_argument("--bin", required=True, help="path to the train_rkv executable")
     parser.add_argument("--only", default="", help="run only the tests whose name contains this")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir of the runs (its path is printed)")
+    parser.add_argument("--no-cuda", action="store_true", help="the build has no CUDA path: check that it says so")
     args = parser.parse_args()
     binary = os.path.abspath(args.bin)
     if args.keep:
         tmp = tempfile.mkdtemp(prefix="train_cli_")
         print(f"runs kept in {tmp}")
-        return 0 if TrainCliTest(binary, tmp, args.only).run_all() else 1
+        return 0 if TrainCliTest(binary, tmp, args.only).run_all(not args.no_cuda) else 1
     with tempfile.TemporaryDirectory(prefix="train_cli_") as tmp:
-        return 0 if TrainCliTest(binary, tmp, args.only).run_all() else 1
+        return 0 if TrainCliTest(binary, tmp, args.only).run_all(not args.no_cuda) else 1
 
 
 if __name__ == "__main__":

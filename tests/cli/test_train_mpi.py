@@ -45,6 +45,7 @@ def losses(out):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)
+    parser.add_argument("--no-cuda", action="store_true", help="the build has no CUDA path: the CPU path only")
     split = sys.argv.index("--") if "--" in sys.argv else len(sys.argv)
     args = parser.parse_args(sys.argv[1:split])
     mpirun = sys.argv[split + 1:]
@@ -73,7 +74,7 @@ def main():
         # The CPU path (MPI), and the CUDA path in this build's storage (bf16 unless built
         # with RKV_FP32; emulated, its NCCL over MPI, each layer's all-reduce started as soon
         # as its backward is done).
-        for device in ("cpu", "cuda"):
+        for device in ("cpu",) if args.no_cuda else ("cpu", "cuda"):
             common = base + ["--device", device]
             tag = lambda name: f"{device}-{name}"
             run(common + ["--grad-accum", "2"] + out(tag("one")), f"{device}: 1 process, --grad-accum 2")
