@@ -2,6 +2,7 @@
 #include "data/sft_rows.h"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
 #include <fmt/core.h>
@@ -112,6 +113,7 @@ SftSplits make_sft_rows(const std::vector<std::string>& jsonl_files, const Encod
 std::vector<std::string> write_sft_splits(const std::string& dir, const std::string& name, const SftSplits& splits,
                                           int vocab_size) {
     const int width = vocab_size <= 65536 ? 2 : 4;
+    std::filesystem::create_directories(dir);
     std::vector<std::string> paths;
     for (auto [split, rows] : {std::pair{"train", &splits.train}, std::pair{"val", &splits.val}}) {
         if (rows->rows() == 0) continue;

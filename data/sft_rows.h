@@ -59,8 +59,8 @@ struct SftSplits {
 // problem with the options.
 SftSplits make_sft_rows(const std::vector<std::string>& jsonl_files, const Encoder& encode, const SftOptions& o);
 
-// Writes DIR/<name>_train.bin and DIR/<name>_val.bin (a split without rows writes no file) with
-// tokens of 2 bytes when vocab_size <= 65536, else 4. Returns the paths written.
+// Writes DIR/<name>_train.bin and DIR/<name>_val.bin (DIR created; a split without rows writes
+// no file) with tokens of 2 bytes when vocab_size <= 65536, else 4. Returns the paths written.
 std::vector<std::string> write_sft_splits(const std::string& dir, const std::string& name, const SftSplits& splits,
                                           int vocab_size);
 

@@ -131,11 +131,4 @@ std::optional<std::string> latest_checkpoint(const std::string& out_dir) {
     return best;
 }
 
-std::string resolve_checkpoint(const std::string& path) {
-    if (!fs::is_directory(path) || fs::exists(fs::path(path) / "model.safetensors")) return path;
-    const auto latest = latest_checkpoint(path);
-    if (!latest) throw std::invalid_argument(fmt::format("{}: no checkpoint in this folder", path));
-    return *latest;
-}
-
 }  // namespace rkv

@@ -62,8 +62,5 @@ private:
 Checkpoint load_model_weights(const std::string& path);
 // The newest complete checkpoint in out_dir, if any.
 std::optional<std::string> latest_checkpoint(const std::string& out_dir);
-// What a --ckpt argument names: a run folder (a directory without model.safetensors) means its
-// newest checkpoint; any other path is itself. Throws when a run folder holds no checkpoint.
-std::string resolve_checkpoint(const std::string& path);
 
 }  // namespace rkv

@@ -30,10 +30,10 @@
 #include "optim/adamw.h"
 #include "src/checkpoint.h"
 #include "src/devices.h"
-#include "src/kv_cache.h"
-#include "src/model.h"
 #include "src/file_io.h"
 #include "src/greedy_decode.h"
+#include "src/kv_cache.h"
+#include "src/model.h"
 #include "src/qa_data.h"
 #include "src/qa_metrics.h"
 #include "src/route.h"
@@ -125,10 +125,11 @@ struct Evaluator {
     std::string source;                   // the checkpoint evaluated
 
     explicit Evaluator(const Options& o_) : o(o_), ops(rkv::make_layer_ops<T>(o_.device)) {
-        source = rkv::resolve_checkpoint(o.ckpt);
-        rkv::Checkpoint ck = rkv::load_model_weights(source);
-        config = ck.config;
-        weights = std::move(ck.params);
+        const rkv::ModelWeights file(o.ckpt);   // a model folder, a run folder's newest checkpoint, an llm.c .bin
+        source = file.source().empty() ? o.ckpt : file.source();
+        config = file.config();
+        weights.resize(rkv::ParamTable(config).total);
+        file.read(weights.data());
         step = checkpoint_step(source);
     }
 

@@ -1,7 +1,8 @@
-// The error measure of the tests and benchmarks: ||out - ref|| / ||ref|| (||out - ref|| when
-// ref is zero), summed in double; NaN when any output is NaN, so that no bound passes.
+// The error measures of the tests and benchmarks, in double; NaN when any output is NaN, so
+// that no bound passes.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -9,6 +10,7 @@
 
 namespace kcheck {
 
+// ||out - ref|| / ||ref|| (||out - ref|| when ref is zero).
 template <class Out, class Ref>
 double rel_error(const std::vector<Out>& out, const std::vector<Ref>& ref) {
     if (out.size() != ref.size()) throw std::invalid_argument("rel_error: the vectors differ in length");
@@ -20,6 +22,20 @@ double rel_error(const std::vector<Out>& out, const std::vector<Ref>& ref) {
         norm += double(ref[i]) * double(ref[i]);
     }
     return norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+// max |out - ref| / max |ref|: logits against another implementation's, where one entry off
+// must show however long the vector.
+template <class Out, class Ref>
+double max_rel_error(const std::vector<Out>& out, const std::vector<Ref>& ref) {
+    if (out.size() != ref.size()) throw std::invalid_argument("max_rel_error: the vectors differ in length");
+    double err = 0.0, scale = 0.0;
+    for (size_t i = 0; i < out.size(); i++) {
+        if (std::isnan(out[i])) return std::numeric_limits<double>::quiet_NaN();
+        err = std::max(err, std::abs(double(out[i]) - double(ref[i])));
+        scale = std::max(scale, std::abs(double(ref[i])));
+    }
+    return err / scale;
 }
 
 }  // namespace kcheck

@@ -753,9 +753,10 @@ class TrainCliTest:
         ckpt = re.escape(os.path.join(out, "ckpt_00000008"))
         for flags, names in ((["--train-route", "keep-every:2"], [ckpt, "--train-route"]),
                              (["--p-own-final", "0.2"], [ckpt, "--p-own-final"]),
-                             (["--p-own", "0.5", "--steps", "10"], ["--p-own", "layers:0,3"])):
-            self.expect_rejected(f"--resume of a layers:0,3 run with {' '.join(flags)}",
-                                 self.small + self.data + common + flags + ["--out", out, "--resume"],
+                             (["--p-own", "0.5"], ["--p-own", "layers:0,3"])):
+            extended = ["10" if i > 0 and common[i - 1] == "--steps" else a for i, a in enumerate(common)]
+            self.expect_rejected(f"--resume of a layers:0,3 run with {' '.join(flags)}, extended to 10 steps",
+                                 self.small + self.data + extended + flags + ["--out", out, "--resume"],
                                  names, out, fresh_out=False)
         for spec, why in (("keep-every:0", ">= 1"), ("layers:1,2", "layer 0"), ("layers:0,9", "kept layer 9"),
                           ("pairs", "unknown route kind")):

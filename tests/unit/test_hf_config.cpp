@@ -16,6 +16,7 @@
 #include "src/config.h"
 #include "src/cpu_ops.h"
 #include "src/model.h"
+#include "tests/rel_error.h"
 
 using namespace rkv;
 using nlohmann::json;
@@ -28,17 +29,6 @@ json read_json(const std::string& path) {
     std::ifstream f(path);
     REQUIRE(f);
     return json::parse(f);
-}
-
-// max |a - b| / max |b|
-double relative_error(const std::vector<double>& a, const std::vector<double>& b) {
-    REQUIRE(a.size() == b.size());
-    double err = 0, scale = 0;
-    for (size_t i = 0; i < a.size(); i++) {
-        err = std::max(err, std::abs(a[i] - b[i]));
-        scale = std::max(scale, std::abs(b[i]));
-    }
-    return err / scale;
 }
 
 // rkv's CPU path, in double, on a fixture's weights under config c.
@@ -143,8 +133,8 @@ TEST_CASE("tiny Hugging Face models give transformers' logits, full cache and ke
         const std::vector<int> tokens = lj["tokens"];
         const std::vector<double> full = lj["logits"], keep2 = lj["logits_keep_every_2"];
         for (const ModelConfig* c : {&ck.config, &c4}) {
-            const double e1 = relative_error(cpu_logits(*c, ck.params, tokens, B, T, all_own(L)), full);
-            const double e2 = relative_error(cpu_logits(*c, ck.params, tokens, B, T, keep_every(L, 2)), keep2);
+            const double e1 = kcheck::max_rel_error(cpu_logits(*c, ck.params, tokens, B, T, all_own(L)), full);
+            const double e2 = kcheck::max_rel_error(cpu_logits(*c, ck.params, tokens, B, T, keep_every(L, 2)), keep2);
             INFO("full cache " << e1 << ", keep-every-2 " << e2);
             CHECK(e1 < 1e-5);
             CHECK(e2 < 1e-5);
@@ -153,7 +143,7 @@ TEST_CASE("tiny Hugging Face models give transformers' logits, full cache and ke
         if (ck.config.rope.type != RopeType::none) {
             ModelConfig plain = ck.config;
             plain.rope = RopeParams{ck.config.rope.theta};
-            CHECK(relative_error(cpu_logits(plain, ck.params, tokens, B, T, all_own(L)), full) > 1e-3);
+            CHECK(kcheck::max_rel_error(cpu_logits(plain, ck.params, tokens, B, T, all_own(L)), full) > 1e-3);
         }
     }
 }

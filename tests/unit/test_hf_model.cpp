@@ -19,6 +19,7 @@
 #include "src/model.h"
 #include "src/safetensors.h"
 #include "tests/fixtures.h"
+#include "tests/rel_error.h"
 
 using namespace rkv;
 namespace fs = std::filesystem;
@@ -43,16 +44,6 @@ std::vector<float> read_tensor(const SafetensorsFile& f, const std::string& name
     std::vector<float> x(n);
     f.read(name, shape, x.data());
     return x;
-}
-
-// max |a - b| / max |b|
-double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
-    double err = 0, scale = 0;
-    for (size_t i = 0; i < a.size(); i++) {
-        err = std::max(err, std::abs(double(a[i]) - double(b[i])));
-        scale = std::max(scale, std::abs(double(b[i])));
-    }
-    return err / scale;
 }
 
 nlohmann::json read_json(const fs::path& path) {
@@ -90,14 +81,14 @@ TEST_CASE("Hugging Face folders give transformers' logits, full cache and keep-e
         REQUIRE(ck.params.size() == model.table.total);
         std::copy(ck.params.begin(), ck.params.end(), model.params);
         model.forward(tokens.data(), nullptr, all_own(L));
-        const double full = relative_error(model.logits(T), read_tensor(expected, "logits"));
+        const double full = kcheck::max_rel_error(model.logits(T), read_tensor(expected, "logits"));
         model.forward(tokens.data(), nullptr, keep_every(L, 2));
-        const double keep2 = relative_error(model.logits(T), read_tensor(expected, "logits_keep2"));
+        const double keep2 = kcheck::max_rel_error(model.logits(T), read_tensor(expected, "logits_keep2"));
         INFO("relative error: full cache " << full << ", keep-every-2 " << keep2);
         CHECK(full < 1e-5);
         CHECK(keep2 < 1e-5);
         // The route matters: the two references differ far beyond the tolerance.
-        CHECK(relative_error(read_tensor(expected, "logits"), read_tensor(expected, "logits_keep2")) > 1e-2);
+        CHECK(kcheck::max_rel_error(read_tensor(expected, "logits"), read_tensor(expected, "logits_keep2")) > 1e-2);
     }
 }
 
@@ -124,7 +115,7 @@ TEST_CASE("rkv writes a folder back with the fixture's tensors, config and extra
                 REQUIRE(got.count(tensor));
                 CHECK(got.at(tensor).first == value.first);
                 if (dtype == Dtype::F32 || name.ends_with("bf16")) CHECK(got.at(tensor).second == value.second);
-                else CHECK(relative_error(got.at(tensor).second, value.second) < 1.0 / 128);   // bf16 rounding
+                else CHECK(kcheck::max_rel_error(got.at(tensor).second, value.second) < 1.0 / 128);   // bf16 rounding
             }
             const nlohmann::json a = read_json(src / "config.json"), b = read_json(out / "config.json");
             // GPT-2's own names, or their generic aliases (the config's writer decides which).

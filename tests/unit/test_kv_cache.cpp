@@ -11,22 +11,9 @@
 #include "src/cpu_ops.h"
 #include "src/model.h"
 #include "tests/fixtures.h"
+#include "tests/rel_error.h"
 
 using namespace rkv;
-
-namespace {
-
-// max |a - b| / max |b|
-double relative_error(const std::vector<double>& a, const std::vector<double>& b) {
-    double err = 0, scale = 0;
-    for (size_t i = 0; i < a.size(); i++) {
-        err = std::max(err, std::abs(a[i] - b[i]));
-        scale = std::max(scale, std::abs(b[i]));
-    }
-    return err / scale;
-}
-
-}  // namespace
 
 TEST_CASE("decoding through the KV cache gives the logits of the whole-sequence forward", "[model][kv_cache]") {
     constexpr int B = 2, T = 13, chunk = 5;
@@ -61,7 +48,7 @@ TEST_CASE("decoding through the KV cache gives the logits of the whole-sequence 
                 INFO("positions " << t0 << " .. " << t0 + n - 1);
                 const auto inputs = test::positions(tokens, B, T, 1, t0, n);
                 cached.forward_cached(inputs.data(), n, cache);
-                CHECK(relative_error(cached.logits(n), test::positions(want, B, T, V, t0, n)) < 1e-12);
+                CHECK(kcheck::max_rel_error(cached.logits(n), test::positions(want, B, T, V, t0, n)) < 1e-12);
                 CHECK(cached.logits(n, n - 1) == test::positions(cached.logits(n), B, n, V, n - 1, 1));   // the newest only
                 t0 += n;
             }
