@@ -127,8 +127,9 @@ Advice advise(const PlanSettings& s) {
         if (b == 0) continue;
         const int accum = int((tokens + b - 1) / b);
         const std::string opts = fmt::format("{}-b {} -t {}", zero ? "--zero 1 " : "", b, s.seq_len);
-        return {fmt::format("largest micro-batch that fits: {} (--grad-accum {} keeps {} sequences per rank and "
-                            "update)", opts, accum, std::max<long>(tokens, b)),
+        const long kept = std::max<long>(tokens, b);
+        return {fmt::format("largest micro-batch that fits: {} (--grad-accum {} keeps {} sequence{} per rank and "
+                            "update)", opts, accum, kept, kept == 1 ? "" : "s"),
                 {{"zero", zero}, {"batch", b}, {"seq_len", s.seq_len}, {"grad_accum", accum}}};
     }
     return {fmt::format("not even -b 1 -t {} fits{}: activation recomputation and ZeRO-2 (sharded gradients) "
