@@ -128,9 +128,13 @@ Advice advise(const PlanSettings& s) {
         const int accum = int((tokens + b - 1) / b);
         const std::string opts = fmt::format("{}-b {} -t {}", zero ? "--zero 1 " : "", b, s.seq_len);
         const long kept = std::max<long>(tokens, b);
-        return {fmt::format("largest micro-batch that fits: {} (--grad-accum {} keeps {} sequence{} per rank and "
-                            "update)", opts, accum, kept, kept == 1 ? "" : "s"),
-                {{"zero", zero}, {"batch", b}, {"seq_len", s.seq_len}, {"grad_accum", accum}}};
+        std::string text = fmt::format("largest micro-batch that fits: {} (--grad-accum {} keeps {} sequence{} per "
+                                       "rank and update)", opts, accum, kept, kept == 1 ? "" : "s");
+        if (zero == 0 && s.ranks > 1) {   // it fits without ZeRO-1: would ZeRO-1 take more?
+            t.zero = 1;
+            if (const int b1 = largest_batch(t); b1 > b) text += fmt::format("; with --zero 1 up to -b {}", b1);
+        }
+        return {text, {{"zero", zero}, {"batch", b}, {"seq_len", s.seq_len}, {"grad_accum", accum}}};
     }
     return {fmt::format("not even -b 1 -t {} fits{}: activation recomputation and ZeRO-2 (sharded gradients) "
                         "would be needed, and rkv has neither yet; a shorter -t or a larger GPU",
@@ -144,7 +148,8 @@ nlohmann::json plan_json(const PlanSettings& s) {
     const MemoryPlan p = memory_plan(s);
     nlohmann::json by_kind = nlohmann::json::object();
     for (auto& [k, bytes] : p.by_kind) by_kind[k] = bytes;
-    return {{"model_type", s.config.model_type}, {"storage", s.fp32_storage ? "fp32" : "bf16"}, {"parameters", ParamTable(s.config).total},
+    return {{"model_type", s.config.model_type}, {"storage", s.fp32_storage ? "fp32" : "bf16"},
+            {"parameters", ParamTable(s.config).total},
             {"batch", s.batch}, {"seq_len", s.seq_len}, {"grad_accum", s.grad_accum}, {"zero", s.zero},
             {"ranks", s.ranks}, {"gpu_bytes", s.gpu_bytes}, {"by_kind", by_kind},
             {"allocated_bytes", p.allocated_bytes}, {"total_bytes", p.total_bytes}, {"fits", p.fits},

@@ -56,7 +56,8 @@ TEST_CASE("memory plan: the emulated CUDA path's peak device bytes, every preset
     using Case = std::tuple<int, int, int, int, int>;   // -b, -t, --zero, ranks, the rank measured
     for (const std::string& name : preset_names()) {
         if (name == "qwen3-0.6b" || name == "qwen3-1.7b") continue;
-        for (auto [batch, seq_len, zero, ranks, rank] : {Case{1, 16, 0, 1, 0}, Case{2, 8, 1, 2, 1}, Case{3, 5, 1, 3, 2}})
+        for (auto [batch, seq_len, zero, ranks, rank] :
+             {Case{1, 16, 0, 1, 0}, Case{2, 8, 1, 2, 1}, Case{3, 5, 1, 3, 2}})
             for (const bool fp32 : {false, true}) {
                 const PlanSettings s{preset(name), batch, seq_len, 1, zero, ranks, 0, fp32};
                 const MemoryPlan plan = memory_plan(s);
@@ -64,7 +65,8 @@ TEST_CASE("memory plan: the emulated CUDA path's peak device bytes, every preset
                 for (auto& [kind, bytes] : plan.by_kind)
                     if (kind == "cublaslt") cublaslt = bytes;
                 const double planned = double(plan.allocated_bytes - cublaslt);
-                const double peak = double(fp32 ? emulated_peak<float>(s, rank) : emulated_peak<__nv_bfloat16>(s, rank));
+                const double peak =
+                    double(fp32 ? emulated_peak<float>(s, rank) : emulated_peak<__nv_bfloat16>(s, rank));
                 INFO(name << (fp32 ? " fp32" : " bf16") << " -b " << batch << " -t " << seq_len << " --zero " << zero
                           << " rank " << rank << " of " << ranks << ": planned " << size_t(planned)
                           << " bytes, emulated peak " << size_t(peak) << ", " << 100 * (planned / peak - 1) << "%");
