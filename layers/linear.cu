@@ -35,7 +35,6 @@ namespace rkv::cuda {
 namespace {
 
 constexpr int kBlock = 256;
-constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // what cuBLASLt's Hopper kernels may ask for
 
 void lt_check(cublasStatus_t s, const char* what) {
     if (s != CUBLAS_STATUS_SUCCESS)
@@ -54,7 +53,7 @@ const Library& library() {
     static const Library lib = [] {
         Library made;
         lt_check(cublasLtCreate(&made.handle), "cublasLtCreate");
-        cuda_check(cudaMalloc(&made.workspace, kWorkspaceBytes));
+        cuda_check(cudaMalloc(&made.workspace, kLinearWorkspaceBytes));
         return made;
     }();
     return lib;
@@ -171,7 +170,7 @@ bool matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T*
     if (fresh) {
         Preference pref;
         lt_check(cublasLtMatmulPreferenceCreate(pref.out()), "cublasLtMatmulPreferenceCreate");
-        set_preference(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, uint64_t(kWorkspaceBytes));
+        set_preference(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, uint64_t(kLinearWorkspaceBytes));
         set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_a);
         set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_b);
         set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_d);
@@ -190,7 +189,7 @@ bool matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T*
     }
     const float alpha = 1.0f;
     lt_check(cublasLtMatmul(lib.handle, desc.get(), &alpha, A, a.get(), B, b.get(), &beta, D, d.get(), D, d.get(),
-                            &*entry->second, lib.workspace, kWorkspaceBytes, stream),
+                            &*entry->second, lib.workspace, kLinearWorkspaceBytes, stream),
              "cublasLtMatmul");
     return true;
 }

@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "cuda/compat.cuh"
+#include "layers/linear_workspace.h"
 
 namespace rkv::cuda {
 

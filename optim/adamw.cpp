@@ -76,9 +76,15 @@ void AdamW<T>::set_weights(T* params, const std::vector<float>& whole, long t) {
         ops_.upload(params, whole.data(), whole.size());
     } else {
         upload_shard(master_, whole);
-        auto* staged = static_cast<float*>(ops_.alloc_bytes(whole.size() * sizeof(float)));
-        ops_.upload(staged, whole.data(), whole.size());
-        ops_.to_working(params, staged, whole.size());
+        // Through a bounded staging buffer: a whole fp32 copy on the device (4 bytes a parameter)
+        // would be the largest allocation of a run, if only while loading.
+        const size_t chunk = std::min(whole.size(), kStagingElements);
+        auto* staged = static_cast<float*>(ops_.alloc_bytes(chunk * sizeof(float)));
+        for (size_t i = 0; i < whole.size(); i += chunk) {
+            const size_t n = std::min(chunk, whole.size() - i);
+            ops_.upload(staged, whole.data() + i, n);
+            ops_.to_working(params + i, staged, n);
+        }
         ops_.free_bytes(staged);
         // After step t the shard's working copy is what that step's rounding made of the master.
         if (t > 0)

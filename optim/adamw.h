@@ -25,6 +25,10 @@ struct AdamWConfig {
     double clip = 1.0;              // max global gradient norm; 0 = off
 };
 
+// set_weights uploads the fp32 weights to the device through a buffer of at most this many
+// floats (64 MiB), when the storage type needs a cast (src/memory_plan.cpp counts it).
+constexpr size_t kStagingElements = size_t(16) << 20;
+
 template <class T>
 class AdamW {
 public:

@@ -43,6 +43,13 @@
 
 namespace rkv {
 
+// One device buffer of a Model: its kind (src/memory_plan.h lists the kinds) and its bytes,
+// alignment padding included.
+struct ModelBuffer {
+    const char* kind;
+    size_t bytes;
+};
+
 template <class T>
 class Model {
 public:
@@ -66,6 +73,10 @@ public:
     Model(const ModelConfig& c, LayerOps<T>& ops, int B, int Tn, size_t param_capacity = 0, bool training = true);
     ~Model();
     Model(const Model&) = delete;
+    // The buffers a Model of this shape allocates, in one arena, without making it: the same
+    // list the constructor lays out (for the memory plan).
+    static std::vector<ModelBuffer> buffers(const ModelConfig& c, int B, int Tn, size_t param_capacity = 0,
+                                            bool training = true);
     Model& operator=(const Model&) = delete;
 
     // inputs, targets: host arrays (B, T); targets may be null (no loss), -1 skips a token.
@@ -134,6 +145,11 @@ private:
         T* fc; T* up; T* act; T* out;
     };
     LayerActs layer_acts(int l) const;
+    // Every buffer, in arena order: take(pointer, elements, kind, needed) for each.
+    template <class Take>
+    static void layout(const ModelConfig& c, int B, int Tn, size_t capacity, bool training, T*& params,
+                       Master*& grads, Activations& a, Gradients& g, Take&& take);
+    static int logits_stride(const ModelConfig& c) { return (c.vocab_size + 63) / 64 * 64; }
     // A norm's output, its statistics and its weights.
     struct NormSlot {
         T* out; Master* mean; Master* rstd;
@@ -177,20 +193,15 @@ private:
 template <class T>
 Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t param_capacity, bool training)
     : config(c), table(c), B(B_), Tn(Tn_), capacity(std::max(table.total, param_capacity)), ops_(ops),
-      N_(B_ * Tn_), ld_logits_((c.vocab_size + 63) / 64 * 64) {
+      N_(B_ * Tn_), ld_logits_(logits_stride(c)) {
     if (B < 1 || Tn < 1) throw std::invalid_argument(fmt::format("batch {} x {} is empty", B, Tn));
     if (Tn > c.max_position_embeddings)
         throw std::invalid_argument(fmt::format("sequence length {} exceeds max_position_embeddings {}", Tn,
                                                 c.max_position_embeddings));
-    const size_t L = c.num_hidden_layers, N = N_, C = c.hidden_size;
-    const size_t QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
-    const size_t NH = c.num_attention_heads, NKV = c.num_key_value_heads;
-    const bool ln = c.norm == Norm::LayerNorm, swiglu = c.mlp == Mlp::SwiGLU, tr = qk_transformed();
-
-    // Two passes over the same list: first count the bytes, then hand out the pointers.
+    // Two passes over the same list (layout): first count the bytes, then hand out the pointers.
     char* base = nullptr;
     size_t used = 0;
-    auto take = [&](auto*& ptr, size_t n, bool needed = true) {
+    auto take = [&](auto*& ptr, size_t n, const char*, bool needed) {
         using P = std::remove_reference_t<decltype(*ptr)>;
         if (!needed) { ptr = nullptr; return; }
         used = (used + 63) / 64 * 64;
@@ -199,38 +210,76 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
     };
     auto layout = [&] {
         used = 0;
-        take(params, capacity);
-        take(grads, capacity, training);
-        Activations& a = a_;
-        take(a.tokens, N); take(a.targets, N); take(a.route, L);
-        take(a.resid, (L + 1) * N * C);
-        take(a.ln1, L * N * C); take(a.ln1_mean, L * N, ln); take(a.ln1_rstd, L * N);
-        take(a.qp, L * N * QD); take(a.q, L * N * QD, tr); take(a.q_rstd, L * N * NH, c.qk_norm);
-        take(a.kp, L * N * KVD, tr); take(a.k, L * N * KVD); take(a.k_rstd, L * N * NKV, c.qk_norm);
-        take(a.v, L * N * KVD);
-        take(a.att, L * N * QD); take(a.lse, L * N * NH);
-        take(a.mid, L * N * C);
-        take(a.ln2, L * N * C); take(a.ln2_mean, L * N, ln); take(a.ln2_rstd, L * N);
-        take(a.fc, L * N * FF); take(a.up, L * N * FF, swiglu); take(a.act, L * N * FF);
-        take(a.lnf, N * C); take(a.lnf_mean, N, ln); take(a.lnf_rstd, N);
-        take(a.logits, N * ld_logits_); take(a.losses, N);
-        take(a.proj, N * C);
-        Gradients& g = g_;
-        take(g.dresid, N * C, training); take(g.dln, N * C, training);
-        take(g.datt, N * QD, training); take(g.dq, N * QD, training);
-        take(g.dk, L * N * KVD, training); take(g.dv, L * N * KVD, training); take(g.dkp, N * KVD, tr && training);
-        take(g.dfc, N * FF, training);
-        take(g.dup, N * FF, swiglu && training); take(g.dact, N * FF, swiglu && training);
+        Model::layout(config, B, Tn, capacity, training, params, grads, a_, g_, take);
     };
     layout();
     base = static_cast<char*>(arena_ = ops_.alloc_bytes(used));
     layout();
-    if (!tr) {              // without QK-norm and RoPE, q and k are the projections themselves
+    if (!qk_transformed()) {    // without QK-norm and RoPE, q and k are the projections themselves
         a_.q = a_.qp;
         a_.kp = a_.k;
     }
     ops_.zero(params, capacity);
     if (grads) ops_.zero(grads, capacity);
+}
+
+template <class T>
+template <class Take>
+void Model<T>::layout(const ModelConfig& c, int B, int Tn, size_t capacity, bool training, T*& params,
+                      Master*& grads, Activations& a, Gradients& g, Take&& take_as) {
+    const size_t L = c.num_hidden_layers, N = size_t(B) * Tn, C = c.hidden_size;
+    const size_t QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
+    const size_t NH = c.num_attention_heads, NKV = c.num_key_value_heads, ld = logits_stride(c);
+    const bool ln = c.norm == Norm::LayerNorm, swiglu = c.mlp == Mlp::SwiGLU;
+    const bool tr = c.qk_norm || c.positions == Positions::RoPE;
+    const char* kind = nullptr;           // the kind of the buffers that follow (memory_plan_kinds)
+    auto take = [&](auto*& ptr, size_t n, bool needed = true) { take_as(ptr, n, kind, needed); };
+    kind = "weights";     take(params, capacity);
+    kind = "gradients";   take(grads, capacity, training);
+    kind = "kv_route";    take(a.tokens, N); take(a.targets, N); take(a.route, L);
+    kind = "activations";
+    take(a.resid, (L + 1) * N * C);
+    take(a.ln1, L * N * C); take(a.ln1_mean, L * N, ln); take(a.ln1_rstd, L * N);
+    take(a.qp, L * N * QD); take(a.q, L * N * QD, tr); take(a.q_rstd, L * N * NH, c.qk_norm);
+    kind = "kv_route";
+    take(a.kp, L * N * KVD, tr); take(a.k, L * N * KVD); take(a.k_rstd, L * N * NKV, c.qk_norm);
+    take(a.v, L * N * KVD);
+    kind = "activations"; take(a.att, L * N * QD);
+    kind = "attention";   take(a.lse, L * N * NH);
+    kind = "activations";
+    take(a.mid, L * N * C);
+    take(a.ln2, L * N * C); take(a.ln2_mean, L * N, ln); take(a.ln2_rstd, L * N);
+    take(a.fc, L * N * FF); take(a.up, L * N * FF, swiglu); take(a.act, L * N * FF);
+    take(a.lnf, N * C); take(a.lnf_mean, N, ln); take(a.lnf_rstd, N);
+    kind = "logits";      take(a.logits, N * ld); take(a.losses, N);
+    kind = "activations"; take(a.proj, N * C);
+    kind = "activation_grads";
+    take(g.dresid, N * C, training); take(g.dln, N * C, training);
+    take(g.datt, N * QD, training); take(g.dq, N * QD, training);
+    kind = "kv_route";
+    take(g.dk, L * N * KVD, training); take(g.dv, L * N * KVD, training); take(g.dkp, N * KVD, tr && training);
+    kind = "activation_grads";
+    take(g.dfc, N * FF, training);
+    take(g.dup, N * FF, swiglu && training); take(g.dact, N * FF, swiglu && training);
+}
+
+template <class T>
+std::vector<ModelBuffer> Model<T>::buffers(const ModelConfig& c, int B, int Tn, size_t capacity, bool training) {
+    std::vector<ModelBuffer> out;
+    size_t used = 0;
+    auto take = [&](auto*& ptr, size_t n, const char* kind, bool needed) {
+        ptr = nullptr;
+        if (!needed) return;
+        const size_t start = used;
+        used = (used + 63) / 64 * 64 + n * sizeof(*ptr);
+        out.push_back({kind, used - start});
+    };
+    T* params;
+    Master* grads;
+    Activations a{};
+    Gradients g{};
+    layout(c, B, Tn, std::max(ParamTable(c).total, capacity), training, params, grads, a, g, take);
+    return out;
 }
 
 template <class T>

@@ -4,6 +4,7 @@
 #include "cuda/emu/runtime.h"
 
 #include <chrono>
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -33,6 +34,7 @@ struct Registry {
     std::map<const std::byte*, Allocation> allocations;  // by base address
     std::map<const void*, int> max_dynamic_smem;         // cudaFuncSetAttribute
     std::set<cudaStream_t> streams;
+    std::size_t device_bytes = 0, peak_device_bytes = 0;  // not pinned
 };
 
 Registry& registry() {
@@ -53,6 +55,7 @@ cudaError_t allocate(void** p, std::size_t size, bool pinned) {
     std::lock_guard lock(r.mutex);
     const auto* base = static_cast<const std::byte*>(mem);
     r.allocations.emplace(base, Allocation{base, size, pinned});
+    if (!pinned) r.peak_device_bytes = std::max(r.peak_device_bytes, r.device_bytes += size);
     *p = mem;
     return cudaSuccess;
 }
@@ -64,6 +67,7 @@ cudaError_t release(void* p, bool pinned) {
         std::lock_guard lock(r.mutex);
         const auto it = r.allocations.find(static_cast<const std::byte*>(p));
         if (it == r.allocations.end() || it->second.pinned != pinned) return record(cudaErrorInvalidValue);
+        if (!pinned) r.device_bytes -= it->second.size;
         r.allocations.erase(it);
     }
     ::operator delete (p, std::align_val_t{kAlignment});
@@ -90,6 +94,18 @@ bool valid_stream(cudaStream_t s) {
 cudaError_t record(cudaError_t e) {
     if (e != cudaSuccess) last_error = e;
     return e;
+}
+
+DeviceBytes device_bytes() {
+    Registry& r = registry();
+    std::lock_guard lock(r.mutex);
+    return {r.device_bytes, r.peak_device_bytes};
+}
+
+void reset_peak_device_bytes() {
+    Registry& r = registry();
+    std::lock_guard lock(r.mutex);
+    r.peak_device_bytes = r.device_bytes;
 }
 
 std::optional<Allocation> allocation_of(const void* p) {

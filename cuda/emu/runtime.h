@@ -34,6 +34,14 @@ struct Allocation {
 // The allocation that `p` points into (one past its end counts, as in C++).
 std::optional<Allocation> allocation_of(const void* p);
 
+// Device bytes cudaMalloc'ed (and cudaMallocAsync'ed) now, and the most at once since the
+// start or the last reset_peak_device_bytes(); pinned host memory is not counted.
+struct DeviceBytes {
+    std::size_t current, peak;
+};
+DeviceBytes device_bytes();
+void reset_peak_device_bytes();
+
 // What a GPU returns for this launch configuration (cudaSuccess if none).
 cudaError_t check_launch(const void* kernel, dim3 grid, dim3 block, std::size_t smem, cudaStream_t stream);
 

@@ -862,13 +862,49 @@ class TrainCliTest:
         self.check(p.returncode != 0 and "no CUDA path" in p.stderr,
                    "no CUDA path: --device cuda stops with an error saying so", p.stderr.strip())
 
+    # --- the memory plan ---------------------------------------------------------------
+
+    def test_plan(self):
+        # --plan trains nothing: one JSON line whose kinds add up to the total, for a preset.
+        out = self.out_dir("plan")
+        p = self.run(["--plan", "--json", "--model", "qwen3-1.7b", "-b", "2", "-t", "2048", "--zero", "1",
+                      "--plan-ranks", "8", "--plan-gpu-mem", "80GB", "--out", out])
+        try:
+            plan = json.loads(p.stdout)
+        except ValueError:
+            plan = {}
+        keys = {"total_bytes", "fits", "by_kind", "host_load_bytes", "host_checkpoint_bytes", "suggestion"}
+        self.check(p.returncode == 0 and keys <= plan.keys() and len(p.stdout.strip().splitlines()) == 1,
+                   "plan: --plan --json prints one JSON line with the keys", (p.stdout + p.stderr)[-2000:])
+        kinds = {"weights", "gradients", "master_m_v", "activations", "logits", "attention", "comm", "cublaslt",
+                 "kv_route"}
+        self.check(kinds <= plan.get("by_kind", {}).keys() and sum(plan["by_kind"].values()) == plan["total_bytes"]
+                   and isinstance(plan["fits"], bool) and not os.path.exists(out),
+                   "plan: every kind, summing to the total; no run folder", f"{plan}")
+        text = self.run(["--plan", "--model", "gpt2-tiny", "-b", "2", "-t", "32", "--plan-gpu-mem", "1GiB"])
+        self.check(text.returncode == 0 and "total" in text.stdout and "fits" in text.stdout,
+                   "plan: the table names the total and whether it fits", text.stdout + text.stderr)
+        for bad in ("80XB", "-5GB", "lots"):
+            r = self.run(["--plan", "--model", "gpt2-tiny", "--plan-gpu-mem", bad])
+            self.check(r.returncode != 0 and bad in r.stderr and r.stdout == "",
+                       f"plan: --plan-gpu-mem {bad} refused by name", r.stderr.strip())
+        folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "hf", "llama-bf16")
+        r = self.run(["--plan", "--json", "--init", folder, "-b", "1", "-t", "16"])
+        self.check(r.returncode == 0 and json.loads(r.stdout or "{}").get("model_type") == "llama",
+                   "plan: of a model folder (--init), from its config", (r.stdout + r.stderr)[-1000:])
+        r = self.run(["--plan", "--init", folder, "-t", "64"])
+        self.check(r.returncode != 0 and "max_position_embeddings" in r.stderr,
+                   "plan: -t beyond the model's positions refused", r.stderr.strip())
+        r = self.run(["--json", "--model", "gpt2-tiny"])
+        self.check(r.returncode != 0 and "--plan" in r.stderr, "plan: --json without --plan refused", r.stderr.strip())
+
     def run_all(self, cuda=True):
         device_tests = ((self.test_device_portability, self.test_attention_kernels, self.test_profile) if cuda
                         else (self.test_no_cuda_path,))
         for test in (self.test_determinism, self.test_resume_after_finish, self.test_sigterm_resume,
                      self.test_resume_remembers, self.test_state_json, self.test_header_and_eta,
                      self.test_bad_input, self.test_nan_stop, self.test_retention_table) + device_tests + (
-                     self.test_fine_tuning_rows, self.test_train_routes):
+                     self.test_fine_tuning_rows, self.test_train_routes, self.test_plan):
             if self.only and self.only not in test.__name__:
                 continue
             try:

@@ -1,0 +1,180 @@
+#include "src/memory_plan.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <map>
+#include <stdexcept>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+#include "layers/linear_workspace.h"
+#include "optim/adamw.h"
+#include "src/model.h"
+#include "src/params.h"
+
+namespace rkv {
+
+namespace {
+
+// Estimates of what rkv does not allocate itself: NCCL's channel buffers between the ranks
+// (NCCL_BUFFSIZE, 4 MiB, for each channel, peer and protocol) and the CUDA context (kernels,
+// cuBLASLt's handle, the stream-ordered pool's reserve), both as measured on recent GPUs.
+constexpr size_t kNcclBytes = size_t(1) << 30;
+constexpr size_t kCudaContextBytes = size_t(600) << 20;
+
+const char* const kKinds[] = {"weights", "gradients", "master_m_v", "activations", "activation_grads", "logits",
+                              "attention", "kv_route", "cublaslt", "scratch", "comm", "cuda_context"};
+
+std::string gib(size_t bytes) { return fmt::format("{:.2f} GiB", double(bytes) / double(size_t(1) << 30)); }
+
+template <class T>
+MemoryPlan plan_for(const PlanSettings& s) {
+    const ModelConfig& c = s.config;
+    const size_t total = ParamTable(c).total, ranks = s.ranks;
+    const size_t shard = s.zero ? (total + ranks - 1) / ranks : total;
+    const size_t capacity = s.zero ? shard * ranks : total;
+    const size_t N = size_t(s.batch) * s.seq_len;
+    std::map<std::string, size_t> kind;
+    // The arena: one allocation of the buffers' bytes, in the constructor's layout.
+    for (const ModelBuffer& b : Model<T>::buffers(c, s.batch, s.seq_len, capacity, true)) kind[b.kind] += b.bytes;
+    // AdamW: m and v of the shard, and its fp32 master when the storage is not fp32.
+    kind["master_m_v"] = shard * sizeof(float) * (std::is_same_v<T, float> ? 2 : 3);
+    // The attention backward's row sums D = rowsum(dO * O), (B, NH, T) floats (tensor-core kernels).
+    kind["attention"] += N * c.num_attention_heads * sizeof(float);
+    kind["cublaslt"] = cuda::kLinearWorkspaceBytes;
+    // Short-lived: the weights' upload while loading (bf16), kernels' partial sums in a step.
+    kind["scratch"] = std::is_same_v<T, float> ? 0 : std::min(total, kStagingElements) * sizeof(float);
+    kind["comm"] = s.ranks > 1 ? kNcclBytes : 0;
+    kind["cuda_context"] = kCudaContextBytes;
+
+    MemoryPlan p;
+    for (const char* k : kKinds) {
+        p.by_kind.emplace_back(k, kind[k]);
+        p.total_bytes += kind[k];
+    }
+    p.allocated_bytes = p.total_bytes - kind["comm"] - kind["cuda_context"];
+    p.fits = s.gpu_bytes == 0 || p.total_bytes <= s.gpu_bytes;
+    // Host: the whole fp32 weights (init or --init) before the upload; on resume m and v too;
+    // a checkpoint gathers the whole weights, m and v (src/trainer.cpp, save) beside the shard's.
+    p.host_load_bytes = total * sizeof(float);
+    p.host_resume_bytes = 3 * total * sizeof(float);
+    p.host_checkpoint_bytes = 3 * (shard + (s.zero ? capacity : 0)) * sizeof(float);
+    return p;
+}
+
+}  // namespace
+
+MemoryPlan memory_plan(const PlanSettings& s) {
+    return s.fp32_storage ? plan_for<float>(s) : plan_for<__nv_bfloat16>(s);
+}
+
+int largest_batch(PlanSettings s) {
+    auto fits = [&](int b) {
+        s.batch = b;
+        return memory_plan(s).fits;
+    };
+    if (!fits(1)) return 0;
+    int lo = 1, hi = 2;   // fits(lo), and hi is the first untried above
+    while (hi <= (1 << 20) && fits(hi)) lo = hi, hi *= 2;
+    while (hi - lo > 1) {
+        const int mid = lo + (hi - lo) / 2;
+        (fits(mid) ? lo : hi) = mid;
+    }
+    return lo;
+}
+
+size_t parse_bytes(const std::string& text) {
+    auto fail = [&] {
+        return std::invalid_argument(fmt::format("'{}' is not a memory size (examples: 80GB, 80GiB, 141GB, 512MiB)",
+                                                 text));
+    };
+    size_t used = 0;
+    double value = 0;
+    try {
+        value = std::stod(text, &used);
+    } catch (const std::exception&) {
+        throw fail();
+    }
+    std::string unit;
+    for (char ch : text.substr(used))
+        if (!std::isspace(static_cast<unsigned char>(ch))) unit += char(std::toupper(static_cast<unsigned char>(ch)));
+    static const std::map<std::string, double> units = {
+        {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+        {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0}, {"TIB", 1099511627776.0}};
+    const auto it = units.find(unit);
+    if (it == units.end() || !std::isfinite(value) || value <= 0 || value * it->second >= 1e18) throw fail();
+    return size_t(value * it->second);
+}
+
+namespace {
+
+// What to change when s does not fit, or the largest micro-batch when it does.
+struct Advice {
+    std::string text;
+    nlohmann::json json;
+};
+
+Advice advise(const PlanSettings& s) {
+    std::vector<int> zeros = {s.zero};
+    if (s.zero == 0 && s.ranks > 1) zeros.push_back(1);
+    const long tokens = long(s.batch) * s.grad_accum;   // sequences per rank per update
+    for (int zero : zeros) {
+        PlanSettings t = s;
+        t.zero = zero;
+        const int b = largest_batch(t);
+        if (b == 0) continue;
+        const int accum = int((tokens + b - 1) / b);
+        const std::string opts = fmt::format("{}-b {} -t {}", zero ? "--zero 1 " : "", b, s.seq_len);
+        const long kept = std::max<long>(tokens, b);
+        std::string text = fmt::format("largest micro-batch that fits: {} (--grad-accum {} keeps {} sequence{} per "
+                                       "rank and update)", opts, accum, kept, kept == 1 ? "" : "s");
+        if (zero == 0 && s.ranks > 1) {   // it fits without ZeRO-1: would ZeRO-1 take more?
+            t.zero = 1;
+            if (const int b1 = largest_batch(t); b1 > b) text += fmt::format("; with --zero 1 up to -b {}", b1);
+        }
+        return {text, {{"zero", zero}, {"batch", b}, {"seq_len", s.seq_len}, {"grad_accum", accum}}};
+    }
+    return {fmt::format("not even -b 1 -t {} fits{}: activation recomputation and ZeRO-2 (sharded gradients) "
+                        "would be needed, and rkv has neither yet; a shorter -t or a larger GPU",
+                        s.seq_len, s.ranks > 1 ? " with --zero 1" : " (one rank: --zero 1 shards nothing)"),
+            nullptr};
+}
+
+}  // namespace
+
+nlohmann::json plan_json(const PlanSettings& s) {
+    const MemoryPlan p = memory_plan(s);
+    nlohmann::json by_kind = nlohmann::json::object();
+    for (auto& [k, bytes] : p.by_kind) by_kind[k] = bytes;
+    return {{"model_type", s.config.model_type}, {"storage", s.fp32_storage ? "fp32" : "bf16"},
+            {"parameters", ParamTable(s.config).total},
+            {"batch", s.batch}, {"seq_len", s.seq_len}, {"grad_accum", s.grad_accum}, {"zero", s.zero},
+            {"ranks", s.ranks}, {"gpu_bytes", s.gpu_bytes}, {"by_kind", by_kind},
+            {"allocated_bytes", p.allocated_bytes}, {"total_bytes", p.total_bytes}, {"fits", p.fits},
+            {"host_load_bytes", p.host_load_bytes}, {"host_resume_bytes", p.host_resume_bytes},
+            {"host_checkpoint_bytes", p.host_checkpoint_bytes}, {"suggestion", advise(s).json}};
+}
+
+std::string plan_text(const PlanSettings& s) {
+    const MemoryPlan p = memory_plan(s);
+    std::string out = fmt::format(
+        "memory plan: {} ({} parameters, {} storage), -b {} -t {} --grad-accum {} --zero {}, {} rank{}\n",
+        s.config.model_type, ParamTable(s.config).total, s.fp32_storage ? "fp32" : "bf16", s.batch, s.seq_len,
+        s.grad_accum, s.zero, s.ranks, s.ranks == 1 ? "" : "s");
+    out += "device memory per rank:\n";
+    for (auto& [k, bytes] : p.by_kind)
+        out += fmt::format("  {:<18} {:>12}{}\n", k, gib(bytes),
+                           k == "comm" || k == "cuda_context" ? "  (estimate)" : "");
+    out += fmt::format("  {:<18} {:>12}\n", "total", gib(p.total_bytes));
+    out += fmt::format("host memory per rank: loading {}, resuming {}, checkpointing {} (rank 0{})\n",
+                       gib(p.host_load_bytes), gib(p.host_resume_bytes), gib(p.host_checkpoint_bytes),
+                       s.zero ? " and, gathering the shards, every rank" : "");
+    out += fmt::format("{} a GPU of {:.1f} GB ({})\n", p.fits ? "fits" : "does NOT fit", double(s.gpu_bytes) / 1e9,
+                       gib(s.gpu_bytes));
+    out += advise(s).text + "\n";
+    return out;
+}
+
+}  // namespace rkv
