@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Tiny Hugging Face models of each family rkv reads, saved by transformers, and their logits.
 
-    /work/venv/bin/python scripts/make_hf_fixtures.py [--out tests/fixtures/hf]
-    /work/venv/bin/python scripts/make_hf_fixtures.py --check-export DIR [--convert build/convert_checkpoint]
+    python3 scripts/make_hf_fixtures.py [--out tests/fixtures/hf]
+    python3 scripts/make_hf_fixtures.py --check-export DIR [--convert build/convert_checkpoint]
 
 Writes, for gpt2, llama, mistral and qwen3 (hidden 64, 2 layers, vocabulary 256, random
 weights from a fixed seed), two model folders as save_pretrained writes them:

@@ -18,7 +18,7 @@ Catch2 tests (tests/unit/test_tokenizer.cpp) compare rkv's tokenizer against lin
   <name>.expected.json   per line: ids without and with special tokens, decode with and without skipping
                          special tokens; and decodes of random id sequences (invalid UTF-8 included)
 
-Usage: /work/venv/bin/python scripts/make_tokenizer_fixtures.py  (deterministic; needs `tokenizers`)
+Usage: python3 scripts/make_tokenizer_fixtures.py  (deterministic; needs `tokenizers`)
 """
 import json
 import os
