@@ -22,30 +22,13 @@
 #include "src/cpu_ops.h"
 #include "src/model.h"
 #include "tests/fixtures.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 using Tokens = std::vector<int32_t>;
 
 namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static int count = 0;
-        path = fs::temp_directory_path() / fmt::format("rkv_test_sft_{}_{}", ::getpid(), count++);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-    std::string write(const std::string& name, const std::string& text) const {
-        std::ofstream(file(name), std::ios::binary) << text;
-        return file(name);
-    }
-};
 
 // The message of the DataError that f throws; any other outcome fails the test.
 template <class F>
@@ -97,7 +80,7 @@ std::vector<int32_t> bytes(std::string_view s) {
 }  // namespace
 
 TEST_CASE("row files round-trip tokens and masks, 2 and 4 bytes per token", "[data][sft]") {
-    TempDir dir;
+    test::TempDir dir("sft");
     for (int width : {2, 4}) {
         const int vocab = width == 2 ? 65536 : 200000;
         const auto rows = random_rows(37, 11, vocab, width);
@@ -132,7 +115,7 @@ TEST_CASE("row files round-trip tokens and masks, 2 and 4 bytes per token", "[da
 }
 
 TEST_CASE("malformed row files throw DataError naming the file and the problem", "[data][sft]") {
-    TempDir dir;
+    test::TempDir dir("sft");
     const auto rows = random_rows(10, 8, 256, 7);
     const std::string good = dir.file("good.bin");
     rkv::write_sft_rows(good, rows, 2);
@@ -196,7 +179,7 @@ TEST_CASE("malformed row files throw DataError naming the file and the problem",
 }
 
 TEST_CASE("row file reader: random corruption is refused or read, never a crash", "[data][sft]") {
-    TempDir dir;
+    test::TempDir dir("sft");
     const std::string content = [&] {
         rkv::write_sft_rows(dir.file("seed.bin"), random_rows(6, 9, 256, 3), 2);
         return bytes_of(dir.file("seed.bin"));
@@ -228,7 +211,7 @@ TEST_CASE("row file reader: random corruption is refused or read, never a crash"
 }
 
 TEST_CASE("JSON Lines become one row per example: [bos] prompt completion [eos] padding", "[data][sft]") {
-    TempDir dir;
+    test::TempDir dir("sft");
     const std::string f = dir.write("a.jsonl", "{\"prompt\": \"ab\", \"completion\": \"xyz\", \"id\": 7}\n"
                                                "\n"
                                                "{\"completion\": \"q\", \"prompt\": \"\"}\n");
@@ -257,7 +240,7 @@ TEST_CASE("JSON Lines become one row per example: [bos] prompt completion [eos] 
 
 TEST_CASE("too long: the prompt is cut from its left, a completion that does not fit drops the example",
           "[data][sft]") {
-    TempDir dir;
+    test::TempDir dir("sft");
     // Row lengths with bos and eos, T = 8:
     const std::string f = dir.write("long.jsonl",
                                     "{\"prompt\": \"0123456789\", \"completion\": \"abc\"}\n"  // 15: cut 7
@@ -290,7 +273,7 @@ TEST_CASE("too long: the prompt is cut from its left, a completion that does not
 }
 
 TEST_CASE("the validation split takes the given share of the examples, spread evenly", "[data][sft]") {
-    TempDir dir;
+    test::TempDir dir("sft");
     std::string text;
     for (int i = 0; i < 100; i++) text += fmt::format("{{\"prompt\": \"p\", \"completion\": \"{}\"}}\n", i);
     const std::string f = dir.write("many.jsonl", text);
@@ -319,7 +302,7 @@ TEST_CASE("the validation split takes the given share of the examples, spread ev
 }
 
 TEST_CASE("bad JSON Lines stop the conversion naming file:line", "[data][sft]") {
-    TempDir dir;
+    test::TempDir dir("sft");
     rkv::SftOptions o;
     o.T = 8;
     const std::string ok = "{\"prompt\": \"a\", \"completion\": \"b\"}\n";
@@ -344,7 +327,7 @@ namespace {
 
 // Row files of R random rows of T tokens (vocab 256), split over several files.
 struct RowCorpus {
-    TempDir dir;
+    test::TempDir dir{"sft"};
     rkv::SftRows all;
     RowCorpus(std::vector<int64_t> rows_per_file, int T) {
         all.T = T;
@@ -464,7 +447,7 @@ TEST_CASE("a masked batch's loss is the loss over the completion tokens alone; p
     const rkv::ModelConfig cfg = rkv::test::tiny_config("llama3");   // vocab 32, T up to 8
     const int B = 3, T = 8, V = cfg.vocab_size;
     const std::vector<std::pair<std::string, std::string>> examples = {{"abc", "de"}, {"f", "ghijk"}, {"lmnop", ""}};
-    TempDir dir;
+    test::TempDir dir("sft");
     std::string jsonl;
     for (auto& [p, c] : examples) jsonl += fmt::format("{{\"prompt\": \"{}\", \"completion\": \"{}\"}}\n", p, c);
     rkv::SftOptions o;

@@ -11,26 +11,12 @@
 #include "data/rng.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 
 namespace {
-
-// A fresh directory under the system temp dir, removed with everything in it.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static int count = 0;
-        path = fs::temp_directory_path() / fmt::format("rkv_test_shard_{}_{}", ::getpid(), count++);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 std::vector<int32_t> random_tokens(int64_t n, int vocab, uint64_t seed) {
     rkv::SplitMix64 rng(seed);
@@ -61,7 +47,7 @@ void patch_header(const std::string& path, int i, int32_t value) {
 }  // namespace
 
 TEST_CASE("shard round trip, version 1 (uint16) and 7 (uint32)", "[data]") {
-    TempDir dir;
+    test::TempDir dir("shard");
     auto v1 = random_tokens(5000, 65536, 1);
     auto v7 = random_tokens(5000, 200000, 2);
     rkv::write_shard(dir.file("v1.bin"), v1, 1);
@@ -85,7 +71,7 @@ TEST_CASE("shard round trip, version 1 (uint16) and 7 (uint32)", "[data]") {
 }
 
 TEST_CASE("malformed shards throw DataError naming the file and the problem", "[data]") {
-    TempDir dir;
+    test::TempDir dir("shard");
     auto tokens = random_tokens(1000, 256, 3);
     auto good = [&](const std::string& name, int version = 1) {
         std::string path = dir.file(name);
@@ -143,7 +129,7 @@ TEST_CASE("malformed shards throw DataError naming the file and the problem", "[
 }
 
 TEST_CASE("write_shard refuses tokens that do not fit the version", "[data]") {
-    TempDir dir;
+    test::TempDir dir("shard");
     std::string path = dir.file("wide.bin");
     std::vector<int32_t> tokens = {1, 2, 70000};
     CHECK_THAT(data_error([&] { rkv::write_shard(path, tokens, 1); }),
@@ -156,7 +142,7 @@ TEST_CASE("write_shard refuses tokens that do not fit the version", "[data]") {
 }
 
 TEST_CASE("expand_glob returns the matches sorted by name", "[data]") {
-    TempDir dir;
+    test::TempDir dir("shard");
     for (const char* name : {"b_001.bin", "a_002.bin", "b_000.bin", "c.txt"})
         rkv::write_shard(dir.file(name), {}, 1);
     auto files = rkv::expand_glob(dir.file("*.bin"));
