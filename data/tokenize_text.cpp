@@ -19,6 +19,7 @@
 //       row of T tokens, [document start] prompt completion [end of text], the loss on the
 //       completion and its end only; train_rkv --train/--val read them at --seq-len T.
 #include <chrono>
+#include <climits>
 #include <deque>
 #include <cstdio>
 #include <filesystem>
@@ -39,6 +40,7 @@
 #include "data/shard.h"
 #include "data/text_shards.h"
 #include "data/tokenizer.h"
+#include "src/cli_range.h"
 
 namespace fs = std::filesystem;
 
@@ -221,7 +223,7 @@ int main(int argc, char** argv) {
                      ->check(CLI::Range(0.0, 1.0))
                      ->capture_default_str();
     app.add_option("--val-tokens", o.split.val_tokens, "validation: the first N tokens of the stream instead")
-        ->check(CLI::NonNegativeNumber)
+        ->check(rkv::in_range<int64_t>(0, INT64_MAX))
         ->excludes(frac);
     app.add_option("--shard-tokens", o.split.shard_tokens, "most tokens per shard")
         ->check(CLI::Range(int64_t(1), int64_t(INT32_MAX)))
@@ -236,7 +238,7 @@ int main(int argc, char** argv) {
     app.add_option("--field", o.field, "JSON Lines: the field holding each document's text (default: text)");
     app.add_option("--doc-start", o.doc_start, "token starting every document (default: the model's BOS)");
     app.add_option("--doc-end", o.doc_end, "token ending every document (default: none)");
-    app.add_option("--threads", o.threads, "encoding threads (0: all cores)")->check(CLI::NonNegativeNumber);
+    app.add_option("--threads", o.threads, "encoding threads (0: all cores)")->check(rkv::in_range(0, 4096));
     app.add_flag("--force", o.force, "allow an --out inside the source tree");
     app.add_option("files", o.files, "text files (one document each) or JSON Lines (one document per line)")
         ->check(CLI::ExistingFile);

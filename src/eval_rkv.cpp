@@ -5,6 +5,7 @@
 // extractive question answering through the shared cache (--qa): greedy answers scored with
 // SQuAD v2's exact match and F1 (src/qa_metrics.h), and the loss of the gold answer.
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -28,6 +29,7 @@
 #include "data/tokenizer.h"
 #include "dist/comm.h"
 #include "optim/adamw.h"
+#include "src/cli_range.h"
 #include "src/checkpoint.h"
 #include "src/devices.h"
 #include "src/file_io.h"
@@ -354,16 +356,17 @@ int main(int argc, char** argv) {
     app.add_option("--ckpt", o.ckpt, "checkpoint directory, run folder (its newest checkpoint), model folder or "
                                      "llm.c .bin");
     app.add_option("--val", o.val, "glob of validation shards (default: the built-in corpus's validation split)");
-    app.add_option("-b,--batch", o.batch, "sequences per micro-batch")->check(CLI::PositiveNumber)
+    app.add_option("-b,--batch", o.batch, "sequences per micro-batch")->check(rkv::in_range(1, INT_MAX))
         ->capture_default_str();
-    app.add_option("-t,--seq-len", o.seq_len, "tokens per sequence")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--val-batches", o.val_batches, "validation micro-batches")->check(CLI::PositiveNumber)
+    app.add_option("-t,--seq-len", o.seq_len, "tokens per sequence")
+        ->check(rkv::in_range(1, INT_MAX))->capture_default_str();
+    app.add_option("--val-batches", o.val_batches, "validation micro-batches")->check(rkv::in_range(1, INT_MAX))
         ->capture_default_str();
     app.add_option("--retention", o.retention, "keep-every-k values scored (1: the full cache)")->delimiter(',')
         ->capture_default_str();
     app.add_option("--keep-layers", o.keep_layers, "a set of kept layers scored, e.g. 0,3,5 (repeatable)");
     app.add_option("--search-kept", o.search_kept, "greedily find the M kept layers with the lowest validation loss")
-        ->check(CLI::PositiveNumber);
+        ->check(rkv::in_range(1, INT_MAX));
     app.add_option("--device", o.device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}))
         ->capture_default_str();
     app.add_flag("--json", o.json, "also print one JSON line per setting");
@@ -372,7 +375,8 @@ int main(int argc, char** argv) {
     app.add_option("--qa-template", o.qa_template, "the prompt: {context} and {question} filled in, \\n a newline")
         ->capture_default_str();
     app.add_option("--qa-out", o.qa_out, "write each example with its answers and prediction (JSON Lines)");
-    app.add_option("--max-answer", o.max_answer, "tokens generated per answer at most")->check(CLI::PositiveNumber)
+    app.add_option("--max-answer", o.max_answer, "tokens generated per answer at most")
+        ->check(rkv::in_range(1, INT_MAX))
         ->capture_default_str();
     app.add_option("--write-qa", o.write_qa, "write the built-in QA task (train and test splits) into this folder");
     CLI11_PARSE(app, argc, argv);

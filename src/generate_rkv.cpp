@@ -12,6 +12,7 @@
 // or config.json, a number or a list), at a --stop string (not printed), or after --max-new tokens.
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -34,6 +35,7 @@
 #include "data/hf_tokenizer.h"
 #include "data/text_shards.h"
 #include "data/tokenizer.h"
+#include "src/cli_range.h"
 #include "src/checkpoint.h"
 #include "src/devices.h"
 #include "src/kv_cache.h"
@@ -376,13 +378,14 @@ int main(int argc, char** argv) {
     app.add_option("--tokens", o.tokens, "prompt token ids (any model), instead of --prompt")->delimiter(',');
     auto* retention =
         app.add_option("--retention", o.retention, "keep every k-th layer's KV cache: 1, 2, 3, 4 keep 100/50/33/25%")
-            ->check(CLI::PositiveNumber);
+            ->check(rkv::in_range(1, INT_MAX));
     app.add_option("--keep-layers", o.keep_layers, "keep these layers' caches (0 among them), instead of --retention")
         ->delimiter(',')
         ->excludes(retention);
-    app.add_option("--max-new", o.max_new, "tokens to generate per sequence")->check(CLI::NonNegativeNumber);
-    app.add_option("-b,--batch", o.batch, "sequences generated together from the prompt")->check(CLI::PositiveNumber);
-    app.add_option("--chunk", o.chunk, "prompt positions per forward pass")->check(CLI::PositiveNumber);
+    app.add_option("--max-new", o.max_new, "tokens to generate per sequence")->check(rkv::in_range(0, INT_MAX));
+    app.add_option("-b,--batch", o.batch, "sequences generated together from the prompt")
+        ->check(rkv::in_range(1, INT_MAX));
+    app.add_option("--chunk", o.chunk, "prompt positions per forward pass")->check(rkv::in_range(1, INT_MAX));
     app.add_option("--temperature", o.temperature, "sampling temperature; 0 takes the most likely token")
         ->check(CLI::Validator(
             [](std::string& s) {
@@ -390,7 +393,8 @@ int main(int argc, char** argv) {
                 return std::isfinite(t) && t >= 0 ? std::string() : "must be a finite number >= 0, got " + s;
             },
             "FINITE >= 0"));
-    app.add_option("--top-k", o.top_k, "sample among the k most likely tokens (0: all)")->check(CLI::NonNegativeNumber);
+    app.add_option("--top-k", o.top_k, "sample among the k most likely tokens (0: all)")
+        ->check(rkv::in_range(0, INT_MAX));
     app.add_option("--seed", o.seed, "sampling seed");
     app.add_option("--device", o.device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
     app.add_flag("--json", o.json, "print only one JSON line: the numbers, each sequence's new ids and text");
