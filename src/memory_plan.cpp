@@ -67,7 +67,14 @@ MemoryPlan plan_for(const PlanSettings& s) {
 }  // namespace
 
 MemoryPlan memory_plan(const PlanSettings& s) {
+#if RKV_WITH_CUDA
     return s.fp32_storage ? plan_for<float>(s) : plan_for<__nv_bfloat16>(s);
+#else
+    if (!s.fp32_storage)
+        throw std::invalid_argument("--plan: planning a GPU run's bf16 storage needs a build with the CUDA toolkit "
+                                    "(its bf16 type); this build has no CUDA path");
+    return plan_for<float>(s);
+#endif
 }
 
 int largest_batch(PlanSettings s) {

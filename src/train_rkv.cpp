@@ -39,7 +39,11 @@ int plan(const rkv::TrainOptions& o, int ranks, const std::string& gpu_mem, bool
     s.zero = o.zero;
     s.ranks = ranks;
     s.gpu_bytes = rkv::parse_bytes(gpu_mem);
-    s.fp32_storage = std::is_same_v<rkv::CudaStorage, float>;
+    // The storage a GPU build of this source would use (bf16 unless RKV_FP32): a build without
+    // the CUDA path plans the GPU run it cannot make itself.
+#if RKV_FP32
+    s.fp32_storage = true;
+#endif
     if (json) fmt::print("{}\n", rkv::plan_json(s).dump());
     else fmt::print("{}", rkv::plan_text(s));
     return 0;

@@ -899,12 +899,12 @@ class TrainCliTest:
         self.check(r.returncode != 0 and "--plan" in r.stderr, "plan: --json without --plan refused", r.stderr.strip())
 
     def run_all(self, cuda=True):
-        device_tests = ((self.test_device_portability, self.test_attention_kernels, self.test_profile) if cuda
-                        else (self.test_no_cuda_path,))
+        device_tests = ((self.test_device_portability, self.test_attention_kernels, self.test_profile,
+                         self.test_plan) if cuda else (self.test_no_cuda_path,))
         for test in (self.test_determinism, self.test_resume_after_finish, self.test_sigterm_resume,
                      self.test_resume_remembers, self.test_state_json, self.test_header_and_eta,
                      self.test_bad_input, self.test_nan_stop, self.test_retention_table) + device_tests + (
-                     self.test_fine_tuning_rows, self.test_train_routes, self.test_plan):
+                     self.test_fine_tuning_rows, self.test_train_routes):
             if self.only and self.only not in test.__name__:
                 continue
             try:
