@@ -22,6 +22,7 @@
 #include "src/cpu_ops.h"
 #include "src/model.h"
 #include "tests/fixtures.h"
+#include "tests/data_error.h"
 #include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -29,18 +30,6 @@ using Catch::Matchers::Contains;
 using Tokens = std::vector<int32_t>;
 
 namespace {
-
-// The message of the DataError that f throws; any other outcome fails the test.
-template <class F>
-std::string data_error(F&& f) {
-    try {
-        f();
-    } catch (const rkv::DataError& e) {
-        return e.what();
-    }
-    FAIL("no DataError thrown");
-    return {};
-}
 
 // R random rows of T tokens below vocab, each with a random mask that obeys the format.
 rkv::SftRows random_rows(int64_t R, int T, int vocab, uint64_t seed) {
@@ -127,7 +116,7 @@ TEST_CASE("malformed row files throw DataError naming the file and the problem",
         return p;
     };
     auto refused = [&](const std::string& path, const std::string& problem, int vocab = 256) {
-        std::string msg = data_error([&] { rkv::SftFile(path, vocab); });
+        std::string msg = test::data_error([&] { rkv::SftFile(path, vocab); });
         CHECK_THAT(msg, Contains(path) && Contains(problem));
     };
 
@@ -168,11 +157,11 @@ TEST_CASE("malformed row files throw DataError naming the file and the problem",
     // The writer refuses what the reader would, and ids the width cannot hold.
     auto bad = rows;
     bad.mask[8 * 2] = 1;
-    CHECK_THAT(data_error([&] { rkv::write_sft_rows(dir.file("w1.bin"), bad, 2); }),
+    CHECK_THAT(test::data_error([&] { rkv::write_sft_rows(dir.file("w1.bin"), bad, 2); }),
                Contains("row 2: mask byte 1 on position 0"));
     bad = rows;
     bad.tokens[9] = 70000;
-    CHECK_THAT(data_error([&] { rkv::write_sft_rows(dir.file("w2.bin"), bad, 2); }),
+    CHECK_THAT(test::data_error([&] { rkv::write_sft_rows(dir.file("w2.bin"), bad, 2); }),
                Contains("token id 70000 at row 1 position 1 does not fit 2 bytes"));
     CHECK_NOTHROW(rkv::write_sft_rows(dir.file("w3.bin"), bad, 4));
     CHECK_FALSE(fs::exists(dir.file("w1.bin")));
@@ -308,19 +297,19 @@ TEST_CASE("bad JSON Lines stop the conversion naming file:line", "[data][sft]") 
     const std::string ok = "{\"prompt\": \"a\", \"completion\": \"b\"}\n";
     auto refused = [&](const std::string& line, const std::string& problem) {
         const std::string f = dir.write("bad.jsonl", ok + ok + line + "\n" + ok);
-        CHECK_THAT(data_error([&] { rkv::make_sft_rows({f}, bytes, o); }), Contains(f + ":3: " + problem));
+        CHECK_THAT(test::data_error([&] { rkv::make_sft_rows({f}, bytes, o); }), Contains(f + ":3: " + problem));
     };
     refused("{\"prompt\": \"a\", \"completion\": ", "not JSON");
     refused("[1, 2]", "a JSON array, not an object");
     refused("{\"prompt\": \"a\"}", "no \"completion\" field");
     refused("{\"prompt\": 5, \"completion\": \"b\"}", "\"prompt\" is number, not a string");
-    CHECK_THAT(data_error([&] { rkv::make_sft_rows({dir.file("none.jsonl")}, bytes, o); }),
+    CHECK_THAT(test::data_error([&] { rkv::make_sft_rows({dir.file("none.jsonl")}, bytes, o); }),
                Contains(dir.file("none.jsonl") + ": cannot open"));
     o.T = 1;
-    CHECK_THAT(data_error([&] { rkv::make_sft_rows({}, bytes, o); }), Contains("row length 1"));
+    CHECK_THAT(test::data_error([&] { rkv::make_sft_rows({}, bytes, o); }), Contains("row length 1"));
     o.T = 8;
     o.val_fraction = 1.5;
-    CHECK_THAT(data_error([&] { rkv::make_sft_rows({}, bytes, o); }), Contains("validation fraction 1.5"));
+    CHECK_THAT(test::data_error([&] { rkv::make_sft_rows({}, bytes, o); }), Contains("validation fraction 1.5"));
 }
 
 namespace {
@@ -413,21 +402,21 @@ TEST_CASE("the loader serves row files: B rows per batch, -1 where no loss, shuf
 TEST_CASE("the loader refuses mixed kinds, a row length that is not T, and too few rows", "[data][sft]") {
     RowCorpus c({5}, 6);
     rkv::write_shard(c.dir.file("rows_zz.bin"), Tokens(100, 7), 1);
-    CHECK_THAT(data_error([&] { rkv::DataLoader(c.options(1, 6)); }),
+    CHECK_THAT(test::data_error([&] { rkv::DataLoader(c.options(1, 6)); }),
                Contains(c.dir.file("rows_zz.bin") + ": not a fine-tuning row file among the row files"));
     fs::remove(c.dir.file("rows_zz.bin"));
     rkv::write_shard(c.dir.file("rows_00a.bin"), Tokens(100, 7), 1);   // sorts after rows_00.bin
     fs::rename(c.dir.file("rows_00.bin"), c.dir.file("rows_01.bin"));   // now the shard is first
-    CHECK_THAT(data_error([&] { rkv::DataLoader(c.options(1, 6)); }),
+    CHECK_THAT(test::data_error([&] { rkv::DataLoader(c.options(1, 6)); }),
                Contains(c.dir.file("rows_01.bin") + ": a fine-tuning row file among the token shards"));
     fs::remove(c.dir.file("rows_00a.bin"));
-    CHECK_THAT(data_error([&] { rkv::DataLoader(c.options(1, 8)); }),
+    CHECK_THAT(test::data_error([&] { rkv::DataLoader(c.options(1, 8)); }),
                Contains("rows of 6 tokens, but the sequence length is 8"));
-    CHECK_THAT(data_error([&] { rkv::DataLoader(c.options(3, 6, 0, 2)); }),
+    CHECK_THAT(test::data_error([&] { rkv::DataLoader(c.options(3, 6, 0, 2)); }),
                Contains("5 rows in 1 file(s), too few for one batch of B*world = 3x2 rows"));
     rkv::LoaderOptions small = c.options(1, 6);
     small.vocab_size = 10;
-    CHECK_THAT(data_error([&] { rkv::DataLoader{small}; }), Contains("out of range for vocab size 10"));
+    CHECK_THAT(test::data_error([&] { rkv::DataLoader{small}; }), Contains("out of range for vocab size 10"));
 }
 
 namespace {

@@ -11,6 +11,7 @@
 #include "data/rng.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
+#include "tests/data_error.h"
 #include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -23,18 +24,6 @@ std::vector<int32_t> random_tokens(int64_t n, int vocab, uint64_t seed) {
     std::vector<int32_t> t(n);
     for (auto& x : t) x = int32_t(rng.below(vocab));
     return t;
-}
-
-// The message of the DataError that f throws; any other outcome fails the test.
-template <class F>
-std::string data_error(F&& f) {
-    try {
-        f();
-    } catch (const rkv::DataError& e) {
-        return e.what();
-    }
-    FAIL("no DataError thrown");
-    return {};
 }
 
 // Overwrites header int i of a shard file.
@@ -81,58 +70,58 @@ TEST_CASE("malformed shards throw DataError naming the file and the problem", "[
 
     std::string truncated = good("truncated.bin");
     fs::resize_file(truncated, 1024 + 1000 * 2 - 1);
-    CHECK_THAT(data_error([&] { rkv::Shard(truncated, 256); }),
+    CHECK_THAT(test::data_error([&] { rkv::Shard(truncated, 256); }),
                Contains(truncated) && Contains("truncated") && Contains("1000 tokens"));
 
     std::string oversized = good("oversized.bin");
     fs::resize_file(oversized, 1024 + 1000 * 2 + 2);
-    CHECK_THAT(data_error([&] { rkv::Shard(oversized, 256); }),
+    CHECK_THAT(test::data_error([&] { rkv::Shard(oversized, 256); }),
                Contains(oversized) && Contains("trailing bytes"));
 
     std::string headerless = dir.file("headerless.bin");
     std::ofstream(headerless) << "not a shard";
-    CHECK_THAT(data_error([&] { rkv::Shard(headerless, 256); }),
+    CHECK_THAT(test::data_error([&] { rkv::Shard(headerless, 256); }),
                Contains(headerless) && Contains("too short"));
 
     std::string magic = good("magic.bin");
     patch_header(magic, 0, 12345);
-    CHECK_THAT(data_error([&] { rkv::Shard(magic, 256); }), Contains(magic) && Contains("bad magic 12345"));
+    CHECK_THAT(test::data_error([&] { rkv::Shard(magic, 256); }), Contains(magic) && Contains("bad magic 12345"));
 
     std::string version = good("version.bin");
     patch_header(version, 1, 7);  // uint16 magic with the uint32 version
-    CHECK_THAT(data_error([&] { rkv::Shard(version, 256); }),
+    CHECK_THAT(test::data_error([&] { rkv::Shard(version, 256); }),
                Contains(version) && Contains("unsupported version 7"));
 
     std::string range = dir.file("range.bin");
     auto bad = tokens;
     bad[777] = 300;
     rkv::write_shard(range, bad, 7);
-    CHECK_THAT(data_error([&] { rkv::Shard(range, 256); }),
+    CHECK_THAT(test::data_error([&] { rkv::Shard(range, 256); }),
                Contains(range) && Contains("token id 300 at position 777"));
     CHECK_NOTHROW(rkv::Shard(range, 301));
 
     std::string missing = dir.file("missing.bin");
-    CHECK_THAT(data_error([&] { rkv::Shard(missing, 256); }), Contains(missing) && Contains("No such file"));
+    CHECK_THAT(test::data_error([&] { rkv::Shard(missing, 256); }), Contains(missing) && Contains("No such file"));
     // A plain path is not a pattern: it passes through to the reader's clearer message.
     CHECK(rkv::expand_glob(missing) == std::vector<std::string>{missing});
 
     std::string none = dir.file("nothing_*.bin");
-    CHECK_THAT(data_error([&] { rkv::expand_glob(none); }), Contains(none) && Contains("no files match"));
+    CHECK_THAT(test::data_error([&] { rkv::expand_glob(none); }), Contains(none) && Contains("no files match"));
 
     // Not regular files: refused by name at once (a FIFO with no writer would block a plain open).
     std::string fifo = dir.file("fifo.bin");
     REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-    CHECK_THAT(data_error([&] { rkv::Shard(fifo, 256); }), Contains(fifo) && Contains("is a FIFO"));
+    CHECK_THAT(test::data_error([&] { rkv::Shard(fifo, 256); }), Contains(fifo) && Contains("is a FIFO"));
     std::string directory = dir.file("directory.bin");
     fs::create_directories(directory);
-    CHECK_THAT(data_error([&] { rkv::Shard(directory, 256); }), Contains(directory) && Contains("is a directory"));
+    CHECK_THAT(test::data_error([&] { rkv::Shard(directory, 256); }), Contains(directory) && Contains("is a directory"));
 }
 
 TEST_CASE("write_shard refuses tokens that do not fit the version", "[data]") {
     test::TempDir dir("shard");
     std::string path = dir.file("wide.bin");
     std::vector<int32_t> tokens = {1, 2, 70000};
-    CHECK_THAT(data_error([&] { rkv::write_shard(path, tokens, 1); }),
+    CHECK_THAT(test::data_error([&] { rkv::write_shard(path, tokens, 1); }),
                Contains(path) && Contains("token id 70000 at position 2"));
     CHECK_FALSE(fs::exists(path));
     std::vector<int32_t> negative = {-1};
