@@ -13,11 +13,7 @@
 #include <cmath>
 #include <cstddef>
 
-#if defined(__CUDACC__)
-#define RKV_HOST_DEVICE __host__ __device__
-#else
-#define RKV_HOST_DEVICE
-#endif
+#include "ref/host_device.h"
 
 namespace rkv {
 

@@ -1,7 +1,7 @@
 // The table of attention kernels (layers/attention_kernels.cuh) as CudaOps, --attention and
 // bench/attention_bench.cu read it: every row that runs here matches ref/attention.h (through
 // attention_check.h) at each storage type and head dim it claims, refuses head dims it does not
-// claim, and the choice CudaOps makes (auto, a name, the fallback) follows the table. A new row
+// claim and heads in uneven groups, and the choice CudaOps makes (auto, a name, the fallback) follows the table. A new row
 // is checked here without a new test; its own test file adds its shapes and bounds.
 #include "attention_check.h"
 
@@ -27,7 +27,7 @@ TEMPLATE_TEST_CASE("every attention kernel of the table matches ref at each head
     }
 }
 
-TEST_CASE("attention kernels refuse the head dims the table says they do not take",
+TEST_CASE("attention kernels refuse the head dims the table says they do not take, and uneven groups",
           "[attention][attention_kernels]") {
     Device<bf16> x(4 * 256);
     Device<float> lse(4);
@@ -43,6 +43,14 @@ TEST_CASE("attention kernels refuse the head dims the table says they do not tak
             CHECK_THROWS_AS(row.forward(a, nullptr), std::invalid_argument);
             CHECK_THROWS_AS(row.backward(a, nullptr), std::invalid_argument);
         }
+        // Heads that do not fall into even groups, at a head dim the kernel takes.
+        INFO(row.name << " with NH 3, NKV 2");
+        const rkv::AttentionArgs<bf16, float> uneven{.B = 1, .T = 1, .NH = 3, .NKV = 2, .HS = row.hs_min,
+                                                     .q = x.get(), .k_all = x.get(), .v_all = x.get(),
+                                                     .out = x.get(), .lse = lse.get(), .dout = x.get(),
+                                                     .dq = x.get(), .dk_all = x.get(), .dv_all = x.get()};
+        CHECK_THROWS_AS(row.forward(uneven, nullptr), std::invalid_argument);
+        CHECK_THROWS_AS(row.backward(uneven, nullptr), std::invalid_argument);
     }
 }
 
