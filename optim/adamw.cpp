@@ -86,12 +86,17 @@ void AdamW<T>::set_weights(T* params, const std::vector<float>& whole, long t) {
             ops_.to_working(params + i, staged, n);
         }
         ops_.free_bytes(staged);
-        // After step t the shard's working copy is what that step's rounding made of the master.
-        if (t > 0)
-            for_each_piece([&](const TensorInfo&, size_t lo, size_t hi) {
-                ops_.to_working_stochastic(params + lo, master_ + (lo - begin_), hi - lo, rounding_seed(t, lo));
-            });
+        round_shard(params, t);
     }
+}
+
+template <class T>
+void AdamW<T>::round_shard(T* params, long t) {
+    // After step t the shard's working copy is what that step's rounding made of the master.
+    if (t > 0)
+        for_each_piece([&](const TensorInfo&, size_t lo, size_t hi) {
+            ops_.to_working_stochastic(params + lo, master_ + (lo - begin_), hi - lo, rounding_seed(t, lo));
+        });
 }
 
 template <class T>
@@ -118,10 +123,18 @@ std::vector<float> AdamW<T>::v() const {
 
 template <class T>
 void AdamW<T>::set_state(const std::vector<float>& m, const std::vector<float>& v) {
-    if (m.size() != table_.total || v.size() != table_.total)
-        throw std::invalid_argument("AdamW::set_state: m and v are not the whole parameter table");
-    upload_shard(m_, m);
-    upload_shard(v_, v);
+    if (m.size() != size_ || v.size() != size_)
+        throw std::invalid_argument("AdamW::set_state: m and v are not the shard's");
+    ops_.upload(m_, m.data(), size_);
+    ops_.upload(v_, v.data(), size_);
+}
+
+template <class T>
+void AdamW<T>::set_master(T* params, const std::vector<float>& master, long t) {
+    if (!master_) throw std::invalid_argument("AdamW::set_master: this storage keeps no master weights");
+    if (master.size() != size_) throw std::invalid_argument("AdamW::set_master: not the shard's master weights");
+    ops_.upload(master_, master.data(), size_);
+    round_shard(params, t);
 }
 
 template <class T>

@@ -51,11 +51,14 @@ public:
     void set_weights(T* params, const std::vector<float>& whole, long t = 0);
     std::vector<float> weights(const T* params) const;   // (size)
 
-    // The shard's m and v on the host (size elements), for checkpoints; set from the whole
-    // table's (table.total), as checkpoints hold them whatever the sharding was.
+    // The shard's m and v on the host (size elements), for checkpoints, and set from them
+    // (src/checkpoint.h's load_optimizer reads any shard of a checkpoint).
     std::vector<float> m() const;
     std::vector<float> v() const;
     void set_state(const std::vector<float>& m, const std::vector<float>& v);
+    // The shard's fp32 master (size elements), when the storage keeps one: then the shard's
+    // working copy becomes what step t's rounding made of it (t > 0), as set_weights does.
+    void set_master(T* params, const std::vector<float>& master, long t);
 
 private:
     const ParamTable& table_;
@@ -68,6 +71,8 @@ private:
 
     // dst (size) = the shard's part of whole (table.total), zeros past its end.
     void upload_shard(float* dst, const std::vector<float>& whole);
+    // The shard's working copy as step t's rounding made it of the master.
+    void round_shard(T* params, long t);
     // Calls f(tensor, lo, hi) for each tensor's part [lo, hi) inside the shard.
     template <class F>
     void for_each_piece(F f) const;

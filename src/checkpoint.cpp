@@ -1,6 +1,7 @@
 #include "src/checkpoint.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -24,32 +25,41 @@ std::vector<TensorRef> named(const ParamTable& table, const float* base, const s
     return refs;
 }
 
-void read_all(const SafetensorsFile& file, const ParamTable& table, const std::string& prefix, float* dst) {
-    for (auto& t : table.tensors) file.read(prefix + t.name, t.shape, dst + t.offset);
+}  // namespace
+
+std::string checkpoint_dir(const std::string& out_dir, long step) { return fmt::format("{}/ckpt_{:08d}", out_dir, step); }
+
+std::string checkpoint_tmp(const std::string& out_dir, long step) { return checkpoint_dir(out_dir, step) + ".tmp"; }
+
+void write_checkpoint_model(const std::string& tmp, const ModelConfig& config, const float* params,
+                            const nlohmann::json& state, const ModelFolderExtras& extras) {
+    save_model_folder(tmp, config, params, extras);
+    write_text_atomic(tmp + "/state.json", state.dump(2) + "\n");
 }
 
-}  // namespace
+void commit_checkpoint(const std::string& out_dir, long step) {
+    const std::string tmp = checkpoint_tmp(out_dir, step);
+    sync_dir(tmp);
+    fs::rename(tmp, checkpoint_dir(out_dir, step));
+    sync_dir(out_dir);
+}
 
 std::string save_checkpoint(const std::string& out_dir, long step, const ModelConfig& config, const float* params,
                             const std::vector<float>& m, const std::vector<float>& v, const nlohmann::json& state,
                             const ModelFolderExtras& extras) {
     const ParamTable table(config);
-    const std::string final_dir = fmt::format("{}/ckpt_{:08d}", out_dir, step);
-    const std::string tmp = final_dir + ".tmp";
+    const std::string final_dir = checkpoint_dir(out_dir, step), tmp = checkpoint_tmp(out_dir, step);
     if (fs::exists(final_dir)) return final_dir;     // this step is already saved, whole
     fs::remove_all(tmp);
-    save_model_folder(tmp, config, params, extras);
+    write_checkpoint_model(tmp, config, params, state, extras);
     auto moments = named(table, m.data(), "m.");
     for (auto& r : named(table, v.data(), "v.")) moments.push_back(r);
     write_safetensors(tmp + "/optimizer.safetensors", moments);
-    write_text_atomic(tmp + "/state.json", state.dump(2) + "\n");
-    sync_dir(tmp);
-    fs::rename(tmp, final_dir);
-    sync_dir(out_dir);
+    commit_checkpoint(out_dir, step);
     return final_dir;
 }
 
-Checkpoint load_checkpoint(const std::string& path, bool with_optimizer) {
+Checkpoint load_checkpoint(const std::string& path, bool with_state) {
     if (!fs::is_directory(path))
         throw std::runtime_error(fmt::format("{}: not a checkpoint directory", path));
     const ModelFolder folder(path);   // checked against its config before anything is allocated
@@ -59,12 +69,7 @@ Checkpoint load_checkpoint(const std::string& path, bool with_optimizer) {
     const ParamTable table(ck.config);
     ck.params.resize(table.total);
     folder.read(ck.params.data());
-    if (with_optimizer) {
-        const SafetensorsFile opt(path + "/optimizer.safetensors");
-        ck.m.resize(table.total);
-        ck.v.resize(table.total);
-        read_all(opt, table, "m.", ck.m.data());
-        read_all(opt, table, "v.", ck.v.data());
+    if (with_state) {
         std::ifstream f(path + "/state.json");
         if (!f) throw std::runtime_error(fmt::format("{}/state.json: cannot open", path));
         try {
@@ -74,6 +79,34 @@ Checkpoint load_checkpoint(const std::string& path, bool with_optimizer) {
         }
     }
     return ck;
+}
+
+OptimizerSlice load_optimizer(const std::string& dir, const nlohmann::json& state, const ParamTable& table,
+                              size_t begin, size_t count, bool master) {
+    const std::string file = dir + "/state.json";
+    const long step = state.value("step", 0L);
+    if (state.contains("optimizer_shards")) {
+        const nlohmann::json& w = state["optimizer_shards"];
+        if (!w.is_number_integer() || w.get<int64_t>() < 1 || w.get<int64_t>() > INT32_MAX)
+            throw std::runtime_error(fmt::format("{}: \"optimizer_shards\" must be a positive integer, got {}", file,
+                                                 w.dump()));
+        return read_optimizer_shards(dir, step, table.total, int(w.get<int64_t>()), begin, count, master);
+    }
+    // The whole state in one file: read it all, keep the slice.
+    const SafetensorsFile opt(dir + "/optimizer.safetensors");
+    std::vector<float> m(table.total), v(table.total);
+    for (auto& t : table.tensors) {
+        opt.read("m." + t.name, t.shape, m.data() + t.offset);
+        opt.read("v." + t.name, t.shape, v.data() + t.offset);
+    }
+    OptimizerSlice s;
+    s.m.assign(count, 0.0f);
+    s.v.assign(count, 0.0f);
+    for (size_t i = begin; i < std::min(begin + count, table.total); i++) {
+        s.m[i - begin] = m[i];
+        s.v[i - begin] = v[i];
+    }
+    return s;
 }
 
 ModelWeights::ModelWeights(const std::string& path) {

@@ -56,11 +56,16 @@ MemoryPlan plan_for(const PlanSettings& s) {
     }
     p.allocated_bytes = p.total_bytes - kind["comm"] - kind["cuda_context"];
     p.fits = s.gpu_bytes == 0 || p.total_bytes <= s.gpu_bytes;
-    // Host: the whole fp32 weights (init or --init) before the upload; on resume m and v too;
-    // a checkpoint gathers the whole weights, m and v (src/trainer.cpp, save) beside the shard's.
+    // Host: the whole fp32 weights (init or --init) before the upload; on resume m and v too,
+    // with --zero only the rank's slice of them and of the master (src/sharded_checkpoint.h).
+    // A checkpoint (src/trainer.cpp, save): without --zero rank 0 holds the whole weights, m and
+    // v; with it each rank its slice of m, v and master, and rank 0 also the whole weights
+    // (its working copy in fp32, downloaded through a buffer of kStagingElements).
+    const size_t slice = shard * sizeof(float) * (std::is_same_v<T, float> ? 2 : 3);
     p.host_load_bytes = total * sizeof(float);
-    p.host_resume_bytes = 3 * total * sizeof(float);
-    p.host_checkpoint_bytes = 3 * (shard + (s.zero ? capacity : 0)) * sizeof(float);
+    p.host_resume_bytes = s.zero ? total * sizeof(float) + slice : 3 * total * sizeof(float);
+    const size_t staging = std::is_same_v<T, float> ? 0 : std::min(total, kStagingElements) * sizeof(T);
+    p.host_checkpoint_bytes = s.zero ? total * sizeof(float) + staging + slice : 3 * total * sizeof(float);
     return p;
 }
 
@@ -177,7 +182,7 @@ std::string plan_text(const PlanSettings& s) {
     out += fmt::format("  {:<18} {:>12}\n", "total", gib(p.total_bytes));
     out += fmt::format("host memory per rank: loading {}, resuming {}, checkpointing {} (rank 0{})\n",
                        gib(p.host_load_bytes), gib(p.host_resume_bytes), gib(p.host_checkpoint_bytes),
-                       s.zero ? " and, gathering the shards, every rank" : "");
+                       s.zero ? "; the others their slice alone" : "");
     out += fmt::format("{} a GPU of {:.1f} GB ({})\n", p.fits ? "fits" : "does NOT fit", double(s.gpu_bytes) / 1e9,
                        gib(s.gpu_bytes));
     out += advise(s).text + "\n";

@@ -35,8 +35,8 @@ struct MemoryPlan {
     size_t total_bytes = 0;
     bool fits = false;
     size_t host_load_bytes = 0;           // a fresh run (--init or random weights), on every rank
-    size_t host_resume_bytes = 0;         // --resume: weights, m and v, whole, on every rank
-    size_t host_checkpoint_bytes = 0;     // rank 0 (every rank with --zero 1): the gathered state
+    size_t host_resume_bytes = 0;         // --resume: the weights, m and v (with --zero their slice), every rank
+    size_t host_checkpoint_bytes = 0;     // rank 0: the weights (m and v too without --zero, else a slice)
 };
 
 MemoryPlan memory_plan(const PlanSettings& s);

@@ -284,18 +284,33 @@ void SafetensorsFile::check(const std::string& name, const std::vector<int64_t>&
 void SafetensorsFile::read(const std::string& name, const std::vector<int64_t>& shape, float* dst,
                            bool transpose) const {
     check(name, shape);
-    const Entry& e = tensors_.at(name);
     if (transpose && shape.size() != 2)
         fail(path_, fmt::format("tensor '{}' is not 2-D: cannot transpose it", name));
     const uint64_t rows = shape.empty() ? 1 : uint64_t(shape[0]), cols = numel(shape) / std::max<uint64_t>(rows, 1);
-    const unsigned char* src = map_ + data_start_ + e.begin;
+    read_elements(tensors_.at(name), 0, rows, cols, dst, transpose);
+}
+
+void SafetensorsFile::read_range(const std::string& name, uint64_t first, uint64_t count, float* dst) const {
+    auto it = tensors_.find(name);
+    if (it == tensors_.end()) fail(path_, fmt::format("no tensor '{}'", name));
+    const Entry& e = it->second;
+    if (e.shape.size() != 1) fail(path_, fmt::format("tensor '{}' is not 1-D", name));
+    check(name, e.shape);
+    if (first > uint64_t(e.shape[0]) || count > uint64_t(e.shape[0]) - first)
+        fail(path_, fmt::format("tensor '{}' has {} elements, not [{}, {})", name, e.shape[0], first, first + count));
+    read_elements(e, first, 1, count, dst, false);
+}
+
+void SafetensorsFile::read_elements(const Entry& e, uint64_t first, uint64_t rows, uint64_t cols, float* dst,
+                                    bool transpose) const {
+    const unsigned char* src = map_ + data_start_ + e.begin + first * dtype_width(e.dtype);
     if (e.dtype == "F32") convert<Dtype::F32>(src, rows, cols, dst, transpose);
     else if (e.dtype == "BF16") convert<Dtype::BF16>(src, rows, cols, dst, transpose);
     else convert<Dtype::F16>(src, rows, cols, dst, transpose);
     // Drop the pages just read, so the host holds the caller's buffer and not the file too.
     const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
     const uintptr_t lo = (uintptr_t(src) + page - 1) & ~(page - 1);
-    const uintptr_t hi = (uintptr_t(src) + (e.end - e.begin)) & ~(page - 1);
+    const uintptr_t hi = (uintptr_t(src) + rows * cols * dtype_width(e.dtype)) & ~(page - 1);
     if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 }
 

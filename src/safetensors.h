@@ -64,6 +64,9 @@ public:
     // Tensor `name` (after check) into dst as float: (shape[0], shape[1]) row-major, or with
     // `transpose` a 2-D tensor written as (shape[1], shape[0]).
     void read(const std::string& name, const std::vector<int64_t>& shape, float* dst, bool transpose = false) const;
+    // Elements [first, first + count) of the 1-D tensor `name` into dst as float: a part of a
+    // tensor, read without touching the rest (src/sharded_checkpoint.h).
+    void read_range(const std::string& name, uint64_t first, uint64_t count, float* dst) const;
 
 private:
     std::string path_;
@@ -73,6 +76,8 @@ private:
     uint64_t size_ = 0, data_start_ = 0;
 
     void parse_header(const std::string& text);
+    // (rows, cols) elements of e from its element `first` on into dst, converted to float.
+    void read_elements(const Entry& e, uint64_t first, uint64_t rows, uint64_t cols, float* dst, bool transpose) const;
 };
 
 // IEEE half precision to float, exactly (subnormals, infinities and NaN included).

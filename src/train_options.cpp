@@ -113,7 +113,8 @@ const std::vector<Setting>& settings_table() {
             setting("--val", &TrainOptions::val),
             setting("--batch", &TrainOptions::batch, positive),
             setting("--seq-len", &TrainOptions::seq_len, positive),
-            setting("--grad-accum", &TrainOptions::grad_accum, positive),
+            // On another number of ranks, to keep the global batch (src/trainer.cpp checks it).
+            setting("--grad-accum", &TrainOptions::grad_accum, positive, kMayChange),
             setting("--steps", &TrainOptions::steps, positive, kMayChange),
             setting("--lr", &TrainOptions::lr, nonnegative),
             setting("--min-lr-frac", &TrainOptions::min_lr_frac, fraction),
@@ -249,7 +250,7 @@ void apply_run_settings(TrainOptions& o, const json& saved, const std::string& f
         else if (!s.may_change && s.get(o) != s.get(was))
             throw std::runtime_error(fmt::format(
                 "{}: the run was started with {} {}, but the command line gives {} {}; --resume continues a run as it "
-                "was started (only --steps, --val-every and --ckpt-every may change): drop the flag, or start a new "
+                "was started (only --steps, --val-every and --ckpt-every may change, and --grad-accum with the number of ranks): drop the flag, or start a new "
                 "run in another --out", file, s.flag, shown(s.get(was)), s.flag, shown(s.get(o))));
     }
 }

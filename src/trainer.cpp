@@ -2,14 +2,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <csignal>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -72,6 +75,34 @@ TrainState parse_state(const nlohmann::json& state, const std::string& ckpt_dir)
         st.wall_s = state["wall_s"];
     }
     return st;
+}
+
+// A run resumes on any number of ranks that keeps its global batch, world x --grad-accum
+// micro-batches (DESIGN.md section 4): each micro-batch's data and route are keyed by its index
+// in the global batch, so the same micro-batches are only split otherwise over ranks and
+// accumulation. The loader counts global batches of `world` micro-batches: its position is
+// carried over as the micro-batches read. Throws naming state.json and both splits.
+LoaderState loader_on(const TrainState& st, const std::string& ckpt_dir, int world, int grad_accum) {
+    const std::string file = ckpt_dir + "/state.json";
+    const int64_t was = st.run["world"].get<int64_t>();
+    const nlohmann::json& a = st.run.contains("grad_accum") ? st.run["grad_accum"] : nlohmann::json(grad_accum);
+    if (!a.is_number_integer() || a.get<int64_t>() < 1)
+        throw std::runtime_error(fmt::format("{}: \"run.grad_accum\" must be a positive integer, got {}", file,
+                                             a.dump()));
+    const int64_t global = was * a.get<int64_t>();
+    if (global != int64_t(world) * grad_accum)
+        throw std::runtime_error(fmt::format(
+            "{}: the run's global batch is {} micro-batches ({} rank{} x --grad-accum {}), this job's {} ({} x {}); a "
+            "resumed run keeps its global batch{}", file, global, was, was == 1 ? "" : "s", a.get<int64_t>(),
+            int64_t(world) * grad_accum, world, grad_accum,
+            global % world == 0 ? fmt::format(": give --grad-accum {}", global / world)
+                                : fmt::format(", which {} ranks do not divide", world)));
+    const int64_t read = st.loader.batch * was;   // micro-batches of the epoch already read
+    if (read % world != 0)
+        throw std::runtime_error(fmt::format("{}: the data position, micro-batch {} of epoch {}, is not the start of "
+                                             "a global batch on {} ranks; resume on {} ranks", file, read,
+                                             st.loader.epoch, world, was));
+    return {st.loader.epoch, read / world};
 }
 
 nlohmann::json read_json_file(const std::string& path) {
@@ -189,10 +220,7 @@ Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm
         st = parse_state(resumed->state, *latest);
         step_ = st.step;
         wall_s_ = st.wall_s;
-        if (st.run["world"] != comm_.world())
-            throw std::runtime_error(fmt::format("{}/state.json: the run was trained on {} ranks, this job has {}; "
-                                                 "resuming needs the same number", *latest, st.run["world"].dump(),
-                                                 comm_.world()));
+        st.loader = loader_on(st, *latest, comm_.world(), o_.grad_accum);
     }
     load_weights(resumed ? &*resumed : nullptr);
     if (o_.seq_len > config_.max_position_embeddings)
@@ -200,7 +228,15 @@ Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm
                                                 o_.seq_len, config_.max_position_embeddings));
     resolve_data();
     if (resumed) {
-        opt_->set_state(resumed->m, resumed->v);   // each rank takes its shard of the whole state
+        // This rank's shard of the state, read from whichever ranks' files hold it.
+        OptimizerSlice slice = load_optimizer(*latest, resumed->state, model_->table,
+                                              o_.zero ? shard_ * comm_.rank() : 0, shard_,
+                                              !std::is_same_v<T, master_t<T>>);
+        opt_->set_state(slice.m, slice.v);
+        if (!slice.master.empty()) {
+            opt_->set_master(model_->params, slice.master, step_);
+            gather_params();
+        }
         train_->restore(st.loader);
     }
     routes_ = std::make_unique<TrainRoute>(parse_train_route(o_.train_route), config_.num_hidden_layers, o_.p_own,
@@ -210,6 +246,14 @@ Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm
         print_header();
         if (resumed) {
             fmt::print("resumed from {} at step {}\n", *latest, step_);
+            if (st.run["world"] != comm_.world())
+                fmt::print("the run moves from {} to {} ranks (--grad-accum {}): the same global batch, its sums in "
+                           "another order\n", st.run["world"].dump(), comm_.world(), o_.grad_accum);
+            const nlohmann::json& epoch = resumed->state.value("train_epoch_micro_batches", nlohmann::json());
+            if (epoch.is_number_integer() && epoch.get<int64_t>() != train_->batches_per_epoch() * comm_.world())
+                fmt::print("note: an epoch of the training data is {} micro-batches on {} ranks, {} before: from the "
+                           "next epoch on the data order differs from the run's on its old number of ranks\n",
+                           train_->batches_per_epoch() * comm_.world(), comm_.world(), epoch.dump());
             if (st.run.contains("steps") && st.run["steps"] != o_.steps)
                 fmt::print("extending the run from --steps {} to {}: the learning-rate (and any p_own) schedule "
                            "now spans {} steps, so from step {} on it differs from the one the run started with\n",
@@ -421,35 +465,72 @@ std::string Trainer<T>::keep_good_checkpoints(long bad) {
 }
 
 template <class T>
-std::vector<float> Trainer<T>::gather_shards(const std::vector<float>& shard) const {
-    std::vector<float> whole(shard_ * comm_.world());
-    comm_.all_gather(shard.data(), whole.data(), shard_);
-    whole.resize(model_->table.total);
-    return whole;
+std::vector<float> Trainer<T>::model_weights() const {
+    const size_t total = model_->table.total;
+    if (!o_.zero) {   // AdamW holds the whole buffer: its fp32 truth
+        std::vector<float> w = opt_->weights(model_->params);
+        w.resize(total);
+        return w;
+    }
+    std::vector<float> w(total);
+    if constexpr (std::is_same_v<T, float>) {
+        ops_->download(w.data(), model_->params, total);
+    } else {   // bf16, the upper half of an fp32, through a bounded buffer
+        std::vector<T> working(std::min(total, kStagingElements));
+        for (size_t i = 0; i < total; i += working.size()) {
+            const size_t n = std::min(working.size(), total - i);
+            ops_->download(working.data(), model_->params + i, n);
+            for (size_t j = 0; j < n; j++) {
+                uint16_t bits;
+                std::memcpy(&bits, &working[j], sizeof bits);
+                w[i + j] = std::bit_cast<float>(uint32_t(bits) << 16);
+            }
+        }
+    }
+    return w;
 }
 
 template <class T>
 void Trainer<T>::save() {
-    // Every rank takes part in gathering sharded optimizer state; otherwise rank 0 has it all.
+    // Without ZeRO rank 0 holds all the state and writes the checkpoint alone.
     if (!o_.zero && !lead_) return;
-    std::vector<float> m = opt_->m(), v = opt_->v(), params = opt_->weights(model_->params);
-    if (o_.zero) {
-        m = gather_shards(m);
-        v = gather_shards(v);
-        params = gather_shards(params);
-    }
-    if (!lead_) return;
-    params.resize(model_->table.total);
-    if (!std::all_of(params.begin(), params.end(), [](float x) { return std::isfinite(x); }))
+    std::vector<float> params;
+    if (lead_) params = model_weights();
+    if (lead_ && !std::all_of(params.begin(), params.end(), [](float x) { return std::isfinite(x); }))
         throw std::runtime_error(fmt::format("step {}: the parameters are not finite after the update; not saving "
                                              "them. {}", step_, keep_good_checkpoints(step_ + 1)));
     float max_weight = 0;
     for (float w : params) max_weight = std::max(max_weight, std::fabs(w));
     if (max_weight > kDivergedWeight) diverged_from_ = std::min(diverged_from_, step_);
-    const nlohmann::json state = {{"step", step_}, {"train_loader", train_->state()}, {"run", run_record()},
-                                  {"wall_s", wall_s()}};
-    fmt::print("checkpoint {}\n", save_checkpoint(out_, step_, config_, params.data(), m, v, state,
-                                                  {Dtype::F32, source_, rkv_block()}));
+    nlohmann::json state = {{"step", step_}, {"train_loader", train_->state()}, {"run", run_record()},
+                            {"wall_s", wall_s()},
+                            {"train_epoch_micro_batches", train_->batches_per_epoch() * comm_.world()}};
+    const ModelFolderExtras extras{Dtype::F32, source_, rkv_block()};
+    if (!o_.zero) {
+        fmt::print("checkpoint {}\n", save_checkpoint(out_, step_, config_, params.data(), opt_->m(), opt_->v(),
+                                                      state, extras));
+        return;
+    }
+    // ZeRO: each rank writes its own slice of the state; the checkpoint becomes complete (rank 0
+    // renames its folder) only once every rank's file is written.
+    state["optimizer_shards"] = comm_.world();
+    int saved = lead_ && fs::exists(checkpoint_dir(out_, step_));   // this step is already saved, whole
+    comm_.broadcast(&saved, sizeof saved, 0);
+    if (saved) return;
+    const std::string tmp = checkpoint_tmp(out_, step_);
+    if (lead_) {
+        fs::remove_all(tmp);
+        fs::create_directories(tmp);
+    }
+    comm_.barrier();
+    OptimizerSlice mine{opt_->m(), opt_->v(), {}};
+    if constexpr (!std::is_same_v<T, master_t<T>>) mine.master = opt_->weights(model_->params);
+    write_optimizer_shard(tmp, step_, model_->table.total, comm_.world(), comm_.rank(), mine);
+    if (lead_) write_checkpoint_model(tmp, config_, params.data(), state, extras);
+    comm_.barrier();   // every rank's part is written
+    if (!lead_) return;
+    commit_checkpoint(out_, step_);
+    fmt::print("checkpoint {}\n", checkpoint_dir(out_, step_));
 }
 
 template <class T>

@@ -81,7 +81,9 @@ private:
     }
     // With --zero 1: this rank's shard of the flat parameter buffer, [shard_ * rank, + shard_).
     size_t shard_ = 0;
-    std::vector<float> gather_shards(const std::vector<float>& shard) const;   // (table.total)
+    // The whole model's fp32 weights, for rank 0's model folder: AdamW's without ZeRO, else
+    // the working copy (bf16 storage: its values; the fp32 master is in the ranks' files).
+    std::vector<float> model_weights() const;   // (table.total)
     void gather_params();   // with --zero 1, every rank's updated shard of the working copy to all
     nlohmann::json run_record() const;               // the settings, with the number of ranks
     nlohmann::json rkv_block() const;                // config.json's "rkv": routing and validation losses

@@ -43,9 +43,16 @@ TEST_CASE("a checkpoint round-trips parameters, optimizer state and run state ex
         const Checkpoint ck = load_checkpoint(path, true);
         CHECK(to_json(ck.config) == to_json(c));
         CHECK(ck.params == params);
-        CHECK(ck.m == m);
-        CHECK(ck.v == v);
         CHECK(ck.state == state);
+        const OptimizerSlice whole = load_optimizer(path, ck.state, table, 0, table.total, true);
+        CHECK(whole.m == m);
+        CHECK(whole.v == v);
+        CHECK(whole.master.empty());   // the model's weights are the master
+        // A shard of it, as a rank of a ZeRO run takes it: padded with zeros past the table.
+        const size_t begin = table.total - 5;
+        const OptimizerSlice tail = load_optimizer(path, ck.state, table, begin, 8, false);
+        CHECK(tail.m == std::vector<float>{m[begin], m[begin + 1], m[begin + 2], m[begin + 3], m[begin + 4], 0, 0, 0});
+        CHECK(tail.v[4] == v.back());
         // A newer step becomes the latest; a leftover temporary never counts.
         fs::create_directories(out / "ckpt_00000099.tmp");
         save_checkpoint(out, 43, c, params.data(), m, v, state);
