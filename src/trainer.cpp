@@ -78,7 +78,7 @@ TrainState parse_state(const nlohmann::json& state, const std::string& ckpt_dir)
 }
 
 // A run resumes on any number of ranks that keeps its global batch, world x --grad-accum
-// micro-batches (DESIGN.md section 4): each micro-batch's data and route are keyed by its index
+// micro-batches (DESIGN.md section 6): each micro-batch's data and route are keyed by its index
 // in the global batch, so the same micro-batches are only split otherwise over ranks and
 // accumulation. The loader counts global batches of `world` micro-batches: its position is
 // carried over as the micro-batches read. Throws naming state.json and both splits.

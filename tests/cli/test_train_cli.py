@@ -365,6 +365,8 @@ class TrainCliTest:
             (["--retention", "1,2,3"], [r"--retention 1,2\b", r"--retention 1,2,3"]),
             (["--train", self.val_shard], [r"--train", re.escape(self.val_shard)]),
             (["--device", "cuda"], [r"--device cpu", r"--device cuda"]),
+            # --grad-accum changes only with the number of ranks, keeping the global batch.
+            (["--grad-accum", "1"], [state, r"global batch is 2 micro-batches", r"give --grad-accum 2"]),
         ]:
             self.expect_rejected(f"--resume {' '.join(flags)} (changes the run)",
                                  ["--resume", "--out", ref_out, "--steps", "30"] + flags, mention, ref_out,

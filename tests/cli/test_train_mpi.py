@@ -11,12 +11,17 @@ Checks, on the CPU and the CUDA path (emulated), with routing and shuffling on, 
   that never stopped;
 - an error on the ranks ends the whole job with its message and a non-zero exit, never a hang;
 - on fine-tuning rows, whose micro-batches carry different numbers of loss tokens, 2 ranks
-  still give the losses of 1 process with --grad-accum 2 (the mean over all loss tokens).
+  still give the losses of 1 process with --grad-accum 2 (the mean over all loss tokens);
+- with --zero 1 each rank writes its own optimizer file; a checkpoint of 2 ranks x
+  --grad-accum 2 resumes in 1 process with --grad-accum 4 and on 4 ranks with --grad-accum 1
+  (resharding), giving the losses of the run that never stopped to 1e-6; a missing or
+  truncated rank file and another global batch are refused by name, nothing written.
 Prints 'N passed, M failed'.
 """
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -111,6 +116,70 @@ def main():
             t1z, _ = losses(os.path.join(tmp, tag("straight1")))
             worst = max(abs(t0[s] - t1z[s]) for s in t0)
             check(worst < 1e-6, f"{device}: --zero 1 trains as --zero 0 does (max difference {worst:.1e})")
+
+        # Sharded checkpoints: 2 ranks x 2 micro-batches write one optimizer file each; the run
+        # resumes on 1 and on 4 ranks with the same global batch (CPU path and emulated CUDA path,
+        # whose bf16 storage keeps its fp32 master in the rank files).
+        ranks = lambda n: mpirun[:mpirun.index("2")] + [str(n)] + mpirun[mpirun.index("2") + 1:]
+        shard_files = ["optimizer-00000-of-00002.safetensors", "optimizer-00001-of-00002.safetensors"]
+        for device in ("cpu",) if args.no_cuda else ("cpu", "cuda"):
+            flags = base + ["--device", device, "--zero", "1", "--schedule", "constant"]
+            for flag, value in (("--steps", "8"), ("--val-every", "2"), ("--val-batches", "4")):
+                flags[flags.index(flag) + 1] = value
+            tag = lambda name: f"shard-{device}-{name}"
+            run(mpirun + flags + ["--grad-accum", "2"] + out(tag("straight")), f"{device}: 8 steps on 2 ranks")
+            first = flags[:]
+            first[first.index("--steps") + 1] = "4"
+            run(mpirun + first + ["--grad-accum", "2"] + out(tag("first")), f"{device}: 4 steps on 2 ranks")
+            ckpt = os.path.join(tmp, tag("first"), "ckpt_00000004")
+            files, shards = [], None
+            if os.path.isdir(ckpt):
+                files = sorted(f for f in os.listdir(ckpt) if f.startswith("optimizer"))
+                with open(os.path.join(ckpt, "state.json")) as f:
+                    shards = json.load(f).get("optimizer_shards")
+            check(files == shard_files and shards == 2, f"{device}: each of the 2 ranks wrote its own optimizer file",
+                  f"{files}, {shards}")
+            straight = losses(os.path.join(tmp, tag("straight")))
+            resume = ["--resume", "--steps", "8"]
+            for n, accum in ((1, "4"), (4, "1")):
+                name = tag(f"on{n}")
+                shutil.copytree(os.path.join(tmp, tag("first")), os.path.join(tmp, name))
+                cmd = ([args.bin] if n == 1 else ranks(n) + [args.bin]) + resume + ["--grad-accum", accum] + out(name)
+                p = run(cmd, f"{device}: resumed on {n} rank(s)")
+                (t1, v1), (t2, v2) = straight, losses(os.path.join(tmp, name))
+                same = sorted(t1) == list(range(1, 9)) and sorted(t1) == sorted(t2) and sorted(v1) == sorted(v2)
+                worst = max([abs(t1[s] - t2[s]) for s in t1] + [abs(v1[k] - v2[k]) for k in v1]) if same else 1
+                check(same and worst < 1e-6 and "moves from 2 to" in p.stdout,
+                      f"{device}: 2 ranks x --grad-accum 2, resumed on {n} x --grad-accum {accum}, give the losses "
+                      f"of the unbroken run (max difference {worst:.1e})", p.stdout[-1000:])
+
+        # Damaged or mismatched: refused by name, the run folder as it was.
+        def refused(name, edit, cmd, mention):
+            run_dir = os.path.join(tmp, f"shard-bad-{name}")
+            shutil.copytree(os.path.join(tmp, "shard-cpu-first"), run_dir)
+            path = edit(os.path.join(run_dir, "ckpt_00000004"))
+            with open(os.path.join(run_dir, "log.jsonl")) as f:
+                log_before = f.read()
+            p = subprocess.run(cmd + resume + ["--out", run_dir], capture_output=True, text=True, timeout=TIMEOUT_S)
+            with open(os.path.join(run_dir, "log.jsonl")) as f:
+                log_after = f.read()
+            check(p.returncode != 0 and all(m in p.stderr for m in [path] + mention) and log_after == log_before
+                  and sorted(os.listdir(run_dir)) == ["ckpt_00000004", "log.jsonl", "run.json"],
+                  f"sharded checkpoint, {name}: refused naming it, nothing written", p.stderr[-1500:])
+
+        def remove(ckpt):
+            os.remove(os.path.join(ckpt, shard_files[1]))
+            return os.path.join(ckpt, shard_files[1])
+
+        def truncate(ckpt):
+            path = os.path.join(ckpt, shard_files[0])
+            os.truncate(path, os.path.getsize(path) - 8)
+            return path
+
+        refused("missing rank file", remove, mpirun + [args.bin, "--grad-accum", "2"], ["missing"])
+        refused("truncated rank file", truncate, [args.bin, "--grad-accum", "4"], ["truncated"])
+        refused("another global batch", lambda ckpt: os.path.join(ckpt, "state.json"),
+                ranks(4) + [args.bin, "--grad-accum", "2"], ["global batch is 4 micro-batches", "give --grad-accum 1"])
 
         rows = os.path.join(tmp, "rows.bin")
         write_rows(rows, sft_rows(24, 32, seed=11), 32)
