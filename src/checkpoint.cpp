@@ -27,7 +27,9 @@ std::vector<TensorRef> named(const ParamTable& table, const float* base, const s
 
 }  // namespace
 
-std::string checkpoint_dir(const std::string& out_dir, long step) { return fmt::format("{}/ckpt_{:08d}", out_dir, step); }
+std::string checkpoint_dir(const std::string& out_dir, long step) {
+    return fmt::format("{}/ckpt_{:08d}", out_dir, step);
+}
 
 std::string checkpoint_tmp(const std::string& out_dir, long step) { return checkpoint_dir(out_dir, step) + ".tmp"; }
 

@@ -54,7 +54,9 @@ std::vector<ShardPiece> reshard_pieces(size_t total, int world, ElementRange wan
     return pieces;
 }
 
-std::string shard_file_name(int rank, int world) { return fmt::format("optimizer-{:05d}-of-{:05d}.safetensors", rank, world); }
+std::string shard_file_name(int rank, int world) {
+    return fmt::format("optimizer-{:05d}-of-{:05d}.safetensors", rank, world);
+}
 
 void write_optimizer_shard(const std::string& dir, long step, size_t total, int world, int rank,
                            const OptimizerSlice& s) {

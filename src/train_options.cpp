@@ -250,8 +250,8 @@ void apply_run_settings(TrainOptions& o, const json& saved, const std::string& f
         else if (!s.may_change && s.get(o) != s.get(was))
             throw std::runtime_error(fmt::format(
                 "{}: the run was started with {} {}, but the command line gives {} {}; --resume continues a run as it "
-                "was started (only --steps, --val-every and --ckpt-every may change, and --grad-accum with the number of ranks): drop the flag, or start a new "
-                "run in another --out", file, s.flag, shown(s.get(was)), s.flag, shown(s.get(o))));
+                "was started (only --steps, --val-every and --ckpt-every may change, and --grad-accum with the number "
+                "of ranks): drop the flag, or start a new run in another --out", file, s.flag, shown(s.get(was)), s.flag, shown(s.get(o))));
     }
 }
 
