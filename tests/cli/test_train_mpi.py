@@ -14,8 +14,9 @@ Checks, on the CPU and the CUDA path (emulated), with routing and shuffling on, 
   still give the losses of 1 process with --grad-accum 2 (the mean over all loss tokens);
 - with --zero 1 each rank writes its own optimizer file; a checkpoint of 2 ranks x
   --grad-accum 2 resumes in 1 process with --grad-accum 4 and on 4 ranks with --grad-accum 1
-  (resharding), giving the losses of the run that never stopped to 1e-6; a missing or
-  truncated rank file and another global batch are refused by name, nothing written.
+  (resharding; also without --zero, from its one optimizer file), giving the losses of the
+  run that never stopped to 1e-6; a missing or truncated rank file and another global batch
+  are refused by name, nothing written.
 Prints 'N passed, M failed'.
 """
 import argparse
@@ -119,44 +120,46 @@ def main():
 
         # Sharded checkpoints: 2 ranks x 2 micro-batches write one optimizer file each; the run
         # resumes on 1 and on 4 ranks with the same global batch (CPU path and emulated CUDA path,
-        # whose bf16 storage keeps its fp32 master in the rank files).
+        # whose bf16 storage keeps its fp32 master in the rank files). Without --zero the one
+        # optimizer.safetensors resumes on other numbers of ranks as well.
         ranks = lambda n: mpirun[:mpirun.index("2")] + [str(n)] + mpirun[mpirun.index("2") + 1:]
         shard_files = ["optimizer-00000-of-00002.safetensors", "optimizer-00001-of-00002.safetensors"]
-        for device in ("cpu",) if args.no_cuda else ("cpu", "cuda"):
-            flags = base + ["--device", device, "--zero", "1", "--schedule", "constant"]
+        resume = ["--resume", "--steps", "8"]
+        for device, zero in [("cpu", "1"), ("cpu", "0")] + ([] if args.no_cuda else [("cuda", "1")]):
+            flags = base + ["--device", device, "--zero", zero, "--schedule", "constant"]
             for flag, value in (("--steps", "8"), ("--val-every", "2"), ("--val-batches", "4")):
                 flags[flags.index(flag) + 1] = value
-            tag = lambda name: f"shard-{device}-{name}"
-            run(mpirun + flags + ["--grad-accum", "2"] + out(tag("straight")), f"{device}: 8 steps on 2 ranks")
+            tag = lambda name: f"shard-{device}-zero{zero}-{name}"
+            what = f"{device}, --zero {zero}"
+            run(mpirun + flags + ["--grad-accum", "2"] + out(tag("straight")), f"{what}: 8 steps on 2 ranks")
             first = flags[:]
             first[first.index("--steps") + 1] = "4"
-            run(mpirun + first + ["--grad-accum", "2"] + out(tag("first")), f"{device}: 4 steps on 2 ranks")
+            run(mpirun + first + ["--grad-accum", "2"] + out(tag("first")), f"{what}: 4 steps on 2 ranks")
             ckpt = os.path.join(tmp, tag("first"), "ckpt_00000004")
             files, shards = [], None
             if os.path.isdir(ckpt):
                 files = sorted(f for f in os.listdir(ckpt) if f.startswith("optimizer"))
                 with open(os.path.join(ckpt, "state.json")) as f:
                     shards = json.load(f).get("optimizer_shards")
-            check(files == shard_files and shards == 2, f"{device}: each of the 2 ranks wrote its own optimizer file",
-                  f"{files}, {shards}")
+            expected = (shard_files, 2) if zero == "1" else (["optimizer.safetensors"], None)
+            check((files, shards) == expected, f"{what}: the optimizer files are {expected[0]}", f"{files}, {shards}")
             straight = losses(os.path.join(tmp, tag("straight")))
-            resume = ["--resume", "--steps", "8"]
             for n, accum in ((1, "4"), (4, "1")):
                 name = tag(f"on{n}")
                 shutil.copytree(os.path.join(tmp, tag("first")), os.path.join(tmp, name))
                 cmd = ([args.bin] if n == 1 else ranks(n) + [args.bin]) + resume + ["--grad-accum", accum] + out(name)
-                p = run(cmd, f"{device}: resumed on {n} rank(s)")
+                p = run(cmd, f"{what}: resumed on {n} rank(s)")
                 (t1, v1), (t2, v2) = straight, losses(os.path.join(tmp, name))
                 same = sorted(t1) == list(range(1, 9)) and sorted(t1) == sorted(t2) and sorted(v1) == sorted(v2)
                 worst = max([abs(t1[s] - t2[s]) for s in t1] + [abs(v1[k] - v2[k]) for k in v1]) if same else 1
                 check(same and worst < 1e-6 and "moves from 2 to" in p.stdout,
-                      f"{device}: 2 ranks x --grad-accum 2, resumed on {n} x --grad-accum {accum}, give the losses "
+                      f"{what}: 2 ranks x --grad-accum 2, resumed on {n} x --grad-accum {accum}, give the losses "
                       f"of the unbroken run (max difference {worst:.1e})", p.stdout[-1000:])
 
         # Damaged or mismatched: refused by name, the run folder as it was.
         def refused(name, edit, cmd, mention):
             run_dir = os.path.join(tmp, f"shard-bad-{name}")
-            shutil.copytree(os.path.join(tmp, "shard-cpu-first"), run_dir)
+            shutil.copytree(os.path.join(tmp, "shard-cpu-zero1-first"), run_dir)
             path = edit(os.path.join(run_dir, "ckpt_00000004"))
             with open(os.path.join(run_dir, "log.jsonl")) as f:
                 log_before = f.read()
