@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "src/config.h"
+#include "src/recompute.h"
 
 namespace rkv {
 
@@ -23,6 +24,7 @@ struct PlanSettings {
     int ranks = 1;
     size_t gpu_bytes = 0;                 // the device memory a rank has
     bool fp32_storage = false;            // the CUDA path's storage: bf16 (fp32 master weights), or fp32
+    Recompute recompute = Recompute::none;
 };
 
 struct MemoryPlan {
@@ -42,6 +44,8 @@ struct MemoryPlan {
 MemoryPlan memory_plan(const PlanSettings& s);
 
 // The largest micro-batch that fits at s's sequence length and options (0: not even one).
+// What to change when it does not fit, tried in the plan's advice (plan_text), cheapest in
+// compute first: ZeRO-1 (under mpirun), then --recompute mlp, then --recompute layer.
 int largest_batch(PlanSettings s);
 
 // "80GB", "80GiB", "141 GB", "512MiB", "1e9" (bytes); throws std::invalid_argument naming the text.
