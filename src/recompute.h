@@ -1,5 +1,5 @@
-// Activation recomputation (--recompute, docs/DESIGN.md "Activation recomputation"): which of a
-// layer's activations the backward computes again instead of keeping them for all L layers.
+// Activation recomputation (--recompute, DESIGN.md section 3): which of a layer's activations
+// the backward computes again instead of keeping them for all L layers.
 //   none   every layer's activations are kept from the forward
 //   mlp    the MLP's (norm2's output and statistics, fc, up, act: (N, FF) each) are kept for one
 //          layer and recomputed from mid, the residual after attention
