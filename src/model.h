@@ -103,7 +103,7 @@ public:
     // the host: (B, Tq - t0, V).
     std::vector<Master> logits(int Tq, int t0 = 0) const;
 
-    // With recomputation, q, att and lse (and all under layer) hold the layer computed last.
+    // Under --recompute layer, q, att and lse hold the layer computed last.
     const T* k(int l) const { return layer_acts(l).k; }                            // (B, T, NKV, HS)
     const T* v(int l) const { return layer_acts(l).v; }
     const T* q(int l) const { return layer_acts(l).q; }                            // (B, T, NH, HS)
