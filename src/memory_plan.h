@@ -24,7 +24,7 @@ struct PlanSettings {
     int ranks = 1;
     size_t gpu_bytes = 0;                 // the device memory a rank has
     bool fp32_storage = false;            // the CUDA path's storage: bf16 (fp32 master weights), or fp32
-    Recompute recompute = Recompute::none;
+    Recompute recompute = Recompute::none;   // --recompute: what the Model keeps for one layer only
 };
 
 struct MemoryPlan {
@@ -44,14 +44,14 @@ struct MemoryPlan {
 MemoryPlan memory_plan(const PlanSettings& s);
 
 // The largest micro-batch that fits at s's sequence length and options (0: not even one).
-// What to change when it does not fit, tried in the plan's advice (plan_text), cheapest in
-// compute first: ZeRO-1 (under mpirun), then --recompute mlp, then --recompute layer.
 int largest_batch(PlanSettings s);
 
 // "80GB", "80GiB", "141 GB", "512MiB", "1e9" (bytes); throws std::invalid_argument naming the text.
 size_t parse_bytes(const std::string& text);
 
 // The report train_rkv --plan prints: a table, the verdict and what to change; or one JSON line.
+// What to change: the run's options, else the first that fits of ZeRO-1 (under mpirun),
+// --recompute mlp, --recompute layer and their pairs, the least compute first.
 std::string plan_text(const PlanSettings& s);
 nlohmann::json plan_json(const PlanSettings& s);
 
