@@ -289,7 +289,8 @@ int main(int argc, char** argv) {
     Report report{tol};
     if (!skip_layers) check_layers(rng, report);
     for (const std::string f : {"gpt2", "llama3", "qwen3"})
-        if (family == "all" || family == f) check_model(f, route, seed, samples, parse_recompute(recompute), rng, report, verbose);
+        if (family == "all" || family == f)
+            check_model(f, route, seed, samples, parse_recompute(recompute), rng, report, verbose);
     fmt::print("{}\n", report.failures ? fmt::format("test_grad: {} checks above {:.0e}", report.failures, tol)
                                        : fmt::format("test_grad: all checks below {:.0e}", tol));
     return report.failures ? 1 : 0;

@@ -72,8 +72,8 @@ TEST_CASE("memory plan: the emulated CUDA path's peak device bytes, every preset
                 const double planned = double(plan.allocated_bytes - cublaslt);
                 const double peak =
                     double(fp32 ? emulated_peak<float>(s, rank) : emulated_peak<__nv_bfloat16>(s, rank));
-                INFO(name << (fp32 ? " fp32" : " bf16") << " --recompute " << recompute_name(recompute) << " -b " << batch
-                          << " -t " << seq_len << " --zero " << zero
+                INFO(name << (fp32 ? " fp32" : " bf16") << " --recompute " << recompute_name(recompute)
+                          << " -b " << batch << " -t " << seq_len << " --zero " << zero
                           << " rank " << rank << " of " << ranks << ": planned " << size_t(planned)
                           << " bytes, emulated peak " << size_t(peak) << ", " << 100 * (planned / peak - 1) << "%");
                 CHECK(std::abs(planned - peak) <= 0.01 * peak);   // asked: 5%; it agrees to 0.02%
