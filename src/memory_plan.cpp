@@ -38,7 +38,8 @@ MemoryPlan plan_for(const PlanSettings& s) {
     const size_t N = size_t(s.batch) * s.seq_len;
     std::map<std::string, size_t> kind;
     // The arena: one allocation of the buffers' bytes, in the constructor's layout.
-    for (const ModelBuffer& b : Model<T>::buffers(c, s.batch, s.seq_len, capacity, true)) kind[b.kind] += b.bytes;
+    for (const ModelBuffer& b : Model<T>::buffers(c, s.batch, s.seq_len, capacity, true, s.recompute))
+        kind[b.kind] += b.bytes;
     // AdamW: m and v of the shard, and its fp32 master when the storage is not fp32.
     kind["master_m_v"] = shard * sizeof(float) * (std::is_same_v<T, float> ? 2 : 3);
     // The attention backward's row sums D = rowsum(dO * O), (B, NH, T) floats (tensor-core kernels).
@@ -128,28 +129,53 @@ struct Advice {
     nlohmann::json json;
 };
 
-Advice advise(const PlanSettings& s) {
+// The options to try, the run's own first, then those that cost less compute before those that
+// cost more: ZeRO-1 (only communication), recomputing the MLP (its up projections again), then
+// whole layers (about one more forward).
+std::vector<PlanSettings> candidates(const PlanSettings& s) {
     std::vector<int> zeros = {s.zero};
     if (s.zero == 0 && s.ranks > 1) zeros.push_back(1);
+    std::vector<PlanSettings> out;
+    for (Recompute r : {Recompute::none, Recompute::mlp, Recompute::layer}) {
+        if (r < s.recompute) continue;
+        for (int zero : zeros) {
+            out.push_back(s);
+            out.back().recompute = r;
+            out.back().zero = zero;
+        }
+    }
+    return out;
+}
+
+std::string options(const PlanSettings& t) {
+    std::string o = t.zero ? "--zero 1 " : "";
+    if (t.recompute != Recompute::none) o += fmt::format("--recompute {} ", recompute_name(t.recompute));
+    return o;
+}
+
+Advice advise(const PlanSettings& s) {
     const long tokens = long(s.batch) * s.grad_accum;   // sequences per rank per update
-    for (int zero : zeros) {
-        PlanSettings t = s;
-        t.zero = zero;
+    const std::vector<PlanSettings> tries = candidates(s);
+    for (size_t i = 0; i < tries.size(); i++) {
+        const PlanSettings& t = tries[i];
         const int b = largest_batch(t);
         if (b == 0) continue;
         const int accum = int((tokens + b - 1) / b);
-        const std::string opts = fmt::format("{}-b {} -t {}", zero ? "--zero 1 " : "", b, s.seq_len);
+        const std::string opts = fmt::format("{}-b {} -t {}", options(t), b, s.seq_len);
         const long kept = std::max<long>(tokens, b);
         std::string text = fmt::format("largest micro-batch that fits: {} (--grad-accum {} keeps {} sequence{} per "
                                        "rank and update)", opts, accum, kept, kept == 1 ? "" : "s");
-        if (zero == 0 && s.ranks > 1) {   // it fits without ZeRO-1: would ZeRO-1 take more?
-            t.zero = 1;
-            if (const int b1 = largest_batch(t); b1 > b) text += fmt::format("; with --zero 1 up to -b {}", b1);
-        }
-        return {text, {{"zero", zero}, {"batch", b}, {"seq_len", s.seq_len}, {"grad_accum", accum}}};
+        // The largest micro-batch the options after it allow, with the cheapest that reach it.
+        int best = b;
+        size_t best_at = i;
+        for (size_t j = i + 1; j < tries.size(); j++)
+            if (const int bj = largest_batch(tries[j]); bj > best) best = bj, best_at = j;
+        if (best > b) text += fmt::format("; with {}up to -b {}", options(tries[best_at]), best);
+        return {text, {{"zero", t.zero}, {"recompute", recompute_name(t.recompute)}, {"batch", b},
+                       {"seq_len", s.seq_len}, {"grad_accum", accum}}};
     }
-    return {fmt::format("not even -b 1 -t {} fits{}: activation recomputation and ZeRO-2 (sharded gradients) "
-                        "would be needed, and rkv has neither yet; a shorter -t or a larger GPU",
+    return {fmt::format("not even -b 1 -t {} fits{}, recomputing whole layers: ZeRO-2 (sharded gradients) would "
+                        "be needed, and rkv does not have it yet; a shorter -t or a larger GPU",
                         s.seq_len, s.ranks > 1 ? " with --zero 1" : " (one rank: --zero 1 shards nothing)"),
             nullptr};
 }
@@ -163,6 +189,7 @@ nlohmann::json plan_json(const PlanSettings& s) {
     return {{"model_type", s.config.model_type}, {"storage", s.fp32_storage ? "fp32" : "bf16"},
             {"parameters", ParamTable(s.config).total},
             {"batch", s.batch}, {"seq_len", s.seq_len}, {"grad_accum", s.grad_accum}, {"zero", s.zero},
+            {"recompute", recompute_name(s.recompute)},
             {"ranks", s.ranks}, {"gpu_bytes", s.gpu_bytes}, {"by_kind", by_kind},
             {"allocated_bytes", p.allocated_bytes}, {"total_bytes", p.total_bytes}, {"fits", p.fits},
             {"host_load_bytes", p.host_load_bytes}, {"host_resume_bytes", p.host_resume_bytes},
@@ -172,9 +199,9 @@ nlohmann::json plan_json(const PlanSettings& s) {
 std::string plan_text(const PlanSettings& s) {
     const MemoryPlan p = memory_plan(s);
     std::string out = fmt::format(
-        "memory plan: {} ({} parameters, {} storage), -b {} -t {} --grad-accum {} --zero {}, {} rank{}\n",
-        s.config.model_type, ParamTable(s.config).total, s.fp32_storage ? "fp32" : "bf16", s.batch, s.seq_len,
-        s.grad_accum, s.zero, s.ranks, s.ranks == 1 ? "" : "s");
+        "memory plan: {} ({} parameters, {} storage), -b {} -t {} --grad-accum {} --zero {} --recompute {}, {} "
+        "rank{}\n", s.config.model_type, ParamTable(s.config).total, s.fp32_storage ? "fp32" : "bf16", s.batch,
+        s.seq_len, s.grad_accum, s.zero, recompute_name(s.recompute), s.ranks, s.ranks == 1 ? "" : "s");
     out += "device memory per rank:\n";
     for (auto& [k, bytes] : p.by_kind)
         out += fmt::format("  {:<18} {:>12}{}\n", k, gib(bytes),

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "src/config.h"
+#include "src/recompute.h"
 
 namespace rkv {
 
@@ -23,6 +24,7 @@ struct PlanSettings {
     int ranks = 1;
     size_t gpu_bytes = 0;                 // the device memory a rank has
     bool fp32_storage = false;            // the CUDA path's storage: bf16 (fp32 master weights), or fp32
+    Recompute recompute = Recompute::none;   // --recompute: what the Model keeps for one layer only
 };
 
 struct MemoryPlan {
@@ -48,6 +50,8 @@ int largest_batch(PlanSettings s);
 size_t parse_bytes(const std::string& text);
 
 // The report train_rkv --plan prints: a table, the verdict and what to change; or one JSON line.
+// What to change: the run's options, else the first that fits of ZeRO-1 (under mpirun),
+// --recompute mlp, --recompute layer and their pairs, the least compute first.
 std::string plan_text(const PlanSettings& s);
 nlohmann::json plan_json(const PlanSettings& s);
 

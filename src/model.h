@@ -25,6 +25,12 @@
 // is at or above j, so by the time layer j is reached, dK[j] and dV[j] hold the sum of
 // all its readers' contributions and flow into layer j's K/V projections. Layers nobody
 // reads compute no K/V and get no W_k, W_v gradient.
+//
+// Recomputation (src/recompute.h): with --recompute mlp or layer the per-layer activations
+// that the backward can compute again are laid out for one layer, which every layer's forward
+// overwrites; the backward reruns layer l's forward kernels on its stored input (mid[l], or
+// resid[l]) before layer_backward(l), so it reads the very bits the forward wrote. K, V and the
+// residual stream stay stored for every layer.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -39,6 +45,7 @@
 #include "src/kv_cache.h"
 #include "src/layer_ops.h"
 #include "src/params.h"
+#include "src/recompute.h"
 #include "src/route.h"
 
 namespace rkv {
@@ -59,6 +66,7 @@ public:
     const int B, Tn;                      // micro-batch shape the buffers are sized for
     const size_t capacity;                // elements of params and grads: table.total, or more
                                           // (zeros) so that ranks can split them evenly
+    const Recompute recompute;            // which activations are kept for one layer only
     T* params = nullptr;                  // (capacity): the working copy of the weights
     Master* grads = nullptr;              // (capacity); backward accumulates into it
 
@@ -70,13 +78,14 @@ public:
     std::function<void(size_t begin, size_t end)> on_grads_final;
 
     // Without training, no gradient buffers (grads is null).
-    Model(const ModelConfig& c, LayerOps<T>& ops, int B, int Tn, size_t param_capacity = 0, bool training = true);
+    Model(const ModelConfig& c, LayerOps<T>& ops, int B, int Tn, size_t param_capacity = 0, bool training = true,
+          Recompute recompute = Recompute::none);
     ~Model();
     Model(const Model&) = delete;
     // The buffers a Model of this shape allocates, in one arena, without making it: the same
     // list the constructor lays out (for the memory plan).
     static std::vector<ModelBuffer> buffers(const ModelConfig& c, int B, int Tn, size_t param_capacity = 0,
-                                            bool training = true);
+                                            bool training = true, Recompute recompute = Recompute::none);
     Model& operator=(const Model&) = delete;
 
     // inputs, targets: host arrays (B, T); targets may be null (no loss), -1 skips a token.
@@ -94,6 +103,7 @@ public:
     // the host: (B, Tq - t0, V).
     std::vector<Master> logits(int Tq, int t0 = 0) const;
 
+    // Under --recompute layer, q, att and lse hold the layer computed last.
     const T* k(int l) const { return layer_acts(l).k; }                            // (B, T, NKV, HS)
     const T* v(int l) const { return layer_acts(l).v; }
     const T* q(int l) const { return layer_acts(l).q; }                            // (B, T, NH, HS)
@@ -115,6 +125,8 @@ private:
         int* tokens; int* targets;        // (N)
         int* route;                       // (L): the route's kv_src, read by the attention kernels
         T* resid;                         // (L+1, N, C): the residual stream entering each layer, and the last
+        // Below, (L, ...) is (1, ...) for what --recompute recomputes: the attention block's
+        // (ln1 .. mid but K, V, k_rstd) under layer, the MLP's (ln2 .. act) under mlp and layer.
         T* ln1; Master* ln1_mean; Master* ln1_rstd; // (L, N, C), (L, N), (L, N)
         T* qp; T* q; Master* q_rstd;      // (L, N, QD): projection, after QK-norm and RoPE; (L, N*NH)
         T* kp; T* k; Master* k_rstd;      // (L, N, KVD), (L, N, KVD), (L, N*NKV)
@@ -147,8 +159,12 @@ private:
     LayerActs layer_acts(int l) const;
     // Every buffer, in arena order: take(pointer, elements, kind, needed) for each.
     template <class Take>
-    static void layout(const ModelConfig& c, int B, int Tn, size_t capacity, bool training, T*& params,
-                       Master*& grads, Activations& a, Gradients& g, Take&& take);
+    static void layout(const ModelConfig& c, int B, int Tn, size_t capacity, bool training, Recompute recompute,
+                       T*& params, Master*& grads, Activations& a, Gradients& g, Take&& take);
+    // The layers the attention block's and the MLP's activations are kept for: L, or 1 when
+    // the backward recomputes them.
+    static size_t attention_layers(size_t L, Recompute r) { return r == Recompute::layer ? 1 : L; }
+    static size_t mlp_layers(size_t L, Recompute r) { return r == Recompute::none ? L : 1; }
     static int logits_stride(const ModelConfig& c) { return (c.vocab_size + 63) / 64 * 64; }
     // A norm's output, its statistics and its weights.
     struct NormSlot {
@@ -184,6 +200,14 @@ private:
     void set_targets(const int* targets);
     double mean_loss();                   // the mean of a_.losses over non-skipped targets
     void layer_forward(int l, const Pass& s);
+    // The parts of layer_forward that recomputation reruns: q's projection, QK-norm and RoPE;
+    // attention, the output projection and norm2 of the residual add (mid); the MLP up to act.
+    void q_forward(int l, const Pass& s);
+    void attention_forward(int l, const Pass& s);
+    void mlp_in_forward(int l, int N);
+    // Before layer_backward(l): the activations of layer l that the layout keeps for one layer,
+    // from its stored input, by the forward's own kernels (nothing without recomputation).
+    void recompute_forward(int l);
     void layer_backward(int l);
     void backward();                      // from the dlogits in a_.logits
 };
@@ -191,9 +215,10 @@ private:
 // ---------------------------------------------------------------------------------------
 
 template <class T>
-Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t param_capacity, bool training)
-    : config(c), table(c), B(B_), Tn(Tn_), capacity(std::max(table.total, param_capacity)), ops_(ops),
-      N_(B_ * Tn_), ld_logits_(logits_stride(c)) {
+Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t param_capacity, bool training,
+                Recompute recompute_)
+    : config(c), table(c), B(B_), Tn(Tn_), capacity(std::max(table.total, param_capacity)), recompute(recompute_),
+      ops_(ops), N_(B_ * Tn_), ld_logits_(logits_stride(c)) {
     if (B < 1 || Tn < 1) throw std::invalid_argument(fmt::format("batch {} x {} is empty", B, Tn));
     if (Tn > c.max_position_embeddings)
         throw std::invalid_argument(fmt::format("sequence length {} exceeds max_position_embeddings {}", Tn,
@@ -210,24 +235,23 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
     };
     auto layout = [&] {
         used = 0;
-        Model::layout(config, B, Tn, capacity, training, params, grads, a_, g_, take);
+        Model::layout(config, B, Tn, capacity, training, recompute, params, grads, a_, g_, take);
     };
     layout();
     base = static_cast<char*>(arena_ = ops_.alloc_bytes(used));
     layout();
-    if (!qk_transformed()) {    // without QK-norm and RoPE, q and k are the projections themselves
-        a_.q = a_.qp;
-        a_.kp = a_.k;
-    }
+    // Without QK-norm and RoPE, q and k are the projections themselves (k's: layer_acts).
+    if (!qk_transformed()) a_.q = a_.qp;
     ops_.zero(params, capacity);
     if (grads) ops_.zero(grads, capacity);
 }
 
 template <class T>
 template <class Take>
-void Model<T>::layout(const ModelConfig& c, int B, int Tn, size_t capacity, bool training, T*& params,
-                      Master*& grads, Activations& a, Gradients& g, Take&& take_as) {
+void Model<T>::layout(const ModelConfig& c, int B, int Tn, size_t capacity, bool training, Recompute recompute,
+                      T*& params, Master*& grads, Activations& a, Gradients& g, Take&& take_as) {
     const size_t L = c.num_hidden_layers, N = size_t(B) * Tn, C = c.hidden_size;
+    const size_t LA = attention_layers(L, recompute), LM = mlp_layers(L, recompute);
     const size_t QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
     const size_t NH = c.num_attention_heads, NKV = c.num_key_value_heads, ld = logits_stride(c);
     const bool ln = c.norm == Norm::LayerNorm, swiglu = c.mlp == Mlp::SwiGLU;
@@ -239,17 +263,17 @@ void Model<T>::layout(const ModelConfig& c, int B, int Tn, size_t capacity, bool
     kind = "kv_route";    take(a.tokens, N); take(a.targets, N); take(a.route, L);
     kind = "activations";
     take(a.resid, (L + 1) * N * C);
-    take(a.ln1, L * N * C); take(a.ln1_mean, L * N, ln); take(a.ln1_rstd, L * N);
-    take(a.qp, L * N * QD); take(a.q, L * N * QD, tr); take(a.q_rstd, L * N * NH, c.qk_norm);
+    take(a.ln1, LA * N * C); take(a.ln1_mean, LA * N, ln); take(a.ln1_rstd, LA * N);
+    take(a.qp, LA * N * QD); take(a.q, LA * N * QD, tr); take(a.q_rstd, LA * N * NH, c.qk_norm);
     kind = "kv_route";
-    take(a.kp, L * N * KVD, tr); take(a.k, L * N * KVD); take(a.k_rstd, L * N * NKV, c.qk_norm);
+    take(a.kp, LA * N * KVD, tr); take(a.k, L * N * KVD); take(a.k_rstd, L * N * NKV, c.qk_norm);
     take(a.v, L * N * KVD);
-    kind = "activations"; take(a.att, L * N * QD);
-    kind = "attention";   take(a.lse, L * N * NH);
+    kind = "activations"; take(a.att, LA * N * QD);
+    kind = "attention";   take(a.lse, LA * N * NH);
     kind = "activations";
-    take(a.mid, L * N * C);
-    take(a.ln2, L * N * C); take(a.ln2_mean, L * N, ln); take(a.ln2_rstd, L * N);
-    take(a.fc, L * N * FF); take(a.up, L * N * FF, swiglu); take(a.act, L * N * FF);
+    take(a.mid, LA * N * C);
+    take(a.ln2, LM * N * C); take(a.ln2_mean, LM * N, ln); take(a.ln2_rstd, LM * N);
+    take(a.fc, LM * N * FF); take(a.up, LM * N * FF, swiglu); take(a.act, LM * N * FF);
     take(a.lnf, N * C); take(a.lnf_mean, N, ln); take(a.lnf_rstd, N);
     kind = "logits";      take(a.logits, N * ld); take(a.losses, N);
     kind = "activations"; take(a.proj, N * C);
@@ -264,7 +288,8 @@ void Model<T>::layout(const ModelConfig& c, int B, int Tn, size_t capacity, bool
 }
 
 template <class T>
-std::vector<ModelBuffer> Model<T>::buffers(const ModelConfig& c, int B, int Tn, size_t capacity, bool training) {
+std::vector<ModelBuffer> Model<T>::buffers(const ModelConfig& c, int B, int Tn, size_t capacity, bool training,
+                                           Recompute recompute) {
     std::vector<ModelBuffer> out;
     size_t used = 0;
     auto take = [&](auto*& ptr, size_t n, const char* kind, bool needed) {
@@ -278,7 +303,7 @@ std::vector<ModelBuffer> Model<T>::buffers(const ModelConfig& c, int B, int Tn, 
     Master* grads;
     Activations a{};
     Gradients g{};
-    layout(c, B, Tn, std::max(ParamTable(c).total, capacity), training, params, grads, a, g, take);
+    layout(c, B, Tn, std::max(ParamTable(c).total, capacity), training, recompute, params, grads, a, g, take);
     return out;
 }
 
@@ -289,14 +314,18 @@ template <class T>
 typename Model<T>::LayerActs Model<T>::layer_acts(int l) const {
     const ModelConfig& c = config;
     const size_t N = N_, C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
-    auto at = [l](auto* base, size_t per_layer) { return base ? base + l * per_layer : nullptr; };
+    const size_t L = c.num_hidden_layers;
+    // A buffer kept for one layer holds whichever layer ran last: its one slice.
+    const size_t la = attention_layers(L, recompute) == L ? l : 0, lm = mlp_layers(L, recompute) == L ? l : 0;
+    auto at = [](auto* base, size_t layer, size_t per_layer) { return base ? base + layer * per_layer : nullptr; };
     const Activations& a = a_;
-    return {at(a.resid, N * C), at(a.ln1, N * C), at(a.ln1_mean, N), at(a.ln1_rstd, N),
-            at(a.qp, N * QD), at(a.q, N * QD), at(a.q_rstd, N * c.num_attention_heads),
-            at(a.kp, N * KVD), at(a.k, N * KVD), at(a.k_rstd, N * c.num_key_value_heads), at(a.v, N * KVD),
-            at(a.att, N * QD), at(a.lse, N * c.num_attention_heads), at(a.mid, N * C),
-            at(a.ln2, N * C), at(a.ln2_mean, N), at(a.ln2_rstd, N),
-            at(a.fc, N * FF), at(a.up, N * FF), at(a.act, N * FF), at(a.resid, N * C) + N * C};
+    T* k = at(a.k, l, N * KVD);
+    return {at(a.resid, l, N * C), at(a.ln1, la, N * C), at(a.ln1_mean, la, N), at(a.ln1_rstd, la, N),
+            at(a.qp, la, N * QD), at(a.q, la, N * QD), at(a.q_rstd, la, N * c.num_attention_heads),
+            qk_transformed() ? at(a.kp, la, N * KVD) : k, k, at(a.k_rstd, l, N * c.num_key_value_heads),
+            at(a.v, l, N * KVD), at(a.att, la, N * QD), at(a.lse, la, N * c.num_attention_heads),
+            at(a.mid, la, N * C), at(a.ln2, lm, N * C), at(a.ln2_mean, lm, N), at(a.ln2_rstd, lm, N),
+            at(a.fc, lm, N * FF), at(a.up, lm, N * FF), at(a.act, lm, N * FF), at(a.resid, l + 1, N * C)};
 }
 
 template <class T>
@@ -361,25 +390,20 @@ void Model<T>::qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, 
 }
 
 template <class T>
-void Model<T>::layer_forward(int l, const Pass& s) {
+void Model<T>::q_forward(int l, const Pass& s) {
+    const LayerParams& w = table.layers[l];
+    const LayerActs a = layer_acts(l);
+    ops_.linear_forward(a.qp, a.ln1, p(w.q_w), p(w.q_b), B * s.Tn, config.hidden_size, config.q_dim());
+    if (qk_transformed()) qk_forward(a.q, a.q_rstd, a.qp, w.q_norm_w, config.num_attention_heads, s);
+}
+
+template <class T>
+void Model<T>::attention_forward(int l, const Pass& s) {
     const ModelConfig& c = config;
     const LayerParams& w = table.layers[l];
-    const int C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
+    const int C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim();
     const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim, N = B * s.Tn;
     const LayerActs a = layer_acts(l);
-
-    // a.ln1 = norm1(x) is there already: the previous layer's last residual add made it.
-    ops_.linear_forward(a.qp, a.ln1, p(w.q_w), p(w.q_b), N, C, QD);
-    if (qk_transformed()) qk_forward(a.q, a.q_rstd, a.qp, w.q_norm_w, NH, s);
-    if (route_.is_read(l)) {
-        ops_.linear_forward(a.kp, a.ln1, p(w.k_w), p(w.k_b), N, C, KVD);
-        ops_.linear_forward(a.v, a.ln1, p(w.v_w), p(w.v_b), N, C, KVD);
-        if (qk_transformed()) qk_forward(a.k, a.k_rstd, a.kp, w.k_norm_w, NKV, s);
-        if (s.cache) {
-            ops_.kv_cache_write(s.cache->k_slot(l), a.k, B, s.Tn, s.pos0, s.cache->max_len, s.cache->width);
-            ops_.kv_cache_write(s.cache->v_slot(l), a.v, B, s.Tn, s.pos0, s.cache->max_len, s.cache->width);
-        }
-    }
     // With nothing cached before them, new tokens attend to their own K/V as in training (the
     // tiled tensor-core kernels, where a prompt's first chunk gains most); after, to the cache.
     if (s.cache && s.pos0 > 0)
@@ -392,16 +416,67 @@ void Model<T>::layer_forward(int l, const Pass& s) {
                                 .out = a.att, .lse = a.lse});
     ops_.linear_forward(a_.proj, a.att, p(w.o_w), p(w.o_b), N, QD, C);
     residual_norm_forward({a.ln2, a.ln2_mean, a.ln2_rstd, w.ln2_w, w.ln2_b}, a.mid, a.x, a_.proj, N);
+}
 
-    if (c.mlp == Mlp::Gelu) {
+template <class T>
+void Model<T>::mlp_in_forward(int l, int N) {
+    const LayerParams& w = table.layers[l];
+    const int C = config.hidden_size, FF = config.intermediate_size;
+    const LayerActs a = layer_acts(l);
+    if (config.mlp == Mlp::Gelu) {
         ops_.linear_gelu_forward(a.act, a.fc, a.ln2, p(w.up_w), p(w.up_b), N, C, FF);
     } else {
         ops_.linear_forward(a.fc, a.ln2, p(w.gate_w), nullptr, N, C, FF);
         ops_.linear_forward(a.up, a.ln2, p(w.up_w), p(w.up_b), N, C, FF);
         ops_.swiglu_forward(a.act, a.fc, a.up, size_t(N) * FF);
     }
+}
+
+template <class T>
+void Model<T>::layer_forward(int l, const Pass& s) {
+    const ModelConfig& c = config;
+    const LayerParams& w = table.layers[l];
+    const int C = c.hidden_size, KVD = c.kv_dim(), FF = c.intermediate_size, N = B * s.Tn;
+    const LayerActs a = layer_acts(l);
+
+    // a.ln1 = norm1(x) is there already: the previous layer's last residual add made it.
+    q_forward(l, s);
+    if (route_.is_read(l)) {
+        ops_.linear_forward(a.kp, a.ln1, p(w.k_w), p(w.k_b), N, C, KVD);
+        ops_.linear_forward(a.v, a.ln1, p(w.v_w), p(w.v_b), N, C, KVD);
+        if (qk_transformed()) qk_forward(a.k, a.k_rstd, a.kp, w.k_norm_w, c.num_key_value_heads, s);
+        if (s.cache) {
+            ops_.kv_cache_write(s.cache->k_slot(l), a.k, B, s.Tn, s.pos0, s.cache->max_len, s.cache->width);
+            ops_.kv_cache_write(s.cache->v_slot(l), a.v, B, s.Tn, s.pos0, s.cache->max_len, s.cache->width);
+        }
+    }
+    attention_forward(l, s);
+    mlp_in_forward(l, N);
     ops_.linear_forward(a_.proj, a.act, p(w.down_w), p(w.down_b), N, FF, C);
     residual_norm_forward(norm_reading(l + 1), a.out, a.mid, a_.proj, N);
+}
+
+// The forward made norm1's and norm2's outputs fused with the residual add before them; the
+// plain norm of the stored sum is the same kernel reading the same bits (layers/norm_common.cuh,
+// residual_row), so it gives the same outputs and statistics.
+template <class T>
+void Model<T>::recompute_forward(int l) {
+    if (recompute == Recompute::none) return;
+    const LayerParams& w = table.layers[l];
+    const LayerActs a = layer_acts(l);
+    const Pass s{Tn, 0, nullptr};
+    if (recompute == Recompute::layer) {
+        norm_forward(norm_reading(l), a.x, N_);
+        q_forward(l, s);
+        // K and V after QK-norm and RoPE stay stored (readers above need them); the norm's
+        // backward needs the projection before it.
+        if (route_.is_read(l) && qk_transformed())
+            ops_.linear_forward(a.kp, a.ln1, p(w.k_w), p(w.k_b), N_, config.hidden_size, config.kv_dim());
+        attention_forward(l, s);
+    } else {
+        norm_forward({a.ln2, a.ln2_mean, a.ln2_rstd, w.ln2_w, w.ln2_b}, a.mid, N_);
+    }
+    mlp_in_forward(l, N_);
 }
 
 template <class T>
@@ -560,6 +635,7 @@ void Model<T>::backward() {
     };
     final(table.lnf_w, table.total);
     for (int l = L - 1; l >= 0; l--) {
+        if (l < L - 1) recompute_forward(l);   // the top layer's are still there from the forward
         layer_backward(l);    // every reader of layer l's K/V is at or above l: dK[l], dV[l] are complete
         final(layer_begin(l), layer_begin(l + 1));
     }

@@ -18,6 +18,7 @@
 #include "src/route.h"
 
 #include "src/devices.h"
+#include "src/recompute.h"
 
 namespace rkv {
 
@@ -137,6 +138,9 @@ const std::vector<Setting>& settings_table() {
             setting("--device", &TrainOptions::device),
             setting("--attention", &TrainOptions::attention),
             setting("--zero", &TrainOptions::zero, Range<int>{0, 1}),
+            // The gradients are bitwise the same with any value (DESIGN.md): a resumed run may
+            // change it, e.g. to fit another GPU.
+            setting("--recompute", &TrainOptions::recompute, {}, kMayChange),
         };
         for (Setting& s : t) {   // the schedules' ends as the values they came to
             if (s.flag == "--warmup") s.get = [](const TrainOptions& o) { return json(o.warmup_steps()); };
@@ -211,6 +215,10 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
                  "print the device time per step of each layer operation, over the steps after the first (CUDA path)");
     app.add_option("--zero", o.zero, "1: shard the optimizer state across ranks (ZeRO-1)")
         ->check(CLI::IsMember({0, 1}))->capture_default_str();
+    app.add_option("--recompute", o.recompute,
+                   "activation recomputation in the backward: none, mlp (the MLP's from the residual after "
+                   "attention) or layer (every layer's from its input); the same gradients, less memory")
+        ->check(CLI::IsMember(recompute_names()))->capture_default_str();
     for (const Setting& s : settings_table())
         if (s.check) app.get_option(s.flag)->check(*s.check);
     app.final_callback([&app, &o, model, config] {
@@ -228,12 +236,16 @@ json run_settings(const TrainOptions& o) {
 
 void apply_run_settings(TrainOptions& o, const json& saved, const std::string& file) {
     if (!saved.is_object()) throw std::runtime_error(fmt::format("{}: \"run\" is not an object", file));
-    std::vector<std::string> missing, flags;   // keys the file lacks and the command line does not give
-    for (const Setting& s : settings_table())
-        if (!saved.contains(s.key()) && !o.given.count(s.flag)) {
+    // Keys the file lacks and the command line does not give; a setting a resumed run may change
+    // takes the command line's value when an older rkv did not save it.
+    std::vector<std::string> missing, flags, changeable;
+    for (const Setting& s : settings_table()) {
+        if (s.may_change) changeable.push_back(s.flag);
+        if (!saved.contains(s.key()) && !o.given.count(s.flag) && !s.may_change) {
             missing.push_back("run." + s.key());
             flags.push_back(s.flag);
         }
+    }
     if (!missing.empty())
         throw std::runtime_error(fmt::format("{}: {} {} missing (a checkpoint of an older rkv?); give {} with the "
                                              "value{} the run was started with", file, fmt::join(missing, ", "),
@@ -250,8 +262,8 @@ void apply_run_settings(TrainOptions& o, const json& saved, const std::string& f
         else if (!s.may_change && s.get(o) != s.get(was))
             throw std::runtime_error(fmt::format(
                 "{}: the run was started with {} {}, but the command line gives {} {}; --resume continues a run as it "
-                "was started (only --steps, --val-every and --ckpt-every may change, and --grad-accum with the number "
-                "of ranks): drop the flag, or start a new run in another --out", file, s.flag, shown(s.get(was)), s.flag, shown(s.get(o))));
+                "was started (only {} may change): drop the flag, or start a new run in another --out", file, s.flag,
+                shown(s.get(was)), s.flag, shown(s.get(o)), fmt::join(changeable, ", ")));
     }
 }
 
@@ -272,6 +284,7 @@ void TrainOptions::validate() const {
     require(one_of(schedule, {"constant", "cosine", "linear"}), fmt::format("--schedule: unknown {}", schedule));
     require(one_of(device, {"cpu", "cuda", "auto"}), fmt::format("--device: unknown {}", device));
     require(one_of(attention, {"auto", "wgmma", "mma", "plain"}), fmt::format("--attention: unknown {}", attention));
+    parse_recompute(recompute);   // throws naming the option
     require(warmup_steps() <= steps, fmt::format("--warmup {} exceeds --steps {}", warmup_steps(), steps));
     const TrainRouteSpec route = parse_train_route(train_route);
     require(route.kind == TrainRouteSpec::Kind::stochastic || !p_own_given,

@@ -39,6 +39,7 @@ struct TrainOptions {
     std::string attention = "auto";  // the CUDA path's attention kernel (src/cuda_ops.h)
     bool profile = false;           // print the device time of each layer operation (src/op_profile.h)
     int zero = 0;                   // 1: ZeRO-1, optimizer state sharded across ranks
+    std::string recompute = "none";  // activation recomputation: none, mlp or layer (src/recompute.h)
     std::set<std::string> given;    // the options the command line gave, by long name ("--lr")
 
     int warmup_steps() const { return warmup >= 0 ? warmup : steps / 20; }
@@ -57,9 +58,9 @@ nlohmann::json run_settings(const TrainOptions& o);
 
 // --resume: the saved settings (state.json's "run", `file` names it in messages) into o. An
 // option the command line gave must have its saved value, except those a resumed run may
-// change (--steps, to extend the run; --val-every; --ckpt-every); an option it did not give
-// takes the saved value. Throws naming the option and both values, or the missing or
-// malformed key.
+// change (--steps, to extend the run; --val-every; --ckpt-every; --recompute); an option it did
+// not give takes the saved value (one of those, when the file lacks it: the command line's).
+// Throws naming the option and both values, or the missing or malformed key.
 void apply_run_settings(TrainOptions& o, const nlohmann::json& saved, const std::string& file);
 
 }  // namespace rkv

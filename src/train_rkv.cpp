@@ -37,6 +37,7 @@ int plan(const rkv::TrainOptions& o, int ranks, const std::string& gpu_mem, bool
     s.seq_len = o.seq_len;
     s.grad_accum = o.grad_accum;
     s.zero = o.zero;
+    s.recompute = rkv::parse_recompute(o.recompute);
     s.ranks = ranks;
     s.gpu_bytes = rkv::parse_bytes(gpu_mem);
     // The storage a GPU build of this source would use (bf16 unless RKV_FP32): a build without

@@ -305,7 +305,8 @@ void Trainer<T>::load_weights(const Checkpoint* resumed) {
     // ZeRO-1 splits the flat buffer evenly: it is padded with zeros to world shards.
     const size_t total = ParamTable(config_).total, world = comm_.world();
     shard_ = o_.zero ? (total + world - 1) / world : total;
-    model_ = std::make_unique<Model<T>>(config_, *ops_, o_.batch, o_.seq_len, o_.zero ? shard_ * world : total);
+    model_ = std::make_unique<Model<T>>(config_, *ops_, o_.batch, o_.seq_len, o_.zero ? shard_ * world : total,
+                                        true, parse_recompute(o_.recompute));
     if (init.params.empty()) {
         init.params.resize(model_->table.total);
         init_params(init.params.data(), model_->table, config_, o_.seed);

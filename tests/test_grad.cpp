@@ -216,11 +216,11 @@ void check_layers(std::mt19937_64& rng, Report& report) {
 
 // The whole model: returns failures. Prints per tensor the worst error over the routes.
 void check_model(const std::string& family, const std::string& route_filter, uint64_t seed, int samples,
-                 std::mt19937_64& rng, Report& report, bool verbose) {
+                 Recompute recompute, std::mt19937_64& rng, Report& report, bool verbose) {
     const ModelConfig cfg = test::tiny_config(family);
     const int B = 2, T = 5;
     CpuOps<double> ops;
-    Model<double> model(cfg, ops, B, T);
+    Model<double> model(cfg, ops, B, T, 0, true, recompute);
     test::random_params(model.params, model.table, rng);
     auto [inputs, targets] = test::random_batch(B * T, cfg.vocab_size, rng);
     std::vector<double> grads(model.table.total);
@@ -228,8 +228,9 @@ void check_model(const std::string& family, const std::string& route_filter, uin
     std::map<std::string, double> worst;     // tensor -> max error over routes
     std::vector<std::string> order;
     for (auto& t : model.table.tensors) order.push_back(t.name);
-    fmt::print("model {} (L {}, C {}, NH {}, NKV {}, HS {}, B {}, T {})\n", family, cfg.num_hidden_layers,
-               cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, B, T);
+    fmt::print("model {} (L {}, C {}, NH {}, NKV {}, HS {}, B {}, T {}, --recompute {})\n", family,
+               cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim,
+               B, T, recompute_name(recompute));
     for (auto& [name, route] : test::named_routes(cfg.num_hidden_layers, seed)) {
         if (route_filter != "all" && route_filter != name) continue;
         model.zero_grad();
@@ -263,7 +264,7 @@ void check_model(const std::string& family, const std::string& route_filter, uin
 
 int main(int argc, char** argv) {
     CLI::App app{"rkv gradient checks: every backward against central finite differences, in double"};
-    std::string family = "all", route = "all";
+    std::string family = "all", route = "all", recompute = "none";
     uint64_t seed = 1337;
     int samples = 12;
     double tol = 1e-6;
@@ -278,6 +279,8 @@ int main(int argc, char** argv) {
     app.add_option("--seed", seed, "seed of the random inputs, weights and training routes");
     app.add_option("--samples", samples, "entries checked in a large tensor (small ones: all)");
     app.add_option("--tol", tol, "largest relative error that passes");
+    app.add_option("--recompute", recompute, "the model's backward: none, mlp or layer (src/recompute.h)")
+        ->check(CLI::IsMember(recompute_names()));
     app.add_flag("--verbose", verbose, "print every tensor under every route");
     app.add_flag("--no-layers", skip_layers, "skip the per-layer checks");
     CLI11_PARSE(app, argc, argv);
@@ -286,7 +289,8 @@ int main(int argc, char** argv) {
     Report report{tol};
     if (!skip_layers) check_layers(rng, report);
     for (const std::string f : {"gpt2", "llama3", "qwen3"})
-        if (family == "all" || family == f) check_model(f, route, seed, samples, rng, report, verbose);
+        if (family == "all" || family == f)
+            check_model(f, route, seed, samples, parse_recompute(recompute), rng, report, verbose);
     fmt::print("{}\n", report.failures ? fmt::format("test_grad: {} checks above {:.0e}", report.failures, tol)
                                        : fmt::format("test_grad: all checks below {:.0e}", tol));
     return report.failures ? 1 : 0;

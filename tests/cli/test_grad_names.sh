@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ./test_grad refuses a family or route it does not know, naming the valid ones, and exits
+# ./test_grad refuses a family, route or --recompute it does not know, naming the valid ones, and exits
 # non-zero: a typo must not pass having checked nothing.
 # Usage: test_grad_names.sh TEST_GRAD
 set -uo pipefail
@@ -24,4 +24,5 @@ for route in keep-every2 bogus random-5; do
     check "all-own,borrow-previous,borrow-layer0,random-0,random-1,random-2,keep-every-2,keep-every-3" --route "$route"
 done
 check "gpt2,llama3,qwen3" --family gpt3
+check "none,mlp,layer" --recompute attention
 exit $failed

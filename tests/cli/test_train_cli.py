@@ -900,13 +900,83 @@ class TrainCliTest:
         r = self.run(["--json", "--model", "gpt2-tiny"])
         self.check(r.returncode != 0 and "--plan" in r.stderr, "plan: --json without --plan refused", r.stderr.strip())
 
+    # --- activation recomputation -------------------------------------------------------
+
+    def test_recompute(self):
+        # --recompute changes the memory, never the numbers: each value logs none's run bitwise,
+        # on every device; a resumed run may change it (and a bare --resume keeps the run's).
+        args = ["--steps", "3", "--val-every", "3", "--p-own", "0.5", "--ckpt-every", "2", "--retention", "1,2"]
+        cuda = self.cuda
+
+        def train(name, device, extra):
+            out = self.out_dir(name)
+            p = self.run([device if a == "cpu" else a for a in self.small] + self.data + extra + ["--out", out])
+            return p, read_log(out)
+
+        for device in ("cpu", "cuda") if cuda else ("cpu",):
+            ref, ref_log = train(f"recompute_none_{device}", device, args)
+            self.check(ref.returncode == 0 and len(train_records(ref_log)) == 3,
+                       f"recompute: {device}: 3 steps with --recompute none", ref.stderr.strip())
+            for kind in ("mlp", "layer"):
+                p, log = train(f"recompute_{kind}_{device}", device, args + ["--recompute", kind])
+                diff = first_log_difference(ref_log, log)
+                self.check(p.returncode == 0 and ref_log and not diff and log[0]["run"].get("recompute") == kind,
+                           f"recompute: {device}: --recompute {kind} logs none's losses bitwise",
+                           diff or p.stderr.strip())
+        out = self.out_dir("recompute_resume")
+        shutil.copytree(self.out_dir("recompute_layer_cpu"), out)
+        shutil.rmtree(os.path.join(out, "ckpt_00000003"))
+        p = self.run(["--resume", "--out", out, "--recompute", "mlp"])
+        with open(os.path.join(out, "run.json")) as f:
+            saved = json.load(f)["run"].get("recompute")
+        diff = first_log_difference(read_log(self.out_dir("recompute_none_cpu")), read_log(out))
+        self.check(p.returncode == 0 and not diff and saved == "mlp",
+                   "recompute: a --recompute layer run resumed with --recompute mlp continues bitwise",
+                   diff or p.stderr.strip())
+        shutil.rmtree(os.path.join(out, "ckpt_00000003"))
+        p = self.run(["--resume", "--out", out])
+        with open(os.path.join(out, "run.json")) as f:
+            saved = json.load(f)["run"].get("recompute")
+        self.check(p.returncode == 0 and saved == "layer", "recompute: a bare --resume keeps the run's --recompute",
+                   f"{saved} {p.stderr.strip()}")
+        # A checkpoint of an rkv before --recompute: its state.json lacks the key; resume runs.
+        shutil.rmtree(os.path.join(out, "ckpt_00000003"))
+        state = os.path.join(out, "ckpt_00000002", "state.json")
+        with open(state) as f:
+            st = json.load(f)
+        st["run"].pop("recompute", None)
+        with open(state, "w") as f:
+            json.dump(st, f)
+        p = self.run(["--resume", "--out", out])
+        self.check(p.returncode == 0, "recompute: a checkpoint without run.recompute resumes (it changes no number)",
+                   p.stderr.strip())
+        r = self.run(self.small + ["--recompute", "attention"])
+        self.check(r.returncode != 0 and "--recompute" in r.stderr and "attention" in r.stderr,
+                   "recompute: an unknown --recompute refused by name", r.stderr.strip())
+        if cuda:   # the plan follows the layout, and suggests recomputing when that is what fits
+            plans = {}
+            for kind in ("none", "mlp", "layer"):
+                r = self.run(["--plan", "--json", "--model", "qwen3-1.7b", "-b", "1", "-t", "8192", "--zero", "1",
+                              "--plan-ranks", "8", "--recompute", kind])
+                plans[kind] = json.loads(r.stdout or "{}")
+            acts = {k: v.get("by_kind", {}).get("activations", 0) for k, v in plans.items()}
+            self.check(0 < acts["layer"] < acts["mlp"] < acts["none"] and plans["layer"].get("recompute") == "layer",
+                       "recompute: --plan --recompute: activations none > mlp > layer", f"{acts}")
+            r = self.run(["--plan", "--json", "--model", "qwen3-1.7b", "-b", "1", "-t", "8192", "--zero", "1",
+                          "--plan-ranks", "8", "--plan-gpu-mem", str((plans["layer"].get("total_bytes", 0) +
+                                                                       plans["mlp"].get("total_bytes", 0)) // 2)])
+            suggestion = json.loads(r.stdout or "{}").get("suggestion") or {}
+            self.check(suggestion.get("recompute") == "layer" and suggestion.get("batch") == 1,
+                       "recompute: --plan suggests --recompute layer where only it fits", r.stdout + r.stderr)
+
     def run_all(self, cuda=True):
+        self.cuda = cuda
         device_tests = ((self.test_device_portability, self.test_attention_kernels, self.test_profile,
                          self.test_plan) if cuda else (self.test_no_cuda_path,))
         for test in (self.test_determinism, self.test_resume_after_finish, self.test_sigterm_resume,
                      self.test_resume_remembers, self.test_state_json, self.test_header_and_eta,
                      self.test_bad_input, self.test_nan_stop, self.test_retention_table) + device_tests + (
-                     self.test_fine_tuning_rows, self.test_train_routes):
+                     self.test_fine_tuning_rows, self.test_train_routes, self.test_recompute):
             if self.only and self.only not in test.__name__:
                 continue
             try:

@@ -1,6 +1,7 @@
 // The memory plan (src/memory_plan.h) against what the emulated CUDA path allocates: a Model,
 // its AdamW, the weights' upload and one training step and update, per preset at a small
-// micro-batch; the emulator's peak of allocated device bytes must be the plan's within 1%.
+// micro-batch and each --recompute; the emulator's peak of allocated device bytes must be the
+// plan's within 1%.
 #include <catch2/catch.hpp>
 
 #if defined(RKV_EMU)
@@ -29,7 +30,7 @@ size_t emulated_peak(const PlanSettings& s, int rank) {
         CudaOps<T> ops;
         const size_t total = ParamTable(s.config).total;
         const size_t shard = s.zero ? (total + s.ranks - 1) / s.ranks : total;
-        Model<T> model(s.config, ops, s.batch, s.seq_len, shard * (s.zero ? s.ranks : 1));
+        Model<T> model(s.config, ops, s.batch, s.seq_len, shard * (s.zero ? s.ranks : 1), true, s.recompute);
         AdamW<T> opt(model.table, {}, ops, s.zero ? shard * rank : 0, shard);
         std::mt19937_64 rng(7);
         std::vector<float> params(total);
@@ -53,13 +54,17 @@ TEST_CASE("memory plan: the emulated CUDA path's peak device bytes, every preset
     emulated_peak<float>({preset("gpt2-tiny"), 1, 4}, 0);
     // qwen3-0.6b and qwen3-1.7b are left out: their weights, gradients and AdamW state are 11
     // and 30 GB of host memory under the emulator.
-    using Case = std::tuple<int, int, int, int, int>;   // -b, -t, --zero, ranks, the rank measured
+    // -b, -t, --zero, ranks, the rank measured, --recompute
+    using Case = std::tuple<int, int, int, int, int, Recompute>;
+    const Recompute none = Recompute::none, mlp = Recompute::mlp, layer = Recompute::layer;
     for (const std::string& name : preset_names()) {
         if (name == "qwen3-0.6b" || name == "qwen3-1.7b") continue;
-        for (auto [batch, seq_len, zero, ranks, rank] :
-             {Case{1, 16, 0, 1, 0}, Case{2, 8, 1, 2, 1}, Case{3, 5, 1, 3, 2}})
+        for (auto [batch, seq_len, zero, ranks, rank, recompute] :
+             {Case{1, 16, 0, 1, 0, none}, Case{2, 8, 1, 2, 1, none}, Case{3, 5, 1, 3, 2, none},
+              Case{1, 16, 0, 1, 0, layer}, Case{2, 8, 1, 2, 1, mlp}})
             for (const bool fp32 : {false, true}) {
-                const PlanSettings s{preset(name), batch, seq_len, 1, zero, ranks, 0, fp32};
+                PlanSettings s{preset(name), batch, seq_len, 1, zero, ranks, 0, fp32};
+                s.recompute = recompute;
                 const MemoryPlan plan = memory_plan(s);
                 size_t cublaslt = 0;
                 for (auto& [kind, bytes] : plan.by_kind)
@@ -67,7 +72,8 @@ TEST_CASE("memory plan: the emulated CUDA path's peak device bytes, every preset
                 const double planned = double(plan.allocated_bytes - cublaslt);
                 const double peak =
                     double(fp32 ? emulated_peak<float>(s, rank) : emulated_peak<__nv_bfloat16>(s, rank));
-                INFO(name << (fp32 ? " fp32" : " bf16") << " -b " << batch << " -t " << seq_len << " --zero " << zero
+                INFO(name << (fp32 ? " fp32" : " bf16") << " --recompute " << recompute_name(recompute)
+                          << " -b " << batch << " -t " << seq_len << " --zero " << zero
                           << " rank " << rank << " of " << ranks << ": planned " << size_t(planned)
                           << " bytes, emulated peak " << size_t(peak) << ", " << 100 * (planned / peak - 1) << "%");
                 CHECK(std::abs(planned - peak) <= 0.01 * peak);   // asked: 5%; it agrees to 0.02%
@@ -96,5 +102,35 @@ TEST_CASE("memory plan: sizes, fitting and the largest micro-batch", "[memory_pl
     z.zero = 1;
     CHECK(memory_plan(z).total_bytes < memory_plan(s).total_bytes);
     CHECK(largest_batch(z) > b);
+}
+
+TEST_CASE("memory plan: recomputation, and the advice when only it fits", "[memory_plan][recompute]") {
+    PlanSettings s{preset("qwen3-1.7b"), 1, 2048, 1, 1, 8, 0};
+    auto total = [&](Recompute r) {
+        PlanSettings t = s;
+        t.recompute = r;
+        return memory_plan(t).total_bytes;
+    };
+    const size_t none = total(Recompute::none), mlp = total(Recompute::mlp), layer = total(Recompute::layer);
+    CHECK(layer < mlp);
+    CHECK(mlp < none);
+    // A GPU between two totals: the advice takes the cheapest recomputation that fits -b 1.
+    for (auto [gpu, expected] : {std::pair{(mlp + none) / 2, "mlp"}, std::pair{(layer + mlp) / 2, "layer"}}) {
+        INFO(expected);
+        s.gpu_bytes = gpu;
+        const nlohmann::json plan = plan_json(s);
+        CHECK(plan["fits"] == false);
+        CHECK(plan["suggestion"]["recompute"] == expected);
+        CHECK(plan["suggestion"]["zero"] == 1);
+        CHECK(plan["suggestion"]["batch"] == 1);
+        CHECK_THAT(plan_text(s), Catch::Contains(std::string("--zero 1 --recompute ") + expected + " -b 1 -t 2048"));
+    }
+    // Not even recomputing whole layers fits: the advice says what else would be needed.
+    s.gpu_bytes = layer - 1;
+    CHECK(plan_json(s)["suggestion"].is_null());
+    CHECK_THAT(plan_text(s), Catch::Contains("not even -b 1 -t 2048 fits"));
+    // Where -b 1 fits as it is, the advice names what recomputing would add.
+    s.gpu_bytes = size_t(80e9);
+    CHECK_THAT(plan_text(s), Catch::Contains("; with --zero 1 --recompute layer up to -b"));
 }
 #endif
