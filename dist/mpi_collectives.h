@@ -27,6 +27,11 @@ namespace rkv::mpi {
 template <class T>
 void all_reduce_sum(T* data, size_t n, MPI_Comm comm);
 
+// On root: recv (n) = the sum over the ranks of comm of send (n), each element the sum
+// all_reduce_sum gives it; recv is not touched elsewhere. recv may be send (in place).
+template <class T>
+void reduce_sum(const T* send, T* recv, size_t n, int root, MPI_Comm comm);
+
 // recv (recv_count) = the sum over ranks of send[rank * recv_count, (rank + 1) * recv_count).
 // recv may be that slice of send (in place).
 template <class T>

@@ -369,7 +369,7 @@ double Trainer<T>::train_step() {
     // ZeRO-1: each rank needs the summed gradients of its shard only, whose bounds do not
     // follow the layers': one reduce-scatter after the backward.
     if (o_.zero) comm_.reduce_scatter_sum(model_->grads, model_->grads + shard_ * comm_.rank(), shard_);
-    else comm_.all_reduce_finish();
+    else comm_.finish_started();
     comm_.all_reduce_sum(&loss, 1);
     return loss;
 }
