@@ -13,6 +13,7 @@
 #include "optim/adamw.h"
 #include "src/model.h"
 #include "src/params.h"
+#include "src/sharded_grads.h"
 
 namespace rkv {
 
@@ -37,8 +38,12 @@ MemoryPlan plan_for(const PlanSettings& s) {
     const size_t capacity = s.zero ? shard * ranks : total;
     const size_t N = size_t(s.batch) * s.seq_len;
     std::map<std::string, size_t> kind;
-    // The arena: one allocation of the buffers' bytes, in the constructor's layout.
-    for (const ModelBuffer& b : Model<T>::buffers(c, s.batch, s.seq_len, capacity, true)) kind[b.kind] += b.bytes;
+    // The arena: one allocation of the buffers' bytes, in the constructor's layout. ZeRO-2's
+    // gradients: the arena's working windows, and the shard's sums beside it.
+    const size_t windows = s.zero == 2 ? ShardedGrads<T>::working_elements(ParamTable(c)) : 0;
+    for (const ModelBuffer& b : Model<T>::buffers(c, s.batch, s.seq_len, capacity, true, windows))
+        kind[b.kind] += b.bytes;
+    if (s.zero == 2) kind["gradients"] += shard * sizeof(float);
     // AdamW: m and v of the shard, and its fp32 master when the storage is not fp32.
     kind["master_m_v"] = shard * sizeof(float) * (std::is_same_v<T, float> ? 2 : 3);
     // The attention backward's row sums D = rowsum(dO * O), (B, NH, T) floats (tensor-core kernels).
@@ -125,7 +130,8 @@ struct Advice {
 
 Advice advise(const PlanSettings& s) {
     std::vector<int> zeros = {s.zero};
-    if (s.zero == 0 && s.ranks > 1) zeros.push_back(1);
+    if (s.ranks > 1)
+        for (int zero = s.zero + 1; zero <= 2; zero++) zeros.push_back(zero);
     const long tokens = long(s.batch) * s.grad_accum;   // sequences per rank per update
     for (int zero : zeros) {
         PlanSettings t = s;
@@ -133,19 +139,20 @@ Advice advise(const PlanSettings& s) {
         const int b = largest_batch(t);
         if (b == 0) continue;
         const int accum = int((tokens + b - 1) / b);
-        const std::string opts = fmt::format("{}-b {} -t {}", zero ? "--zero 1 " : "", b, s.seq_len);
+        const std::string opts = fmt::format("{}-b {} -t {}", zero ? fmt::format("--zero {} ", zero) : "", b,
+                                             s.seq_len);
         const long kept = std::max<long>(tokens, b);
         std::string text = fmt::format("largest micro-batch that fits: {} (--grad-accum {} keeps {} sequence{} per "
                                        "rank and update)", opts, accum, kept, kept == 1 ? "" : "s");
-        if (zero == 0 && s.ranks > 1) {   // it fits without ZeRO-1: would ZeRO-1 take more?
-            t.zero = 1;
-            if (const int b1 = largest_batch(t); b1 > b) text += fmt::format("; with --zero 1 up to -b {}", b1);
-        }
+        if (s.ranks > 1)   // it fits: would more sharding take more?
+            for (t.zero = zero + 1; t.zero <= 2; t.zero++)
+                if (const int bz = largest_batch(t); bz > b)
+                    text += fmt::format("; with --zero {} up to -b {}", t.zero, bz);
         return {text, {{"zero", zero}, {"batch", b}, {"seq_len", s.seq_len}, {"grad_accum", accum}}};
     }
-    return {fmt::format("not even -b 1 -t {} fits{}: activation recomputation and ZeRO-2 (sharded gradients) "
-                        "would be needed, and rkv has neither yet; a shorter -t or a larger GPU",
-                        s.seq_len, s.ranks > 1 ? " with --zero 1" : " (one rank: --zero 1 shards nothing)"),
+    return {fmt::format("not even -b 1 -t {} fits{}: activation recomputation would be needed, and rkv has none "
+                        "yet; a shorter -t or a larger GPU",
+                        s.seq_len, s.ranks > 1 ? " with --zero 2" : " (one rank: --zero 1 and 2 shard nothing)"),
             nullptr};
 }
 

@@ -19,7 +19,8 @@ namespace rkv {
 struct PlanSettings {
     ModelConfig config;
     int batch = 1, seq_len = 1, grad_accum = 1;
-    int zero = 0;                         // 1: ZeRO-1 (master, m and v sharded over the ranks)
+    int zero = 0;                         // 1: ZeRO-1 (master, m and v sharded over the ranks); 2: ZeRO-2
+                                          // (the gradients too: the shard's, and working windows)
     int ranks = 1;
     size_t gpu_bytes = 0;                 // the device memory a rank has
     bool fp32_storage = false;            // the CUDA path's storage: bf16 (fp32 master weights), or fp32
@@ -36,7 +37,7 @@ struct MemoryPlan {
     bool fits = false;
     size_t host_load_bytes = 0;           // a fresh run (--init or random weights), on every rank
     size_t host_resume_bytes = 0;         // --resume: weights, m and v, whole, on every rank
-    size_t host_checkpoint_bytes = 0;     // rank 0 (every rank with --zero 1): the gathered state
+    size_t host_checkpoint_bytes = 0;     // rank 0 (every rank with --zero 1 or 2): the gathered state
 };
 
 MemoryPlan memory_plan(const PlanSettings& s);

@@ -135,7 +135,7 @@ const std::vector<Setting>& settings_table() {
             setting("--ckpt-every", &TrainOptions::ckpt_every, counter, kMayChange),
             setting("--device", &TrainOptions::device),
             setting("--attention", &TrainOptions::attention),
-            setting("--zero", &TrainOptions::zero, Range<int>{0, 1}),
+            setting("--zero", &TrainOptions::zero, Range<int>{0, 2}),
         };
         for (Setting& s : t) {   // the schedules' ends as the values they came to
             if (s.flag == "--warmup") s.get = [](const TrainOptions& o) { return json(o.warmup_steps()); };
@@ -208,8 +208,9 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
         ->check(CLI::IsMember(attention_names()))->capture_default_str();
     app.add_flag("--profile", o.profile,
                  "print the device time per step of each layer operation, over the steps after the first (CUDA path)");
-    app.add_option("--zero", o.zero, "1: shard the optimizer state across ranks (ZeRO-1)")
-        ->check(CLI::IsMember({0, 1}))->capture_default_str();
+    app.add_option("--zero", o.zero, "1: shard the optimizer state across ranks (ZeRO-1); 2: the gradients too "
+                                     "(ZeRO-2)")
+        ->check(CLI::IsMember({0, 1, 2}))->capture_default_str();
     for (const Setting& s : settings_table())
         if (s.check) app.get_option(s.flag)->check(*s.check);
     app.final_callback([&app, &o, model, config] {
