@@ -14,6 +14,8 @@
 // the other. The embeddings have a window of their own when the head is tied to them (the head
 // writes their gradients first, the embedding lookup last). On the device, a rank then holds its
 // shard and two windows of the largest range (plus the tied embeddings), not the whole buffer.
+// (LayerOps::copy_bytes waits for the stream, so the host keeps at most one range ahead: each
+// range's reduction still runs beside the next range's backward.)
 #pragma once
 #include <algorithm>
 #include <optional>
