@@ -14,9 +14,9 @@
 // Determinism: over MPI (MpiComm, NcclComm's host memory, the emulator's NCCL) every element
 // is summed in rank order by one rank and copied to the others, so every rank gets bitwise
 // the same result, in every run, whatever the timing and however the caller cuts its buffers
-// into calls; all-reduce and reduce-scatter agree bitwise (dist/mpi_collectives.h). On a GPU,
-// NCCL also reduces each element once and copies it, so ranks agree; its order of additions
-// is its own (fixed for a given size and topology; NCCL_ALGO=Ring pins the algorithm).
+// into calls; all-reduce, reduce and reduce-scatter agree bitwise (dist/mpi_collectives.h).
+// On a GPU, NCCL also reduces each element once and copies it, so ranks agree; its order of
+// additions is its own (fixed for a given size and topology; NCCL_ALGO=Ring pins the algorithm).
 //
 // Errors: a failing rank must take the whole job down with its own message, never leave the
 // others waiting in a collective. The trainer creates the Comm in main() before its try block

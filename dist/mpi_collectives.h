@@ -9,8 +9,8 @@
 //     ((x_0 + x_1) + x_2) + ... + x_{W-1},
 // once, by the rank that owns that element's slice, and the sums are then copied to the
 // others. The result is the same on every rank, in every run, whatever the timing, however
-// the caller splits its buffers into calls, and all-reduce and reduce-scatter agree on every
-// element (so ZeRO-1 and plain data parallelism see the same gradients).
+// the caller splits its buffers into calls, and all-reduce, reduce and reduce-scatter agree on
+// every element (so ZeRO-1, ZeRO-2 and plain data parallelism sum the same gradients alike).
 //
 // Counts may exceed MPI's int: the work goes in pieces. Errors abort the job (MPI's default
 // error handler, MPI_ERRORS_ARE_FATAL), so none of these returns a status.
