@@ -19,6 +19,10 @@ namespace rkv {
 
 void LocalComm::host_copy(void* dst, const void* src, size_t bytes) { std::memmove(dst, src, bytes); }
 
+void LocalComm::reduce_sum(float*, size_t, int root) {
+    if (root != 0) throw std::invalid_argument("reduce to rank " + std::to_string(root) + " in a world of 1");
+}
+
 void LocalComm::reduce_scatter_sum(const float* send, float* recv, size_t recv_count) {
     if (send != recv) copy_(recv, send, recv_count * sizeof(float));
 }

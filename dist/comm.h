@@ -1,5 +1,5 @@
 // The trainer's view of the other ranks (DESIGN.md section 4): who am I, how many are
-// we, and the five collectives data parallelism and ZeRO-1 need. One interface, three ways:
+// we, and the six collectives data parallelism and ZeRO-1/2 need. One interface, three ways:
 //
 //   LocalComm  one process, not launched by mpirun: world 1, every collective a copy or nothing.
 //   MpiComm    the CPU path: MPI on host memory (dist/mpi_comm.h).
@@ -14,9 +14,9 @@
 // Determinism: over MPI (MpiComm, NcclComm's host memory, the emulator's NCCL) every element
 // is summed in rank order by one rank and copied to the others, so every rank gets bitwise
 // the same result, in every run, whatever the timing and however the caller cuts its buffers
-// into calls; all-reduce and reduce-scatter agree bitwise (dist/mpi_collectives.h). On a GPU,
-// NCCL also reduces each element once and copies it, so ranks agree; its order of additions
-// is its own (fixed for a given size and topology; NCCL_ALGO=Ring pins the algorithm).
+// into calls; all-reduce, reduce and reduce-scatter agree bitwise (dist/mpi_collectives.h).
+// On a GPU, NCCL also reduces each element once and copies it, so ranks agree; its order of
+// additions is its own (fixed for a given size and topology; NCCL_ALGO=Ring pins the algorithm).
 //
 // Errors: a failing rank must take the whole job down with its own message, never leave the
 // others waiting in a collective. The trainer creates the Comm in main() before its try block
@@ -41,11 +41,16 @@ public:
     // data (n) = the sum over ranks of data (n), in place, identical on every rank.
     virtual void all_reduce_sum(float* data, size_t n) = 0;
     virtual void all_reduce_sum(double* data, size_t n) = 0;
-    // The same sum, started now and overlapping what the caller enqueues next (the backward
-    // of the layers below); the sums are complete once all_reduce_finish() has returned (on
-    // the GPU: for the work the caller enqueues after it). By default, done at once.
+    // On root: data (n) = the sum over ranks of data (n), each element the sum all_reduce_sum
+    // gives it; the other ranks' data is left as it was.
+    virtual void reduce_sum(float* data, size_t n, int root) = 0;
+    // all_reduce_sum and reduce_sum, started now and overlapping what the caller enqueues
+    // next (the backward of the layers below); the sums are complete once finish_started()
+    // has returned (on the GPU: for the work the caller enqueues after it). By default, done
+    // at once.
     virtual void all_reduce_start(float* data, size_t n) { all_reduce_sum(data, n); }
-    virtual void all_reduce_finish() {}
+    virtual void reduce_start(float* data, size_t n, int root) { reduce_sum(data, n, root); }
+    virtual void finish_started() {}
     // recv (recv_count) = the sum over ranks of this rank's slice of send (world * recv_count),
     // send[rank * recv_count, (rank + 1) * recv_count). Each element is the same sum
     // all_reduce_sum gives it. In place when recv == send + rank * recv_count.
@@ -79,6 +84,7 @@ public:
     int local_rank() const override { return 0; }
     void all_reduce_sum(float*, size_t) override {}
     void all_reduce_sum(double*, size_t) override {}
+    void reduce_sum(float*, size_t, int root) override;
     void reduce_scatter_sum(const float* send, float* recv, size_t recv_count) override;
     void all_gather_bytes(const void* send, void* recv, size_t send_bytes) override;
     void broadcast(void*, size_t, int root) override;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace rkv::mpi {
@@ -91,6 +92,28 @@ void all_reduce_sum(T* data, size_t n, MPI_Comm comm) {
 }
 
 template <class T>
+void reduce_sum(const T* send, T* recv, size_t n, int root, MPI_Comm comm) {
+    const int world = size_of(comm), rank = rank_in(comm);
+    if (root < 0 || root >= world)
+        throw std::invalid_argument("reduce to rank " + std::to_string(root) + " in a world of " +
+                                    std::to_string(world));
+    if (world == 1) {
+        if (send != recv) std::memmove(recv, send, n * sizeof(T));
+        return;
+    }
+    const MPI_Datatype type = type_of<T>();
+    // The root gathers a piece from every rank and sums it in rank order.
+    const size_t max_len = std::max<size_t>(1, kPiece / world);
+    std::vector<T> parts;
+    for (size_t off = 0; off < n; off += max_len) {
+        const size_t len = std::min(max_len, n - off);
+        if (rank == root) parts.resize(size_t(world) * len);
+        MPI_Gather(send + off, int(len), type, parts.data(), int(len), type, root, comm);
+        if (rank == root) sum_in_rank_order(recv + off, parts.data(), len, world);
+    }
+}
+
+template <class T>
 void reduce_scatter_sum(const T* send, T* recv, size_t recv_count, MPI_Comm comm) {
     const int world = size_of(comm);
     if (world == 1) {
@@ -153,6 +176,7 @@ bool init() {
 
 #define RKV_MPI_SUMS(T)                                           \
     template void all_reduce_sum<T>(T*, size_t, MPI_Comm);        \
+    template void reduce_sum<T>(const T*, T*, size_t, int, MPI_Comm); \
     template void reduce_scatter_sum<T>(const T*, T*, size_t, MPI_Comm);
 RKV_MPI_SUMS(float)
 RKV_MPI_SUMS(double)

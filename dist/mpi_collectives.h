@@ -9,8 +9,8 @@
 //     ((x_0 + x_1) + x_2) + ... + x_{W-1},
 // once, by the rank that owns that element's slice, and the sums are then copied to the
 // others. The result is the same on every rank, in every run, whatever the timing, however
-// the caller splits its buffers into calls, and all-reduce and reduce-scatter agree on every
-// element (so ZeRO-1 and plain data parallelism see the same gradients).
+// the caller splits its buffers into calls, and all-reduce, reduce and reduce-scatter agree on
+// every element (so ZeRO-1, ZeRO-2 and plain data parallelism sum the same gradients alike).
 //
 // Counts may exceed MPI's int: the work goes in pieces. Errors abort the job (MPI's default
 // error handler, MPI_ERRORS_ARE_FATAL), so none of these returns a status.
@@ -26,6 +26,11 @@ namespace rkv::mpi {
 // int32_t, uint32_t, int64_t, uint64_t.
 template <class T>
 void all_reduce_sum(T* data, size_t n, MPI_Comm comm);
+
+// On root: recv (n) = the sum over the ranks of comm of send (n), each element the sum
+// all_reduce_sum gives it; recv is not touched elsewhere. recv may be send (in place).
+template <class T>
+void reduce_sum(const T* send, T* recv, size_t n, int root, MPI_Comm comm);
 
 // recv (recv_count) = the sum over ranks of send[rank * recv_count, (rank + 1) * recv_count).
 // recv may be that slice of send (in place).

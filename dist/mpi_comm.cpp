@@ -32,6 +32,8 @@ MpiComm::~MpiComm() {
 void MpiComm::all_reduce_sum(float* data, size_t n) { mpi::all_reduce_sum(data, n, comm_); }
 void MpiComm::all_reduce_sum(double* data, size_t n) { mpi::all_reduce_sum(data, n, comm_); }
 
+void MpiComm::reduce_sum(float* data, size_t n, int root) { mpi::reduce_sum(data, data, n, root, comm_); }
+
 void MpiComm::reduce_scatter_sum(const float* send, float* recv, size_t recv_count) {
     mpi::reduce_scatter_sum(send, recv, recv_count, comm_);
 }

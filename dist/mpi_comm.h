@@ -20,6 +20,7 @@ public:
     int local_rank() const override { return local_rank_; }
     void all_reduce_sum(float* data, size_t n) override;
     void all_reduce_sum(double* data, size_t n) override;
+    void reduce_sum(float* data, size_t n, int root) override;
     void reduce_scatter_sum(const float* send, float* recv, size_t recv_count) override;
     void all_gather_bytes(const void* send, void* recv, size_t send_bytes) override;
     void broadcast(void* data, size_t bytes, int root) override;

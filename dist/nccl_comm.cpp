@@ -79,14 +79,32 @@ void NcclComm::all_reduce_sum(float* data, size_t n) {
         mpi_.all_reduce_sum(data, n);
 }
 
-void NcclComm::all_reduce_start(float* data, size_t n) {
-    if (!is_device(data)) return mpi_.all_reduce_sum(data, n);
-    cuda_check(cudaEventRecord(ready_, stream_));
-    cuda_check(cudaStreamWaitEvent(side_, ready_, 0));
-    nccl_check(ncclAllReduce(data, data, n, ncclFloat32, ncclSum, nccl_, side_), "ncclAllReduce", nccl_);
+void NcclComm::reduce_sum(float* data, size_t n, int root) {
+    if (is_device(data))
+        nccl_check(ncclReduce(data, data, n, ncclFloat32, ncclSum, root, nccl_, stream_), "ncclReduce", nccl_);
+    else
+        mpi_.reduce_sum(data, n, root);
 }
 
-void NcclComm::all_reduce_finish() {
+cudaStream_t NcclComm::side_after_stream() {
+    cuda_check(cudaEventRecord(ready_, stream_));
+    cuda_check(cudaStreamWaitEvent(side_, ready_, 0));
+    return side_;
+}
+
+void NcclComm::all_reduce_start(float* data, size_t n) {
+    if (!is_device(data)) return mpi_.all_reduce_sum(data, n);
+    nccl_check(ncclAllReduce(data, data, n, ncclFloat32, ncclSum, nccl_, side_after_stream()), "ncclAllReduce",
+               nccl_);
+}
+
+void NcclComm::reduce_start(float* data, size_t n, int root) {
+    if (!is_device(data)) return mpi_.reduce_sum(data, n, root);
+    nccl_check(ncclReduce(data, data, n, ncclFloat32, ncclSum, root, nccl_, side_after_stream()), "ncclReduce",
+               nccl_);
+}
+
+void NcclComm::finish_started() {
     cuda_check(cudaEventRecord(done_, side_));
     cuda_check(cudaStreamWaitEvent(stream_, done_, 0));
 }

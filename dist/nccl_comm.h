@@ -29,10 +29,12 @@ public:
     int local_rank() const override { return mpi_.local_rank(); }
     void all_reduce_sum(float* data, size_t n) override;
     void all_reduce_sum(double* data, size_t n) override;
+    void reduce_sum(float* data, size_t n, int root) override;
     // On device memory: NCCL on a side stream, after the work enqueued so far on `stream`,
-    // while `stream` goes on; finish makes `stream` wait for the side stream.
+    // while `stream` goes on; finish_started makes `stream` wait for the side stream.
     void all_reduce_start(float* data, size_t n) override;
-    void all_reduce_finish() override;
+    void reduce_start(float* data, size_t n, int root) override;
+    void finish_started() override;
     void reduce_scatter_sum(const float* send, float* recv, size_t recv_count) override;
     void all_gather_bytes(const void* send, void* recv, size_t send_bytes) override;
     void broadcast(void* data, size_t bytes, int root) override;
@@ -49,6 +51,8 @@ private:
     cudaStream_t side_ = nullptr;              // non-blocking: it runs beside the legacy stream
     cudaEvent_t ready_ = nullptr, done_ = nullptr;
     int device_ = 0;
+
+    cudaStream_t side_after_stream();          // the side stream, made to wait for the work on `stream`
 };
 
 }  // namespace rkv

@@ -37,9 +37,9 @@ AdamW<T>::~AdamW() {
 }
 
 template <class T>
-double AdamW<T>::grad_sq(const float* grads) {
+double AdamW<T>::grad_sq(const float* shard_grads) {
     const size_t end = std::min(begin_ + size_, table_.total);
-    return end > begin_ ? ops_.sum_squares(grads + begin_, end - begin_) : 0.0;
+    return end > begin_ ? ops_.sum_squares(shard_grads, end - begin_) : 0.0;
 }
 
 template <class T>
@@ -58,13 +58,14 @@ void AdamW<T>::for_each_piece(F f) const {
 inline uint64_t rounding_seed(long t, size_t lo) { return mix64(uint64_t(t)) + lo * kWeyl; }
 
 template <class T>
-void AdamW<T>::step(T* params, const float* grads, double lr, long t, double norm) {
+void AdamW<T>::step(T* params, const float* shard_grads, double lr, long t, double norm) {
     const double scale = config_.clip > 0 && norm > config_.clip ? config_.clip / norm : 1.0;
     for_each_piece([&](const TensorInfo& tensor, size_t lo, size_t hi) {
         const ref::AdamWStep s{lr, config_.beta1, config_.beta2, config_.eps,
                                decays(tensor, config_.decay_embeddings) ? config_.weight_decay : 0.0, scale, t};
-        ops_.adamw_update(params + lo, master_ ? master_ + (lo - begin_) : nullptr, grads + lo, m_ + (lo - begin_),
-                          v_ + (lo - begin_), hi - lo, s, rounding_seed(t, lo));
+        const size_t i = lo - begin_;
+        ops_.adamw_update(params + lo, master_ ? master_ + i : nullptr, shard_grads + i, m_ + i, v_ + i, hi - lo, s,
+                          rounding_seed(t, lo));
     });
 }
 

@@ -38,12 +38,12 @@ public:
     AdamW(const AdamW&) = delete;
     AdamW& operator=(const AdamW&) = delete;
 
-    // Sum of squares of the shard's gradients, the same every run; over all shards it is
-    // the squared global norm.
-    double grad_sq(const float* grads);
+    // Sum of squares of the shard's gradients (size; element i is the flat buffer's begin + i),
+    // the same every run; over all shards it is the squared global norm.
+    double grad_sq(const float* shard_grads);
     // One update of the shard at 1-based step t; norm is the global gradient norm, which
-    // decides the clipping. params and grads are the whole buffers.
-    void step(T* params, const float* grads, double lr, long t, double norm);
+    // decides the clipping. params is the whole buffer, shard_grads the shard's (size).
+    void step(T* params, const float* shard_grads, double lr, long t, double norm);
 
     // Weights in fp32 on the host: set from the whole table (table.total), which makes the
     // working copy of the whole buffer and the master of the shard (the shard's working

@@ -13,6 +13,7 @@
 #include "optim/adamw.h"
 #include "src/model.h"
 #include "src/params.h"
+#include "src/sharded_grads.h"
 
 namespace rkv {
 
@@ -37,9 +38,12 @@ MemoryPlan plan_for(const PlanSettings& s) {
     const size_t capacity = s.zero ? shard * ranks : total;
     const size_t N = size_t(s.batch) * s.seq_len;
     std::map<std::string, size_t> kind;
-    // The arena: one allocation of the buffers' bytes, in the constructor's layout.
-    for (const ModelBuffer& b : Model<T>::buffers(c, s.batch, s.seq_len, capacity, true, s.recompute))
+    // The arena: one allocation of the buffers' bytes, in the constructor's layout. ZeRO-2's
+    // gradients: the arena's working windows, and the shard's sums beside it.
+    const size_t windows = s.zero == 2 ? ShardedGrads<T>::working_elements(ParamTable(c)) : 0;
+    for (const ModelBuffer& b : Model<T>::buffers(c, s.batch, s.seq_len, capacity, true, s.recompute, windows))
         kind[b.kind] += b.bytes;
+    if (s.zero == 2) kind["gradients"] += shard * sizeof(float);
     // AdamW: m and v of the shard, and its fp32 master when the storage is not fp32.
     kind["master_m_v"] = shard * sizeof(float) * (std::is_same_v<T, float> ? 2 : 3);
     // The attention backward's row sums D = rowsum(dO * O), (B, NH, T) floats (tensor-core kernels).
@@ -130,11 +134,12 @@ struct Advice {
 };
 
 // The options to try, the run's own first, then those that cost less compute before those that
-// cost more: ZeRO-1 (only communication), recomputing the MLP (its up projections again), then
+// cost more: ZeRO-1 and 2 (only communication), recomputing the MLP (its up projections again), then
 // whole layers (about one more forward).
 std::vector<PlanSettings> candidates(const PlanSettings& s) {
     std::vector<int> zeros = {s.zero};
-    if (s.zero == 0 && s.ranks > 1) zeros.push_back(1);
+    if (s.ranks > 1)
+        for (int zero = s.zero + 1; zero <= 2; zero++) zeros.push_back(zero);
     std::vector<PlanSettings> out;
     for (Recompute r : {Recompute::none, Recompute::mlp, Recompute::layer}) {
         if (r < s.recompute) continue;
@@ -148,7 +153,7 @@ std::vector<PlanSettings> candidates(const PlanSettings& s) {
 }
 
 std::string options(const PlanSettings& t) {
-    std::string o = t.zero ? "--zero 1 " : "";
+    std::string o = t.zero ? fmt::format("--zero {} ", t.zero) : "";
     if (t.recompute != Recompute::none) o += fmt::format("--recompute {} ", recompute_name(t.recompute));
     return o;
 }
@@ -174,9 +179,8 @@ Advice advise(const PlanSettings& s) {
         return {text, {{"zero", t.zero}, {"recompute", recompute_name(t.recompute)}, {"batch", b},
                        {"seq_len", s.seq_len}, {"grad_accum", accum}}};
     }
-    return {fmt::format("not even -b 1 -t {} fits{}, recomputing whole layers: ZeRO-2 (sharded gradients) would "
-                        "be needed, and rkv does not have it yet; a shorter -t or a larger GPU",
-                        s.seq_len, s.ranks > 1 ? " with --zero 1" : " (one rank: --zero 1 shards nothing)"),
+    return {fmt::format("not even -b 1 -t {} fits{}, recomputing whole layers: a shorter -t or a larger GPU",
+                        s.seq_len, s.ranks > 1 ? " with --zero 2" : " (one rank: --zero 1 and 2 shard nothing)"),
             nullptr};
 }
 

@@ -20,7 +20,8 @@ namespace rkv {
 struct PlanSettings {
     ModelConfig config;
     int batch = 1, seq_len = 1, grad_accum = 1;
-    int zero = 0;                         // 1: ZeRO-1 (master, m and v sharded over the ranks)
+    int zero = 0;                         // 1: ZeRO-1 (master, m and v sharded over the ranks); 2: ZeRO-2
+                                          // (the gradients too: the shard's, and working windows)
     int ranks = 1;
     size_t gpu_bytes = 0;                 // the device memory a rank has
     bool fp32_storage = false;            // the CUDA path's storage: bf16 (fp32 master weights), or fp32

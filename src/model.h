@@ -67,8 +67,9 @@ public:
     const size_t capacity;                // elements of params and grads: table.total, or more
                                           // (zeros) so that ranks can split them evenly
     const Recompute recompute;            // which activations are kept for one layer only
+    const size_t grad_capacity;           // elements of grads: capacity, or fewer with grads_window
     T* params = nullptr;                  // (capacity): the working copy of the weights
-    Master* grads = nullptr;              // (capacity); backward accumulates into it
+    Master* grads = nullptr;              // (grad_capacity); backward accumulates into it
 
     // Called in backward with each layer's d(attention output), (B, T, NH, HS); for tests.
     std::function<void(int layer, const T* datt)> on_attention_grad;
@@ -76,16 +77,22 @@ public:
     // final norm and head, each layer top-down, then the embeddings; the calls partition
     // [0, table.total). The trainer starts their reduction across ranks here.
     std::function<void(size_t begin, size_t end)> on_grads_final;
+    // When set, where backward accumulates the gradients of [begin, end), one of the ranges
+    // on_grads_final reports, asked before their first write (the embeddings' first when the
+    // head is tied to them); else grads + begin. ZeRO-2 (src/sharded_grads.h) hands out
+    // working windows, so that no rank holds the whole gradient buffer.
+    std::function<Master*(size_t begin, size_t end)> grads_window;
 
-    // Without training, no gradient buffers (grads is null).
+    // Without training, no gradient buffers (grads is null). grad_capacity 0: capacity.
     Model(const ModelConfig& c, LayerOps<T>& ops, int B, int Tn, size_t param_capacity = 0, bool training = true,
-          Recompute recompute = Recompute::none);
+          Recompute recompute = Recompute::none, size_t grad_capacity = 0);
     ~Model();
     Model(const Model&) = delete;
     // The buffers a Model of this shape allocates, in one arena, without making it: the same
     // list the constructor lays out (for the memory plan).
     static std::vector<ModelBuffer> buffers(const ModelConfig& c, int B, int Tn, size_t param_capacity = 0,
-                                            bool training = true, Recompute recompute = Recompute::none);
+                                            bool training = true, Recompute recompute = Recompute::none,
+                                            size_t grad_capacity = 0);
     Model& operator=(const Model&) = delete;
 
     // inputs, targets: host arrays (B, T); targets may be null (no loss), -1 skips a token.
@@ -93,7 +100,7 @@ public:
     double forward(const int* inputs, const int* targets, const Route& route);
     // forward, then backward of loss_scale * loss into grads (logits() then holds dlogits).
     double forward_backward(const int* inputs, const int* targets, const Route& route, double loss_scale = 1.0);
-    void zero_grad() { ops_.zero(grads, table.total); }
+    void zero_grad() { ops_.zero(grads, std::min(table.total, grad_capacity)); }
 
     // Inference: the logits of Tq <= T new tokens per sequence, inputs host (B, Tq), after the
     // cache.length positions the cache holds; their keys and values join the cache, under its
@@ -159,8 +166,8 @@ private:
     LayerActs layer_acts(int l) const;
     // Every buffer, in arena order: take(pointer, elements, kind, needed) for each.
     template <class Take>
-    static void layout(const ModelConfig& c, int B, int Tn, size_t capacity, bool training, Recompute recompute,
-                       T*& params, Master*& grads, Activations& a, Gradients& g, Take&& take);
+    static void layout(const ModelConfig& c, int B, int Tn, size_t capacity, size_t grad_capacity, bool training,
+                       Recompute recompute, T*& params, Master*& grads, Activations& a, Gradients& g, Take&& take);
     // The layers the attention block's and the MLP's activations are kept for: L, or 1 when
     // the backward recomputes them.
     static size_t attention_layers(size_t L, Recompute r) { return r == Recompute::layer ? 1 : L; }
@@ -180,9 +187,22 @@ private:
         KvCache<T>* cache;
     };
 
+    // The gradient ranges backward writes now, and where (grads_window).
+    struct GradWindow {
+        size_t begin, end;
+        Master* at;
+    };
+    std::vector<GradWindow> windows_;
+
     bool qk_transformed() const { return config.qk_norm || config.positions == Positions::RoPE; }
     const T* p(size_t offset) const { return offset == LayerParams::npos ? nullptr : params + offset; }
-    Master* gp(size_t offset) const { return offset == LayerParams::npos ? nullptr : grads + offset; }
+    Master* gp(size_t offset) const {
+        if (offset == LayerParams::npos) return nullptr;
+        if (!grads_window) return grads + offset;
+        for (const GradWindow& w : windows_)
+            if (offset >= w.begin && offset < w.end) return w.at + (offset - w.begin);
+        throw std::logic_error(fmt::format("gradient element {} written outside its window", offset));
+    }
 
     // slot = norm(inp), or with a residual b: inp = resid_out = a + b first (fused); N rows.
     void norm_forward(const NormSlot& slot, const T* inp, int N);
@@ -216,9 +236,10 @@ private:
 
 template <class T>
 Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t param_capacity, bool training,
-                Recompute recompute_)
+                Recompute recompute_, size_t grad_capacity_)
     : config(c), table(c), B(B_), Tn(Tn_), capacity(std::max(table.total, param_capacity)), recompute(recompute_),
-      ops_(ops), N_(B_ * Tn_), ld_logits_(logits_stride(c)) {
+      grad_capacity(grad_capacity_ ? grad_capacity_ : capacity), ops_(ops), N_(B_ * Tn_),
+      ld_logits_(logits_stride(c)) {
     if (B < 1 || Tn < 1) throw std::invalid_argument(fmt::format("batch {} x {} is empty", B, Tn));
     if (Tn > c.max_position_embeddings)
         throw std::invalid_argument(fmt::format("sequence length {} exceeds max_position_embeddings {}", Tn,
@@ -235,7 +256,7 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
     };
     auto layout = [&] {
         used = 0;
-        Model::layout(config, B, Tn, capacity, training, recompute, params, grads, a_, g_, take);
+        Model::layout(config, B, Tn, capacity, grad_capacity, training, recompute, params, grads, a_, g_, take);
     };
     layout();
     base = static_cast<char*>(arena_ = ops_.alloc_bytes(used));
@@ -243,12 +264,13 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
     // Without QK-norm and RoPE, q and k are the projections themselves (k's: layer_acts).
     if (!qk_transformed()) a_.q = a_.qp;
     ops_.zero(params, capacity);
-    if (grads) ops_.zero(grads, capacity);
+    if (grads) ops_.zero(grads, grad_capacity);
 }
 
 template <class T>
 template <class Take>
-void Model<T>::layout(const ModelConfig& c, int B, int Tn, size_t capacity, bool training, Recompute recompute,
+void Model<T>::layout(const ModelConfig& c, int B, int Tn, size_t capacity, size_t grad_capacity, bool training,
+                      Recompute recompute,
                       T*& params, Master*& grads, Activations& a, Gradients& g, Take&& take_as) {
     const size_t L = c.num_hidden_layers, N = size_t(B) * Tn, C = c.hidden_size;
     const size_t LA = attention_layers(L, recompute), LM = mlp_layers(L, recompute);
@@ -259,7 +281,7 @@ void Model<T>::layout(const ModelConfig& c, int B, int Tn, size_t capacity, bool
     const char* kind = nullptr;           // the kind of the buffers that follow (memory_plan_kinds)
     auto take = [&](auto*& ptr, size_t n, bool needed = true) { take_as(ptr, n, kind, needed); };
     kind = "weights";     take(params, capacity);
-    kind = "gradients";   take(grads, capacity, training);
+    kind = "gradients";   take(grads, grad_capacity, training);
     kind = "kv_route";    take(a.tokens, N); take(a.targets, N); take(a.route, L);
     kind = "activations";
     take(a.resid, (L + 1) * N * C);
@@ -289,7 +311,7 @@ void Model<T>::layout(const ModelConfig& c, int B, int Tn, size_t capacity, bool
 
 template <class T>
 std::vector<ModelBuffer> Model<T>::buffers(const ModelConfig& c, int B, int Tn, size_t capacity, bool training,
-                                           Recompute recompute) {
+                                           Recompute recompute, size_t grad_capacity) {
     std::vector<ModelBuffer> out;
     size_t used = 0;
     auto take = [&](auto*& ptr, size_t n, const char* kind, bool needed) {
@@ -303,7 +325,9 @@ std::vector<ModelBuffer> Model<T>::buffers(const ModelConfig& c, int B, int Tn, 
     Master* grads;
     Activations a{};
     Gradients g{};
-    layout(c, B, Tn, std::max(ParamTable(c).total, capacity), training, recompute, params, grads, a, g, take);
+    capacity = std::max(ParamTable(c).total, capacity);
+    layout(c, B, Tn, capacity, grad_capacity ? grad_capacity : capacity, training, recompute, params, grads, a, g,
+           take);
     return out;
 }
 
@@ -625,20 +649,29 @@ void Model<T>::backward() {
     const ModelConfig& c = config;
     const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size;
     const size_t NC = size_t(N_) * C;
+    // The buffer is [embeddings][layer 0]...[layer L-1][final norm, untied head].
+    auto layer_begin = [&](int l) { return l < L ? table.layers[l].ln1_w : table.lnf_w; };
+    auto open = [&](size_t begin, size_t end) {
+        if (grads_window) windows_.push_back({begin, end, grads_window(begin, end)});
+    };
+    auto final = [&](size_t begin, size_t end) {
+        std::erase_if(windows_, [&](const GradWindow& w) { return w.begin == begin; });
+        if (on_grads_final) on_grads_final(begin, end);
+    };
+    const bool tied = table.lm_head < layer_begin(0);   // the head writes the embeddings' gradients first
+    if (tied) open(0, layer_begin(0));
+    open(table.lnf_w, table.total);
     ops_.head_backward(g_.dln, gp(table.lm_head), a_.logits, a_.lnf, p(table.lm_head), N_, C, V, ld_logits_);
     ops_.zero(g_.dresid, NC);
     norm_backward(g_.dresid, g_.dln, a_.resid + size_t(L) * NC, table.lnf_w, table.lnf_b, a_.lnf_mean, a_.lnf_rstd);
-    // The buffer is [embeddings][layer 0]...[layer L-1][final norm, untied head].
-    auto layer_begin = [&](int l) { return l < L ? table.layers[l].ln1_w : table.lnf_w; };
-    auto final = [&](size_t begin, size_t end) {
-        if (on_grads_final) on_grads_final(begin, end);
-    };
     final(table.lnf_w, table.total);
     for (int l = L - 1; l >= 0; l--) {
+        open(layer_begin(l), layer_begin(l + 1));
         if (l < L - 1) recompute_forward(l);   // the top layer's are still there from the forward
         layer_backward(l);    // every reader of layer l's K/V is at or above l: dK[l], dV[l] are complete
         final(layer_begin(l), layer_begin(l + 1));
     }
+    if (!tied) open(0, layer_begin(0));
     ops_.embedding_backward(gp(table.wte), gp(table.wpe), g_.dresid, a_.tokens, B, Tn, C);
     final(0, layer_begin(0));
 }

@@ -137,7 +137,7 @@ const std::vector<Setting>& settings_table() {
             setting("--ckpt-every", &TrainOptions::ckpt_every, counter, kMayChange),
             setting("--device", &TrainOptions::device),
             setting("--attention", &TrainOptions::attention),
-            setting("--zero", &TrainOptions::zero, Range<int>{0, 1}),
+            setting("--zero", &TrainOptions::zero, Range<int>{0, 2}),
             // The gradients are bitwise the same with any value (DESIGN.md): a resumed run may
             // change it, e.g. to fit another GPU.
             setting("--recompute", &TrainOptions::recompute, {}, kMayChange),
@@ -213,8 +213,9 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
         ->check(CLI::IsMember(attention_names()))->capture_default_str();
     app.add_flag("--profile", o.profile,
                  "print the device time per step of each layer operation, over the steps after the first (CUDA path)");
-    app.add_option("--zero", o.zero, "1: shard the optimizer state across ranks (ZeRO-1)")
-        ->check(CLI::IsMember({0, 1}))->capture_default_str();
+    app.add_option("--zero", o.zero, "1: shard the optimizer state across ranks (ZeRO-1); 2: the gradients too "
+                                     "(ZeRO-2)")
+        ->check(CLI::IsMember({0, 1, 2}))->capture_default_str();
     app.add_option("--recompute", o.recompute,
                    "activation recomputation in the backward: none, mlp (the MLP's from the residual after "
                    "attention) or layer (every layer's from its input); the same gradients, less memory")

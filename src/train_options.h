@@ -38,7 +38,7 @@ struct TrainOptions {
     std::string device = "auto";
     std::string attention = "auto";  // the CUDA path's attention kernel (src/cuda_ops.h)
     bool profile = false;           // print the device time of each layer operation (src/op_profile.h)
-    int zero = 0;                   // 1: ZeRO-1, optimizer state sharded across ranks
+    int zero = 0;                   // 1: ZeRO-1, optimizer state sharded across ranks; 2: ZeRO-2, gradients too
     std::string recompute = "none";  // activation recomputation: none, mlp or layer (src/recompute.h)
     std::set<std::string> given;    // the options the command line gave, by long name ("--lr")
 

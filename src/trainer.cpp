@@ -302,11 +302,16 @@ void Trainer<T>::load_weights(const Checkpoint* resumed) {
     if (o_.profile && !ops_->profile())
         throw std::invalid_argument("--profile times the CUDA path's operations; this run is on the CPU (--device " +
                                     o_.device + ")");
-    // ZeRO-1 splits the flat buffer evenly: it is padded with zeros to world shards.
-    const size_t total = ParamTable(config_).total, world = comm_.world();
+    // ZeRO-1 and 2 split the flat buffer evenly: it is padded with zeros to world shards. ZeRO-2's
+    // model writes its gradients into working windows (src/sharded_grads.h), not a whole buffer.
+    const ParamTable table(config_);
+    const size_t total = table.total, world = comm_.world();
     shard_ = o_.zero ? (total + world - 1) / world : total;
-    model_ = std::make_unique<Model<T>>(config_, *ops_, o_.batch, o_.seq_len, o_.zero ? shard_ * world : total,
-                                        true, parse_recompute(o_.recompute));
+    model_ = std::make_unique<Model<T>>(config_, *ops_, o_.batch, o_.seq_len, o_.zero ? shard_ * world : total, true,
+                                        parse_recompute(o_.recompute),
+                                        o_.zero == 2 ? ShardedGrads<T>::working_elements(table) : 0);
+    if (o_.zero == 2)
+        sharded_grads_ = std::make_unique<ShardedGrads<T>>(*model_, *ops_, comm_, shard_ * comm_.rank(), shard_);
     if (init.params.empty()) {
         init.params.resize(model_->table.total);
         init_params(init.params.data(), model_->table, config_, o_.seed);
@@ -391,12 +396,15 @@ double Trainer<T>::train_step() {
         total += loss_tokens(targets[micro]);
     }
     comm_.all_reduce_sum(&total, 1);
-    model_->zero_grad();
+    if (sharded_grads_) sharded_grads_->zero();
+    else model_->zero_grad();
     const int world = comm_.world();
     double loss = 0;
     for (int micro = 0; micro < o_.grad_accum; micro++) {
         // In the last micro-batch, each layer's gradients start their all-reduce as soon as
         // its backward is done, while the layers below run theirs (NCCL on a side stream).
+        // ZeRO-2 reduces every micro-batch's gradients that way, each range to the rank whose
+        // shard holds it (src/sharded_grads.h).
         const bool last = micro == o_.grad_accum - 1;
         if (last && !o_.zero)
             model_->on_grads_final = [&](size_t begin, size_t end) {
@@ -409,14 +417,23 @@ double Trainer<T>::train_step() {
         const Route route = routes_->at(step_, {o_.seed, index, 0});
         const double scale = loss_tokens(targets[micro]) / total;
         loss += model_->forward_backward(inputs[micro].data(), targets[micro].data(), route, scale) * scale;
+        if (sharded_grads_) sharded_grads_->finish();
     }
-    model_->on_grads_final = nullptr;
     // ZeRO-1: each rank needs the summed gradients of its shard only, whose bounds do not
     // follow the layers': one reduce-scatter after the backward.
-    if (o_.zero) comm_.reduce_scatter_sum(model_->grads, model_->grads + shard_ * comm_.rank(), shard_);
-    else comm_.all_reduce_finish();
+    if (o_.zero == 1) comm_.reduce_scatter_sum(model_->grads, model_->grads + shard_ * comm_.rank(), shard_);
+    if (!o_.zero) {
+        model_->on_grads_final = nullptr;
+        comm_.finish_started();
+    }
     comm_.all_reduce_sum(&loss, 1);
     return loss;
+}
+
+template <class T>
+const float* Trainer<T>::shard_grads() const {
+    if (sharded_grads_) return sharded_grads_->shard();
+    return model_->grads + (o_.zero ? shard_ * comm_.rank() : 0);
 }
 
 template <class T>
@@ -546,7 +563,7 @@ int Trainer<T>::run() {
         const auto t0 = std::chrono::steady_clock::now();
         if (profile) profile->enable(step_ > first);
         const double loss = train_step();
-        double sq = opt_->grad_sq(model_->grads);
+        double sq = opt_->grad_sq(shard_grads());
         if (o_.zero) comm_.all_reduce_sum(&sq, 1);
         const double norm = std::sqrt(sq);
         if (!std::isfinite(loss) || !std::isfinite(norm)) {
@@ -556,7 +573,7 @@ int Trainer<T>::run() {
                                                  "norm {}); stopping. {}", step_ + 1, loss, norm, kept));
         }
         const double lr = schedule_.at(int(step_));
-        opt_->step(model_->params, model_->grads, lr, step_ + 1, norm);
+        opt_->step(model_->params, shard_grads(), lr, step_ + 1, norm);
         gather_params();
         if (profile) {
             profile->enable(false);

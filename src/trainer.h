@@ -17,6 +17,7 @@
 #include "src/config.h"
 #include "src/layer_ops.h"
 #include "src/model.h"
+#include "src/sharded_grads.h"
 #include "src/route.h"
 #include "src/train_log.h"
 #include "src/train_options.h"
@@ -50,6 +51,7 @@ private:
     std::unique_ptr<LayerOps<T>> ops_;            // where the model runs
     std::unique_ptr<Model<T>> model_;
     std::unique_ptr<AdamW<T>> opt_;
+    std::unique_ptr<ShardedGrads<T>> sharded_grads_;  // --zero 2: this rank's gradients, and the windows
     std::unique_ptr<DataLoader> train_, val_;
     std::string train_glob_, val_glob_;               // the shards read (the built-in corpus's by default)
     std::unique_ptr<TrainRoute> routes_;             // --train-route
@@ -79,12 +81,13 @@ private:
     double wall_s() const {   // training time of the run so far
         return wall_s_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     }
-    // With --zero 1: this rank's shard of the flat parameter buffer, [shard_ * rank, + shard_).
+    // With --zero 1 or 2: this rank's shard of the flat parameter buffer, [shard_ * rank, + shard_).
     size_t shard_ = 0;
     // The whole model's fp32 weights, for rank 0's model folder: AdamW's without ZeRO, else
     // the working copy (bf16 storage: its values; the fp32 master is in the ranks' files).
     std::vector<float> model_weights() const;   // (table.total)
-    void gather_params();   // with --zero 1, every rank's updated shard of the working copy to all
+    const float* shard_grads() const;                // the summed gradients of this rank's shard (shard_)
+    void gather_params();   // with --zero 1 or 2, every rank's updated shard of the working copy to all
     nlohmann::json run_record() const;               // the settings, with the number of ranks
     nlohmann::json rkv_block() const;                // config.json's "rkv": routing and validation losses
 };

@@ -12,11 +12,9 @@
 // here, so a collective has finished when it returns.
 #include <nccl.h>
 
-#include <algorithm>
 #include <cstring>
 #include <random>
 #include <string>
-#include <vector>
 
 #include "cuda/emu/runtime.h"
 
@@ -259,12 +257,9 @@ ncclResult_t ncclReduce(const void* send, void* recv, size_t count, ncclDataType
         return ncclSuccess;
     }
 #if RKV_EMU_NCCL_MPI
-    // The all-reduce's sum, kept by the root alone.
     return with_sum_type(t, op, [&](auto zero) {
         using T = decltype(zero);
-        std::vector<T> sum(static_cast<const T*>(send), static_cast<const T*>(send) + count);
-        rkv::mpi::all_reduce_sum(sum.data(), count, comm->mpi);
-        if (is_root) std::copy(sum.begin(), sum.end(), static_cast<T*>(recv));
+        rkv::mpi::reduce_sum(static_cast<const T*>(send), static_cast<T*>(recv), count, root, comm->mpi);
     });
 #else
     return ncclSuccess;  // unreached: without MPI every communicator has one rank

@@ -3,10 +3,12 @@
     python3 test_train_mpi.py --bin train_rkv -- mpirun -np 2 [flags]
 
 Checks, on the CPU and the CUDA path (emulated), with routing and shuffling on, with
---zero 0 and --zero 1 (ZeRO-1):
+--zero 0, --zero 1 (ZeRO-1) and --zero 2 (ZeRO-2):
 - 2 ranks with --grad-accum 1 give the per-step train and validation losses of 1 process
   with --grad-accum 2 on the same global batch, to 1e-6, also under each --train-route kind
   and a p_own schedule (CPU path);
+- 2 ranks with --grad-accum 2: --zero 1 and --zero 2 give the losses and gradient norms of
+  --zero 0, to 1e-6, with untied and tied embeddings (ZeRO-2 reduces every micro-batch);
 - a run stopped after 4 steps and resumed under mpirun gives bitwise the losses of a run
   that never stopped;
 - an error on the ranks ends the whole job with its message and a non-zero exit, never a hang;
@@ -33,6 +35,12 @@ TIMEOUT_S = 300
 CONFIG = {"model_type": "llama", "vocab_size": 256, "hidden_size": 32, "intermediate_size": 64,
           "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
           "max_position_embeddings": 64}
+
+
+def grad_norms(out):
+    """step -> gradient norm, from OUT/log.jsonl."""
+    with open(os.path.join(out, "log.jsonl")) as f:
+        return {e["step"]: e["grad_norm"] for e in map(json.loads, f) if "grad_norm" in e}
 
 
 def losses(out):
@@ -73,6 +81,9 @@ def main():
         config = os.path.join(tmp, "tiny.json")
         with open(config, "w") as f:
             json.dump(CONFIG, f)
+        tied = os.path.join(tmp, "tied.json")
+        with open(tied, "w") as f:
+            json.dump(dict(CONFIG, tie_word_embeddings=True), f)
         base = [args.bin, "--config", config, "-b", "2", "-t", "32", "--steps", "6", "--val-every", "3",
                 "--val-batches", "2", "--p-own", "0.5", "--shuffle", "1"]
         out = lambda name: ["--out", os.path.join(tmp, name)]
@@ -85,7 +96,7 @@ def main():
             tag = lambda name: f"{device}-{name}"
             run(common + ["--grad-accum", "2"] + out(tag("one")), f"{device}: 1 process, --grad-accum 2")
             t1, v1 = losses(os.path.join(tmp, tag("one")))
-            for zero in ("0", "1"):
+            for zero in ("0", "1", "2"):
                 name = tag(f"two-zero{zero}")
                 run(mpirun + common + ["--grad-accum", "1", "--zero", zero] + out(name),
                     f"{device}: 2 ranks, --zero {zero}")
@@ -96,11 +107,30 @@ def main():
                 check(worst < 1e-6, f"{device}, --zero {zero}: 2 ranks x 1 micro-batch = 1 rank x 2 micro-batches "
                                     f"(max difference {worst:.1e})")
 
+            # ZeRO-2 sums each micro-batch over the ranks, then the micro-batches: another order
+            # of the same additions as --zero 0 and 1, which sum the micro-batches first.
+            for embeddings, cfg in (("untied", config), ("tied", tied)):
+                accum = [cfg if a == config else a for a in common] + ["--grad-accum", "2"]
+                runs = {}
+                for zero in ("0", "1", "2"):
+                    name = tag(f"accum-{embeddings}-zero{zero}")
+                    run(mpirun + accum + ["--zero", zero] + out(name),
+                        f"{device}: 2 ranks, --grad-accum 2, --zero {zero}")
+                    runs[zero] = losses(os.path.join(tmp, name)) + (grad_norms(os.path.join(tmp, name)),)
+                for zero in ("1", "2"):
+                    (t0, v0, g0), (tz, vz, gz) = runs["0"], runs[zero]
+                    same = sorted(t0) == list(range(1, 7)) and sorted(t0) == sorted(tz) == sorted(gz) and \
+                        sorted(v0) == sorted(vz)
+                    worst = max([abs(t0[s] - tz[s]) for s in t0] + [abs(v0[k] - vz[k]) for k in v0] +
+                                [abs(g0[s] - gz[s]) / g0[s] for s in g0]) if same else 1.0
+                    check(worst < 1e-6, f"{device}, {embeddings} embeddings, --grad-accum 2: --zero {zero} trains as "
+                                        f"--zero 0 (max difference {worst:.1e})")
+
             constant = common[:]
             constant[constant.index("--steps") + 1] = "8"
             constant[constant.index("--val-every") + 1] = "2"   # step 4 validates in both runs
             constant += ["--schedule", "constant", "--grad-accum", "1"]
-            for zero in ("0", "1"):
+            for zero in ("0", "1", "2"):
                 flags = constant + ["--zero", zero]
                 run(mpirun + flags + out(tag(f"straight{zero}")), f"{device}: an uninterrupted 8-step run")
                 first = flags[:]
@@ -112,11 +142,12 @@ def main():
                 check(losses(os.path.join(tmp, tag(f"straight{zero}"))) ==
                       losses(os.path.join(tmp, tag(f"resumed{zero}"))),
                       f"{device}, --zero {zero}: resume under mpirun is bitwise")
-            # The checkpoint holds the whole optimizer state: a ZeRO-1 run resumes without it.
+            # The checkpoint holds the whole optimizer state: a ZeRO-1 or 2 run resumes without it.
             t0, _ = losses(os.path.join(tmp, tag("straight0")))
-            t1z, _ = losses(os.path.join(tmp, tag("straight1")))
-            worst = max(abs(t0[s] - t1z[s]) for s in t0)
-            check(worst < 1e-6, f"{device}: --zero 1 trains as --zero 0 does (max difference {worst:.1e})")
+            for zero in ("1", "2"):
+                tz, _ = losses(os.path.join(tmp, tag(f"straight{zero}")))
+                worst = max(abs(t0[s] - tz[s]) for s in t0)
+                check(worst < 1e-6, f"{device}: --zero {zero} trains as --zero 0 does (max difference {worst:.1e})")
 
         # Sharded checkpoints: 2 ranks x 2 micro-batches write one optimizer file each; the run
         # resumes on 1 and on 4 ranks with the same global batch (CPU path and emulated CUDA path,

@@ -189,6 +189,30 @@ void test_all_reduce_split(Case& c) {
     expect(matches(whole.get(), parts.get(), true), c.name + " all_reduce_sum in two calls equals one call");
 }
 
+// reduce_sum in place, to each root: the root gets the rank-order sum; every other rank's
+// buffer is left as it was. `started`: through reduce_start and finish_started, several
+// reductions in flight at once (as ZeRO-2 starts them), checked after the finish.
+void test_reduce(Case& c, size_t n, bool started) {
+    const int world = c.comm.world(), rank = c.comm.rank();
+    std::vector<uint64_t> tags;
+    std::vector<std::unique_ptr<Buffer<float>>> bufs;
+    for (int root = 0; root < world; root++) {
+        tags.push_back(c.tag++);
+        bufs.push_back(std::make_unique<Buffer<float>>(n, c.device));
+        bufs.back()->set(values<float>(rank, tags.back(), n));
+        if (started) c.comm.reduce_start(bufs.back()->data(), n, root);
+        else c.comm.reduce_sum(bufs.back()->data(), n, root);
+    }
+    if (started) c.comm.finish_started();
+    for (int root = 0; root < world; root++) {
+        const std::vector<float> want = root == rank ? rank_order_sum<float>(world, tags[root], n, 0, n)
+                                                     : values<float>(rank, tags[root], n);
+        expect(matches(bufs[root]->get(), want, root == rank ? c.exact : true),
+               c.name + (started ? " reduce_start" : " reduce_sum") + " n " + std::to_string(n) + " to rank " +
+                   std::to_string(root) + (root == rank ? ": the sum" : ": left as it was"));
+    }
+}
+
 void test_reduce_scatter(Case& c, size_t recv_count, bool in_place) {
     const uint64_t tag = c.tag++;
     const int world = c.comm.world(), rank = c.comm.rank();
@@ -250,6 +274,8 @@ void run_all(Case c) {
         test_all_reduce<float>(c, n);
     for (size_t n : {size_t(1), size_t(7), size_t(4099)}) test_all_reduce<double>(c, n);
     if (c.exact) test_all_reduce_split(c);
+    for (size_t n : {size_t(0), size_t(1), size_t(1000), kLarge})
+        for (bool started : {false, true}) test_reduce(c, n, started);
     const size_t large_slice = kLarge / 2;  // past a piece of the per-rank slice, too
     for (size_t count : {size_t(1), size_t(3), size_t(1000), large_slice})
         for (bool in_place : {false, true}) {

@@ -6,6 +6,7 @@
 
 #if defined(RKV_EMU)
 #include <cmath>
+#include <optional>
 #include <random>
 #include <tuple>
 
@@ -14,14 +15,16 @@
 #include "src/cuda_ops.h"
 #include "src/memory_plan.h"
 #include "src/model.h"
+#include "src/sharded_grads.h"
 #include "tests/fixtures.h"
 
 using namespace rkv;
 
 namespace {
 
-// Rank `rank` of s.ranks (ZeRO-1 shards AdamW's state; the collectives are not needed to
-// allocate what a rank allocates): the peak device bytes above what was allocated before.
+// Rank `rank` of s.ranks (ZeRO-1 shards AdamW's state, ZeRO-2 the gradients too; the
+// collectives are not needed to allocate what a rank allocates, so ZeRO-2 reduces over a
+// LocalComm): the peak device bytes above what was allocated before.
 template <class T>
 size_t emulated_peak(const PlanSettings& s, int rank) {
     const size_t before = emu::device_bytes().current;
@@ -30,7 +33,11 @@ size_t emulated_peak(const PlanSettings& s, int rank) {
         CudaOps<T> ops;
         const size_t total = ParamTable(s.config).total;
         const size_t shard = s.zero ? (total + s.ranks - 1) / s.ranks : total;
-        Model<T> model(s.config, ops, s.batch, s.seq_len, shard * (s.zero ? s.ranks : 1), true, s.recompute);
+        const size_t windows = s.zero == 2 ? ShardedGrads<T>::working_elements(ParamTable(s.config)) : 0;
+        Model<T> model(s.config, ops, s.batch, s.seq_len, shard * (s.zero ? s.ranks : 1), true, s.recompute, windows);
+        LocalComm comm;
+        std::optional<ShardedGrads<T>> sharded;
+        if (s.zero == 2) sharded.emplace(model, ops, comm, shard * rank, shard);
         AdamW<T> opt(model.table, {}, ops, s.zero ? shard * rank : 0, shard);
         std::mt19937_64 rng(7);
         std::vector<float> params(total);
@@ -38,10 +45,13 @@ size_t emulated_peak(const PlanSettings& s, int rank) {
         opt.set_weights(model.params, params);
         auto [inputs, targets] = test::random_batch(s.batch * s.seq_len, s.config.vocab_size, rng);
         RouteSampler sampler(s.config.num_hidden_layers, 0.5);
-        model.zero_grad();
+        if (sharded) sharded->zero();
+        else model.zero_grad();
         model.forward_backward(inputs.data(), targets.data(), sampler.sample({7, 1, 0}));
-        const double norm = std::sqrt(opt.grad_sq(model.grads));
-        opt.step(model.params, model.grads, 1e-3, 1, norm);
+        if (sharded) sharded->finish();
+        const float* grads = sharded ? sharded->shard() : model.grads + (s.zero ? shard * rank : 0);
+        const double norm = std::sqrt(opt.grad_sq(grads));
+        opt.step(model.params, grads, 1e-3, 1, norm);
     }
     return emu::device_bytes().peak - before;
 }
@@ -61,7 +71,7 @@ TEST_CASE("memory plan: the emulated CUDA path's peak device bytes, every preset
         if (name == "qwen3-0.6b" || name == "qwen3-1.7b") continue;
         for (auto [batch, seq_len, zero, ranks, rank, recompute] :
              {Case{1, 16, 0, 1, 0, none}, Case{2, 8, 1, 2, 1, none}, Case{3, 5, 1, 3, 2, none},
-              Case{1, 16, 0, 1, 0, layer}, Case{2, 8, 1, 2, 1, mlp}})
+              Case{2, 8, 2, 2, 1, none}, Case{1, 16, 0, 1, 0, layer}, Case{2, 8, 1, 2, 1, mlp}})
             for (const bool fp32 : {false, true}) {
                 PlanSettings s{preset(name), batch, seq_len, 1, zero, ranks, 0, fp32};
                 s.recompute = recompute;
@@ -102,10 +112,20 @@ TEST_CASE("memory plan: sizes, fitting and the largest micro-batch", "[memory_pl
     z.zero = 1;
     CHECK(memory_plan(z).total_bytes < memory_plan(s).total_bytes);
     CHECK(largest_batch(z) > b);
+    // ZeRO-2 holds the gradients of its shard, two windows and the tied embeddings, not all.
+    PlanSettings z2 = z;
+    z2.zero = 2;
+    auto gradients = [](const MemoryPlan& p) {
+        for (auto& [kind, bytes] : p.by_kind)
+            if (kind == "gradients") return bytes;
+        return size_t(0);
+    };
+    CHECK(gradients(memory_plan(z2)) < gradients(memory_plan(z)) / 2);
+    CHECK(largest_batch(z2) >= largest_batch(z));
 }
 
 TEST_CASE("memory plan: recomputation, and the advice when only it fits", "[memory_plan][recompute]") {
-    PlanSettings s{preset("qwen3-1.7b"), 1, 2048, 1, 1, 8, 0};
+    PlanSettings s{preset("qwen3-1.7b"), 1, 2048, 1, 2, 8, 0};   // ZeRO-2: nothing left to shard
     auto total = [&](Recompute r) {
         PlanSettings t = s;
         t.recompute = r;
@@ -121,9 +141,9 @@ TEST_CASE("memory plan: recomputation, and the advice when only it fits", "[memo
         const nlohmann::json plan = plan_json(s);
         CHECK(plan["fits"] == false);
         CHECK(plan["suggestion"]["recompute"] == expected);
-        CHECK(plan["suggestion"]["zero"] == 1);
+        CHECK(plan["suggestion"]["zero"] == 2);
         CHECK(plan["suggestion"]["batch"] == 1);
-        CHECK_THAT(plan_text(s), Catch::Contains(std::string("--zero 1 --recompute ") + expected + " -b 1 -t 2048"));
+        CHECK_THAT(plan_text(s), Catch::Contains(std::string("--zero 2 --recompute ") + expected + " -b 1 -t 2048"));
     }
     // Not even recomputing whole layers fits: the advice says what else would be needed.
     s.gpu_bytes = layer - 1;
@@ -131,6 +151,6 @@ TEST_CASE("memory plan: recomputation, and the advice when only it fits", "[memo
     CHECK_THAT(plan_text(s), Catch::Contains("not even -b 1 -t 2048 fits"));
     // Where -b 1 fits as it is, the advice names what recomputing would add.
     s.gpu_bytes = size_t(80e9);
-    CHECK_THAT(plan_text(s), Catch::Contains("; with --zero 1 --recompute layer up to -b"));
+    CHECK_THAT(plan_text(s), Catch::Contains("; with --zero 2 --recompute layer up to -b"));
 }
 #endif
