@@ -341,8 +341,10 @@ void question_answering(Evaluator<T>& ev) {
     fmt::print("{} ({} layers) | {}: {} examples ({} unanswerable), greedy answers of up to {} tokens, {}\n\n",
                ev.source, L, o.qa, items.size(), unanswerable, o.max_answer,
                text.tok ? text.tok->path() : std::string("byte-level"));
-    fmt::print("  {:<16}  {:>13}  {:>14}  {:>6}  {:>6}  {:>11}\n", "setting", "cached layers", "KV bytes/token", "EM",
-               "F1", "answer loss");
+    // As SQuAD v2's script, also over the answerable questions alone ("HasAns"): a model that
+    // always answers nothing scores the share of unanswerable ones overall, and 0 there.
+    fmt::print("  {:<16}  {:>13}  {:>14}  {:>6}  {:>6}  {:>6}  {:>11}\n", "setting", "cached layers", "KV bytes/token",
+               "EM", "F1", "ans F1", "answer loss");
     std::vector<nlohmann::json> lines;
     std::string out;   // --qa-out
     for (const Setting& s : settings(o, L)) {
@@ -364,7 +366,7 @@ void question_answering(Evaluator<T>& ev) {
             loss_sum += scorer->forward(inputs.data(), targets.data(), s.route) * double(n);
             loss_tokens += n;
         }
-        double em = 0, f1 = 0;
+        double em = 0, f1 = 0, has_em = 0, has_f1 = 0;
         for (size_t i = 0; i < items.size(); i++) {
             const QaTokens& t = items[i];
             rkv::KvCache<T> cache(*ev.ops, c, s.route, 1, int(t.prompt.size()) + o.max_answer);
@@ -376,6 +378,7 @@ void question_answering(Evaluator<T>& ev) {
             const rkv::QaScore score = rkv::score_answer(prediction, examples[i].answers);
             em += score.em;
             f1 += score.f1;
+            if (!examples[i].answers.empty()) has_em += score.em, has_f1 += score.f1;
             if (!o.qa_out.empty()) {
                 nlohmann::json j = setting_json(s);
                 j.erase("kept_layers");
@@ -386,12 +389,15 @@ void question_answering(Evaluator<T>& ev) {
             }
         }
         const double n = double(items.size()), answer_loss = loss_sum / double(loss_tokens);
+        const int has_n = int(items.size()) - unanswerable;
         const size_t bytes = ev.kv_bytes_per_token(s.route);
-        fmt::print("  {:<16}  {:>6}/{:<6}  {:>14}  {:>6.3f}  {:>6.3f}  {:>11.4f}\n", setting_name(s), s.kept.size(), L,
-                   bytes, em / n, f1 / n, answer_loss);
+        fmt::print("  {:<16}  {:>6}/{:<6}  {:>14}  {:>6.3f}  {:>6.3f}  {:>6}  {:>11.4f}\n", setting_name(s),
+                   s.kept.size(), L, bytes, em / n, f1 / n, has_n ? fmt::format("{:.3f}", has_f1 / has_n) : "-",
+                   answer_loss);
         nlohmann::json j = setting_json(s);
         j.update({{"em", em / n}, {"f1", f1 / n}, {"n", items.size()}, {"answer_loss", answer_loss},
-                  {"kv_bytes_per_token", bytes}});
+                  {"kv_bytes_per_token", bytes}, {"has_ans_n", has_n}});
+        if (has_n) j.update({{"has_ans_em", has_em / has_n}, {"has_ans_f1", has_f1 / has_n}});
         lines.push_back(j);
     }
     if (!o.qa_out.empty()) rkv::write_text_atomic(o.qa_out, out);

@@ -109,13 +109,20 @@ def squad_scores(pred, answers):
 
 def check_rescored(written, lines, what):
     """EM and F1 of each retention's --qa-out lines, rescored here, against what eval_rkv reported."""
+    def mean_scores(rows):   # (EM, F1) over rows
+        n = max(len(rows), 1)
+        return tuple(sum(squad_scores(w["prediction"], w["answers"])[k] for w in rows) / n for k in (0, 1))
+
     for line in lines:
         rows = [w for w in written if w["retention"] == line["retention"]]
-        em = sum(squad_scores(w["prediction"], w["answers"])[0] for w in rows) / max(len(rows), 1)
-        f1_mean = sum(squad_scores(w["prediction"], w["answers"])[1] for w in rows) / max(len(rows), 1)
-        check(len(rows) == line["n"] and abs(em - line["em"]) < 1e-12 and abs(f1_mean - line["f1"]) < 1e-12,
-              f"{what} retention {line['retention']}: EM and F1 rescored from --qa-out by SQuAD's definitions agree",
-              f"{em} {f1_mean} vs {line}")
+        em, f1_mean = mean_scores(rows)
+        has = [w for w in rows if w["answers"]]
+        has_em, has_f1 = mean_scores(has)
+        check(len(rows) == line["n"] and abs(em - line["em"]) < 1e-12 and abs(f1_mean - line["f1"]) < 1e-12 and
+              line["has_ans_n"] == len(has) and abs(has_em - line["has_ans_em"]) < 1e-12 and
+              abs(has_f1 - line["has_ans_f1"]) < 1e-12,
+              f"{what} retention {line['retention']}: EM and F1, all and answerable only, rescored from --qa-out "
+              "by SQuAD's definitions agree", f"{em} {f1_mean} {has_em} {has_f1} vs {line}")
 
 
 def read_jsonl(path):
