@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Experiment 3 (the source paper's Tables 2-3, fine-tuning, at tiny scale): a model pretrained as
+# an ordinary transformer, fine-tuned on question answering three ways, then served with 100%,
+# 50%, 37.5% and 25% of its KV cache: which fine-tuning keeps its answers when the cache shrinks?
+# - base: an 8-layer Llama-style byte-level model (C 64), pretrained on the built-in corpus with
+#   --p-own 1, one per seed;
+# - fine-tuned from it on the built-in QA task's train split (./eval_rkv --write-qa, the
+#   prompt/completion lines as ./tokenize_text --sft rows: no loss on the prompt) three ways:
+#   ft-own (--p-own 1, ordinary), ft-rcla (--p-own 0.6, R-CLA), ft-cla2 (--train-route
+#   keep-every:2, CLA@2: layers share K/V in fixed pairs);
+# - each scored by ./eval_rkv --qa on the first N_TEST questions of the test split at
+#   keep-every-k, k = 1, 2, 3, 4 (8, 4, 3, 2 cached layers): SQuAD v2 F1 and exact match.
+# Three seeds (pretraining and fine-tuning). Writes OUT/pre-s<seed>/ and OUT/ft-<method>-s<seed>/
+# (train_rkv's run folders; qa.jsonl, eval_rkv's JSON lines; answers.jsonl, every prediction),
+# OUT/logs/ (each program's output), OUT/times.tsv (seconds per piece), OUT/table.md (mean and
+# spread over the seeds) and OUT/f1_vs_kv.png (with matplotlib). A finished piece is kept: run it
+# again to resume where it stopped. Environment overrides, e.g. for a smoke run:
+#   PRE_STEPS=10 FT_STEPS=5 N_TEST=10 SEEDS=1 OUT=/tmp/exp3 runs/exp3_finetune_qa.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PRE_STEPS=${PRE_STEPS:-600}      # pretraining updates, -b 8 -t 256
+FT_STEPS=${FT_STEPS:-200}        # fine-tuning updates, -b 8 -t 512 (rows of one example)
+FT_LR=${FT_LR:-1e-3}
+N_TEST=${N_TEST:-200}            # test questions scored (the split holds 500)
+SEEDS=${SEEDS:-"1337 1338 1339"}
+OUT=${OUT:-runs/exp3}
+make -s configure
+cmake --build build -j "$(nproc)" --target train_rkv eval_rkv tokenize_text > /dev/null
+# The plot needs matplotlib: Debian's python3-matplotlib is for /usr/bin/python3.
+python=python3
+python3 -c "import matplotlib" 2> /dev/null || python=/usr/bin/python3
+mkdir -p "$OUT/configs" "$OUT/logs"
+cat > "$OUT/configs/base.json" <<JSON
+{"model_type": "llama", "vocab_size": 256, "hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 8,
+ "num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": 16, "max_position_embeddings": 512}
+JSON
+piece() {   # name command...: runs it with its output in OUT/logs/name.log, its time in OUT/times.tsv
+    local name=$1 start=$SECONDS
+    shift
+    echo "exp3: $name"
+    "$@" > "$OUT/logs/$name.log" 2>&1 || { echo "exp3: $name failed, see $OUT/logs/$name.log" >&2; exit 1; }
+    printf '%s\t%s\n' "$name" $((SECONDS - start)) >> "$OUT/times.tsv"
+}
+
+# The QA task and the fine-tuning rows (prompt and completion of each example, one per row).
+if [ ! -f "$OUT/qa/test.jsonl" ]; then
+    piece write-qa build/eval_rkv --write-qa "$OUT/qa"
+    head -n "$N_TEST" "$OUT/qa/qa_test.jsonl" > "$OUT/qa/test.jsonl.tmp"
+    mv "$OUT/qa/test.jsonl.tmp" "$OUT/qa/test.jsonl"
+fi
+[ "$(wc -l < "$OUT/qa/test.jsonl")" -eq "$N_TEST" ] ||
+    { echo "exp3: $OUT/qa/test.jsonl does not hold N_TEST=$N_TEST questions: remove it" >&2; exit 1; }
+if [ ! -f "$OUT/rows/text_train.bin" ]; then
+    rm -rf "$OUT/rows"
+    piece rows build/tokenize_text --sft 512 --val-frac 0.05 --out "$OUT/rows" "$OUT/qa/qa_train_prompts.jsonl"
+fi
+
+for seed in $SEEDS; do
+    base="$OUT/pre-s$seed"
+    if [ ! -d "$base/ckpt_$(printf %08d "$PRE_STEPS")" ]; then   # the run's last checkpoint: it finished
+        rm -rf "$base"
+        piece "pre-s$seed" build/train_rkv --config "$OUT/configs/base.json" --steps "$PRE_STEPS" --seed "$seed" \
+            --p-own 1 -b 8 -t 256 --val-every 0 --out "$base"
+    fi
+    for method in own rcla cla2; do
+        case $method in
+            own) route=(--p-own 1) ;;
+            rcla) route=(--p-own 0.6) ;;
+            cla2) route=(--train-route keep-every:2) ;;
+        esac
+        dir="$OUT/ft-$method-s$seed"
+        [ -f "$dir/qa.jsonl" ] && continue   # finished
+        rm -rf "$dir"
+        piece "ft-$method-s$seed" build/train_rkv --init "$base" --train "$OUT/rows/text_train.bin" \
+            --val "$OUT/rows/text_val.bin" -b 8 -t 512 --steps "$FT_STEPS" --lr "$FT_LR" --seed "$seed" \
+            --val-every 0 --out "$dir" "${route[@]}"
+        piece "qa-$method-s$seed" build/eval_rkv --ckpt "$dir" --qa "$OUT/qa/test.jsonl" --retention 1,2,3,4 \
+            --max-answer 16 --json --qa-out "$dir/answers.jsonl"
+        grep '^{' "$OUT/logs/qa-$method-s$seed.log" > "$dir/qa.jsonl.tmp"
+        mv "$dir/qa.jsonl.tmp" "$dir/qa.jsonl"
+    done
+done
+"$python" runs/exp3_table.py "$OUT" | tee "$OUT/table.md"
