@@ -11,7 +11,7 @@
 # - each scored by ./eval_rkv --qa on the first N_TEST questions of the test split at
 #   keep-every-k, k = 1, 2, 3, 4 (8, 4, 3, 2 cached layers): SQuAD v2 F1 and exact match.
 # Three seeds (pretraining and fine-tuning). Writes OUT/pre-s<seed>/ and OUT/ft-<method>-s<seed>/
-# (train_rkv's run folders; qa.jsonl, eval_rkv's JSON lines; answers.jsonl, every prediction),
+# (train_rkv's run folders; qa.jsonl, eval_rkv's JSON lines; answers.jsonl.gz, every prediction),
 # OUT/logs/ (each program's output), OUT/times.tsv (seconds per piece), OUT/table.md (mean and
 # spread over the seeds) and OUT/f1_vs_kv.png (with matplotlib). A finished piece is kept: run it
 # again to resume where it stopped. Environment overrides, e.g. for a smoke run:
@@ -19,7 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRE_STEPS=${PRE_STEPS:-600}      # pretraining updates, -b 8 -t 256
-FT_STEPS=${FT_STEPS:-200}        # fine-tuning updates, -b 8 -t 512 (rows of one example)
+FT_STEPS=${FT_STEPS:-200}        # fine-tuning updates of FT_BATCH rows of 512 tokens (one example each)
+FT_BATCH=${FT_BATCH:-8}
 FT_LR=${FT_LR:-1e-3}
 N_TEST=${N_TEST:-200}            # test questions scored (the split holds 500)
 SEEDS=${SEEDS:-"1337 1338 1339"}
@@ -42,17 +43,19 @@ piece() {   # name command...: runs it with its output in OUT/logs/name.log, its
     printf '%s\t%s\n' "$name" $((SECONDS - start)) >> "$OUT/times.tsv"
 }
 
-# The QA task and the fine-tuning rows (prompt and completion of each example, one per row).
-if [ ! -f "$OUT/qa/test.jsonl" ]; then
-    piece write-qa build/eval_rkv --write-qa "$OUT/qa"
-    head -n "$N_TEST" "$OUT/qa/qa_test.jsonl" > "$OUT/qa/test.jsonl.tmp"
-    mv "$OUT/qa/test.jsonl.tmp" "$OUT/qa/test.jsonl"
+# The QA task and the fine-tuning rows (prompt and completion of each example, one per row), in
+# OUT/data/corpus/, which git ignores (/runs/*/*/corpus/): the script makes them again.
+data="$OUT/data/corpus"
+if [ ! -f "$data/test.jsonl" ]; then
+    piece write-qa build/eval_rkv --write-qa "$data"
+    head -n "$N_TEST" "$data/qa_test.jsonl" > "$data/test.jsonl.tmp"
+    mv "$data/test.jsonl.tmp" "$data/test.jsonl"
 fi
-[ "$(wc -l < "$OUT/qa/test.jsonl")" -eq "$N_TEST" ] ||
-    { echo "exp3: $OUT/qa/test.jsonl does not hold N_TEST=$N_TEST questions: remove it" >&2; exit 1; }
-if [ ! -f "$OUT/rows/text_train.bin" ]; then
-    rm -rf "$OUT/rows"
-    piece rows build/tokenize_text --sft 512 --val-frac 0.05 --out "$OUT/rows" "$OUT/qa/qa_train_prompts.jsonl"
+[ "$(wc -l < "$data/test.jsonl")" -eq "$N_TEST" ] ||
+    { echo "exp3: $data/test.jsonl does not hold N_TEST=$N_TEST questions: remove it" >&2; exit 1; }
+if [ ! -f "$data/rows/text_train.bin" ]; then
+    rm -rf "$data/rows"
+    piece rows build/tokenize_text --sft 512 --val-frac 0.05 --out "$data/rows" "$data/qa_train_prompts.jsonl"
 fi
 
 for seed in $SEEDS; do
@@ -71,11 +74,12 @@ for seed in $SEEDS; do
         dir="$OUT/ft-$method-s$seed"
         [ -f "$dir/qa.jsonl" ] && continue   # finished
         rm -rf "$dir"
-        piece "ft-$method-s$seed" build/train_rkv --init "$base" --train "$OUT/rows/text_train.bin" \
-            --val "$OUT/rows/text_val.bin" -b 8 -t 512 --steps "$FT_STEPS" --lr "$FT_LR" --seed "$seed" \
+        piece "ft-$method-s$seed" build/train_rkv --init "$base" --train "$data/rows/text_train.bin" \
+            --val "$data/rows/text_val.bin" -b "$FT_BATCH" -t 512 --steps "$FT_STEPS" --lr "$FT_LR" --seed "$seed" \
             --val-every 0 --out "$dir" "${route[@]}"
-        piece "qa-$method-s$seed" build/eval_rkv --ckpt "$dir" --qa "$OUT/qa/test.jsonl" --retention 1,2,3,4 \
+        piece "qa-$method-s$seed" build/eval_rkv --ckpt "$dir" --qa "$data/test.jsonl" --retention 1,2,3,4 \
             --max-answer 16 --json --qa-out "$dir/answers.jsonl"
+        gzip -nf "$dir/answers.jsonl"   # each question 4 times with its context: 5x smaller
         grep '^{' "$OUT/logs/qa-$method-s$seed.log" > "$dir/qa.jsonl.tmp"
         mv "$dir/qa.jsonl.tmp" "$dir/qa.jsonl"
     done
