@@ -288,6 +288,7 @@ struct AnswerText {
     const QaText& qa;
     std::optional<rkv::DecodeStream> stream;
     std::string text;
+    bool cut = false;   // at a newline
 
     explicit AnswerText(const QaText& q) : qa(q) {
         if (qa.tok) stream.emplace(*qa.tok, false);
@@ -298,11 +299,11 @@ struct AnswerText {
         const size_t newline = text.find('\n');
         if (newline == std::string::npos) return false;
         text.resize(newline);
-        return true;
+        return cut = true;
     }
     // The answer without the white space around it.
-    std::string finish(bool ended) {
-        if (!ended && stream) text += stream->flush();   // ids that end inside a character: U+FFFD
+    std::string finish() {
+        if (!cut && stream) text += stream->flush();   // ids that end inside a character: U+FFFD, as generate_rkv
         const size_t first = text.find_first_not_of(" \t\r\n"), last = text.find_last_not_of(" \t\r\n");
         return first == std::string::npos ? "" : text.substr(first, last - first + 1);
     }
@@ -371,10 +372,8 @@ void question_answering(Evaluator<T>& ev) {
             const QaTokens& t = items[i];
             rkv::KvCache<T> cache(*ev.ops, c, s.route, 1, int(t.prompt.size()) + o.max_answer);
             AnswerText answer(text);
-            bool ended = false;
-            rkv::greedy_decode(*decoder, cache, t.prompt, o.max_answer,
-                               [&](int id) { return ended = answer.push(id); });
-            const std::string prediction = answer.finish(ended);
+            rkv::greedy_decode(*decoder, cache, t.prompt, o.max_answer, [&](int id) { return answer.push(id); });
+            const std::string prediction = answer.finish();
             const rkv::QaScore score = rkv::score_answer(prediction, examples[i].answers);
             em += score.em;
             f1 += score.f1;
@@ -454,6 +453,8 @@ int main(int argc, char** argv) {
             if (o.ckpt.empty()) return 0;
         }
         if (o.ckpt.empty()) throw std::invalid_argument("--ckpt is required (a checkpoint to evaluate)");
+        if (!o.tokenizer.empty() && o.qa.empty())
+            throw std::invalid_argument("--tokenizer is for --qa (the validation loss reads token shards)");
         return rkv::uses_cuda(o.device) ? evaluate<rkv::CudaStorage>(o) : evaluate<float>(o);
     } catch (const std::exception& e) {
         std::fflush(stdout);

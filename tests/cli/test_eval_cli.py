@@ -362,6 +362,8 @@ def main():
             ("an unknown template placeholder", ["--ckpt", ckpt, "--qa", qa_file, "--qa-template", "{q} {question}"],
              [r"\{q\}"]),
             ("--seq-len beyond the positions", ["--ckpt", ckpt, "-t", "1024"], ["1024", "max_position"]),
+            ("--tokenizer without --qa", ["--ckpt", ckpt, "--tokenizer", os.path.join(FIXTURES, "bytelevel_gpt2.json")],
+             ["--tokenizer", "--qa"]),
         ]
         for name, flags, mention in cases:
             p = run([evaluate, "--device", "cpu"] + flags)
