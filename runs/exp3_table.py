@@ -7,6 +7,7 @@ Reads OUT/ft-<method>-s<seed>/qa.jsonl (./eval_rkv --qa --json lines: retention,
 has_ans_f1, kv_bytes_per_token); prints three Markdown tables (F1, exact match, F1 on the
 answerable questions), one row per fine-tuning method and one column per KV size, each cell the
 mean over the seeds ± half the range (n), as runs/exp2_table.py does; writes OUT/f1_vs_kv.png.
+Then the base models' lookup before fine-tuning, from OUT/pre-s<seed>/probe.jsonl.
 """
 import os
 import sys
@@ -29,6 +30,10 @@ def main():
         print_table(cells, models, f"{title}, built-in QA task, against KV bytes per token")
         if field == "f1":
             plot(cells, models, os.path.join(out, "f1_vs_kv.png"), "F1 (built-in QA test split)")
+    print()
+    print_table(collect(out, "probe.jsonl", "has_ans_f1"), ["pre"],
+                "Base models before fine-tuning: F1 on the answerable test questions asked in the corpus's own "
+                "form (context, then the question; 10 bytes of answer), full cache")
 
 
 if __name__ == "__main__":
