@@ -21,7 +21,7 @@
 # machine: a pretraining step 0.6 s of CPU, a fine-tuning step of 8 rows 1.7 s, scoring 100
 # questions at 4 cache sizes 34 s; runs/README.md). At this size the base model does not yet look
 # facts up in its context (probe.jsonl: 0 of 30 at 300 to 900 pretraining steps), and fine-tuning
-# teaches the answer's form, not the lookup: EM 0.01-0.05 at the full cache after 150-300 steps of
+# teaches the answer's form, not the lookup: EM 0.01-0.03 at the full cache after 150-300 steps of
 # 8 rows, from guessed colours. WIDTH=128 and a longer PRE_STEPS are the next sizes to try; run
 # one seed first (SEEDS=1337) and read its probe in table.md before the other two.
 set -euo pipefail
