@@ -3,7 +3,8 @@
 // listed layers (--keep-layers) keep a cache, computed as train_rkv's validation computes it
 // (src/validation.h); a greedy search for the kept layers that lose least (--search-kept); and
 // extractive question answering through the shared cache (--qa): greedy answers scored with
-// SQuAD v2's exact match and F1 (src/qa_metrics.h), and the loss of the gold answer.
+// SQuAD v2's exact match and F1 (src/qa_metrics.h), and the loss of the gold answer. QA text goes
+// through the checkpoint's tokenizer.json (src/model_tokenizer.h), or bytes for byte-level models.
 #include <algorithm>
 #include <climits>
 #include <cstdio>
@@ -24,8 +25,10 @@
 #include <nlohmann/json.hpp>
 
 #include "data/corpus.h"
+#include "data/hf_tokenizer.h"
 #include "data/loader.h"
 #include "data/shard.h"
+#include "data/text_shards.h"
 #include "data/tokenizer.h"
 #include "dist/comm.h"
 #include "optim/adamw.h"
@@ -36,6 +39,7 @@
 #include "src/greedy_decode.h"
 #include "src/kv_cache.h"
 #include "src/model.h"
+#include "src/model_tokenizer.h"
 #include "src/qa_data.h"
 #include "src/qa_metrics.h"
 #include "src/route.h"
@@ -58,6 +62,7 @@ struct Options {
     std::string qa;                       // a QA file (src/qa_data.h): question answering instead
     std::string qa_template = rkv::kDefaultQaTemplate;
     std::string qa_out;                   // each example with its prediction, as JSON Lines
+    std::string tokenizer;                // a tokenizer.json instead of the checkpoint's
     int max_answer = 32;                  // tokens generated per answer at most
     std::string write_qa;                 // a folder for the built-in QA task's files
 };
@@ -247,26 +252,81 @@ struct QaTokens {
     std::vector<int> prompt, completion;
 };
 
+// QA text in the model's tokens, as tokenize_text --sft writes the fine-tuning rows: through the
+// checkpoint's tokenizer.json (the model's document start before the prompt; prompt and
+// completion encoded apart, so the boundary is exact), else as bytes after byte 0.
+struct QaText {
+    std::optional<rkv::HfTokenizer> tok;
+    std::vector<int> start;   // the document start
+    std::vector<int> ends;    // tokens that end an answer: the model's EOS ids (byte-level: byte 0)
+
+    QaText(const Options& o, const std::string& ckpt, int V) : tok(rkv::load_tokenizer(o.tokenizer, ckpt)) {
+        if (!tok) {
+            if (V != rkv::kByteVocab)
+                throw std::invalid_argument(fmt::format("--qa: the model's vocabulary ({} tokens) is not byte-level "
+                                                        "and no tokenizer.json is next to {}: give --tokenizer",
+                                                        V, ckpt));
+            start = ends = {rkv::kDocStart};
+            return;
+        }
+        if (tok->vocab_size() > V)
+            throw std::invalid_argument(fmt::format("{}: {} tokens, more than the model's vocabulary of {}",
+                                                    tok->path(), tok->vocab_size(), V));
+        const std::vector<int32_t> s = rkv::document_tokens(*tok).start;
+        start.assign(s.begin(), s.end());
+        ends = rkv::eos_ids(ckpt);
+    }
+    std::vector<int> encode(const std::string& text) const {
+        const std::vector<int32_t> ids = tok ? tok->encode(text) : rkv::encode_bytes(text);
+        return {ids.begin(), ids.end()};
+    }
+};
+
+// A greedy answer's text as its tokens come: push(id) says whether the answer is over, at an
+// end token (not part of the text) or at a newline (the text cut before it).
+struct AnswerText {
+    const QaText& qa;
+    std::optional<rkv::DecodeStream> stream;
+    std::string text;
+    bool cut = false;   // at a newline
+
+    explicit AnswerText(const QaText& q) : qa(q) {
+        if (qa.tok) stream.emplace(*qa.tok, false);
+    }
+    bool push(int id) {
+        if (std::find(qa.ends.begin(), qa.ends.end(), id) != qa.ends.end()) return true;
+        text += stream ? stream->push(id) : std::string(1, char(id));
+        const size_t newline = text.find('\n');
+        if (newline == std::string::npos) return false;
+        text.resize(newline);
+        return cut = true;
+    }
+    // The answer without the white space around it.
+    std::string finish() {
+        if (!cut && stream) text += stream->flush();   // ids that end inside a character: U+FFFD, as generate_rkv
+        const size_t first = text.find_first_not_of(" \t\r\n"), last = text.find_last_not_of(" \t\r\n");
+        return first == std::string::npos ? "" : text.substr(first, last - first + 1);
+    }
+};
+
 // Per setting: the loss of the gold completions given their prompts (teacher-forced, nats per
 // token over all completions' tokens), and greedy answers through the shared KV cache, ended by
-// a newline or a document start, scored against the gold answers.
+// a newline or an end token, scored against the gold answers.
 template <class T>
 void question_answering(Evaluator<T>& ev) {
     const Options& o = ev.o;
     const rkv::ModelConfig& c = ev.config;
     const int L = c.num_hidden_layers;
-    if (c.vocab_size != rkv::kByteVocab)
-        throw std::invalid_argument(fmt::format("--qa: the model's vocabulary ({} tokens) is not byte-level; QA "
-                                                "prompts are byte-level text", c.vocab_size));
+    const QaText text(o, ev.source, c.vocab_size);
     const std::string tmpl = rkv::parse_qa_template(o.qa_template);
     const std::vector<rkv::QaExample> examples = rkv::read_qa_jsonl(o.qa);
     std::vector<QaTokens> items;
     int longest = 1, longest_prompt = 1, unanswerable = 0;
     for (size_t i = 0; i < examples.size(); i++) {
         QaTokens t;
-        t.prompt = {rkv::kDocStart};
-        for (int32_t b : rkv::encode_bytes(rkv::qa_prompt(tmpl, examples[i]))) t.prompt.push_back(b);
-        for (int32_t b : rkv::encode_bytes(rkv::qa_completion(examples[i]))) t.completion.push_back(b);
+        t.prompt = text.start;
+        for (int id : text.encode(rkv::qa_prompt(tmpl, examples[i]))) t.prompt.push_back(id);
+        t.completion = text.encode(rkv::qa_completion(examples[i]));
         const int P = int(t.prompt.size()), n = P + std::max(int(t.completion.size()), o.max_answer);
         if (n > c.max_position_embeddings)
             throw std::invalid_argument(fmt::format("{}:{}: a prompt of {} tokens and an answer of up to {} exceed the "
@@ -279,11 +339,13 @@ void question_answering(Evaluator<T>& ev) {
     }
     auto scorer = ev.model(o.batch, longest);                       // the answer loss, B examples at once
     auto decoder = ev.model(1, std::min(longest_prompt, 256));      // prompts in chunks of up to 256
-    const auto stop = [](int t) { return t == '\n' || t == rkv::kDocStart; };
-    fmt::print("{} ({} layers) | {}: {} examples ({} unanswerable), greedy answers of up to {} tokens\n\n",
-               ev.source, L, o.qa, items.size(), unanswerable, o.max_answer);
-    fmt::print("  {:<16}  {:>13}  {:>14}  {:>6}  {:>6}  {:>11}\n", "setting", "cached layers", "KV bytes/token", "EM",
-               "F1", "answer loss");
+    fmt::print("{} ({} layers) | {}: {} examples ({} unanswerable), greedy answers of up to {} tokens, {}\n\n",
+               ev.source, L, o.qa, items.size(), unanswerable, o.max_answer,
+               text.tok ? text.tok->path() : std::string("byte-level"));
+    // As SQuAD v2's script, also over the answerable questions alone ("HasAns"): a model that
+    // always answers nothing scores the share of unanswerable ones overall, and 0 there.
+    fmt::print("  {:<16}  {:>13}  {:>14}  {:>6}  {:>6}  {:>6}  {:>11}\n", "setting", "cached layers", "KV bytes/token",
+               "EM", "F1", "ans F1", "answer loss");
     std::vector<nlohmann::json> lines;
     std::string out;   // --qa-out
     for (const Setting& s : settings(o, L)) {
@@ -305,18 +367,17 @@ void question_answering(Evaluator<T>& ev) {
             loss_sum += scorer->forward(inputs.data(), targets.data(), s.route) * double(n);
             loss_tokens += n;
         }
-        double em = 0, f1 = 0;
+        double em = 0, f1 = 0, has_em = 0, has_f1 = 0;
         for (size_t i = 0; i < items.size(); i++) {
             const QaTokens& t = items[i];
             rkv::KvCache<T> cache(*ev.ops, c, s.route, 1, int(t.prompt.size()) + o.max_answer);
-            std::vector<int> answer = rkv::greedy_decode(*decoder, cache, t.prompt, o.max_answer, stop);
-            if (!answer.empty() && stop(answer.back())) answer.pop_back();
-            std::string prediction = rkv::decode_bytes(std::vector<int32_t>(answer.begin(), answer.end()));
-            const size_t first = prediction.find_first_not_of(" \t\r\n"), last = prediction.find_last_not_of(" \t\r\n");
-            prediction = first == std::string::npos ? "" : prediction.substr(first, last - first + 1);
+            AnswerText answer(text);
+            rkv::greedy_decode(*decoder, cache, t.prompt, o.max_answer, [&](int id) { return answer.push(id); });
+            const std::string prediction = answer.finish();
             const rkv::QaScore score = rkv::score_answer(prediction, examples[i].answers);
             em += score.em;
             f1 += score.f1;
+            if (!examples[i].answers.empty()) has_em += score.em, has_f1 += score.f1;
             if (!o.qa_out.empty()) {
                 nlohmann::json j = setting_json(s);
                 j.erase("kept_layers");
@@ -327,12 +388,15 @@ void question_answering(Evaluator<T>& ev) {
             }
         }
         const double n = double(items.size()), answer_loss = loss_sum / double(loss_tokens);
+        const int has_n = int(items.size()) - unanswerable;
         const size_t bytes = ev.kv_bytes_per_token(s.route);
-        fmt::print("  {:<16}  {:>6}/{:<6}  {:>14}  {:>6.3f}  {:>6.3f}  {:>11.4f}\n", setting_name(s), s.kept.size(), L,
-                   bytes, em / n, f1 / n, answer_loss);
+        fmt::print("  {:<16}  {:>6}/{:<6}  {:>14}  {:>6.3f}  {:>6.3f}  {:>6}  {:>11.4f}\n", setting_name(s),
+                   s.kept.size(), L, bytes, em / n, f1 / n, has_n ? fmt::format("{:.3f}", has_f1 / has_n) : "-",
+                   answer_loss);
         nlohmann::json j = setting_json(s);
         j.update({{"em", em / n}, {"f1", f1 / n}, {"n", items.size()}, {"answer_loss", answer_loss},
-                  {"kv_bytes_per_token", bytes}});
+                  {"kv_bytes_per_token", bytes}, {"has_ans_n", has_n}});
+        if (has_n) j.update({{"has_ans_em", has_em / has_n}, {"has_ans_f1", has_f1 / has_n}});
         lines.push_back(j);
     }
     if (!o.qa_out.empty()) rkv::write_text_atomic(o.qa_out, out);
@@ -375,6 +439,9 @@ int main(int argc, char** argv) {
     app.add_option("--qa-template", o.qa_template, "the prompt: {context} and {question} filled in, \\n a newline")
         ->capture_default_str();
     app.add_option("--qa-out", o.qa_out, "write each example with its answers and prediction (JSON Lines)");
+    app.add_option("--tokenizer", o.tokenizer, "tokenizer.json for --qa (default: the checkpoint's or its run "
+                                               "folder's; none: byte-level)")
+        ->check(CLI::ExistingFile);
     app.add_option("--max-answer", o.max_answer, "tokens generated per answer at most")
         ->check(rkv::in_range(1, INT_MAX))
         ->capture_default_str();
@@ -386,6 +453,8 @@ int main(int argc, char** argv) {
             if (o.ckpt.empty()) return 0;
         }
         if (o.ckpt.empty()) throw std::invalid_argument("--ckpt is required (a checkpoint to evaluate)");
+        if (!o.tokenizer.empty() && o.qa.empty())
+            throw std::invalid_argument("--tokenizer is for --qa (the validation loss reads token shards)");
         return rkv::uses_cuda(o.device) ? evaluate<rkv::CudaStorage>(o) : evaluate<float>(o);
     } catch (const std::exception& e) {
         std::fflush(stdout);

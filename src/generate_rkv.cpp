@@ -16,8 +16,6 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <numeric>
@@ -40,11 +38,10 @@
 #include "src/devices.h"
 #include "src/kv_cache.h"
 #include "src/model.h"
+#include "src/model_tokenizer.h"
 #include "src/params.h"
 #include "src/route.h"
 #include "src/storage.h"
-
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -88,41 +85,6 @@ struct Weights {
         else sink(0, drawn.data(), drawn.size());
     }
 };
-
-// Where a checkpoint's side files (tokenizer.json, generation_config.json) may be: its folder (the
-// .bin's for an llm.c file), then the folder above (a run folder holding ckpt_*/).
-std::vector<fs::path> side_folders(const std::string& ckpt) {
-    if (ckpt.empty()) return {};
-    const fs::path p = fs::absolute(ckpt);
-    const fs::path dir = fs::is_directory(p) ? p : p.parent_path();
-    return {dir, dir.parent_path()};
-}
-
-std::optional<rkv::HfTokenizer> load_tokenizer(const Options& o, const std::string& ckpt) {
-    if (!o.tokenizer.empty()) return rkv::HfTokenizer(o.tokenizer);
-    for (const fs::path& dir : side_folders(ckpt))
-        if (fs::exists(dir / "tokenizer.json")) return rkv::HfTokenizer((dir / "tokenizer.json").string());
-    return std::nullopt;
-}
-
-// eos_token_id from generation_config.json, else config.json: a number or a list of them.
-std::vector<int> eos_ids(const std::string& ckpt) {
-    for (const char* name : {"generation_config.json", "config.json"})
-        for (const fs::path& dir : side_folders(ckpt)) {
-            std::ifstream in(dir / name);
-            if (!in) continue;
-            nlohmann::json j;
-            try {
-                j = nlohmann::json::parse(in);
-            } catch (const nlohmann::json::exception& e) {
-                throw std::invalid_argument(fmt::format("{}: {}", (dir / name).string(), e.what()));
-            }
-            const nlohmann::json eos = j.is_object() ? j.value("eos_token_id", nlohmann::json()) : nlohmann::json();
-            if (eos.is_number_integer()) return {eos.get<int>()};
-            if (eos.is_array()) return eos.get<std::vector<int>>();
-        }
-    return {};
-}
 
 // The prompt's tokens: --tokens as given; --prompt after the document start, through the tokenizer
 // (as tokenize_text writes documents) or as bytes for the byte-level models the built-in corpus trains.
@@ -223,11 +185,11 @@ int generate(const Options& o) {
     // folder's newest), or the llm.c file given.
     const std::string ckpt_path = !weights.file ? "" : weights.file->source().empty() ? o.ckpt : weights.file->source();
     const int L = c.num_hidden_layers, V = c.vocab_size, B = o.batch;
-    const std::optional<rkv::HfTokenizer> tok = load_tokenizer(o, ckpt_path);
+    const std::optional<rkv::HfTokenizer> tok = rkv::load_tokenizer(o.tokenizer, ckpt_path);
     if (tok && tok->vocab_size() > V)
         throw std::invalid_argument(fmt::format("{}: {} tokens, more than the model's vocabulary of {}", tok->path(),
                                                 tok->vocab_size(), V));
-    const std::vector<int> eos = eos_ids(ckpt_path);
+    const std::vector<int> eos = rkv::eos_ids(ckpt_path);
     for (const std::string& stop : o.stop)
         if (stop.empty()) throw std::invalid_argument("--stop needs a non-empty string");
     const std::vector<int> prompt = prompt_tokens(o, c, tok ? &*tok : nullptr);

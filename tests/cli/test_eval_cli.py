@@ -2,9 +2,11 @@
 """End-to-end tests of ./eval_rkv: its validation losses are train_rkv's, bitwise, for the same
 checkpoint and data (CPU and CUDA path, every form of --ckpt); the greedy search of kept layers
 finds the answer on a model built so that only one layer's K/V matter; question answering
-(--qa) scores as SQuAD v2's script does; bad input is refused with a message.
+(--qa) scores as SQuAD v2's script does, byte-level and through a tokenizer.json (a fixture of
+tests/fixtures/tokenizers/, its answers generate_rkv's greedy text); bad input is refused with a message.
 
 Usage: python3 tests/cli/test_eval_cli.py --train PATH/TO/train_rkv --eval PATH/TO/eval_rkv
+       [--generate PATH/TO/generate_rkv]
 
 Standard library only. Tiny 4-layer Llamas trained for a few dozen steps, so the whole file takes
 seconds. Prints one line per check, then "N passed, M failed"; exits non-zero if any failed.
@@ -28,6 +30,7 @@ TINY_LLAMA = {
     "max_position_embeddings": 512,
 }
 TIMEOUT_S = 300
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "tokenizers")
 passed = failed = 0
 
 
@@ -37,6 +40,7 @@ def check(ok, what, detail=""):
     failed += not ok
     print(("PASS " if ok else "FAIL ") + what + ("" if ok else f": {detail}"))
     sys.stdout.flush()
+    return ok
 
 
 def run(cmd):
@@ -103,13 +107,114 @@ def squad_scores(pred, answers):
     return max(float(normalize(a) == normalize(pred)) for a in golds), max(f1(a, pred) for a in golds)
 
 
+def check_rescored(written, lines, what):
+    """EM and F1 of each retention's --qa-out lines, rescored here, against what eval_rkv reported."""
+    def mean_scores(rows):   # (EM, F1) over rows
+        n = max(len(rows), 1)
+        return tuple(sum(squad_scores(w["prediction"], w["answers"])[k] for w in rows) / n for k in (0, 1))
+
+    for line in lines:
+        rows = [w for w in written if w["retention"] == line["retention"]]
+        em, f1_mean = mean_scores(rows)
+        has = [w for w in rows if w["answers"]]
+        has_em, has_f1 = mean_scores(has)
+        check(len(rows) == line["n"] and abs(em - line["em"]) < 1e-12 and abs(f1_mean - line["f1"]) < 1e-12 and
+              line["has_ans_n"] == len(has) and abs(has_em - line["has_ans_em"]) < 1e-12 and
+              abs(has_f1 - line["has_ans_f1"]) < 1e-12,
+              f"{what} retention {line['retention']}: EM and F1, all and answerable only, rescored from --qa-out "
+              "by SQuAD's definitions agree", f"{em} {f1_mean} {has_em} {has_f1} vs {line}")
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def check_qa_tokenizer(args, tmp, examples):
+    """--qa through a tokenizer.json (a fixture) in a Hugging Face style model folder: the answers are
+    generate_rkv's greedy text at the same retention, cut at the first newline, ended at the EOS of
+    generation_config.json; scores rescored; refused without a tokenizer when not byte-level."""
+    config = os.path.join(tmp, "tiny_1536.json")
+    with open(config, "w") as f:
+        json.dump(dict(TINY_LLAMA, vocab_size=1536), f)   # holds the fixture's 1503 tokens
+    out = os.path.join(tmp, "run_tok")
+    p = run([args.train, "--config", config, "--steps", "10", "--val-every", "0", "--device", "cpu", "--out", out,
+             "-b", "4", "-t", "64"])
+    if not check(p.returncode == 0, "tokenizer: a model with a 1536-token vocabulary trains", p.stderr[-2000:]):
+        return
+    qa_file = os.path.join(tmp, "qa4.jsonl")
+    with open(qa_file, "w") as f:
+        f.writelines(json.dumps(e) + "\n" for e in examples[:4])
+    tokenizer = os.path.join(FIXTURES, "bytelevel_llama3.json")
+    qa = ["--qa", qa_file, "--device", "cpu", "--json", "--max-answer", "8"]
+    p = run([args.eval, "--ckpt", out] + qa)
+    check(p.returncode == 1 and "not byte-level" in p.stderr and "--tokenizer" in p.stderr and out in p.stderr,
+          "tokenizer: --qa on a model of 1536 tokens without a tokenizer.json is refused, naming --tokenizer",
+          p.stderr[-500:])
+
+    folder = os.path.join(tmp, "hf_tok")   # a model folder as Hugging Face keeps one
+    os.makedirs(folder)
+    for name in ("model.safetensors", "config.json"):
+        shutil.copy(os.path.join(out, "ckpt_00000010", name), folder)
+    shutil.copy(tokenizer, os.path.join(folder, "tokenizer.json"))
+    qa_out = os.path.join(tmp, "qa_tok_out.jsonl")
+    p = run([args.eval, "--ckpt", folder, "--retention", "1,2", "--qa-out", qa_out] + qa)
+    lines = json_lines(p.stdout)
+    if not check(p.returncode == 0 and [j.get("retention") for j in lines] == [1, 2] and
+                 all(j["n"] == 4 and j["answer_loss"] > 0 for j in lines) and "bytelevel" not in p.stdout and
+                 "tokenizer.json" in p.stdout, "tokenizer: --qa on a model folder with its tokenizer.json",
+                 f"{lines} {p.stdout[-500:]} {p.stderr[-1000:]}"):
+        return
+    written = read_jsonl(qa_out)
+    check_rescored(written, lines, "tokenizer: --qa")
+
+    def greedy_text(k, prompt):
+        g = run([args.generate, "--ckpt", folder, "--prompt", prompt, "--retention", str(k), "--temperature", "0",
+                 "--max-new", "8", "--device", "cpu", "--json"])
+        return json.loads(g.stdout) if g.returncode == 0 else {"error": g.stderr[-500:]}
+
+    def prompt(e):
+        return f"{e['context']}\nQuestion: {e['question']}\nAnswer:"   # the default --qa-template
+
+    want, got = [], []
+    for w in written:
+        g = greedy_text(w["retention"], prompt(w))
+        want.append(g.get("text", [""])[0].split("\n")[0].strip(" \t\r\n") if "text" in g else g)
+        got.append(w["prediction"])
+    check(want == got, "tokenizer: each answer is generate_rkv's greedy text at its retention, cut at a newline",
+          f"{got} vs {want}")
+    # The EOS of generation_config.json ends an answer: the 4th new token of the first example's.
+    g = greedy_text(1, prompt(written[0]))
+    ids = g.get("ids", [[]])[0]
+    if check(len(ids) == 8, "tokenizer: 8 greedy tokens for the first example", str(g)):
+        with open(os.path.join(folder, "generation_config.json"), "w") as f:
+            json.dump({"eos_token_id": [1500, ids[3]]}, f)
+        g = greedy_text(1, prompt(written[0]))
+        p = run([args.eval, "--ckpt", folder, "--retention", "1", "--qa-out", qa_out] + qa)
+        first = read_jsonl(qa_out)[0]["prediction"] if p.returncode == 0 else p.stderr[-500:]
+        check(g.get("ended") == ["eos"] and
+              first == g["text"][0].split("\n")[0].strip(" \t\r\n") and len(g["ids"][0]) <= 3,
+              "tokenizer: an EOS id of generation_config.json ends the answer before it", f"{first!r} vs {g}")
+        os.remove(os.path.join(folder, "generation_config.json"))
+    # --tokenizer names the file instead; the answer loss does not depend on the batching.
+    a = json_lines(run([args.eval, "--ckpt", out, "--tokenizer", tokenizer, "-b", "1"] + qa).stdout)
+    b = json_lines(run([args.eval, "--ckpt", folder, "-b", "3"] + qa).stdout)
+    check(len(a) == 4 and len(b) == 4 and [j["em"] for j in a] == [j["em"] for j in b] and
+          all(abs(x["answer_loss"] - y["answer_loss"]) < 1e-5 * x["answer_loss"] for x, y in zip(a, b)),
+          "tokenizer: --tokenizer FILE answers as the folder's tokenizer.json; the loss is the same at -b 1 and 3",
+          f"{a} vs {b}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--train", required=True)
     parser.add_argument("--eval", required=True)
+    parser.add_argument("--generate", help="generate_rkv (default: next to --eval)")
     parser.add_argument("--no-cuda", action="store_true", help="the build has no CUDA path: the CPU path only")
     args = parser.parse_args()
     train, evaluate = os.path.abspath(args.train), os.path.abspath(args.eval)
+    args.train, args.eval = train, evaluate
+    args.generate = os.path.abspath(args.generate or os.path.join(os.path.dirname(evaluate), "generate_rkv"))
     with tempfile.TemporaryDirectory(prefix="eval_cli_") as tmp:
         # The built-in corpus goes to this cache (ctest gives one in the build tree), never the user's.
         os.environ.setdefault("RKV_CACHE_DIR", os.path.join(tmp, "cache"))
@@ -218,13 +323,7 @@ def main():
         check(len(written) == 24 and all(w["answers"] == e["answers"] and w["context"] == e["context"]
                                          for w, e in zip(written, examples + examples)),
               "--qa-out: each example per retention with its answers and prediction")
-        for k, line in zip((1, 2), lines):
-            rows = [w for w in written if w["retention"] == k]
-            em = sum(squad_scores(w["prediction"], w["answers"])[0] for w in rows) / len(rows)
-            f1_mean = sum(squad_scores(w["prediction"], w["answers"])[1] for w in rows) / len(rows)
-            check(abs(em - line["em"]) < 1e-12 and abs(f1_mean - line["f1"]) < 1e-12,
-                  f"--qa retention {k}: EM and F1 rescored from --qa-out by SQuAD's definitions agree",
-                  f"{em} {f1_mean} vs {line}")
+        check_rescored(written, lines, "--qa")
         # Gold answers set to the model's own predictions for the first 6 examples, and to an
         # impossible one for the others: EM is 1/2 at retention 1, by construction. (A prediction
         # that normalizes to nothing makes its gold list empty: unanswerable, which only the empty
@@ -243,6 +342,7 @@ def main():
         b = [j["answer_loss"] for j in json_lines(run(qa + ["--retention", "1,2", "--qa", qa_file, "-b", "5"]).stdout)]
         check(len(a) == 2 and len(b) == 2 and all(abs(x - y) < 1e-5 * abs(x) for x, y in zip(a, b)),
               "--qa: the answer loss does not depend on how examples are batched", f"{a} vs {b}")
+        check_qa_tokenizer(args, tmp, examples)
 
         # --- bad input ---------------------------------------------------------------
         bad_qa = os.path.join(tmp, "bad_qa.jsonl")
@@ -262,6 +362,8 @@ def main():
             ("an unknown template placeholder", ["--ckpt", ckpt, "--qa", qa_file, "--qa-template", "{q} {question}"],
              [r"\{q\}"]),
             ("--seq-len beyond the positions", ["--ckpt", ckpt, "-t", "1024"], ["1024", "max_position"]),
+            ("--tokenizer without --qa", ["--ckpt", ckpt, "--tokenizer", os.path.join(FIXTURES, "bytelevel_gpt2.json")],
+             ["--tokenizer", "--qa"]),
         ]
         for name, flags, mention in cases:
             p = run([evaluate, "--device", "cpu"] + flags)

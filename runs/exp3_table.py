@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Tabulates runs/exp3_finetune_qa.sh: question answering against KV bytes per token.
+
+    python3 runs/exp3_table.py OUT
+
+Reads OUT/ft-<method>-s<seed>/qa.jsonl (./eval_rkv --qa --json lines: retention, f1, em,
+has_ans_f1, kv_bytes_per_token); prints three Markdown tables (F1, exact match, F1 on the
+answerable questions), one row per fine-tuning method and one column per KV size, each cell the
+mean over the seeds ± half the range (n), as runs/exp2_table.py does; writes OUT/f1_vs_kv.png.
+Then the base models' lookup before fine-tuning, from OUT/pre-s<seed>/probe.jsonl.
+"""
+import os
+import sys
+
+from exp2_table import collect, plot, print_table
+
+METHODS = ["ft-own", "ft-cla2", "ft-rcla"]   # ordinary (p_own 1), CLA@2 (fixed pairs), R-CLA (p_own 0.6)
+
+
+def main():
+    out = sys.argv[1]
+    tables = [("f1", "F1 (SQuAD v2, all test questions)"), ("em", "Exact match (all test questions)"),
+              ("has_ans_f1", "F1 on the answerable test questions only")]
+    for i, (field, title) in enumerate(tables):
+        cells = collect(out, "qa.jsonl", field)
+        models = [m for m in METHODS if any(k[0] == m for k in cells)]
+        models += sorted({m for m, _ in cells} - set(models))
+        if i:
+            print()
+        print_table(cells, models, f"{title}, built-in QA task, against KV bytes per token")
+        if field == "f1":
+            plot(cells, models, os.path.join(out, "f1_vs_kv.png"), "F1 (built-in QA test split)")
+    print()
+    print_table(collect(out, "probe.jsonl", "has_ans_f1"), ["pre"],
+                "Base models before fine-tuning: F1 on the answerable test questions asked in the corpus's own "
+                "form (context, then the question; 10 bytes of answer), full cache")
+
+
+if __name__ == "__main__":
+    main()
