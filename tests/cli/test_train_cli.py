@@ -956,13 +956,13 @@ class TrainCliTest:
         if cuda:   # the plan follows the layout, and suggests recomputing when that is what fits
             plans = {}
             for kind in ("none", "mlp", "layer"):
-                r = self.run(["--plan", "--json", "--model", "qwen3-1.7b", "-b", "1", "-t", "8192", "--zero", "1",
+                r = self.run(["--plan", "--json", "--model", "qwen3-1.7b", "-b", "1", "-t", "8192", "--zero", "2",
                               "--plan-ranks", "8", "--recompute", kind])
                 plans[kind] = json.loads(r.stdout or "{}")
             acts = {k: v.get("by_kind", {}).get("activations", 0) for k, v in plans.items()}
             self.check(0 < acts["layer"] < acts["mlp"] < acts["none"] and plans["layer"].get("recompute") == "layer",
                        "recompute: --plan --recompute: activations none > mlp > layer", f"{acts}")
-            r = self.run(["--plan", "--json", "--model", "qwen3-1.7b", "-b", "1", "-t", "8192", "--zero", "1",
+            r = self.run(["--plan", "--json", "--model", "qwen3-1.7b", "-b", "1", "-t", "8192", "--zero", "2",
                           "--plan-ranks", "8", "--plan-gpu-mem", str((plans["layer"].get("total_bytes", 0) +
                                                                        plans["mlp"].get("total_bytes", 0)) // 2)])
             suggestion = json.loads(r.stdout or "{}").get("suggestion") or {}
