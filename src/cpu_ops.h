@@ -45,31 +45,10 @@ struct CpuOps : LayerOps<T> {
     void embedding_backward(T* dwte, T* dwpe, const T* dout, const int* tokens, int B, int Tn, int C) override {
         ref::embedding_backward(dwte, dwpe, dout, tokens, B, Tn, C);
     }
-    void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* w, const T* b, int N, int C,
-                           double eps) override {
-        ref::layernorm_forward(out, mean, rstd, inp, w, b, N, C, eps);
-    }
-    void layernorm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, const T* w, const T* mean,
-                            const T* rstd, int N, int C) override {
-        ref::layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
-    }
-    void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* w, int N, int C, double eps) override {
-        ref::rmsnorm_forward(out, rstd, inp, w, N, C, eps);
-    }
-    void rmsnorm_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, const T* rstd, int N,
-                          int C) override {
-        ref::rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, C);
-    }
-    void residual_layernorm_forward(T* resid_out, T* out, T* mean, T* rstd, const T* a, const T* b, const T* w,
-                                    const T* bias, int N, int C, double eps) override {
-        ref::residual_forward(resid_out, a, b, size_t(N) * C);
-        ref::layernorm_forward(out, mean, rstd, resid_out, w, bias, N, C, eps);
-    }
-    void residual_rmsnorm_forward(T* resid_out, T* out, T* rstd, const T* a, const T* b, const T* w, int N, int C,
-                                  double eps) override {
-        ref::residual_forward(resid_out, a, b, size_t(N) * C);
-        ref::rmsnorm_forward(out, rstd, resid_out, w, N, C, eps);
-    }
+    void layernorm_forward(const NormArgs<T, T>& a) override { ref::layernorm_forward(a); }
+    void layernorm_backward(const NormArgs<T, T>& a) override { ref::layernorm_backward(a); }
+    void rmsnorm_forward(const NormArgs<T, T>& a) override { ref::rmsnorm_forward(a); }
+    void rmsnorm_backward(const NormArgs<T, T>& a) override { ref::rmsnorm_backward(a); }
     void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) override {
         ref::linear_forward(out, inp, weight, bias, N, C, OC);
     }
@@ -101,28 +80,30 @@ struct CpuOps : LayerOps<T> {
         ref::gemm(false, false, N, C, V, T(1), dlogits, ld, weight, C, T(0), dinp, C);
         ref::gemm(true, false, V, C, N, T(1), dlogits, ld, inp, C, T(1), dweight, C);
     }
-    void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const RopeParams& rope, int pos0) override {
-        ref::rope_forward(out, inp, B, Tn, H, HS, rope, pos0);
+    void rope_forward(const RopeArgs<T, T>& a) override { ref::rope_forward(a); }
+    void rope_backward(const RopeArgs<T, T>& a) override {
+        std::fill_n(a.dinp, size_t(a.B) * a.T * a.NH * a.HS, T(0));
+        ref::rope_backward(a);
     }
-    void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, const RopeParams& rope) override {
-        std::fill_n(dinp, size_t(B) * Tn * H * HS, T(0));
-        ref::rope_backward(dinp, dout, B, Tn, H, HS, rope);
+    // Through a (B,T,NH,HS) scratch: the normed values forward, their gradient backward.
+    void qk_norm_rope_forward(const RopeArgs<T, T>& a) override {
+        T* normed = scratch(size_t(a.B) * a.T * a.NH * a.HS);
+        ref::rmsnorm_forward(NormArgs<T, T>{.N = a.B * a.T * a.NH, .C = a.HS, .eps = a.eps, .inp = a.inp, .w = a.w,
+                                            .out = normed, .rstd = a.rstd});
+        RopeArgs<T, T> r = a;
+        r.inp = normed;
+        ref::rope_forward(r);
     }
-    // Through a (B,T,H,HS) scratch: the normed values forward, their gradient backward.
-    void qk_norm_rope_forward(T* out, T* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
-                              const RopeParams& rope, int pos0) override {
-        T* normed = scratch(size_t(B) * Tn * H * HS);
-        ref::rmsnorm_forward(normed, rstd, inp, w, B * Tn * H, HS, eps);
-        ref::rope_forward(out, normed, B, Tn, H, HS, rope, pos0);
-    }
-    void qk_norm_rope_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, const T* rstd, int B, int Tn,
-                               int H, int HS, const RopeParams& rope) override {
-        const size_t n = size_t(B) * Tn * H * HS;
+    void qk_norm_rope_backward(const RopeArgs<T, T>& a) override {
+        const size_t n = size_t(a.B) * a.T * a.NH * a.HS;
         T* dnormed = scratch(n);
         std::fill_n(dnormed, n, T(0));  // ref accumulates
-        ref::rope_backward(dnormed, dout, B, Tn, H, HS, rope);
-        std::fill_n(dinp, n, T(0));
-        ref::rmsnorm_backward(dinp, dw, dnormed, inp, w, rstd, B * Tn * H, HS);
+        RopeArgs<T, T> r = a;
+        r.dinp = dnormed;
+        ref::rope_backward(r);
+        std::fill_n(a.dinp, n, T(0));
+        ref::rmsnorm_backward(NormArgs<T, T>{.N = a.B * a.T * a.NH, .C = a.HS, .inp = a.inp, .w = a.w,
+                                             .rstd = a.rstd, .dout = dnormed, .dinp = a.dinp, .dw = a.dw});
     }
     void attention_forward(const AttentionArgs<T, T>& a) override { ref::attention_forward(a); }
     void kv_cache_write(T* slot, const T* src, int B, int Tq, int pos0, int Tmax, int width) override {

@@ -69,34 +69,22 @@ struct CudaOps final : LayerOps<T> {
         const auto timed = profile_.time(__func__);
         cuda::embedding_backward(dwte, dwpe, dout, tokens, B, Tn, C, stream);
     }
-    void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* w, const T* b, int N, int C,
-                           double eps) override {
-        const auto timed = profile_.time(__func__);
-        cuda::layernorm_forward(out, mean, rstd, inp, w, b, N, C, eps, stream);
+    // A forward with a residual is timed as the fused operation it is.
+    void layernorm_forward(const NormArgs<T, float>& a) override {
+        const auto timed = profile_.time(a.residual ? "residual_layernorm_forward" : __func__);
+        cuda::layernorm_forward(a, stream);
     }
-    void layernorm_backward(T* dinp, float* dw, float* db, const T* dout, const T* inp, const T* w,
-                            const float* mean, const float* rstd, int N, int C) override {
+    void layernorm_backward(const NormArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C, stream);
+        cuda::layernorm_backward(a, stream);
     }
-    void rmsnorm_forward(T* out, float* rstd, const T* inp, const T* w, int N, int C, double eps) override {
-        const auto timed = profile_.time(__func__);
-        cuda::rmsnorm_forward(out, rstd, inp, w, N, C, eps, stream);
+    void rmsnorm_forward(const NormArgs<T, float>& a) override {
+        const auto timed = profile_.time(a.residual ? "residual_rmsnorm_forward" : __func__);
+        cuda::rmsnorm_forward(a, stream);
     }
-    void rmsnorm_backward(T* dinp, float* dw, const T* dout, const T* inp, const T* w, const float* rstd, int N,
-                          int C) override {
+    void rmsnorm_backward(const NormArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, C, stream);
-    }
-    void residual_layernorm_forward(T* resid_out, T* out, float* mean, float* rstd, const T* a, const T* b,
-                                    const T* w, const T* bias, int N, int C, double eps) override {
-        const auto timed = profile_.time(__func__);
-        cuda::residual_layernorm_forward(resid_out, out, mean, rstd, a, b, w, bias, N, C, eps, stream);
-    }
-    void residual_rmsnorm_forward(T* resid_out, T* out, float* rstd, const T* a, const T* b, const T* w, int N,
-                                  int C, double eps) override {
-        const auto timed = profile_.time(__func__);
-        cuda::residual_rmsnorm_forward(resid_out, out, rstd, a, b, w, N, C, eps, stream);
+        cuda::rmsnorm_backward(a, stream);
     }
     void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) override {
         const auto timed = profile_.time(__func__);
@@ -126,23 +114,21 @@ struct CudaOps final : LayerOps<T> {
         const auto timed = profile_.time(__func__);
         cuda::linear_backward(dinp, false, dweight, nullptr, dlogits, inp, weight, N, C, V, ld, stream);
     }
-    void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const RopeParams& rope, int pos0) override {
+    void rope_forward(const RopeArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::rope_forward(out, inp, B, Tn, H, HS, rope, pos0, stream);
+        cuda::rope_forward(a, stream);
     }
-    void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, const RopeParams& rope) override {
+    void rope_backward(const RopeArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::rope_backward(dinp, dout, B, Tn, H, HS, rope, stream);
+        cuda::rope_backward(a, stream);
     }
-    void qk_norm_rope_forward(T* out, float* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
-                              const RopeParams& rope, int pos0) override {
+    void qk_norm_rope_forward(const RopeArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::qk_norm_rope_forward(out, rstd, inp, w, B, Tn, H, HS, eps, rope, pos0, stream);
+        cuda::qk_norm_rope_forward(a, stream);
     }
-    void qk_norm_rope_backward(T* dinp, float* dw, const T* dout, const T* inp, const T* w, const float* rstd, int B,
-                               int Tn, int H, int HS, const RopeParams& rope) override {
+    void qk_norm_rope_backward(const RopeArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::qk_norm_rope_backward(dinp, dw, dout, inp, w, rstd, B, Tn, H, HS, rope, stream);
+        cuda::qk_norm_rope_backward(a, stream);
     }
     void attention_forward(const AttentionArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);

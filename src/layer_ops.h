@@ -26,6 +26,7 @@
 
 #include "ref/adamw.h"
 #include "ref/attention_args.h"
+#include "ref/norm_args.h"
 #include "ref/rope.h"
 
 namespace rkv {
@@ -75,21 +76,14 @@ struct LayerOps {
     virtual void embedding_backward(Master* dwte, Master* dwpe, const T* dout, const int* tokens, int B, int Tn,
                                     int C) = 0;
 
-    // inp, out (N,C); w, b (C); mean, rstd (N)
-    virtual void layernorm_forward(T* out, Master* mean, Master* rstd, const T* inp, const T* w, const T* b, int N,
-                                   int C, double eps) = 0;
-    virtual void layernorm_backward(T* dinp, Master* dw, Master* db, const T* dout, const T* inp, const T* w,
-                                    const Master* mean, const Master* rstd, int N, int C) = 0;
-    // inp, out (N,C); w (C); rstd (N). QK-norm is this with N = B*T*H, C = HS.
-    virtual void rmsnorm_forward(T* out, Master* rstd, const T* inp, const T* w, int N, int C, double eps) = 0;
-    virtual void rmsnorm_backward(T* dinp, Master* dw, const T* dout, const T* inp, const T* w, const Master* rstd,
-                                  int N, int C) = 0;
-    // The residual add fused with the norm after it: resid_out = a + b (N,C), then the norm
-    // of resid_out as stored.
-    virtual void residual_layernorm_forward(T* resid_out, T* out, Master* mean, Master* rstd, const T* a,
-                                            const T* b, const T* w, const T* bias, int N, int C, double eps) = 0;
-    virtual void residual_rmsnorm_forward(T* resid_out, T* out, Master* rstd, const T* a, const T* b, const T* w,
-                                          int N, int C, double eps) = 0;
+    // LayerNorm and RMSNorm (the arguments: ref/norm_args.h): out (N,C) = the norm of inp, or
+    // with a.residual of resid_out = inp + residual (the residual add fused with the norm after
+    // it, which then reads resid_out as stored); the backward adds to dinp, dw and db.
+    // QK-norm is rmsnorm with N = B*T*NH, C = HS.
+    virtual void layernorm_forward(const NormArgs<T, Master>& a) = 0;
+    virtual void layernorm_backward(const NormArgs<T, Master>& a) = 0;
+    virtual void rmsnorm_forward(const NormArgs<T, Master>& a) = 0;
+    virtual void rmsnorm_backward(const NormArgs<T, Master>& a) = 0;
 
     // out (N,OC) = inp (N,C) weight (OC,C)^T + bias (OC, may be null)
     virtual void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) = 0;
@@ -113,16 +107,15 @@ struct LayerOps {
     virtual void head_backward(T* dinp, Master* dweight, const T* dlogits, const T* inp, const T* weight, int N, int C,
                                int V, int ld) = 0;
 
-    // inp, out (B,T,H,HS); the forward's positions start at pos0 (0 in training; in inference the
-    // number of positions already in the KV cache). rope: the config's theta and scaling (ref/rope.h).
-    virtual void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const RopeParams& rope, int pos0) = 0;
-    virtual void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, const RopeParams& rope) = 0;
-    // QK-norm, then RoPE, in one pass: out (B,T,H,HS) = rope(rmsnorm of each head's HS values of
-    // inp, weight w (HS)), rstd (B,T,H). The backward writes dinp and adds to dw.
-    virtual void qk_norm_rope_forward(T* out, Master* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS,
-                                      double eps, const RopeParams& rope, int pos0) = 0;
-    virtual void qk_norm_rope_backward(T* dinp, Master* dw, const T* dout, const T* inp, const T* w,
-                                       const Master* rstd, int B, int Tn, int H, int HS, const RopeParams& rope) = 0;
+    // RoPE, and QK-norm then RoPE in one pass (the arguments: ref/rope.h's RopeArgs): out
+    // (B,T,NH,HS) = rope(inp), or rope(rmsnorm of each head's HS values of inp, weight w (HS)),
+    // rstd (B,T,NH); the forward's positions start at a.pos0 (0 in training; in inference the
+    // number of positions already in the KV cache). The backwards write dinp; qk_norm_rope's adds
+    // to dw.
+    virtual void rope_forward(const RopeArgs<T, Master>& a) = 0;
+    virtual void rope_backward(const RopeArgs<T, Master>& a) = 0;
+    virtual void qk_norm_rope_forward(const RopeArgs<T, Master>& a) = 0;
+    virtual void qk_norm_rope_backward(const RopeArgs<T, Master>& a) = 0;
 
     // Routed attention: layer a.layer attends with a.q to the K/V block a.kv_src[a.layer] of the
     // whole (L,B,T,NKV,HS) buffers (the arguments: ref/attention_args.h; kv_src in the

@@ -171,10 +171,9 @@ private:
     // slot = norm(inp), or with a residual b: inp = resid_out = a + b first (fused); N rows.
     void norm_forward(const NormSlot& slot, const T* inp, int N);
     void residual_norm_forward(const NormSlot& slot, T* resid_out, const T* a, const T* b, int N);
-    void norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, const Master* mean,
-                       const Master* rstd);
+    void norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, Master* mean, Master* rstd);
     void qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int H, const Pass& s);
-    void qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, const Master* rstd, int H);
+    void qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, Master* rstd, int H);
     // Embedding, layers, norm_f and the head: a_.logits.
     void forward_logits(const int* inputs, const Route& route);
     // What both forwards run: the checked inputs (B, s.Tn), then the embedding at positions
@@ -308,28 +307,27 @@ typename Model<T>::NormSlot Model<T>::norm_reading(int l) const {
 
 template <class T>
 void Model<T>::norm_forward(const NormSlot& s, const T* inp, int N) {
-    const int C = config.hidden_size;
-    const double eps = config.rms_norm_eps;
-    if (config.norm == Norm::LayerNorm) ops_.layernorm_forward(s.out, s.mean, s.rstd, inp, p(s.w), p(s.b), N, C, eps);
-    else ops_.rmsnorm_forward(s.out, s.rstd, inp, p(s.w), N, C, eps);
+    const NormArgs<T, Master> a{.N = N, .C = config.hidden_size, .eps = config.rms_norm_eps, .inp = inp,
+                                .w = p(s.w), .bias = p(s.b), .out = s.out, .mean = s.mean, .rstd = s.rstd};
+    if (config.norm == Norm::LayerNorm) ops_.layernorm_forward(a);
+    else ops_.rmsnorm_forward(a);
 }
 
 template <class T>
 void Model<T>::residual_norm_forward(const NormSlot& s, T* resid_out, const T* a, const T* b, int N) {
-    const int C = config.hidden_size;
-    const double eps = config.rms_norm_eps;
-    if (config.norm == Norm::LayerNorm)
-        ops_.residual_layernorm_forward(resid_out, s.out, s.mean, s.rstd, a, b, p(s.w), p(s.b), N, C, eps);
-    else
-        ops_.residual_rmsnorm_forward(resid_out, s.out, s.rstd, a, b, p(s.w), N, C, eps);
+    const NormArgs<T, Master> n{.N = N, .C = config.hidden_size, .eps = config.rms_norm_eps, .inp = a, .w = p(s.w),
+                                .bias = p(s.b), .out = s.out, .mean = s.mean, .rstd = s.rstd, .residual = b,
+                                .resid_out = resid_out};
+    if (config.norm == Norm::LayerNorm) ops_.layernorm_forward(n);
+    else ops_.rmsnorm_forward(n);
 }
 
 template <class T>
-void Model<T>::norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, const Master* mean,
-                             const Master* rstd) {
-    const int C = config.hidden_size;
-    if (config.norm == Norm::LayerNorm) ops_.layernorm_backward(dinp, gp(w), gp(b), dout, inp, p(w), mean, rstd, N_, C);
-    else ops_.rmsnorm_backward(dinp, gp(w), dout, inp, p(w), rstd, N_, C);
+void Model<T>::norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, Master* mean, Master* rstd) {
+    const NormArgs<T, Master> a{.N = N_, .C = config.hidden_size, .inp = inp, .w = p(w), .mean = mean,
+                                .rstd = rstd, .dout = dout, .dinp = dinp, .dw = gp(w), .db = gp(b)};
+    if (config.norm == Norm::LayerNorm) ops_.layernorm_backward(a);
+    else ops_.rmsnorm_backward(a);
 }
 
 // raw (N, H*HS) -> out: QK-norm, then RoPE (each when the family has it; both in one pass).
@@ -337,26 +335,31 @@ template <class T>
 void Model<T>::qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int H, const Pass& s) {
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
+    const RopeArgs<T, Master> a{.B = B, .T = s.Tn, .NH = H, .HS = HS, .rope = config.rope, .pos0 = s.pos0,
+                                .inp = raw, .out = out, .w = p(norm_w), .rstd = rstd, .eps = config.rms_norm_eps};
     if (config.qk_norm && rope)
-        ops_.qk_norm_rope_forward(out, rstd, raw, p(norm_w), B, s.Tn, H, HS, config.rms_norm_eps, config.rope,
-                                  s.pos0);
+        ops_.qk_norm_rope_forward(a);
     else if (config.qk_norm)
-        ops_.rmsnorm_forward(out, rstd, raw, p(norm_w), B * s.Tn * H, HS, config.rms_norm_eps);
+        ops_.rmsnorm_forward({.N = B * s.Tn * H, .C = HS, .eps = config.rms_norm_eps, .inp = raw, .w = p(norm_w),
+                              .out = out, .rstd = rstd});
     else
-        ops_.rope_forward(out, raw, B, s.Tn, H, HS, config.rope, s.pos0);
+        ops_.rope_forward(a);
 }
 
 template <class T>
-void Model<T>::qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, const Master* rstd, int H) {
+void Model<T>::qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, Master* rstd, int H) {
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
+    const RopeArgs<T, Master> a{.B = B, .T = Tn, .NH = H, .HS = HS, .rope = config.rope, .inp = raw,
+                                .w = p(norm_w), .rstd = rstd, .dout = dout, .dinp = draw, .dw = gp(norm_w)};
     if (config.qk_norm && rope) {
-        ops_.qk_norm_rope_backward(draw, gp(norm_w), dout, raw, p(norm_w), rstd, B, Tn, H, HS, config.rope);
+        ops_.qk_norm_rope_backward(a);
     } else if (config.qk_norm) {
         ops_.zero(draw, size_t(N_) * H * HS);  // the norm's backward accumulates
-        ops_.rmsnorm_backward(draw, gp(norm_w), dout, raw, p(norm_w), rstd, N_ * H, HS);
+        ops_.rmsnorm_backward({.N = N_ * H, .C = HS, .inp = raw, .w = p(norm_w), .rstd = rstd, .dout = dout,
+                               .dinp = draw, .dw = gp(norm_w)});
     } else {
-        ops_.rope_backward(draw, dout, B, Tn, H, HS, config.rope);
+        ops_.rope_backward(a);
     }
 }
 

@@ -133,8 +133,10 @@ void check_layers(std::mt19937_64& rng, Report& report) {
         Vec x = lc.random(N * C, 0.3, 2), w = lc.random(C, 1, 0.3), b = lc.random(C), out(N * C), mean(N), rstd(N);
         Vec R = lc.random(N * C);
         lc.inputs = {{"inp", &x}, {"w", &w}, {"b", &b}};
-        lc.run([&] { ref::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, 1e-5); return dot(out, R); },
-               [&](auto& g) { ref::layernorm_backward(g[0].data(), g[1].data(), g[2].data(), R.data(), x.data(), w.data(), mean.data(), rstd.data(), N, C); });
+        NormArgs<double, double> a{.N = N, .C = C, .eps = 1e-5, .inp = x.data(), .w = w.data(), .bias = b.data(),
+                                   .out = out.data(), .mean = mean.data(), .rstd = rstd.data(), .dout = R.data()};
+        lc.run([&] { ref::layernorm_forward(a); return dot(out, R); },
+               [&](auto& g) { a.dinp = g[0].data(), a.dw = g[1].data(), a.db = g[2].data(); ref::layernorm_backward(a); });
     }
     // RMSNorm over the hidden size, and as QK-norm over rows of one head (B*T*NH rows of HS).
     for (auto [name, rows, cols] : {std::tuple{"rmsnorm", N, C}, std::tuple{"qk-norm", N * NH, HS}}) {
@@ -143,8 +145,10 @@ void check_layers(std::mt19937_64& rng, Report& report) {
         Vec R = lc.random(rows * cols);
         lc.inputs = {{"inp", &x}, {"w", &w}};
         const int n = rows, c = cols;
-        lc.run([&] { ref::rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), n, c, 1e-6); return dot(out, R); },
-               [&](auto& g) { ref::rmsnorm_backward(g[0].data(), g[1].data(), R.data(), x.data(), w.data(), rstd.data(), n, c); });
+        NormArgs<double, double> a{.N = n, .C = c, .eps = 1e-6, .inp = x.data(), .w = w.data(), .out = out.data(),
+                                   .rstd = rstd.data(), .dout = R.data()};
+        lc.run([&] { ref::rmsnorm_forward(a); return dot(out, R); },
+               [&](auto& g) { a.dinp = g[0].data(), a.dw = g[1].data(); ref::rmsnorm_backward(a); });
     }
     {
         auto lc = make("linear");
@@ -158,8 +162,10 @@ void check_layers(std::mt19937_64& rng, Report& report) {
         auto lc = make(rope.type == RopeType::none ? "rope" : "rope (llama3 scaling)");
         Vec x = lc.random(N * NH * HS), out(N * NH * HS), R = lc.random(N * NH * HS);
         lc.inputs = {{"inp", &x}};
-        lc.run([&] { ref::rope_forward(out.data(), x.data(), B, T, NH, HS, rope); return dot(out, R); },
-               [&](auto& g) { ref::rope_backward(g[0].data(), R.data(), B, T, NH, HS, rope); });
+        RopeArgs<double, double> a{.B = B, .T = T, .NH = NH, .HS = HS, .rope = rope, .inp = x.data(),
+                                   .out = out.data(), .dout = R.data()};
+        lc.run([&] { ref::rope_forward(a); return dot(out, R); },
+               [&](auto& g) { a.dinp = g[0].data(); ref::rope_backward(a); });
     }
     for (int nkv : {NH, NKV, 1}) {   // MHA, GQA, MQA
         auto lc = make(nkv == NH ? "attention (MHA)" : nkv == 1 ? "attention (MQA)" : "attention (GQA)");
