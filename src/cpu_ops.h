@@ -49,37 +49,29 @@ struct CpuOps : LayerOps<T> {
     void layernorm_backward(const NormArgs<T, T>& a) override { ref::layernorm_backward(a); }
     void rmsnorm_forward(const NormArgs<T, T>& a) override { ref::rmsnorm_forward(a); }
     void rmsnorm_backward(const NormArgs<T, T>& a) override { ref::rmsnorm_backward(a); }
-    void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) override {
-        ref::linear_forward(out, inp, weight, bias, N, C, OC);
+    void linear_forward(const LinearArgs<T, T>& a) override { ref::linear_forward(a); }
+    void linear_gelu_forward(const LinearArgs<T, T>& a) override {
+        LinearArgs<T, T> pre = a;
+        pre.out = a.pre;
+        ref::linear_forward(pre);
+        ref::gelu_forward(a.out, a.pre, size_t(a.N) * a.OC);
     }
-    void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const T* bias, int N, int C,
-                             int OC) override {
-        ref::linear_forward(pre, inp, weight, bias, N, C, OC);
-        ref::gelu_forward(out, pre, size_t(N) * OC);
+    void linear_backward(const LinearArgs<T, T>& a) override {
+        if (a.dinp && !a.accumulate_dinp) std::fill_n(a.dinp, size_t(a.N) * a.C, T(0));
+        ref::linear_backward(a);
     }
-    void linear_backward(T* dinp, Grad dinp_grad, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
-                         int N, int C, int OC) override {
-        if (dinp_grad == Grad::write) std::fill_n(dinp, size_t(N) * C, T(0));
-        ref::linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+    // The gradient of gelu(inp_pre) through a scratch, then the GELU's backward.
+    void linear_gelu_backward(const LinearArgs<T, T>& a) override {
+        const size_t n = size_t(a.N) * a.C;
+        LinearArgs<T, T> l = a;
+        l.dinp = scratch(n);
+        std::fill_n(l.dinp, n, T(0));  // ref accumulates
+        ref::linear_backward(l);
+        std::fill_n(a.dinp, n, T(0));
+        ref::gelu_backward(a.dinp, l.dinp, a.inp_pre, n);
     }
-    void linear_gelu_backward(T* dpre, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
-                              const T* pre, int N, int C, int OC) override {
-        const size_t n = size_t(N) * C;
-        T* dinp = scratch(n);
-        std::fill_n(dinp, n, T(0));  // ref accumulates
-        ref::linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
-        std::fill_n(dpre, n, T(0));
-        ref::gelu_backward(dpre, dinp, pre, n);
-    }
-    // ref/linear.h's GEMMs with the logits' row stride.
-    void head_forward(T* logits, const T* inp, const T* weight, int N, int C, int V, int ld) override {
-        ref::gemm(false, true, N, V, C, T(1), inp, C, weight, C, T(0), logits, ld);
-    }
-    void head_backward(T* dinp, T* dweight, const T* dlogits, const T* inp, const T* weight, int N, int C, int V,
-                       int ld) override {
-        ref::gemm(false, false, N, C, V, T(1), dlogits, ld, weight, C, T(0), dinp, C);
-        ref::gemm(true, false, V, C, N, T(1), dlogits, ld, inp, C, T(1), dweight, C);
-    }
+    void head_forward(const LinearArgs<T, T>& a) override { ref::linear_forward(a); }
+    void head_backward(const LinearArgs<T, T>& a) override { linear_backward(a); }
     void rope_forward(const RopeArgs<T, T>& a) override { ref::rope_forward(a); }
     void rope_backward(const RopeArgs<T, T>& a) override {
         std::fill_n(a.dinp, size_t(a.B) * a.T * a.NH * a.HS, T(0));

@@ -86,33 +86,29 @@ struct CudaOps final : LayerOps<T> {
         const auto timed = profile_.time(__func__);
         cuda::rmsnorm_backward(a, stream);
     }
-    void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) override {
+    void linear_forward(const LinearArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::linear_forward(out, inp, weight, bias, N, C, OC, OC, stream);
+        cuda::linear_forward(a, stream);
     }
-    void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const T* bias, int N, int C,
-                             int OC) override {
+    void linear_gelu_forward(const LinearArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::linear_gelu_forward(out, pre, inp, weight, bias, N, C, OC, stream);
+        cuda::linear_gelu_forward(a, stream);
     }
-    void linear_backward(T* dinp, Grad dinp_grad, float* dweight, float* dbias, const T* dout, const T* inp,
-                         const T* weight, int N, int C, int OC) override {
+    void linear_backward(const LinearArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::linear_backward(dinp, dinp_grad == Grad::add, dweight, dbias, dout, inp, weight, N, C, OC, OC, stream);
+        cuda::linear_backward(a, stream);
     }
-    void linear_gelu_backward(T* dpre, float* dweight, float* dbias, const T* dout, const T* inp, const T* weight,
-                              const T* pre, int N, int C, int OC) override {
+    void linear_gelu_backward(const LinearArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::linear_gelu_backward(dpre, dweight, dbias, dout, inp, weight, pre, N, C, OC, stream);
+        cuda::linear_gelu_backward(a, stream);
     }
-    void head_forward(T* logits, const T* inp, const T* weight, int N, int C, int V, int ld) override {
+    void head_forward(const LinearArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::linear_forward(logits, inp, weight, nullptr, N, C, V, ld, stream);
+        cuda::linear_forward(a, stream);
     }
-    void head_backward(T* dinp, float* dweight, const T* dlogits, const T* inp, const T* weight, int N, int C, int V,
-                       int ld) override {
+    void head_backward(const LinearArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::linear_backward(dinp, false, dweight, nullptr, dlogits, inp, weight, N, C, V, ld, stream);
+        cuda::linear_backward(a, stream);
     }
     void rope_forward(const RopeArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);

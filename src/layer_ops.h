@@ -8,7 +8,7 @@
 // linear_gelu_backward's, swiglu_backward's, rope_backward's, qk_norm_rope_backward's,
 // attention's dq, head_backward's dinp. The norms' dinp accumulate (the residual stream),
 // and where several layers' gradients meet, an argument says which writes and which adds:
-// linear_backward's Grad for dinp (Q, K and V all read the first norm's output), attention's
+// linear_backward's accumulate_dinp (Q, K and V all read the first norm's output), attention's
 // accumulate_kv for dK/dV (every reader of a source layer). ref/ accumulates everywhere, like
 // llm.c's CPU trainer; CpuOps zeroes a written gradient before calling it.
 //
@@ -26,6 +26,7 @@
 
 #include "ref/adamw.h"
 #include "ref/attention_args.h"
+#include "ref/linear_args.h"
 #include "ref/norm_args.h"
 #include "ref/rope.h"
 
@@ -45,10 +46,6 @@ struct MasterType<__nv_bfloat16> {
 #endif
 template <class T>
 using master_t = typename MasterType<T>::type;
-
-// How a backward stores a gradient that several layers contribute to: the first writes, the
-// others add.
-enum class Grad { write, add };
 
 template <class T>
 struct LayerOps {
@@ -85,27 +82,21 @@ struct LayerOps {
     virtual void rmsnorm_forward(const NormArgs<T, Master>& a) = 0;
     virtual void rmsnorm_backward(const NormArgs<T, Master>& a) = 0;
 
-    // out (N,OC) = inp (N,C) weight (OC,C)^T + bias (OC, may be null)
-    virtual void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) = 0;
-    // out = gelu(pre), pre (N,OC) = inp weight^T + bias, saved for linear_gelu_backward.
-    virtual void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const T* bias, int N, int C,
-                                     int OC) = 0;
-    // dinp (N,C) = or += dout (N,OC) weight; dweight += dout^T inp; dbias += column sums of dout.
-    virtual void linear_backward(T* dinp, Grad dinp_grad, Master* dweight, Master* dbias, const T* dout,
-                                 const T* inp, const T* weight, int N, int C, int OC) = 0;
-    // linear_backward of a layer whose input was gelu(pre), through the GELU as well:
-    // dpre (N,C) = (dout weight) * gelu'(pre), written; dweight, dbias as linear_backward.
-    // The GPU does it in the dinp GEMM's epilogue where cuBLASLt has one: the gradient of
-    // gelu(pre) is then never stored.
-    virtual void linear_gelu_backward(T* dpre, Master* dweight, Master* dbias, const T* dout, const T* inp,
-                                      const T* weight, const T* pre, int N, int C, int OC) = 0;
-    // The head: logits (N,V), rows ld >= V apart, = inp (N,C) weight (V,C)^T; its backward
-    // dinp = dlogits weight, dweight += dlogits^T inp. A row stride padded past V (GPT-2's
-    // 50257) starts every row 16-byte aligned, as the GPU's fast GEMMs need; the columns past V
-    // are never read or written.
-    virtual void head_forward(T* logits, const T* inp, const T* weight, int N, int C, int V, int ld) = 0;
-    virtual void head_backward(T* dinp, Master* dweight, const T* dlogits, const T* inp, const T* weight, int N, int C,
-                               int V, int ld) = 0;
+    // The linear layers (the arguments: ref/linear_args.h): out (N,OC) = inp (N,C) weight (OC,C)^T
+    // + bias (OC, may be null). linear_gelu_forward: out = gelu(pre), pre = inp weight^T + bias,
+    // saved for linear_gelu_backward. The backward: dinp (N,C) = dout (N,OC) weight, or += with
+    // a.accumulate_dinp; dweight += dout^T inp; dbias += column sums of dout. linear_gelu_backward
+    // is that of a layer whose input was gelu(a.inp_pre), through the GELU as well: dinp = (dout
+    // weight) * gelu'(inp_pre), written. The GPU does it in the dinp GEMM's epilogue where cuBLASLt
+    // has one: the gradient of gelu(inp_pre) is then never stored.
+    virtual void linear_forward(const LinearArgs<T, Master>& a) = 0;
+    virtual void linear_gelu_forward(const LinearArgs<T, Master>& a) = 0;
+    virtual void linear_backward(const LinearArgs<T, Master>& a) = 0;
+    virtual void linear_gelu_backward(const LinearArgs<T, Master>& a) = 0;
+    // The head: logits (N,V) = inp (N,C) weight (V,C)^T, a linear layer with OC = V, no bias and
+    // rows a.ld >= V apart (ref/linear_args.h); its backward writes dinp and adds to dweight.
+    virtual void head_forward(const LinearArgs<T, Master>& a) = 0;
+    virtual void head_backward(const LinearArgs<T, Master>& a) = 0;
 
     // RoPE, and QK-norm then RoPE in one pass (the arguments: ref/rope.h's RopeArgs): out
     // (B,T,NH,HS) = rope(inp), or rope(rmsnorm of each head's HS values of inp, weight w (HS)),

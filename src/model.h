@@ -372,11 +372,13 @@ void Model<T>::layer_forward(int l, const Pass& s) {
     const LayerActs a = layer_acts(l);
 
     // a.ln1 = norm1(x) is there already: the previous layer's last residual add made it.
-    ops_.linear_forward(a.qp, a.ln1, p(w.q_w), p(w.q_b), N, C, QD);
+    ops_.linear_forward({.N = N, .C = C, .OC = QD, .inp = a.ln1, .weight = p(w.q_w), .bias = p(w.q_b), .out = a.qp});
     if (qk_transformed()) qk_forward(a.q, a.q_rstd, a.qp, w.q_norm_w, NH, s);
     if (route_.is_read(l)) {
-        ops_.linear_forward(a.kp, a.ln1, p(w.k_w), p(w.k_b), N, C, KVD);
-        ops_.linear_forward(a.v, a.ln1, p(w.v_w), p(w.v_b), N, C, KVD);
+        ops_.linear_forward({.N = N, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.k_w), .bias = p(w.k_b),
+                             .out = a.kp});
+        ops_.linear_forward({.N = N, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.v_w), .bias = p(w.v_b),
+                             .out = a.v});
         if (qk_transformed()) qk_forward(a.k, a.k_rstd, a.kp, w.k_norm_w, NKV, s);
         if (s.cache) {
             ops_.kv_cache_write(s.cache->k_slot(l), a.k, B, s.Tn, s.pos0, s.cache->max_len, s.cache->width);
@@ -393,17 +395,20 @@ void Model<T>::layer_forward(int l, const Pass& s) {
         ops_.attention_forward({.B = B, .T = s.Tn, .NH = NH, .NKV = NKV, .HS = HS, .kv_src = a_.route, .layer = l,
                                 .layer_stride = size_t(N_) * KVD, .q = a.q, .k_all = a_.k, .v_all = a_.v,
                                 .out = a.att, .lse = a.lse});
-    ops_.linear_forward(a_.proj, a.att, p(w.o_w), p(w.o_b), N, QD, C);
+    ops_.linear_forward({.N = N, .C = QD, .OC = C, .inp = a.att, .weight = p(w.o_w), .bias = p(w.o_b), .out = a_.proj});
     residual_norm_forward({a.ln2, a.ln2_mean, a.ln2_rstd, w.ln2_w, w.ln2_b}, a.mid, a.x, a_.proj, N);
 
     if (c.mlp == Mlp::Gelu) {
-        ops_.linear_gelu_forward(a.act, a.fc, a.ln2, p(w.up_w), p(w.up_b), N, C, FF);
+        ops_.linear_gelu_forward({.N = N, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.up_w), .bias = p(w.up_b),
+                                  .out = a.act, .pre = a.fc});
     } else {
-        ops_.linear_forward(a.fc, a.ln2, p(w.gate_w), nullptr, N, C, FF);
-        ops_.linear_forward(a.up, a.ln2, p(w.up_w), p(w.up_b), N, C, FF);
+        ops_.linear_forward({.N = N, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.gate_w), .out = a.fc});
+        ops_.linear_forward({.N = N, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.up_w), .bias = p(w.up_b),
+                             .out = a.up});
         ops_.swiglu_forward(a.act, a.fc, a.up, size_t(N) * FF);
     }
-    ops_.linear_forward(a_.proj, a.act, p(w.down_w), p(w.down_b), N, FF, C);
+    ops_.linear_forward({.N = N, .C = FF, .OC = C, .inp = a.act, .weight = p(w.down_w), .bias = p(w.down_b),
+                         .out = a_.proj});
     residual_norm_forward(norm_reading(l + 1), a.out, a.mid, a_.proj, N);
 }
 
@@ -420,7 +425,8 @@ void Model<T>::forward_pass(const int* inputs, const Pass& s) {
     ops_.embedding_forward(a_.resid, a_.tokens, p(table.wte), wpe ? wpe + size_t(s.pos0) * C : nullptr, B, s.Tn, C);
     norm_forward(norm_reading(0), a_.resid, N);
     for (int l = 0; l < L; l++) layer_forward(l, s);
-    ops_.head_forward(a_.logits, a_.lnf, p(table.lm_head), N, C, V, ld_logits_);
+    ops_.head_forward({.N = N, .C = C, .OC = V, .ld = ld_logits_, .inp = a_.lnf, .weight = p(table.lm_head),
+                       .out = a_.logits});
 }
 
 template <class T>
@@ -509,20 +515,25 @@ void Model<T>::layer_backward(int l) {
     // MLP: out = mid + down(act(norm2(mid))). Every activation gradient is written, not added
     // (LayerOps), except dln's second term in SwiGLU and the norm's into dresid.
     if (c.mlp == Mlp::Gelu) {
-        ops_.linear_gelu_backward(g_.dfc, gp(w.down_w), gp(w.down_b), dresid, a.act, p(w.down_w), a.fc, N_, FF, C);
-        ops_.linear_backward(g_.dln, Grad::write, gp(w.up_w), gp(w.up_b), g_.dfc, a.ln2, p(w.up_w), N_, C, FF);
+        ops_.linear_gelu_backward({.N = N_, .C = FF, .OC = C, .inp = a.act, .weight = p(w.down_w), .inp_pre = a.fc,
+                                   .dout = dresid, .dinp = g_.dfc, .dweight = gp(w.down_w), .dbias = gp(w.down_b)});
+        ops_.linear_backward({.N = N_, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.up_w), .dout = g_.dfc,
+                              .dinp = g_.dln, .dweight = gp(w.up_w), .dbias = gp(w.up_b)});
     } else {
-        ops_.linear_backward(g_.dact, Grad::write, gp(w.down_w), gp(w.down_b), dresid, a.act, p(w.down_w), N_, FF,
-                             C);
+        ops_.linear_backward({.N = N_, .C = FF, .OC = C, .inp = a.act, .weight = p(w.down_w), .dout = dresid,
+                              .dinp = g_.dact, .dweight = gp(w.down_w), .dbias = gp(w.down_b)});
         ops_.swiglu_backward(g_.dfc, g_.dup, g_.dact, a.fc, a.up, NF);
-        ops_.linear_backward(g_.dln, Grad::write, gp(w.gate_w), nullptr, g_.dfc, a.ln2, p(w.gate_w), N_, C, FF);
-        ops_.linear_backward(g_.dln, Grad::add, gp(w.up_w), gp(w.up_b), g_.dup, a.ln2, p(w.up_w), N_, C, FF);
+        ops_.linear_backward({.N = N_, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.gate_w), .dout = g_.dfc,
+                              .dinp = g_.dln, .dweight = gp(w.gate_w)});
+        ops_.linear_backward({.N = N_, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.up_w), .dout = g_.dup,
+                              .dinp = g_.dln, .accumulate_dinp = true, .dweight = gp(w.up_w), .dbias = gp(w.up_b)});
     }
     norm_backward(dresid, g_.dln, a.mid, w.ln2_w, w.ln2_b, a.ln2_mean, a.ln2_rstd);
 
     // Attention: mid = x + o_proj(attention(q, k[src], v[src])); dK, dV go to the source, written
     // by its highest reader (the first here) and added to by the others.
-    ops_.linear_backward(g_.datt, Grad::write, gp(w.o_w), gp(w.o_b), dresid, a.att, p(w.o_w), N_, QD, C);
+    ops_.linear_backward({.N = N_, .C = QD, .OC = C, .inp = a.att, .weight = p(w.o_w), .dout = dresid,
+                          .dinp = g_.datt, .dweight = gp(w.o_w), .dbias = gp(w.o_b)});
     if (on_attention_grad) on_attention_grad(l, g_.datt);
     ops_.attention_backward({.B = B, .T = Tn, .NH = NH, .NKV = NKV, .HS = HS, .kv_src = a_.route, .layer = l,
                              .layer_stride = NKVD, .q = a.q, .k_all = a_.k, .v_all = a_.v, .out = a.att,
@@ -534,16 +545,18 @@ void Model<T>::layer_backward(int l) {
         dqp = g_.datt;    // datt is spent
         qk_backward(dqp, g_.dq, a.qp, w.q_norm_w, a.q_rstd, NH);
     }
-    ops_.linear_backward(g_.dln, Grad::write, gp(w.q_w), gp(w.q_b), dqp, a.ln1, p(w.q_w), N_, C, QD);
+    ops_.linear_backward({.N = N_, .C = C, .OC = QD, .inp = a.ln1, .weight = p(w.q_w), .dout = dqp, .dinp = g_.dln,
+                          .dweight = gp(w.q_w), .dbias = gp(w.q_b)});
     if (route_.is_read(l)) {     // every reader of layer l is at or above l: dK[l], dV[l] are complete
         T* dk = g_.dk + l * NKVD;
         if (qk_transformed()) {
             qk_backward(g_.dkp, dk, a.kp, w.k_norm_w, a.k_rstd, NKV);
             dk = g_.dkp;
         }
-        ops_.linear_backward(g_.dln, Grad::add, gp(w.k_w), gp(w.k_b), dk, a.ln1, p(w.k_w), N_, C, KVD);
-        ops_.linear_backward(g_.dln, Grad::add, gp(w.v_w), gp(w.v_b), g_.dv + l * NKVD, a.ln1, p(w.v_w), N_, C,
-                             KVD);
+        ops_.linear_backward({.N = N_, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.k_w), .dout = dk,
+                              .dinp = g_.dln, .accumulate_dinp = true, .dweight = gp(w.k_w), .dbias = gp(w.k_b)});
+        ops_.linear_backward({.N = N_, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.v_w), .dout = g_.dv + l * NKVD,
+                              .dinp = g_.dln, .accumulate_dinp = true, .dweight = gp(w.v_w), .dbias = gp(w.v_b)});
     }
     norm_backward(dresid, g_.dln, a.x, w.ln1_w, w.ln1_b, a.ln1_mean, a.ln1_rstd);
 }
@@ -553,7 +566,8 @@ void Model<T>::backward() {
     const ModelConfig& c = config;
     const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size;
     const size_t NC = size_t(N_) * C;
-    ops_.head_backward(g_.dln, gp(table.lm_head), a_.logits, a_.lnf, p(table.lm_head), N_, C, V, ld_logits_);
+    ops_.head_backward({.N = N_, .C = C, .OC = V, .ld = ld_logits_, .inp = a_.lnf, .weight = p(table.lm_head),
+                        .dout = a_.logits, .dinp = g_.dln, .dweight = gp(table.lm_head)});
     ops_.zero(g_.dresid, NC);
     norm_backward(g_.dresid, g_.dln, a_.resid + size_t(L) * NC, table.lnf_w, table.lnf_b, a_.lnf_mean, a_.lnf_rstd);
     // The buffer is [embeddings][layer 0]...[layer L-1][final norm, untied head].

@@ -154,8 +154,10 @@ void check_layers(std::mt19937_64& rng, Report& report) {
         auto lc = make("linear");
         Vec x = lc.random(N * C), w = lc.random(OC * C), b = lc.random(OC), out(N * OC), R = lc.random(N * OC);
         lc.inputs = {{"inp", &x}, {"weight", &w}, {"bias", &b}};
-        lc.run([&] { ref::linear_forward(out.data(), x.data(), w.data(), b.data(), N, C, OC); return dot(out, R); },
-               [&](auto& g) { ref::linear_backward(g[0].data(), g[1].data(), g[2].data(), R.data(), x.data(), w.data(), N, C, OC); });
+        LinearArgs<double, double> a{.N = N, .C = C, .OC = OC, .inp = x.data(), .weight = w.data(), .bias = b.data(),
+                                     .out = out.data(), .dout = R.data()};
+        lc.run([&] { ref::linear_forward(a); return dot(out, R); },
+               [&](auto& g) { a.dinp = g[0].data(), a.dweight = g[1].data(), a.dbias = g[2].data(); ref::linear_backward(a); });
     }
     // Unscaled, and under llama3's scaling with pairs in its interpolated and divided bands.
     for (const RopeParams rope : {RopeParams{100.0}, RopeParams{100.0, RopeType::llama3, 4.0, 1.0, 4.0, 16}}) {
