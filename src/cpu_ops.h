@@ -39,12 +39,8 @@ struct CpuOps : LayerOps<T> {
     void to_working(T* out, const T* x, size_t n) override { std::memcpy(out, x, n * sizeof(T)); }
     void to_working_stochastic(T* out, const T* x, size_t n, uint64_t) override { to_working(out, x, n); }
 
-    void embedding_forward(T* out, const int* tokens, const T* wte, const T* wpe, int B, int Tn, int C) override {
-        ref::embedding_forward(out, tokens, wte, wpe, B, Tn, C);
-    }
-    void embedding_backward(T* dwte, T* dwpe, const T* dout, const int* tokens, int B, int Tn, int C) override {
-        ref::embedding_backward(dwte, dwpe, dout, tokens, B, Tn, C);
-    }
+    void embedding_forward(const EmbeddingArgs<T, T>& a) override { ref::embedding_forward(a); }
+    void embedding_backward(const EmbeddingArgs<T, T>& a) override { ref::embedding_backward(a); }
     void layernorm_forward(const NormArgs<T, T>& a) override { ref::layernorm_forward(a); }
     void layernorm_backward(const NormArgs<T, T>& a) override { ref::layernorm_backward(a); }
     void rmsnorm_forward(const NormArgs<T, T>& a) override { ref::rmsnorm_forward(a); }

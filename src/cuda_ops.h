@@ -60,14 +60,13 @@ struct CudaOps final : LayerOps<T> {
         cuda::cast_stochastic(out, x, n, seed, stream);
     }
 
-    void embedding_forward(T* out, const int* tokens, const T* wte, const T* wpe, int B, int Tn, int C) override {
+    void embedding_forward(const EmbeddingArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::embedding_forward(out, tokens, wte, wpe, B, Tn, C, stream);
+        cuda::embedding_forward(a, stream);
     }
-    void embedding_backward(float* dwte, float* dwpe, const T* dout, const int* tokens, int B, int Tn,
-                            int C) override {
+    void embedding_backward(const EmbeddingArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::embedding_backward(dwte, dwpe, dout, tokens, B, Tn, C, stream);
+        cuda::embedding_backward(a, stream);
     }
     // A forward with a residual is timed as the fused operation it is.
     void layernorm_forward(const NormArgs<T, float>& a) override {

@@ -26,6 +26,7 @@
 
 #include "ref/adamw.h"
 #include "ref/attention_args.h"
+#include "ref/embedding.h"
 #include "ref/linear_args.h"
 #include "ref/norm_args.h"
 #include "ref/rope.h"
@@ -68,10 +69,10 @@ struct LayerOps {
     virtual void to_working(T* out, const Master* x, size_t n) = 0;
     virtual void to_working_stochastic(T* out, const Master* x, size_t n, uint64_t seed) = 0;
 
-    // out (B,T,C) = wte[tokens] (+ wpe[t] when wpe is not null)
-    virtual void embedding_forward(T* out, const int* tokens, const T* wte, const T* wpe, int B, int Tn, int C) = 0;
-    virtual void embedding_backward(Master* dwte, Master* dwpe, const T* dout, const int* tokens, int B, int Tn,
-                                    int C) = 0;
+    // out (B,T,C) = wte[tokens] (+ wpe[t] when wpe is not null); the backward adds to dwte, dwpe
+    // (the arguments: ref/embedding.h's EmbeddingArgs).
+    virtual void embedding_forward(const EmbeddingArgs<T, Master>& a) = 0;
+    virtual void embedding_backward(const EmbeddingArgs<T, Master>& a) = 0;
 
     // LayerNorm and RMSNorm (the arguments: ref/norm_args.h): out (N,C) = the norm of inp, or
     // with a.residual of resid_out = inp + residual (the residual add fused with the norm after

@@ -422,7 +422,8 @@ void Model<T>::forward_pass(const int* inputs, const Pass& s) {
                                                     inputs[i], i, V));
     ops_.upload(a_.tokens, inputs, N);
     const T* wpe = p(table.wpe);
-    ops_.embedding_forward(a_.resid, a_.tokens, p(table.wte), wpe ? wpe + size_t(s.pos0) * C : nullptr, B, s.Tn, C);
+    ops_.embedding_forward({.B = B, .T = s.Tn, .C = C, .tokens = a_.tokens, .wte = p(table.wte),
+                            .wpe = wpe ? wpe + size_t(s.pos0) * C : nullptr, .out = a_.resid});
     norm_forward(norm_reading(0), a_.resid, N);
     for (int l = 0; l < L; l++) layer_forward(l, s);
     ops_.head_forward({.N = N, .C = C, .OC = V, .ld = ld_logits_, .inp = a_.lnf, .weight = p(table.lm_head),
@@ -580,7 +581,8 @@ void Model<T>::backward() {
         layer_backward(l);    // every reader of layer l's K/V is at or above l: dK[l], dV[l] are complete
         final(layer_begin(l), layer_begin(l + 1));
     }
-    ops_.embedding_backward(gp(table.wte), gp(table.wpe), g_.dresid, a_.tokens, B, Tn, C);
+    ops_.embedding_backward({.B = B, .T = Tn, .C = C, .tokens = a_.tokens, .dout = g_.dresid, .dwte = gp(table.wte),
+                             .dwpe = gp(table.wpe)});
     final(0, layer_begin(0));
 }
 

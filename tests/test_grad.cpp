@@ -125,8 +125,10 @@ void check_layers(std::mt19937_64& rng, Report& report) {
         std::vector<int> tokens(N);
         for (int i = 0; i < N; i++) tokens[i] = int(rng() % 4);   // repeats exercise accumulation
         lc.inputs = {{"wte", &wte}, {"wpe", &wpe}};
-        lc.run([&] { ref::embedding_forward(out.data(), tokens.data(), wte.data(), wpe.data(), B, T, C); return dot(out, R); },
-               [&](auto& g) { ref::embedding_backward(g[0].data(), g[1].data(), R.data(), tokens.data(), B, T, C); });
+        EmbeddingArgs<double, double> a{.B = B, .T = T, .C = C, .tokens = tokens.data(), .wte = wte.data(),
+                                        .wpe = wpe.data(), .out = out.data(), .dout = R.data()};
+        lc.run([&] { ref::embedding_forward(a); return dot(out, R); },
+               [&](auto& g) { a.dwte = g[0].data(), a.dwpe = g[1].data(); ref::embedding_backward(a); });
     }
     {
         auto lc = make("layernorm");
