@@ -126,16 +126,8 @@ struct CpuOps : LayerOps<T> {
                       uint64_t seed) override {
         ref::adamw_update(param, grad, m, v, n, step);
     }
-    // The rows are independent: the threads share them out, with the same results for any number.
-    void cross_entropy_forward(T* losses, const T* logits, const int* targets, int N, int V, int ld) override {
-#pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++) ref::cross_entropy_forward(losses + n, logits + size_t(n) * ld, targets + n, 1, V);
-    }
-    void fused_classifier(T* logits_dlogits, T* losses, const int* targets, T dloss, int N, int V, int ld) override {
-#pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++)
-            ref::cross_entropy_fused_row(logits_dlogits + size_t(n) * ld, losses + n, targets[n], dloss, V);
-    }
+    void cross_entropy_forward(const CrossEntropyArgs<T, T>& a) override { ref::cross_entropy_forward(a); }
+    void fused_classifier(const CrossEntropyArgs<T, T>& a) override { ref::fused_classifier(a); }
 
 private:
     // Room for n values, kept between calls (a fused operation's intermediate; the steps of a

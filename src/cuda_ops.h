@@ -158,14 +158,13 @@ struct CudaOps final : LayerOps<T> {
         const auto timed = profile_.time(__func__);
         cuda::adamw_update(param, master, grad, m, v, n, step, seed, stream);
     }
-    void cross_entropy_forward(float* losses, const T* logits, const int* targets, int N, int V, int ld) override {
+    void cross_entropy_forward(const CrossEntropyArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::cross_entropy_forward(losses, logits, targets, N, V, ld, stream);
+        cuda::cross_entropy_forward(a, stream);
     }
-    void fused_classifier(T* logits_dlogits, float* losses, const int* targets, float dloss, int N, int V,
-                          int ld) override {
+    void fused_classifier(const CrossEntropyArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::fused_classifier(logits_dlogits, losses, targets, dloss, N, V, ld, stream);
+        cuda::fused_classifier(a, stream);
     }
 
     // Every operation but allocation is timed under its name while profiling is on.

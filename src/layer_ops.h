@@ -26,6 +26,7 @@
 
 #include "ref/adamw.h"
 #include "ref/attention_args.h"
+#include "ref/cross_entropy.h"
 #include "ref/embedding.h"
 #include "ref/linear_args.h"
 #include "ref/norm_args.h"
@@ -137,13 +138,12 @@ struct LayerOps {
     virtual void adamw_update(T* param, Master* master, const Master* grad, Master* m, Master* v, size_t n,
                               const ref::AdamWStep& step, uint64_t seed) = 0;
 
-    // logits, dlogits (N,V), rows ld apart as the head's; targets, losses (N); target -1 skipped
-    virtual void cross_entropy_forward(Master* losses, const T* logits, const int* targets, int N, int V,
-                                       int ld) = 0;
-    // In training, the loss and its gradient in one pass: losses as cross_entropy_forward,
-    // and the logits replaced by dlogits = (softmax - onehot) * dloss (0 on skipped rows).
-    virtual void fused_classifier(T* logits_dlogits, Master* losses, const int* targets, Master dloss, int N, int V,
-                                  int ld) = 0;
+    // The loss (the arguments: ref/cross_entropy.h's CrossEntropyArgs): logits, dlogits (N,V), rows
+    // ld apart as the head's; targets, losses (N); target -1 skipped.
+    virtual void cross_entropy_forward(const CrossEntropyArgs<T, Master>& a) = 0;
+    // In training, the loss and its gradient in one pass: losses as cross_entropy_forward, and the
+    // logits in a.dlogits replaced by their gradient (softmax - onehot) * dloss (0 on skipped rows).
+    virtual void fused_classifier(const CrossEntropyArgs<T, Master>& a) = 0;
 
     // The time of each operation, where the implementation measures it (the CUDA path:
     // src/op_profile.h); null elsewhere.

@@ -499,7 +499,8 @@ double Model<T>::forward(const int* inputs, const int* targets, const Route& rou
     forward_logits(inputs, route);
     if (!targets) return std::numeric_limits<double>::quiet_NaN();
     set_targets(targets);
-    ops_.cross_entropy_forward(a_.losses, a_.logits, a_.targets, N_, config.vocab_size, ld_logits_);
+    ops_.cross_entropy_forward({.N = N_, .V = config.vocab_size, .ld = ld_logits_, .logits = a_.logits,
+                                .targets = a_.targets, .losses = a_.losses});
     return mean_loss();
 }
 
@@ -595,7 +596,8 @@ double Model<T>::forward_backward(const int* inputs, const int* targets, const R
     set_targets(targets);
     // A batch whose targets are all skipped has loss 0 and no gradient.
     const double dloss = n_valid_ ? loss_scale / double(n_valid_) : 0.0;
-    ops_.fused_classifier(a_.logits, a_.losses, a_.targets, Master(dloss), N_, V, ld_logits_);
+    ops_.fused_classifier({.N = N_, .V = V, .ld = ld_logits_, .targets = a_.targets, .losses = a_.losses,
+                           .dloss = Master(dloss), .dlogits = a_.logits});
     backward();
     return mean_loss();  // after backward is queued: reading the losses waits for the device
 }

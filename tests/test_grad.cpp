@@ -214,13 +214,15 @@ void check_layers(std::mt19937_64& rng, Report& report) {
         for (int i = 0; i < N; i++) targets[i] = i % 4 == 1 ? -1 : int(rng() % V);
         const double dloss = 0.37;
         lc.inputs = {{"logits", &logits}};
+        const CrossEntropyArgs<double, double> a{.N = N, .V = V, .logits = logits.data(), .targets = targets.data(),
+                                                 .losses = losses.data(), .dloss = dloss};
         lc.run([&] {
-                   ref::cross_entropy_forward(losses.data(), logits.data(), targets.data(), N, V);
+                   ref::cross_entropy_forward(a);
                    double s = 0;
                    for (double x : losses) s += x;
                    return dloss * s;
                },
-               [&](auto& g) { ref::cross_entropy_backward(g[0].data(), logits.data(), targets.data(), dloss, N, V); });
+               [&](auto& g) { auto b = a; b.dlogits = g[0].data(); ref::cross_entropy_backward(b); });
     }
 }
 
