@@ -108,13 +108,11 @@ struct CpuOps : LayerOps<T> {
         }
         ref::attention_backward(a);
     }
-    void swiglu_forward(T* out, const T* gate, const T* up, size_t n) override {
-        ref::swiglu_forward(out, gate, up, n);
-    }
-    void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n) override {
-        std::fill_n(dgate, n, T(0));
-        std::fill_n(dup, n, T(0));
-        ref::swiglu_backward(dgate, dup, dout, gate, up, n);
+    void swiglu_forward(const SwiGLUArgs<T>& a) override { ref::swiglu_forward(a); }
+    void swiglu_backward(const SwiGLUArgs<T>& a) override {
+        std::fill_n(a.dgate, a.n, T(0));
+        std::fill_n(a.dup, a.n, T(0));
+        ref::swiglu_backward(a);
     }
     double sum_squares(const T* x, size_t n) override {
         double sum = 0;

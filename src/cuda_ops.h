@@ -141,13 +141,13 @@ struct CudaOps final : LayerOps<T> {
         const auto timed = profile_.time(__func__);
         cuda::attention_kernel_for<T>(attention_, a.HS).backward(a, stream);
     }
-    void swiglu_forward(T* out, const T* gate, const T* up, size_t n) override {
+    void swiglu_forward(const SwiGLUArgs<T>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::swiglu_forward(out, gate, up, n, stream);
+        cuda::swiglu_forward(a, stream);
     }
-    void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n) override {
+    void swiglu_backward(const SwiGLUArgs<T>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::swiglu_backward(dgate, dup, dout, gate, up, n, stream);
+        cuda::swiglu_backward(a, stream);
     }
     double sum_squares(const float* x, size_t n) override {
         const auto timed = profile_.time(__func__);

@@ -24,6 +24,7 @@
 #include <cuda_bf16.h>
 #endif
 
+#include "ref/activations.h"
 #include "ref/adamw.h"
 #include "ref/attention_args.h"
 #include "ref/cross_entropy.h"
@@ -127,8 +128,8 @@ struct LayerOps {
     virtual void attention_decode(const AttentionDecodeArgs<T>& a) = 0;
 
     // all (n). The GELU's backward is linear_gelu_backward's.
-    virtual void swiglu_forward(T* out, const T* gate, const T* up, size_t n) = 0;
-    virtual void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n) = 0;
+    virtual void swiglu_forward(const SwiGLUArgs<T>& a) = 0;
+    virtual void swiglu_backward(const SwiGLUArgs<T>& a) = 0;
 
     // The optimizer's two steps (optim/adamw.h): the sum of squares of x (n), accumulated
     // in a fixed order so it is the same every run, and AdamW on n contiguous values. When

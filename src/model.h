@@ -405,7 +405,7 @@ void Model<T>::layer_forward(int l, const Pass& s) {
         ops_.linear_forward({.N = N, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.gate_w), .out = a.fc});
         ops_.linear_forward({.N = N, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.up_w), .bias = p(w.up_b),
                              .out = a.up});
-        ops_.swiglu_forward(a.act, a.fc, a.up, size_t(N) * FF);
+        ops_.swiglu_forward({.n = size_t(N) * FF, .gate = a.fc, .up = a.up, .out = a.act});
     }
     ops_.linear_forward({.N = N, .C = FF, .OC = C, .inp = a.act, .weight = p(w.down_w), .bias = p(w.down_b),
                          .out = a_.proj});
@@ -524,7 +524,7 @@ void Model<T>::layer_backward(int l) {
     } else {
         ops_.linear_backward({.N = N_, .C = FF, .OC = C, .inp = a.act, .weight = p(w.down_w), .dout = dresid,
                               .dinp = g_.dact, .dweight = gp(w.down_w), .dbias = gp(w.down_b)});
-        ops_.swiglu_backward(g_.dfc, g_.dup, g_.dact, a.fc, a.up, NF);
+        ops_.swiglu_backward({.n = NF, .gate = a.fc, .up = a.up, .dout = g_.dact, .dgate = g_.dfc, .dup = g_.dup});
         ops_.linear_backward({.N = N_, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.gate_w), .dout = g_.dfc,
                               .dinp = g_.dln, .dweight = gp(w.gate_w)});
         ops_.linear_backward({.N = N_, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.up_w), .dout = g_.dup,

@@ -197,8 +197,9 @@ void check_layers(std::mt19937_64& rng, Report& report) {
         auto lc = make("swiglu");
         Vec gate = lc.random(N * C, 0, 2), up = lc.random(N * C), out(N * C), R = lc.random(N * C);
         lc.inputs = {{"gate", &gate}, {"up", &up}};
-        lc.run([&] { ref::swiglu_forward(out.data(), gate.data(), up.data(), out.size()); return dot(out, R); },
-               [&](auto& g) { ref::swiglu_backward(g[0].data(), g[1].data(), R.data(), gate.data(), up.data(), out.size()); });
+        SwiGLUArgs<double> a{.n = out.size(), .gate = gate.data(), .up = up.data(), .out = out.data(), .dout = R.data()};
+        lc.run([&] { ref::swiglu_forward(a); return dot(out, R); },
+               [&](auto& g) { a.dgate = g[0].data(), a.dup = g[1].data(); ref::swiglu_backward(a); });
     }
     {
         auto lc = make("residual");
