@@ -63,8 +63,9 @@ void AdamW<T>::step(T* params, const float* grads, double lr, long t, double nor
     for_each_piece([&](const TensorInfo& tensor, size_t lo, size_t hi) {
         const ref::AdamWStep s{lr, config_.beta1, config_.beta2, config_.eps,
                                decays(tensor, config_.decay_embeddings) ? config_.weight_decay : 0.0, scale, t};
-        ops_.adamw_update(params + lo, master_ ? master_ + (lo - begin_) : nullptr, grads + lo, m_ + (lo - begin_),
-                          v_ + (lo - begin_), hi - lo, s, rounding_seed(t, lo));
+        ops_.adamw_update({.n = hi - lo, .param = params + lo, .master = master_ ? master_ + (lo - begin_) : nullptr,
+                           .grad = grads + lo, .m = m_ + (lo - begin_), .v = v_ + (lo - begin_), .step = s,
+                           .seed = rounding_seed(t, lo)});
     });
 }
 

@@ -120,10 +120,7 @@ struct CpuOps : LayerOps<T> {
         for (size_t i = 0; i < n; i++) sum += double(x[i]) * double(x[i]);
         return sum;
     }
-    void adamw_update(T* param, T* master, const T* grad, T* m, T* v, size_t n, const ref::AdamWStep& step,
-                      uint64_t seed) override {
-        ref::adamw_update(param, grad, m, v, n, step);
-    }
+    void adamw_update(const AdamWArgs<T, T>& a) override { ref::adamw_update(a); }
     void cross_entropy_forward(const CrossEntropyArgs<T, T>& a) override { ref::cross_entropy_forward(a); }
     void fused_classifier(const CrossEntropyArgs<T, T>& a) override { ref::fused_classifier(a); }
 

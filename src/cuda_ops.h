@@ -153,10 +153,9 @@ struct CudaOps final : LayerOps<T> {
         const auto timed = profile_.time(__func__);
         return cuda::grad_norm_sq(x, n, stream);
     }
-    void adamw_update(T* param, float* master, const float* grad, float* m, float* v, size_t n,
-                      const ref::AdamWStep& step, uint64_t seed) override {
+    void adamw_update(const AdamWArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::adamw_update(param, master, grad, m, v, n, step, seed, stream);
+        cuda::adamw_update(a, stream);
     }
     void cross_entropy_forward(const CrossEntropyArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);

@@ -127,17 +127,18 @@ struct LayerOps {
     virtual void kv_cache_write(T* slot, const T* src, int B, int Tq, int pos0, int Tmax, int width) = 0;
     virtual void attention_decode(const AttentionDecodeArgs<T>& a) = 0;
 
-    // all (n). The GELU's backward is linear_gelu_backward's.
+    // out = silu(gate) * up, all (n) (the arguments: ref/activations.h's SwiGLUArgs); the backward
+    // writes dgate and dup. The GELU's backward is linear_gelu_backward's.
     virtual void swiglu_forward(const SwiGLUArgs<T>& a) = 0;
     virtual void swiglu_backward(const SwiGLUArgs<T>& a) = 0;
 
     // The optimizer's two steps (optim/adamw.h): the sum of squares of x (n), accumulated
-    // in a fixed order so it is the same every run, and AdamW on n contiguous values. When
-    // T is not Master, master holds the weights and param gets them stochastically rounded,
-    // the rounding a function of (seed, element); otherwise master is null.
+    // in a fixed order so it is the same every run, and AdamW on n contiguous values (the
+    // arguments: ref/adamw.h's AdamWArgs). When T is not Master, master holds the weights and
+    // param gets them stochastically rounded, the rounding a function of (seed, element);
+    // otherwise master is null.
     virtual double sum_squares(const Master* x, size_t n) = 0;
-    virtual void adamw_update(T* param, Master* master, const Master* grad, Master* m, Master* v, size_t n,
-                              const ref::AdamWStep& step, uint64_t seed) = 0;
+    virtual void adamw_update(const AdamWArgs<T, Master>& a) = 0;
 
     // The loss (the arguments: ref/cross_entropy.h's CrossEntropyArgs): logits, dlogits (N,V), rows
     // ld apart as the head's; targets, losses (N); target -1 skipped.
