@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "cuda/compat.cuh"
+#include "ref/activations.h"
 
 namespace rkv::cuda {
 
@@ -15,11 +16,11 @@ template <class T>
 void gelu_forward(T* out, const T* x, size_t n, cudaStream_t stream);
 template <class T>
 void gelu_backward(T* dx, const T* dout, const T* x, size_t n, cudaStream_t stream);
-// out = silu(gate) * up; dgate, dup = the gradients.
+// out = silu(gate) * up; dgate, dup = the gradients, written (ref/activations.h's SwiGLUArgs).
 template <class T>
-void swiglu_forward(T* out, const T* gate, const T* up, size_t n, cudaStream_t stream);
+void swiglu_forward(const SwiGLUArgs<T>& a, cudaStream_t stream);
 template <class T>
-void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n, cudaStream_t stream);
+void swiglu_backward(const SwiGLUArgs<T>& a, cudaStream_t stream);
 // out = a + b.
 template <class T>
 void residual_forward(T* out, const T* a, const T* b, size_t n, cudaStream_t stream);

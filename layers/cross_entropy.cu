@@ -169,35 +169,34 @@ void check_stride(const char* what, int V, int ld) {
 }  // namespace
 
 template <class T>
-void cross_entropy_forward(float* losses, const T* logits, const int* targets, int N, int V, int ld,
-                           cudaStream_t stream) {
-    check_stride("cross_entropy_forward", V, ld);
-    if (N == 0) return;
-    launch_kernel(cross_entropy_forward_kernel<T>, N, kBlock, 0, stream, losses, logits, targets, V, ld);
+void cross_entropy_forward(const CrossEntropyArgs<T, float>& a, cudaStream_t stream) {
+    check_stride("cross_entropy_forward", a.V, a.row_stride());
+    if (a.N == 0) return;
+    launch_kernel(cross_entropy_forward_kernel<T>, a.N, kBlock, 0, stream, a.losses, a.logits, a.targets, a.V,
+                  a.row_stride());
 }
 
 template <class T>
-void cross_entropy_backward(T* dlogits, const T* logits, const int* targets, float dloss, int N, int V, int ld,
-                            cudaStream_t stream) {
-    check_stride("cross_entropy_backward", V, ld);
-    if (N == 0) return;
-    launch_kernel(cross_entropy_backward_kernel<T>, N, kBlock, 0, stream, dlogits, logits, targets, dloss, V, ld);
+void cross_entropy_backward(const CrossEntropyArgs<T, float>& a, cudaStream_t stream) {
+    check_stride("cross_entropy_backward", a.V, a.row_stride());
+    if (a.N == 0) return;
+    launch_kernel(cross_entropy_backward_kernel<T>, a.N, kBlock, 0, stream, a.dlogits, a.logits, a.targets, a.dloss,
+                  a.V, a.row_stride());
 }
 
 template <class T>
-void fused_classifier(T* logits_dlogits, float* losses, const int* targets, float dloss, int N, int V, int ld,
-                      cudaStream_t stream) {
-    check_stride("fused_classifier", V, ld);
-    if (N == 0) return;
-    launch_kernel(fused_classifier_kernel<T>, N, kBlock, 0, stream, logits_dlogits, losses, targets, dloss, V, ld);
+void fused_classifier(const CrossEntropyArgs<T, float>& a, cudaStream_t stream) {
+    check_stride("fused_classifier", a.V, a.row_stride());
+    if (a.N == 0) return;
+    launch_kernel(fused_classifier_kernel<T>, a.N, kBlock, 0, stream, a.dlogits, a.losses, a.targets, a.dloss, a.V,
+                  a.row_stride());
 }
 
-#define INSTANTIATE(T)                                                                                   \
-    template void cross_entropy_forward<T>(float*, const T*, const int*, int, int, int, cudaStream_t);     \
-    template void cross_entropy_backward<T>(T*, const T*, const int*, float, int, int, int, cudaStream_t); \
-    template void fused_classifier<T>(T*, float*, const int*, float, int, int, int, cudaStream_t);
-INSTANTIATE(float)
-INSTANTIATE(__nv_bfloat16)
-#undef INSTANTIATE
+template void cross_entropy_forward<float>(const CrossEntropyArgs<float, float>&, cudaStream_t);
+template void cross_entropy_forward<__nv_bfloat16>(const CrossEntropyArgs<__nv_bfloat16, float>&, cudaStream_t);
+template void cross_entropy_backward<float>(const CrossEntropyArgs<float, float>&, cudaStream_t);
+template void cross_entropy_backward<__nv_bfloat16>(const CrossEntropyArgs<__nv_bfloat16, float>&, cudaStream_t);
+template void fused_classifier<float>(const CrossEntropyArgs<float, float>&, cudaStream_t);
+template void fused_classifier<__nv_bfloat16>(const CrossEntropyArgs<__nv_bfloat16, float>&, cudaStream_t);
 
 }  // namespace rkv::cuda

@@ -60,22 +60,23 @@ __global__ void embedding_backward_wpe_kernel(float* dwpe, const T* dout, int B,
 }  // namespace
 
 template <class T>
-void embedding_forward(T* out, const int* tokens, const T* wte, const std::type_identity_t<T>* wpe, int B, int Tn,
-                       int C, cudaStream_t stream) {
-    const size_t n = size_t(B) * Tn * C;
+void embedding_forward(const EmbeddingArgs<T, float>& a, cudaStream_t stream) {
+    const size_t n = size_t(a.B) * a.T * a.C;
     if (n == 0) return;
-    launch_kernel(embedding_forward_kernel<T>, unsigned(ceil_div<size_t>(n, kBlock)), kBlock, 0, stream, out, tokens,
-                  wte, wpe, B * Tn, Tn, C);
+    launch_kernel(embedding_forward_kernel<T>, unsigned(ceil_div<size_t>(n, kBlock)), kBlock, 0, stream, a.out,
+                  a.tokens, a.wte, a.wpe, a.B * a.T, a.T, a.C);
 }
 
 template <class T>
-void embedding_backward(float* dwte, float* dwpe, const T* dout, const int* tokens, int B, int Tn, int C,
-                        cudaStream_t stream) {
-    const int N = B * Tn;
+void embedding_backward(const EmbeddingArgs<T, float>& a, cudaStream_t stream) {
+    const int B = a.B, Tn = a.T, C = a.C, N = B * Tn;
+    const int* tokens = a.tokens;
+    float* dwte = a.dwte;
+    const T* dout = a.dout;
     if (N == 0 || C == 0) return;
-    if (dwpe)
+    if (a.dwpe)
         launch_kernel(embedding_backward_wpe_kernel<T>, unsigned(ceil_div<size_t>(size_t(Tn) * C, kBlock)),
-                      kBlock, 0, stream, dwpe, dout, B, Tn, C);
+                      kBlock, 0, stream, a.dwpe, dout, B, Tn, C);
 
     // The buckets, on the host: sorting (token << 32 | position) orders by token, then
     // by position within a token.
@@ -112,11 +113,9 @@ void embedding_backward(float* dwte, float* dwpe, const T* dout, const int* toke
     // cudaMemcpyAsync returns (CUDA runtime API, "API synchronization behavior").
 }
 
-#define INSTANTIATE(T)                                                                                                 \
-    template void embedding_forward<T>(T*, const int*, const T*, const T*, int, int, int, cudaStream_t);               \
-    template void embedding_backward<T>(float*, float*, const T*, const int*, int, int, int, cudaStream_t);
-INSTANTIATE(float)
-INSTANTIATE(__nv_bfloat16)
-#undef INSTANTIATE
+template void embedding_forward<float>(const EmbeddingArgs<float, float>&, cudaStream_t);
+template void embedding_forward<__nv_bfloat16>(const EmbeddingArgs<__nv_bfloat16, float>&, cudaStream_t);
+template void embedding_backward<float>(const EmbeddingArgs<float, float>&, cudaStream_t);
+template void embedding_backward<__nv_bfloat16>(const EmbeddingArgs<__nv_bfloat16, float>&, cudaStream_t);
 
 }  // namespace rkv::cuda

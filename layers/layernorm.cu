@@ -1,9 +1,9 @@
 // LayerNorm over the last dimension, forward and backward (ref/layernorm.h), and the
-// forward fused with the residual add before it (ref/residual.h).
-//   inp, a, b, resid_out, out, dout, dinp (N, C) and w, bias (C) of T;
+// forward fused with the residual add before it (ref/residual.h). The arguments: ref/norm_args.h.
+//   inp, residual, resid_out, out, dout, dinp (N, C) and w, bias (C) of T;
 //   mean, rstd (N) and dw, db (C) in float
 //
-//   residual: x = a + b, stored to resid_out and read back (rounded to T)
+//   residual: x = inp + residual, stored to resid_out and read back (rounded to T)
 //   forward:  mean = sum(x) / C,  rstd = 1 / sqrt(sum((x - mean)^2) / C + eps),
 //             out = (x - mean) * rstd * w + bias
 //   backward: xhat = (x - mean) * rstd,  g = dout * w,
@@ -13,7 +13,7 @@
 // One warp per row: a row's reductions are warp shuffles, no block barriers, and any C
 // works (the lanes stride over the row, in packs of W elements: kPack<T>, 16 bytes, when C
 // and every pointer allow, else 1; layers/common.cuh). The plain forward is the fused one
-// with no residual (b null, x = a). The weight gradients are column sums over all rows,
+// with no residual (x = inp). The weight gradients are column sums over all rows,
 // done by layers/norm_common.cuh in a fixed order.
 #include "layers/layernorm.cuh"
 
@@ -99,40 +99,28 @@ __global__ void layernorm_backward_dinp_kernel(T* dinp, const T* dout, const T* 
 }  // namespace
 
 template <class T>
-void residual_layernorm_forward(T* resid_out, T* out, float* mean, float* rstd, const T* a, const T* b, const T* w,
-                                const T* bias, int N, int C, double eps, cudaStream_t stream) {
-    if (N == 0) return;
-    const auto kernel = whole_packs<T>(C, resid_out, out, a, b, w, bias) ? layernorm_forward_kernel<T, kPack<T>>
-                                                                          : layernorm_forward_kernel<T, 1>;
-    launch_kernel(kernel, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, resid_out, out, mean, rstd, a, b, w, bias, N,
-                  C, float(eps));
+void layernorm_forward(const NormArgs<T, float>& a, cudaStream_t stream) {
+    if (a.N == 0) return;
+    const auto kernel = whole_packs<T>(a.C, a.resid_out, a.out, a.inp, a.residual, a.w, a.bias)
+                            ? layernorm_forward_kernel<T, kPack<T>>
+                            : layernorm_forward_kernel<T, 1>;
+    launch_kernel(kernel, ceil_div(a.N, kRowsPerBlock), kBlock, 0, stream, a.resid_out, a.out, a.mean, a.rstd, a.inp,
+                  a.residual, a.w, a.bias, a.N, a.C, float(a.eps));
 }
 
 template <class T>
-void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* w, const T* b, int N, int C,
-                       double eps, cudaStream_t stream) {
-    residual_layernorm_forward<T>(nullptr, out, mean, rstd, inp, nullptr, w, b, N, C, eps, stream);
+void layernorm_backward(const NormArgs<T, float>& a, cudaStream_t stream) {
+    if (a.N == 0) return;
+    const auto kernel = whole_packs<T>(a.C, a.dinp, a.dout, a.inp, a.w) ? layernorm_backward_dinp_kernel<T, kPack<T>>
+                                                                       : layernorm_backward_dinp_kernel<T, 1>;
+    launch_kernel(kernel, ceil_div(a.N, kRowsPerBlock), kBlock, 0, stream, a.dinp, a.dout, a.inp, a.w, a.mean, a.rstd,
+                  a.N, a.C);
+    norm_weight_grad<T>(a.dw, a.db, a.dout, a.inp, a.mean, a.rstd, a.N, a.C, stream);
 }
 
-template <class T>
-void layernorm_backward(T* dinp, float* dw, float* db, const T* dout, const T* inp, const T* w, const float* mean,
-                        const float* rstd, int N, int C, cudaStream_t stream) {
-    if (N == 0) return;
-    const auto kernel = whole_packs<T>(C, dinp, dout, inp, w) ? layernorm_backward_dinp_kernel<T, kPack<T>>
-                                                               : layernorm_backward_dinp_kernel<T, 1>;
-    launch_kernel(kernel, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, dinp, dout, inp, w, mean, rstd, N, C);
-    norm_weight_grad<T>(dw, db, dout, inp, mean, rstd, N, C, stream);
-}
-
-#define INSTANTIATE(T)                                                                                                 \
-    template void layernorm_forward<T>(T*, float*, float*, const T*, const T*, const T*, int, int, double,             \
-                                       cudaStream_t);                                                                  \
-    template void residual_layernorm_forward<T>(T*, T*, float*, float*, const T*, const T*, const T*, const T*,        \
-                                                int, int, double, cudaStream_t);                                       \
-    template void layernorm_backward<T>(T*, float*, float*, const T*, const T*, const T*, const float*,                \
-                                        const float*, int, int, cudaStream_t);
-INSTANTIATE(float)
-INSTANTIATE(__nv_bfloat16)
-#undef INSTANTIATE
+template void layernorm_forward<float>(const NormArgs<float, float>&, cudaStream_t);
+template void layernorm_forward<__nv_bfloat16>(const NormArgs<__nv_bfloat16, float>&, cudaStream_t);
+template void layernorm_backward<float>(const NormArgs<float, float>&, cudaStream_t);
+template void layernorm_backward<__nv_bfloat16>(const NormArgs<__nv_bfloat16, float>&, cudaStream_t);
 
 }  // namespace rkv::cuda

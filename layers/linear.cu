@@ -1,7 +1,8 @@
 // Linear layer: out = inp W^T + b, and its backward
 //   dinp = or += dout W,   dW += dout^T inp,   db += column sums of dout
-//   and through a GELU before it (inp = GELU(pre)):  dpre = (dout W) * GELU'(pre)
-//   inp, pre (N, C), weight (OC, C), bias (OC), out and dout (N, OC)
+//   and through a GELU before it (inp = GELU(inp_pre)):  dinp = (dout W) * GELU'(inp_pre)
+//   inp, inp_pre, dinp (N, C), weight (OC, C), bias (OC), out, pre and dout (N, OC)
+//   (the arguments: ref/linear_args.h)
 // cuBLASLt is column-major: a row-major (R, K) matrix is a column-major (K, R) one, so every
 // product below is written for the transposes (out^T = W inp^T and so on). The bias add, the
 // GELU, its derivative and the bias gradient run in the GEMMs' epilogues:
@@ -232,27 +233,30 @@ __global__ void accumulate_kernel(float* acc, const float* x, int n) {
 void set_linear_epilogues(bool on) { g_epilogues = on; }
 
 template <class T>
-void linear_forward(T* out, const T* inp, const T* weight, const std::type_identity_t<T>* bias, int N, int C, int OC,
-                    int ld, cudaStream_t stream) {
-    if (ld < OC) throw std::invalid_argument("linear_forward: row stride " + std::to_string(ld) + " < " + std::to_string(OC));
+void linear_forward(const LinearArgs<T, float>& a, cudaStream_t stream) {
+    const int N = a.N, C = a.C, OC = a.OC, ld = a.row_stride();
+    if (ld < OC)
+        throw std::invalid_argument("linear_forward: row stride " + std::to_string(ld) + " < " + std::to_string(OC));
     if (N == 0 || OC == 0) return;
-    if (!bias) {
-        forward_matmul(out, inp, weight, N, C, OC, ld, stream);
-    } else if (!forward_matmul(out, inp, weight, N, C, OC, ld, stream, {CUBLASLT_EPILOGUE_BIAS, bias})) {
-        forward_matmul(out, inp, weight, N, C, OC, ld, stream);
-        launch_kernel(add_bias_kernel<T>, unsigned(ceil_div<size_t>(size_t(N) * OC, kBlock)), kBlock, 0, stream, out,
-                      bias, N, OC, ld);
+    if (!a.bias) {
+        forward_matmul(a.out, a.inp, a.weight, N, C, OC, ld, stream);
+    } else if (!forward_matmul(a.out, a.inp, a.weight, N, C, OC, ld, stream, {CUBLASLT_EPILOGUE_BIAS, a.bias})) {
+        forward_matmul(a.out, a.inp, a.weight, N, C, OC, ld, stream);
+        launch_kernel(add_bias_kernel<T>, unsigned(ceil_div<size_t>(size_t(N) * OC, kBlock)), kBlock, 0, stream, a.out,
+                      a.bias, N, OC, ld);
     }
 }
 
 template <class T>
-void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const std::type_identity_t<T>* bias, int N,
-                         int C, int OC, cudaStream_t stream) {
+void linear_gelu_forward(const LinearArgs<T, float>& a, cudaStream_t stream) {
+    const int N = a.N, C = a.C, OC = a.OC;
     if (N == 0 || OC == 0) return;
-    const Epilogue gelu{bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX, bias, pre};
-    if (forward_matmul(out, inp, weight, N, C, OC, OC, stream, gelu)) return;
-    linear_forward(pre, inp, weight, bias, N, C, OC, OC, stream);
-    gelu_forward(out, pre, size_t(N) * OC, stream);
+    const Epilogue gelu{a.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX, a.bias, a.pre};
+    if (forward_matmul(a.out, a.inp, a.weight, N, C, OC, OC, stream, gelu)) return;
+    LinearArgs<T, float> pre = a;
+    pre.out = a.pre, pre.ld = OC;
+    linear_forward(pre, stream);
+    gelu_forward(a.out, a.pre, size_t(N) * OC, stream);
 }
 
 // dW^T (C, OC) += inp^T dout and dbias += the column sums of dout, each skipped when null.
@@ -277,38 +281,38 @@ void weight_backward(float* dweight, float* dbias, const T* dout, const T* inp, 
 }
 
 template <class T>
-void linear_backward(std::type_identity_t<T>* dinp, bool accumulate, float* dweight, float* dbias, const T* dout,
-                     const T* inp, const T* weight, int N, int C, int OC, int ld, cudaStream_t stream) {
-    if (dbias && !dweight) throw std::invalid_argument("linear_backward: dbias comes with dweight");
-    if (ld < OC) throw std::invalid_argument("linear_backward: row stride " + std::to_string(ld) + " < " + std::to_string(OC));
+void linear_backward(const LinearArgs<T, float>& a, cudaStream_t stream) {
+    const int N = a.N, C = a.C, OC = a.OC, ld = a.row_stride();
+    if (a.dbias && !a.dweight) throw std::invalid_argument("linear_backward: dbias comes with dweight");
+    if (ld < OC)
+        throw std::invalid_argument("linear_backward: row stride " + std::to_string(ld) + " < " + std::to_string(OC));
     if (N == 0) return;
     // dinp^T = W^T dout^T (+ dinp^T)
-    if (dinp) matmul(stream, false, false, C, N, OC, weight, C, dout, ld, accumulate ? 1.0f : 0.0f, dinp, C);
-    weight_backward(dweight, dbias, dout, inp, N, C, OC, ld, stream);
+    if (a.dinp)
+        matmul(stream, false, false, C, N, OC, a.weight, C, a.dout, ld, a.accumulate_dinp ? 1.0f : 0.0f, a.dinp, C);
+    weight_backward(a.dweight, a.dbias, a.dout, a.inp, N, C, OC, ld, stream);
 }
 
 template <class T>
-void linear_gelu_backward(T* dpre, float* dweight, float* dbias, const T* dout, const T* inp, const T* weight,
-                          const std::type_identity_t<T>* pre, int N, int C, int OC, cudaStream_t stream) {
-    if (dbias && !dweight) throw std::invalid_argument("linear_gelu_backward: dbias comes with dweight");
+void linear_gelu_backward(const LinearArgs<T, float>& a, cudaStream_t stream) {
+    const int N = a.N, C = a.C, OC = a.OC;
+    if (a.dbias && !a.dweight) throw std::invalid_argument("linear_gelu_backward: dbias comes with dweight");
     if (N == 0) return;
-    const Epilogue dgelu{CUBLASLT_EPILOGUE_DGELU, nullptr, pre};
-    if (!matmul(stream, false, false, C, N, OC, weight, C, dout, OC, 0.0f, dpre, C, dgelu)) {
-        matmul(stream, false, false, C, N, OC, weight, C, dout, OC, 0.0f, dpre, C);
-        gelu_backward(dpre, dpre, pre, size_t(N) * C, stream);  // in place: each element reads only itself
+    const Epilogue dgelu{CUBLASLT_EPILOGUE_DGELU, nullptr, a.inp_pre};
+    if (!matmul(stream, false, false, C, N, OC, a.weight, C, a.dout, OC, 0.0f, a.dinp, C, dgelu)) {
+        matmul(stream, false, false, C, N, OC, a.weight, C, a.dout, OC, 0.0f, a.dinp, C);
+        gelu_backward(a.dinp, a.dinp, a.inp_pre, size_t(N) * C, stream);  // in place: each element reads only itself
     }
-    weight_backward(dweight, dbias, dout, inp, N, C, OC, OC, stream);
+    weight_backward(a.dweight, a.dbias, a.dout, a.inp, N, C, OC, OC, stream);
 }
 
-#define INSTANTIATE(T)                                                                                        \
-    template void linear_forward<T>(T*, const T*, const T*, const T*, int, int, int, int, cudaStream_t);      \
-    template void linear_gelu_forward<T>(T*, T*, const T*, const T*, const T*, int, int, int, cudaStream_t);  \
-    template void linear_backward<T>(T*, bool, float*, float*, const T*, const T*, const T*, int, int, int,    \
-                                     int, cudaStream_t);                                                      \
-    template void linear_gelu_backward<T>(T*, float*, float*, const T*, const T*, const T*, const T*, int, int, \
-                                          int, cudaStream_t);
-INSTANTIATE(float)
-INSTANTIATE(__nv_bfloat16)
-#undef INSTANTIATE
+template void linear_forward<float>(const LinearArgs<float, float>&, cudaStream_t);
+template void linear_forward<__nv_bfloat16>(const LinearArgs<__nv_bfloat16, float>&, cudaStream_t);
+template void linear_gelu_forward<float>(const LinearArgs<float, float>&, cudaStream_t);
+template void linear_gelu_forward<__nv_bfloat16>(const LinearArgs<__nv_bfloat16, float>&, cudaStream_t);
+template void linear_backward<float>(const LinearArgs<float, float>&, cudaStream_t);
+template void linear_backward<__nv_bfloat16>(const LinearArgs<__nv_bfloat16, float>&, cudaStream_t);
+template void linear_gelu_backward<float>(const LinearArgs<float, float>&, cudaStream_t);
+template void linear_gelu_backward<__nv_bfloat16>(const LinearArgs<__nv_bfloat16, float>&, cudaStream_t);
 
 }  // namespace rkv::cuda

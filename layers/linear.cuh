@@ -1,24 +1,23 @@
 // Linear layer on the GPU: out = inp W^T + b (torch.nn.Linear), GEMMs through cuBLASLt with
 // the bias and GELU fused into their epilogues. The CPU reference is ref/linear.h.
-//   inp, dinp (N, C); weight (OC, C); bias (OC) or null; out, pre, dout (N, OC)
+// The arguments: ref/linear_args.h, LinearArgs<T, float>.
+//   inp, dinp, inp_pre (N, C); weight (OC, C); bias (OC) or null; out, pre, dout (N, OC)
 // out and dout in linear_forward and linear_backward have their rows ld >= OC elements apart:
 // a stride padded past OC lets every row start 16-byte aligned whatever OC is (the head's
 // vocabulary, GPT-2's 50257), which cuBLASLt's fast kernels need. Columns past OC are never
 // read or written.
 // Storage T (float or __nv_bfloat16, layers/common.cuh) for activations and weights; the
 // parameter gradients dweight (OC, C) and dbias (OC) are float. The backward adds to them (+=)
-// and writes dinp (or adds to it, on request) and dpre.
-// Nullable pointers (bias, dinp) do not take part in deducing T, so a literal nullptr works.
+// and writes dinp (or adds to it, on request).
 // All pointers are device memory. Any shape is accepted: cuBLASLt is asked for an algorithm that
 // fits the pointers' and rows' actual alignment (fastest when C and OC are multiples of 8 and the
 // pointers 16-byte aligned), and a GEMM it has none for throws, naming its shape. An epilogue it
 // has none for runs as small kernels after the plain GEMM instead.
 #pragma once
 
-#include <type_traits>
-
 #include "cuda/compat.cuh"
 #include "layers/linear_workspace.h"
+#include "ref/linear_args.h"
 
 namespace rkv::cuda {
 
@@ -28,21 +27,18 @@ void set_linear_epilogues(bool on);
 
 // out = inp W^T + bias.
 template <class T>
-void linear_forward(T* out, const T* inp, const T* weight, const std::type_identity_t<T>* bias, int N, int C, int OC,
-                    int ld, cudaStream_t stream);
-// pre = inp W^T + bias (kept for the GELU backward), out = GELU(pre), tanh approximation.
+void linear_forward(const LinearArgs<T, float>& a, cudaStream_t stream);
+// pre = inp W^T + bias (kept for the GELU backward), out = GELU(pre), tanh approximation; rows OC apart.
 template <class T>
-void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const std::type_identity_t<T>* bias, int N,
-                         int C, int OC, cudaStream_t stream);
-// dinp = dout W (+= when accumulate), dweight += dout^T inp, dbias += column sums of dout; each
-// skipped when null. dbias needs dweight: it comes out of the weight-gradient GEMM.
+void linear_gelu_forward(const LinearArgs<T, float>& a, cudaStream_t stream);
+// dinp = dout W (+= with accumulate_dinp), dweight += dout^T inp, dbias += column sums of dout;
+// each skipped when null. dbias needs dweight: it comes out of the weight-gradient GEMM.
 template <class T>
-void linear_backward(std::type_identity_t<T>* dinp, bool accumulate, float* dweight, float* dbias, const T* dout,
-                     const T* inp, const T* weight, int N, int C, int OC, int ld, cudaStream_t stream);
-// The backward of a linear layer whose input was GELU(pre), pre (N, C): dpre = (dout W) * GELU'(pre),
-// written (the GELU's backward fused into the GEMM); dweight, dbias as linear_backward.
+void linear_backward(const LinearArgs<T, float>& a, cudaStream_t stream);
+// The backward of a linear layer whose input was GELU(inp_pre), inp_pre (N, C): dinp = (dout W) *
+// GELU'(inp_pre), written (the GELU's backward fused into the GEMM); dweight, dbias as
+// linear_backward; rows OC apart.
 template <class T>
-void linear_gelu_backward(T* dpre, float* dweight, float* dbias, const T* dout, const T* inp, const T* weight,
-                          const std::type_identity_t<T>* pre, int N, int C, int OC, cudaStream_t stream);
+void linear_gelu_backward(const LinearArgs<T, float>& a, cudaStream_t stream);
 
 }  // namespace rkv::cuda

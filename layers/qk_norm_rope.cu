@@ -4,7 +4,8 @@
 //              out1 = y1 cos a - y2 sin a,  out2 = y2 cos a + y1 sin a
 //   backward:  g1 = d1 cos a + d2 sin a,  g2 = d2 cos a - d1 sin a   (the rotation's transpose)
 //              xhat = x rstd,  dinp = rstd (g w - xhat mean(g w xhat)),  dw += sum over rows of g xhat
-//   inp, out, dout, dinp (B, T, H, HS) of T, the math in float; rstd (B, T, H), dw (HS) float
+//   inp, out, dout, dinp (B, T, NH, HS) of T, the math in float; rstd (B, T, NH), dw (HS) float
+//   (the arguments: ref/rope.h's RopeArgs)
 // Unfused, y and g would each be stored and read back once more.
 //
 // One warp per position (b, t): lane l takes pairs i = l, l + 32, ... < HS/2, so both elements
@@ -143,37 +144,31 @@ void check_head_size(int HS) {
 }  // namespace
 
 template <class T>
-void qk_norm_rope_forward(T* out, float* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
-                          const RopeParams& rope, int pos0, cudaStream_t stream) {
-    check_head_size(HS);
-    const int N = B * Tn;
-    if (N == 0 || H == 0) return;
-    launch_kernel(qk_norm_rope_forward_kernel<T>, ceil_div(N, kWarps), kBlock, 0, stream, out, rstd, inp, w, N, Tn,
-                  pos0, H, HS, float(eps), rope);
+void qk_norm_rope_forward(const RopeArgs<T, float>& a, cudaStream_t stream) {
+    check_head_size(a.HS);
+    const int N = a.B * a.T;
+    if (N == 0 || a.NH == 0) return;
+    launch_kernel(qk_norm_rope_forward_kernel<T>, ceil_div(N, kWarps), kBlock, 0, stream, a.out, a.rstd, a.inp, a.w,
+                  N, a.T, a.pos0, a.NH, a.HS, float(a.eps), a.rope);
 }
 
 template <class T>
-void qk_norm_rope_backward(T* dinp, float* dw, const T* dout, const T* inp, const T* w, const float* rstd, int B,
-                           int Tn, int H, int HS, const RopeParams& rope, cudaStream_t stream) {
-    check_head_size(HS);
-    const int N = B * Tn;
-    if (N == 0 || H == 0) return;
+void qk_norm_rope_backward(const RopeArgs<T, float>& a, cudaStream_t stream) {
+    check_head_size(a.HS);
+    const int N = a.B * a.T;
+    if (N == 0 || a.NH == 0) return;
     const int G = ceil_div(N, kWarps);
-    StreamScratch<float> partials(size_t(G) * HS, stream);
-    launch_kernel(qk_norm_rope_backward_kernel<T>, G, kBlock, 0, stream, dinp, partials.get(), dout, inp, w, rstd, N,
-                  Tn, H, HS, rope);
+    StreamScratch<float> partials(size_t(G) * a.HS, stream);
+    launch_kernel(qk_norm_rope_backward_kernel<T>, G, kBlock, 0, stream, a.dinp, partials.get(), a.dout, a.inp, a.w,
+                  a.rstd, N, a.T, a.NH, a.HS, a.rope);
     // dw += the blocks' partials, in order (as the norms' weight gradients finish).
-    launch_kernel(norm_grad::finish_kernel, ceil_div(HS, 256), 256, 0, stream, dw, nullptr, partials.get(), nullptr,
-                  G, HS);
+    launch_kernel(norm_grad::finish_kernel, ceil_div(a.HS, 256), 256, 0, stream, a.dw, nullptr, partials.get(),
+                  nullptr, G, a.HS);
 }
 
-#define INSTANTIATE(T)                                                                                          \
-    template void qk_norm_rope_forward<T>(T*, float*, const T*, const T*, int, int, int, int, double,           \
-                                          const RopeParams&, int, cudaStream_t);                                 \
-    template void qk_norm_rope_backward<T>(T*, float*, const T*, const T*, const T*, const float*, int, int,    \
-                                           int, int, const RopeParams&, cudaStream_t);
-INSTANTIATE(float)
-INSTANTIATE(__nv_bfloat16)
-#undef INSTANTIATE
+template void qk_norm_rope_forward<float>(const RopeArgs<float, float>&, cudaStream_t);
+template void qk_norm_rope_forward<__nv_bfloat16>(const RopeArgs<__nv_bfloat16, float>&, cudaStream_t);
+template void qk_norm_rope_backward<float>(const RopeArgs<float, float>&, cudaStream_t);
+template void qk_norm_rope_backward<__nv_bfloat16>(const RopeArgs<__nv_bfloat16, float>&, cudaStream_t);
 
 }  // namespace rkv::cuda

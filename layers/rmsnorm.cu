@@ -1,17 +1,18 @@
 // RMSNorm over the last dimension, forward and backward (ref/rmsnorm.h), and the forward
 // fused with the residual add before it (ref/residual.h). QK-norm is the same function
 // over the rows of one head (N = B*T*heads, C = head_dim).
-//   inp, a, b, resid_out, out, dout, dinp (N, C) and w (C) of T; rstd (N) and dw (C) in float
+// The arguments: ref/norm_args.h.
+//   inp, residual, resid_out, out, dout, dinp (N, C) and w (C) of T; rstd (N) and dw (C) in float
 //
-//   residual: x = a + b, stored to resid_out and read back (rounded to T)
+//   residual: x = inp + residual, stored to resid_out and read back (rounded to T)
 //   forward:  rstd = 1 / sqrt(sum(x^2) / C + eps),  out = x * rstd * w
 //   backward: xhat = x * rstd,  g = dout * w,
 //             dinp += rstd * (g - xhat * mean(g * xhat)),  dw += sum over rows of dout * xhat
 //
 // One warp per row, as layers/layernorm.cu: any C works, including head sizes below 32
 // (idle lanes add nothing), in packs of W elements (kPack<T> when C and every pointer
-// allow, else 1; layers/common.cuh); the plain forward is the fused one with no residual (b null,
-// x = a), the residual row shared with LayerNorm. dw is a column sum over all rows, done by
+// allow, else 1; layers/common.cuh); the plain forward is the fused one with no residual
+// (x = inp), the residual row shared with LayerNorm. dw is a column sum over all rows, done by
 // layers/norm_common.cuh in a fixed order.
 #include "layers/rmsnorm.cuh"
 
@@ -78,38 +79,28 @@ __global__ void rmsnorm_backward_dinp_kernel(T* dinp, const T* dout, const T* in
 }  // namespace
 
 template <class T>
-void residual_rmsnorm_forward(T* resid_out, T* out, float* rstd, const T* a, const T* b, const T* w, int N, int C,
-                              double eps, cudaStream_t stream) {
-    if (N == 0) return;
-    const auto kernel = whole_packs<T>(C, resid_out, out, a, b, w) ? rmsnorm_forward_kernel<T, kPack<T>>
-                                                                    : rmsnorm_forward_kernel<T, 1>;
-    launch_kernel(kernel, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, resid_out, out, rstd, a, b, w, N, C,
-                  float(eps));
+void rmsnorm_forward(const NormArgs<T, float>& a, cudaStream_t stream) {
+    if (a.N == 0) return;
+    const auto kernel = whole_packs<T>(a.C, a.resid_out, a.out, a.inp, a.residual, a.w)
+                            ? rmsnorm_forward_kernel<T, kPack<T>>
+                            : rmsnorm_forward_kernel<T, 1>;
+    launch_kernel(kernel, ceil_div(a.N, kRowsPerBlock), kBlock, 0, stream, a.resid_out, a.out, a.rstd, a.inp,
+                  a.residual, a.w, a.N, a.C, float(a.eps));
 }
 
 template <class T>
-void rmsnorm_forward(T* out, float* rstd, const T* inp, const T* w, int N, int C, double eps, cudaStream_t stream) {
-    residual_rmsnorm_forward<T>(nullptr, out, rstd, inp, nullptr, w, N, C, eps, stream);
+void rmsnorm_backward(const NormArgs<T, float>& a, cudaStream_t stream) {
+    if (a.N == 0) return;
+    const auto kernel = whole_packs<T>(a.C, a.dinp, a.dout, a.inp, a.w) ? rmsnorm_backward_dinp_kernel<T, kPack<T>>
+                                                                       : rmsnorm_backward_dinp_kernel<T, 1>;
+    launch_kernel(kernel, ceil_div(a.N, kRowsPerBlock), kBlock, 0, stream, a.dinp, a.dout, a.inp, a.w, a.rstd, a.N,
+                  a.C);
+    norm_weight_grad<T>(a.dw, nullptr, a.dout, a.inp, nullptr, a.rstd, a.N, a.C, stream);
 }
 
-template <class T>
-void rmsnorm_backward(T* dinp, float* dw, const T* dout, const T* inp, const T* w, const float* rstd, int N, int C,
-                      cudaStream_t stream) {
-    if (N == 0) return;
-    const auto kernel = whole_packs<T>(C, dinp, dout, inp, w) ? rmsnorm_backward_dinp_kernel<T, kPack<T>>
-                                                               : rmsnorm_backward_dinp_kernel<T, 1>;
-    launch_kernel(kernel, ceil_div(N, kRowsPerBlock), kBlock, 0, stream, dinp, dout, inp, w, rstd, N, C);
-    norm_weight_grad<T>(dw, nullptr, dout, inp, nullptr, rstd, N, C, stream);
-}
-
-#define INSTANTIATE(T)                                                                                                 \
-    template void rmsnorm_forward<T>(T*, float*, const T*, const T*, int, int, double, cudaStream_t);                  \
-    template void residual_rmsnorm_forward<T>(T*, T*, float*, const T*, const T*, const T*, int, int, double,          \
-                                              cudaStream_t);                                                           \
-    template void rmsnorm_backward<T>(T*, float*, const T*, const T*, const T*, const float*, int, int,                \
-                                      cudaStream_t);
-INSTANTIATE(float)
-INSTANTIATE(__nv_bfloat16)
-#undef INSTANTIATE
+template void rmsnorm_forward<float>(const NormArgs<float, float>&, cudaStream_t);
+template void rmsnorm_forward<__nv_bfloat16>(const NormArgs<__nv_bfloat16, float>&, cudaStream_t);
+template void rmsnorm_backward<float>(const NormArgs<float, float>&, cudaStream_t);
+template void rmsnorm_backward<__nv_bfloat16>(const NormArgs<__nv_bfloat16, float>&, cudaStream_t);
 
 }  // namespace rkv::cuda

@@ -3,7 +3,7 @@
 // (ref/rope.h's rope_inv_freq: theta^(-2i/HS), rescaled as the config's rope_type says):
 //   forward:  out1 = x1 cos a - x2 sin a,   out2 = x2 cos a + x1 sin a
 //   backward: dx1 = d1 cos a + d2 sin a,    dx2 = d2 cos a - d1 sin a
-//   inp, out, dout, dinp (B, T, H, HS) of T, the math in float
+//   inp, out, dout, dinp (B, T, NH, HS) of T, the math in float (the arguments: ref/rope.h's RopeArgs)
 //
 // One thread per (b, t, i): it computes the angle once, in double as ref does (t times
 // a small power is not exact in float at long T), rounds cos and sin to float, and
@@ -44,28 +44,24 @@ __global__ void rope_kernel(T* out, const T* inp, int N, int Tn, int pos0, int H
 }  // namespace
 
 template <class T>
-void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const RopeParams& rope, int pos0,
-                  cudaStream_t stream) {
-    const size_t threads = size_t(B) * Tn * (HS / 2);
+void rope_forward(const RopeArgs<T, float>& a, cudaStream_t stream) {
+    const size_t threads = size_t(a.B) * a.T * (a.HS / 2);
     if (threads == 0) return;
-    launch_kernel(rope_kernel<T>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, out,
-                  inp, B * Tn, Tn, pos0, H, HS, rope, 1.0f);
+    launch_kernel(rope_kernel<T>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, a.out, a.inp,
+                  a.B * a.T, a.T, a.pos0, a.NH, a.HS, a.rope, 1.0f);
 }
 
 template <class T>
-void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, const RopeParams& rope,
-                   cudaStream_t stream) {
-    const size_t threads = size_t(B) * Tn * (HS / 2);
+void rope_backward(const RopeArgs<T, float>& a, cudaStream_t stream) {
+    const size_t threads = size_t(a.B) * a.T * (a.HS / 2);
     if (threads == 0) return;
-    launch_kernel(rope_kernel<T>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, dinp,
-                  dout, B * Tn, Tn, 0, H, HS, rope, -1.0f);
+    launch_kernel(rope_kernel<T>, unsigned(ceil_div<size_t>(threads, kBlock)), kBlock, 0, stream, a.dinp, a.dout,
+                  a.B * a.T, a.T, 0, a.NH, a.HS, a.rope, -1.0f);
 }
 
-#define INSTANTIATE(T)                                                                                       \
-    template void rope_forward<T>(T*, const T*, int, int, int, int, const RopeParams&, int, cudaStream_t);  \
-    template void rope_backward<T>(T*, const T*, int, int, int, int, const RopeParams&, cudaStream_t);
-INSTANTIATE(float)
-INSTANTIATE(__nv_bfloat16)
-#undef INSTANTIATE
+template void rope_forward<float>(const RopeArgs<float, float>&, cudaStream_t);
+template void rope_forward<__nv_bfloat16>(const RopeArgs<__nv_bfloat16, float>&, cudaStream_t);
+template void rope_backward<float>(const RopeArgs<float, float>&, cudaStream_t);
+template void rope_backward<__nv_bfloat16>(const RopeArgs<__nv_bfloat16, float>&, cudaStream_t);
 
 }  // namespace rkv::cuda

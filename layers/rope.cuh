@@ -1,6 +1,6 @@
 // Rotary position embedding on the GPU (Hugging Face rotate-half): the kernels of
-// ref/rope.h.  inp, out, dout, dinp (B, T, H, HS) of the storage type T, HS even.
-// All pointers are device memory.
+// ref/rope.h, whose RopeArgs<T, float> are the arguments: inp, out, dout, dinp (B, T, NH, HS) of
+// the storage type T, HS even. All pointers are device memory.
 #pragma once
 
 #include "cuda/compat.cuh"
@@ -8,14 +8,11 @@
 
 namespace rkv::cuda {
 
-// out = inp rotated pairwise by the angles (pos0 + t) * inv_freq(i) (ref/rope.h); out may be inp. pos0 is
-// 0 in training, the number of cached positions before these in inference.
+// out = inp rotated pairwise by the angles (pos0 + t) * inv_freq(i) (ref/rope.h); out may be inp.
 template <class T>
-void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const RopeParams& rope, int pos0,
-                  cudaStream_t stream);
+void rope_forward(const RopeArgs<T, float>& a, cudaStream_t stream);
 // dinp = dout rotated back (the rotation's transpose); dinp may be dout.
 template <class T>
-void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, const RopeParams& rope,
-                   cudaStream_t stream);
+void rope_backward(const RopeArgs<T, float>& a, cudaStream_t stream);
 
 }  // namespace rkv::cuda

@@ -64,8 +64,8 @@ void AdamW<T>::step(T* params, const float* shard_grads, double lr, long t, doub
         const ref::AdamWStep s{lr, config_.beta1, config_.beta2, config_.eps,
                                decays(tensor, config_.decay_embeddings) ? config_.weight_decay : 0.0, scale, t};
         const size_t i = lo - begin_;
-        ops_.adamw_update(params + lo, master_ ? master_ + i : nullptr, shard_grads + i, m_ + i, v_ + i, hi - lo, s,
-                          rounding_seed(t, lo));
+        ops_.adamw_update({.n = hi - lo, .param = params + lo, .master = master_ ? master_ + i : nullptr,
+                           .grad = shard_grads + i, .m = m_ + i, .v = v_ + i, .step = s, .seed = rounding_seed(t, lo)});
     });
 }
 

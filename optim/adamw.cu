@@ -87,8 +87,9 @@ __global__ void sum_partials_kernel(double* out, const double* partials) {
 }  // namespace
 
 template <class T>
-void adamw_update(T* param, float* master, const float* grad, float* m, float* v, size_t n, const ref::AdamWStep& s,
-                  uint64_t seed, cudaStream_t stream) {
+void adamw_update(const AdamWArgs<T, float>& a, cudaStream_t stream) {
+    const size_t n = a.n;
+    const ref::AdamWStep& s = a.step;
     if (n == 0) return;
     const AdamWConstants k{float(s.lr),
                            float(s.beta1),
@@ -101,18 +102,16 @@ void adamw_update(T* param, float* master, const float* grad, float* m, float* v
                            float(s.weight_decay),
                            float(s.grad_scale)};
     constexpr int W = kPack<float>;
-    if (whole_packs<float>(n, param, master, grad, m, v))
-        launch_kernel(adamw_kernel<T, W>, unsigned(ceil_div<size_t>(n / W, kBlock)), kBlock, 0, stream, param,
-                      master, grad, m, v, n, k, seed);
+    if (whole_packs<float>(n, a.param, a.master, a.grad, a.m, a.v))
+        launch_kernel(adamw_kernel<T, W>, unsigned(ceil_div<size_t>(n / W, kBlock)), kBlock, 0, stream, a.param,
+                      a.master, a.grad, a.m, a.v, n, k, a.seed);
     else
-        launch_kernel(adamw_kernel<T, 1>, unsigned(ceil_div<size_t>(n, kBlock)), kBlock, 0, stream, param, master,
-                      grad, m, v, n, k, seed);
+        launch_kernel(adamw_kernel<T, 1>, unsigned(ceil_div<size_t>(n, kBlock)), kBlock, 0, stream, a.param,
+                      a.master, a.grad, a.m, a.v, n, k, a.seed);
 }
 
-template void adamw_update<float>(float*, float*, const float*, float*, float*, size_t, const ref::AdamWStep&,
-                                  uint64_t, cudaStream_t);
-template void adamw_update<__nv_bfloat16>(__nv_bfloat16*, float*, const float*, float*, float*, size_t,
-                                          const ref::AdamWStep&, uint64_t, cudaStream_t);
+template void adamw_update<float>(const AdamWArgs<float, float>&, cudaStream_t);
+template void adamw_update<__nv_bfloat16>(const AdamWArgs<__nv_bfloat16, float>&, cudaStream_t);
 
 double grad_norm_sq(const float* grads, size_t n, cudaStream_t stream) {
     if (n == 0) return 0.0;

@@ -10,15 +10,14 @@
 
 namespace rkv::cuda {
 
-// One AdamW step over n parameters: grad, m, v, master (n) float, param (n) of the storage
-// type T. The weights are master's when it is not null, else param's; they are updated
-// exactly as ref::adamw_update updates a float param. param gets the new weights rounded to
-// T, stochastically for bf16: element i as cast_stochastic (layers/cast.cuh) rounds it with
-// this seed, so the rounding is unbiased, the same on every run, and new with a new seed.
-// With T = float and master null this is ref::adamw_update on param.
+// One AdamW step over n parameters (ref/adamw.h's AdamWArgs): grad, m, v, master (n) float,
+// param (n) of the storage type T. The weights are master's when it is not null, else param's;
+// they are updated exactly as ref::adamw_update updates a float param. param gets the new
+// weights rounded to T, stochastically for bf16: element i as cast_stochastic (layers/cast.cuh)
+// rounds it with a.seed, so the rounding is unbiased, the same on every run, and new with a new
+// seed. With T = float and master null this is ref::adamw_update on param.
 template <class T>
-void adamw_update(T* param, float* master, const float* grad, float* m, float* v, size_t n, const ref::AdamWStep& s,
-                  uint64_t seed, cudaStream_t stream);
+void adamw_update(const AdamWArgs<T, float>& a, cudaStream_t stream);
 
 // sum(grads^2) over n elements, summed in a fixed order (the same on every run);
 // synchronizes the stream to return it.

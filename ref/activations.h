@@ -5,6 +5,27 @@
 #include <cmath>
 #include <cstddef>
 
+namespace rkv {
+
+// The arguments of SwiGLU, forward and backward, one struct carried unchanged from the model
+// driver (src/model.h) through LayerOps (src/layer_ops.h) to ref/ and the kernels, as
+// ref/attention_args.h for attention (GELU, fused into the linear layers, has none of its own:
+// ref/linear_args.h). S is the storage type; pointers are in the implementation's memory. The
+// tensors are the MLP's (B, T, FF), taken as n = B * T * FF elements.
+template <class S>
+struct SwiGLUArgs {
+    size_t n = 0;
+    const S* gate = nullptr;  // (n)
+    const S* up = nullptr;    // (n)
+    S* out = nullptr;         // (n)
+    // The backward's.
+    const S* dout = nullptr;  // (n)
+    S* dgate = nullptr;       // (n)
+    S* dup = nullptr;         // (n)
+};
+
+}  // namespace rkv
+
 namespace rkv::ref {
 
 template <class T>
@@ -28,8 +49,10 @@ void gelu_backward(T* dx, const T* dout, const T* x, size_t N) {
 }
 
 template <class T>
-void swiglu_forward(T* out, const T* gate, const T* up, size_t N) {
-    for (size_t i = 0; i < N; i++) {
+void swiglu_forward(const SwiGLUArgs<T>& a) {
+    const T *gate = a.gate, *up = a.up;
+    T* out = a.out;
+    for (size_t i = 0; i < a.n; i++) {
         const T sig = T(1) / (T(1) + std::exp(-gate[i]));
         out[i] = gate[i] * sig * up[i];
     }
@@ -37,8 +60,10 @@ void swiglu_forward(T* out, const T* gate, const T* up, size_t N) {
 
 // d silu(g)/dg = sig * (1 + g * (1 - sig))
 template <class T>
-void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t N) {
-    for (size_t i = 0; i < N; i++) {
+void swiglu_backward(const SwiGLUArgs<T>& a) {
+    const T *dout = a.dout, *gate = a.gate, *up = a.up;
+    T *dgate = a.dgate, *dup = a.dup;
+    for (size_t i = 0; i < a.n; i++) {
         const T sig = T(1) / (T(1) + std::exp(-gate[i]));
         dgate[i] += dout[i] * up[i] * sig * (T(1) + gate[i] * (T(1) - sig));
         dup[i] += dout[i] * gate[i] * sig;

@@ -7,6 +7,7 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 
 namespace rkv::ref {
 
@@ -15,10 +16,40 @@ struct AdamWStep {
     long t;   // 1-based
 };
 
+}  // namespace rkv::ref
+
+namespace rkv {
+
+// The arguments of one AdamW step over n contiguous parameters, one struct carried unchanged from
+// the optimizer (optim/adamw.cpp) through LayerOps (src/layer_ops.h) to ref/ and the kernel
+// (optim/adamw.cu), as ref/attention_args.h for attention. S is the storage type of the weights,
+// M that of the gradients, moments and master weights (float for bf16 storage); pointers are in
+// the implementation's memory. When S is not M, master holds the weights and param gets them
+// rounded stochastically, the rounding a function of (seed, element); otherwise master is null
+// and the weights are param's.
+template <class S, class M>
+struct AdamWArgs {
+    size_t n = 0;
+    S* param = nullptr;       // (n)
+    M* master = nullptr;      // (n), or null
+    const M* grad = nullptr;  // (n)
+    M* m = nullptr;           // (n)
+    M* v = nullptr;           // (n)
+    ref::AdamWStep step{};
+    uint64_t seed = 0;
+};
+
+}  // namespace rkv
+
+namespace rkv::ref {
+
 template <class T>
-void adamw_update(T* param, const T* grad, T* m, T* v, size_t n, const AdamWStep& s) {
+void adamw_update(const AdamWArgs<T, T>& a) {
+    const AdamWStep& s = a.step;
+    T *param = a.param, *m = a.m, *v = a.v;
+    const T* grad = a.grad;
     const double c1 = 1.0 - std::pow(s.beta1, double(s.t)), c2 = 1.0 - std::pow(s.beta2, double(s.t));
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < a.n; i++) {
         const T g = grad[i] * T(s.grad_scale);
         m[i] = T(s.beta1) * m[i] + T(1 - s.beta1) * g;
         v[i] = T(s.beta2) * v[i] + T(1 - s.beta2) * g * g;

@@ -2,13 +2,37 @@
 //   logits (N, V), targets (N), losses (N): logsumexp(row) - row[target], 0 where skipped
 //   dlogits (N, V) += (softmax - onehot(target)) * dloss, nothing on skipped rows
 // The model's loss is the mean over non-skipped tokens, so the driver passes
-// dloss = 1 / (number of non-skipped tokens). cross_entropy_fused_row is both for one row, in
-// place: the CPU path's classifier (src/cpu_ops.h), one exp per logit.
+// dloss = 1 / (number of non-skipped tokens). fused_classifier is both in place, a row at a time
+// (cross_entropy_fused_row): the CPU path's classifier (src/cpu_ops.h), one exp per logit.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
+
+namespace rkv {
+
+// The arguments of the cross-entropy and the fused classifier, one struct carried unchanged from
+// the model driver (src/model.h) through LayerOps (src/layer_ops.h) to ref/ and the kernels, as
+// ref/attention_args.h for attention. S is the storage type of the logits, M that of the losses
+// (float for bf16 storage); pointers are in the implementation's memory. N = B * T rows, rows of
+// logits and dlogits ld >= V elements apart (0: V), as the head writes them (ref/linear_args.h);
+// columns past V are never read or written. The fused classifier works in place: dlogits holds the
+// logits on entry and their gradient on return (logits is not read).
+template <class S, class M>
+struct CrossEntropyArgs {
+    int N = 0, V = 0;
+    int ld = 0;                    // logits' and dlogits' row stride; 0: V
+    const S* logits = nullptr;     // (N, V), rows ld apart
+    const int* targets = nullptr;  // (N), -1 skipped
+    M* losses = nullptr;           // (N)
+    // The backward's.
+    M dloss = 0;
+    S* dlogits = nullptr;          // (N, V), rows ld apart
+    int row_stride() const { return ld ? ld : V; }
+};
+
+}  // namespace rkv
 
 namespace rkv::ref {
 
@@ -23,23 +47,27 @@ T logsumexp(const T* x, int V) {
     return m + std::log(sum);
 }
 
+// The rows are independent: threads share them out, with the same results for any number.
 template <class T>
-void cross_entropy_forward(T* losses, const T* logits, const int* targets, int N, int V) {
-    for (int n = 0; n < N; n++) {
-        const T* x = logits + size_t(n) * V;
-        losses[n] = targets[n] < 0 ? T(0) : logsumexp(x, V) - x[targets[n]];
+void cross_entropy_forward(const CrossEntropyArgs<T, T>& a) {
+    const int V = a.V;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < a.N; n++) {
+        const T* x = a.logits + size_t(n) * a.row_stride();
+        a.losses[n] = a.targets[n] < 0 ? T(0) : logsumexp(x, V) - x[a.targets[n]];
     }
 }
 
 template <class T>
-void cross_entropy_backward(T* dlogits, const T* logits, const int* targets, T dloss, int N, int V) {
-    for (int n = 0; n < N; n++) {
-        if (targets[n] < 0) continue;
-        const T* x = logits + size_t(n) * V;
-        T* d = dlogits + size_t(n) * V;
+void cross_entropy_backward(const CrossEntropyArgs<T, T>& a) {
+    const int V = a.V;
+    for (int n = 0; n < a.N; n++) {
+        if (a.targets[n] < 0) continue;
+        const T* x = a.logits + size_t(n) * a.row_stride();
+        T* d = a.dlogits + size_t(n) * a.row_stride();
         const T lse = logsumexp(x, V);
-        for (int i = 0; i < V; i++) d[i] += std::exp(x[i] - lse) * dloss;
-        d[targets[n]] -= dloss;
+        for (int i = 0; i < V; i++) d[i] += std::exp(x[i] - lse) * a.dloss;
+        d[a.targets[n]] -= a.dloss;
     }
 }
 
@@ -71,6 +99,13 @@ void cross_entropy_fused_row(T* row, T* loss, int target, T dloss, int V) {
 #pragma omp simd
     for (int i = 0; i < V; i++) row[i] *= scale;
     row[target] -= dloss;
+}
+
+template <class T>
+void fused_classifier(const CrossEntropyArgs<T, T>& a) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < a.N; n++)
+        cross_entropy_fused_row(a.dlogits + size_t(n) * a.row_stride(), a.losses + n, a.targets[n], a.dloss, a.V);
 }
 
 }  // namespace rkv::ref

@@ -1,13 +1,21 @@
-// LayerNorm over the last dimension: out = (x - mean) * rstd * w + b.
-//   inp (N, C), w (C), b (C), out (N, C), mean (N), rstd (N): the statistics backward needs.
+// LayerNorm over the last dimension: out = (x - mean) * rstd * w + bias, x = inp, or
+// inp + residual stored to resid_out (the arguments: ref/norm_args.h).
+//   inp, out (N, C), w, bias (C), mean, rstd (N): the statistics backward needs.
 #pragma once
 #include <cmath>
 #include <cstddef>
 
+#include "ref/norm_args.h"
+#include "ref/residual.h"
+
 namespace rkv::ref {
 
 template <class T>
-void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* w, const T* b, int N, int C, double eps) {
+void layernorm_forward(const NormArgs<T, T>& a) {
+    const int N = a.N, C = a.C;
+    const T* inp = norm_input(a);
+    const T *w = a.w, *b = a.bias;
+    T *out = a.out, *mean = a.mean, *rstd = a.rstd;
     for (int n = 0; n < N; n++) {
         const T* x = inp + size_t(n) * C;
         T m = 0;
@@ -16,7 +24,7 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* w, const
         T var = 0;
         for (int i = 0; i < C; i++) var += (x[i] - m) * (x[i] - m);
         var /= C;
-        const T s = T(1) / std::sqrt(var + T(eps));
+        const T s = T(1) / std::sqrt(var + T(a.eps));
         T* o = out + size_t(n) * C;
         for (int i = 0; i < C; i++) o[i] = (x[i] - m) * s * w[i] + b[i];
         mean[n] = m;
@@ -27,8 +35,10 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* w, const
 // With xhat = (x - mean) * rstd and g = dout * w:
 //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
 template <class T>
-void layernorm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, const T* w, const T* mean,
-                        const T* rstd, int N, int C) {
+void layernorm_backward(const NormArgs<T, T>& a) {
+    const int N = a.N, C = a.C;
+    const T *dout = a.dout, *inp = a.inp, *w = a.w, *mean = a.mean, *rstd = a.rstd;
+    T *dinp = a.dinp, *dw = a.dw, *db = a.db;
     for (int n = 0; n < N; n++) {
         const T* x = inp + size_t(n) * C;
         const T* d = dout + size_t(n) * C;

@@ -1,27 +1,31 @@
-// Linear layer: out = inp W^T + b, as in torch.nn.Linear.
-//   inp (N, C), weight (OC, C), bias (OC) or null, out (N, OC)
+// Linear layer: out = inp W^T + b, as in torch.nn.Linear (the arguments: ref/linear_args.h).
+//   inp (N, C), weight (OC, C), bias (OC) or null, out (N, OC), rows ld apart
 // Backward accumulates (+=) into dinp, dweight and dbias, like every backward in ref/.
 #pragma once
+#include <cstddef>
+
 #include "ref/gemm.h"
+#include "ref/linear_args.h"
 
 namespace rkv::ref {
 
 template <class T>
-void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) {
-    gemm(false, true, N, OC, C, T(1), inp, C, weight, C, T(0), out, OC);
-    if (bias)
+void linear_forward(const LinearArgs<T, T>& a) {
+    const int N = a.N, C = a.C, OC = a.OC, ld = a.row_stride();
+    gemm(false, true, N, OC, C, T(1), a.inp, C, a.weight, C, T(0), a.out, ld);
+    if (a.bias)
         for (int n = 0; n < N; n++)
-            for (int o = 0; o < OC; o++) out[size_t(n) * OC + o] += bias[o];
+            for (int o = 0; o < OC; o++) a.out[size_t(n) * ld + o] += a.bias[o];
 }
 
 template <class T>
-void linear_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
-                     int N, int C, int OC) {
-    if (dinp) gemm(false, false, N, C, OC, T(1), dout, OC, weight, C, T(1), dinp, C);      // (N,OC)(OC,C)
-    if (dweight) gemm(true, false, OC, C, N, T(1), dout, OC, inp, C, T(1), dweight, C);    // (OC,N)(N,C)
-    if (dbias)
+void linear_backward(const LinearArgs<T, T>& a) {
+    const int N = a.N, C = a.C, OC = a.OC, ld = a.row_stride();
+    if (a.dinp) gemm(false, false, N, C, OC, T(1), a.dout, ld, a.weight, C, T(1), a.dinp, C);      // (N,OC)(OC,C)
+    if (a.dweight) gemm(true, false, OC, C, N, T(1), a.dout, ld, a.inp, C, T(1), a.dweight, C);    // (OC,N)(N,C)
+    if (a.dbias)
         for (int n = 0; n < N; n++)
-            for (int o = 0; o < OC; o++) dbias[o] += dout[size_t(n) * OC + o];
+            for (int o = 0; o < OC; o++) a.dbias[o] += a.dout[size_t(n) * ld + o];
 }
 
 }  // namespace rkv::ref

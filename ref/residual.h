@@ -2,6 +2,8 @@
 #pragma once
 #include <cstddef>
 
+#include "ref/norm_args.h"
+
 namespace rkv::ref {
 
 template <class T>
@@ -15,6 +17,14 @@ void residual_backward(T* da, T* db, const T* dout, size_t N) {
         da[i] += dout[i];
         db[i] += dout[i];
     }
+}
+
+// The rows a norm reads (ref/norm_args.h): inp, or with a residual, resid_out = inp + residual.
+template <class T>
+const T* norm_input(const NormArgs<T, T>& a) {
+    if (!a.residual) return a.inp;
+    residual_forward(a.resid_out, a.inp, a.residual, size_t(a.N) * a.C);
+    return a.resid_out;
 }
 
 }  // namespace rkv::ref

@@ -1,20 +1,28 @@
-// RMSNorm over the last dimension: out = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps).
-//   inp (N, C), w (C), out (N, C), rstd (N)
-// QK-norm is this same function over rows of one head: N = B * T * heads, C = head_dim.
+// RMSNorm over the last dimension: out = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps), x = inp,
+// or inp + residual stored to resid_out (the arguments: ref/norm_args.h).
+//   inp, out (N, C), w (C), rstd (N)
+// QK-norm is this same function over rows of one head: N = B * T * NH, C = HS.
 #pragma once
 #include <cmath>
 #include <cstddef>
 
+#include "ref/norm_args.h"
+#include "ref/residual.h"
+
 namespace rkv::ref {
 
 template <class T>
-void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* w, int N, int C, double eps) {
+void rmsnorm_forward(const NormArgs<T, T>& a) {
+    const int N = a.N, C = a.C;
+    const T* inp = norm_input(a);
+    const T* w = a.w;
+    T *out = a.out, *rstd = a.rstd;
     for (int n = 0; n < N; n++) {
         const T* x = inp + size_t(n) * C;
         T ms = 0;
         for (int i = 0; i < C; i++) ms += x[i] * x[i];
         ms /= C;
-        const T s = T(1) / std::sqrt(ms + T(eps));
+        const T s = T(1) / std::sqrt(ms + T(a.eps));
         T* o = out + size_t(n) * C;
         for (int i = 0; i < C; i++) o[i] = x[i] * s * w[i];
         rstd[n] = s;
@@ -23,7 +31,10 @@ void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* w, int N, int C, do
 
 // With xhat = x * rstd and g = dout * w:  dx = rstd * (g - xhat * mean(g * xhat))
 template <class T>
-void rmsnorm_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, const T* rstd, int N, int C) {
+void rmsnorm_backward(const NormArgs<T, T>& a) {
+    const int N = a.N, C = a.C;
+    const T *dout = a.dout, *inp = a.inp, *w = a.w, *rstd = a.rstd;
+    T *dinp = a.dinp, *dw = a.dw;
     for (int n = 0; n < N; n++) {
         const T* x = inp + size_t(n) * C;
         const T* d = dout + size_t(n) * C;

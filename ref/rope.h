@@ -1,7 +1,7 @@
 // Rotary position embedding, Hugging Face Llama's rotate-half convention: the head vector
 // is split in halves (x1, x2) and pair i rotates by angle t * inv_freq(i):
 //   out1 = x1 cos - x2 sin,   out2 = x2 cos + x1 sin
-//   inp, out (B, T, H, HS); position t is the index in the sequence, plus pos0 in the
+//   inp, out (B, T, NH, HS); position t is the index in the sequence, plus pos0 in the
 //   forward of new tokens after pos0 cached ones (inference, ref/attention_decode.h).
 // inv_freq(i) = theta^(-2i / HS), rescaled as the config's rope_type says (transformers'
 // modeling_rope_utils): "linear" divides every frequency by factor; "llama3" (Llama 3.1) divides
@@ -35,6 +35,32 @@ inline bool operator==(const RopeParams& a, const RopeParams& b) {
            a.original_max_position_embeddings == b.original_max_position_embeddings;
 }
 
+// The arguments of RoPE (rope_forward, rope_backward below) and of QK-norm then RoPE in one pass
+// (LayerOps::qk_norm_rope_*: ref/rmsnorm.h over each head's HS values, then RoPE), forward and
+// backward, one struct carried unchanged from the model driver to ref/ and the kernels, as
+// ref/attention_args.h for attention. S is the storage type, M that of rstd and dw (float for
+// bf16 storage); pointers are in the implementation's memory.
+//   inp, out, dout, dinp (B, T, NH, HS), HS even; w, dw (HS); rstd (B, T, NH)
+// NH counts this tensor's heads: the query heads for q, the KV heads (NKV) for k. The forward's
+// positions start at pos0 (0 in training; in inference the number already in the KV cache), the
+// backward's at 0. Plain RoPE has no w, rstd, eps or dw.
+template <class S, class M>
+struct RopeArgs {
+    int B = 0, T = 0, NH = 0, HS = 0;
+    RopeParams rope;
+    int pos0 = 0;
+    const S* inp = nullptr;   // (B, T, NH, HS)
+    S* out = nullptr;         // (B, T, NH, HS)
+    // QK-norm's.
+    const S* w = nullptr;     // (HS)
+    M* rstd = nullptr;        // (B, T, NH)
+    double eps = 0;
+    // The backward's.
+    const S* dout = nullptr;  // (B, T, NH, HS)
+    S* dinp = nullptr;        // (B, T, NH, HS)
+    M* dw = nullptr;          // (HS)
+};
+
 // Pair i's angle per position, in double (t times a small power is not exact in float at long T).
 RKV_HOST_DEVICE inline double rope_inv_freq(const RopeParams& r, int i, int HS) {
     const double inv = pow(r.theta, -2.0 * i / HS);
@@ -53,17 +79,17 @@ RKV_HOST_DEVICE inline double rope_inv_freq(const RopeParams& r, int i, int HS) 
 namespace rkv::ref {
 
 template <class T>
-void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const RopeParams& rope, int pos0 = 0) {
-    const int half = HS / 2;
+void rope_forward(const RopeArgs<T, T>& a) {
+    const int B = a.B, Tn = a.T, H = a.NH, HS = a.HS, half = HS / 2;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < Tn; t++)
             for (int h = 0; h < H; h++) {
                 const size_t base = ((size_t(b) * Tn + t) * H + h) * HS;
-                const T* x = inp + base;
-                T* o = out + base;
+                const T* x = a.inp + base;
+                T* o = a.out + base;
                 for (int i = 0; i < half; i++) {
-                    const double a = double(pos0 + t) * rope_inv_freq(rope, i, HS);
-                    const T c = T(std::cos(a)), s = T(std::sin(a));
+                    const double angle = double(a.pos0 + t) * rope_inv_freq(a.rope, i, HS);
+                    const T c = T(std::cos(angle)), s = T(std::sin(angle));
                     const T x1 = x[i], x2 = x[i + half];
                     o[i] = x1 * c - x2 * s;
                     o[i + half] = x2 * c + x1 * s;
@@ -73,17 +99,17 @@ void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const Rope
 
 // The rotation's transpose: rotate by -angle, accumulated into dinp.
 template <class T>
-void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, const RopeParams& rope) {
-    const int half = HS / 2;
+void rope_backward(const RopeArgs<T, T>& a) {
+    const int B = a.B, Tn = a.T, H = a.NH, HS = a.HS, half = HS / 2;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < Tn; t++)
             for (int h = 0; h < H; h++) {
                 const size_t base = ((size_t(b) * Tn + t) * H + h) * HS;
-                const T* d = dout + base;
-                T* dx = dinp + base;
+                const T* d = a.dout + base;
+                T* dx = a.dinp + base;
                 for (int i = 0; i < half; i++) {
-                    const double a = double(t) * rope_inv_freq(rope, i, HS);
-                    const T c = T(std::cos(a)), s = T(std::sin(a));
+                    const double angle = double(t) * rope_inv_freq(a.rope, i, HS);
+                    const T c = T(std::cos(angle)), s = T(std::sin(angle));
                     dx[i] += d[i] * c + d[i + half] * s;
                     dx[i + half] += d[i + half] * c - d[i] * s;
                 }

@@ -39,90 +39,59 @@ struct CpuOps : LayerOps<T> {
     void to_working(T* out, const T* x, size_t n) override { std::memcpy(out, x, n * sizeof(T)); }
     void to_working_stochastic(T* out, const T* x, size_t n, uint64_t) override { to_working(out, x, n); }
 
-    void embedding_forward(T* out, const int* tokens, const T* wte, const T* wpe, int B, int Tn, int C) override {
-        ref::embedding_forward(out, tokens, wte, wpe, B, Tn, C);
+    void embedding_forward(const EmbeddingArgs<T, T>& a) override { ref::embedding_forward(a); }
+    void embedding_backward(const EmbeddingArgs<T, T>& a) override { ref::embedding_backward(a); }
+    void layernorm_forward(const NormArgs<T, T>& a) override { ref::layernorm_forward(a); }
+    void layernorm_backward(const NormArgs<T, T>& a) override { ref::layernorm_backward(a); }
+    void rmsnorm_forward(const NormArgs<T, T>& a) override { ref::rmsnorm_forward(a); }
+    void rmsnorm_backward(const NormArgs<T, T>& a) override { ref::rmsnorm_backward(a); }
+    void linear_forward(const LinearArgs<T, T>& a) override { ref::linear_forward(a); }
+    void linear_gelu_forward(const LinearArgs<T, T>& a) override {
+        LinearArgs<T, T> pre = a;
+        pre.out = a.pre;
+        ref::linear_forward(pre);
+        ref::gelu_forward(a.out, a.pre, size_t(a.N) * a.OC);
     }
-    void embedding_backward(T* dwte, T* dwpe, const T* dout, const int* tokens, int B, int Tn, int C) override {
-        ref::embedding_backward(dwte, dwpe, dout, tokens, B, Tn, C);
+    void linear_backward(const LinearArgs<T, T>& a) override {
+        if (a.dinp && !a.accumulate_dinp) std::fill_n(a.dinp, size_t(a.N) * a.C, T(0));
+        ref::linear_backward(a);
     }
-    void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* w, const T* b, int N, int C,
-                           double eps) override {
-        ref::layernorm_forward(out, mean, rstd, inp, w, b, N, C, eps);
+    // The gradient of gelu(inp_pre) through a scratch, then the GELU's backward.
+    void linear_gelu_backward(const LinearArgs<T, T>& a) override {
+        const size_t n = size_t(a.N) * a.C;
+        LinearArgs<T, T> l = a;
+        l.dinp = scratch(n);
+        std::fill_n(l.dinp, n, T(0));  // ref accumulates
+        ref::linear_backward(l);
+        std::fill_n(a.dinp, n, T(0));
+        ref::gelu_backward(a.dinp, l.dinp, a.inp_pre, n);
     }
-    void layernorm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, const T* w, const T* mean,
-                            const T* rstd, int N, int C) override {
-        ref::layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+    void head_forward(const LinearArgs<T, T>& a) override { ref::linear_forward(a); }
+    void head_backward(const LinearArgs<T, T>& a) override { linear_backward(a); }
+    void rope_forward(const RopeArgs<T, T>& a) override { ref::rope_forward(a); }
+    void rope_backward(const RopeArgs<T, T>& a) override {
+        std::fill_n(a.dinp, size_t(a.B) * a.T * a.NH * a.HS, T(0));
+        ref::rope_backward(a);
     }
-    void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* w, int N, int C, double eps) override {
-        ref::rmsnorm_forward(out, rstd, inp, w, N, C, eps);
+    // Through a (B,T,NH,HS) scratch: the normed values forward, their gradient backward.
+    void qk_norm_rope_forward(const RopeArgs<T, T>& a) override {
+        T* normed = scratch(size_t(a.B) * a.T * a.NH * a.HS);
+        ref::rmsnorm_forward(NormArgs<T, T>{.N = a.B * a.T * a.NH, .C = a.HS, .eps = a.eps, .inp = a.inp, .w = a.w,
+                                            .out = normed, .rstd = a.rstd});
+        RopeArgs<T, T> r = a;
+        r.inp = normed;
+        ref::rope_forward(r);
     }
-    void rmsnorm_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, const T* rstd, int N,
-                          int C) override {
-        ref::rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, C);
-    }
-    void residual_layernorm_forward(T* resid_out, T* out, T* mean, T* rstd, const T* a, const T* b, const T* w,
-                                    const T* bias, int N, int C, double eps) override {
-        ref::residual_forward(resid_out, a, b, size_t(N) * C);
-        ref::layernorm_forward(out, mean, rstd, resid_out, w, bias, N, C, eps);
-    }
-    void residual_rmsnorm_forward(T* resid_out, T* out, T* rstd, const T* a, const T* b, const T* w, int N, int C,
-                                  double eps) override {
-        ref::residual_forward(resid_out, a, b, size_t(N) * C);
-        ref::rmsnorm_forward(out, rstd, resid_out, w, N, C, eps);
-    }
-    void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) override {
-        ref::linear_forward(out, inp, weight, bias, N, C, OC);
-    }
-    void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const T* bias, int N, int C,
-                             int OC) override {
-        ref::linear_forward(pre, inp, weight, bias, N, C, OC);
-        ref::gelu_forward(out, pre, size_t(N) * OC);
-    }
-    void linear_backward(T* dinp, Grad dinp_grad, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
-                         int N, int C, int OC) override {
-        if (dinp_grad == Grad::write) std::fill_n(dinp, size_t(N) * C, T(0));
-        ref::linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
-    }
-    void linear_gelu_backward(T* dpre, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
-                              const T* pre, int N, int C, int OC) override {
-        const size_t n = size_t(N) * C;
-        T* dinp = scratch(n);
-        std::fill_n(dinp, n, T(0));  // ref accumulates
-        ref::linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
-        std::fill_n(dpre, n, T(0));
-        ref::gelu_backward(dpre, dinp, pre, n);
-    }
-    // ref/linear.h's GEMMs with the logits' row stride.
-    void head_forward(T* logits, const T* inp, const T* weight, int N, int C, int V, int ld) override {
-        ref::gemm(false, true, N, V, C, T(1), inp, C, weight, C, T(0), logits, ld);
-    }
-    void head_backward(T* dinp, T* dweight, const T* dlogits, const T* inp, const T* weight, int N, int C, int V,
-                       int ld) override {
-        ref::gemm(false, false, N, C, V, T(1), dlogits, ld, weight, C, T(0), dinp, C);
-        ref::gemm(true, false, V, C, N, T(1), dlogits, ld, inp, C, T(1), dweight, C);
-    }
-    void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const RopeParams& rope, int pos0) override {
-        ref::rope_forward(out, inp, B, Tn, H, HS, rope, pos0);
-    }
-    void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, const RopeParams& rope) override {
-        std::fill_n(dinp, size_t(B) * Tn * H * HS, T(0));
-        ref::rope_backward(dinp, dout, B, Tn, H, HS, rope);
-    }
-    // Through a (B,T,H,HS) scratch: the normed values forward, their gradient backward.
-    void qk_norm_rope_forward(T* out, T* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
-                              const RopeParams& rope, int pos0) override {
-        T* normed = scratch(size_t(B) * Tn * H * HS);
-        ref::rmsnorm_forward(normed, rstd, inp, w, B * Tn * H, HS, eps);
-        ref::rope_forward(out, normed, B, Tn, H, HS, rope, pos0);
-    }
-    void qk_norm_rope_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, const T* rstd, int B, int Tn,
-                               int H, int HS, const RopeParams& rope) override {
-        const size_t n = size_t(B) * Tn * H * HS;
+    void qk_norm_rope_backward(const RopeArgs<T, T>& a) override {
+        const size_t n = size_t(a.B) * a.T * a.NH * a.HS;
         T* dnormed = scratch(n);
         std::fill_n(dnormed, n, T(0));  // ref accumulates
-        ref::rope_backward(dnormed, dout, B, Tn, H, HS, rope);
-        std::fill_n(dinp, n, T(0));
-        ref::rmsnorm_backward(dinp, dw, dnormed, inp, w, rstd, B * Tn * H, HS);
+        RopeArgs<T, T> r = a;
+        r.dinp = dnormed;
+        ref::rope_backward(r);
+        std::fill_n(a.dinp, n, T(0));
+        ref::rmsnorm_backward(NormArgs<T, T>{.N = a.B * a.T * a.NH, .C = a.HS, .inp = a.inp, .w = a.w,
+                                             .rstd = a.rstd, .dout = dnormed, .dinp = a.dinp, .dw = a.dw});
     }
     void attention_forward(const AttentionArgs<T, T>& a) override { ref::attention_forward(a); }
     void kv_cache_write(T* slot, const T* src, int B, int Tq, int pos0, int Tmax, int width) override {
@@ -139,13 +108,11 @@ struct CpuOps : LayerOps<T> {
         }
         ref::attention_backward(a);
     }
-    void swiglu_forward(T* out, const T* gate, const T* up, size_t n) override {
-        ref::swiglu_forward(out, gate, up, n);
-    }
-    void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n) override {
-        std::fill_n(dgate, n, T(0));
-        std::fill_n(dup, n, T(0));
-        ref::swiglu_backward(dgate, dup, dout, gate, up, n);
+    void swiglu_forward(const SwiGLUArgs<T>& a) override { ref::swiglu_forward(a); }
+    void swiglu_backward(const SwiGLUArgs<T>& a) override {
+        std::fill_n(a.dgate, a.n, T(0));
+        std::fill_n(a.dup, a.n, T(0));
+        ref::swiglu_backward(a);
     }
     double sum_squares(const T* x, size_t n) override {
         double sum = 0;
@@ -153,20 +120,9 @@ struct CpuOps : LayerOps<T> {
         for (size_t i = 0; i < n; i++) sum += double(x[i]) * double(x[i]);
         return sum;
     }
-    void adamw_update(T* param, T* master, const T* grad, T* m, T* v, size_t n, const ref::AdamWStep& step,
-                      uint64_t seed) override {
-        ref::adamw_update(param, grad, m, v, n, step);
-    }
-    // The rows are independent: the threads share them out, with the same results for any number.
-    void cross_entropy_forward(T* losses, const T* logits, const int* targets, int N, int V, int ld) override {
-#pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++) ref::cross_entropy_forward(losses + n, logits + size_t(n) * ld, targets + n, 1, V);
-    }
-    void fused_classifier(T* logits_dlogits, T* losses, const int* targets, T dloss, int N, int V, int ld) override {
-#pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++)
-            ref::cross_entropy_fused_row(logits_dlogits + size_t(n) * ld, losses + n, targets[n], dloss, V);
-    }
+    void adamw_update(const AdamWArgs<T, T>& a) override { ref::adamw_update(a); }
+    void cross_entropy_forward(const CrossEntropyArgs<T, T>& a) override { ref::cross_entropy_forward(a); }
+    void fused_classifier(const CrossEntropyArgs<T, T>& a) override { ref::fused_classifier(a); }
 
 private:
     // Room for n values, kept between calls (a fused operation's intermediate; the steps of a

@@ -60,89 +60,70 @@ struct CudaOps final : LayerOps<T> {
         cuda::cast_stochastic(out, x, n, seed, stream);
     }
 
-    void embedding_forward(T* out, const int* tokens, const T* wte, const T* wpe, int B, int Tn, int C) override {
+    void embedding_forward(const EmbeddingArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::embedding_forward(out, tokens, wte, wpe, B, Tn, C, stream);
+        cuda::embedding_forward(a, stream);
     }
-    void embedding_backward(float* dwte, float* dwpe, const T* dout, const int* tokens, int B, int Tn,
-                            int C) override {
+    void embedding_backward(const EmbeddingArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::embedding_backward(dwte, dwpe, dout, tokens, B, Tn, C, stream);
+        cuda::embedding_backward(a, stream);
     }
-    void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* w, const T* b, int N, int C,
-                           double eps) override {
-        const auto timed = profile_.time(__func__);
-        cuda::layernorm_forward(out, mean, rstd, inp, w, b, N, C, eps, stream);
+    // A forward with a residual is timed as the fused operation it is.
+    void layernorm_forward(const NormArgs<T, float>& a) override {
+        const auto timed = profile_.time(a.residual ? "residual_layernorm_forward" : __func__);
+        cuda::layernorm_forward(a, stream);
     }
-    void layernorm_backward(T* dinp, float* dw, float* db, const T* dout, const T* inp, const T* w,
-                            const float* mean, const float* rstd, int N, int C) override {
+    void layernorm_backward(const NormArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C, stream);
+        cuda::layernorm_backward(a, stream);
     }
-    void rmsnorm_forward(T* out, float* rstd, const T* inp, const T* w, int N, int C, double eps) override {
-        const auto timed = profile_.time(__func__);
-        cuda::rmsnorm_forward(out, rstd, inp, w, N, C, eps, stream);
+    void rmsnorm_forward(const NormArgs<T, float>& a) override {
+        const auto timed = profile_.time(a.residual ? "residual_rmsnorm_forward" : __func__);
+        cuda::rmsnorm_forward(a, stream);
     }
-    void rmsnorm_backward(T* dinp, float* dw, const T* dout, const T* inp, const T* w, const float* rstd, int N,
-                          int C) override {
+    void rmsnorm_backward(const NormArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, C, stream);
+        cuda::rmsnorm_backward(a, stream);
     }
-    void residual_layernorm_forward(T* resid_out, T* out, float* mean, float* rstd, const T* a, const T* b,
-                                    const T* w, const T* bias, int N, int C, double eps) override {
+    void linear_forward(const LinearArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::residual_layernorm_forward(resid_out, out, mean, rstd, a, b, w, bias, N, C, eps, stream);
+        cuda::linear_forward(a, stream);
     }
-    void residual_rmsnorm_forward(T* resid_out, T* out, float* rstd, const T* a, const T* b, const T* w, int N,
-                                  int C, double eps) override {
+    void linear_gelu_forward(const LinearArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::residual_rmsnorm_forward(resid_out, out, rstd, a, b, w, N, C, eps, stream);
+        cuda::linear_gelu_forward(a, stream);
     }
-    void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) override {
+    void linear_backward(const LinearArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::linear_forward(out, inp, weight, bias, N, C, OC, OC, stream);
+        cuda::linear_backward(a, stream);
     }
-    void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const T* bias, int N, int C,
-                             int OC) override {
+    void linear_gelu_backward(const LinearArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::linear_gelu_forward(out, pre, inp, weight, bias, N, C, OC, stream);
+        cuda::linear_gelu_backward(a, stream);
     }
-    void linear_backward(T* dinp, Grad dinp_grad, float* dweight, float* dbias, const T* dout, const T* inp,
-                         const T* weight, int N, int C, int OC) override {
+    void head_forward(const LinearArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::linear_backward(dinp, dinp_grad == Grad::add, dweight, dbias, dout, inp, weight, N, C, OC, OC, stream);
+        cuda::linear_forward(a, stream);
     }
-    void linear_gelu_backward(T* dpre, float* dweight, float* dbias, const T* dout, const T* inp, const T* weight,
-                              const T* pre, int N, int C, int OC) override {
+    void head_backward(const LinearArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::linear_gelu_backward(dpre, dweight, dbias, dout, inp, weight, pre, N, C, OC, stream);
+        cuda::linear_backward(a, stream);
     }
-    void head_forward(T* logits, const T* inp, const T* weight, int N, int C, int V, int ld) override {
+    void rope_forward(const RopeArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::linear_forward(logits, inp, weight, nullptr, N, C, V, ld, stream);
+        cuda::rope_forward(a, stream);
     }
-    void head_backward(T* dinp, float* dweight, const T* dlogits, const T* inp, const T* weight, int N, int C, int V,
-                       int ld) override {
+    void rope_backward(const RopeArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::linear_backward(dinp, false, dweight, nullptr, dlogits, inp, weight, N, C, V, ld, stream);
+        cuda::rope_backward(a, stream);
     }
-    void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const RopeParams& rope, int pos0) override {
+    void qk_norm_rope_forward(const RopeArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::rope_forward(out, inp, B, Tn, H, HS, rope, pos0, stream);
+        cuda::qk_norm_rope_forward(a, stream);
     }
-    void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, const RopeParams& rope) override {
+    void qk_norm_rope_backward(const RopeArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::rope_backward(dinp, dout, B, Tn, H, HS, rope, stream);
-    }
-    void qk_norm_rope_forward(T* out, float* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS, double eps,
-                              const RopeParams& rope, int pos0) override {
-        const auto timed = profile_.time(__func__);
-        cuda::qk_norm_rope_forward(out, rstd, inp, w, B, Tn, H, HS, eps, rope, pos0, stream);
-    }
-    void qk_norm_rope_backward(T* dinp, float* dw, const T* dout, const T* inp, const T* w, const float* rstd, int B,
-                               int Tn, int H, int HS, const RopeParams& rope) override {
-        const auto timed = profile_.time(__func__);
-        cuda::qk_norm_rope_backward(dinp, dw, dout, inp, w, rstd, B, Tn, H, HS, rope, stream);
+        cuda::qk_norm_rope_backward(a, stream);
     }
     void attention_forward(const AttentionArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
@@ -160,31 +141,29 @@ struct CudaOps final : LayerOps<T> {
         const auto timed = profile_.time(__func__);
         cuda::attention_kernel_for<T>(attention_, a.HS).backward(a, stream);
     }
-    void swiglu_forward(T* out, const T* gate, const T* up, size_t n) override {
+    void swiglu_forward(const SwiGLUArgs<T>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::swiglu_forward(out, gate, up, n, stream);
+        cuda::swiglu_forward(a, stream);
     }
-    void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n) override {
+    void swiglu_backward(const SwiGLUArgs<T>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::swiglu_backward(dgate, dup, dout, gate, up, n, stream);
+        cuda::swiglu_backward(a, stream);
     }
     double sum_squares(const float* x, size_t n) override {
         const auto timed = profile_.time(__func__);
         return cuda::grad_norm_sq(x, n, stream);
     }
-    void adamw_update(T* param, float* master, const float* grad, float* m, float* v, size_t n,
-                      const ref::AdamWStep& step, uint64_t seed) override {
+    void adamw_update(const AdamWArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::adamw_update(param, master, grad, m, v, n, step, seed, stream);
+        cuda::adamw_update(a, stream);
     }
-    void cross_entropy_forward(float* losses, const T* logits, const int* targets, int N, int V, int ld) override {
+    void cross_entropy_forward(const CrossEntropyArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::cross_entropy_forward(losses, logits, targets, N, V, ld, stream);
+        cuda::cross_entropy_forward(a, stream);
     }
-    void fused_classifier(T* logits_dlogits, float* losses, const int* targets, float dloss, int N, int V,
-                          int ld) override {
+    void fused_classifier(const CrossEntropyArgs<T, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::fused_classifier(logits_dlogits, losses, targets, dloss, N, V, ld, stream);
+        cuda::fused_classifier(a, stream);
     }
 
     // Every operation but allocation is timed under its name while profiling is on.

@@ -8,7 +8,7 @@
 // linear_gelu_backward's, swiglu_backward's, rope_backward's, qk_norm_rope_backward's,
 // attention's dq, head_backward's dinp. The norms' dinp accumulate (the residual stream),
 // and where several layers' gradients meet, an argument says which writes and which adds:
-// linear_backward's Grad for dinp (Q, K and V all read the first norm's output), attention's
+// linear_backward's accumulate_dinp (Q, K and V all read the first norm's output), attention's
 // accumulate_kv for dK/dV (every reader of a source layer). ref/ accumulates everywhere, like
 // llm.c's CPU trainer; CpuOps zeroes a written gradient before calling it.
 //
@@ -24,8 +24,13 @@
 #include <cuda_bf16.h>
 #endif
 
+#include "ref/activations.h"
 #include "ref/adamw.h"
 #include "ref/attention_args.h"
+#include "ref/cross_entropy.h"
+#include "ref/embedding.h"
+#include "ref/linear_args.h"
+#include "ref/norm_args.h"
 #include "ref/rope.h"
 
 namespace rkv {
@@ -44,10 +49,6 @@ struct MasterType<__nv_bfloat16> {
 #endif
 template <class T>
 using master_t = typename MasterType<T>::type;
-
-// How a backward stores a gradient that several layers contribute to: the first writes, the
-// others add.
-enum class Grad { write, add };
 
 template <class T>
 struct LayerOps {
@@ -70,59 +71,45 @@ struct LayerOps {
     virtual void to_working(T* out, const Master* x, size_t n) = 0;
     virtual void to_working_stochastic(T* out, const Master* x, size_t n, uint64_t seed) = 0;
 
-    // out (B,T,C) = wte[tokens] (+ wpe[t] when wpe is not null)
-    virtual void embedding_forward(T* out, const int* tokens, const T* wte, const T* wpe, int B, int Tn, int C) = 0;
-    virtual void embedding_backward(Master* dwte, Master* dwpe, const T* dout, const int* tokens, int B, int Tn,
-                                    int C) = 0;
+    // out (B,T,C) = wte[tokens] (+ wpe[t] when wpe is not null); the backward adds to dwte, dwpe
+    // (the arguments: ref/embedding.h's EmbeddingArgs).
+    virtual void embedding_forward(const EmbeddingArgs<T, Master>& a) = 0;
+    virtual void embedding_backward(const EmbeddingArgs<T, Master>& a) = 0;
 
-    // inp, out (N,C); w, b (C); mean, rstd (N)
-    virtual void layernorm_forward(T* out, Master* mean, Master* rstd, const T* inp, const T* w, const T* b, int N,
-                                   int C, double eps) = 0;
-    virtual void layernorm_backward(T* dinp, Master* dw, Master* db, const T* dout, const T* inp, const T* w,
-                                    const Master* mean, const Master* rstd, int N, int C) = 0;
-    // inp, out (N,C); w (C); rstd (N). QK-norm is this with N = B*T*H, C = HS.
-    virtual void rmsnorm_forward(T* out, Master* rstd, const T* inp, const T* w, int N, int C, double eps) = 0;
-    virtual void rmsnorm_backward(T* dinp, Master* dw, const T* dout, const T* inp, const T* w, const Master* rstd,
-                                  int N, int C) = 0;
-    // The residual add fused with the norm after it: resid_out = a + b (N,C), then the norm
-    // of resid_out as stored.
-    virtual void residual_layernorm_forward(T* resid_out, T* out, Master* mean, Master* rstd, const T* a,
-                                            const T* b, const T* w, const T* bias, int N, int C, double eps) = 0;
-    virtual void residual_rmsnorm_forward(T* resid_out, T* out, Master* rstd, const T* a, const T* b, const T* w,
-                                          int N, int C, double eps) = 0;
+    // LayerNorm and RMSNorm (the arguments: ref/norm_args.h): out (N,C) = the norm of inp, or
+    // with a.residual of resid_out = inp + residual (the residual add fused with the norm after
+    // it, which then reads resid_out as stored); the backward adds to dinp, dw and db.
+    // QK-norm is rmsnorm with N = B*T*NH, C = HS.
+    virtual void layernorm_forward(const NormArgs<T, Master>& a) = 0;
+    virtual void layernorm_backward(const NormArgs<T, Master>& a) = 0;
+    virtual void rmsnorm_forward(const NormArgs<T, Master>& a) = 0;
+    virtual void rmsnorm_backward(const NormArgs<T, Master>& a) = 0;
 
-    // out (N,OC) = inp (N,C) weight (OC,C)^T + bias (OC, may be null)
-    virtual void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC) = 0;
-    // out = gelu(pre), pre (N,OC) = inp weight^T + bias, saved for linear_gelu_backward.
-    virtual void linear_gelu_forward(T* out, T* pre, const T* inp, const T* weight, const T* bias, int N, int C,
-                                     int OC) = 0;
-    // dinp (N,C) = or += dout (N,OC) weight; dweight += dout^T inp; dbias += column sums of dout.
-    virtual void linear_backward(T* dinp, Grad dinp_grad, Master* dweight, Master* dbias, const T* dout,
-                                 const T* inp, const T* weight, int N, int C, int OC) = 0;
-    // linear_backward of a layer whose input was gelu(pre), through the GELU as well:
-    // dpre (N,C) = (dout weight) * gelu'(pre), written; dweight, dbias as linear_backward.
-    // The GPU does it in the dinp GEMM's epilogue where cuBLASLt has one: the gradient of
-    // gelu(pre) is then never stored.
-    virtual void linear_gelu_backward(T* dpre, Master* dweight, Master* dbias, const T* dout, const T* inp,
-                                      const T* weight, const T* pre, int N, int C, int OC) = 0;
-    // The head: logits (N,V), rows ld >= V apart, = inp (N,C) weight (V,C)^T; its backward
-    // dinp = dlogits weight, dweight += dlogits^T inp. A row stride padded past V (GPT-2's
-    // 50257) starts every row 16-byte aligned, as the GPU's fast GEMMs need; the columns past V
-    // are never read or written.
-    virtual void head_forward(T* logits, const T* inp, const T* weight, int N, int C, int V, int ld) = 0;
-    virtual void head_backward(T* dinp, Master* dweight, const T* dlogits, const T* inp, const T* weight, int N, int C,
-                               int V, int ld) = 0;
+    // The linear layers (the arguments: ref/linear_args.h): out (N,OC) = inp (N,C) weight (OC,C)^T
+    // + bias (OC, may be null). linear_gelu_forward: out = gelu(pre), pre = inp weight^T + bias,
+    // saved for linear_gelu_backward. The backward: dinp (N,C) = dout (N,OC) weight, or += with
+    // a.accumulate_dinp; dweight += dout^T inp; dbias += column sums of dout. linear_gelu_backward
+    // is that of a layer whose input was gelu(a.inp_pre), through the GELU as well: dinp = (dout
+    // weight) * gelu'(inp_pre), written. The GPU does it in the dinp GEMM's epilogue where cuBLASLt
+    // has one: the gradient of gelu(inp_pre) is then never stored.
+    virtual void linear_forward(const LinearArgs<T, Master>& a) = 0;
+    virtual void linear_gelu_forward(const LinearArgs<T, Master>& a) = 0;
+    virtual void linear_backward(const LinearArgs<T, Master>& a) = 0;
+    virtual void linear_gelu_backward(const LinearArgs<T, Master>& a) = 0;
+    // The head: logits (N,V) = inp (N,C) weight (V,C)^T, a linear layer with OC = V, no bias and
+    // rows a.ld >= V apart (ref/linear_args.h); its backward writes dinp and adds to dweight.
+    virtual void head_forward(const LinearArgs<T, Master>& a) = 0;
+    virtual void head_backward(const LinearArgs<T, Master>& a) = 0;
 
-    // inp, out (B,T,H,HS); the forward's positions start at pos0 (0 in training; in inference the
-    // number of positions already in the KV cache). rope: the config's theta and scaling (ref/rope.h).
-    virtual void rope_forward(T* out, const T* inp, int B, int Tn, int H, int HS, const RopeParams& rope, int pos0) = 0;
-    virtual void rope_backward(T* dinp, const T* dout, int B, int Tn, int H, int HS, const RopeParams& rope) = 0;
-    // QK-norm, then RoPE, in one pass: out (B,T,H,HS) = rope(rmsnorm of each head's HS values of
-    // inp, weight w (HS)), rstd (B,T,H). The backward writes dinp and adds to dw.
-    virtual void qk_norm_rope_forward(T* out, Master* rstd, const T* inp, const T* w, int B, int Tn, int H, int HS,
-                                      double eps, const RopeParams& rope, int pos0) = 0;
-    virtual void qk_norm_rope_backward(T* dinp, Master* dw, const T* dout, const T* inp, const T* w,
-                                       const Master* rstd, int B, int Tn, int H, int HS, const RopeParams& rope) = 0;
+    // RoPE, and QK-norm then RoPE in one pass (the arguments: ref/rope.h's RopeArgs): out
+    // (B,T,NH,HS) = rope(inp), or rope(rmsnorm of each head's HS values of inp, weight w (HS)),
+    // rstd (B,T,NH); the forward's positions start at a.pos0 (0 in training; in inference the
+    // number of positions already in the KV cache). The backwards write dinp; qk_norm_rope's adds
+    // to dw.
+    virtual void rope_forward(const RopeArgs<T, Master>& a) = 0;
+    virtual void rope_backward(const RopeArgs<T, Master>& a) = 0;
+    virtual void qk_norm_rope_forward(const RopeArgs<T, Master>& a) = 0;
+    virtual void qk_norm_rope_backward(const RopeArgs<T, Master>& a) = 0;
 
     // Routed attention: layer a.layer attends with a.q to the K/V block a.kv_src[a.layer] of the
     // whole (L,B,T,NKV,HS) buffers (the arguments: ref/attention_args.h; kv_src in the
@@ -140,25 +127,25 @@ struct LayerOps {
     virtual void kv_cache_write(T* slot, const T* src, int B, int Tq, int pos0, int Tmax, int width) = 0;
     virtual void attention_decode(const AttentionDecodeArgs<T>& a) = 0;
 
-    // all (n). The GELU's backward is linear_gelu_backward's.
-    virtual void swiglu_forward(T* out, const T* gate, const T* up, size_t n) = 0;
-    virtual void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n) = 0;
+    // out = silu(gate) * up, all (n) (the arguments: ref/activations.h's SwiGLUArgs); the backward
+    // writes dgate and dup. The GELU's backward is linear_gelu_backward's.
+    virtual void swiglu_forward(const SwiGLUArgs<T>& a) = 0;
+    virtual void swiglu_backward(const SwiGLUArgs<T>& a) = 0;
 
     // The optimizer's two steps (optim/adamw.h): the sum of squares of x (n), accumulated
-    // in a fixed order so it is the same every run, and AdamW on n contiguous values. When
-    // T is not Master, master holds the weights and param gets them stochastically rounded,
-    // the rounding a function of (seed, element); otherwise master is null.
+    // in a fixed order so it is the same every run, and AdamW on n contiguous values (the
+    // arguments: ref/adamw.h's AdamWArgs). When T is not Master, master holds the weights and
+    // param gets them stochastically rounded, the rounding a function of (seed, element);
+    // otherwise master is null.
     virtual double sum_squares(const Master* x, size_t n) = 0;
-    virtual void adamw_update(T* param, Master* master, const Master* grad, Master* m, Master* v, size_t n,
-                              const ref::AdamWStep& step, uint64_t seed) = 0;
+    virtual void adamw_update(const AdamWArgs<T, Master>& a) = 0;
 
-    // logits, dlogits (N,V), rows ld apart as the head's; targets, losses (N); target -1 skipped
-    virtual void cross_entropy_forward(Master* losses, const T* logits, const int* targets, int N, int V,
-                                       int ld) = 0;
-    // In training, the loss and its gradient in one pass: losses as cross_entropy_forward,
-    // and the logits replaced by dlogits = (softmax - onehot) * dloss (0 on skipped rows).
-    virtual void fused_classifier(T* logits_dlogits, Master* losses, const int* targets, Master dloss, int N, int V,
-                                  int ld) = 0;
+    // The loss (the arguments: ref/cross_entropy.h's CrossEntropyArgs): logits, dlogits (N,V), rows
+    // ld apart as the head's; targets, losses (N); target -1 skipped.
+    virtual void cross_entropy_forward(const CrossEntropyArgs<T, Master>& a) = 0;
+    // In training, the loss and its gradient in one pass: losses as cross_entropy_forward, and the
+    // logits in a.dlogits replaced by their gradient (softmax - onehot) * dloss (0 on skipped rows).
+    virtual void fused_classifier(const CrossEntropyArgs<T, Master>& a) = 0;
 
     // The time of each operation, where the implementation measures it (the CUDA path:
     // src/op_profile.h); null elsewhere.

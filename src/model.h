@@ -207,10 +207,9 @@ private:
     // slot = norm(inp), or with a residual b: inp = resid_out = a + b first (fused); N rows.
     void norm_forward(const NormSlot& slot, const T* inp, int N);
     void residual_norm_forward(const NormSlot& slot, T* resid_out, const T* a, const T* b, int N);
-    void norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, const Master* mean,
-                       const Master* rstd);
+    void norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, Master* mean, Master* rstd);
     void qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int H, const Pass& s);
-    void qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, const Master* rstd, int H);
+    void qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, Master* rstd, int H);
     // Embedding, layers, norm_f and the head: a_.logits.
     void forward_logits(const int* inputs, const Route& route);
     // What both forwards run: the checked inputs (B, s.Tn), then the embedding at positions
@@ -361,28 +360,27 @@ typename Model<T>::NormSlot Model<T>::norm_reading(int l) const {
 
 template <class T>
 void Model<T>::norm_forward(const NormSlot& s, const T* inp, int N) {
-    const int C = config.hidden_size;
-    const double eps = config.rms_norm_eps;
-    if (config.norm == Norm::LayerNorm) ops_.layernorm_forward(s.out, s.mean, s.rstd, inp, p(s.w), p(s.b), N, C, eps);
-    else ops_.rmsnorm_forward(s.out, s.rstd, inp, p(s.w), N, C, eps);
+    const NormArgs<T, Master> a{.N = N, .C = config.hidden_size, .eps = config.rms_norm_eps, .inp = inp,
+                                .w = p(s.w), .bias = p(s.b), .out = s.out, .mean = s.mean, .rstd = s.rstd};
+    if (config.norm == Norm::LayerNorm) ops_.layernorm_forward(a);
+    else ops_.rmsnorm_forward(a);
 }
 
 template <class T>
 void Model<T>::residual_norm_forward(const NormSlot& s, T* resid_out, const T* a, const T* b, int N) {
-    const int C = config.hidden_size;
-    const double eps = config.rms_norm_eps;
-    if (config.norm == Norm::LayerNorm)
-        ops_.residual_layernorm_forward(resid_out, s.out, s.mean, s.rstd, a, b, p(s.w), p(s.b), N, C, eps);
-    else
-        ops_.residual_rmsnorm_forward(resid_out, s.out, s.rstd, a, b, p(s.w), N, C, eps);
+    const NormArgs<T, Master> n{.N = N, .C = config.hidden_size, .eps = config.rms_norm_eps, .inp = a, .w = p(s.w),
+                                .bias = p(s.b), .out = s.out, .mean = s.mean, .rstd = s.rstd, .residual = b,
+                                .resid_out = resid_out};
+    if (config.norm == Norm::LayerNorm) ops_.layernorm_forward(n);
+    else ops_.rmsnorm_forward(n);
 }
 
 template <class T>
-void Model<T>::norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, const Master* mean,
-                             const Master* rstd) {
-    const int C = config.hidden_size;
-    if (config.norm == Norm::LayerNorm) ops_.layernorm_backward(dinp, gp(w), gp(b), dout, inp, p(w), mean, rstd, N_, C);
-    else ops_.rmsnorm_backward(dinp, gp(w), dout, inp, p(w), rstd, N_, C);
+void Model<T>::norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, Master* mean, Master* rstd) {
+    const NormArgs<T, Master> a{.N = N_, .C = config.hidden_size, .inp = inp, .w = p(w), .mean = mean,
+                                .rstd = rstd, .dout = dout, .dinp = dinp, .dw = gp(w), .db = gp(b)};
+    if (config.norm == Norm::LayerNorm) ops_.layernorm_backward(a);
+    else ops_.rmsnorm_backward(a);
 }
 
 // raw (N, H*HS) -> out: QK-norm, then RoPE (each when the family has it; both in one pass).
@@ -390,26 +388,31 @@ template <class T>
 void Model<T>::qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int H, const Pass& s) {
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
+    const RopeArgs<T, Master> a{.B = B, .T = s.Tn, .NH = H, .HS = HS, .rope = config.rope, .pos0 = s.pos0,
+                                .inp = raw, .out = out, .w = p(norm_w), .rstd = rstd, .eps = config.rms_norm_eps};
     if (config.qk_norm && rope)
-        ops_.qk_norm_rope_forward(out, rstd, raw, p(norm_w), B, s.Tn, H, HS, config.rms_norm_eps, config.rope,
-                                  s.pos0);
+        ops_.qk_norm_rope_forward(a);
     else if (config.qk_norm)
-        ops_.rmsnorm_forward(out, rstd, raw, p(norm_w), B * s.Tn * H, HS, config.rms_norm_eps);
+        ops_.rmsnorm_forward({.N = B * s.Tn * H, .C = HS, .eps = config.rms_norm_eps, .inp = raw, .w = p(norm_w),
+                              .out = out, .rstd = rstd});
     else
-        ops_.rope_forward(out, raw, B, s.Tn, H, HS, config.rope, s.pos0);
+        ops_.rope_forward(a);
 }
 
 template <class T>
-void Model<T>::qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, const Master* rstd, int H) {
+void Model<T>::qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, Master* rstd, int H) {
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
+    const RopeArgs<T, Master> a{.B = B, .T = Tn, .NH = H, .HS = HS, .rope = config.rope, .inp = raw,
+                                .w = p(norm_w), .rstd = rstd, .dout = dout, .dinp = draw, .dw = gp(norm_w)};
     if (config.qk_norm && rope) {
-        ops_.qk_norm_rope_backward(draw, gp(norm_w), dout, raw, p(norm_w), rstd, B, Tn, H, HS, config.rope);
+        ops_.qk_norm_rope_backward(a);
     } else if (config.qk_norm) {
         ops_.zero(draw, size_t(N_) * H * HS);  // the norm's backward accumulates
-        ops_.rmsnorm_backward(draw, gp(norm_w), dout, raw, p(norm_w), rstd, N_ * H, HS);
+        ops_.rmsnorm_backward({.N = N_ * H, .C = HS, .inp = raw, .w = p(norm_w), .rstd = rstd, .dout = dout,
+                               .dinp = draw, .dw = gp(norm_w)});
     } else {
-        ops_.rope_backward(draw, dout, B, Tn, H, HS, config.rope);
+        ops_.rope_backward(a);
     }
 }
 
@@ -417,7 +420,8 @@ template <class T>
 void Model<T>::q_forward(int l, const Pass& s) {
     const LayerParams& w = table.layers[l];
     const LayerActs a = layer_acts(l);
-    ops_.linear_forward(a.qp, a.ln1, p(w.q_w), p(w.q_b), B * s.Tn, config.hidden_size, config.q_dim());
+    ops_.linear_forward({.N = B * s.Tn, .C = config.hidden_size, .OC = config.q_dim(), .inp = a.ln1,
+                         .weight = p(w.q_w), .bias = p(w.q_b), .out = a.qp});
     if (qk_transformed()) qk_forward(a.q, a.q_rstd, a.qp, w.q_norm_w, config.num_attention_heads, s);
 }
 
@@ -438,7 +442,7 @@ void Model<T>::attention_forward(int l, const Pass& s) {
         ops_.attention_forward({.B = B, .T = s.Tn, .NH = NH, .NKV = NKV, .HS = HS, .kv_src = a_.route, .layer = l,
                                 .layer_stride = size_t(N_) * KVD, .q = a.q, .k_all = a_.k, .v_all = a_.v,
                                 .out = a.att, .lse = a.lse});
-    ops_.linear_forward(a_.proj, a.att, p(w.o_w), p(w.o_b), N, QD, C);
+    ops_.linear_forward({.N = N, .C = QD, .OC = C, .inp = a.att, .weight = p(w.o_w), .bias = p(w.o_b), .out = a_.proj});
     residual_norm_forward({a.ln2, a.ln2_mean, a.ln2_rstd, w.ln2_w, w.ln2_b}, a.mid, a.x, a_.proj, N);
 }
 
@@ -448,11 +452,13 @@ void Model<T>::mlp_in_forward(int l, int N) {
     const int C = config.hidden_size, FF = config.intermediate_size;
     const LayerActs a = layer_acts(l);
     if (config.mlp == Mlp::Gelu) {
-        ops_.linear_gelu_forward(a.act, a.fc, a.ln2, p(w.up_w), p(w.up_b), N, C, FF);
+        ops_.linear_gelu_forward({.N = N, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.up_w), .bias = p(w.up_b),
+                                  .out = a.act, .pre = a.fc});
     } else {
-        ops_.linear_forward(a.fc, a.ln2, p(w.gate_w), nullptr, N, C, FF);
-        ops_.linear_forward(a.up, a.ln2, p(w.up_w), p(w.up_b), N, C, FF);
-        ops_.swiglu_forward(a.act, a.fc, a.up, size_t(N) * FF);
+        ops_.linear_forward({.N = N, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.gate_w), .out = a.fc});
+        ops_.linear_forward({.N = N, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.up_w), .bias = p(w.up_b),
+                             .out = a.up});
+        ops_.swiglu_forward({.n = size_t(N) * FF, .gate = a.fc, .up = a.up, .out = a.act});
     }
 }
 
@@ -466,8 +472,10 @@ void Model<T>::layer_forward(int l, const Pass& s) {
     // a.ln1 = norm1(x) is there already: the previous layer's last residual add made it.
     q_forward(l, s);
     if (route_.is_read(l)) {
-        ops_.linear_forward(a.kp, a.ln1, p(w.k_w), p(w.k_b), N, C, KVD);
-        ops_.linear_forward(a.v, a.ln1, p(w.v_w), p(w.v_b), N, C, KVD);
+        ops_.linear_forward({.N = N, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.k_w), .bias = p(w.k_b),
+                             .out = a.kp});
+        ops_.linear_forward({.N = N, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.v_w), .bias = p(w.v_b),
+                             .out = a.v});
         if (qk_transformed()) qk_forward(a.k, a.k_rstd, a.kp, w.k_norm_w, c.num_key_value_heads, s);
         if (s.cache) {
             ops_.kv_cache_write(s.cache->k_slot(l), a.k, B, s.Tn, s.pos0, s.cache->max_len, s.cache->width);
@@ -476,7 +484,8 @@ void Model<T>::layer_forward(int l, const Pass& s) {
     }
     attention_forward(l, s);
     mlp_in_forward(l, N);
-    ops_.linear_forward(a_.proj, a.act, p(w.down_w), p(w.down_b), N, FF, C);
+    ops_.linear_forward({.N = N, .C = FF, .OC = C, .inp = a.act, .weight = p(w.down_w), .bias = p(w.down_b),
+                         .out = a_.proj});
     residual_norm_forward(norm_reading(l + 1), a.out, a.mid, a_.proj, N);
 }
 
@@ -495,7 +504,8 @@ void Model<T>::recompute_forward(int l) {
         // K and V after QK-norm and RoPE stay stored (readers above need them); the norm's
         // backward needs the projection before it.
         if (route_.is_read(l) && qk_transformed())
-            ops_.linear_forward(a.kp, a.ln1, p(w.k_w), p(w.k_b), N_, config.hidden_size, config.kv_dim());
+            ops_.linear_forward({.N = N_, .C = config.hidden_size, .OC = config.kv_dim(), .inp = a.ln1,
+                                 .weight = p(w.k_w), .bias = p(w.k_b), .out = a.kp});
         attention_forward(l, s);
     } else {
         norm_forward({a.ln2, a.ln2_mean, a.ln2_rstd, w.ln2_w, w.ln2_b}, a.mid, N_);
@@ -513,10 +523,12 @@ void Model<T>::forward_pass(const int* inputs, const Pass& s) {
                                                     inputs[i], i, V));
     ops_.upload(a_.tokens, inputs, N);
     const T* wpe = p(table.wpe);
-    ops_.embedding_forward(a_.resid, a_.tokens, p(table.wte), wpe ? wpe + size_t(s.pos0) * C : nullptr, B, s.Tn, C);
+    ops_.embedding_forward({.B = B, .T = s.Tn, .C = C, .tokens = a_.tokens, .wte = p(table.wte),
+                            .wpe = wpe ? wpe + size_t(s.pos0) * C : nullptr, .out = a_.resid});
     norm_forward(norm_reading(0), a_.resid, N);
     for (int l = 0; l < L; l++) layer_forward(l, s);
-    ops_.head_forward(a_.logits, a_.lnf, p(table.lm_head), N, C, V, ld_logits_);
+    ops_.head_forward({.N = N, .C = C, .OC = V, .ld = ld_logits_, .inp = a_.lnf, .weight = p(table.lm_head),
+                       .out = a_.logits});
 }
 
 template <class T>
@@ -588,7 +600,8 @@ double Model<T>::forward(const int* inputs, const int* targets, const Route& rou
     forward_logits(inputs, route);
     if (!targets) return std::numeric_limits<double>::quiet_NaN();
     set_targets(targets);
-    ops_.cross_entropy_forward(a_.losses, a_.logits, a_.targets, N_, config.vocab_size, ld_logits_);
+    ops_.cross_entropy_forward({.N = N_, .V = config.vocab_size, .ld = ld_logits_, .logits = a_.logits,
+                                .targets = a_.targets, .losses = a_.losses});
     return mean_loss();
 }
 
@@ -605,20 +618,25 @@ void Model<T>::layer_backward(int l) {
     // MLP: out = mid + down(act(norm2(mid))). Every activation gradient is written, not added
     // (LayerOps), except dln's second term in SwiGLU and the norm's into dresid.
     if (c.mlp == Mlp::Gelu) {
-        ops_.linear_gelu_backward(g_.dfc, gp(w.down_w), gp(w.down_b), dresid, a.act, p(w.down_w), a.fc, N_, FF, C);
-        ops_.linear_backward(g_.dln, Grad::write, gp(w.up_w), gp(w.up_b), g_.dfc, a.ln2, p(w.up_w), N_, C, FF);
+        ops_.linear_gelu_backward({.N = N_, .C = FF, .OC = C, .inp = a.act, .weight = p(w.down_w), .inp_pre = a.fc,
+                                   .dout = dresid, .dinp = g_.dfc, .dweight = gp(w.down_w), .dbias = gp(w.down_b)});
+        ops_.linear_backward({.N = N_, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.up_w), .dout = g_.dfc,
+                              .dinp = g_.dln, .dweight = gp(w.up_w), .dbias = gp(w.up_b)});
     } else {
-        ops_.linear_backward(g_.dact, Grad::write, gp(w.down_w), gp(w.down_b), dresid, a.act, p(w.down_w), N_, FF,
-                             C);
-        ops_.swiglu_backward(g_.dfc, g_.dup, g_.dact, a.fc, a.up, NF);
-        ops_.linear_backward(g_.dln, Grad::write, gp(w.gate_w), nullptr, g_.dfc, a.ln2, p(w.gate_w), N_, C, FF);
-        ops_.linear_backward(g_.dln, Grad::add, gp(w.up_w), gp(w.up_b), g_.dup, a.ln2, p(w.up_w), N_, C, FF);
+        ops_.linear_backward({.N = N_, .C = FF, .OC = C, .inp = a.act, .weight = p(w.down_w), .dout = dresid,
+                              .dinp = g_.dact, .dweight = gp(w.down_w), .dbias = gp(w.down_b)});
+        ops_.swiglu_backward({.n = NF, .gate = a.fc, .up = a.up, .dout = g_.dact, .dgate = g_.dfc, .dup = g_.dup});
+        ops_.linear_backward({.N = N_, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.gate_w), .dout = g_.dfc,
+                              .dinp = g_.dln, .dweight = gp(w.gate_w)});
+        ops_.linear_backward({.N = N_, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.up_w), .dout = g_.dup,
+                              .dinp = g_.dln, .accumulate_dinp = true, .dweight = gp(w.up_w), .dbias = gp(w.up_b)});
     }
     norm_backward(dresid, g_.dln, a.mid, w.ln2_w, w.ln2_b, a.ln2_mean, a.ln2_rstd);
 
     // Attention: mid = x + o_proj(attention(q, k[src], v[src])); dK, dV go to the source, written
     // by its highest reader (the first here) and added to by the others.
-    ops_.linear_backward(g_.datt, Grad::write, gp(w.o_w), gp(w.o_b), dresid, a.att, p(w.o_w), N_, QD, C);
+    ops_.linear_backward({.N = N_, .C = QD, .OC = C, .inp = a.att, .weight = p(w.o_w), .dout = dresid,
+                          .dinp = g_.datt, .dweight = gp(w.o_w), .dbias = gp(w.o_b)});
     if (on_attention_grad) on_attention_grad(l, g_.datt);
     ops_.attention_backward({.B = B, .T = Tn, .NH = NH, .NKV = NKV, .HS = HS, .kv_src = a_.route, .layer = l,
                              .layer_stride = NKVD, .q = a.q, .k_all = a_.k, .v_all = a_.v, .out = a.att,
@@ -630,16 +648,18 @@ void Model<T>::layer_backward(int l) {
         dqp = g_.datt;    // datt is spent
         qk_backward(dqp, g_.dq, a.qp, w.q_norm_w, a.q_rstd, NH);
     }
-    ops_.linear_backward(g_.dln, Grad::write, gp(w.q_w), gp(w.q_b), dqp, a.ln1, p(w.q_w), N_, C, QD);
+    ops_.linear_backward({.N = N_, .C = C, .OC = QD, .inp = a.ln1, .weight = p(w.q_w), .dout = dqp, .dinp = g_.dln,
+                          .dweight = gp(w.q_w), .dbias = gp(w.q_b)});
     if (route_.is_read(l)) {     // every reader of layer l is at or above l: dK[l], dV[l] are complete
         T* dk = g_.dk + l * NKVD;
         if (qk_transformed()) {
             qk_backward(g_.dkp, dk, a.kp, w.k_norm_w, a.k_rstd, NKV);
             dk = g_.dkp;
         }
-        ops_.linear_backward(g_.dln, Grad::add, gp(w.k_w), gp(w.k_b), dk, a.ln1, p(w.k_w), N_, C, KVD);
-        ops_.linear_backward(g_.dln, Grad::add, gp(w.v_w), gp(w.v_b), g_.dv + l * NKVD, a.ln1, p(w.v_w), N_, C,
-                             KVD);
+        ops_.linear_backward({.N = N_, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.k_w), .dout = dk,
+                              .dinp = g_.dln, .accumulate_dinp = true, .dweight = gp(w.k_w), .dbias = gp(w.k_b)});
+        ops_.linear_backward({.N = N_, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.v_w), .dout = g_.dv + l * NKVD,
+                              .dinp = g_.dln, .accumulate_dinp = true, .dweight = gp(w.v_w), .dbias = gp(w.v_b)});
     }
     norm_backward(dresid, g_.dln, a.x, w.ln1_w, w.ln1_b, a.ln1_mean, a.ln1_rstd);
 }
@@ -661,7 +681,8 @@ void Model<T>::backward() {
     const bool tied = table.lm_head < layer_begin(0);   // the head writes the embeddings' gradients first
     if (tied) open(0, layer_begin(0));
     open(table.lnf_w, table.total);
-    ops_.head_backward(g_.dln, gp(table.lm_head), a_.logits, a_.lnf, p(table.lm_head), N_, C, V, ld_logits_);
+    ops_.head_backward({.N = N_, .C = C, .OC = V, .ld = ld_logits_, .inp = a_.lnf, .weight = p(table.lm_head),
+                        .dout = a_.logits, .dinp = g_.dln, .dweight = gp(table.lm_head)});
     ops_.zero(g_.dresid, NC);
     norm_backward(g_.dresid, g_.dln, a_.resid + size_t(L) * NC, table.lnf_w, table.lnf_b, a_.lnf_mean, a_.lnf_rstd);
     final(table.lnf_w, table.total);
@@ -672,7 +693,8 @@ void Model<T>::backward() {
         final(layer_begin(l), layer_begin(l + 1));
     }
     if (!tied) open(0, layer_begin(0));
-    ops_.embedding_backward(gp(table.wte), gp(table.wpe), g_.dresid, a_.tokens, B, Tn, C);
+    ops_.embedding_backward({.B = B, .T = Tn, .C = C, .tokens = a_.tokens, .dout = g_.dresid, .dwte = gp(table.wte),
+                             .dwpe = gp(table.wpe)});
     final(0, layer_begin(0));
 }
 
@@ -685,7 +707,8 @@ double Model<T>::forward_backward(const int* inputs, const int* targets, const R
     set_targets(targets);
     // A batch whose targets are all skipped has loss 0 and no gradient.
     const double dloss = n_valid_ ? loss_scale / double(n_valid_) : 0.0;
-    ops_.fused_classifier(a_.logits, a_.losses, a_.targets, Master(dloss), N_, V, ld_logits_);
+    ops_.fused_classifier({.N = N_, .V = V, .ld = ld_logits_, .targets = a_.targets, .losses = a_.losses,
+                           .dloss = Master(dloss), .dlogits = a_.logits});
     backward();
     return mean_loss();  // after backward is queued: reading the losses waits for the device
 }

@@ -125,16 +125,20 @@ void check_layers(std::mt19937_64& rng, Report& report) {
         std::vector<int> tokens(N);
         for (int i = 0; i < N; i++) tokens[i] = int(rng() % 4);   // repeats exercise accumulation
         lc.inputs = {{"wte", &wte}, {"wpe", &wpe}};
-        lc.run([&] { ref::embedding_forward(out.data(), tokens.data(), wte.data(), wpe.data(), B, T, C); return dot(out, R); },
-               [&](auto& g) { ref::embedding_backward(g[0].data(), g[1].data(), R.data(), tokens.data(), B, T, C); });
+        EmbeddingArgs<double, double> a{.B = B, .T = T, .C = C, .tokens = tokens.data(), .wte = wte.data(),
+                                        .wpe = wpe.data(), .out = out.data(), .dout = R.data()};
+        lc.run([&] { ref::embedding_forward(a); return dot(out, R); },
+               [&](auto& g) { a.dwte = g[0].data(), a.dwpe = g[1].data(); ref::embedding_backward(a); });
     }
     {
         auto lc = make("layernorm");
         Vec x = lc.random(N * C, 0.3, 2), w = lc.random(C, 1, 0.3), b = lc.random(C), out(N * C), mean(N), rstd(N);
         Vec R = lc.random(N * C);
         lc.inputs = {{"inp", &x}, {"w", &w}, {"b", &b}};
-        lc.run([&] { ref::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, 1e-5); return dot(out, R); },
-               [&](auto& g) { ref::layernorm_backward(g[0].data(), g[1].data(), g[2].data(), R.data(), x.data(), w.data(), mean.data(), rstd.data(), N, C); });
+        NormArgs<double, double> a{.N = N, .C = C, .eps = 1e-5, .inp = x.data(), .w = w.data(), .bias = b.data(),
+                                   .out = out.data(), .mean = mean.data(), .rstd = rstd.data(), .dout = R.data()};
+        lc.run([&] { ref::layernorm_forward(a); return dot(out, R); },
+               [&](auto& g) { a.dinp = g[0].data(), a.dw = g[1].data(), a.db = g[2].data(); ref::layernorm_backward(a); });
     }
     // RMSNorm over the hidden size, and as QK-norm over rows of one head (B*T*NH rows of HS).
     for (auto [name, rows, cols] : {std::tuple{"rmsnorm", N, C}, std::tuple{"qk-norm", N * NH, HS}}) {
@@ -143,23 +147,29 @@ void check_layers(std::mt19937_64& rng, Report& report) {
         Vec R = lc.random(rows * cols);
         lc.inputs = {{"inp", &x}, {"w", &w}};
         const int n = rows, c = cols;
-        lc.run([&] { ref::rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), n, c, 1e-6); return dot(out, R); },
-               [&](auto& g) { ref::rmsnorm_backward(g[0].data(), g[1].data(), R.data(), x.data(), w.data(), rstd.data(), n, c); });
+        NormArgs<double, double> a{.N = n, .C = c, .eps = 1e-6, .inp = x.data(), .w = w.data(), .out = out.data(),
+                                   .rstd = rstd.data(), .dout = R.data()};
+        lc.run([&] { ref::rmsnorm_forward(a); return dot(out, R); },
+               [&](auto& g) { a.dinp = g[0].data(), a.dw = g[1].data(); ref::rmsnorm_backward(a); });
     }
     {
         auto lc = make("linear");
         Vec x = lc.random(N * C), w = lc.random(OC * C), b = lc.random(OC), out(N * OC), R = lc.random(N * OC);
         lc.inputs = {{"inp", &x}, {"weight", &w}, {"bias", &b}};
-        lc.run([&] { ref::linear_forward(out.data(), x.data(), w.data(), b.data(), N, C, OC); return dot(out, R); },
-               [&](auto& g) { ref::linear_backward(g[0].data(), g[1].data(), g[2].data(), R.data(), x.data(), w.data(), N, C, OC); });
+        LinearArgs<double, double> a{.N = N, .C = C, .OC = OC, .inp = x.data(), .weight = w.data(), .bias = b.data(),
+                                     .out = out.data(), .dout = R.data()};
+        lc.run([&] { ref::linear_forward(a); return dot(out, R); },
+               [&](auto& g) { a.dinp = g[0].data(), a.dweight = g[1].data(), a.dbias = g[2].data(); ref::linear_backward(a); });
     }
     // Unscaled, and under llama3's scaling with pairs in its interpolated and divided bands.
     for (const RopeParams rope : {RopeParams{100.0}, RopeParams{100.0, RopeType::llama3, 4.0, 1.0, 4.0, 16}}) {
         auto lc = make(rope.type == RopeType::none ? "rope" : "rope (llama3 scaling)");
         Vec x = lc.random(N * NH * HS), out(N * NH * HS), R = lc.random(N * NH * HS);
         lc.inputs = {{"inp", &x}};
-        lc.run([&] { ref::rope_forward(out.data(), x.data(), B, T, NH, HS, rope); return dot(out, R); },
-               [&](auto& g) { ref::rope_backward(g[0].data(), R.data(), B, T, NH, HS, rope); });
+        RopeArgs<double, double> a{.B = B, .T = T, .NH = NH, .HS = HS, .rope = rope, .inp = x.data(),
+                                   .out = out.data(), .dout = R.data()};
+        lc.run([&] { ref::rope_forward(a); return dot(out, R); },
+               [&](auto& g) { a.dinp = g[0].data(); ref::rope_backward(a); });
     }
     for (int nkv : {NH, NKV, 1}) {   // MHA, GQA, MQA
         auto lc = make(nkv == NH ? "attention (MHA)" : nkv == 1 ? "attention (MQA)" : "attention (GQA)");
@@ -187,8 +197,9 @@ void check_layers(std::mt19937_64& rng, Report& report) {
         auto lc = make("swiglu");
         Vec gate = lc.random(N * C, 0, 2), up = lc.random(N * C), out(N * C), R = lc.random(N * C);
         lc.inputs = {{"gate", &gate}, {"up", &up}};
-        lc.run([&] { ref::swiglu_forward(out.data(), gate.data(), up.data(), out.size()); return dot(out, R); },
-               [&](auto& g) { ref::swiglu_backward(g[0].data(), g[1].data(), R.data(), gate.data(), up.data(), out.size()); });
+        SwiGLUArgs<double> a{.n = out.size(), .gate = gate.data(), .up = up.data(), .out = out.data(), .dout = R.data()};
+        lc.run([&] { ref::swiglu_forward(a); return dot(out, R); },
+               [&](auto& g) { a.dgate = g[0].data(), a.dup = g[1].data(); ref::swiglu_backward(a); });
     }
     {
         auto lc = make("residual");
@@ -204,13 +215,15 @@ void check_layers(std::mt19937_64& rng, Report& report) {
         for (int i = 0; i < N; i++) targets[i] = i % 4 == 1 ? -1 : int(rng() % V);
         const double dloss = 0.37;
         lc.inputs = {{"logits", &logits}};
+        const CrossEntropyArgs<double, double> a{.N = N, .V = V, .logits = logits.data(), .targets = targets.data(),
+                                                 .losses = losses.data(), .dloss = dloss};
         lc.run([&] {
-                   ref::cross_entropy_forward(losses.data(), logits.data(), targets.data(), N, V);
+                   ref::cross_entropy_forward(a);
                    double s = 0;
                    for (double x : losses) s += x;
                    return dloss * s;
                },
-               [&](auto& g) { ref::cross_entropy_backward(g[0].data(), logits.data(), targets.data(), dloss, N, V); });
+               [&](auto& g) { auto b = a; b.dlogits = g[0].data(); ref::cross_entropy_backward(b); });
     }
 }
 

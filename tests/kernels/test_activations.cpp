@@ -38,12 +38,16 @@ TEMPLATE_TEST_CASE("swiglu forward and backward match ref", "[activations]", flo
                dout = as_stored<T>(random_floats(n));
     Device<T> d_gate(to_storage<T>(gate)), d_up(to_storage<T>(up)), d_out(n), d_dout(to_storage<T>(dout)),
         d_dgate(n), d_dup(n);
-    rkv::cuda::swiglu_forward(d_out.get(), d_gate.get(), d_up.get(), n, nullptr);
-    rkv::cuda::swiglu_backward(d_dgate.get(), d_dup.get(), d_dout.get(), d_gate.get(), d_up.get(), n, nullptr);
+    const rkv::SwiGLUArgs<T> a{.n = n, .gate = d_gate.get(), .up = d_up.get(), .out = d_out.get(),
+                               .dout = d_dout.get(), .dgate = d_dgate.get(), .dup = d_dup.get()};
+    rkv::cuda::swiglu_forward(a, nullptr);
+    rkv::cuda::swiglu_backward(a, nullptr);
     std::vector<double> out_ref(n), dgate_ref(n), dup_ref(n);
-    rkv::ref::swiglu_forward(out_ref.data(), to_double(gate).data(), to_double(up).data(), n);
-    rkv::ref::swiglu_backward(dgate_ref.data(), dup_ref.data(), to_double(dout).data(), to_double(gate).data(),
-                              to_double(up).data(), n);
+    const auto gate_d = to_double(gate), up_d = to_double(up), dout_d = to_double(dout);
+    const rkv::SwiGLUArgs<double> r{.n = n, .gate = gate_d.data(), .up = up_d.data(), .out = out_ref.data(),
+                                    .dout = dout_d.data(), .dgate = dgate_ref.data(), .dup = dup_ref.data()};
+    rkv::ref::swiglu_forward(r);
+    rkv::ref::swiglu_backward(r);
     check_close("swiglu_forward", to_floats(d_out.download()), out_ref, bound_for<T>());
     check_close("swiglu_backward dgate", to_floats(d_dgate.download()), dgate_ref, bound_for<T>());
     check_close("swiglu_backward dup", to_floats(d_dup.download()), dup_ref, bound_for<T>());
@@ -81,13 +85,16 @@ TEMPLATE_TEST_CASE("activations on misaligned pointers match ref", "[activations
     };
     Device<T> d_gate(shifted(gate)), d_up(shifted(up)), d_out(n + 1), d_dout(shifted(dout)), d_dgate(n + 1),
         d_dup(n + 1);
-    rkv::cuda::swiglu_forward(d_out.get() + 1, d_gate.get() + 1, d_up.get() + 1, n, nullptr);
-    rkv::cuda::swiglu_backward(d_dgate.get() + 1, d_dup.get() + 1, d_dout.get() + 1, d_gate.get() + 1, d_up.get() + 1,
-                               n, nullptr);
+    const rkv::SwiGLUArgs<T> a{.n = n, .gate = d_gate.get() + 1, .up = d_up.get() + 1, .out = d_out.get() + 1,
+                               .dout = d_dout.get() + 1, .dgate = d_dgate.get() + 1, .dup = d_dup.get() + 1};
+    rkv::cuda::swiglu_forward(a, nullptr);
+    rkv::cuda::swiglu_backward(a, nullptr);
     std::vector<double> out_ref(n), dgate_ref(n), dup_ref(n);
-    rkv::ref::swiglu_forward(out_ref.data(), to_double(gate).data(), to_double(up).data(), n);
-    rkv::ref::swiglu_backward(dgate_ref.data(), dup_ref.data(), to_double(dout).data(), to_double(gate).data(),
-                              to_double(up).data(), n);
+    const auto gate_d = to_double(gate), up_d = to_double(up), dout_d = to_double(dout);
+    const rkv::SwiGLUArgs<double> r{.n = n, .gate = gate_d.data(), .up = up_d.data(), .out = out_ref.data(),
+                                    .dout = dout_d.data(), .dgate = dgate_ref.data(), .dup = dup_ref.data()};
+    rkv::ref::swiglu_forward(r);
+    rkv::ref::swiglu_backward(r);
     check_close("misaligned swiglu_forward", unshifted(d_out), out_ref, bound_for<T>());
     check_close("misaligned swiglu_backward dgate", unshifted(d_dgate), dgate_ref, bound_for<T>());
     check_close("misaligned swiglu_backward dup", unshifted(d_dup), dup_ref, bound_for<T>());

@@ -47,19 +47,25 @@ TEMPLATE_TEST_CASE("cross entropy and the fused classifier match ref, skipping t
 
     // The losses are float sums over stored values: fp32 accuracy in both builds.
     std::vector<double> losses_ref(N);
-    rkv::ref::cross_entropy_forward(losses_ref.data(), logits_ref.data(), targets.data(), N, V);
+    rkv::CrossEntropyArgs<double, double> r{.N = N, .V = V, .logits = logits_ref.data(), .targets = targets.data(),
+                                            .losses = losses_ref.data(), .dloss = double(dloss)};
+    rkv::ref::cross_entropy_forward(r);
     Device<T> d_logits(strided(logits));
     Device<float> d_losses(N);
-    rkv::cuda::cross_entropy_forward(d_losses.get(), d_logits.get(), d_targets.get(), N, V, ld, nullptr);
+    rkv::CrossEntropyArgs<T, float> a{.N = N, .V = V, .ld = ld, .logits = d_logits.get(), .targets = d_targets.get(),
+                                      .losses = d_losses.get(), .dloss = dloss};
+    rkv::cuda::cross_entropy_forward(a, nullptr);
     const auto losses = d_losses.download();
     check_close("cross_entropy_forward", losses, losses_ref, fp32_bound);
     CHECK(losses[1] == 0.0f);
 
     const auto dlogits0 = as_stored<T>(random_floats(size_t(N) * V));
     Device<T> d_dlogits(strided(dlogits0));
-    rkv::cuda::cross_entropy_backward(d_dlogits.get(), d_logits.get(), d_targets.get(), dloss, N, V, ld, nullptr);
+    a.dlogits = d_dlogits.get();
+    rkv::cuda::cross_entropy_backward(a, nullptr);
     auto dlogits_ref = to_double(dlogits0);
-    rkv::ref::cross_entropy_backward(dlogits_ref.data(), logits_ref.data(), targets.data(), double(dloss), N, V);
+    r.dlogits = dlogits_ref.data();
+    rkv::ref::cross_entropy_backward(r);
     const auto dlogits_rows = to_floats(d_dlogits.download());
     CHECK(padding_untouched(dlogits_rows, N, V, ld));
     const auto dlogits = rows(dlogits_rows);
@@ -67,9 +73,11 @@ TEMPLATE_TEST_CASE("cross entropy and the fused classifier match ref, skipping t
     CHECK(std::equal(dlogits.begin() + V, dlogits.begin() + 2 * V, dlogits0.begin() + V));  // skipped: untouched
 
     std::vector<double> fused_ref(size_t(N) * V, 0.0);
-    rkv::ref::cross_entropy_backward(fused_ref.data(), logits_ref.data(), targets.data(), double(dloss), N, V);
+    r.dlogits = fused_ref.data();
+    rkv::ref::cross_entropy_backward(r);
     Device<float> d_fused_losses(N);
-    rkv::cuda::fused_classifier(d_logits.get(), d_fused_losses.get(), d_targets.get(), dloss, N, V, ld, nullptr);
+    a.losses = d_fused_losses.get(), a.dlogits = d_logits.get();
+    rkv::cuda::fused_classifier(a, nullptr);
     const auto fused_losses = d_fused_losses.download();
     check_close("fused_classifier losses", fused_losses, losses_ref, fp32_bound);
     CHECK(fused_losses[1] == 0.0f);

@@ -36,11 +36,15 @@ TEMPLATE_TEST_CASE("layernorm forward and backward match ref", "[layernorm]", fl
     // Forward.
     Device<T> d_inp(to_storage<T>(inp)), d_w(to_storage<T>(w)), d_b(to_storage<T>(b)), d_out(size_t(N) * C);
     Device<float> d_mean(N), d_rstd(N);
-    rkv::cuda::layernorm_forward(d_out.get(), d_mean.get(), d_rstd.get(), d_inp.get(), d_w.get(), d_b.get(), N, C,
-                                 eps, nullptr);
+    rkv::NormArgs<T, float> a{.N = N, .C = C, .eps = eps, .inp = d_inp.get(), .w = d_w.get(), .bias = d_b.get(),
+                              .out = d_out.get(), .mean = d_mean.get(), .rstd = d_rstd.get()};
+    rkv::cuda::layernorm_forward(a, nullptr);
     std::vector<double> out_ref(size_t(N) * C), mean_ref(N), rstd_ref(N);
-    rkv::ref::layernorm_forward(out_ref.data(), mean_ref.data(), rstd_ref.data(), to_double(inp).data(),
-                                to_double(w).data(), to_double(b).data(), N, C, eps);
+    const auto inp_d = to_double(inp), w_d = to_double(w), b_d = to_double(b);
+    rkv::NormArgs<double, double> r{.N = N, .C = C, .eps = eps, .inp = inp_d.data(), .w = w_d.data(),
+                                    .bias = b_d.data(), .out = out_ref.data(), .mean = mean_ref.data(),
+                                    .rstd = rstd_ref.data()};
+    rkv::ref::layernorm_forward(r);
     check_close("layernorm_forward out", to_floats(d_out.download()), out_ref, bound);
     check_close("layernorm_forward mean", d_mean.download(), mean_ref, fp32_bound);
     check_close("layernorm_forward rstd", d_rstd.download(), rstd_ref, fp32_bound);
@@ -51,12 +55,13 @@ TEMPLATE_TEST_CASE("layernorm forward and backward match ref", "[layernorm]", fl
     const auto dw0 = random_floats(C), db0 = random_floats(C);
     Device<T> d_dout(to_storage<T>(dout)), d_dinp(to_storage<T>(dinp0));
     Device<float> d_dw(dw0), d_db(db0);
-    rkv::cuda::layernorm_backward(d_dinp.get(), d_dw.get(), d_db.get(), d_dout.get(), d_inp.get(), d_w.get(),
-                                  d_mean.get(), d_rstd.get(), N, C, nullptr);
+    a.dout = d_dout.get(), a.dinp = d_dinp.get(), a.dw = d_dw.get(), a.db = d_db.get();
+    rkv::cuda::layernorm_backward(a, nullptr);
     auto dinp_ref = to_double(dinp0), dw_ref = to_double(dw0), db_ref = to_double(db0);
-    rkv::ref::layernorm_backward(dinp_ref.data(), dw_ref.data(), db_ref.data(), to_double(dout).data(),
-                                 to_double(inp).data(), to_double(w).data(), to_double(mean).data(),
-                                 to_double(rstd).data(), N, C);
+    const auto dout_d = to_double(dout), mean_d = to_double(mean), rstd_d = to_double(rstd);
+    r.mean = const_cast<double*>(mean_d.data()), r.rstd = const_cast<double*>(rstd_d.data());  // only read
+    r.dout = dout_d.data(), r.dinp = dinp_ref.data(), r.dw = dw_ref.data(), r.db = db_ref.data();
+    rkv::ref::layernorm_backward(r);
     check_close("layernorm_backward dinp", to_floats(d_dinp.download()), dinp_ref, bound);
     check_close("layernorm_backward dw", d_dw.download(), dw_ref, fp32_bound);
     check_close("layernorm_backward db", d_db.download(), db_ref, fp32_bound);
@@ -78,8 +83,10 @@ TEMPLATE_TEST_CASE("residual + layernorm matches ref residual then ref layernorm
     Device<T> d_a(to_storage<T>(a)), d_b(to_storage<T>(b)), d_w(to_storage<T>(w)), d_bias(to_storage<T>(bias)),
         d_resid(NC), d_out(NC);
     Device<float> d_mean(N), d_rstd(N);
-    rkv::cuda::residual_layernorm_forward(d_resid.get(), d_out.get(), d_mean.get(), d_rstd.get(), d_a.get(),
-                                          d_b.get(), d_w.get(), d_bias.get(), N, C, eps, nullptr);
+    rkv::NormArgs<T, float> n{.N = N, .C = C, .eps = eps, .inp = d_a.get(), .w = d_w.get(), .bias = d_bias.get(),
+                              .out = d_out.get(), .mean = d_mean.get(), .rstd = d_rstd.get(), .residual = d_b.get(),
+                              .resid_out = d_resid.get()};
+    rkv::cuda::layernorm_forward(n, nullptr);
     const auto resid = to_floats(d_resid.download()), out = to_floats(d_out.download());
     const auto mean = d_mean.download(), rstd = d_rstd.download();
 
@@ -87,8 +94,10 @@ TEMPLATE_TEST_CASE("residual + layernorm matches ref residual then ref layernorm
     std::vector<double> resid_ref(NC), out_ref(NC), mean_ref(N), rstd_ref(N);
     rkv::ref::residual_forward(resid_ref.data(), to_double(a).data(), to_double(b).data(), NC);
     const auto resid_stored = as_stored<T>(std::vector<float>(resid_ref.begin(), resid_ref.end()));
-    rkv::ref::layernorm_forward(out_ref.data(), mean_ref.data(), rstd_ref.data(), to_double(resid_stored).data(),
-                                to_double(w).data(), to_double(bias).data(), N, C, eps);
+    const auto resid_d = to_double(resid_stored), w_d = to_double(w), bias_d = to_double(bias);
+    rkv::ref::layernorm_forward(rkv::NormArgs<double, double>{
+        .N = N, .C = C, .eps = eps, .inp = resid_d.data(), .w = w_d.data(), .bias = bias_d.data(),
+        .out = out_ref.data(), .mean = mean_ref.data(), .rstd = rstd_ref.data()});
     check_close("residual_layernorm_forward resid_out", resid, resid_ref, bound);
     check_close("residual_layernorm_forward out", out, out_ref, bound);
     check_close("residual_layernorm_forward mean", mean, mean_ref, fp32_bound);
@@ -98,16 +107,18 @@ TEMPLATE_TEST_CASE("residual + layernorm matches ref residual then ref layernorm
     Device<T> d_resid2(NC), d_out2(NC);
     Device<float> d_mean2(N), d_rstd2(N);
     rkv::cuda::residual_forward(d_resid2.get(), d_a.get(), d_b.get(), NC, nullptr);
-    rkv::cuda::layernorm_forward(d_out2.get(), d_mean2.get(), d_rstd2.get(), d_resid2.get(), d_w.get(), d_bias.get(),
-                                 N, C, eps, nullptr);
+    rkv::cuda::layernorm_forward(rkv::NormArgs<T, float>{.N = N, .C = C, .eps = eps, .inp = d_resid2.get(),
+                                                         .w = d_w.get(), .bias = d_bias.get(), .out = d_out2.get(),
+                                                         .mean = d_mean2.get(), .rstd = d_rstd2.get()},
+                                 nullptr);
     CHECK(to_floats(d_resid2.download()) == resid);
     CHECK(to_floats(d_out2.download()) == out);
     CHECK(d_mean2.download() == mean);
     CHECK(d_rstd2.download() == rstd);
 
     // And in place, the sum over a.
-    rkv::cuda::residual_layernorm_forward(d_a.get(), d_out2.get(), d_mean2.get(), d_rstd2.get(), d_a.get(), d_b.get(),
-                                          d_w.get(), d_bias.get(), N, C, eps, nullptr);
+    n.resid_out = d_a.get(), n.out = d_out2.get(), n.mean = d_mean2.get(), n.rstd = d_rstd2.get();
+    rkv::cuda::layernorm_forward(n, nullptr);
     CHECK(to_floats(d_a.download()) == resid);
     CHECK(to_floats(d_out2.download()) == out);
 }

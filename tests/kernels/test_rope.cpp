@@ -29,24 +29,34 @@ TEMPLATE_TEST_CASE("rope forward and backward match ref", "[rope]", float, bf16)
     const auto inp = as_stored<T>(random_floats(n));
 
     Device<T> d_inp(to_storage<T>(inp)), d_out(n);
-    rkv::cuda::rope_forward(d_out.get(), d_inp.get(), B, Tn, H, HS, rope, pos0, nullptr);
+    rkv::RopeArgs<T, float> a{.B = B, .T = Tn, .NH = H, .HS = HS, .rope = rope, .pos0 = pos0, .inp = d_inp.get(),
+                              .out = d_out.get()};
+    rkv::cuda::rope_forward(a, nullptr);
     std::vector<double> out_ref(n);
-    rkv::ref::rope_forward(out_ref.data(), to_double(inp).data(), B, Tn, H, HS, rope, pos0);
+    const auto inp_d = to_double(inp);
+    rkv::RopeArgs<double, double> r{.B = B, .T = Tn, .NH = H, .HS = HS, .rope = rope, .pos0 = pos0,
+                                    .inp = inp_d.data(), .out = out_ref.data()};
+    rkv::ref::rope_forward(r);
     const auto out = to_floats(d_out.download());
     check_close("rope_forward", out, out_ref, bound_for<T>());
 
     // In place gives the same.
-    rkv::cuda::rope_forward(d_inp.get(), d_inp.get(), B, Tn, H, HS, rope, pos0, nullptr);
+    a.out = d_inp.get();
+    rkv::cuda::rope_forward(a, nullptr);
     CHECK(to_floats(d_inp.download()) == out);
 
     // The backward writes dinp (poisoned until then; ref's starts at zero), in place too.
     const auto dout = as_stored<T>(random_floats(n));
     Device<T> d_dout(to_storage<T>(dout)), d_dinp(n);
-    rkv::cuda::rope_backward(d_dinp.get(), d_dout.get(), B, Tn, H, HS, rope, nullptr);
+    a.dout = d_dout.get(), a.dinp = d_dinp.get();
+    rkv::cuda::rope_backward(a, nullptr);
     std::vector<double> dinp_ref(n);
-    rkv::ref::rope_backward(dinp_ref.data(), to_double(dout).data(), B, Tn, H, HS, rope);
+    const auto dout_d = to_double(dout);
+    r.dout = dout_d.data(), r.dinp = dinp_ref.data();
+    rkv::ref::rope_backward(r);
     const auto dinp = to_floats(d_dinp.download());
     check_close("rope_backward", dinp, dinp_ref, bound_for<T>());
-    rkv::cuda::rope_backward(d_dout.get(), d_dout.get(), B, Tn, H, HS, rope, nullptr);
+    a.dinp = d_dout.get();
+    rkv::cuda::rope_backward(a, nullptr);
     CHECK(to_floats(d_dout.download()) == dinp);
 }

@@ -43,8 +43,10 @@ TEST_CASE("the fused cross-entropy row is ref's forward and backward", "[cross_e
             const double dloss = 0.25;
             double loss_ref = 0;
             std::vector<double> d_ref(V, 0.0);
-            rkv::ref::cross_entropy_forward(&loss_ref, logits.data(), &target, 1, V);
-            rkv::ref::cross_entropy_backward(d_ref.data(), logits.data(), &target, dloss, 1, V);
+            const rkv::CrossEntropyArgs<double, double> a{.N = 1, .V = V, .logits = logits.data(), .targets = &target,
+                                                          .losses = &loss_ref, .dloss = dloss, .dlogits = d_ref.data()};
+            rkv::ref::cross_entropy_forward(a);
+            rkv::ref::cross_entropy_backward(a);
 
             std::vector<double> row = logits;
             double loss = std::nan("");
@@ -84,7 +86,8 @@ TEST_CASE("CpuOps' classifier: every row as the fused row, skipped rows zero, ro
     targets[3] = -1;
     std::vector<float> got = logits, losses(N, std::nanf(""));
     rkv::CpuOps<float> ops;
-    ops.fused_classifier(got.data(), losses.data(), targets.data(), 0.5f, N, V, ld);
+    ops.fused_classifier({.N = N, .V = V, .ld = ld, .targets = targets.data(), .losses = losses.data(), .dloss = 0.5f,
+                          .dlogits = got.data()});
     for (int n = 0; n < N; n++) {
         INFO("row " << n);
         std::vector<float> want(logits.begin() + size_t(n) * ld, logits.begin() + size_t(n) * ld + V);

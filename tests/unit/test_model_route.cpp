@@ -20,24 +20,21 @@ namespace {
 // CpuOps that records which buffers the linear layers write.
 struct SpyOps : CpuOps<float> {
     std::vector<const float*> outputs, weight_grads;
-    void linear_forward(float* out, const float* inp, const float* w, const float* b, int N, int C, int OC) override {
-        outputs.push_back(out);
-        CpuOps<float>::linear_forward(out, inp, w, b, N, C, OC);
+    void linear_forward(const LinearArgs<float, float>& a) override {
+        outputs.push_back(a.out);
+        CpuOps<float>::linear_forward(a);
     }
-    void linear_gelu_forward(float* out, float* pre, const float* inp, const float* w, const float* b, int N, int C,
-                             int OC) override {
-        outputs.push_back(pre);
-        CpuOps<float>::linear_gelu_forward(out, pre, inp, w, b, N, C, OC);
+    void linear_gelu_forward(const LinearArgs<float, float>& a) override {
+        outputs.push_back(a.pre);
+        CpuOps<float>::linear_gelu_forward(a);
     }
-    void linear_backward(float* dinp, Grad dinp_grad, float* dw, float* db, const float* dout, const float* inp,
-                         const float* w, int N, int C, int OC) override {
-        weight_grads.push_back(dw);
-        CpuOps<float>::linear_backward(dinp, dinp_grad, dw, db, dout, inp, w, N, C, OC);
+    void linear_backward(const LinearArgs<float, float>& a) override {
+        weight_grads.push_back(a.dweight);
+        CpuOps<float>::linear_backward(a);
     }
-    void linear_gelu_backward(float* dpre, float* dw, float* db, const float* dout, const float* inp, const float* w,
-                              const float* pre, int N, int C, int OC) override {
-        weight_grads.push_back(dw);
-        CpuOps<float>::linear_gelu_backward(dpre, dw, db, dout, inp, w, pre, N, C, OC);
+    void linear_gelu_backward(const LinearArgs<float, float>& a) override {
+        weight_grads.push_back(a.dweight);
+        CpuOps<float>::linear_gelu_backward(a);
     }
 };
 

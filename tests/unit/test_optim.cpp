@@ -37,17 +37,21 @@ TEST_CASE("learning-rate schedules", "[optim]") {
 TEST_CASE("AdamW: the first steps in closed form", "[optim]") {
     // At t = 1 the bias-corrected update is lr * sign(g) (up to eps) plus decay.
     std::vector<float> p = {1.0f, -2.0f, 0.5f}, g = {0.3f, -4.0f, 0.0f}, m(3, 0.0f), v(3, 0.0f);
-    ref::adamw_update(p.data(), g.data(), m.data(), v.data(), 3, {0.1, 0.9, 0.999, 1e-8, 0.0, 1.0, 1});
+    ref::adamw_update(AdamWArgs<float, float>{.n = 3, .param = p.data(), .grad = g.data(), .m = m.data(), .v = v.data(),
+                                              .step = {0.1, 0.9, 0.999, 1e-8, 0.0, 1.0, 1}});
     CHECK(p[0] == Approx(0.9f));
     CHECK(p[1] == Approx(-1.9f));
     CHECK(p[2] == 0.5f);
     // t = 2 with a second gradient, against the formula written out.
     const double g1 = 0.3, g2 = -0.1, b1 = 0.9, b2 = 0.999, lr = 0.1, wd = 0.01;
     std::vector<double> q = {1.0}, mm = {0.0}, vv = {0.0}, gg = {g1};
-    ref::adamw_update(q.data(), gg.data(), mm.data(), vv.data(), 1, {lr, b1, b2, 1e-8, wd, 1.0, 1});
+    AdamWArgs<double, double> a{.n = 1, .param = q.data(), .grad = gg.data(), .m = mm.data(), .v = vv.data(),
+                                .step = {lr, b1, b2, 1e-8, wd, 1.0, 1}};
+    ref::adamw_update(a);
     const double q1 = q[0];
     gg[0] = g2;
-    ref::adamw_update(q.data(), gg.data(), mm.data(), vv.data(), 1, {lr, b1, b2, 1e-8, wd, 1.0, 2});
+    a.step.t = 2;
+    ref::adamw_update(a);
     const double m2 = b1 * (1 - b1) * g1 + (1 - b1) * g2, v2 = b2 * (1 - b2) * g1 * g1 + (1 - b2) * g2 * g2;
     const double mhat = m2 / (1 - b1 * b1), vhat = v2 / (1 - b2 * b2);
     CHECK(q[0] == Approx(q1 - lr * (mhat / (std::sqrt(vhat) + 1e-8) + wd * q1)).epsilon(1e-12));
