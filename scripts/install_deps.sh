@@ -4,7 +4,8 @@
 #
 # These are all the CPU path needs (train_rkv, generate_rkv, test_grad, convert_checkpoint and
 # their tests): a C++20 compiler, CMake, OpenBLAS, MPI, fmt, CLI11, nlohmann-json, Catch2, and
-# python3 for the end-to-end tests (python3-matplotlib for runs/plot_runs.py). The CUDA toolkit
+# python3 for the end-to-end tests (python3-matplotlib for runs/plot_runs.py), and clang-format 14
+# for the format check. The CUDA toolkit
 # is not installed here: where it is (e.g. /usr/local/cuda from NVIDIA's installer, found by
 # CMake's FindCUDAToolkit), the build adds the CUDA path, its emulator (libboost-context) and
 # kernel tests, and `make test` compiles every kernel with nvcc; without it CMake says it
@@ -12,7 +13,8 @@
 set -euo pipefail
 
 packages=(cmake g++ make pkg-config python3 python3-matplotlib catch2 libfmt-dev libcli11-dev nlohmann-json3-dev
-          libopenblas-dev libboost-context-dev libopenmpi-dev openmpi-bin libpcre2-dev libicu-dev)
+          libopenblas-dev libboost-context-dev libopenmpi-dev openmpi-bin libpcre2-dev libicu-dev
+          clang-format-14)
 
 missing=()
 for p in "${packages[@]}"; do
