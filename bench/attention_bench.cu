@@ -82,8 +82,8 @@ std::vector<float> download(const bf16* p, size_t n) {
 int main() {
     cudaDeviceProp prop;
     rkv::cuda_check(cudaGetDeviceProperties(&prop, 0));
-    std::printf("attention_bench on %s: causal MHA, B T = %zu tokens, NH HS = %zu, bf16 storage\n", prop.name,
-                kTokens, kWidth);
+    std::printf("attention_bench on %s: causal MHA, B T = %zu tokens, NH HS = %zu, bf16 storage\n", prop.name, kTokens,
+                kWidth);
     const size_t n = kTokens * kWidth;
     Buffer q(n), k(n), v(n), dout(n), out(n), out_plain(n), dq(n), dk(n), dv(n);
     float* lse = nullptr;
@@ -108,9 +108,20 @@ int main() {
             const double fwd_flop = 4.0 * B * NH * double(T) * T * HS / 2, bwd_flop = 2.5 * fwd_flop;
             // The forward leaves out and lse as the backward needs them; the backward adds to dk, dv
             // run after run, which changes its inputs in no way that matters.
-            const rkv::AttentionArgs<bf16, float> a{.B = B, .T = T, .NH = NH, .NKV = NH, .HS = HS, .q = q.p,
-                                                    .k_all = k.p, .v_all = v.p, .out = out.p, .lse = lse,
-                                                    .dout = dout.p, .dq = dq.p, .dk_all = dk.p, .dv_all = dv.p,
+            const rkv::AttentionArgs<bf16, float> a{.B = B,
+                                                    .T = T,
+                                                    .NH = NH,
+                                                    .NKV = NH,
+                                                    .HS = HS,
+                                                    .q = q.p,
+                                                    .k_all = k.p,
+                                                    .v_all = v.p,
+                                                    .out = out.p,
+                                                    .lse = lse,
+                                                    .dout = dout.p,
+                                                    .dq = dq.p,
+                                                    .dk_all = dk.p,
+                                                    .dv_all = dv.p,
                                                     .accumulate_kv = true};
             auto reference = a;
             reference.out = out_plain.p;

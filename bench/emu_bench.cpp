@@ -53,8 +53,7 @@ double seconds(F f) {
 }
 
 void report(const char* what, double threads, double s, const char* extra = "") {
-    std::printf("%-34s %8.1f M threads/s  (%6.1f ns/thread)%s\n", what, threads / s / 1e6, s / threads * 1e9,
-                extra);
+    std::printf("%-34s %8.1f M threads/s  (%6.1f ns/thread)%s\n", what, threads / s / 1e6, s / threads * 1e9, extra);
 }
 
 // Two fibers handing control back and forth.

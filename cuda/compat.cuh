@@ -73,8 +73,8 @@ struct LaunchGrid {
 // kernel has run when this returns, and a bug it found (a deadlock, a
 // divergent barrier, a host pointer argument) is thrown as emu::kernel_error.
 template <class... Params, class... Args>
-void launch_kernel(void (*kernel)(Params...), LaunchGrid grid, dim3 block, std::size_t smem,
-                   cudaStream_t stream, Args&&... args) {
+void launch_kernel(void (*kernel)(Params...), LaunchGrid grid, dim3 block, std::size_t smem, cudaStream_t stream,
+                   Args&&... args) {
     static_assert(sizeof...(Params) == sizeof...(Args), "wrong number of kernel arguments");
 #if defined(__CUDACC__)
     kernel<<<grid.dim, block, smem, stream>>>(std::forward<Args>(args)...);

@@ -139,8 +139,10 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool val
     const unsigned at = static_cast<unsigned>(__cvta_generic_to_shared(dst));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(at), "l"(src), "r"(valid ? 16 : 0));
 #else
-    if (valid) std::memcpy(dst, src, 16);
-    else std::memset(dst, 0, 16);
+    if (valid)
+        std::memcpy(dst, src, 16);
+    else
+        std::memset(dst, 0, 16);
 #endif
 }
 

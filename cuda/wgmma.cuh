@@ -126,7 +126,7 @@ struct Product {
 };
 
 struct InFlight final : emu::AsyncState {
-    std::vector<Product> open;               // issued since the last commit
+    std::vector<Product> open;                // issued since the last commit
     std::deque<std::vector<Product>> groups;  // committed, oldest first
     bool idle() const override { return open.empty() && groups.empty(); }
     std::string pending() const override { return "wgmma products in flight: no wgmma wait completed them"; }
@@ -153,9 +153,9 @@ inline InFlight& in_flight() {
 inline uint32_t element_address(uint64_t desc, Major major, int row, int k) {
     const uint32_t start = uint32_t(desc & 0x3fff) << 4, lbo = uint32_t(desc >> 16 & 0x3fff) << 4,
                    sbo = uint32_t(desc >> 32 & 0x3fff) << 4;
-    const uint32_t linear =
-        major == Major::K ? start + 128 * (row % 8) + sbo * (row / 8) + 2 * (k % 8) + 16 * (k / 8)
-                          : start + 2 * (row % 8) + 16 * (row / 8 % 8) + lbo * (row / 64) + 128 * (k % 8) + sbo * (k / 8);
+    const uint32_t linear = major == Major::K ? start + 128 * (row % 8) + sbo * (row / 8) + 2 * (k % 8) + 16 * (k / 8)
+                                              : start + 2 * (row % 8) + 16 * (row / 8 % 8) + lbo * (row / 64) +
+                                                    128 * (k % 8) + sbo * (k / 8);
     return linear ^ ((linear >> 7 & 7) << 4);
 }
 
@@ -285,16 +285,17 @@ __device__ __forceinline__ void mma_rs(float (&d)[N / 2], const uint32_t (&a)[4]
 #else
 
 // The PTX, one instruction per shape: the accumulators as "+f" operands %0 .. %(N/2 - 1).
-#define RKV_ACC8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), \
-                    "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), "+f"(d[i + 7])
+#define RKV_ACC8(i)                                                                                             \
+    "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
+        "+f"(d[i + 7])
 #define RKV_ACC32(i) RKV_ACC8(i), RKV_ACC8(i + 8), RKV_ACC8(i + 16), RKV_ACC8(i + 24)
-#define RKV_REGS32                                                                                         \
+#define RKV_REGS32                                                                                          \
     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
     "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
 #define RKV_REGS64                                                                                          \
-    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, "  \
-    "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, " \
-    "%42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, " \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
+    "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, "  \
+    "%42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, "  \
     "%62, %63}"
 
 template <int N, Major b_major>
@@ -303,17 +304,17 @@ __device__ __forceinline__ void mma_ss(float (&d)[N / 2], uint64_t a_desc, uint6
 #if defined(RKV_WGMMA_PTX)
     constexpr int tnsp_b = b_major == Major::MN;
     if constexpr (N == 64)
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " RKV_REGS32
-                     ", %32, %33, p, 1, 1, 0, %35;\n}"
-                     : RKV_ACC32(0)
-                     : "l"(a_desc), "l"(b_desc), "r"(int(accumulate)), "n"(tnsp_b));
+        asm volatile(
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " RKV_REGS32 ", %32, %33, p, 1, 1, 0, %35;\n}"
+            : RKV_ACC32(0)
+            : "l"(a_desc), "l"(b_desc), "r"(int(accumulate)), "n"(tnsp_b));
     else
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " RKV_REGS64
-                     ", %64, %65, p, 1, 1, 0, %67;\n}"
-                     : RKV_ACC32(0), RKV_ACC32(32)
-                     : "l"(a_desc), "l"(b_desc), "r"(int(accumulate)), "n"(tnsp_b));
+        asm volatile(
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " RKV_REGS64 ", %64, %65, p, 1, 1, 0, %67;\n}"
+            : RKV_ACC32(0), RKV_ACC32(32)
+            : "l"(a_desc), "l"(b_desc), "r"(int(accumulate)), "n"(tnsp_b));
 #else
     __trap();
 #endif
@@ -325,17 +326,19 @@ __device__ __forceinline__ void mma_rs(float (&d)[N / 2], const uint32_t (&a)[4]
 #if defined(RKV_WGMMA_PTX)
     constexpr int tnsp_b = b_major == Major::MN;
     if constexpr (N == 64)
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " RKV_REGS32
-                     ", {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}"
-                     : RKV_ACC32(0)
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(int(accumulate)), "n"(tnsp_b));
+        asm volatile(
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " RKV_REGS32
+            ", {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}"
+            : RKV_ACC32(0)
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(int(accumulate)), "n"(tnsp_b));
     else
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " RKV_REGS64
-                     ", {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}"
-                     : RKV_ACC32(0), RKV_ACC32(32)
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(int(accumulate)), "n"(tnsp_b));
+        asm volatile(
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " RKV_REGS64
+            ", {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}"
+            : RKV_ACC32(0), RKV_ACC32(32)
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(int(accumulate)), "n"(tnsp_b));
 #else
     __trap();
 #endif

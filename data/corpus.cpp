@@ -29,8 +29,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <stdexcept>
 #include <optional>
+#include <stdexcept>
 #include <string_view>
 
 #include <fmt/core.h>
@@ -45,21 +45,19 @@ namespace rkv {
 namespace {
 
 constexpr std::array<std::string_view, 6> kDets = {"the", "a", "this", "that", "every", "one"};
-constexpr std::array<std::string_view, 16> kAdjs = {
-    "big",  "small", "little", "tall", "quiet", "happy", "busy",  "cold",
-    "warm", "dark",  "bright", "slow", "quick", "brave", "tired", "strange"};
+constexpr std::array<std::string_view, 16> kAdjs = {"big",   "small", "little", "tall",   "quiet",  "happy",
+                                                    "busy",  "cold",  "warm",   "dark",   "bright", "slow",
+                                                    "quick", "brave", "tired",  "strange"};
 constexpr std::array<std::string_view, 24> kNouns = {
-    "dog",   "cat",    "bird", "tree", "stone", "river",  "house",  "road",
-    "child", "farmer", "king", "boat", "horse", "garden", "window", "door",
-    "book",  "song",   "hill", "lamp", "cup",   "wolf",   "fish",   "bridge"};
-constexpr std::array<std::string_view, 16> kVerbs = {
-    "sees",  "finds",  "likes",  "takes", "holds",  "follows", "carries", "watches",
-    "helps", "builds", "paints", "hears", "visits", "leaves",  "opens",   "moves"};
-constexpr std::array<std::string_view, 8> kPreps = {
-    "near", "behind", "under", "over", "beside", "inside", "across", "past"};
-constexpr std::array<std::string_view, 12> kColors = {
-    "red",   "blue",  "green", "yellow", "purple", "orange",
-    "white", "black", "brown", "gray",   "pink",   "gold"};
+    "dog",   "cat",    "bird",   "tree", "stone", "river", "house", "road", "child", "farmer", "king", "boat",
+    "horse", "garden", "window", "door", "book",  "song",  "hill",  "lamp", "cup",   "wolf",   "fish", "bridge"};
+constexpr std::array<std::string_view, 16> kVerbs = {"sees",    "finds",   "likes", "takes",  "holds",  "follows",
+                                                     "carries", "watches", "helps", "builds", "paints", "hears",
+                                                     "visits",  "leaves",  "opens", "moves"};
+constexpr std::array<std::string_view, 8> kPreps = {"near",   "behind", "under",  "over",
+                                                    "beside", "inside", "across", "past"};
+constexpr std::array<std::string_view, 12> kColors = {"red",   "blue",  "green", "yellow", "purple", "orange",
+                                                      "white", "black", "brown", "gray",   "pink",   "gold"};
 constexpr std::string_view kConsonants = "bdfgklmnprstvz";
 constexpr std::string_view kVowels = "aeiou";
 
@@ -102,7 +100,7 @@ public:
         const bool unanswerable = !unstated_.empty() && rng_.chance(1, 5);
         const std::vector<Fact>& pool = unanswerable ? unstated_ : stated_;
         const Fact& f = pool[rng_.below(pool.size())];
-        ex.question = f.prompt.substr(0, f.prompt.size() - 1);   // "key of kavo?"
+        ex.question = f.prompt.substr(0, f.prompt.size() - 1);  // "key of kavo?"
         if (!unanswerable) ex.answers = {f.answer};
         return ex;
     }
@@ -134,11 +132,9 @@ private:
             case 1:
                 return {fmt::format("{} likes the color ", name), fmt::format("what color does {} like? ", name),
                         std::string(kColors[rng_.below(kColors.size())])};
-            case 2:
-                return {fmt::format("{} lives in ", name), fmt::format("where does {} live? ", name), word(3)};
+            case 2: return {fmt::format("{} lives in ", name), fmt::format("where does {} live? ", name), word(3)};
             default:
-                return {fmt::format("the password of {} is ", name), fmt::format("password of {}? ", name),
-                        letters(8)};
+                return {fmt::format("the password of {} is ", name), fmt::format("password of {}? ", name), letters(8)};
         }
     }
 
@@ -300,8 +296,7 @@ CorpusFiles builtin_corpus_files(const std::string& dir) {
     return {dir + "/corpus_train.bin", dir + "/corpus_val.bin"};
 }
 
-CorpusFiles write_builtin_corpus(const std::string& dir, uint64_t seed, int64_t train_tokens,
-                                 int64_t val_tokens) {
+CorpusFiles write_builtin_corpus(const std::string& dir, uint64_t seed, int64_t train_tokens, int64_t val_tokens) {
     std::filesystem::create_directories(dir);
     const CorpusFiles files = builtin_corpus_files(dir);
     write_shard(files.train, builtin_corpus(seed, CorpusSplit::train, train_tokens), 1);
@@ -317,13 +312,13 @@ std::string cache_dir() {
 }
 
 CorpusFiles cached_builtin_corpus(uint64_t seed, int64_t train_tokens, int64_t val_tokens) {
-    uint64_t key = 0xcbf29ce484222325ull;   // FNV-1a of the generator's parameters
-    for (unsigned char c : fmt::format("rkv corpus v{} seed {} train {} val {}", kCorpusVersion, seed, train_tokens,
-                                       val_tokens))
+    uint64_t key = 0xcbf29ce484222325ull;  // FNV-1a of the generator's parameters
+    for (unsigned char c :
+         fmt::format("rkv corpus v{} seed {} train {} val {}", kCorpusVersion, seed, train_tokens, val_tokens))
         key = (key ^ c) * 0x100000001b3ull;
     const std::string dir = fmt::format("{}/corpus-{:016x}", cache_dir(), key);
     const CorpusFiles files = builtin_corpus_files(dir);
-    auto whole = [](const std::string& path, int64_t tokens) {   // a version 1 shard of that many tokens
+    auto whole = [](const std::string& path, int64_t tokens) {  // a version 1 shard of that many tokens
         std::error_code ec;
         return std::filesystem::file_size(path, ec) == uint64_t(kShardHeaderBytes + 2 * tokens) && !ec;
     };
@@ -331,8 +326,10 @@ CorpusFiles cached_builtin_corpus(uint64_t seed, int64_t train_tokens, int64_t v
     try {
         std::filesystem::create_directories(dir);
     } catch (const std::exception& e) {
-        throw std::runtime_error(fmt::format("{}: cannot create the corpus cache ({}); set RKV_CACHE_DIR to a "
-                                             "writable directory", dir, e.what()));
+        throw std::runtime_error(
+            fmt::format("{}: cannot create the corpus cache ({}); set RKV_CACHE_DIR to a "
+                        "writable directory",
+                        dir, e.what()));
     }
     remove_stale_temporaries(dir);
     return write_builtin_corpus(dir, seed, train_tokens, val_tokens);

@@ -39,8 +39,7 @@ struct CorpusFiles {
 };
 // Where write_builtin_corpus puts them.
 CorpusFiles builtin_corpus_files(const std::string& dir);
-CorpusFiles write_builtin_corpus(const std::string& dir, uint64_t seed,
-                                 int64_t train_tokens = kCorpusTrainTokens,
+CorpusFiles write_builtin_corpus(const std::string& dir, uint64_t seed, int64_t train_tokens = kCorpusTrainTokens,
                                  int64_t val_tokens = kCorpusValTokens);
 
 // The generator's version: part of the cache key, raised with any change to the text it writes.

@@ -40,9 +40,7 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // UTF-8
 
-int utf8_len(unsigned char lead) {
-    return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
-}
+int utf8_len(unsigned char lead) { return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4; }
 
 // The length of the UTF-8 character at p (n > 0 bytes left), or -k when the bytes there are not
 // one: k is the length of the maximal invalid subpart, which one U+FFFD replaces (Rust's
@@ -51,11 +49,15 @@ int utf8_char(const unsigned char* p, size_t n) {
     const unsigned char c = p[0];
     if (c < 0x80) return 1;
     int need = 0;
-    unsigned char lo = 0x80, hi = 0xBF;   // the allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) need = 1;
-    else if (c >= 0xE0 && c <= 0xEF) need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    else if (c >= 0xF0 && c <= 0xF4) need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    else return -1;
+    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 1;
+    else if (c >= 0xE0 && c <= 0xEF)
+        need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4)
+        need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else
+        return -1;
     int got = 0;
     while (got < need && size_t(got) + 1 < n) {
         const unsigned char b = p[got + 1];
@@ -70,8 +72,10 @@ void append_lossy_utf8(std::string& out, std::string_view s) {
     const auto* p = reinterpret_cast<const unsigned char*>(s.data());
     for (size_t i = 0; i < s.size();) {
         const int len = utf8_char(p + i, s.size() - i);
-        if (len > 0) out.append(s.data() + i, size_t(len));
-        else out += "\xEF\xBF\xBD";
+        if (len > 0)
+            out.append(s.data() + i, size_t(len));
+        else
+            out += "\xEF\xBF\xBD";
         i += size_t(len > 0 ? len : -len);
     }
 }
@@ -91,12 +95,12 @@ uint32_t decode_utf8(std::string_view s, size_t i, int* len) {
     const auto* p = reinterpret_cast<const unsigned char*>(s.data()) + i;
     *len = utf8_len(p[0]);
     switch (*len) {
-    case 1: return p[0];
-    case 2: return (uint32_t(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
-    case 3: return (uint32_t(p[0] & 0x0F) << 12) | (uint32_t(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
-    default:
-        return (uint32_t(p[0] & 0x07) << 18) | (uint32_t(p[1] & 0x3F) << 12) | (uint32_t(p[2] & 0x3F) << 6) |
-               (p[3] & 0x3F);
+        case 1: return p[0];
+        case 2: return (uint32_t(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
+        case 3: return (uint32_t(p[0] & 0x0F) << 12) | (uint32_t(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+        default:
+            return (uint32_t(p[0] & 0x07) << 18) | (uint32_t(p[1] & 0x3F) << 12) | (uint32_t(p[2] & 0x3F) << 6) |
+                   (p[3] & 0x3F);
     }
 }
 
@@ -123,9 +127,9 @@ struct Regex {
     Regex(const std::string& file, const std::string& pattern, bool literal) {
         int err = 0;
         PCRE2_SIZE offset = 0;
-        const uint32_t flags = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);   // the pattern is checked
-        code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), flags, &err, &offset,
-                             nullptr);
+        const uint32_t flags = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);  // the pattern is checked
+        code =
+            pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), flags, &err, &offset, nullptr);
         if (!code) {
             PCRE2_UCHAR message[256];
             pcre2_get_error_message(err, message, sizeof message);
@@ -200,8 +204,10 @@ std::string replace_all(const Regex& re, std::string_view s, std::string_view co
     std::string out;
     out.reserve(s.size());
     re.spans(s, [&](size_t b, size_t e, bool match) {
-        if (match) out += content;
-        else out.append(s.substr(b, e - b));
+        if (match)
+            out += content;
+        else
+            out.append(s.substr(b, e - b));
     });
     return out;
 }
@@ -211,7 +217,7 @@ std::string replace_all(const Regex& re, std::string_view s, std::string_view co
 
 class MergeMap {
 public:
-    void build(const std::vector<std::array<int32_t, 4>>& merges) {   // (left, right, rank, merged)
+    void build(const std::vector<std::array<int32_t, 4>>& merges) {  // (left, right, rank, merged)
         size_t cap = 16;
         while (cap < merges.size() * 2) cap *= 2;
         keys_.assign(cap, kEmpty);
@@ -221,7 +227,7 @@ public:
             const uint64_t key = pack(m[0], m[1]);
             size_t i = hash(key) & mask_;
             while (keys_[i] != kEmpty && keys_[i] != key) i = (i + 1) & mask_;
-            if (keys_[i] == key) continue;   // a repeated merge keeps its first (lowest) rank
+            if (keys_[i] == key) continue;  // a repeated merge keeps its first (lowest) rank
             keys_[i] = key;
             values_[i] = {m[2], m[3]};
         }
@@ -259,54 +265,54 @@ using StringMap = std::unordered_map<std::string, int32_t, StringHash, std::equa
 
 struct Piece {
     std::string_view text;
-    bool at_start;   // begins at offset 0 of the input (Metaspace's prepend_scheme "first")
+    bool at_start;  // begins at offset 0 of the input (Metaspace's prepend_scheme "first")
 };
 
 enum class Behavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
 
 struct Normalizer {
     enum Kind { Prepend, Replace, Unicode } kind = Prepend;
-    std::string text{};               // Prepend: what is prepended; Replace: the content
-    std::shared_ptr<Regex> pattern{};   // Replace
+    std::string text{};                // Prepend: what is prepended; Replace: the content
+    std::shared_ptr<Regex> pattern{};  // Replace
     const UNormalizer2* unicode = nullptr;
 };
 
 struct PreTokenizer {
     enum Kind { Split, ByteLevel, Metaspace } kind = Split;
-    std::shared_ptr<Regex> pattern{};   // Split; ByteLevel with use_regex: GPT-2's
+    std::shared_ptr<Regex> pattern{};  // Split; ByteLevel with use_regex: GPT-2's
     Behavior behavior = Behavior::Isolated;
     bool invert = false;
-    bool add_prefix_space = false;    // ByteLevel
-    std::string replacement{};        // Metaspace
+    bool add_prefix_space = false;  // ByteLevel
+    std::string replacement{};      // Metaspace
     enum Scheme { Always, First, Never } scheme = Always;
     bool split = true;
 };
 
 struct Decoder {
     enum Kind { ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace } kind = ByteLevel;
-    std::shared_ptr<Regex> pattern{};   // Replace
-    std::string content{};            // Replace: the content; Strip, Metaspace: the character
-    uint32_t ch = 0;                  // Strip, Metaspace: the character as a code point
-    int start = 0, stop = 0;          // Strip
-    bool prepend = true;              // Metaspace: prepend_scheme is not "never"
+    std::shared_ptr<Regex> pattern{};  // Replace
+    std::string content{};             // Replace: the content; Strip, Metaspace: the character
+    uint32_t ch = 0;                   // Strip, Metaspace: the character as a code point
+    int start = 0, stop = 0;           // Strip
+    bool prepend = true;               // Metaspace: prepend_scheme is not "never"
 };
 
 struct AddedToken {
-    std::string content;   // as matched: the content, normalized for normalized tokens
+    std::string content;  // as matched: the content, normalized for normalized tokens
     int32_t id;
     bool single_word, lstrip, rstrip, special;
 };
 
 // Leftmost-longest matching of a set of strings (the reference's Aho-Corasick, LeftmostLongest).
 struct AddedMatcher {
-    std::vector<AddedToken> tokens;                       // longest first
-    std::array<std::vector<int>, 256> by_first_byte;      // indices into tokens, longest first
+    std::vector<AddedToken> tokens;                   // longest first
+    std::array<std::vector<int>, 256> by_first_byte;  // indices into tokens, longest first
 
     void build() {
         std::stable_sort(tokens.begin(), tokens.end(),
                          [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
         for (int i = 0; i < int(tokens.size()); i++)
-            by_first_byte[static_cast<unsigned char>(tokens[i].content[0])].push_back(i);   // never empty
+            by_first_byte[static_cast<unsigned char>(tokens[i].content[0])].push_back(i);  // never empty
     }
     bool empty() const { return tokens.empty(); }
     // The longest token at s[pos], or -1.
@@ -323,7 +329,7 @@ bool word_char_at(std::string_view s, size_t i) {
     const size_t len = std::min<size_t>(utf8_len(static_cast<unsigned char>(s[i])), s.size() - i);
     return word.find(s.substr(i, len), 0).first != std::string_view::npos;
 }
-bool is_space(uint32_t cp) {   // Unicode White_Space, as the reference's \s
+bool is_space(uint32_t cp) {  // Unicode White_Space, as the reference's \s
     return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
            (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
            cp == 0x3000;
@@ -339,7 +345,7 @@ uint32_t single_char(const std::string& file, const std::string& what, const std
 
 std::atomic<uint64_t> next_serial{1};
 
-constexpr int kMaxNesting = 32;   // Sequence steps inside Sequences: a hostile file must not exhaust the stack
+constexpr int kMaxNesting = 32;  // Sequence steps inside Sequences: a hostile file must not exhaust the stack
 
 }  // namespace
 
@@ -347,12 +353,12 @@ constexpr int kMaxNesting = 32;   // Sequence steps inside Sequences: a hostile 
 
 struct HfTokenizer::Impl {
     std::string path;
-    uint64_t serial = next_serial++;   // identifies this tokenizer's entries in the thread caches
+    uint64_t serial = next_serial++;  // identifies this tokenizer's entries in the thread caches
 
     // The model (BPE).
-    std::vector<std::string> id_to_token;   // (vocab_size,): "" where no token has the id
-    StringMap vocab;                        // the model's tokens as written in the file
-    StringMap model_vocab;                  // the same in model bytes (raw bytes for byte-level)
+    std::vector<std::string> id_to_token;  // (vocab_size,): "" where no token has the id
+    StringMap vocab;                       // the model's tokens as written in the file
+    StringMap model_vocab;                 // the same in model bytes (raw bytes for byte-level)
     MergeMap merges;
     bool byte_level = false;                // model bytes are raw bytes (a ByteLevel pre-tokenizer)
     std::array<int32_t, 256> byte_token{};  // byte-level: the id of each single byte, -1 if none
@@ -364,11 +370,11 @@ struct HfTokenizer::Impl {
     std::vector<PreTokenizer> pre_tokenizers;
     std::vector<Decoder> decoders;
     bool has_decoder = false;
-    std::vector<int32_t> prefix, suffix;    // the post-processor's tokens around a sequence
+    std::vector<int32_t> prefix, suffix;  // the post-processor's tokens around a sequence
 
-    AddedMatcher raw_added, normalized_added;   // not normalized: matched on the raw text; normalized
+    AddedMatcher raw_added, normalized_added;  // not normalized: matched on the raw text; normalized
     struct Added {
-        std::string content, decoded;   // decoded: what the decoder gets, normalized for normalized tokens
+        std::string content, decoded;  // decoded: what the decoder gets, normalized for normalized tokens
         bool special;
     };
     std::unordered_map<int32_t, Added> added_by_id;
@@ -520,7 +526,8 @@ void HfTokenizer::Impl::load_normalizer(const json& n, int depth) {
     } else if (type == "Prepend") {
         normalizers.push_back({.kind = Normalizer::Prepend, .text = n.at("prepend").get<std::string>()});
     } else if (type == "Replace") {
-        normalizers.push_back({.kind = Normalizer::Replace, .text = n.at("content").get<std::string>(),
+        normalizers.push_back({.kind = Normalizer::Replace,
+                               .text = n.at("content").get<std::string>(),
                                .pattern = pattern_regex(path, n.at("pattern"))});
     } else if (type == "NFC" || type == "NFKC" || type == "NFD" || type == "NFKD") {
         UErrorCode err = U_ZERO_ERROR;
@@ -547,8 +554,10 @@ void HfTokenizer::Impl::load_pre_tokenizer(const json& p, int depth) {
         t.pattern = pattern_regex(path, p.at("pattern"));
         const std::string b = p.value("behavior", "Isolated");
         static const std::unordered_map<std::string, Behavior> behaviors{
-            {"Removed", Behavior::Removed}, {"Isolated", Behavior::Isolated},
-            {"MergedWithPrevious", Behavior::MergedWithPrevious}, {"MergedWithNext", Behavior::MergedWithNext},
+            {"Removed", Behavior::Removed},
+            {"Isolated", Behavior::Isolated},
+            {"MergedWithPrevious", Behavior::MergedWithPrevious},
+            {"MergedWithNext", Behavior::MergedWithNext},
             {"Contiguous", Behavior::Contiguous}};
         if (!behaviors.contains(b)) fail(fmt::format("Split behavior '{}' is not supported", b));
         t.behavior = behaviors.at(b);
@@ -567,12 +576,17 @@ void HfTokenizer::Impl::load_pre_tokenizer(const json& p, int depth) {
         t.kind = PreTokenizer::Metaspace;
         t.replacement = p.value("replacement", std::string("\u2581"));
         single_char(path, "Metaspace's replacement", t.replacement);
-        const std::string scheme = p.contains("prepend_scheme") ? p["prepend_scheme"].get<std::string>()
-                                   : p.value("add_prefix_space", true) ? "always" : "never";
-        if (scheme == "always") t.scheme = PreTokenizer::Always;
-        else if (scheme == "first") t.scheme = PreTokenizer::First;
-        else if (scheme == "never") t.scheme = PreTokenizer::Never;
-        else fail(fmt::format("Metaspace prepend_scheme '{}' is not supported", scheme));
+        const std::string scheme = p.contains("prepend_scheme")        ? p["prepend_scheme"].get<std::string>()
+                                   : p.value("add_prefix_space", true) ? "always"
+                                                                       : "never";
+        if (scheme == "always")
+            t.scheme = PreTokenizer::Always;
+        else if (scheme == "first")
+            t.scheme = PreTokenizer::First;
+        else if (scheme == "never")
+            t.scheme = PreTokenizer::Never;
+        else
+            fail(fmt::format("Metaspace prepend_scheme '{}' is not supported", scheme));
         t.split = p.value("split", true);
         pre_tokenizers.push_back(std::move(t));
     } else {
@@ -620,7 +634,8 @@ void HfTokenizer::Impl::load_decoder(const json& d, int depth) {
     } else if (type == "ByteLevel") {
         decoders.push_back(Decoder{.kind = Decoder::ByteLevel});
     } else if (type == "Replace") {
-        decoders.push_back(Decoder{.kind = Decoder::Replace, .pattern = pattern_regex(path, d.at("pattern")),
+        decoders.push_back(Decoder{.kind = Decoder::Replace,
+                                   .pattern = pattern_regex(path, d.at("pattern")),
                                    .content = d.at("content").get<std::string>()});
     } else if (type == "ByteFallback") {
         decoders.push_back(Decoder{.kind = Decoder::ByteFallback});
@@ -635,8 +650,9 @@ void HfTokenizer::Impl::load_decoder(const json& d, int depth) {
     } else if (type == "Metaspace") {
         Decoder s{.kind = Decoder::Metaspace, .content = d.value("replacement", std::string("\u2581"))};
         s.ch = single_char(path, "Metaspace's replacement", s.content);
-        const std::string scheme = d.contains("prepend_scheme") ? d["prepend_scheme"].get<std::string>()
-                                   : d.value("add_prefix_space", true) ? "always" : "never";
+        const std::string scheme = d.contains("prepend_scheme")        ? d["prepend_scheme"].get<std::string>()
+                                   : d.value("add_prefix_space", true) ? "always"
+                                                                       : "never";
         s.prepend = scheme != "never";
         decoders.push_back(std::move(s));
     } else {
@@ -648,7 +664,7 @@ void HfTokenizer::Impl::load_added(const json& added) {
     if (!added.is_array()) fail("added_tokens is not a list");
     for (const json& a : added) {
         AddedToken t{a.at("content").get<std::string>(), a.at("id").get<int32_t>(), a.value("single_word", false),
-                     a.value("lstrip", false), a.value("rstrip", false), a.value("special", false)};
+                     a.value("lstrip", false),           a.value("rstrip", false),  a.value("special", false)};
         if (t.id < 0 || t.id >= (1 << 30)) fail(fmt::format("added token '{}' has the id {}", t.content, t.id));
         if (t.content.empty() || !valid_utf8(t.content))
             fail(fmt::format("added token {} is empty or not UTF-8", t.id));
@@ -656,7 +672,7 @@ void HfTokenizer::Impl::load_added(const json& added) {
         const bool normalized = a.value("normalized", !t.special);
         added_by_id[t.id] = {t.content, normalized ? normalize(t.content) : t.content, t.special};
         if (normalized) {
-            t.content = added_by_id[t.id].decoded;   // matched in the normalized text
+            t.content = added_by_id[t.id].decoded;  // matched in the normalized text
             normalized_added.tokens.push_back(std::move(t));
         } else {
             raw_added.tokens.push_back(std::move(t));
@@ -726,8 +742,10 @@ void HfTokenizer::Impl::pre_tokenize(std::string_view segment, bool at_start, st
             } else if (p.kind == PreTokenizer::Metaspace) {
                 std::string& m = arena.emplace_back();
                 for (char c : s) {
-                    if (c == ' ') m += p.replacement;
-                    else m += c;
+                    if (c == ' ')
+                        m += p.replacement;
+                    else
+                        m += c;
                 }
                 const bool prepend =
                     p.scheme == PreTokenizer::Always || (p.scheme == PreTokenizer::First && piece.at_start);
@@ -758,22 +776,26 @@ void HfTokenizer::Impl::pre_tokenize(std::string_view segment, bool at_start, st
             if (behavior == Behavior::MergedWithNext) {
                 for (size_t k = spans.size(); k-- > 0;) {
                     const Span sp = spans[k];
-                    if (sp.match && !previous && !merged.empty()) merged.back().b = sp.b;
-                    else merged.push_back({sp.b, sp.e, false});
+                    if (sp.match && !previous && !merged.empty())
+                        merged.back().b = sp.b;
+                    else
+                        merged.push_back({sp.b, sp.e, false});
                     previous = sp.match;
                 }
                 std::reverse(merged.begin(), merged.end());
             } else {
                 for (const Span& sp : spans) {
                     const bool join = behavior == Behavior::MergedWithPrevious ? sp.match && !previous
-                                      : behavior == Behavior::Contiguous        ? sp.match == previous
-                                                                                : false;
+                                      : behavior == Behavior::Contiguous       ? sp.match == previous
+                                                                               : false;
                     if (behavior == Behavior::Removed && sp.match) {
                         previous = sp.match;
                         continue;
                     }
-                    if (join && !merged.empty()) merged.back().e = sp.e;
-                    else merged.push_back(sp);
+                    if (join && !merged.empty())
+                        merged.back().e = sp.e;
+                    else
+                        merged.push_back(sp);
                     previous = sp.match;
                 }
             }
@@ -811,7 +833,7 @@ void HfTokenizer::Impl::bpe(std::string_view piece, std::vector<int32_t>& out) c
             add(id);
         }
     } else {
-        bool unk_pending = false;   // the last symbol is an unk that may fuse with the next
+        bool unk_pending = false;  // the last symbol is an unk that may fuse with the next
         for (size_t i = 0; i < piece.size();) {
             const int len = std::min<int>(utf8_len(static_cast<unsigned char>(piece[i])), int(piece.size() - i));
             const std::string_view ch = piece.substr(i, size_t(len));
@@ -828,7 +850,7 @@ void HfTokenizer::Impl::bpe(std::string_view piece, std::vector<int32_t>& out) c
                 unk_pending = false;
                 continue;
             }
-            if (unk < 0) continue;   // no unk token: the character is dropped, as the reference does
+            if (unk < 0) continue;  // no unk token: the character is dropped, as the reference does
             if (!(unk_pending && fuse_unk)) add(unk);
             unk_pending = true;
         }
@@ -875,7 +897,7 @@ void HfTokenizer::Impl::encode_piece(std::string_view piece, std::vector<int32_t
     struct Cache {
         uint64_t owner = 0;
         std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, StringHash, std::equal_to<>> words;
-        std::vector<int32_t> ids;   // the words' ids, back to back
+        std::vector<int32_t> ids;  // the words' ids, back to back
     };
     thread_local Cache cache;
     constexpr size_t kMaxWords = 1 << 18, kMaxWordBytes = 256;
@@ -911,8 +933,10 @@ void HfTokenizer::Impl::encode_segment(std::string_view segment, bool at_start, 
     };
     if (normalized_added.empty()) return encode_plain(s, at_start);
     split_added(normalized_added, s, [&](std::string_view part, size_t offset, int32_t id) {
-        if (id >= 0) out.push_back(id);
-        else encode_plain(part, at_start && offset == 0);
+        if (id >= 0)
+            out.push_back(id);
+        else
+            encode_plain(part, at_start && offset == 0);
     });
 }
 
@@ -921,7 +945,7 @@ void HfTokenizer::Impl::encode_segment(std::string_view segment, bool at_start, 
 void HfTokenizer::Impl::split_added(const AddedMatcher& m, std::string_view s,
                                     const std::function<void(std::string_view, size_t, int32_t)>& f) const {
     if (s.empty()) return;
-    size_t done = 0;   // s[0, done) is handed out
+    size_t done = 0;  // s[0, done) is handed out
     for (size_t pos = 0; pos < s.size();) {
         const int k = m.match_at(s, pos);
         if (k < 0) {
@@ -930,17 +954,18 @@ void HfTokenizer::Impl::split_added(const AddedMatcher& m, std::string_view s,
         }
         const AddedToken& t = m.tokens[size_t(k)];
         size_t start = pos, stop = pos + t.content.size();
-        pos = stop;   // the next search starts after this match, taken or not
+        pos = stop;  // the next search starts after this match, taken or not
         if (t.single_word) {
-            size_t last = start;   // the character before the match
-            while (last > 0 && (static_cast<unsigned char>(s[--last]) & 0xC0) == 0x80) {}
+            size_t last = start;  // the character before the match
+            while (last > 0 && (static_cast<unsigned char>(s[--last]) & 0xC0) == 0x80) {
+            }
             const bool word_before = start > 0 && word_char_at(s, last);
             const bool word_after = stop < s.size() && word_char_at(s, stop);
             if (word_before || word_after) continue;
         }
         if (t.lstrip) {
             size_t b = start;
-            while (b > done) {   // back over whitespace characters, not past what is handed out
+            while (b > done) {  // back over whitespace characters, not past what is handed out
                 size_t c = b - 1;
                 while (c > 0 && (static_cast<unsigned char>(s[c]) & 0xC0) == 0x80) c--;
                 int len = 0;
@@ -991,93 +1016,97 @@ std::string HfTokenizer::Impl::decode(std::span<const int32_t> ids, bool skip_sp
     for (const Decoder& d : decoders) {
         std::vector<std::string> next;
         switch (d.kind) {
-        case Decoder::ByteLevel: {
-            std::string bytes;
-            for (const std::string& t : tokens) {
-                std::string raw;
-                bool ok = true;
-                for (size_t i = 0; i < t.size() && ok;) {
-                    int len = 0;
-                    const auto it = to_byte.find(decode_utf8(t, i, &len));
-                    ok = it != to_byte.end();
-                    if (ok) raw += it->second;
-                    i += size_t(len);
+            case Decoder::ByteLevel: {
+                std::string bytes;
+                for (const std::string& t : tokens) {
+                    std::string raw;
+                    bool ok = true;
+                    for (size_t i = 0; i < t.size() && ok;) {
+                        int len = 0;
+                        const auto it = to_byte.find(decode_utf8(t, i, &len));
+                        ok = it != to_byte.end();
+                        if (ok) raw += it->second;
+                        i += size_t(len);
+                    }
+                    bytes += ok ? raw : t;
                 }
-                bytes += ok ? raw : t;
+                std::string text;
+                append_lossy_utf8(text, bytes);
+                next.push_back(std::move(text));
+                break;
             }
-            std::string text;
-            append_lossy_utf8(text, bytes);
-            next.push_back(std::move(text));
-            break;
-        }
-        case Decoder::Replace:
-            for (const std::string& t : tokens) next.push_back(replace_all(*d.pattern, t, d.content));
-            break;
-        case Decoder::ByteFallback: {
-            std::string run;   // consecutive <0xNN> bytes
-            auto flush = [&] {
-                if (run.empty()) return;
-                if (valid_utf8(run)) next.push_back(run);
-                else
-                    for (size_t i = 0; i < run.size(); i++) next.emplace_back("\xEF\xBF\xBD");
-                run.clear();
-            };
-            for (const std::string& t : tokens) {
-                const auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
-                const bool byte = t.size() == 6 && t.starts_with("<0x") && t[5] == '>' && hex(t[3]) && hex(t[4]);
-                if (byte) {
-                    run += char(std::stoi(t.substr(3, 2), nullptr, 16));
-                } else {
-                    flush();
-                    next.push_back(t);
+            case Decoder::Replace:
+                for (const std::string& t : tokens) next.push_back(replace_all(*d.pattern, t, d.content));
+                break;
+            case Decoder::ByteFallback: {
+                std::string run;  // consecutive <0xNN> bytes
+                auto flush = [&] {
+                    if (run.empty()) return;
+                    if (valid_utf8(run))
+                        next.push_back(run);
+                    else
+                        for (size_t i = 0; i < run.size(); i++) next.emplace_back("\xEF\xBF\xBD");
+                    run.clear();
+                };
+                for (const std::string& t : tokens) {
+                    const auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+                    const bool byte = t.size() == 6 && t.starts_with("<0x") && t[5] == '>' && hex(t[3]) && hex(t[4]);
+                    if (byte) {
+                        run += char(std::stoi(t.substr(3, 2), nullptr, 16));
+                    } else {
+                        flush();
+                        next.push_back(t);
+                    }
                 }
+                flush();
+                break;
             }
-            flush();
-            break;
-        }
-        case Decoder::Fuse: {
-            std::string all;
-            for (const std::string& t : tokens) all += t;
-            next.push_back(std::move(all));
-            break;
-        }
-        case Decoder::Strip:
-            for (const std::string& t : tokens) {
-                std::vector<std::pair<size_t, size_t>> cs;   // (offset, length) per character
-                for (size_t i = 0; i < t.size();) {
-                    int len = 0;
-                    decode_utf8(t, i, &len);
-                    cs.emplace_back(i, size_t(len));
-                    i += size_t(len);
-                }
-                size_t a = 0, b = cs.size();
-                for (int i = 0; i < d.start && a < cs.size(); i++) {
-                    int len = 0;
-                    if (decode_utf8(t, cs[a].first, &len) != d.ch) break;
-                    a++;
-                }
-                for (int i = 0; i < d.stop && b > a; i++) {
-                    int len = 0;
-                    if (decode_utf8(t, cs[b - 1].first, &len) != d.ch) break;
-                    b--;
-                }
-                next.push_back(a < b ? t.substr(cs[a].first, cs[b - 1].first + cs[b - 1].second - cs[a].first) : "");
+            case Decoder::Fuse: {
+                std::string all;
+                for (const std::string& t : tokens) all += t;
+                next.push_back(std::move(all));
+                break;
             }
-            break;
-        case Decoder::Metaspace:
-            for (size_t k = 0; k < tokens.size(); k++) {
-                const std::string& t = tokens[k];
-                std::string o;
-                for (size_t i = 0; i < t.size();) {
-                    int len = 0;
-                    const uint32_t cp = decode_utf8(t, i, &len);
-                    if (cp != d.ch) o.append(t, i, size_t(len));
-                    else if (!(k == 0 && d.prepend)) o += ' ';
-                    i += size_t(len);
+            case Decoder::Strip:
+                for (const std::string& t : tokens) {
+                    std::vector<std::pair<size_t, size_t>> cs;  // (offset, length) per character
+                    for (size_t i = 0; i < t.size();) {
+                        int len = 0;
+                        decode_utf8(t, i, &len);
+                        cs.emplace_back(i, size_t(len));
+                        i += size_t(len);
+                    }
+                    size_t a = 0, b = cs.size();
+                    for (int i = 0; i < d.start && a < cs.size(); i++) {
+                        int len = 0;
+                        if (decode_utf8(t, cs[a].first, &len) != d.ch) break;
+                        a++;
+                    }
+                    for (int i = 0; i < d.stop && b > a; i++) {
+                        int len = 0;
+                        if (decode_utf8(t, cs[b - 1].first, &len) != d.ch) break;
+                        b--;
+                    }
+                    next.push_back(a < b ? t.substr(cs[a].first, cs[b - 1].first + cs[b - 1].second - cs[a].first)
+                                         : "");
                 }
-                next.push_back(std::move(o));
-            }
-            break;
+                break;
+            case Decoder::Metaspace:
+                for (size_t k = 0; k < tokens.size(); k++) {
+                    const std::string& t = tokens[k];
+                    std::string o;
+                    for (size_t i = 0; i < t.size();) {
+                        int len = 0;
+                        const uint32_t cp = decode_utf8(t, i, &len);
+                        if (cp != d.ch)
+                            o.append(t, i, size_t(len));
+                        else if (!(k == 0 && d.prepend))
+                            o += ' ';
+                        i += size_t(len);
+                    }
+                    next.push_back(std::move(o));
+                }
+                break;
         }
         tokens.swap(next);
     }
@@ -1122,8 +1151,10 @@ void HfTokenizer::encode(std::string_view text, bool add_special_tokens, std::ve
         if (!text.empty()) t.encode_segment(text, true, out);
     } else {
         t.split_added(t.raw_added, text, [&](std::string_view part, size_t offset, int32_t id) {
-            if (id >= 0) out.push_back(id);
-            else t.encode_segment(part, offset == 0, out);
+            if (id >= 0)
+                out.push_back(id);
+            else
+                t.encode_segment(part, offset == 0, out);
         });
     }
     if (add_special_tokens) out.insert(out.end(), t.suffix.begin(), t.suffix.end());
@@ -1139,9 +1170,7 @@ std::string HfTokenizer::decode(std::span<const int32_t> ids, bool skip_special_
     return impl_->decode(ids, skip_special_tokens);
 }
 
-int HfTokenizer::vocab_size() const {
-    return int(impl_->id_to_token.size());
-}
+int HfTokenizer::vocab_size() const { return int(impl_->id_to_token.size()); }
 
 std::optional<int32_t> HfTokenizer::token_id(std::string_view token) const {
     for (const auto& [id, added] : impl_->added_by_id)
@@ -1161,15 +1190,9 @@ bool HfTokenizer::is_special(int32_t id) const {
     return it != impl_->added_by_id.end() && it->second.special;
 }
 
-std::span<const int32_t> HfTokenizer::prefix_ids() const {
-    return impl_->prefix;
-}
-std::span<const int32_t> HfTokenizer::suffix_ids() const {
-    return impl_->suffix;
-}
-const std::string& HfTokenizer::path() const {
-    return impl_->path;
-}
+std::span<const int32_t> HfTokenizer::prefix_ids() const { return impl_->prefix; }
+std::span<const int32_t> HfTokenizer::suffix_ids() const { return impl_->suffix; }
+const std::string& HfTokenizer::path() const { return impl_->path; }
 
 // ---------------------------------------------------------------------------------------------
 
@@ -1183,8 +1206,8 @@ std::string DecodeStream::push(int32_t id) {
     const std::string text = tok_.decode(ids_, skip_);
     if (text.size() <= prefix_.size() || text.ends_with("\xEF\xBF\xBD")) return "";
     if (!text.starts_with(prefix_))
-        throw DataError(fmt::format("{}: decoding {} ids changed the text of the ids before them", tok_.path(),
-                                    ids_.size()));
+        throw DataError(
+            fmt::format("{}: decoding {} ids changed the text of the ids before them", tok_.path(), ids_.size()));
     std::string fresh = text.substr(prefix_.size());
     const size_t new_prefix_index = ids_.size() - prefix_index_;
     ids_.erase(ids_.begin(), ids_.begin() + long(prefix_index_));

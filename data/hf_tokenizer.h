@@ -36,18 +36,18 @@ public:
     // Bytes that are not UTF-8 are read as U+FFFD, as Python's errors="replace" does. Thread-safe:
     // each thread keeps its own cache of encoded words.
     std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const;
-    void encode(std::string_view text, bool add_special_tokens, std::vector<int32_t>& out) const;   // appends
+    void encode(std::string_view text, bool add_special_tokens, std::vector<int32_t>& out) const;  // appends
 
     // The text of ids through the decoder chain; ids outside the vocabulary are skipped, as the
     // reference does. skip_special_tokens leaves out the added tokens marked special.
     std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
 
-    int vocab_size() const;                                     // largest id + 1
-    std::optional<int32_t> token_id(std::string_view token) const;   // added tokens, then the model's
-    std::string token(int32_t id) const;                        // "" outside the vocabulary
+    int vocab_size() const;                                         // largest id + 1
+    std::optional<int32_t> token_id(std::string_view token) const;  // added tokens, then the model's
+    std::string token(int32_t id) const;                            // "" outside the vocabulary
     bool is_special(int32_t id) const;
-    std::span<const int32_t> prefix_ids() const;   // what add_special_tokens puts before the text (BOS)
-    std::span<const int32_t> suffix_ids() const;   // and after it
+    std::span<const int32_t> prefix_ids() const;  // what add_special_tokens puts before the text (BOS)
+    std::span<const int32_t> suffix_ids() const;  // and after it
     const std::string& path() const;
 
     struct Impl;
@@ -63,13 +63,13 @@ class DecodeStream {
 public:
     DecodeStream(const HfTokenizer& tokenizer, bool skip_special_tokens);
     std::string push(int32_t id);
-    std::string flush();   // the text push held back (ids ending inside a character: U+FFFD)
+    std::string flush();  // the text push held back (ids ending inside a character: U+FFFD)
 
 private:
     const HfTokenizer& tok_;
     bool skip_;
-    std::vector<int32_t> ids_;   // the window: ids before prefix_index_ are decoded already
-    std::string prefix_;         // decode of ids_[0, prefix_index_)
+    std::vector<int32_t> ids_;  // the window: ids before prefix_index_ are decoded already
+    std::string prefix_;        // decode of ids_[0, prefix_index_)
     size_t prefix_index_ = 0;
 };
 

@@ -13,9 +13,7 @@
 
 namespace rkv {
 
-void to_json(nlohmann::json& j, const LoaderState& s) {
-    j = {{"epoch", s.epoch}, {"batch", s.batch}};
-}
+void to_json(nlohmann::json& j, const LoaderState& s) { j = {{"epoch", s.epoch}, {"batch", s.batch}}; }
 
 void from_json(const nlohmann::json& j, LoaderState& s) {
     j.at("epoch").get_to(s.epoch);
@@ -25,9 +23,8 @@ void from_json(const nlohmann::json& j, LoaderState& s) {
 DataLoader::DataLoader(const LoaderOptions& opts) : opts_(opts) {
     if (opts.B <= 0 || opts.T <= 0 || opts.world <= 0 || opts.rank < 0 || opts.rank >= opts.world ||
         opts.vocab_size <= 0)
-        throw std::invalid_argument(
-            fmt::format("DataLoader: bad options B={} T={} rank={} world={} vocab_size={}", opts.B, opts.T,
-                        opts.rank, opts.world, opts.vocab_size));
+        throw std::invalid_argument(fmt::format("DataLoader: bad options B={} T={} rank={} world={} vocab_size={}",
+                                                opts.B, opts.T, opts.rank, opts.world, opts.vocab_size));
 
     // One kind per pattern, told by the first file's magic.
     const std::vector<std::string> files = expand_glob(opts.pattern);
@@ -41,8 +38,10 @@ DataLoader::DataLoader(const LoaderOptions& opts) : opts_(opts) {
         if (rows) {
             row_files_.emplace_back(path, opts.vocab_size);
             if (row_files_.back().T() != opts.T)
-                data_fail(path, "rows of {} tokens, but the sequence length is {}: a row file serves the length it "
-                          "was written for", row_files_.back().T(), opts.T);
+                data_fail(path,
+                          "rows of {} tokens, but the sequence length is {}: a row file serves the length it "
+                          "was written for",
+                          row_files_.back().T(), opts.T);
             start_.push_back(start_.back() + row_files_.back().rows());
         } else {
             shards_.emplace_back(path, opts.vocab_size);
@@ -63,9 +62,7 @@ DataLoader::DataLoader(const LoaderOptions& opts) : opts_(opts) {
                                opts.pattern, num_tokens(), shards_.size(), opts.B, opts.T, opts.world));
 }
 
-int64_t DataLoader::num_tokens() const {
-    return rows() ? start_.back() * opts_.T : start_.back();
-}
+int64_t DataLoader::num_tokens() const { return rows() ? start_.back() * opts_.T : start_.back(); }
 
 std::string DataLoader::summary() const {
     if (!rows()) return fmt::format("{} tokens", num_tokens());
@@ -76,10 +73,10 @@ std::string DataLoader::summary() const {
 
 void DataLoader::restore(const LoaderState& s) {
     if (s.epoch < 0 || s.batch < 0 || s.batch >= batches_per_epoch_)
-        throw DataError(fmt::format(
-            "{}: cannot resume at epoch {} batch {}: an epoch has {} batches (did the data, B, T or "
-            "world change?)",
-            opts_.pattern, s.epoch, s.batch, batches_per_epoch_));
+        throw DataError(
+            fmt::format("{}: cannot resume at epoch {} batch {}: an epoch has {} batches (did the data, B, T or "
+                        "world change?)",
+                        opts_.pattern, s.epoch, s.batch, batches_per_epoch_));
     pos_ = s;
 }
 

@@ -64,9 +64,9 @@ public:
     LoaderState state() const { return pos_; }
     void restore(const LoaderState& s);  // the next batch is the one served at state s
 
-    bool rows() const { return !row_files_.empty(); }   // row files, not shards
-    int64_t num_tokens() const;                          // in the stream, or in all rows
-    std::string summary() const;                         // what it serves, for the user
+    bool rows() const { return !row_files_.empty(); }  // row files, not shards
+    int64_t num_tokens() const;                        // in the stream, or in all rows
+    std::string summary() const;                       // what it serves, for the user
     int64_t batches_per_epoch() const { return batches_per_epoch_; }
     const LoaderOptions& options() const { return opts_; }
     const std::vector<Shard>& shards() const { return shards_; }
@@ -81,11 +81,11 @@ private:
     int64_t unit(int64_t i);
 
     LoaderOptions opts_;
-    std::vector<Shard> shards_;         // token shards, or
-    std::vector<SftFile> row_files_;    // fine-tuning row files
-    std::vector<int64_t> start_;        // (num_files + 1,) first token (shards) or row of each file; back() = total
-    int64_t units_ = 0;                 // windows or rows
-    int64_t per_ = 1;                   // units per micro-batch
+    std::vector<Shard> shards_;       // token shards, or
+    std::vector<SftFile> row_files_;  // fine-tuning row files
+    std::vector<int64_t> start_;      // (num_files + 1,) first token (shards) or row of each file; back() = total
+    int64_t units_ = 0;               // windows or rows
+    int64_t per_ = 1;                 // units per micro-batch
     int64_t batches_per_epoch_ = 0;
     LoaderState pos_;
     std::vector<int64_t> order_;  // shuffle only: (units_,) serving order

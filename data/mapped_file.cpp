@@ -17,7 +17,7 @@ namespace rkv {
 MappedFile::MappedFile(const std::string& path) : path_(path), map_(nullptr, Unmap{0}) {
     int fd;
     try {
-        fd = open_regular_file(path);   // a FIFO or a directory is refused by name
+        fd = open_regular_file(path);  // a FIFO or a directory is refused by name
     } catch (const std::runtime_error& e) {
         throw DataError(e.what());
     }
@@ -39,8 +39,6 @@ MappedFile::MappedFile(const std::string& path) : path_(path), map_(nullptr, Unm
     map_ = {static_cast<const char*>(p), Unmap{size_t(bytes_)}};
 }
 
-void MappedFile::Unmap::operator()(const char* p) const {
-    ::munmap(const_cast<char*>(p), bytes);
-}
+void MappedFile::Unmap::operator()(const char* p) const { ::munmap(const_cast<char*>(p), bytes); }
 
 }  // namespace rkv

@@ -45,9 +45,9 @@ void store(std::vector<char>& out, int32_t t) {
 
 bool is_sft_file(const std::string& path) {
     std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) return false;   // the shard reader names what is missing
+    if (!std::filesystem::exists(path, ec)) return false;  // the shard reader names what is missing
     try {
-        check_regular_file(path);   // opening a FIFO to read its magic would block
+        check_regular_file(path);  // opening a FIFO to read its magic would block
     } catch (const std::runtime_error& e) {
         throw DataError(e.what());
     }
@@ -80,9 +80,10 @@ SftFile::SftFile(const std::string& path, int vocab_size) : file_(path) {
     // At most 2^31 rows of 2^24 tokens: the byte count below fits in 64 bits.
     const int64_t want_bytes = kShardHeaderBytes + rows_ * T_ * (width_ + 1);
     if (file_bytes != want_bytes)
-        data_fail(path, "{}: header says {} rows of {} tokens of {} bytes and their mask ({} bytes) but file has {} "
-                  "bytes", file_bytes < want_bytes ? "truncated" : "trailing bytes", rows_, T_, width_, want_bytes,
-                  file_bytes);
+        data_fail(path,
+                  "{}: header says {} rows of {} tokens of {} bytes and their mask ({} bytes) but file has {} "
+                  "bytes",
+                  file_bytes < want_bytes ? "truncated" : "trailing bytes", rows_, T_, width_, want_bytes, file_bytes);
 
     for (int64_t r = 0; r < rows_; r++) {
         const uint8_t* m = mask() + r * T_;
@@ -94,8 +95,8 @@ SftFile::SftFile(const std::string& path, int vocab_size) : file_(path) {
         int64_t id = width_ == 2 ? int64_t(load<uint16_t>(file_.data() + kShardHeaderBytes, i))
                                  : int64_t(load<uint32_t>(file_.data() + kShardHeaderBytes, i));
         if (id >= vocab_size)
-            data_fail(path, "token id {} at row {} position {} is out of range for vocab size {}", id, i / T_,
-                      i % T_, vocab_size);
+            data_fail(path, "token id {} at row {} position {} is out of range for vocab size {}", id, i / T_, i % T_,
+                      vocab_size);
     }
 }
 
@@ -145,7 +146,7 @@ void write_sft_rows(const std::string& path, const SftRows& rows, int width) {
     }
 
     int32_t header[kShardHeaderInts] = {kSftMagic, kSftVersion, width, rows.T, int32_t(R)};  // (256,)
-    std::vector<char> tokens;  // (R, T) of the width
+    std::vector<char> tokens;                                                                // (R, T) of the width
     tokens.reserve(R * rows.T * width);
     for (int32_t t : rows.tokens) width == 2 ? store<uint16_t>(tokens, t) : store<uint32_t>(tokens, t);
     // Durable before visible: a reader never sees a half-written file.

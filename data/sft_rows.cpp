@@ -26,8 +26,7 @@ void check_options(const SftOptions& o) {
 std::string field(const nlohmann::json& line, const std::string& name, const std::string& where) {
     auto it = line.find(name);
     if (it == line.end()) throw DataError(fmt::format("{}: no \"{}\" field", where, name));
-    if (!it->is_string())
-        throw DataError(fmt::format("{}: \"{}\" is {}, not a string", where, name, it->type_name()));
+    if (!it->is_string()) throw DataError(fmt::format("{}: \"{}\" is {}, not a string", where, name, it->type_name()));
     return it->get<std::string>();
 }
 
@@ -47,8 +46,8 @@ bool add_example(std::vector<int32_t> prompt, const std::vector<int32_t>& comple
         counts.prompts_truncated++;
         counts.prompt_tokens_cut += cut;
     }
-    std::vector<int32_t> tokens;   // (T)
-    std::vector<uint8_t> mask;     // (T)
+    std::vector<int32_t> tokens;  // (T)
+    std::vector<uint8_t> mask;    // (T)
     tokens.reserve(o.T);
     mask.reserve(o.T);
     auto put = [&](int32_t id, bool loss) {
@@ -124,11 +123,12 @@ std::vector<std::string> write_sft_splits(const std::string& dir, const std::str
 }
 
 std::string sft_report(const SftCounts& c) {
-    return fmt::format("{} examples: {} train rows, {} validation rows, {} tokens carry loss; {} prompts truncated "
-                       "from the left ({} tokens cut); dropped: {} with a completion too long for a row, {} with "
-                       "nothing to learn",
-                       c.examples, c.train_rows, c.val_rows, c.loss_tokens, c.prompts_truncated, c.prompt_tokens_cut,
-                       c.dropped_too_long, c.dropped_no_loss);
+    return fmt::format(
+        "{} examples: {} train rows, {} validation rows, {} tokens carry loss; {} prompts truncated "
+        "from the left ({} tokens cut); dropped: {} with a completion too long for a row, {} with "
+        "nothing to learn",
+        c.examples, c.train_rows, c.val_rows, c.loss_tokens, c.prompts_truncated, c.prompt_tokens_cut,
+        c.dropped_too_long, c.dropped_no_loss);
 }
 
 }  // namespace rkv

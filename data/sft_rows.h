@@ -30,23 +30,23 @@ namespace rkv {
 using Encoder = std::function<std::vector<int32_t>(std::string_view text)>;
 
 struct SftOptions {
-    int T = 0;                                    // tokens per row: the training --seq-len
+    int T = 0;  // tokens per row: the training --seq-len
     std::string prompt_field = "prompt";
     std::string completion_field = "completion";
-    int32_t bos = -1;                             // starts every row when >= 0
-    int32_t eos = -1;                             // ends every completion when >= 0
-    int32_t pad = 0;                              // fills the rows after the example
-    double val_fraction = 0;                      // share of the kept examples, spread evenly, for validation
+    int32_t bos = -1;         // starts every row when >= 0
+    int32_t eos = -1;         // ends every completion when >= 0
+    int32_t pad = 0;          // fills the rows after the example
+    double val_fraction = 0;  // share of the kept examples, spread evenly, for validation
 };
 
 struct SftCounts {
-    int64_t examples = 0;            // lines with an example
+    int64_t examples = 0;  // lines with an example
     int64_t train_rows = 0, val_rows = 0;
-    int64_t prompts_truncated = 0;   // kept examples whose prompt lost tokens from its left
-    int64_t prompt_tokens_cut = 0;   // the tokens they lost
-    int64_t dropped_too_long = 0;    // completion (with bos, eos and one prompt token) longer than T
-    int64_t dropped_no_loss = 0;     // nothing to learn
-    int64_t loss_tokens = 0;         // targets that carry loss, over both splits
+    int64_t prompts_truncated = 0;  // kept examples whose prompt lost tokens from its left
+    int64_t prompt_tokens_cut = 0;  // the tokens they lost
+    int64_t dropped_too_long = 0;   // completion (with bos, eos and one prompt token) longer than T
+    int64_t dropped_no_loss = 0;    // nothing to learn
+    int64_t loss_tokens = 0;        // targets that carry loss, over both splits
 };
 
 struct SftSplits {

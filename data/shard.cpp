@@ -20,9 +20,7 @@ static_assert(std::endian::native == std::endian::little, "shards are little-end
 
 namespace {
 
-int64_t token_bytes(int version) {
-    return version == 1 ? 2 : 4;
-}
+int64_t token_bytes(int version) { return version == 1 ? 2 : 4; }
 
 // First token >= vocab_size, or -1. One pass over the mapping at open time.
 template <class T>
@@ -92,7 +90,6 @@ std::vector<T> narrow_tokens(const std::string& path, std::span<const int32_t> t
     }
     return out;
 }
-
 
 }  // namespace
 

@@ -54,7 +54,7 @@ unsigned thread_count(int threads) {
 template <class Work, class Tick>
 void run_chunks(size_t n, int threads, Work&& work, Tick&& tick) {
     std::atomic<size_t> next{0};
-    size_t done = 0;   // under mutex
+    size_t done = 0;  // under mutex
     std::mutex mutex;
     std::condition_variable all_done;
     auto worker = [&] {
@@ -95,9 +95,10 @@ DocumentTokens document_tokens(const HfTokenizer& tok, const std::string& start_
     } else if (const auto eot = tok.token_id("<|endoftext|>")) {
         d.start = {*eot};
     } else {
-        throw DataError(fmt::format("{}: no document start token (no BOS in the post-processor, no bos_token in "
-                                    "tokenizer_config.json, no <|endoftext|>): name one with --doc-start",
-                                    tok.path()));
+        throw DataError(
+            fmt::format("{}: no document start token (no BOS in the post-processor, no bos_token in "
+                        "tokenizer_config.json, no <|endoftext|>): name one with --doc-start",
+                        tok.path()));
     }
     if (!end_token.empty()) d.end = {token_of(tok, end_token, "document end")};
     return d;
@@ -108,8 +109,10 @@ int32_t end_of_text(const HfTokenizer& tok, const std::string& end_token) {
     if (const std::string eos = config_token(tok, "eos_token"); !eos.empty())
         return token_of(tok, eos, "tokenizer_config.json eos_token");
     if (const auto eot = tok.token_id("<|endoftext|>")) return *eot;
-    throw DataError(fmt::format("{}: no end-of-text token (no eos_token in tokenizer_config.json, no <|endoftext|>): "
-                                "name one with --doc-end", tok.path()));
+    throw DataError(
+        fmt::format("{}: no end-of-text token (no eos_token in tokenizer_config.json, no <|endoftext|>): "
+                    "name one with --doc-end",
+                    tok.path()));
 }
 
 std::vector<int32_t> encode_documents(const HfTokenizer& tok, const std::vector<std::string_view>& docs,
@@ -180,8 +183,8 @@ ShardFiles write_splits(const std::vector<int32_t>& tokens, int vocab_size, cons
     const int64_t val_begin = o.val_tokens >= 0 ? 0 : n - n_val;
     const std::span<const int32_t> all(tokens);
     const std::span<const int32_t> val = all.subspan(size_t(val_begin), size_t(n_val));
-    const std::span<const int32_t> train = o.val_tokens >= 0 ? all.subspan(size_t(n_val))
-                                                             : all.subspan(0, size_t(n - n_val));
+    const std::span<const int32_t> train =
+        o.val_tokens >= 0 ? all.subspan(size_t(n_val)) : all.subspan(0, size_t(n - n_val));
     ShardFiles files;
     files.version = shard_version(vocab_size);
     files.train_tokens = int64_t(train.size());

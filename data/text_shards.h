@@ -49,12 +49,12 @@ std::vector<std::vector<int32_t>> encode_lines(const HfTokenizer& tok, const std
 struct SplitOptions {
     std::string dir, name = "text";
     double val_frac = 0.1;
-    int64_t val_tokens = -1;   // >= 0: the first val_tokens tokens instead of the last val_frac
+    int64_t val_tokens = -1;  // >= 0: the first val_tokens tokens instead of the last val_frac
     int64_t shard_tokens = 100'000'000;
 };
 
 struct ShardFiles {
-    std::vector<std::string> train, val;   // paths in order
+    std::vector<std::string> train, val;  // paths in order
     int64_t train_tokens = 0, val_tokens = 0;
     int version = 1;
 };
@@ -67,8 +67,6 @@ ShardFiles write_splits(const std::vector<int32_t>& tokens, int vocab_size, cons
 bool out_dir_allowed(const std::string& dir, const std::string& source_dir);
 
 // The shard version whose token type holds every id below vocab_size.
-inline int shard_version(int vocab_size) {
-    return vocab_size <= 65536 ? 1 : 7;
-}
+inline int shard_version(int vocab_size) { return vocab_size <= 65536 ? 1 : 7; }
 
 }  // namespace rkv

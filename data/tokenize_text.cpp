@@ -20,8 +20,8 @@
 //       completion and its end only; train_rkv --train/--val read them at --seq-len T.
 #include <chrono>
 #include <climits>
-#include <deque>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -30,9 +30,9 @@
 #include <string_view>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <fmt/ranges.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "data/hf_tokenizer.h"
@@ -73,7 +73,7 @@ bool is_json_lines(const std::string& path, const std::string& field_given) {
 struct Options {
     std::string tokenizer, ids_file, field, doc_start, doc_end;
     rkv::SplitOptions split;
-    rkv::SftOptions sft;              // --sft T: fine-tuning rows of T tokens
+    rkv::SftOptions sft;  // --sft T: fine-tuning rows of T tokens
     int threads = 0;
     bool force = false;
     std::vector<std::string> files;
@@ -131,10 +131,11 @@ std::vector<std::string_view> documents(const Options& o, const std::vector<std:
 int write_shards(const Options& o) {
     if (o.split.dir.empty() || o.files.empty()) throw std::invalid_argument("give --out DIR and FILES (or --ids FILE)");
     if (!o.force && !rkv::out_dir_allowed(o.split.dir, RKV_SOURCE_DIR))
-        throw std::invalid_argument(fmt::format("--out {} is inside the source tree {}: write shards elsewhere (or "
-                                                "under runs/), or pass --force",
-                                                o.split.dir, RKV_SOURCE_DIR));
-    std::vector<std::string> contents;   // the files' bytes; documents are views into them
+        throw std::invalid_argument(
+            fmt::format("--out {} is inside the source tree {}: write shards elsewhere (or "
+                        "under runs/), or pass --force",
+                        o.split.dir, RKV_SOURCE_DIR));
+    std::vector<std::string> contents;  // the files' bytes; documents are views into them
     contents.reserve(o.files.size());
     for (const std::string& path : o.files) contents.push_back(read_file(path));
 
@@ -180,8 +181,10 @@ int write_shards(const Options& o) {
 int write_sft(Options o) {
     if (o.split.dir.empty() || o.files.empty()) throw std::invalid_argument("--sft needs --out DIR and FILES");
     if (!o.force && !rkv::out_dir_allowed(o.split.dir, RKV_SOURCE_DIR))
-        throw std::invalid_argument(fmt::format("--out {} is inside the source tree {}: write the rows elsewhere (or "
-                                                "under runs/), or pass --force", o.split.dir, RKV_SOURCE_DIR));
+        throw std::invalid_argument(
+            fmt::format("--out {} is inside the source tree {}: write the rows elsewhere (or "
+                        "under runs/), or pass --force",
+                        o.split.dir, RKV_SOURCE_DIR));
     o.sft.val_fraction = o.split.val_frac;
     std::optional<rkv::HfTokenizer> tok;
     rkv::Encoder encode;
@@ -228,7 +231,8 @@ int main(int argc, char** argv) {
     app.add_option("--shard-tokens", o.split.shard_tokens, "most tokens per shard")
         ->check(CLI::Range(int64_t(1), int64_t(INT32_MAX)))
         ->capture_default_str();
-    auto* sft = app.add_option("--sft", o.sft.T, "fine-tuning rows of this many tokens (train_rkv --seq-len) from "
+    auto* sft = app.add_option("--sft", o.sft.T,
+                               "fine-tuning rows of this many tokens (train_rkv --seq-len) from "
                                "JSON Lines of {\"prompt\", \"completion\"}")
                     ->check(CLI::Range(2, 1 << 24));
     sft->excludes(ids);

@@ -17,8 +17,7 @@ std::string decode_bytes(std::span<const int32_t> tokens) {
     std::string text(tokens.size(), '\0');
     for (size_t i = 0; i < tokens.size(); i++) {
         if (tokens[i] < 0 || tokens[i] >= kByteVocab)
-            throw std::out_of_range(
-                fmt::format("decode_bytes: token {} at position {} is not a byte", tokens[i], i));
+            throw std::out_of_range(fmt::format("decode_bytes: token {} at position {} is not a byte", tokens[i], i));
         text[i] = static_cast<char>(tokens[i]);
     }
     return text;

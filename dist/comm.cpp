@@ -53,8 +53,10 @@ std::unique_ptr<Comm> local_comm(bool gpu) {
 #if RKV_DIST_CUDA
     if (gpu) return std::make_unique<LocalComm>(device_copy);
 #endif
-    if (gpu) throw std::runtime_error("--device cuda: this build has no CUDA path (CMake found no CUDA toolkit, "
-                                      "or RKV_CUDA_PATH=OFF); the CPU path is --device cpu");
+    if (gpu)
+        throw std::runtime_error(
+            "--device cuda: this build has no CUDA path (CMake found no CUDA toolkit, "
+            "or RKV_CUDA_PATH=OFF); the CPU path is --device cpu");
     return std::make_unique<LocalComm>();
 }
 

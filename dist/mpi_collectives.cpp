@@ -16,15 +16,40 @@ namespace {
 constexpr size_t kPiece = size_t(1) << 24;
 constexpr size_t kPieceBytes = size_t(1) << 26;
 
-template <class T> MPI_Datatype type_of();
-template <> MPI_Datatype type_of<float>() { return MPI_FLOAT; }
-template <> MPI_Datatype type_of<double>() { return MPI_DOUBLE; }
-template <> MPI_Datatype type_of<int8_t>() { return MPI_INT8_T; }
-template <> MPI_Datatype type_of<uint8_t>() { return MPI_UINT8_T; }
-template <> MPI_Datatype type_of<int32_t>() { return MPI_INT32_T; }
-template <> MPI_Datatype type_of<uint32_t>() { return MPI_UINT32_T; }
-template <> MPI_Datatype type_of<int64_t>() { return MPI_INT64_T; }
-template <> MPI_Datatype type_of<uint64_t>() { return MPI_UINT64_T; }
+template <class T>
+MPI_Datatype type_of();
+template <>
+MPI_Datatype type_of<float>() {
+    return MPI_FLOAT;
+}
+template <>
+MPI_Datatype type_of<double>() {
+    return MPI_DOUBLE;
+}
+template <>
+MPI_Datatype type_of<int8_t>() {
+    return MPI_INT8_T;
+}
+template <>
+MPI_Datatype type_of<uint8_t>() {
+    return MPI_UINT8_T;
+}
+template <>
+MPI_Datatype type_of<int32_t>() {
+    return MPI_INT32_T;
+}
+template <>
+MPI_Datatype type_of<uint32_t>() {
+    return MPI_UINT32_T;
+}
+template <>
+MPI_Datatype type_of<int64_t>() {
+    return MPI_INT64_T;
+}
+template <>
+MPI_Datatype type_of<uint64_t>() {
+    return MPI_UINT64_T;
+}
 
 int rank_in(MPI_Comm comm) {
     int r = 0;
@@ -174,8 +199,8 @@ bool init() {
     return true;
 }
 
-#define RKV_MPI_SUMS(T)                                           \
-    template void all_reduce_sum<T>(T*, size_t, MPI_Comm);        \
+#define RKV_MPI_SUMS(T)                                               \
+    template void all_reduce_sum<T>(T*, size_t, MPI_Comm);            \
     template void reduce_sum<T>(const T*, T*, size_t, int, MPI_Comm); \
     template void reduce_scatter_sum<T>(const T*, T*, size_t, MPI_Comm);
 RKV_MPI_SUMS(float)

@@ -12,7 +12,8 @@ namespace {
 
 void nccl_check(ncclResult_t r, const char* call, ncclComm_t comm) {
     if (r != ncclSuccess)
-        throw std::runtime_error(std::string(call) + ": " + ncclGetErrorString(r) + " (" + ncclGetLastError(comm) + ")");
+        throw std::runtime_error(std::string(call) + ": " + ncclGetErrorString(r) + " (" + ncclGetLastError(comm) +
+                                 ")");
 }
 
 // Device memory goes to NCCL, host memory to MPI.
@@ -51,8 +52,7 @@ NcclComm::NcclComm(cudaStream_t stream) : stream_(stream) {
         ncclUniqueId id{};
         if (rank() == 0) nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId", nullptr);
         mpi_.broadcast(&id, sizeof(id), 0);
-        nccl_check(ncclCommInitRank(&nccl_, world(), id, rank()), "ncclCommInitRank (two ranks on one GPU?)",
-                   nullptr);
+        nccl_check(ncclCommInitRank(&nccl_, world(), id, rank()), "ncclCommInitRank (two ranks on one GPU?)", nullptr);
         cuda_check(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
         cuda_check(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
         cuda_check(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
@@ -94,14 +94,12 @@ cudaStream_t NcclComm::side_after_stream() {
 
 void NcclComm::all_reduce_start(float* data, size_t n) {
     if (!is_device(data)) return mpi_.all_reduce_sum(data, n);
-    nccl_check(ncclAllReduce(data, data, n, ncclFloat32, ncclSum, nccl_, side_after_stream()), "ncclAllReduce",
-               nccl_);
+    nccl_check(ncclAllReduce(data, data, n, ncclFloat32, ncclSum, nccl_, side_after_stream()), "ncclAllReduce", nccl_);
 }
 
 void NcclComm::reduce_start(float* data, size_t n, int root) {
     if (!is_device(data)) return mpi_.reduce_sum(data, n, root);
-    nccl_check(ncclReduce(data, data, n, ncclFloat32, ncclSum, root, nccl_, side_after_stream()), "ncclReduce",
-               nccl_);
+    nccl_check(ncclReduce(data, data, n, ncclFloat32, ncclSum, root, nccl_, side_after_stream()), "ncclReduce", nccl_);
 }
 
 void NcclComm::finish_started() {
@@ -118,8 +116,8 @@ void NcclComm::all_reduce_sum(double* data, size_t n) {
 
 void NcclComm::reduce_scatter_sum(const float* send, float* recv, size_t recv_count) {
     if (both_on_device(send, recv, "reduce_scatter_sum"))
-        nccl_check(ncclReduceScatter(send, recv, recv_count, ncclFloat32, ncclSum, nccl_, stream_),
-                   "ncclReduceScatter", nccl_);
+        nccl_check(ncclReduceScatter(send, recv, recv_count, ncclFloat32, ncclSum, nccl_, stream_), "ncclReduceScatter",
+                   nccl_);
     else
         mpi_.reduce_scatter_sum(send, recv, recv_count);
 }

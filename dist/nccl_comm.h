@@ -48,11 +48,11 @@ private:
     MpiComm mpi_;  // first: it outlives the NCCL communicator
     ncclComm_t nccl_ = nullptr;
     cudaStream_t stream_;
-    cudaStream_t side_ = nullptr;              // non-blocking: it runs beside the legacy stream
+    cudaStream_t side_ = nullptr;  // non-blocking: it runs beside the legacy stream
     cudaEvent_t ready_ = nullptr, done_ = nullptr;
     int device_ = 0;
 
-    cudaStream_t side_after_stream();          // the side stream, made to wait for the work on `stream`
+    cudaStream_t side_after_stream();  // the side stream, made to wait for the work on `stream`
 };
 
 }  // namespace rkv

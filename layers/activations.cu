@@ -117,16 +117,16 @@ template <class T>
 void gelu_backward(T* dx, const T* dout, const T* x, size_t n, cudaStream_t stream) {
     if (n == 0) return;
     const int W = whole_packs<T>(n, dx, dout, x) ? kPack<T> : 1;
-    launch_kernel(W == 1 ? gelu_backward_kernel<T, 1> : gelu_backward_kernel<T, kPack<T>>, blocks_for(n, W), kBlock,
-                  0, stream, dx, dout, x, n);
+    launch_kernel(W == 1 ? gelu_backward_kernel<T, 1> : gelu_backward_kernel<T, kPack<T>>, blocks_for(n, W), kBlock, 0,
+                  stream, dx, dout, x, n);
 }
 
 template <class T>
 void swiglu_forward(const SwiGLUArgs<T>& a, cudaStream_t stream) {
     if (a.n == 0) return;
     const int W = whole_packs<T>(a.n, a.out, a.gate, a.up) ? kPack<T> : 1;
-    launch_kernel(W == 1 ? swiglu_forward_kernel<T, 1> : swiglu_forward_kernel<T, kPack<T>>, blocks_for(a.n, W),
-                  kBlock, 0, stream, a.out, a.gate, a.up, a.n);
+    launch_kernel(W == 1 ? swiglu_forward_kernel<T, 1> : swiglu_forward_kernel<T, kPack<T>>, blocks_for(a.n, W), kBlock,
+                  0, stream, a.out, a.gate, a.up, a.n);
 }
 
 template <class T>
@@ -145,11 +145,11 @@ void residual_forward(T* out, const T* a, const T* b, size_t n, cudaStream_t str
                   kBlock, 0, stream, out, a, b, n);
 }
 
-#define INSTANTIATE(T)                                                                                                 \
-    template void gelu_forward<T>(T*, const T*, size_t, cudaStream_t);                                                 \
-    template void gelu_backward<T>(T*, const T*, const T*, size_t, cudaStream_t);                                      \
-    template void swiglu_forward<T>(const SwiGLUArgs<T>&, cudaStream_t);                                               \
-    template void swiglu_backward<T>(const SwiGLUArgs<T>&, cudaStream_t);                                              \
+#define INSTANTIATE(T)                                                            \
+    template void gelu_forward<T>(T*, const T*, size_t, cudaStream_t);            \
+    template void gelu_backward<T>(T*, const T*, const T*, size_t, cudaStream_t); \
+    template void swiglu_forward<T>(const SwiGLUArgs<T>&, cudaStream_t);          \
+    template void swiglu_backward<T>(const SwiGLUArgs<T>&, cudaStream_t);         \
     template void residual_forward<T>(T*, const T*, const T*, size_t, cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(__nv_bfloat16)

@@ -66,8 +66,7 @@ __device__ __forceinline__ float group_sum(float x) {
 }
 
 // row[d .. d + 1] (bf16 in global memory) = scale (x0, x1), added to what it holds when accumulate
-__device__ __forceinline__ void put_pair(__nv_bfloat16* row, int d, float scale, float x0, float x1,
-                                         bool accumulate) {
+__device__ __forceinline__ void put_pair(__nv_bfloat16* row, int d, float scale, float x0, float x1, bool accumulate) {
     auto* at = reinterpret_cast<__nv_bfloat162*>(row + d);
     const float2 old = accumulate ? __bfloat1622float2(*at) : make_float2(0.0f, 0.0f);
     *at = __floats2bfloat162_rn(fmaf(scale, x0, old.x), fmaf(scale, x1, old.y));

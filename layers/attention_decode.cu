@@ -92,7 +92,7 @@ __global__ void __launch_bounds__(kThreads)
     const int splits = gridDim.x / Tq, split = blockIdx.x % splits;
     const int t = Tq - 1 - int(blockIdx.x / splits), h = blockIdx.y, b = blockIdx.z, kvh = h / (NH / NKV);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int keys = pos0 + t + 1;  // cache rows 0 .. pos0 + t; later rows are never read
+    const int keys = pos0 + t + 1;                             // cache rows 0 .. pos0 + t; later rows are never read
     const int lo = split * range, hi = min(keys, lo + range);  // this block's keys lo .. hi - 1
     if (lo >= keys) return;                                    // none: the combine skips this split
     const size_t row = (size_t(b) * Tq + t) * NH + h, qo = row * HS;  // this row of q and out
@@ -267,8 +267,7 @@ void attention_decode_forward(const AttentionDecodeArgs<S>& a, cudaStream_t stre
     if (NH < 1) throw std::invalid_argument("attention_decode_forward: NH (" + std::to_string(NH) + ") < 1");
     check_shape("attention_decode_forward", NH, NKV);
     if (HS < 1 || HS > 128)  // as the head-dim dispatch below would, but for empty inputs too
-        throw std::invalid_argument("attention_decode_forward: head dim " + std::to_string(HS) +
-                                    " is not in 1 .. 128");
+        throw std::invalid_argument("attention_decode_forward: head dim " + std::to_string(HS) + " is not in 1 .. 128");
     if (B == 0 || Tq == 0) return;
 
     // The attention kernel over `splits` ranges of `range` keys, writing out (part null) or part.
@@ -310,15 +309,17 @@ void kv_cache_write(S* cache, const S* src, int B, int Tq, int pos0, int Tmax, i
     constexpr int kBlock = 256;
     const auto launch = [&](auto kernel, int W) {
         const size_t packs = n / W;
-        launch_kernel(kernel, unsigned(ceil_div(packs, size_t(kBlock))), kBlock, 0, stream, cache, src, packs, Tq,
-                      pos0, Tmax, width);
+        launch_kernel(kernel, unsigned(ceil_div(packs, size_t(kBlock))), kBlock, 0, stream, cache, src, packs, Tq, pos0,
+                      Tmax, width);
     };
-    if (whole_packs<S>(size_t(width), cache, src)) launch(kv_cache_write_kernel<kPack<S>, S>, kPack<S>);
-    else launch(kv_cache_write_kernel<1, S>, 1);
+    if (whole_packs<S>(size_t(width), cache, src))
+        launch(kv_cache_write_kernel<kPack<S>, S>, kPack<S>);
+    else
+        launch(kv_cache_write_kernel<1, S>, 1);
 }
 
-#define INSTANTIATE(S)                                                                                                 \
-    template void attention_decode_forward<S>(const AttentionDecodeArgs<S>&, cudaStream_t);                          \
+#define INSTANTIATE(S)                                                                      \
+    template void attention_decode_forward<S>(const AttentionDecodeArgs<S>&, cudaStream_t); \
     template void kv_cache_write<S>(S*, const S*, int, int, int, int, int, cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(__nv_bfloat16)

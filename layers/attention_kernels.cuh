@@ -19,7 +19,7 @@ template <class S>
 using AttentionFn = void (*)(const AttentionArgs<S, float>& a, cudaStream_t stream);
 
 struct AttentionKernel {
-    const char* name;   // --attention's name for it, and its file layers/attention_<name>.cu
+    const char* name;  // --attention's name for it, and its file layers/attention_<name>.cu
     // Head dims it takes: hs_min, hs_min + hs_step, ..., hs_max.
     int hs_min, hs_max, hs_step;
     // Forward and backward per storage type; null where it does not take the type.
@@ -30,9 +30,7 @@ struct AttentionKernel {
     bool (*available)();
     const char* needs;
 
-    bool takes_head_dim(int HS) const {
-        return HS >= hs_min && HS <= hs_max && (HS - hs_min) % hs_step == 0;
-    }
+    bool takes_head_dim(int HS) const { return HS >= hs_min && HS <= hs_max && (HS - hs_min) % hs_step == 0; }
     bool runs_here() const { return !available || available(); }
     bool takes(const float*) const { return forward_f32 != nullptr; }
     bool takes(const __nv_bfloat16*) const { return forward_bf16 != nullptr; }

@@ -145,16 +145,16 @@ __device__ __forceinline__ void mma_pb(float (&acc)[MT][D / 8][4], const float (
 template <int D>
 __global__ void __launch_bounds__(kThreads)
     attention_mma_forward_kernel(bf16* out, float* lse, const bf16* q, const bf16* k_all, const bf16* v_all,
-                                const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV) {
+                                 const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV) {
     constexpr int S = kStride<D>, MT = kFwdRowTiles, N = kFwdKeys<D>;
     bf16* Qs = rkv::dynamic_smem<bf16>();  // (kFwdRows, D + 8)     this block's queries
-    bf16* Ks = Qs + kFwdRows * S;           // (2, N, D + 8)         key tiles, two stages
-    bf16* Vs = Ks + 2 * N * S;              // (2, N, D + 8)         value tiles
+    bf16* Ks = Qs + kFwdRows * S;          // (2, N, D + 8)         key tiles, two stages
+    bf16* Vs = Ks + 2 * N * S;             // (2, N, D + 8)         value tiles
 
     const int b = blockIdx.z, h = blockIdx.y, kvh = h / (NH / NKV);
     const int q0 = (gridDim.x - 1 - blockIdx.x) * kFwdRows;  // the longest rows start first
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    const int w0 = q0 + 16 * MT * warp;  // the warp's first query
+    const int w0 = q0 + 16 * MT * warp;              // the warp's first query
     const size_t qh = (size_t(b) * T * NH + h) * D;  // this head's (T, D) slice of q, out
     const size_t kvh_at = kv_block(kv_src, layer, layer_stride) + (size_t(b) * T * NKV + kvh) * D;
     const float scale_log2 = kLog2e / sqrtf(float(D));
@@ -168,9 +168,10 @@ __global__ void __launch_bounds__(kThreads)
     float o[MT][D / 8][4] = {};  // O, unnormalized
     float m[MT][2], l[MT][2];    // rows g, g + 8: running max (log2 units), this lane's part of the row sum
     RKV_UNROLL
-    for (int mi = 0; mi < MT; mi++)
+    for (int mi = 0; mi < MT; mi++) {
         RKV_UNROLL
         for (int hf = 0; hf < 2; hf++) m[mi][hf] = -INFINITY, l[mi][hf] = 0.0f;
+    }
 
     // Key tile 0 comes first and holds key 0, which every row sees: m is finite from then on.
     for (int it = 0; it < tiles; it++) {
@@ -189,17 +190,19 @@ __global__ void __launch_bounds__(kThreads)
 
             if (j0 + N - 1 > w0) {  // the tile crosses the warp's diagonal
                 RKV_UNROLL
-                for (int mi = 0; mi < MT; mi++)
+                for (int mi = 0; mi < MT; mi++) {
                     RKV_UNROLL
-                    for (int ni = 0; ni < N / 8; ni++)
+                    for (int ni = 0; ni < N / 8; ni++) {
                         RKV_UNROLL
                         for (int e = 0; e < 4; e++)
                             if (j0 + 8 * ni + 2 * t + e % 2 > w0 + 16 * mi + g + 8 * (e / 2)) s[mi][ni][e] = -INFINITY;
+                    }
+                }
             }
 
             // Online softmax: the new row max, what came before rescaled to it, this tile's P.
             RKV_UNROLL
-            for (int mi = 0; mi < MT; mi++)
+            for (int mi = 0; mi < MT; mi++) {
                 RKV_UNROLL
                 for (int hf = 0; hf < 2; hf++) {
                     float row_max = -INFINITY;
@@ -213,14 +216,16 @@ __global__ void __launch_bounds__(kThreads)
                     RKV_UNROLL
                     for (int di = 0; di < D / 8; di++) o[mi][di][2 * hf] *= rescale, o[mi][di][2 * hf + 1] *= rescale;
                     RKV_UNROLL
-                    for (int ni = 0; ni < N / 8; ni++)
+                    for (int ni = 0; ni < N / 8; ni++) {
                         RKV_UNROLL
                         for (int e = 2 * hf; e < 2 * hf + 2; e++) {
                             const float p = exp2f(fmaf(s[mi][ni][e], scale_log2, -m_new));
                             s[mi][ni][e] = p;
                             l[mi][hf] += p;
                         }
+                    }
                 }
+            }
 
             mma_pb<D, MT, N>(o, s, Vs + stage * N * S, lane);  // O += P V
         }
@@ -228,7 +233,7 @@ __global__ void __launch_bounds__(kThreads)
     }
 
     RKV_UNROLL
-    for (int mi = 0; mi < MT; mi++)
+    for (int mi = 0; mi < MT; mi++) {
         RKV_UNROLL
         for (int hf = 0; hf < 2; hf++) {
             const int row = w0 + 16 * mi + g + 8 * hf;
@@ -241,6 +246,7 @@ __global__ void __launch_bounds__(kThreads)
                     __floats2bfloat162_rn(o[mi][di][2 * hf] / sum, o[mi][di][2 * hf + 1] / sum);
             if (t == 0) lse[(size_t(b) * NH + h) * T + row] = (m[mi][hf] + log2f(sum)) * kLn2;
         }
+    }
 }
 
 // ---- Backward: dQ ------------------------------------------------------------------------------
@@ -248,14 +254,14 @@ __global__ void __launch_bounds__(kThreads)
 // rows +g, +g+8, keys and dims 2t, 2t+1 of each n8 tile.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    attention_mma_backward_dq_kernel(bf16* dq, const bf16* dout, const bf16* q, const bf16* k_all,
-                                    const bf16* v_all, const float* lse, const float* Dvec, const int* kv_src,
-                                    int layer, size_t layer_stride, int T, int NH, int NKV) {
+    attention_mma_backward_dq_kernel(bf16* dq, const bf16* dout, const bf16* q, const bf16* k_all, const bf16* v_all,
+                                     const float* lse, const float* Dvec, const int* kv_src, int layer,
+                                     size_t layer_stride, int T, int NH, int NKV) {
     constexpr int S = kStride<D>;
     bf16* Qs = rkv::dynamic_smem<bf16>();  // (kTile, D + 8)       this block's queries
-    bf16* dOs = Qs + kTile * S;             // (kTile, D + 8)       their output gradients
-    bf16* Ks = dOs + kTile * S;             // (2, kTile, D + 8)    key tiles, two stages
-    bf16* Vs = Ks + 2 * kTile * S;          // (2, kTile, D + 8)    value tiles
+    bf16* dOs = Qs + kTile * S;            // (kTile, D + 8)       their output gradients
+    bf16* Ks = dOs + kTile * S;            // (2, kTile, D + 8)    key tiles, two stages
+    bf16* Vs = Ks + 2 * kTile * S;         // (2, kTile, D + 8)    value tiles
 
     const int b = blockIdx.z, h = blockIdx.y, kvh = h / (NH / NKV);
     const int q0 = (gridDim.x - 1 - blockIdx.x) * kTile;
@@ -300,13 +306,14 @@ __global__ void __launch_bounds__(kThreads)
 
             // dS = P (dP - D), P = exp2(s - lse), zero past the diagonal; into s
             RKV_UNROLL
-            for (int ni = 0; ni < kTile / 8; ni++)
+            for (int ni = 0; ni < kTile / 8; ni++) {
                 RKV_UNROLL
                 for (int e = 0; e < 4; e++) {
                     const int key = j0 + 8 * ni + 2 * t + e % 2, row = w0 + g + 8 * (e / 2);
                     const float p = key <= row ? exp2f(fmaf(s[0][ni][e], scale_log2, -lse2[e / 2])) : 0.0f;
                     s[0][ni][e] = p * (dp[0][ni][e] - Di[e / 2]);
                 }
+            }
             mma_pb<D, 1, kTile>(dq_acc, s, Kt, lane);  // dQ += dS K
         }
         __syncthreads();
@@ -329,13 +336,13 @@ __global__ void __launch_bounds__(kThreads)
 template <int D>
 __global__ void __launch_bounds__(kThreads)
     attention_mma_backward_dkdv_kernel(bf16* dk_all, bf16* dv_all, bool accumulate, const bf16* dout, const bf16* q,
-                                      const bf16* k_all, const bf16* v_all, const float* lse, const float* Dvec,
-                                      const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV) {
+                                       const bf16* k_all, const bf16* v_all, const float* lse, const float* Dvec,
+                                       const int* kv_src, int layer, size_t layer_stride, int T, int NH, int NKV) {
     constexpr int S = kStride<D>;
-    bf16* Ks = rkv::dynamic_smem<bf16>();  // (kTile, D + 8)       this block's keys
-    bf16* Vs = Ks + kTile * S;              // (kTile, D + 8)       their values
-    bf16* Qs = Vs + kTile * S;              // (2, kTile, D + 8)    query tiles, two stages
-    bf16* dOs = Qs + 2 * kTile * S;         // (2, kTile, D + 8)    their output gradients
+    bf16* Ks = rkv::dynamic_smem<bf16>();                          // (kTile, D + 8)       this block's keys
+    bf16* Vs = Ks + kTile * S;                                     // (kTile, D + 8)       their values
+    bf16* Qs = Vs + kTile * S;                                     // (2, kTile, D + 8)    query tiles, two stages
+    bf16* dOs = Qs + 2 * kTile * S;                                // (2, kTile, D + 8)    their output gradients
     float* lse_s = reinterpret_cast<float*>(dOs + 2 * kTile * S);  // (2, kTile) lse of the queries, log2 units
     float* D_s = lse_s + 2 * kTile;                                // (2, kTile) D of the queries
 
@@ -386,16 +393,16 @@ __global__ void __launch_bounds__(kThreads)
         // P^T = exp2(s - lse) and dS^T = P^T (dP^T - D), zero where the query precedes the key or is past T
         const bool masked = i0 < w0 + 15 || i0 + kTile > T;
         RKV_UNROLL
-        for (int ni = 0; ni < kTile / 8; ni++)
+        for (int ni = 0; ni < kTile / 8; ni++) {
             RKV_UNROLL
             for (int e = 0; e < 4; e++) {
                 const int qi = 8 * ni + 2 * t + e % 2, query = i0 + qi, key = w0 + g + 8 * (e / 2);
-                const float p = !masked || (query >= key && query < T)
-                                    ? exp2f(fmaf(st[0][ni][e], scale_log2, -lse_t[qi]))
-                                    : 0.0f;
+                const float p =
+                    !masked || (query >= key && query < T) ? exp2f(fmaf(st[0][ni][e], scale_log2, -lse_t[qi])) : 0.0f;
                 st[0][ni][e] = p;
                 dpt[0][ni][e] = p * (dpt[0][ni][e] - D_t[qi]);
             }
+        }
         mma_pb<D, 1, kTile>(dv_acc, st, dOt, lane);  // dV += P^T dO
         mma_pb<D, 1, kTile>(dk_acc, dpt, Qt, lane);  // dK += dS^T Q
         __syncthreads();
@@ -408,8 +415,7 @@ __global__ void __launch_bounds__(kThreads)
         const size_t at = kvh_at + size_t(key) * NKV * D;
         RKV_UNROLL
         for (int di = 0; di < D / 8; di++) {
-            put_pair(dk_all + at, 8 * di + 2 * t, scale, dk_acc[0][di][2 * hf], dk_acc[0][di][2 * hf + 1],
-                     accumulate);
+            put_pair(dk_all + at, 8 * di + 2 * t, scale, dk_acc[0][di][2 * hf], dk_acc[0][di][2 * hf + 1], accumulate);
             put_pair(dv_all + at, 8 * di + 2 * t, 1.0f, dv_acc[0][di][2 * hf], dv_acc[0][di][2 * hf + 1], accumulate);
         }
     }
@@ -444,12 +450,12 @@ void attention_mma_backward(const AttentionArgs<bf16, float>& a, cudaStream_t st
         row_dots<D>(Dvec.get(), a.dout, a.out, a.B, a.T, a.NH, stream);
         const unsigned tiles = ceil_div(a.T, kTile);
         launch_kernel_big_smem(attention_mma_backward_dq_kernel<D>, dim3(tiles, a.NH, a.B), kThreads,
-                               smem_bytes(D, 6 * kTile), stream, a.dq, a.dout, a.q, a.k_all, a.v_all, a.lse,
-                               Dvec.get(), a.kv_src, a.layer, a.layer_stride, a.T, a.NH, a.NKV);
+                               smem_bytes(D, 6 * kTile), stream, a.dq, a.dout, a.q, a.k_all, a.v_all, a.lse, Dvec.get(),
+                               a.kv_src, a.layer, a.layer_stride, a.T, a.NH, a.NKV);
         launch_kernel_big_smem(attention_mma_backward_dkdv_kernel<D>, dim3(tiles, a.NKV, a.B), kThreads,
-                               smem_bytes(D, 6 * kTile, 4 * kTile), stream, a.dk_all, a.dv_all, a.accumulate_kv,
-                               a.dout, a.q, a.k_all, a.v_all, a.lse, Dvec.get(), a.kv_src, a.layer, a.layer_stride,
-                               a.T, a.NH, a.NKV);
+                               smem_bytes(D, 6 * kTile, 4 * kTile), stream, a.dk_all, a.dv_all, a.accumulate_kv, a.dout,
+                               a.q, a.k_all, a.v_all, a.lse, Dvec.get(), a.kv_src, a.layer, a.layer_stride, a.T, a.NH,
+                               a.NKV);
     });
 }
 

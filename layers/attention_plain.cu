@@ -43,10 +43,10 @@ namespace {
 
 using namespace attention_common;
 
-constexpr int kTile = 32;                // rows of every tile, queries or keys
-constexpr int kTPR = 4;                  // threads per row
-constexpr int kThreads = kTile * kTPR;   // 128
-constexpr int kCols = kTile / kTPR;      // streamed rows per thread and tile: 8
+constexpr int kTile = 32;               // rows of every tile, queries or keys
+constexpr int kTPR = 4;                 // threads per row
+constexpr int kThreads = kTile * kTPR;  // 128
+constexpr int kCols = kTile / kTPR;     // streamed rows per thread and tile: 8
 
 // Reductions over the kTPR lanes of a row.
 __device__ __forceinline__ float row_sum(float x) {
@@ -101,8 +101,8 @@ __global__ void __launch_bounds__(kThreads)
     const float scale_log2 = kLog2e / sqrtf(float(HS));
 
     load_tile<D>(Qs, q + qh, q0, T, NH * HS, HS);
-    float m = -INFINITY;    // running row max (log2 units)
-    float l = 0.0f;         // running sum of exp2(s - m) over this lane's keys
+    float m = -INFINITY;     // running row max (log2 units)
+    float l = 0.0f;          // running sum of exp2(s - m) over this lane's keys
     float o[D / kTPR] = {};  // O[i, r + kTPR c], unnormalized
     // Key tiles up to the diagonal one; each has a key at or before every row's query, and
     // the first has key 0, so m is finite from the first tile on.
@@ -240,12 +240,12 @@ __global__ void __launch_bounds__(kThreads)
                                    const S* v_all, const S* out, const float* lse, const int* kv_src, int layer,
                                    size_t layer_stride, int T, int NH, int NKV, int HS) {
     constexpr int ld = D + 1;
-    float* Ks = rkv::dynamic_smem<float>();  // (kTile, D + 1)     this block's keys
-    float* Vs = Ks + kTile * ld;             // (kTile, D + 1)     their values
-    float* Qs = Vs + kTile * ld;             // (kTile, D + 1)     the current query tile
-    float* dOs = Qs + kTile * ld;            // (kTile, D + 1)     its output gradients
-    float* Pt = dOs + kTile * ld;            // (kTile, kTile + 1) P^T of the tile
-    float* dSt = Pt + kTile * (kTile + 1);   // (kTile, kTile + 1) dS^T of the tile
+    float* Ks = rkv::dynamic_smem<float>();    // (kTile, D + 1)     this block's keys
+    float* Vs = Ks + kTile * ld;               // (kTile, D + 1)     their values
+    float* Qs = Vs + kTile * ld;               // (kTile, D + 1)     the current query tile
+    float* dOs = Qs + kTile * ld;              // (kTile, D + 1)     its output gradients
+    float* Pt = dOs + kTile * ld;              // (kTile, kTile + 1) P^T of the tile
+    float* dSt = Pt + kTile * (kTile + 1);     // (kTile, kTile + 1) dS^T of the tile
     float* lse_s = dSt + kTile * (kTile + 1);  // (kTile) lse of the query tile, log2 units
     float* D_s = lse_s + kTile;                // (kTile) D of the query tile
 
@@ -339,8 +339,7 @@ void attention_plain_forward(const AttentionArgs<S, float>& a, cudaStream_t stre
         if (a.B == 0 || a.T == 0) return;
         const dim3 grid((a.T + kTile - 1) / kTile, a.NH, a.B);
         launch_kernel_big_smem(attention_forward_kernel<D, S>, grid, kThreads, tiles_bytes(D, 3, 1, 0), stream, a.out,
-                               a.lse, a.q, a.k_all, a.v_all, a.kv_src, a.layer, a.layer_stride, a.T, a.NH, a.NKV,
-                               a.HS);
+                               a.lse, a.q, a.k_all, a.v_all, a.kv_src, a.layer, a.layer_stride, a.T, a.NH, a.NKV, a.HS);
     });
 }
 

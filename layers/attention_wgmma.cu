@@ -161,13 +161,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     constexpr int tile = kTileBytes<kKeys, D>, pv_steps = kKeys / 16;
     unsigned char* base = rkv::dynamic_smem<unsigned char>();
     unsigned char* Qs = base + (1024 - wgmma::smem_address(base) % 1024) % 1024;  // (128, D) this block's queries
-    unsigned char* Ks = Qs + tile;                                               // (2, 128, D) key tiles
-    unsigned char* Vs = Ks + 2 * tile;                                           // (2, 128, D) value tiles
+    unsigned char* Ks = Qs + tile;                                                // (2, 128, D) key tiles
+    unsigned char* Vs = Ks + 2 * tile;                                            // (2, 128, D) value tiles
     const uint32_t q_at = wgmma::smem_address(Qs), k_at = q_at + tile, v_at = k_at + 2 * tile;
 
     const int b = blockIdx.z, h = blockIdx.y, kvh = h / (NH / NKV);
     const int q0 = (gridDim.x - 1 - blockIdx.x) * kRows;  // the longest rows start first
-    const int wg_row = 64 * (threadIdx.x / 128);            // the warpgroup's first row in the block
+    const int wg_row = 64 * (threadIdx.x / 128);          // the warpgroup's first row in the block
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int row0 = q0 + wg_row + 16 * (threadIdx.x / 32 % 4) + g;  // this thread's rows: row0, row0 + 8
     const size_t qh = (size_t(b) * T * NH + h) * D;                  // this head's (T, D) slice of q, out
@@ -207,15 +207,17 @@ __global__ void __launch_bounds__(kThreads, 1)
 
         wgmma::fence_operand(s);
         wgmma::fence();
-        issue_abt<kKeys, D>(s, q_at, wg_row, k_at + stage * tile);  // S = Q K^T
+        issue_abt<kKeys, D>(s, q_at, wg_row, k_at + stage * tile);   // S = Q K^T
         if constexpr (!decltype(first)::value) issue_pv(1 - stage);  // the previous tile's P V, behind S
 
         load_tile<kKeys, D>(Ks + (1 - stage) * tile, k_all + kvh_at, (j + 1) * kKeys, key_end, NKV * D);
         load_tile<kKeys, D>(Vs + stage * tile, v_all + kvh_at, j * kKeys, key_end, NKV * D);
         mma::cp_async_commit();
 
-        if constexpr (decltype(first)::value) wgmma::wait<0>();
-        else wgmma::wait<1>();  // S is done; P V runs on through the softmax
+        if constexpr (decltype(first)::value)
+            wgmma::wait<0>();
+        else
+            wgmma::wait<1>();  // S is done; P V runs on through the softmax
         wgmma::fence_operand(s);
 
         if constexpr (decltype(diagonal)::value) {  // s[4i + 2hf + c] is key 8i + 2t + c of the tile, row g + 8 hf
@@ -237,13 +239,14 @@ __global__ void __launch_bounds__(kThreads, 1)
             m[hf] = m_new;
             float sum = 0.0f;
             RKV_UNROLL
-            for (int i = 0; i < kKeys / 8; i++)
+            for (int i = 0; i < kKeys / 8; i++) {
                 RKV_UNROLL
                 for (int c = 0; c < 2; c++) {
                     float& x = s[4 * i + 2 * hf + c];
                     x = exp2_ftz(fmaf(x, scale_log2, -m_new));
                     sum += x;
                 }
+            }
             l[hf] = l[hf] * rescale[hf] + sum;
         }
 
@@ -294,22 +297,22 @@ __global__ void __launch_bounds__(kThreads, 1)
 //   dS = P (dP - D);  dQ (64, D) += dS K                 dS from registers, K (keys, D) MN-major
 template <int D>
 __global__ void __launch_bounds__(kThreads, 1)
-    attention_wgmma_backward_dq_kernel(bf16* dq, const bf16* dout, const bf16* q, const bf16* k_all,
-                                       const bf16* v_all, const float* lse, const float* Dvec, const int* kv_src,
-                                       int layer, size_t layer_stride, int T, int NH, int NKV) {
+    attention_wgmma_backward_dq_kernel(bf16* dq, const bf16* dout, const bf16* q, const bf16* k_all, const bf16* v_all,
+                                       const float* lse, const float* Dvec, const int* kv_src, int layer,
+                                       size_t layer_stride, int T, int NH, int NKV) {
     constexpr int rows_tile = kTileBytes<kRows, D>, tile = kTileBytes<kStep, D>;
     constexpr int ds_steps = kStep / 16;
     unsigned char* base = rkv::dynamic_smem<unsigned char>();
     unsigned char* Qs = base + (1024 - wgmma::smem_address(base) % 1024) % 1024;  // (128, D) this block's queries
-    unsigned char* dOs = Qs + rows_tile;                                         // (128, D) their output gradients
-    unsigned char* Ks = dOs + rows_tile;                                         // (2, kStep, D) key tiles
-    unsigned char* Vs = Ks + 2 * tile;                                           // (2, kStep, D) value tiles
+    unsigned char* dOs = Qs + rows_tile;                                          // (128, D) their output gradients
+    unsigned char* Ks = dOs + rows_tile;                                          // (2, kStep, D) key tiles
+    unsigned char* Vs = Ks + 2 * tile;                                            // (2, kStep, D) value tiles
     const uint32_t q_at = wgmma::smem_address(Qs), do_at = q_at + rows_tile, k_at = do_at + rows_tile,
                    v_at = k_at + 2 * tile;
 
     const int b = blockIdx.z, h = blockIdx.y, kvh = h / (NH / NKV);
     const int q0 = (gridDim.x - 1 - blockIdx.x) * kRows;  // the longest rows start first
-    const int wg_row = 64 * (threadIdx.x / 128);            // the warpgroup's first row in the block
+    const int wg_row = 64 * (threadIdx.x / 128);          // the warpgroup's first row in the block
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int row0 = q0 + wg_row + 16 * (threadIdx.x / 32 % 4) + g;  // this thread's rows: row0, row0 + 8
     const size_t qh = (size_t(b) * T * NH + h) * D;                  // this head's (T, D) slice of q, dq, dout
@@ -415,16 +418,16 @@ __global__ void __launch_bounds__(kThreads, 1)
     constexpr int pq_steps = kStep / 16;
     unsigned char* base = rkv::dynamic_smem<unsigned char>();
     unsigned char* Ks = base + (1024 - wgmma::smem_address(base) % 1024) % 1024;  // (128, D) this block's keys
-    unsigned char* Vs = Ks + keys_tile;                                          // (128, D) their values
-    unsigned char* Qs = Vs + keys_tile;                                          // (2, kStep, D) query tiles
-    unsigned char* dOs = Qs + 2 * tile;                                          // (2, kStep, D) their output gradients
+    unsigned char* Vs = Ks + keys_tile;                                           // (128, D) their values
+    unsigned char* Qs = Vs + keys_tile;                                           // (2, kStep, D) query tiles
+    unsigned char* dOs = Qs + 2 * tile;                       // (2, kStep, D) their output gradients
     float* lse_s = reinterpret_cast<float*>(dOs + 2 * tile);  // (2, kStep) the queries' lse, log2 units
-    float* D_s = lse_s + 2 * kStep;                            // (2, kStep) the queries' D
+    float* D_s = lse_s + 2 * kStep;                           // (2, kStep) the queries' D
     const uint32_t k_at = wgmma::smem_address(Ks), v_at = k_at + keys_tile, q_at = v_at + keys_tile,
                    do_at = q_at + 2 * tile;
 
     const int b = blockIdx.z, kvh = blockIdx.y, group = NH / NKV;
-    const int k0 = blockIdx.x * kRows;             // the first keys see the most queries: they start first
+    const int k0 = blockIdx.x * kRows;            // the first keys see the most queries: they start first
     const int wg_key = 64 * (threadIdx.x / 128);  // the warpgroup's first key in the block
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int key0 = k0 + wg_key + 16 * (threadIdx.x / 32 % 4) + g;  // this thread's keys: key0, key0 + 8
@@ -452,10 +455,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     load_step(0, 0);
     mma::cp_async_commit();
 
-    float st[kStep / 2];       // S^T, then P^T: the warpgroup's (64 keys, kStep queries)
-    float dpt[kStep / 2];      // dP^T, then dS^T
-    float dk_acc[D / 2] = {};  // dK (64, D) = sum of dS^T Q, unscaled
-    float dv_acc[D / 2] = {};  // dV (64, D) = sum of P^T dO
+    float st[kStep / 2];                         // S^T, then P^T: the warpgroup's (64 keys, kStep queries)
+    float dpt[kStep / 2];                        // dP^T, then dS^T
+    float dk_acc[D / 2] = {};                    // dK (64, D) = sum of dS^T Q, unscaled
+    float dv_acc[D / 2] = {};                    // dV (64, D) = sum of P^T dO
     uint32_t pa[pq_steps][4], dsa[pq_steps][4];  // P^T and dS^T in bf16: A operands of each k-step
 
     // Step it, whole: its products are done when it returns, so the next barrier frees its
@@ -520,8 +523,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         const size_t at = kvh_at + size_t(key) * NKV * D;
         RKV_UNROLL
         for (int i = 0; i < D / 8; i++) {
-            put_pair(dk_all + at, 8 * i + 2 * t, scale, dk_acc[4 * i + 2 * hf], dk_acc[4 * i + 2 * hf + 1],
-                     accumulate);
+            put_pair(dk_all + at, 8 * i + 2 * t, scale, dk_acc[4 * i + 2 * hf], dk_acc[4 * i + 2 * hf + 1], accumulate);
             put_pair(dv_all + at, 8 * i + 2 * t, 1.0f, dv_acc[4 * i + 2 * hf], dv_acc[4 * i + 2 * hf + 1], accumulate);
         }
     }
@@ -544,8 +546,8 @@ void launch_backward(const AttentionArgs<bf16, float>& a, cudaStream_t stream) {
                            kDqSmemBytes<D>, stream, a.dq, a.dout, a.q, a.k_all, a.v_all, a.lse, Dvec.get(), a.kv_src,
                            a.layer, a.layer_stride, a.T, a.NH, a.NKV);
     launch_kernel_big_smem(attention_wgmma_backward_dkdv_kernel<D>, dim3(ceil_div(a.T, kRows), a.NKV, a.B), kThreads,
-                           kDkvSmemBytes<D>, stream, a.dk_all, a.dv_all, a.accumulate_kv, a.dout, a.q, a.k_all,
-                           a.v_all, a.lse, Dvec.get(), a.kv_src, a.layer, a.layer_stride, a.T, a.NH, a.NKV);
+                           kDkvSmemBytes<D>, stream, a.dk_all, a.dv_all, a.accumulate_kv, a.dout, a.q, a.k_all, a.v_all,
+                           a.lse, Dvec.get(), a.kv_src, a.layer, a.layer_stride, a.T, a.NH, a.NKV);
 }
 
 }  // namespace

@@ -99,14 +99,18 @@ template <bool kStreaming = false, class T, int W>
 __device__ __forceinline__ void store_pack(T* p, const Pack<T, W>& x) {
 #if defined(__CUDA_ARCH__)
     if constexpr (W == 1) {
-        if (kStreaming) __stcs(p, x[0]);
-        else *p = x[0];
+        if (kStreaming)
+            __stcs(p, x[0]);
+        else
+            *p = x[0];
     } else {
         auto* q = reinterpret_cast<PackWord<sizeof x>*>(p);
         PackWord<sizeof x> bits;
         memcpy(&bits, &x, sizeof bits);
-        if (kStreaming) __stcs(q, bits);
-        else *q = bits;
+        if (kStreaming)
+            __stcs(q, bits);
+        else
+            *q = bits;
     }
 #else
     if (reinterpret_cast<uintptr_t>(p) % sizeof x) __trap();

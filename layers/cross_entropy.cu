@@ -138,9 +138,8 @@ __global__ void cross_entropy_backward_kernel(T* dlogits, const T* logits, const
     const float scale = dloss / st.s;
     // d in packs; x by element, as its rows may sit at other alignments than d's (training
     // uses the fused classifier, not this kernel).
-    update_row(dlogits + size_t(n) * ld, V, [&](int i, float d) {
-        return d + dlogit(to_float(x[i]), st, scale, i == target, dloss);
-    });
+    update_row(dlogits + size_t(n) * ld, V,
+               [&](int i, float d) { return d + dlogit(to_float(x[i]), st, scale, i == target, dloss); });
 }
 
 template <class T>
@@ -162,8 +161,9 @@ __global__ void fused_classifier_kernel(T* logits_dlogits, float* losses, const 
 }
 
 void check_stride(const char* what, int V, int ld) {
-    if (ld < V) throw std::invalid_argument(std::string(what) + ": row stride " + std::to_string(ld) + " < V " +
-                                            std::to_string(V));
+    if (ld < V)
+        throw std::invalid_argument(std::string(what) + ": row stride " + std::to_string(ld) + " < V " +
+                                    std::to_string(V));
 }
 
 }  // namespace

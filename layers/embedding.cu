@@ -25,8 +25,7 @@ constexpr int kBlock = 256;
 
 // One thread per output element: out[n, c] = wte[tokens[n], c] + wpe[n % T, c].
 template <class T>
-__global__ void embedding_forward_kernel(T* out, const int* tokens, const T* wte, const T* wpe, int N, int Tn,
-                                         int C) {
+__global__ void embedding_forward_kernel(T* out, const int* tokens, const T* wte, const T* wpe, int N, int Tn, int C) {
     const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (idx >= size_t(N) * C) return;
     const int n = int(idx / C), c = int(idx % C), t = n % Tn;
@@ -75,8 +74,8 @@ void embedding_backward(const EmbeddingArgs<T, float>& a, cudaStream_t stream) {
     const T* dout = a.dout;
     if (N == 0 || C == 0) return;
     if (a.dwpe)
-        launch_kernel(embedding_backward_wpe_kernel<T>, unsigned(ceil_div<size_t>(size_t(Tn) * C, kBlock)),
-                      kBlock, 0, stream, a.dwpe, dout, B, Tn, C);
+        launch_kernel(embedding_backward_wpe_kernel<T>, unsigned(ceil_div<size_t>(size_t(Tn) * C, kBlock)), kBlock, 0,
+                      stream, a.dwpe, dout, B, Tn, C);
 
     // The buckets, on the host: sorting (token << 32 | position) orders by token, then
     // by position within a token.
@@ -102,8 +101,8 @@ void embedding_backward(const EmbeddingArgs<T, float>& a, cudaStream_t stream) {
     packed.insert(packed.end(), token.begin(), token.end());
 
     StreamScratch<int> buckets(packed.size(), stream);
-    cuda_check(cudaMemcpyAsync(buckets.get(), packed.data(), packed.size() * sizeof(int), cudaMemcpyHostToDevice,
-                               stream));
+    cuda_check(
+        cudaMemcpyAsync(buckets.get(), packed.data(), packed.size() * sizeof(int), cudaMemcpyHostToDevice, stream));
     const int* d_positions = buckets.get();
     const int* d_start = d_positions + N;
     const int* d_token = d_start + S + 1;

@@ -112,7 +112,7 @@ template <class T>
 void layernorm_backward(const NormArgs<T, float>& a, cudaStream_t stream) {
     if (a.N == 0) return;
     const auto kernel = whole_packs<T>(a.C, a.dinp, a.dout, a.inp, a.w) ? layernorm_backward_dinp_kernel<T, kPack<T>>
-                                                                       : layernorm_backward_dinp_kernel<T, 1>;
+                                                                        : layernorm_backward_dinp_kernel<T, 1>;
     launch_kernel(kernel, ceil_div(a.N, kRowsPerBlock), kBlock, 0, stream, a.dinp, a.dout, a.inp, a.w, a.mean, a.rstd,
                   a.N, a.C);
     norm_weight_grad<T>(a.dw, a.db, a.dout, a.inp, a.mean, a.rstd, a.N, a.C, stream);

@@ -165,8 +165,22 @@ bool matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T*
 
     const uint32_t align_a = alignment(A, lda, sizeof(T)), align_b = alignment(B, ldb, sizeof(T)),
                    align_d = alignment(D, ldd, sizeof(TD));
-    const GemmKey key{ta, tb, m, n, k, lda, ldb, ldd, data_type<T>, data_type<TD>, epilogue.kind, align_a, align_b,
-                      align_d, alignment(epilogue.bias, 0, 1), alignment(epilogue.aux, 0, 1)};
+    const GemmKey key{ta,
+                      tb,
+                      m,
+                      n,
+                      k,
+                      lda,
+                      ldb,
+                      ldd,
+                      data_type<T>,
+                      data_type<TD>,
+                      epilogue.kind,
+                      align_a,
+                      align_b,
+                      align_d,
+                      alignment(epilogue.bias, 0, 1),
+                      alignment(epilogue.aux, 0, 1)};
     auto [entry, fresh] = algorithms().try_emplace(key);
     if (fresh) {
         Preference pref;
@@ -185,8 +199,8 @@ bool matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T*
     }
     if (!entry->second) {
         if (!plain) return false;
-        throw std::runtime_error("cuBLASLt: no algorithm for the " + std::to_string(m) + "x" + std::to_string(n) +
-                                 "x" + std::to_string(k) + " GEMM (check the pointers' alignment)");
+        throw std::runtime_error("cuBLASLt: no algorithm for the " + std::to_string(m) + "x" + std::to_string(n) + "x" +
+                                 std::to_string(k) + " GEMM (check the pointers' alignment)");
     }
     const float alpha = 1.0f;
     lt_check(cublasLtMatmul(lib.handle, desc.get(), &alpha, A, a.get(), B, b.get(), &beta, D, d.get(), D, d.get(),

@@ -85,8 +85,7 @@ __global__ void qk_norm_rope_forward_kernel(T* out, float* rstd, const T* inp, c
 // As the forward, and partials (gridDim.x, HS) = this block's positions' sums of g xhat.
 template <class T>
 __global__ void qk_norm_rope_backward_kernel(T* dinp, float* partials, const T* dout, const T* inp, const T* w,
-                                             const float* rstd, int N, int Tn, int H, int HS,
-                                             RopeParams rope) {
+                                             const float* rstd, int N, int Tn, int H, int HS, RopeParams rope) {
     __shared__ float warp_dw[kWarps][2 * 32 * kMaxPairs];  // (warps, HS)
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n = blockIdx.x * kWarps + warp;
     const int half = HS / 2;
@@ -148,8 +147,8 @@ void qk_norm_rope_forward(const RopeArgs<T, float>& a, cudaStream_t stream) {
     check_head_size(a.HS);
     const int N = a.B * a.T;
     if (N == 0 || a.NH == 0) return;
-    launch_kernel(qk_norm_rope_forward_kernel<T>, ceil_div(N, kWarps), kBlock, 0, stream, a.out, a.rstd, a.inp, a.w,
-                  N, a.T, a.pos0, a.NH, a.HS, float(a.eps), a.rope);
+    launch_kernel(qk_norm_rope_forward_kernel<T>, ceil_div(N, kWarps), kBlock, 0, stream, a.out, a.rstd, a.inp, a.w, N,
+                  a.T, a.pos0, a.NH, a.HS, float(a.eps), a.rope);
 }
 
 template <class T>
@@ -162,8 +161,8 @@ void qk_norm_rope_backward(const RopeArgs<T, float>& a, cudaStream_t stream) {
     launch_kernel(qk_norm_rope_backward_kernel<T>, G, kBlock, 0, stream, a.dinp, partials.get(), a.dout, a.inp, a.w,
                   a.rstd, N, a.T, a.NH, a.HS, a.rope);
     // dw += the blocks' partials, in order (as the norms' weight gradients finish).
-    launch_kernel(norm_grad::finish_kernel, ceil_div(a.HS, 256), 256, 0, stream, a.dw, nullptr, partials.get(),
-                  nullptr, G, a.HS);
+    launch_kernel(norm_grad::finish_kernel, ceil_div(a.HS, 256), 256, 0, stream, a.dw, nullptr, partials.get(), nullptr,
+                  G, a.HS);
 }
 
 template void qk_norm_rope_forward<float>(const RopeArgs<float, float>&, cudaStream_t);

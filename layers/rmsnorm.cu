@@ -51,8 +51,8 @@ __global__ void rmsnorm_forward_kernel(T* resid_out, T* out, float* rstd, const 
 
 // dout and inp are read again by the weight gradient right after: no streaming hints.
 template <class T, int W>
-__global__ void rmsnorm_backward_dinp_kernel(T* dinp, const T* dout, const T* inp, const T* w, const float* rstd,
-                                             int N, int C) {
+__global__ void rmsnorm_backward_dinp_kernel(T* dinp, const T* dout, const T* inp, const T* w, const float* rstd, int N,
+                                             int C) {
     const int lane = threadIdx.x % 32, n = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
     if (n >= N) return;
     const T* x = inp + size_t(n) * C;
@@ -92,7 +92,7 @@ template <class T>
 void rmsnorm_backward(const NormArgs<T, float>& a, cudaStream_t stream) {
     if (a.N == 0) return;
     const auto kernel = whole_packs<T>(a.C, a.dinp, a.dout, a.inp, a.w) ? rmsnorm_backward_dinp_kernel<T, kPack<T>>
-                                                                       : rmsnorm_backward_dinp_kernel<T, 1>;
+                                                                        : rmsnorm_backward_dinp_kernel<T, 1>;
     launch_kernel(kernel, ceil_div(a.N, kRowsPerBlock), kBlock, 0, stream, a.dinp, a.dout, a.inp, a.w, a.rstd, a.N,
                   a.C);
     norm_weight_grad<T>(a.dw, nullptr, a.dout, a.inp, nullptr, a.rstd, a.N, a.C, stream);

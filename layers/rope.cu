@@ -23,8 +23,7 @@ constexpr int kBlock = 256;
 // pair i of every head by sign * a, at position pos0 + t. The backward is the forward's transpose: the rotation
 // by -a.
 template <class T>
-__global__ void rope_kernel(T* out, const T* inp, int N, int Tn, int pos0, int H, int HS, RopeParams rope,
-                            float sign) {
+__global__ void rope_kernel(T* out, const T* inp, int N, int Tn, int pos0, int H, int HS, RopeParams rope, float sign) {
     const int half = HS / 2;
     const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (idx >= size_t(N) * half) return;

@@ -11,7 +11,7 @@
 
 namespace rkv {
 
-constexpr uint64_t kWeyl = 0x9e3779b97f4a7c15ull;   // 2^64 / golden ratio, odd
+constexpr uint64_t kWeyl = 0x9e3779b97f4a7c15ull;  // 2^64 / golden ratio, odd
 
 // The output function: a bijective mix of all 64 bits (also data/rng.h's generator's).
 RKV_HOST_DEVICE constexpr uint64_t mix64(uint64_t z) {

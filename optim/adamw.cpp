@@ -61,18 +61,28 @@ template <class T>
 void AdamW<T>::step(T* params, const float* shard_grads, double lr, long t, double norm) {
     const double scale = config_.clip > 0 && norm > config_.clip ? config_.clip / norm : 1.0;
     for_each_piece([&](const TensorInfo& tensor, size_t lo, size_t hi) {
-        const ref::AdamWStep s{lr, config_.beta1, config_.beta2, config_.eps,
-                               decays(tensor, config_.decay_embeddings) ? config_.weight_decay : 0.0, scale, t};
+        const ref::AdamWStep s{lr,
+                               config_.beta1,
+                               config_.beta2,
+                               config_.eps,
+                               decays(tensor, config_.decay_embeddings) ? config_.weight_decay : 0.0,
+                               scale,
+                               t};
         const size_t i = lo - begin_;
-        ops_.adamw_update({.n = hi - lo, .param = params + lo, .master = master_ ? master_ + i : nullptr,
-                           .grad = shard_grads + i, .m = m_ + i, .v = v_ + i, .step = s, .seed = rounding_seed(t, lo)});
+        ops_.adamw_update({.n = hi - lo,
+                           .param = params + lo,
+                           .master = master_ ? master_ + i : nullptr,
+                           .grad = shard_grads + i,
+                           .m = m_ + i,
+                           .v = v_ + i,
+                           .step = s,
+                           .seed = rounding_seed(t, lo)});
     });
 }
 
 template <class T>
 void AdamW<T>::set_weights(T* params, const std::vector<float>& whole, long t) {
-    if (whole.size() != table_.total)
-        throw std::invalid_argument("AdamW::set_weights: not the whole parameter table");
+    if (whole.size() != table_.total) throw std::invalid_argument("AdamW::set_weights: not the whole parameter table");
     if constexpr (!kHasMaster<T>) {
         ops_.upload(params, whole.data(), whole.size());
     } else {
@@ -103,8 +113,10 @@ void AdamW<T>::round_shard(T* params, long t) {
 template <class T>
 std::vector<float> AdamW<T>::weights(const T* params) const {
     std::vector<float> host(size_);
-    if constexpr (!kHasMaster<T>) ops_.download(host.data(), params + begin_, size_);
-    else ops_.download(host.data(), master_, size_);
+    if constexpr (!kHasMaster<T>)
+        ops_.download(host.data(), params + begin_, size_);
+    else
+        ops_.download(host.data(), master_, size_);
     return host;
 }
 
@@ -140,7 +152,7 @@ void AdamW<T>::set_master(T* params, const std::vector<float>& master, long t) {
 
 template <class T>
 void AdamW<T>::upload_shard(float* dst, const std::vector<float>& whole) {
-    std::vector<float> shard(size_, 0.0f);   // zeros past the table: the padding
+    std::vector<float> shard(size_, 0.0f);  // zeros past the table: the padding
     for (size_t i = 0; i < size_ && begin_ + i < whole.size(); i++) shard[i] = whole[begin_ + i];
     ops_.upload(dst, shard.data(), size_);
 }

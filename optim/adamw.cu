@@ -35,8 +35,8 @@ struct AdamWConstants {
 // both give the same bits. Optimizer state, master and gradient are touched once a step:
 // streaming accesses.
 template <class T, int W>
-__global__ void adamw_kernel(T* param, float* master, const float* grad, float* m, float* v, size_t n,
-                             AdamWConstants k, uint64_t seed) {
+__global__ void adamw_kernel(T* param, float* master, const float* grad, float* m, float* v, size_t n, AdamWConstants k,
+                             uint64_t seed) {
     const size_t i = (size_t(blockIdx.x) * blockDim.x + threadIdx.x) * W;
     if (i >= n) return;  // n is a multiple of W
     const Pack<float, W> grads = load_pack_cs<W>(grad + i);
@@ -106,8 +106,8 @@ void adamw_update(const AdamWArgs<T, float>& a, cudaStream_t stream) {
         launch_kernel(adamw_kernel<T, W>, unsigned(ceil_div<size_t>(n / W, kBlock)), kBlock, 0, stream, a.param,
                       a.master, a.grad, a.m, a.v, n, k, a.seed);
     else
-        launch_kernel(adamw_kernel<T, 1>, unsigned(ceil_div<size_t>(n, kBlock)), kBlock, 0, stream, a.param,
-                      a.master, a.grad, a.m, a.v, n, k, a.seed);
+        launch_kernel(adamw_kernel<T, 1>, unsigned(ceil_div<size_t>(n, kBlock)), kBlock, 0, stream, a.param, a.master,
+                      a.grad, a.m, a.v, n, k, a.seed);
 }
 
 template void adamw_update<float>(const AdamWArgs<float, float>&, cudaStream_t);

@@ -22,7 +22,7 @@ struct AdamWConfig {
     double beta1 = 0.9, beta2 = 0.99, eps = 1e-8;
     double weight_decay = 0.1;
     bool decay_embeddings = false;
-    double clip = 1.0;              // max global gradient norm; 0 = off
+    double clip = 1.0;  // max global gradient norm; 0 = off
 };
 
 // set_weights uploads the fp32 weights to the device through a buffer of at most this many
@@ -49,7 +49,7 @@ public:
     // working copy of the whole buffer and the master of the shard (the shard's working
     // copy as step t left it, t > 0 on resume); read for the shard.
     void set_weights(T* params, const std::vector<float>& whole, long t = 0);
-    std::vector<float> weights(const T* params) const;   // (size)
+    std::vector<float> weights(const T* params) const;  // (size)
 
     // The shard's m and v on the host (size elements), for checkpoints, and set from them
     // (src/checkpoint.h's load_optimizer reads any shard of a checkpoint).
@@ -65,9 +65,9 @@ private:
     AdamWConfig config_;
     LayerOps<T>& ops_;
     size_t begin_, size_;
-    float* m_;                      // (size)
-    float* v_;                      // (size)
-    float* master_ = nullptr;       // (size), when T is not float
+    float* m_;                 // (size)
+    float* v_;                 // (size)
+    float* master_ = nullptr;  // (size), when T is not float
 
     // dst (size) = the shard's part of whole (table.total), zeros past its end.
     void upload_shard(float* dst, const std::vector<float>& whole);

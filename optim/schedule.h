@@ -9,7 +9,7 @@ namespace rkv {
 
 enum class Schedule { Constant, Cosine, Linear };
 
-Schedule parse_schedule(const std::string& name);   // throws naming the bad value
+Schedule parse_schedule(const std::string& name);  // throws naming the bad value
 
 struct LrSchedule {
     Schedule kind = Schedule::Cosine;

@@ -13,7 +13,7 @@ namespace rkv::ref {
 
 struct AdamWStep {
     double lr, beta1, beta2, eps, weight_decay, grad_scale;
-    long t;   // 1-based
+    long t;  // 1-based
 };
 
 }  // namespace rkv::ref

@@ -24,9 +24,7 @@ struct HeadView {
     size_t offset;
     int ld;
 };
-inline HeadView head(int b, int h, int T, int heads, int HS) {
-    return {(size_t(b) * T * heads + h) * HS, heads * HS};
-}
+inline HeadView head(int b, int h, int T, int heads, int HS) { return {(size_t(b) * T * heads + h) * HS, heads * HS}; }
 
 // P (rows, cols) = softmax over j <= pos0 + t of the scores in row t of P; the entries past
 // it become 0. lse (rows), when not null, gets each row's log-sum-exp. Training: square, pos0

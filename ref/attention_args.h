@@ -25,7 +25,7 @@ struct AttentionArgs {
     int B = 0, T = 0, NH = 0, NKV = 0, HS = 0;
     const int* kv_src = nullptr;  // (L), or null
     int layer = 0;
-    size_t layer_stride = 0;      // elements between layers' blocks in k_all, v_all, dk_all, dv_all
+    size_t layer_stride = 0;  // elements between layers' blocks in k_all, v_all, dk_all, dv_all
     const S* q = nullptr;
     const S* k_all = nullptr;
     const S* v_all = nullptr;
@@ -36,7 +36,7 @@ struct AttentionArgs {
     S* dq = nullptr;
     S* dk_all = nullptr;
     S* dv_all = nullptr;
-    bool accumulate_kv = false;   // add dk, dv to the source block instead of writing it
+    bool accumulate_kv = false;  // add dk, dv to the source block instead of writing it
 };
 
 // Attention over a KV cache, for inference (ref/attention_decode.h): the Tq new queries of each

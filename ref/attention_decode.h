@@ -47,8 +47,7 @@ void attention_decode_forward(const AttentionDecodeArgs<S>& a) {
 template <class S>
 void kv_cache_write(S* cache, const S* src, int B, int Tq, int pos0, int Tmax, int width) {
     for (int b = 0; b < B; b++)
-        std::copy_n(src + size_t(b) * Tq * width, size_t(Tq) * width,
-                    cache + (size_t(b) * Tmax + pos0) * width);
+        std::copy_n(src + size_t(b) * Tq * width, size_t(Tq) * width, cache + (size_t(b) * Tmax + pos0) * width);
 }
 
 }  // namespace rkv::ref

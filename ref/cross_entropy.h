@@ -28,7 +28,7 @@ struct CrossEntropyArgs {
     M* losses = nullptr;           // (N)
     // The backward's.
     M dloss = 0;
-    S* dlogits = nullptr;          // (N, V), rows ld apart
+    S* dlogits = nullptr;  // (N, V), rows ld apart
     int row_stride() const { return ld ? ld : V; }
 };
 

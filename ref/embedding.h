@@ -18,9 +18,9 @@ struct EmbeddingArgs {
     const S* wpe = nullptr;       // (T, C), or null
     S* out = nullptr;             // (B, T, C)
     // The backward's.
-    const S* dout = nullptr;      // (B, T, C)
-    M* dwte = nullptr;            // (V, C)
-    M* dwpe = nullptr;            // (T, C), or null
+    const S* dout = nullptr;  // (B, T, C)
+    M* dwte = nullptr;        // (V, C)
+    M* dwpe = nullptr;        // (T, C), or null
 };
 
 }  // namespace rkv

@@ -21,8 +21,8 @@ void linear_forward(const LinearArgs<T, T>& a) {
 template <class T>
 void linear_backward(const LinearArgs<T, T>& a) {
     const int N = a.N, C = a.C, OC = a.OC, ld = a.row_stride();
-    if (a.dinp) gemm(false, false, N, C, OC, T(1), a.dout, ld, a.weight, C, T(1), a.dinp, C);      // (N,OC)(OC,C)
-    if (a.dweight) gemm(true, false, OC, C, N, T(1), a.dout, ld, a.inp, C, T(1), a.dweight, C);    // (OC,N)(N,C)
+    if (a.dinp) gemm(false, false, N, C, OC, T(1), a.dout, ld, a.weight, C, T(1), a.dinp, C);    // (N,OC)(OC,C)
+    if (a.dweight) gemm(true, false, OC, C, N, T(1), a.dout, ld, a.inp, C, T(1), a.dweight, C);  // (OC,N)(N,C)
     if (a.dbias)
         for (int n = 0; n < N; n++)
             for (int o = 0; o < OC; o++) a.dbias[o] += a.dout[size_t(n) * ld + o];

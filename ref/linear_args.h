@@ -21,13 +21,13 @@ namespace rkv {
 template <class S, class M>
 struct LinearArgs {
     int N = 0, C = 0, OC = 0;
-    int ld = 0;                    // out's and dout's row stride; 0: OC
-    const S* inp = nullptr;        // (N, C)
-    const S* weight = nullptr;     // (OC, C)
-    const S* bias = nullptr;       // (OC), or null
-    S* out = nullptr;              // (N, OC), rows ld apart
-    S* pre = nullptr;              // (N, OC): linear_gelu_forward's GEMM output before the GELU
-    const S* inp_pre = nullptr;    // (N, C): linear_gelu_backward's inp before the GELU
+    int ld = 0;                  // out's and dout's row stride; 0: OC
+    const S* inp = nullptr;      // (N, C)
+    const S* weight = nullptr;   // (OC, C)
+    const S* bias = nullptr;     // (OC), or null
+    S* out = nullptr;            // (N, OC), rows ld apart
+    S* pre = nullptr;            // (N, OC): linear_gelu_forward's GEMM output before the GELU
+    const S* inp_pre = nullptr;  // (N, C): linear_gelu_backward's inp before the GELU
     // The backward's.
     const S* dout = nullptr;       // (N, OC), rows ld apart
     S* dinp = nullptr;             // (N, C), or null

@@ -18,20 +18,20 @@ template <class S, class M>
 struct NormArgs {
     int N = 0, C = 0;
     double eps = 0;
-    const S* inp = nullptr;       // (N, C)
-    const S* w = nullptr;         // (C)
-    const S* bias = nullptr;      // (C), LayerNorm's
-    S* out = nullptr;             // (N, C)
-    M* mean = nullptr;            // (N), LayerNorm's
-    M* rstd = nullptr;            // (N)
+    const S* inp = nullptr;   // (N, C)
+    const S* w = nullptr;     // (C)
+    const S* bias = nullptr;  // (C), LayerNorm's
+    S* out = nullptr;         // (N, C)
+    M* mean = nullptr;        // (N), LayerNorm's
+    M* rstd = nullptr;        // (N)
     // The forward's fused residual add: null for a plain norm.
     const S* residual = nullptr;  // (N, C)
     S* resid_out = nullptr;       // (N, C)
     // The backward's (its inp is the forward's input: resid_out for a fused forward).
-    const S* dout = nullptr;      // (N, C)
-    S* dinp = nullptr;            // (N, C)
-    M* dw = nullptr;              // (C)
-    M* db = nullptr;              // (C), LayerNorm's
+    const S* dout = nullptr;  // (N, C)
+    S* dinp = nullptr;        // (N, C)
+    M* dw = nullptr;          // (C)
+    M* db = nullptr;          // (C), LayerNorm's
 };
 
 }  // namespace rkv

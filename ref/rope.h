@@ -17,16 +17,16 @@
 
 namespace rkv {
 
-enum class RopeType { none, linear, llama3 };   // config.json's rope_type "default", "linear", "llama3"
+enum class RopeType { none, linear, llama3 };  // config.json's rope_type "default", "linear", "llama3"
 
 // Everything RoPE needs from the config, carried unchanged from ModelConfig to ref/ and the kernels.
 struct RopeParams {
-    double theta = 10000.0;                     // rope_theta
+    double theta = 10000.0;  // rope_theta
     RopeType type = RopeType::none;
-    double factor = 1.0;                        // linear and llama3
-    double low_freq_factor = 1.0;               // llama3
-    double high_freq_factor = 4.0;              // llama3
-    int original_max_position_embeddings = 8192;   // llama3: the pretraining context
+    double factor = 1.0;                          // linear and llama3
+    double low_freq_factor = 1.0;                 // llama3
+    double high_freq_factor = 4.0;                // llama3
+    int original_max_position_embeddings = 8192;  // llama3: the pretraining context
 };
 
 inline bool operator==(const RopeParams& a, const RopeParams& b) {
@@ -49,11 +49,11 @@ struct RopeArgs {
     int B = 0, T = 0, NH = 0, HS = 0;
     RopeParams rope;
     int pos0 = 0;
-    const S* inp = nullptr;   // (B, T, NH, HS)
-    S* out = nullptr;         // (B, T, NH, HS)
+    const S* inp = nullptr;  // (B, T, NH, HS)
+    S* out = nullptr;        // (B, T, NH, HS)
     // QK-norm's.
-    const S* w = nullptr;     // (HS)
-    M* rstd = nullptr;        // (B, T, NH)
+    const S* w = nullptr;  // (HS)
+    M* rstd = nullptr;     // (B, T, NH)
     double eps = 0;
     // The backward's.
     const S* dout = nullptr;  // (B, T, NH, HS)
@@ -66,7 +66,7 @@ RKV_HOST_DEVICE inline double rope_inv_freq(const RopeParams& r, int i, int HS) 
     const double inv = pow(r.theta, -2.0 * i / HS);
     if (r.type == RopeType::linear) return inv / r.factor;
     if (r.type == RopeType::none) return inv;
-    const double wavelen = 6.283185307179586 / inv;   // 2 pi / inv
+    const double wavelen = 6.283185307179586 / inv;  // 2 pi / inv
     const double orig = r.original_max_position_embeddings;
     if (wavelen < orig / r.high_freq_factor) return inv;
     if (wavelen > orig / r.low_freq_factor) return inv / r.factor;

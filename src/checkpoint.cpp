@@ -51,7 +51,7 @@ std::string save_checkpoint(const std::string& out_dir, long step, const ModelCo
                             const ModelFolderExtras& extras) {
     const ParamTable table(config);
     const std::string final_dir = checkpoint_dir(out_dir, step), tmp = checkpoint_tmp(out_dir, step);
-    if (fs::exists(final_dir)) return final_dir;     // this step is already saved, whole
+    if (fs::exists(final_dir)) return final_dir;  // this step is already saved, whole
     fs::remove_all(tmp);
     write_checkpoint_model(tmp, config, params, state, extras);
     auto moments = named(table, m.data(), "m.");
@@ -62,9 +62,8 @@ std::string save_checkpoint(const std::string& out_dir, long step, const ModelCo
 }
 
 Checkpoint load_checkpoint(const std::string& path, bool with_state) {
-    if (!fs::is_directory(path))
-        throw std::runtime_error(fmt::format("{}: not a checkpoint directory", path));
-    const ModelFolder folder(path);   // checked against its config before anything is allocated
+    if (!fs::is_directory(path)) throw std::runtime_error(fmt::format("{}: not a checkpoint directory", path));
+    const ModelFolder folder(path);  // checked against its config before anything is allocated
     Checkpoint ck;
     ck.config = folder.config();
     ck.source = path;
@@ -90,8 +89,8 @@ OptimizerSlice load_optimizer(const std::string& dir, const nlohmann::json& stat
     if (state.contains("optimizer_shards")) {
         const nlohmann::json& w = state["optimizer_shards"];
         if (!w.is_number_integer() || w.get<int64_t>() < 1 || w.get<int64_t>() > INT32_MAX)
-            throw std::runtime_error(fmt::format("{}: \"optimizer_shards\" must be a positive integer, got {}", file,
-                                                 w.dump()));
+            throw std::runtime_error(
+                fmt::format("{}: \"optimizer_shards\" must be a positive integer, got {}", file, w.dump()));
         return read_optimizer_shards(dir, step, table.total, int(w.get<int64_t>()), begin, count, master);
     }
     // The whole state in one file: read it all, keep the slice.
@@ -119,9 +118,10 @@ ModelWeights::ModelWeights(const std::string& path) {
         if (!is_model_folder(dir)) {
             const auto latest = latest_checkpoint(dir);
             if (!latest)
-                throw std::runtime_error(fmt::format("{}: neither a model folder (model.safetensors or "
-                                                     "model.safetensors.index.json) nor a run folder (ckpt_<step>)",
-                                                     path));
+                throw std::runtime_error(
+                    fmt::format("{}: neither a model folder (model.safetensors or "
+                                "model.safetensors.index.json) nor a run folder (ckpt_<step>)",
+                                path));
             dir = *latest;
         }
         folder_ = std::make_unique<ModelFolder>(dir);
@@ -135,13 +135,17 @@ ModelWeights::ModelWeights(const std::string& path) {
 }
 
 void ModelWeights::read(float* params) const {
-    if (folder_) folder_->read(params);
-    else std::copy(llmc_.begin(), llmc_.end(), params);
+    if (folder_)
+        folder_->read(params);
+    else
+        std::copy(llmc_.begin(), llmc_.end(), params);
 }
 
 void ModelWeights::read_each(const std::function<void(size_t, const float*, size_t)>& sink) const {
-    if (folder_) folder_->read_each(sink);
-    else sink(0, llmc_.data(), llmc_.size());
+    if (folder_)
+        folder_->read_each(sink);
+    else
+        sink(0, llmc_.data(), llmc_.size());
 }
 
 Checkpoint load_model_weights(const std::string& path) {

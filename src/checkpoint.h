@@ -27,9 +27,9 @@ namespace rkv {
 
 struct Checkpoint {
     ModelConfig config;
-    std::vector<float> params;          // (table.total)
-    nlohmann::json state;               // empty for a model-only checkpoint or when not loaded
-    std::string source;                 // the model folder read, "" for an llm.c .bin
+    std::vector<float> params;  // (table.total)
+    nlohmann::json state;       // empty for a model-only checkpoint or when not loaded
+    std::string source;         // the model folder read, "" for an llm.c .bin
 };
 
 // Returns the directory written. extras: what its model folder carries beside the weights.
@@ -61,9 +61,9 @@ OptimizerSlice load_optimizer(const std::string& dir, const nlohmann::json& stat
 // converts each tensor straight from the mapped file into the caller's buffer.
 class ModelWeights {
 public:
-    explicit ModelWeights(const std::string& path);   // throws naming the path and the problem
+    explicit ModelWeights(const std::string& path);  // throws naming the path and the problem
     const ModelConfig& config() const { return config_; }
-    const std::string& source() const { return source_; }   // the model folder, "" for an llm.c .bin
+    const std::string& source() const { return source_; }  // the model folder, "" for an llm.c .bin
     // Into params, ParamTable(config()).total floats on the host.
     void read(float* params) const;
     // Tensor by tensor (src/hf_model.h, ModelFolder::read_each).
@@ -73,7 +73,7 @@ private:
     ModelConfig config_;
     std::string source_;
     std::unique_ptr<ModelFolder> folder_;
-    std::vector<float> llmc_;                 // an llm.c .bin is read whole
+    std::vector<float> llmc_;  // an llm.c .bin is read whole
 };
 
 // ModelWeights(path) read into a Checkpoint's params.

@@ -13,15 +13,15 @@
 #include <string>
 #include <type_traits>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 namespace rkv {
 
 template <class V>
 struct Range {
     V lo, hi;
-    bool lo_open = false, hi_open = false;   // an open end excludes its bound: (0, inf)
+    bool lo_open = false, hi_open = false;  // an open end excludes its bound: (0, inf)
 
     std::string text() const { return fmt::format("{}{}, {}{}", lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']'); }
     bool contains(V x) const { return (lo_open ? x > lo : x >= lo) && (hi_open ? x < hi : x <= hi); }
@@ -40,9 +40,8 @@ struct Range {
             char* end = nullptr;
             errno = 0;
             v = V(std::strtod(s.c_str(), &end));
-            if (s.empty() || end != s.c_str() + s.size())
-                return fmt::format("{} is not a number in {}", s, text());
-            if (errno == ERANGE && std::fabs(v) > 1) v = V(INFINITY);   // overflow: report it as not finite
+            if (s.empty() || end != s.c_str() + s.size()) return fmt::format("{} is not a number in {}", s, text());
+            if (errno == ERANGE && std::fabs(v) > 1) v = V(INFINITY);  // overflow: report it as not finite
         } else {
             const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
             if (ec == std::errc::result_out_of_range && end == s.data() + s.size())

@@ -1,5 +1,7 @@
 #include "src/config.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -7,8 +9,6 @@
 #include <map>
 #include <optional>
 #include <stdexcept>
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 namespace rkv {
 
@@ -31,7 +31,7 @@ constexpr int64_t kMaxLayers = 512;
 constexpr int64_t kMaxHeads = 1024;
 constexpr int64_t kMaxHeadDim = 1024;
 constexpr int64_t kMaxPositions = int64_t(1) << 24;
-constexpr int64_t kMaxCount = int64_t(1) << 53;   // other counts (windows, layer indices): exact in a double
+constexpr int64_t kMaxCount = int64_t(1) << 53;  // other counts (windows, layer indices): exact in a double
 
 // The transformers classes of each family (config.json's architectures).
 const std::map<std::string, std::string>& architectures() {
@@ -79,8 +79,8 @@ ModelConfig gpt2(int V, int C, int L, int NH, int maxT) {
     return c;
 }
 
-ModelConfig rope_model(const std::string& type, int V, int C, int FF, int L, int NH, int NKV, int HS,
-                       double eps, double theta, bool tied, int maxT) {
+ModelConfig rope_model(const std::string& type, int V, int C, int FF, int L, int NH, int NKV, int HS, double eps,
+                       double theta, bool tied, int maxT) {
     ModelConfig c;
     set_family(c, type);
     c.vocab_size = V;
@@ -257,8 +257,13 @@ RopeParams read_rope(const Fields& f, const ModelConfig& c) {
         const json& b = f.at(name);
         if (!b.is_object()) fail(fmt::format("{} must be an object, not {}", name, b.dump()));
         for (const auto& [key, value] : b.items()) {
-            static const char* known[] = {"rope_type", "type", "rope_theta", "factor", "low_freq_factor",
-                                          "high_freq_factor", "original_max_position_embeddings",
+            static const char* known[] = {"rope_type",
+                                          "type",
+                                          "rope_theta",
+                                          "factor",
+                                          "low_freq_factor",
+                                          "high_freq_factor",
+                                          "original_max_position_embeddings",
                                           "partial_rotary_factor"};
             if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return key == k; }) ==
                 std::end(known))
@@ -343,14 +348,15 @@ void read_rope_family(const Fields& f, ModelConfig& c) {
     } else if (type == "qwen3" && !f.contains("head_dim")) {
         c.head_dim = 128;
     } else {
-        require(c.hidden_size % NH == 0, "hidden_size",
-                fmt::format("{} is not a multiple of num_attention_heads {} and head_dim is not given", c.hidden_size,
-                            NH));
+        require(
+            c.hidden_size % NH == 0, "hidden_size",
+            fmt::format("{} is not a multiple of num_attention_heads {} and head_dim is not given", c.hidden_size, NH));
         c.head_dim = c.hidden_size / NH;
     }
-    c.max_position_embeddings =
-        int(f.size("max_position_embeddings", nullptr, 1, kMaxPositions)
-                .value_or(type == "llama" ? 2048 : type == "mistral" ? 131072 : 32768));
+    c.max_position_embeddings = int(f.size("max_position_embeddings", nullptr, 1, kMaxPositions)
+                                        .value_or(type == "llama"     ? 2048
+                                                  : type == "mistral" ? 131072
+                                                                      : 32768));
     c.rms_norm_eps = f.has("rms_norm_eps") ? f.number("rms_norm_eps") : 1e-6;
     c.tie_word_embeddings = f.has("tie_word_embeddings") && f.flag("tie_word_embeddings");
     f.one_of("hidden_act", {"silu", "swish"}, "rkv's SwiGLU computes SiLU");
@@ -364,12 +370,13 @@ void read_rope_family(const Fields& f, ModelConfig& c) {
         return f.size("sliding_window", nullptr, 1, kMaxCount);
     };
     auto refuse_window = [&](int64_t w, const std::string& which) {
-        fail(fmt::format("sliding_window {} is shorter than max_position_embeddings {}{}: sliding-window attention "
-                         "is not implemented (a max_position_embeddings of at most the window would load it)",
-                         w, maxT, which));
+        fail(
+            fmt::format("sliding_window {} is shorter than max_position_embeddings {}{}: sliding-window attention "
+                        "is not implemented (a max_position_embeddings of at most the window would load it)",
+                        w, maxT, which));
     };
     if (type == "mistral") {
-        const auto w = window(4096);   // MistralConfig's default
+        const auto w = window(4096);  // MistralConfig's default
         if (w && *w < maxT) refuse_window(*w, "");
     } else if (type == "qwen3") {
         // Qwen3 slides only when use_sliding_window, on layers layer_types calls sliding_attention
@@ -450,8 +457,10 @@ std::vector<std::string> preset_names() {
 json to_json(const ModelConfig& c, const std::string& dtype) {
     if (dtype != "float32" && dtype != "bfloat16" && dtype != "float16")
         throw std::invalid_argument(fmt::format("dtype '{}' is not one of float32, bfloat16, float16", dtype));
-    json j = {{"architectures", {architectures().at(c.model_type)}}, {"model_type", c.model_type},
-              {"vocab_size", c.vocab_size}, {"tie_word_embeddings", c.tie_word_embeddings}};
+    json j = {{"architectures", {architectures().at(c.model_type)}},
+              {"model_type", c.model_type},
+              {"vocab_size", c.vocab_size},
+              {"tie_word_embeddings", c.tie_word_embeddings}};
     if (c.model_type == "gpt2") {
         j.update({{"n_embd", c.hidden_size},
                   {"n_layer", c.num_hidden_layers},
@@ -488,8 +497,8 @@ json to_json(const ModelConfig& c, const std::string& dtype) {
         if (c.model_type == "mistral") j["sliding_window"] = nullptr;
         if (c.model_type == "qwen3") j["use_sliding_window"] = false;
     }
-    j["dtype"] = dtype;          // transformers 5
-    j["torch_dtype"] = dtype;    // transformers 4
+    j["dtype"] = dtype;        // transformers 5
+    j["torch_dtype"] = dtype;  // transformers 4
     return j;
 }
 
@@ -498,8 +507,10 @@ ModelConfig config_from_json(const json& j) {
     const Fields f(j, "");
     ModelConfig c;
     set_family(c, f.has("model_type") ? f.text("model_type") : "gpt2");
-    if (c.model_type == "gpt2") read_gpt2(f, c);
-    else read_rope_family(f, c);
+    if (c.model_type == "gpt2")
+        read_gpt2(f, c);
+    else
+        read_rope_family(f, c);
     check_family_switches(f, c);
     if (f.has("architectures")) {
         const json& a = f.at("architectures");

@@ -3,38 +3,38 @@
 // writes (4.x: top-level rope_theta and rope_scaling; 5.x: rope_parameters), GPT-2's own field
 // names, and what it writes loads in transformers as the same model.
 #pragma once
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-#include <nlohmann/json.hpp>
 
 #include "ref/rope.h"
 
 namespace rkv {
 
-enum class Norm { LayerNorm, RMSNorm };        // LayerNorm has a bias, RMSNorm does not
-enum class Positions { Learned, RoPE };        // absolute embedding table vs rotary
-enum class Mlp { Gelu, SwiGLU };               // up -> gelu(tanh) -> down vs down(silu(gate) * up)
+enum class Norm { LayerNorm, RMSNorm };  // LayerNorm has a bias, RMSNorm does not
+enum class Positions { Learned, RoPE };  // absolute embedding table vs rotary
+enum class Mlp { Gelu, SwiGLU };         // up -> gelu(tanh) -> down vs down(silu(gate) * up)
 
 struct ModelConfig {
-    std::string model_type = "gpt2";           // "gpt2", "llama", "mistral" or "qwen3"
+    std::string model_type = "gpt2";  // "gpt2", "llama", "mistral" or "qwen3"
     int vocab_size = 0;
-    int hidden_size = 0;                       // C
-    int intermediate_size = 0;                 // MLP width
-    int num_hidden_layers = 0;                 // L
-    int num_attention_heads = 0;               // NH
-    int num_key_value_heads = 0;               // NKV; NH % NKV == 0 (GQA)
-    int head_dim = 0;                          // HS; NH * HS need not equal C (Qwen3)
-    double rms_norm_eps = 1e-5;                // epsilon of the model's norm, LayerNorm included
-    RopeParams rope;                           // rope_theta and the rope scaling (ref/rope.h)
+    int hidden_size = 0;          // C
+    int intermediate_size = 0;    // MLP width
+    int num_hidden_layers = 0;    // L
+    int num_attention_heads = 0;  // NH
+    int num_key_value_heads = 0;  // NKV; NH % NKV == 0 (GQA)
+    int head_dim = 0;             // HS; NH * HS need not equal C (Qwen3)
+    double rms_norm_eps = 1e-5;   // epsilon of the model's norm, LayerNorm included
+    RopeParams rope;              // rope_theta and the rope scaling (ref/rope.h)
     bool tie_word_embeddings = true;
-    int max_position_embeddings = 0;           // longest sequence; rows of the position table
+    int max_position_embeddings = 0;  // longest sequence; rows of the position table
     // What tells the families apart: set by the family (model_type), never by a config file.
     Norm norm = Norm::LayerNorm;
     Positions positions = Positions::Learned;
     Mlp mlp = Mlp::Gelu;
-    bool qk_norm = false;                      // per-head RMSNorm on q and k before RoPE
-    bool attention_bias = false;               // biases on q, k, v, o projections
-    bool mlp_bias = false;                     // biases on the MLP projections
+    bool qk_norm = false;         // per-head RMSNorm on q and k before RoPE
+    bool attention_bias = false;  // biases on q, k, v, o projections
+    bool mlp_bias = false;        // biases on the MLP projections
 
     int q_dim() const { return num_attention_heads * head_dim; }
     int kv_dim() const { return num_key_value_heads * head_dim; }

@@ -8,8 +8,8 @@
 // generation config and config.json's "rkv" block.
 #include <cstdio>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "src/checkpoint.h"
 #include "src/hf_model.h"
@@ -31,8 +31,10 @@ int main(int argc, char** argv) {
         const rkv::Dtype d = bf16 ? rkv::Dtype::BF16 : rkv::parse_dtype(dtype);
         rkv::Checkpoint ck = rkv::load_model_weights(in);
         const int llmc_version = d == rkv::Dtype::BF16 ? rkv::kLlmcBf16 : rkv::kLlmcFp32;
-        if (out.ends_with(".bin")) rkv::save_llmc_checkpoint(out, ck.config, ck.params, llmc_version);
-        else rkv::save_model_folder(out, ck.config, ck.params.data(), {d, ck.source, {}});
+        if (out.ends_with(".bin"))
+            rkv::save_llmc_checkpoint(out, ck.config, ck.params, llmc_version);
+        else
+            rkv::save_model_folder(out, ck.config, ck.params.data(), {d, ck.source, {}});
         fmt::print("{} -> {} ({} parameters, {})\n", in, out, ck.params.size(), rkv::dtype_name(d));
         return 0;
     } catch (const std::exception& e) {

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <type_traits>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "ref/activations.h"
@@ -76,8 +76,8 @@ struct CpuOps : LayerOps<T> {
     // Through a (B,T,NH,HS) scratch: the normed values forward, their gradient backward.
     void qk_norm_rope_forward(const RopeArgs<T, T>& a) override {
         T* normed = scratch(size_t(a.B) * a.T * a.NH * a.HS);
-        ref::rmsnorm_forward(NormArgs<T, T>{.N = a.B * a.T * a.NH, .C = a.HS, .eps = a.eps, .inp = a.inp, .w = a.w,
-                                            .out = normed, .rstd = a.rstd});
+        ref::rmsnorm_forward(NormArgs<T, T>{
+            .N = a.B * a.T * a.NH, .C = a.HS, .eps = a.eps, .inp = a.inp, .w = a.w, .out = normed, .rstd = a.rstd});
         RopeArgs<T, T> r = a;
         r.inp = normed;
         ref::rope_forward(r);
@@ -90,8 +90,14 @@ struct CpuOps : LayerOps<T> {
         r.dinp = dnormed;
         ref::rope_backward(r);
         std::fill_n(a.dinp, n, T(0));
-        ref::rmsnorm_backward(NormArgs<T, T>{.N = a.B * a.T * a.NH, .C = a.HS, .inp = a.inp, .w = a.w,
-                                             .rstd = a.rstd, .dout = dnormed, .dinp = a.dinp, .dw = a.dw});
+        ref::rmsnorm_backward(NormArgs<T, T>{.N = a.B * a.T * a.NH,
+                                             .C = a.HS,
+                                             .inp = a.inp,
+                                             .w = a.w,
+                                             .rstd = a.rstd,
+                                             .dout = dnormed,
+                                             .dinp = a.dinp,
+                                             .dw = a.dw});
     }
     void attention_forward(const AttentionArgs<T, T>& a) override { ref::attention_forward(a); }
     void kv_cache_write(T* slot, const T* src, int B, int Tq, int pos0, int Tmax, int width) override {

@@ -15,8 +15,8 @@
 #include "layers/rmsnorm.cuh"
 #include "layers/rope.cuh"
 #include "optim/adamw.cuh"
-#include "src/layer_ops.h"
 #include "src/event_profile.h"
+#include "src/layer_ops.h"
 
 #include <stdexcept>
 #include <string>

@@ -36,13 +36,16 @@ bool uses_cuda(const std::string& device) { return device == "cuda" || (device =
 template <class T>
 std::unique_ptr<LayerOps<T>> make_layer_ops(const std::string& device, const std::string& attention) {
     if (!uses_cuda(device)) {
-        if constexpr (std::is_same_v<T, float>) return std::make_unique<CpuOps<float>>();
-        else throw std::logic_error("the CPU path computes in fp32");
+        if constexpr (std::is_same_v<T, float>)
+            return std::make_unique<CpuOps<float>>();
+        else
+            throw std::logic_error("the CPU path computes in fp32");
     }
 #if RKV_WITH_CUDA
     return std::make_unique<CudaOps<T>>(attention);
 #else
-    throw std::runtime_error("--device " + device + ": this build has no CUDA path (CMake found no CUDA toolkit, "
+    throw std::runtime_error("--device " + device +
+                             ": this build has no CUDA path (CMake found no CUDA toolkit, "
                              "or RKV_CUDA_PATH=OFF); the CPU path is --device cpu");
 #endif
 }

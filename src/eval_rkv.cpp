@@ -19,9 +19,9 @@
 
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "data/corpus.h"
@@ -32,8 +32,8 @@
 #include "data/tokenizer.h"
 #include "dist/comm.h"
 #include "optim/adamw.h"
-#include "src/cli_range.h"
 #include "src/checkpoint.h"
+#include "src/cli_range.h"
 #include "src/devices.h"
 #include "src/file_io.h"
 #include "src/greedy_decode.h"
@@ -51,20 +51,20 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Options {
-    std::string ckpt;                     // a checkpoint, a run folder (its newest) or an llm.c .bin
-    std::string val;                      // shard glob; empty: the built-in corpus's validation split
+    std::string ckpt;  // a checkpoint, a run folder (its newest) or an llm.c .bin
+    std::string val;   // shard glob; empty: the built-in corpus's validation split
     int batch = 8, seq_len = 128, val_batches = 16;
     std::vector<int> retention = {1, 2, 3, 4};
-    std::vector<std::string> keep_layers; // each "0,3,5"
-    int search_kept = 0;                  // 0: no search
+    std::vector<std::string> keep_layers;  // each "0,3,5"
+    int search_kept = 0;                   // 0: no search
     std::string device = "auto";
     bool json = false;
-    std::string qa;                       // a QA file (src/qa_data.h): question answering instead
+    std::string qa;  // a QA file (src/qa_data.h): question answering instead
     std::string qa_template = rkv::kDefaultQaTemplate;
-    std::string qa_out;                   // each example with its prediction, as JSON Lines
-    std::string tokenizer;                // a tokenizer.json instead of the checkpoint's
-    int max_answer = 32;                  // tokens generated per answer at most
-    std::string write_qa;                 // a folder for the built-in QA task's files
+    std::string qa_out;     // each example with its prediction, as JSON Lines
+    std::string tokenizer;  // a tokenizer.json instead of the checkpoint's
+    int max_answer = 32;    // tokens generated per answer at most
+    std::string write_qa;   // a folder for the built-in QA task's files
 };
 
 // A comma-separated list of layer indices, as --keep-layers takes it, ascending, each once.
@@ -82,8 +82,8 @@ std::vector<int> parse_layers(const std::string& s) {
 
 // One setting scored: a route and what names it.
 struct Setting {
-    std::optional<int> retention;         // keep every k-th layer, or
-    std::vector<int> kept;                // these layers
+    std::optional<int> retention;  // keep every k-th layer, or
+    std::vector<int> kept;         // these layers
     rkv::Route route;
 };
 
@@ -127,12 +127,12 @@ struct Evaluator {
     const Options& o;
     std::unique_ptr<rkv::LayerOps<T>> ops;
     rkv::ModelConfig config;
-    std::vector<float> weights;           // fp32, as the checkpoint holds them
+    std::vector<float> weights;  // fp32, as the checkpoint holds them
     long step = 0;
-    std::string source;                   // the checkpoint evaluated
+    std::string source;  // the checkpoint evaluated
 
     explicit Evaluator(const Options& o_) : o(o_), ops(rkv::make_layer_ops<T>(o_.device)) {
-        const rkv::ModelWeights file(o.ckpt);   // a model folder, a run folder's newest checkpoint, an llm.c .bin
+        const rkv::ModelWeights file(o.ckpt);  // a model folder, a run folder's newest checkpoint, an llm.c .bin
         source = file.source().empty() ? o.ckpt : file.source();
         config = file.config();
         weights.resize(rkv::ParamTable(config).total);
@@ -155,8 +155,10 @@ struct Evaluator {
 
 nlohmann::json setting_json(const Setting& s) {
     nlohmann::json j;
-    if (s.retention) j["retention"] = *s.retention;
-    else j["keep_layers"] = s.kept;
+    if (s.retention)
+        j["retention"] = *s.retention;
+    else
+        j["keep_layers"] = s.kept;
     j["kept_layers"] = s.kept;
     return j;
 }
@@ -175,7 +177,7 @@ void validation(Evaluator<T>& ev) {
     rkv::DataLoader val({pattern, o.batch, o.seq_len, 0, 1, false, 0, ev.config.vocab_size});
     auto model = ev.model(o.batch, o.seq_len);
     rkv::LocalComm comm;
-    std::map<std::vector<int>, double> losses;   // kept layers -> loss: each route validated once
+    std::map<std::vector<int>, double> losses;  // kept layers -> loss: each route validated once
     auto loss_of = [&](const rkv::Route& route) {
         const std::vector<int> kept = route.kept_layers();
         if (!losses.count(kept)) losses[kept] = rkv::validation_loss(*model, val, route, o.val_batches, comm);
@@ -237,9 +239,13 @@ void validation(Evaluator<T>& ev) {
                                         : fmt::format("evenly spaced (layers {})", fmt::join(even, ","));
         fmt::print("  found layers {}: val loss {:.4f}; {}: {:.4f} ({:+.4f})\n", fmt::join(kept, ","), found_loss,
                    even_name, even_loss, even_loss - found_loss);
-        nlohmann::json j{{"search_kept", M}, {"keep_layers", kept}, {"val_loss", found_loss},
-                         {"kv_bytes_per_token", ev.kv_bytes_per_token(found)}, {"kv_bytes_full_per_token", full_bytes},
-                         {"baseline_keep_layers", even}, {"baseline_val_loss", even_loss}};
+        nlohmann::json j{{"search_kept", M},
+                         {"keep_layers", kept},
+                         {"val_loss", found_loss},
+                         {"kv_bytes_per_token", ev.kv_bytes_per_token(found)},
+                         {"kv_bytes_full_per_token", full_bytes},
+                         {"baseline_keep_layers", even},
+                         {"baseline_val_loss", even_loss}};
         if (k) j["baseline_retention"] = *k;
         lines.push_back(j);
     }
@@ -257,15 +263,16 @@ struct QaTokens {
 // completion encoded apart, so the boundary is exact), else as bytes after byte 0.
 struct QaText {
     std::optional<rkv::HfTokenizer> tok;
-    std::vector<int> start;   // the document start
-    std::vector<int> ends;    // tokens that end an answer: the model's EOS ids (byte-level: byte 0)
+    std::vector<int> start;  // the document start
+    std::vector<int> ends;   // tokens that end an answer: the model's EOS ids (byte-level: byte 0)
 
     QaText(const Options& o, const std::string& ckpt, int V) : tok(rkv::load_tokenizer(o.tokenizer, ckpt)) {
         if (!tok) {
             if (V != rkv::kByteVocab)
-                throw std::invalid_argument(fmt::format("--qa: the model's vocabulary ({} tokens) is not byte-level "
-                                                        "and no tokenizer.json is next to {}: give --tokenizer",
-                                                        V, ckpt));
+                throw std::invalid_argument(
+                    fmt::format("--qa: the model's vocabulary ({} tokens) is not byte-level "
+                                "and no tokenizer.json is next to {}: give --tokenizer",
+                                V, ckpt));
             start = ends = {rkv::kDocStart};
             return;
         }
@@ -288,7 +295,7 @@ struct AnswerText {
     const QaText& qa;
     std::optional<rkv::DecodeStream> stream;
     std::string text;
-    bool cut = false;   // at a newline
+    bool cut = false;  // at a newline
 
     explicit AnswerText(const QaText& q) : qa(q) {
         if (qa.tok) stream.emplace(*qa.tok, false);
@@ -303,7 +310,7 @@ struct AnswerText {
     }
     // The answer without the white space around it.
     std::string finish() {
-        if (!cut && stream) text += stream->flush();   // ids that end inside a character: U+FFFD, as generate_rkv
+        if (!cut && stream) text += stream->flush();  // ids that end inside a character: U+FFFD, as generate_rkv
         const size_t first = text.find_first_not_of(" \t\r\n"), last = text.find_last_not_of(" \t\r\n");
         return first == std::string::npos ? "" : text.substr(first, last - first + 1);
     }
@@ -329,16 +336,17 @@ void question_answering(Evaluator<T>& ev) {
         t.completion = text.encode(rkv::qa_completion(examples[i]));
         const int P = int(t.prompt.size()), n = P + std::max(int(t.completion.size()), o.max_answer);
         if (n > c.max_position_embeddings)
-            throw std::invalid_argument(fmt::format("{}:{}: a prompt of {} tokens and an answer of up to {} exceed the "
-                                                    "model's {} positions", o.qa, i + 1, P,
-                                                    n - P, c.max_position_embeddings));
+            throw std::invalid_argument(
+                fmt::format("{}:{}: a prompt of {} tokens and an answer of up to {} exceed the "
+                            "model's {} positions",
+                            o.qa, i + 1, P, n - P, c.max_position_embeddings));
         longest = std::max(longest, P + int(t.completion.size()) - 1);
         longest_prompt = std::max(longest_prompt, P);
         unanswerable += examples[i].answers.empty();
         items.push_back(std::move(t));
     }
-    auto scorer = ev.model(o.batch, longest);                       // the answer loss, B examples at once
-    auto decoder = ev.model(1, std::min(longest_prompt, 256));      // prompts in chunks of up to 256
+    auto scorer = ev.model(o.batch, longest);                   // the answer loss, B examples at once
+    auto decoder = ev.model(1, std::min(longest_prompt, 256));  // prompts in chunks of up to 256
     fmt::print("{} ({} layers) | {}: {} examples ({} unanswerable), greedy answers of up to {} tokens, {}\n\n",
                ev.source, L, o.qa, items.size(), unanswerable, o.max_answer,
                text.tok ? text.tok->path() : std::string("byte-level"));
@@ -347,7 +355,7 @@ void question_answering(Evaluator<T>& ev) {
     fmt::print("  {:<16}  {:>13}  {:>14}  {:>6}  {:>6}  {:>6}  {:>11}\n", "setting", "cached layers", "KV bytes/token",
                "EM", "F1", "ans F1", "answer loss");
     std::vector<nlohmann::json> lines;
-    std::string out;   // --qa-out
+    std::string out;  // --qa-out
     for (const Setting& s : settings(o, L)) {
         // The gold answers' loss: each row a prompt and its completion but the last token,
         // targets only on the completion's tokens.
@@ -381,8 +389,11 @@ void question_answering(Evaluator<T>& ev) {
             if (!o.qa_out.empty()) {
                 nlohmann::json j = setting_json(s);
                 j.erase("kept_layers");
-                j.update({{"context", examples[i].context}, {"question", examples[i].question},
-                          {"answers", examples[i].answers}, {"prediction", prediction}, {"em", score.em},
+                j.update({{"context", examples[i].context},
+                          {"question", examples[i].question},
+                          {"answers", examples[i].answers},
+                          {"prediction", prediction},
+                          {"em", score.em},
                           {"f1", score.f1}});
                 out += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
             }
@@ -394,8 +405,12 @@ void question_answering(Evaluator<T>& ev) {
                    s.kept.size(), L, bytes, em / n, f1 / n, has_n ? fmt::format("{:.3f}", has_f1 / has_n) : "-",
                    answer_loss);
         nlohmann::json j = setting_json(s);
-        j.update({{"em", em / n}, {"f1", f1 / n}, {"n", items.size()}, {"answer_loss", answer_loss},
-                  {"kv_bytes_per_token", bytes}, {"has_ans_n", has_n}});
+        j.update({{"em", em / n},
+                  {"f1", f1 / n},
+                  {"n", items.size()},
+                  {"answer_loss", answer_loss},
+                  {"kv_bytes_per_token", bytes},
+                  {"has_ans_n", has_n}});
         if (has_n) j.update({{"has_ans_em", has_em / has_n}, {"has_ans_f1", has_f1 / has_n}});
         lines.push_back(j);
     }
@@ -407,8 +422,10 @@ void question_answering(Evaluator<T>& ev) {
 template <class T>
 int evaluate(const Options& o) {
     Evaluator<T> ev(o);
-    if (!o.qa.empty()) question_answering(ev);
-    else validation(ev);
+    if (!o.qa.empty())
+        question_answering(ev);
+    else
+        validation(ev);
     return 0;
 }
 
@@ -417,30 +434,38 @@ int evaluate(const Options& o) {
 int main(int argc, char** argv) {
     Options o;
     CLI::App app{"rkv: validation loss and question answering at every KV-cache size"};
-    app.add_option("--ckpt", o.ckpt, "checkpoint directory, run folder (its newest checkpoint), model folder or "
-                                     "llm.c .bin");
+    app.add_option("--ckpt", o.ckpt,
+                   "checkpoint directory, run folder (its newest checkpoint), model folder or "
+                   "llm.c .bin");
     app.add_option("--val", o.val, "glob of validation shards (default: the built-in corpus's validation split)");
-    app.add_option("-b,--batch", o.batch, "sequences per micro-batch")->check(rkv::in_range(1, INT_MAX))
+    app.add_option("-b,--batch", o.batch, "sequences per micro-batch")
+        ->check(rkv::in_range(1, INT_MAX))
         ->capture_default_str();
     app.add_option("-t,--seq-len", o.seq_len, "tokens per sequence")
-        ->check(rkv::in_range(1, INT_MAX))->capture_default_str();
-    app.add_option("--val-batches", o.val_batches, "validation micro-batches")->check(rkv::in_range(1, INT_MAX))
+        ->check(rkv::in_range(1, INT_MAX))
         ->capture_default_str();
-    app.add_option("--retention", o.retention, "keep-every-k values scored (1: the full cache)")->delimiter(',')
+    app.add_option("--val-batches", o.val_batches, "validation micro-batches")
+        ->check(rkv::in_range(1, INT_MAX))
+        ->capture_default_str();
+    app.add_option("--retention", o.retention, "keep-every-k values scored (1: the full cache)")
+        ->delimiter(',')
         ->capture_default_str();
     app.add_option("--keep-layers", o.keep_layers, "a set of kept layers scored, e.g. 0,3,5 (repeatable)");
     app.add_option("--search-kept", o.search_kept, "greedily find the M kept layers with the lowest validation loss")
         ->check(rkv::in_range(1, INT_MAX));
-    app.add_option("--device", o.device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}))
+    app.add_option("--device", o.device, "cpu, cuda or auto")
+        ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
         ->capture_default_str();
     app.add_flag("--json", o.json, "also print one JSON line per setting");
-    app.add_option("--qa", o.qa, "question answering on this JSON Lines file of {context, question, answers}, "
-                                 "instead of the validation loss");
+    app.add_option("--qa", o.qa,
+                   "question answering on this JSON Lines file of {context, question, answers}, "
+                   "instead of the validation loss");
     app.add_option("--qa-template", o.qa_template, "the prompt: {context} and {question} filled in, \\n a newline")
         ->capture_default_str();
     app.add_option("--qa-out", o.qa_out, "write each example with its answers and prediction (JSON Lines)");
-    app.add_option("--tokenizer", o.tokenizer, "tokenizer.json for --qa (default: the checkpoint's or its run "
-                                               "folder's; none: byte-level)")
+    app.add_option("--tokenizer", o.tokenizer,
+                   "tokenizer.json for --qa (default: the checkpoint's or its run "
+                   "folder's; none: byte-level)")
         ->check(CLI::ExistingFile);
     app.add_option("--max-answer", o.max_answer, "tokens generated per answer at most")
         ->check(rkv::in_range(1, INT_MAX))

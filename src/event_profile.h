@@ -92,8 +92,8 @@ private:
 
     cudaStream_t stream_;
     bool on_ = false;
-    std::vector<Call> calls_;          // recorded, not yet collected
-    std::vector<cudaEvent_t> free_;    // created, reusable
+    std::vector<Call> calls_;        // recorded, not yet collected
+    std::vector<cudaEvent_t> free_;  // created, reusable
     std::map<std::string, OpTotal> totals_;
 };
 

@@ -1,15 +1,15 @@
 #include "src/file_io.h"
 
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <random>
-#include <stdexcept>
-#include <regex>
-#include <csignal>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <regex>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -62,7 +62,7 @@ void remove_stale_temporaries(const std::string& dir) {
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
         const std::string name = e.path().filename().string();
         std::smatch m;
-        if (!std::regex_match(name, m, temporary) || m[1].str() != host) continue;   // another machine's: its own
+        if (!std::regex_match(name, m, temporary) || m[1].str() != host) continue;  // another machine's: its own
         const long pid = std::stol(m[2].str());
         if (pid > 0 && pid != ::getpid() && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH)
             std::filesystem::remove(e.path(), ec);
@@ -100,9 +100,7 @@ int open_regular_file(const std::string& path) {
     return fd;
 }
 
-void check_regular_file(const std::string& path) {
-    ::close(open_regular_file(path));
-}
+void check_regular_file(const std::string& path) { ::close(open_regular_file(path)); }
 
 void sync_dir(const std::string& dir) {
     const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);

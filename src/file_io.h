@@ -9,12 +9,12 @@ namespace rkv {
 class AtomicFile {
 public:
     explicit AtomicFile(const std::string& path);
-    ~AtomicFile();                                  // not committed: the temporary is removed
+    ~AtomicFile();  // not committed: the temporary is removed
     AtomicFile(const AtomicFile&) = delete;
     AtomicFile& operator=(const AtomicFile&) = delete;
 
     void write(const void* data, size_t bytes);
-    void commit();                                  // fsync, close, rename onto path
+    void commit();  // fsync, close, rename onto path
 
 private:
     std::string path_, tmp_;

@@ -25,16 +25,16 @@
 #include <type_traits>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "data/hf_tokenizer.h"
 #include "data/text_shards.h"
 #include "data/tokenizer.h"
-#include "src/cli_range.h"
 #include "src/checkpoint.h"
+#include "src/cli_range.h"
 #include "src/devices.h"
 #include "src/kv_cache.h"
 #include "src/model.h"
@@ -71,7 +71,7 @@ struct Weights {
 
     explicit Weights(const Options& o) {
         if (o.model.empty()) {
-            file = std::make_unique<rkv::ModelWeights>(o.ckpt);   // a model folder, a run folder or an llm.c .bin
+            file = std::make_unique<rkv::ModelWeights>(o.ckpt);  // a model folder, a run folder or an llm.c .bin
             config = file->config();
             return;
         }
@@ -81,8 +81,10 @@ struct Weights {
         rkv::init_params(drawn.data(), table, config, o.seed);
     }
     void each(const std::function<void(size_t, const float*, size_t)>& sink) const {
-        if (file) file->read_each(sink);
-        else sink(0, drawn.data(), drawn.size());
+        if (file)
+            file->read_each(sink);
+        else
+            sink(0, drawn.data(), drawn.size());
     }
 };
 
@@ -96,9 +98,10 @@ std::vector<int> prompt_tokens(const Options& o, const rkv::ModelConfig& c, cons
         return {ids.begin(), ids.end()};
     }
     if (c.vocab_size != rkv::kByteVocab)
-        throw std::invalid_argument(fmt::format("the model's vocabulary ({} tokens) is not byte-level and no "
-                                                "tokenizer.json was found: give --tokenizer or the prompt as --tokens",
-                                                c.vocab_size));
+        throw std::invalid_argument(
+            fmt::format("the model's vocabulary ({} tokens) is not byte-level and no "
+                        "tokenizer.json was found: give --tokenizer or the prompt as --tokens",
+                        c.vocab_size));
     std::vector<int> tokens{rkv::kDocStart};
     for (int32_t t : rkv::encode_bytes(o.prompt)) tokens.push_back(t);
     return tokens;
@@ -110,7 +113,7 @@ std::vector<int> prompt_tokens(const Options& o, const rkv::ModelConfig& c, cons
 template <class F>
 int sample(const F* logits, int V, double temperature, int top_k, std::mt19937_64& rng) {
     const auto higher = [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-    std::vector<int> ids(V);   // the candidates, in id order
+    std::vector<int> ids(V);  // the candidates, in id order
     std::iota(ids.begin(), ids.end(), 0);
     if (top_k > 0 && top_k < V) {
         std::nth_element(ids.begin(), ids.begin() + top_k - 1, ids.end(), higher);
@@ -132,8 +135,10 @@ std::string printable(const std::vector<int>& tokens, int V) {
     std::string out;
     for (int t : tokens) {
         if (t == rkv::kDocStart) continue;
-        if ((t >= 0x20 && t < 0x7f) || t == '\n' || t == '\t') out += char(t);
-        else out += fmt::format("\\x{:02x}", t);
+        if ((t >= 0x20 && t < 0x7f) || t == '\n' || t == '\t')
+            out += char(t);
+        else
+            out += fmt::format("\\x{:02x}", t);
     }
     return out;
 }
@@ -145,13 +150,15 @@ struct TextOut {
     std::optional<rkv::DecodeStream> stream;
     int V = 0;
     std::string text;
-    bool stopped = false;   // a stop string occurred
+    bool stopped = false;  // a stop string occurred
 
     void push(int id, const std::vector<std::string>& stops) {
         const size_t before = text.size();
-        if (stream) text += stream->push(id);
-        else text += V == rkv::kByteVocab ? printable({id}, V) : " " + std::to_string(id);
-        size_t cut = std::string::npos;   // the earliest stop string; only one ending in the new text is new
+        if (stream)
+            text += stream->push(id);
+        else
+            text += V == rkv::kByteVocab ? printable({id}, V) : " " + std::to_string(id);
+        size_t cut = std::string::npos;  // the earliest stop string; only one ending in the new text is new
         for (const std::string& s : stops)
             cut = std::min(cut, text.find(s, before >= s.size() ? before - s.size() + 1 : 0));
         if (cut != std::string::npos) {
@@ -187,8 +194,8 @@ int generate(const Options& o) {
     const int L = c.num_hidden_layers, V = c.vocab_size, B = o.batch;
     const std::optional<rkv::HfTokenizer> tok = rkv::load_tokenizer(o.tokenizer, ckpt_path);
     if (tok && tok->vocab_size() > V)
-        throw std::invalid_argument(fmt::format("{}: {} tokens, more than the model's vocabulary of {}", tok->path(),
-                                                tok->vocab_size(), V));
+        throw std::invalid_argument(
+            fmt::format("{}: {} tokens, more than the model's vocabulary of {}", tok->path(), tok->vocab_size(), V));
     const std::vector<int> eos = rkv::eos_ids(ckpt_path);
     for (const std::string& stop : o.stop)
         if (stop.empty()) throw std::invalid_argument("--stop needs a non-empty string");
@@ -203,13 +210,15 @@ int generate(const Options& o) {
         o.keep_layers.empty() ? rkv::keep_every(L, o.retention) : rkv::keep_layers(L, o.keep_layers);
 
     auto ops = rkv::make_layer_ops<T>(o.device);
-    rkv::Model<T> model(c, *ops, B, std::min(o.chunk, P), 0, false);   // decoding runs 1 position
+    rkv::Model<T> model(c, *ops, B, std::min(o.chunk, P), 0, false);  // decoding runs 1 position
     // The fp32 weights, rounded to the working type on the device where that is not fp32.
     static_assert(std::is_same_v<Master, float>, "checkpoints hold fp32 weights");
     const size_t total = model.table.total;
     Master* master = nullptr;
-    if constexpr (std::is_same_v<T, Master>) master = model.params;
-    else master = static_cast<Master*>(ops->alloc_bytes(total * sizeof(Master)));
+    if constexpr (std::is_same_v<T, Master>)
+        master = model.params;
+    else
+        master = static_cast<Master*>(ops->alloc_bytes(total * sizeof(Master)));
     weights.each([&](size_t offset, const float* x, size_t n) { ops->upload(master + offset, x, n); });
     if constexpr (!std::is_same_v<T, Master>) {
         ops->to_working(model.params, master, total);
@@ -220,14 +229,14 @@ int generate(const Options& o) {
     // Prefill: the prompt (every sequence starts from it) in chunks of up to T positions.
     std::vector<std::vector<int>> out(B, prompt);
     auto t0 = std::chrono::steady_clock::now();
-    int n = 0;   // positions of the last chunk
+    int n = 0;  // positions of the last chunk
     for (int p0 = 0; p0 < P; p0 += n) {
         n = std::min(model.Tn, P - p0);
         std::vector<int> inputs;
         for (int b = 0; b < B; b++) inputs.insert(inputs.end(), prompt.begin() + p0, prompt.begin() + p0 + n);
         model.forward_cached(inputs.data(), n, cache);
     }
-    std::vector<Master> last = model.logits(n, n - 1);   // (B, V): each sequence's newest position
+    std::vector<Master> last = model.logits(n, n - 1);  // (B, V): each sequence's newest position
     const double prefill_s = seconds_since(t0);
 
     // Decode: one new token per sequence and step, until every sequence has ended. A sequence that
@@ -237,9 +246,9 @@ int generate(const Options& o) {
         if (tok) t.stream.emplace(*tok, false);
         t.V = V;
     }
-    std::vector<std::string> ended(B);   // "eos", "stop" or "length" once ended
+    std::vector<std::string> ended(B);  // "eos", "stop" or "length" once ended
     const bool stream = B == 1 && !o.json;
-    size_t shown = 0;                    // bytes of the streamed sequence's text printed
+    size_t shown = 0;  // bytes of the streamed sequence's text printed
     const std::vector<int32_t> prompt_ids(prompt.begin(), prompt.end());
     const std::string prompt_text = !tok ? printable(prompt, V) : o.tokens.empty() ? o.prompt : tok->decode(prompt_ids);
     if (stream) {
@@ -249,7 +258,7 @@ int generate(const Options& o) {
     std::mt19937_64 rng(o.seed);
     std::vector<int> next(B);
     t0 = std::chrono::steady_clock::now();
-    int decoded = 0;   // forward passes of one token
+    int decoded = 0;  // forward passes of one token
     for (int step = 0; step < o.max_new; step++) {
         for (int b = 0; b < B; b++) {
             next[b] = sample(&last[size_t(b) * V], V, o.temperature, o.top_k, rng);
@@ -260,8 +269,10 @@ int generate(const Options& o) {
             }
             out[b].push_back(next[b]);
             texts[b].push(next[b], o.stop);
-            if (texts[b].stopped) ended[b] = "stop";
-            else if (step + 1 == o.max_new) ended[b] = "length";
+            if (texts[b].stopped)
+                ended[b] = "stop";
+            else if (step + 1 == o.max_new)
+                ended[b] = "length";
         }
         if (stream) {
             const size_t end = texts[0].printable_end(o.stop);
@@ -279,23 +290,25 @@ int generate(const Options& o) {
         decoded++;
     }
     const double decode_s = seconds_since(t0);
-    for (auto& t : texts)   // ids that end inside a character: their U+FFFD, as decode gives
+    for (auto& t : texts)  // ids that end inside a character: their U+FFFD, as decode gives
         if (t.stream && !t.stopped) t.text += t.stream->flush();
     for (auto& e : ended)
-        if (e.empty()) e = "length";   // --max-new 0
+        if (e.empty()) e = "length";  // --max-new 0
 
-    if (stream) fmt::print("{}\n", texts[0].text.substr(shown));
+    if (stream)
+        fmt::print("{}\n", texts[0].text.substr(shown));
     else if (!o.json)
         for (int b = 0; b < B; b++) fmt::print("--- sequence {}\n{}{}\n", b, prompt_text, texts[b].text);
     const size_t full_per_token = cache.bytes_per_token() / cache.slots() * L;
     const double tokens_per_s = decode_s > 0 ? double(decoded) * B / decode_s : 0.0;
     if (!o.json) {
-        fmt::print("kv cache: layers {} kept ({} of {}), {} bytes per token ({:.0f}% of the full cache), "
-                   "{} bytes for {} x {} positions\n",
-                   fmt::join(cache.kept_layers(), " "), cache.slots(), L, cache.bytes_per_token(),
-                   100.0 * double(cache.bytes_per_token()) / double(full_per_token), cache.bytes(), B, max_len);
-        fmt::print("prefill: {} x {} tokens in {:.1f} ms; decode: {} x {} tokens in {:.1f} ms, {:.0f} tokens/s\n", B,
-                   P, 1e3 * prefill_s, B, decoded, 1e3 * decode_s, tokens_per_s);
+        fmt::print(
+            "kv cache: layers {} kept ({} of {}), {} bytes per token ({:.0f}% of the full cache), "
+            "{} bytes for {} x {} positions\n",
+            fmt::join(cache.kept_layers(), " "), cache.slots(), L, cache.bytes_per_token(),
+            100.0 * double(cache.bytes_per_token()) / double(full_per_token), cache.bytes(), B, max_len);
+        fmt::print("prefill: {} x {} tokens in {:.1f} ms; decode: {} x {} tokens in {:.1f} ms, {:.0f} tokens/s\n", B, P,
+                   1e3 * prefill_s, B, decoded, 1e3 * decode_s, tokens_per_s);
     } else {
         std::vector<std::vector<int>> new_ids(B);
         std::vector<std::string> text(B);

@@ -32,13 +32,13 @@ std::vector<int> greedy_decode(Model<T>& model, KvCache<T>& cache, const std::ve
     if (P + max_new > cache.max_len)
         throw std::invalid_argument(fmt::format("greedy_decode: a prompt of {} and {} new tokens exceed the cache's {}",
                                                 P, max_new, cache.max_len));
-    int n = 0;   // positions of the last chunk
+    int n = 0;  // positions of the last chunk
     for (int p0 = 0; p0 < P; p0 += n) {
         n = std::min(model.Tn, P - p0);
         model.forward_cached(prompt.data() + p0, n, cache);
     }
     std::vector<int> out;
-    auto last = model.logits(n, n - 1);   // (1, V): the newest position's
+    auto last = model.logits(n, n - 1);  // (1, V): the newest position's
     while (int(out.size()) < max_new) {
         int next = argmax(last.data(), V);
         out.push_back(next);

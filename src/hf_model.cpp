@@ -19,9 +19,9 @@ namespace {
 constexpr const char* kSingleFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
 // What transformers' tokenizers save (those of the source folder are carried over as they are).
-constexpr const char* kTokenizerFiles[] = {"tokenizer.json",    "tokenizer_config.json", "special_tokens_map.json",
-                                           "tokenizer.model",   "vocab.json",            "merges.txt",
-                                           "added_tokens.json", "chat_template.jinja"};
+constexpr const char* kTokenizerFiles[] = {
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json",
+    "merges.txt",     "added_tokens.json",     "chat_template.jinja"};
 
 [[noreturn]] void fail(const std::string& where, const std::string& what) {
     throw std::runtime_error(fmt::format("{}: {}", where, what));
@@ -84,7 +84,7 @@ std::vector<HfTensor> hf_tensors(const ModelConfig& c, const ParamTable& table, 
         const std::string h = fmt::format("{}h.{}.", p, l);
         out.push_back({h + "ln_1.weight", {C}, lp.ln1_w, false});
         out.push_back({h + "ln_1.bias", {C}, lp.ln1_b, false});
-        out.push_back({h + "attn.c_attn.weight", {C, 3 * C}, lp.q_w, true});   // q_proj, k_proj, v_proj fused
+        out.push_back({h + "attn.c_attn.weight", {C, 3 * C}, lp.q_w, true});  // q_proj, k_proj, v_proj fused
         out.push_back({h + "attn.c_attn.bias", {3 * C}, lp.q_b, false});
         out.push_back({h + "attn.c_proj.weight", {C, C}, lp.o_w, true});
         out.push_back({h + "attn.c_proj.bias", {C}, lp.o_b, false});
@@ -98,11 +98,11 @@ std::vector<HfTensor> hf_tensors(const ModelConfig& c, const ParamTable& table, 
     out.push_back({p + "ln_f.weight", {C}, table.lnf_w, false});
     out.push_back({p + "ln_f.bias", {C}, table.lnf_b, false});
     if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {V, C}, table.lm_head, false});
-    size_t covered = 0;   // the names above are the whole table, each element once
+    size_t covered = 0;  // the names above are the whole table, each element once
     for (auto& t : out) covered += TensorInfo{t.name, t.shape}.numel();
     if (covered != table.total)
-        throw std::logic_error(fmt::format("GPT-2's Hugging Face tensors hold {} values, the table {}", covered,
-                                           table.total));
+        throw std::logic_error(
+            fmt::format("GPT-2's Hugging Face tensors hold {} values, the table {}", covered, table.total));
     return out;
 }
 
@@ -115,7 +115,7 @@ ModelFolder::ModelFolder(const std::string& dir) : dir_(dir) {
     const fs::path d(dir), index = d / kIndexFile, single = d / kSingleFile;
     if (!fs::is_directory(d)) fail(dir, "not a directory");
     config_ = load_config((d / "config.json").string());
-    std::string where;   // what a missing tensor is reported against: the file, or the index
+    std::string where;  // what a missing tensor is reported against: the file, or the index
     if (fs::exists(index)) {
         where = index.string();
         const nlohmann::json j = read_json(index);
@@ -144,8 +144,8 @@ ModelFolder::ModelFolder(const std::string& dir) : dir_(dir) {
                 if (it == where_.end() && !ignored(name, config_))
                     fail(file->path(), fmt::format("tensor '{}' is not in the weight_map of {}", name, kIndexFile));
                 if (it != where_.end() && it->second != file.get())
-                    fail(file->path(), fmt::format("tensor '{}' is also in {}, where the index puts it", name,
-                                                   it->second->path()));
+                    fail(file->path(),
+                         fmt::format("tensor '{}' is also in {}, where the index puts it", name, it->second->path()));
             }
     } else if (fs::exists(single)) {
         where = single.string();
@@ -162,7 +162,7 @@ ModelFolder::ModelFolder(const std::string& dir) : dir_(dir) {
     const ParamTable table(config_);
     std::string gpt2_prefix = "transformer.";
     if (config_.model_type == "gpt2") {
-        if (where_.count("model.embed_tokens.weight")) {   // written by an earlier rkv: the table's names
+        if (where_.count("model.embed_tokens.weight")) {  // written by an earlier rkv: the table's names
             for (auto& t : table.tensors) tensors_.push_back({t.name, t.shape, t.offset, false});
         } else {
             if (!where_.count("transformer.wte.weight") && where_.count("wte.weight")) gpt2_prefix = "";
@@ -174,8 +174,8 @@ ModelFolder::ModelFolder(const std::string& dir) : dir_(dir) {
     std::set<std::string> expected;
     for (auto& t : tensors_) {
         auto it = where_.find(t.name);
-        if (it == where_.end()) fail(where, fmt::format("no tensor '{}' (the {} model of config.json has it)", t.name,
-                                                        config_.model_type));
+        if (it == where_.end())
+            fail(where, fmt::format("no tensor '{}' (the {} model of config.json has it)", t.name, config_.model_type));
         it->second->check(t.name, t.shape);
         expected.insert(t.name);
     }
@@ -204,12 +204,12 @@ void save_model_folder(const std::string& dir, const ModelConfig& c, const float
     fs::create_directories(dir);
     const ParamTable table(c);
     const std::vector<HfTensor> tensors = hf_tensors(c, table);
-    std::vector<std::vector<float>> transposed;   // the Conv1D matrices, (in, out)
+    std::vector<std::vector<float>> transposed;  // the Conv1D matrices, (in, out)
     std::vector<TensorRef> refs;
     for (auto& t : tensors) {
         const float* data = params + t.offset;
         if (t.transposed) {
-            const size_t in = size_t(t.shape[0]), out = size_t(t.shape[1]);   // rkv holds (out, in)
+            const size_t in = size_t(t.shape[0]), out = size_t(t.shape[1]);  // rkv holds (out, in)
             std::vector<float>& m = transposed.emplace_back(in * out);
             for (size_t o = 0; o < out; o++)
                 for (size_t i = 0; i < in; i++) m[i * out + o] = data[o * in + i];
@@ -226,21 +226,23 @@ void save_model_folder(const std::string& dir, const ModelConfig& c, const float
         source_config = read_json(src / "config.json");
     nlohmann::json config = to_json(c);
     if (!config.contains("architectures")) config["architectures"] = {architecture(c.model_type)};
-    if (c.model_type == "gpt2") {   // GPT2Config's own names; it reads no intermediate_size or rms_norm_eps
-        const nlohmann::json names = {{"n_embd", c.hidden_size},         {"n_layer", c.num_hidden_layers},
-                                      {"n_head", c.num_attention_heads}, {"n_positions", c.max_position_embeddings},
-                                      {"n_inner", c.intermediate_size},  {"layer_norm_epsilon", c.rms_norm_eps},
+    if (c.model_type == "gpt2") {  // GPT2Config's own names; it reads no intermediate_size or rms_norm_eps
+        const nlohmann::json names = {{"n_embd", c.hidden_size},          {"n_layer", c.num_hidden_layers},
+                                      {"n_head", c.num_attention_heads},  {"n_positions", c.max_position_embeddings},
+                                      {"n_inner", c.intermediate_size},   {"layer_norm_epsilon", c.rms_norm_eps},
                                       {"activation_function", "gelu_new"}};
         for (auto& [key, value] : names.items())
             if (!config.contains(key)) config[key] = value;
     }
     const char* dtype = extras.dtype == Dtype::F32 ? "float32" : "bfloat16";
-    config["dtype"] = dtype;         // transformers 5
-    config["torch_dtype"] = dtype;   // transformers 4
+    config["dtype"] = dtype;        // transformers 5
+    config["torch_dtype"] = dtype;  // transformers 4
     for (const char* key : {"bos_token_id", "eos_token_id", "pad_token_id"})
         if (!config.contains(key) && source_config.contains(key)) config[key] = source_config[key];
-    if (!extras.rkv.empty()) config["rkv"] = extras.rkv;
-    else if (source_config.contains("rkv")) config["rkv"] = source_config["rkv"];   // a checkpoint converted
+    if (!extras.rkv.empty())
+        config["rkv"] = extras.rkv;
+    else if (source_config.contains("rkv"))
+        config["rkv"] = source_config["rkv"];  // a checkpoint converted
     write_text_atomic(dir + "/config.json", config.dump(2) + "\n");
 
     const bool same = !extras.source.empty() && fs::exists(src) && fs::equivalent(src, fs::path(dir));

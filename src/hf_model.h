@@ -29,10 +29,10 @@ namespace rkv {
 
 // One tensor of a model folder and where its values go in the parameter buffer.
 struct HfTensor {
-    std::string name;              // as in the folder, e.g. "transformer.h.0.attn.c_attn.weight"
-    std::vector<int64_t> shape;    // as in the folder
-    size_t offset = 0;             // into the ParamTable buffer
-    bool transposed = false;       // Conv1D: the folder holds the transpose of rkv's (out, in)
+    std::string name;            // as in the folder, e.g. "transformer.h.0.attn.c_attn.weight"
+    std::vector<int64_t> shape;  // as in the folder
+    size_t offset = 0;           // into the ParamTable buffer
+    bool transposed = false;     // Conv1D: the folder holds the transpose of rkv's (out, in)
 };
 
 // The tensors of c's model under the names its family uses in Hugging Face folders.
@@ -63,16 +63,16 @@ private:
     std::string dir_;
     ModelConfig config_;
     std::vector<std::unique_ptr<SafetensorsFile>> files_;
-    std::map<std::string, const SafetensorsFile*> where_;   // tensor name -> its file
+    std::map<std::string, const SafetensorsFile*> where_;  // tensor name -> its file
     std::vector<HfTensor> tensors_;
 };
 
 // What a model folder carries beside its weights.
 struct ModelFolderExtras {
-    Dtype dtype = Dtype::F32;            // of the weights written
-    std::string source;                  // a model folder the weights came from, or "": its tokenizer files
-                                         // and generation_config.json are carried over
-    nlohmann::json rkv = nlohmann::json::object();   // config.json's "rkv" block (transformers ignores it)
+    Dtype dtype = Dtype::F32;                       // of the weights written
+    std::string source;                             // a model folder the weights came from, or "": its tokenizer files
+                                                    // and generation_config.json are carried over
+    nlohmann::json rkv = nlohmann::json::object();  // config.json's "rkv" block (transformers ignores it)
 };
 
 // Writes dir/model.safetensors (Hugging Face names), config.json (to_json, with architectures,

@@ -25,13 +25,19 @@ class KvCache {
 public:
     const Route route;
     const int B, max_len;
-    const int width;            // one position's keys (or values) in a slot: NKV * HS
-    const size_t slot_stride;   // elements of one slot: B * max_len * width
-    int length = 0;             // positions filled in every sequence
+    const int width;           // one position's keys (or values) in a slot: NKV * HS
+    const size_t slot_stride;  // elements of one slot: B * max_len * width
+    int length = 0;            // positions filled in every sequence
 
     KvCache(LayerOps<T>& ops, const ModelConfig& c, const Route& r, int B_, int max_len_)
-        : route(r), B(B_), max_len(max_len_), width(c.kv_dim()), slot_stride(size_t(B_) * max_len_ * width), ops_(ops),
-          kept_(r.kept_layers()), slot_of_(c.num_hidden_layers, -1) {
+        : route(r),
+          B(B_),
+          max_len(max_len_),
+          width(c.kv_dim()),
+          slot_stride(size_t(B_) * max_len_ * width),
+          ops_(ops),
+          kept_(r.kept_layers()),
+          slot_of_(c.num_hidden_layers, -1) {
         validate_route(route, c.num_hidden_layers);
         if (B < 1 || max_len < 1) throw std::invalid_argument(fmt::format("KV cache of {} x {} is empty", B, max_len));
         if (max_len > c.max_position_embeddings)
@@ -65,8 +71,8 @@ public:
 
 private:
     LayerOps<T>& ops_;
-    std::vector<int> kept_;      // (|S|) ascending
-    std::vector<int> slot_of_;   // (L): a kept layer's slot, -1 for the others
+    std::vector<int> kept_;     // (|S|) ascending
+    std::vector<int> slot_of_;  // (L): a kept layer's slot, -1 for the others
     void* arena_ = nullptr;
     T* k_ = nullptr;
     T* v_ = nullptr;

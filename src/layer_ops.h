@@ -61,11 +61,17 @@ struct LayerOps {
     virtual void zero_bytes(void* p, size_t bytes) = 0;
     virtual void copy_bytes(void* dst, const void* src, size_t bytes) = 0;
     template <class E>
-    void zero(E* p, size_t n) { zero_bytes(p, n * sizeof(E)); }
+    void zero(E* p, size_t n) {
+        zero_bytes(p, n * sizeof(E));
+    }
     template <class E>
-    void upload(E* dst, const E* host, size_t n) { copy_bytes(dst, host, n * sizeof(E)); }
+    void upload(E* dst, const E* host, size_t n) {
+        copy_bytes(dst, host, n * sizeof(E));
+    }
     template <class E>
-    void download(E* host, const E* src, size_t n) { copy_bytes(host, src, n * sizeof(E)); }
+    void download(E* host, const E* src, size_t n) {
+        copy_bytes(host, src, n * sizeof(E));
+    }
     // out (n) = x (n) in the working type, rounded to nearest (a copy when T is Master);
     // stochastically, with the randomness adamw_update uses for (seed, element).
     virtual void to_working(T* out, const Master* x, size_t n) = 0;

@@ -23,7 +23,7 @@ namespace {
 
 constexpr int kHeaderInts = 256;
 constexpr uint64_t kHeaderBytes = kHeaderInts * sizeof(int32_t);
-constexpr int32_t kShardMagics[] = {20240520, 20240801};   // token shards, a common mix-up
+constexpr int32_t kShardMagics[] = {20240520, 20240801};  // token shards, a common mix-up
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
     throw std::runtime_error(fmt::format("{}: {}", path, what));
@@ -45,8 +45,7 @@ uint64_t llmc_numel(uint64_t maxT, uint64_t Vp, uint64_t L, uint64_t C) {
 // walking the file in order. The wte padding rows [V, Vp) belong to no run.
 void for_each_run(const ModelConfig& c, const ParamTable& t, size_t Vp,
                   const std::function<void(size_t, size_t, size_t)>& fn) {
-    const size_t V = c.vocab_size, C = c.hidden_size, L = c.num_hidden_layers,
-                 maxT = c.max_position_embeddings;
+    const size_t V = c.vocab_size, C = c.hidden_size, L = c.num_hidden_layers, maxT = c.max_position_embeddings;
     size_t f = 0;
     fn(f, t.wte, V * C);
     f += Vp * C;
@@ -77,8 +76,8 @@ void for_each_run(const ModelConfig& c, const ParamTable& t, size_t Vp,
     fn(f, t.lnf_b, C);
     f += C;
     if (f != llmc_numel(maxT, Vp, L, C))
-        throw std::logic_error(fmt::format("llm.c layout walk covered {} elements, expected {}", f,
-                                           llmc_numel(maxT, Vp, L, C)));
+        throw std::logic_error(
+            fmt::format("llm.c layout walk covered {} elements, expected {}", f, llmc_numel(maxT, Vp, L, C)));
 }
 
 // Why `c` cannot be an llm.c GPT-2, or "" if it can.
@@ -106,8 +105,8 @@ std::string not_gpt2_shaped(const ModelConfig& c) {
 
 uint16_t float_to_bf16(float x) {
     uint32_t u = std::bit_cast<uint32_t>(x);
-    if (std::isnan(x)) return uint16_t((u >> 16) | 0x0040);   // keep it a (quiet) NaN
-    u += 0x7FFFu + ((u >> 16) & 1u);                          // round to nearest, ties to even
+    if (std::isnan(x)) return uint16_t((u >> 16) | 0x0040);  // keep it a (quiet) NaN
+    u += 0x7FFFu + ((u >> 16) & 1u);                         // round to nearest, ties to even
     return uint16_t(u >> 16);
 }
 
@@ -115,11 +114,11 @@ float bf16_to_float(uint16_t b) { return std::bit_cast<float>(uint32_t(b) << 16)
 
 ModelConfig llmc_gpt2_config(int maxT, int V, int L, int NH, int C) {
     ModelConfig c;
-    nlohmann::json j = {{"model_type", "gpt2"},       {"vocab_size", V}, {"hidden_size", C},
-                        {"num_hidden_layers", L},     {"num_attention_heads", NH},
-                        {"max_position_embeddings", maxT}, {"rms_norm_eps", 1e-5},
-                        {"tie_word_embeddings", true}};
-    return config_from_json(j);   // fills the GPT-2 family switches; validates
+    nlohmann::json j = {{"model_type", "gpt2"},      {"vocab_size", V},
+                        {"hidden_size", C},          {"num_hidden_layers", L},
+                        {"num_attention_heads", NH}, {"max_position_embeddings", maxT},
+                        {"rms_norm_eps", 1e-5},      {"tie_word_embeddings", true}};
+    return config_from_json(j);  // fills the GPT-2 family switches; validates
 }
 
 int llmc_padded_vocab(int V) { return (V + 127) / 128 * 128; }
@@ -150,8 +149,8 @@ LlmcCheckpoint load_llmc_checkpoint(const std::string& path) {
 
     int32_t h[kHeaderInts] = {};
     if (size < kHeaderBytes || std::fread(h, sizeof(int32_t), kHeaderInts, f) != size_t(kHeaderInts))
-        fail(path, fmt::format("truncated llm.c checkpoint: {} bytes, shorter than the {}-byte header", size,
-                               kHeaderBytes));
+        fail(path,
+             fmt::format("truncated llm.c checkpoint: {} bytes, shorter than the {}-byte header", size, kHeaderBytes));
     if (h[0] != kLlmcCheckpointMagic) {
         const bool shard = h[0] == kShardMagics[0] || h[0] == kShardMagics[1];
         fail(path, fmt::format("bad magic {} (expected {}): not an llm.c GPT-2 checkpoint{}", h[0],
@@ -212,8 +211,7 @@ void save_llmc_checkpoint(const std::string& path, const ModelConfig& c, const f
         fail(path, "cannot write an llm.c checkpoint: the config is not GPT-2 shaped: " + why);
     const int Vp = padded_vocab == 0 ? llmc_padded_vocab(c.vocab_size) : padded_vocab;
     if (Vp < c.vocab_size)
-        fail(path, fmt::format("cannot write an llm.c checkpoint: padded vocab {} < vocab_size {}", Vp,
-                               c.vocab_size));
+        fail(path, fmt::format("cannot write an llm.c checkpoint: padded vocab {} < vocab_size {}", Vp, c.vocab_size));
     const int maxT = c.max_position_embeddings, L = c.num_hidden_layers, C = c.hidden_size;
     const uint64_t numel = llmc_numel(maxT, Vp, L, C);
     if (numel == 0) fail(path, "cannot write an llm.c checkpoint: sizes out of range");
@@ -247,8 +245,8 @@ void save_llmc_checkpoint(const std::string& path, const ModelConfig& c, const f
     f.commit();
 }
 
-void save_llmc_checkpoint(const std::string& path, const ModelConfig& c, const std::vector<float>& params,
-                          int version, int padded_vocab) {
+void save_llmc_checkpoint(const std::string& path, const ModelConfig& c, const std::vector<float>& params, int version,
+                          int padded_vocab) {
     const size_t total = ParamTable(c).total;
     if (params.size() != total)
         fail(path, fmt::format("cannot write an llm.c checkpoint: {} parameters given, the config has {}",

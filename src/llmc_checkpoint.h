@@ -22,14 +22,14 @@
 namespace rkv {
 
 constexpr int kLlmcCheckpointMagic = 20240326;
-constexpr int kLlmcFp32 = 3;   // version: fp32 parameters
-constexpr int kLlmcBf16 = 5;   // version: bf16 parameters
+constexpr int kLlmcFp32 = 3;  // version: fp32 parameters
+constexpr int kLlmcBf16 = 5;  // version: bf16 parameters
 
 struct LlmcCheckpoint {
-    ModelConfig config;          // model_type gpt2, vocab_size = V (unpadded)
-    std::vector<float> params;   // laid out by ParamTable(config)
-    int version = 0;             // as read: 3 or 5
-    int padded_vocab_size = 0;   // Vp as read
+    ModelConfig config;         // model_type gpt2, vocab_size = V (unpadded)
+    std::vector<float> params;  // laid out by ParamTable(config)
+    int version = 0;            // as read: 3 or 5
+    int padded_vocab_size = 0;  // Vp as read
 };
 
 // The GPT-2 config llm.c's header describes: LayerNorm eps 1e-5, GELU (tanh), FF = 4C,

@@ -25,8 +25,9 @@ namespace {
 constexpr size_t kNcclBytes = size_t(1) << 30;
 constexpr size_t kCudaContextBytes = size_t(600) << 20;
 
-const char* const kKinds[] = {"weights", "gradients", "master_m_v", "activations", "activation_grads", "logits",
-                              "attention", "kv_route", "cublaslt", "scratch", "comm", "cuda_context"};
+const char* const kKinds[] = {"weights",          "gradients", "master_m_v", "activations",
+                              "activation_grads", "logits",    "attention",  "kv_route",
+                              "cublaslt",         "scratch",   "comm",       "cuda_context"};
 
 std::string gib(size_t bytes) { return fmt::format("{:.2f} GiB", double(bytes) / double(size_t(1) << 30)); }
 
@@ -81,8 +82,9 @@ MemoryPlan memory_plan(const PlanSettings& s) {
     return s.fp32_storage ? plan_for<float>(s) : plan_for<__nv_bfloat16>(s);
 #else
     if (!s.fp32_storage)
-        throw std::invalid_argument("--plan: planning a GPU run's bf16 storage needs a build with the CUDA toolkit "
-                                    "(its bf16 type); this build has no CUDA path");
+        throw std::invalid_argument(
+            "--plan: planning a GPU run's bf16 storage needs a build with the CUDA toolkit "
+            "(its bf16 type); this build has no CUDA path");
     return plan_for<float>(s);
 #endif
 }
@@ -93,7 +95,7 @@ int largest_batch(PlanSettings s) {
         return memory_plan(s).fits;
     };
     if (!fits(1)) return 0;
-    int lo = 1, hi = 2;   // fits(lo), and hi is the first untried above
+    int lo = 1, hi = 2;  // fits(lo), and hi is the first untried above
     while (hi <= (1 << 20) && fits(hi)) lo = hi, hi *= 2;
     while (hi - lo > 1) {
         const int mid = lo + (hi - lo) / 2;
@@ -104,8 +106,8 @@ int largest_batch(PlanSettings s) {
 
 size_t parse_bytes(const std::string& text) {
     auto fail = [&] {
-        return std::invalid_argument(fmt::format("'{}' is not a memory size (examples: 80GB, 80GiB, 141GB, 512MiB)",
-                                                 text));
+        return std::invalid_argument(
+            fmt::format("'{}' is not a memory size (examples: 80GB, 80GiB, 141GB, 512MiB)", text));
     };
     size_t used = 0;
     double value = 0;
@@ -118,8 +120,8 @@ size_t parse_bytes(const std::string& text) {
     for (char ch : text.substr(used))
         if (!std::isspace(static_cast<unsigned char>(ch))) unit += char(std::toupper(static_cast<unsigned char>(ch)));
     static const std::map<std::string, double> units = {
-        {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-        {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0}, {"TIB", 1099511627776.0}};
+        {"", 1},      {"B", 1},        {"KB", 1e3},        {"MB", 1e6},           {"GB", 1e9},
+        {"TB", 1e12}, {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0}, {"TIB", 1099511627776.0}};
     const auto it = units.find(unit);
     if (it == units.end() || !std::isfinite(value) || value <= 0 || value * it->second >= 1e18) throw fail();
     return size_t(value * it->second);
@@ -159,7 +161,7 @@ std::string options(const PlanSettings& t) {
 }
 
 Advice advise(const PlanSettings& s) {
-    const long tokens = long(s.batch) * s.grad_accum;   // sequences per rank per update
+    const long tokens = long(s.batch) * s.grad_accum;  // sequences per rank per update
     const std::vector<PlanSettings> tries = candidates(s);
     for (size_t i = 0; i < tries.size(); i++) {
         const PlanSettings& t = tries[i];
@@ -168,19 +170,25 @@ Advice advise(const PlanSettings& s) {
         const int accum = int((tokens + b - 1) / b);
         const std::string opts = fmt::format("{}-b {} -t {}", options(t), b, s.seq_len);
         const long kept = std::max<long>(tokens, b);
-        std::string text = fmt::format("largest micro-batch that fits: {} (--grad-accum {} keeps {} sequence{} per "
-                                       "rank and update)", opts, accum, kept, kept == 1 ? "" : "s");
+        std::string text = fmt::format(
+            "largest micro-batch that fits: {} (--grad-accum {} keeps {} sequence{} per "
+            "rank and update)",
+            opts, accum, kept, kept == 1 ? "" : "s");
         // The largest micro-batch the options after it allow, with the cheapest that reach it.
         int best = b;
         size_t best_at = i;
         for (size_t j = i + 1; j < tries.size(); j++)
             if (const int bj = largest_batch(tries[j]); bj > best) best = bj, best_at = j;
         if (best > b) text += fmt::format("; with {}up to -b {}", options(tries[best_at]), best);
-        return {text, {{"zero", t.zero}, {"recompute", recompute_name(t.recompute)}, {"batch", b},
-                       {"seq_len", s.seq_len}, {"grad_accum", accum}}};
+        return {text,
+                {{"zero", t.zero},
+                 {"recompute", recompute_name(t.recompute)},
+                 {"batch", b},
+                 {"seq_len", s.seq_len},
+                 {"grad_accum", accum}}};
     }
-    return {fmt::format("not even -b 1 -t {} fits{}, recomputing whole layers: a shorter -t or a larger GPU",
-                        s.seq_len, s.ranks > 1 ? " with --zero 2" : " (one rank: --zero 1 and 2 shard nothing)"),
+    return {fmt::format("not even -b 1 -t {} fits{}, recomputing whole layers: a shorter -t or a larger GPU", s.seq_len,
+                        s.ranks > 1 ? " with --zero 2" : " (one rank: --zero 1 and 2 shard nothing)"),
             nullptr};
 }
 
@@ -190,26 +198,37 @@ nlohmann::json plan_json(const PlanSettings& s) {
     const MemoryPlan p = memory_plan(s);
     nlohmann::json by_kind = nlohmann::json::object();
     for (auto& [k, bytes] : p.by_kind) by_kind[k] = bytes;
-    return {{"model_type", s.config.model_type}, {"storage", s.fp32_storage ? "fp32" : "bf16"},
+    return {{"model_type", s.config.model_type},
+            {"storage", s.fp32_storage ? "fp32" : "bf16"},
             {"parameters", ParamTable(s.config).total},
-            {"batch", s.batch}, {"seq_len", s.seq_len}, {"grad_accum", s.grad_accum}, {"zero", s.zero},
+            {"batch", s.batch},
+            {"seq_len", s.seq_len},
+            {"grad_accum", s.grad_accum},
+            {"zero", s.zero},
             {"recompute", recompute_name(s.recompute)},
-            {"ranks", s.ranks}, {"gpu_bytes", s.gpu_bytes}, {"by_kind", by_kind},
-            {"allocated_bytes", p.allocated_bytes}, {"total_bytes", p.total_bytes}, {"fits", p.fits},
-            {"host_load_bytes", p.host_load_bytes}, {"host_resume_bytes", p.host_resume_bytes},
-            {"host_checkpoint_bytes", p.host_checkpoint_bytes}, {"suggestion", advise(s).json}};
+            {"ranks", s.ranks},
+            {"gpu_bytes", s.gpu_bytes},
+            {"by_kind", by_kind},
+            {"allocated_bytes", p.allocated_bytes},
+            {"total_bytes", p.total_bytes},
+            {"fits", p.fits},
+            {"host_load_bytes", p.host_load_bytes},
+            {"host_resume_bytes", p.host_resume_bytes},
+            {"host_checkpoint_bytes", p.host_checkpoint_bytes},
+            {"suggestion", advise(s).json}};
 }
 
 std::string plan_text(const PlanSettings& s) {
     const MemoryPlan p = memory_plan(s);
     std::string out = fmt::format(
         "memory plan: {} ({} parameters, {} storage), -b {} -t {} --grad-accum {} --zero {} --recompute {}, {} "
-        "rank{}\n", s.config.model_type, ParamTable(s.config).total, s.fp32_storage ? "fp32" : "bf16", s.batch,
-        s.seq_len, s.grad_accum, s.zero, recompute_name(s.recompute), s.ranks, s.ranks == 1 ? "" : "s");
+        "rank{}\n",
+        s.config.model_type, ParamTable(s.config).total, s.fp32_storage ? "fp32" : "bf16", s.batch, s.seq_len,
+        s.grad_accum, s.zero, recompute_name(s.recompute), s.ranks, s.ranks == 1 ? "" : "s");
     out += "device memory per rank:\n";
     for (auto& [k, bytes] : p.by_kind)
-        out += fmt::format("  {:<18} {:>12}{}\n", k, gib(bytes),
-                           k == "comm" || k == "cuda_context" ? "  (estimate)" : "");
+        out +=
+            fmt::format("  {:<18} {:>12}{}\n", k, gib(bytes), k == "comm" || k == "cuda_context" ? "  (estimate)" : "");
     out += fmt::format("  {:<18} {:>12}\n", "total", gib(p.total_bytes));
     out += fmt::format("host memory per rank: loading {}, resuming {}, checkpointing {} (rank 0{})\n",
                        gib(p.host_load_bytes), gib(p.host_resume_bytes), gib(p.host_checkpoint_bytes),

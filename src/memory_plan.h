@@ -20,12 +20,12 @@ namespace rkv {
 struct PlanSettings {
     ModelConfig config;
     int batch = 1, seq_len = 1, grad_accum = 1;
-    int zero = 0;                         // 1: ZeRO-1 (master, m and v sharded over the ranks); 2: ZeRO-2
-                                          // (the gradients too: the shard's, and working windows)
+    int zero = 0;  // 1: ZeRO-1 (master, m and v sharded over the ranks); 2: ZeRO-2
+                   // (the gradients too: the shard's, and working windows)
     int ranks = 1;
-    size_t gpu_bytes = 0;                 // the device memory a rank has
-    bool fp32_storage = false;            // the CUDA path's storage: bf16 (fp32 master weights), or fp32
-    Recompute recompute = Recompute::none;   // --recompute: what the Model keeps for one layer only
+    size_t gpu_bytes = 0;                   // the device memory a rank has
+    bool fp32_storage = false;              // the CUDA path's storage: bf16 (fp32 master weights), or fp32
+    Recompute recompute = Recompute::none;  // --recompute: what the Model keeps for one layer only
 };
 
 struct MemoryPlan {
@@ -34,12 +34,12 @@ struct MemoryPlan {
     // workspace), kv_route (K, V, their gradients, tokens, the route), cublaslt, scratch
     // (load staging, kernels' partial sums), comm and cuda_context (both estimates).
     std::vector<std::pair<std::string, size_t>> by_kind;
-    size_t allocated_bytes = 0;           // what rkv itself allocates: all but the estimates
+    size_t allocated_bytes = 0;  // what rkv itself allocates: all but the estimates
     size_t total_bytes = 0;
     bool fits = false;
-    size_t host_load_bytes = 0;           // a fresh run (--init or random weights), on every rank
-    size_t host_resume_bytes = 0;         // --resume: the weights, m and v (with --zero their slice), every rank
-    size_t host_checkpoint_bytes = 0;     // rank 0: the weights (m and v too without --zero, else a slice)
+    size_t host_load_bytes = 0;        // a fresh run (--init or random weights), on every rank
+    size_t host_resume_bytes = 0;      // --resume: the weights, m and v (with --zero their slice), every rank
+    size_t host_checkpoint_bytes = 0;  // rank 0: the weights (m and v too without --zero, else a slice)
 };
 
 MemoryPlan memory_plan(const PlanSettings& s);

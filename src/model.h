@@ -63,13 +63,13 @@ public:
     using Master = master_t<T>;
     const ModelConfig config;
     const ParamTable table;
-    const int B, Tn;                      // micro-batch shape the buffers are sized for
-    const size_t capacity;                // elements of params and grads: table.total, or more
-                                          // (zeros) so that ranks can split them evenly
-    const Recompute recompute;            // which activations are kept for one layer only
-    const size_t grad_capacity;           // elements of grads: capacity, or fewer with grads_window
-    T* params = nullptr;                  // (capacity): the working copy of the weights
-    Master* grads = nullptr;              // (grad_capacity); backward accumulates into it
+    const int B, Tn;             // micro-batch shape the buffers are sized for
+    const size_t capacity;       // elements of params and grads: table.total, or more
+                                 // (zeros) so that ranks can split them evenly
+    const Recompute recompute;   // which activations are kept for one layer only
+    const size_t grad_capacity;  // elements of grads: capacity, or fewer with grads_window
+    T* params = nullptr;         // (capacity): the working copy of the weights
+    Master* grads = nullptr;     // (grad_capacity); backward accumulates into it
 
     // Called in backward with each layer's d(attention output), (B, T, NH, HS); for tests.
     std::function<void(int layer, const T* datt)> on_attention_grad;
@@ -111,57 +111,92 @@ public:
     std::vector<Master> logits(int Tq, int t0 = 0) const;
 
     // Under --recompute layer, q, att and lse hold the layer computed last.
-    const T* k(int l) const { return layer_acts(l).k; }                            // (B, T, NKV, HS)
+    const T* k(int l) const { return layer_acts(l).k; }  // (B, T, NKV, HS)
     const T* v(int l) const { return layer_acts(l).v; }
-    const T* q(int l) const { return layer_acts(l).q; }                            // (B, T, NH, HS)
+    const T* q(int l) const { return layer_acts(l).q; }  // (B, T, NH, HS)
     const T* att(int l) const { return layer_acts(l).att; }
-    const Master* lse(int l) const { return layer_acts(l).lse; }                   // (B, NH, T)
+    const Master* lse(int l) const { return layer_acts(l).lse; }  // (B, NH, T)
     // After backward, for layers the route reads.
     const T* dk(int l) const { return g_.dk + size_t(l) * N_ * config.kv_dim(); }
     const T* dv(int l) const { return g_.dv + size_t(l) * N_ * config.kv_dim(); }
 
 private:
     LayerOps<T>& ops_;
-    const int N_;                         // B * T rows
-    const int ld_logits_;                 // the logits' row stride: V up to a multiple of 64 (128 bytes of bf16)
+    const int N_;          // B * T rows
+    const int ld_logits_;  // the logits' row stride: V up to a multiple of 64 (128 bytes of bf16)
     Route route_;
-    size_t n_valid_ = 0;                  // non-skipped targets of the last forward
+    size_t n_valid_ = 0;  // non-skipped targets of the last forward
     void* arena_ = nullptr;
 
     struct Activations {
-        int* tokens; int* targets;        // (N)
-        int* route;                       // (L): the route's kv_src, read by the attention kernels
-        T* resid;                         // (L+1, N, C): the residual stream entering each layer, and the last
+        int* tokens;
+        int* targets;  // (N)
+        int* route;    // (L): the route's kv_src, read by the attention kernels
+        T* resid;      // (L+1, N, C): the residual stream entering each layer, and the last
         // Below, (L, ...) is (1, ...) for what --recompute recomputes: the attention block's
         // (ln1 .. mid but K, V, k_rstd) under layer, the MLP's (ln2 .. act) under mlp and layer.
-        T* ln1; Master* ln1_mean; Master* ln1_rstd; // (L, N, C), (L, N), (L, N)
-        T* qp; T* q; Master* q_rstd;      // (L, N, QD): projection, after QK-norm and RoPE; (L, N*NH)
-        T* kp; T* k; Master* k_rstd;      // (L, N, KVD), (L, N, KVD), (L, N*NKV)
-        T* v;                             // (L, N, KVD)
-        T* att; Master* lse;              // (L, N, QD), (L, B*NH*T)
-        T* mid;                           // (L, N, C): residual after attention
-        T* ln2; Master* ln2_mean; Master* ln2_rstd; // (L, N, C), (L, N), (L, N)
-        T* fc; T* up; T* act;             // (L, N, FF): GELU input or SwiGLU gate; SwiGLU up; activation
-        T* lnf; Master* lnf_mean; Master* lnf_rstd; // (N, C), (N), (N)
-        T* logits; Master* losses;        // (N, V), rows ld_logits_ apart: logits, dlogits in training; (N)
-        T* proj;                          // (N, C) scratch for a projection's output
+        T* ln1;
+        Master* ln1_mean;
+        Master* ln1_rstd;  // (L, N, C), (L, N), (L, N)
+        T* qp;
+        T* q;
+        Master* q_rstd;  // (L, N, QD): projection, after QK-norm and RoPE; (L, N*NH)
+        T* kp;
+        T* k;
+        Master* k_rstd;  // (L, N, KVD), (L, N, KVD), (L, N*NKV)
+        T* v;            // (L, N, KVD)
+        T* att;
+        Master* lse;  // (L, N, QD), (L, B*NH*T)
+        T* mid;       // (L, N, C): residual after attention
+        T* ln2;
+        Master* ln2_mean;
+        Master* ln2_rstd;  // (L, N, C), (L, N), (L, N)
+        T* fc;
+        T* up;
+        T* act;  // (L, N, FF): GELU input or SwiGLU gate; SwiGLU up; activation
+        T* lnf;
+        Master* lnf_mean;
+        Master* lnf_rstd;  // (N, C), (N), (N)
+        T* logits;
+        Master* losses;  // (N, V), rows ld_logits_ apart: logits, dlogits in training; (N)
+        T* proj;         // (N, C) scratch for a projection's output
     } a_{};
     struct Gradients {
-        T* dresid; T* dln;                // (N, C)
-        T* datt; T* dq;                   // (N, QD)
-        T* dk; T* dv;                     // (L, N, KVD): summed over each source's readers
-        T* dkp;                           // (N, KVD)
-        T* dfc; T* dup; T* dact;          // (N, FF); dup, dact SwiGLU's
+        T* dresid;
+        T* dln;  // (N, C)
+        T* datt;
+        T* dq;  // (N, QD)
+        T* dk;
+        T* dv;   // (L, N, KVD): summed over each source's readers
+        T* dkp;  // (N, KVD)
+        T* dfc;
+        T* dup;
+        T* dact;  // (N, FF); dup, dact SwiGLU's
     } g_{};
 
     // Layer l's slice of every per-layer activation (null where the family has none).
     struct LayerActs {
-        T* x; T* ln1; Master* ln1_mean; Master* ln1_rstd;
-        T* qp; T* q; Master* q_rstd;
-        T* kp; T* k; Master* k_rstd; T* v;
-        T* att; Master* lse; T* mid;
-        T* ln2; Master* ln2_mean; Master* ln2_rstd;
-        T* fc; T* up; T* act; T* out;
+        T* x;
+        T* ln1;
+        Master* ln1_mean;
+        Master* ln1_rstd;
+        T* qp;
+        T* q;
+        Master* q_rstd;
+        T* kp;
+        T* k;
+        Master* k_rstd;
+        T* v;
+        T* att;
+        Master* lse;
+        T* mid;
+        T* ln2;
+        Master* ln2_mean;
+        Master* ln2_rstd;
+        T* fc;
+        T* up;
+        T* act;
+        T* out;
     };
     LayerActs layer_acts(int l) const;
     // Every buffer, in arena order: take(pointer, elements, kind, needed) for each.
@@ -175,10 +210,12 @@ private:
     static int logits_stride(const ModelConfig& c) { return (c.vocab_size + 63) / 64 * 64; }
     // A norm's output, its statistics and its weights.
     struct NormSlot {
-        T* out; Master* mean; Master* rstd;
+        T* out;
+        Master* mean;
+        Master* rstd;
         size_t w, b;
     };
-    NormSlot norm_reading(int l) const;   // the norm that reads resid[l]: layer l's norm1, or norm_f at L
+    NormSlot norm_reading(int l) const;  // the norm that reads resid[l]: layer l's norm1, or norm_f at L
 
     // The tokens a forward runs on: Tn per sequence (the buffers' T, or fewer in inference) at
     // positions pos0 ..; with a cache, attention reads it (forward_cached), else the layers' K/V.
@@ -217,7 +254,7 @@ private:
     void forward_pass(const int* inputs, const Pass& s);
     // Checks targets and uploads them; n_valid_ counts the non-skipped ones.
     void set_targets(const int* targets);
-    double mean_loss();                   // the mean of a_.losses over non-skipped targets
+    double mean_loss();  // the mean of a_.losses over non-skipped targets
     void layer_forward(int l, const Pass& s);
     // The parts of layer_forward that recomputation reruns: q's projection, QK-norm and RoPE;
     // attention, the output projection and norm2 of the residual add (mid); the MLP up to act.
@@ -228,7 +265,7 @@ private:
     // from its stored input, by the forward's own kernels (nothing without recomputation).
     void recompute_forward(int l);
     void layer_backward(int l);
-    void backward();                      // from the dlogits in a_.logits
+    void backward();  // from the dlogits in a_.logits
 };
 
 // ---------------------------------------------------------------------------------------
@@ -236,19 +273,29 @@ private:
 template <class T>
 Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t param_capacity, bool training,
                 Recompute recompute_, size_t grad_capacity_)
-    : config(c), table(c), B(B_), Tn(Tn_), capacity(std::max(table.total, param_capacity)), recompute(recompute_),
-      grad_capacity(grad_capacity_ ? grad_capacity_ : capacity), ops_(ops), N_(B_ * Tn_),
+    : config(c),
+      table(c),
+      B(B_),
+      Tn(Tn_),
+      capacity(std::max(table.total, param_capacity)),
+      recompute(recompute_),
+      grad_capacity(grad_capacity_ ? grad_capacity_ : capacity),
+      ops_(ops),
+      N_(B_ * Tn_),
       ld_logits_(logits_stride(c)) {
     if (B < 1 || Tn < 1) throw std::invalid_argument(fmt::format("batch {} x {} is empty", B, Tn));
     if (Tn > c.max_position_embeddings)
-        throw std::invalid_argument(fmt::format("sequence length {} exceeds max_position_embeddings {}", Tn,
-                                                c.max_position_embeddings));
+        throw std::invalid_argument(
+            fmt::format("sequence length {} exceeds max_position_embeddings {}", Tn, c.max_position_embeddings));
     // Two passes over the same list (layout): first count the bytes, then hand out the pointers.
     char* base = nullptr;
     size_t used = 0;
     auto take = [&](auto*& ptr, size_t n, const char*, bool needed) {
         using P = std::remove_reference_t<decltype(*ptr)>;
-        if (!needed) { ptr = nullptr; return; }
+        if (!needed) {
+            ptr = nullptr;
+            return;
+        }
         used = (used + 63) / 64 * 64;
         ptr = base ? reinterpret_cast<P*>(base + used) : nullptr;
         used += n * sizeof(P);
@@ -269,43 +316,69 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
 template <class T>
 template <class Take>
 void Model<T>::layout(const ModelConfig& c, int B, int Tn, size_t capacity, size_t grad_capacity, bool training,
-                      Recompute recompute,
-                      T*& params, Master*& grads, Activations& a, Gradients& g, Take&& take_as) {
+                      Recompute recompute, T*& params, Master*& grads, Activations& a, Gradients& g, Take&& take_as) {
     const size_t L = c.num_hidden_layers, N = size_t(B) * Tn, C = c.hidden_size;
     const size_t LA = attention_layers(L, recompute), LM = mlp_layers(L, recompute);
     const size_t QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
     const size_t NH = c.num_attention_heads, NKV = c.num_key_value_heads, ld = logits_stride(c);
     const bool ln = c.norm == Norm::LayerNorm, swiglu = c.mlp == Mlp::SwiGLU;
     const bool tr = c.qk_norm || c.positions == Positions::RoPE;
-    const char* kind = nullptr;           // the kind of the buffers that follow (memory_plan_kinds)
+    const char* kind = nullptr;  // the kind of the buffers that follow (memory_plan_kinds)
     auto take = [&](auto*& ptr, size_t n, bool needed = true) { take_as(ptr, n, kind, needed); };
-    kind = "weights";     take(params, capacity);
-    kind = "gradients";   take(grads, grad_capacity, training);
-    kind = "kv_route";    take(a.tokens, N); take(a.targets, N); take(a.route, L);
+    kind = "weights";
+    take(params, capacity);
+    kind = "gradients";
+    take(grads, grad_capacity, training);
+    kind = "kv_route";
+    take(a.tokens, N);
+    take(a.targets, N);
+    take(a.route, L);
     kind = "activations";
     take(a.resid, (L + 1) * N * C);
-    take(a.ln1, LA * N * C); take(a.ln1_mean, LA * N, ln); take(a.ln1_rstd, LA * N);
-    take(a.qp, LA * N * QD); take(a.q, LA * N * QD, tr); take(a.q_rstd, LA * N * NH, c.qk_norm);
+    take(a.ln1, LA * N * C);
+    take(a.ln1_mean, LA * N, ln);
+    take(a.ln1_rstd, LA * N);
+    take(a.qp, LA * N * QD);
+    take(a.q, LA * N * QD, tr);
+    take(a.q_rstd, LA * N * NH, c.qk_norm);
     kind = "kv_route";
-    take(a.kp, LA * N * KVD, tr); take(a.k, L * N * KVD); take(a.k_rstd, L * N * NKV, c.qk_norm);
+    take(a.kp, LA * N * KVD, tr);
+    take(a.k, L * N * KVD);
+    take(a.k_rstd, L * N * NKV, c.qk_norm);
     take(a.v, L * N * KVD);
-    kind = "activations"; take(a.att, LA * N * QD);
-    kind = "attention";   take(a.lse, LA * N * NH);
+    kind = "activations";
+    take(a.att, LA * N * QD);
+    kind = "attention";
+    take(a.lse, LA * N * NH);
     kind = "activations";
     take(a.mid, LA * N * C);
-    take(a.ln2, LM * N * C); take(a.ln2_mean, LM * N, ln); take(a.ln2_rstd, LM * N);
-    take(a.fc, LM * N * FF); take(a.up, LM * N * FF, swiglu); take(a.act, LM * N * FF);
-    take(a.lnf, N * C); take(a.lnf_mean, N, ln); take(a.lnf_rstd, N);
-    kind = "logits";      take(a.logits, N * ld); take(a.losses, N);
-    kind = "activations"; take(a.proj, N * C);
+    take(a.ln2, LM * N * C);
+    take(a.ln2_mean, LM * N, ln);
+    take(a.ln2_rstd, LM * N);
+    take(a.fc, LM * N * FF);
+    take(a.up, LM * N * FF, swiglu);
+    take(a.act, LM * N * FF);
+    take(a.lnf, N * C);
+    take(a.lnf_mean, N, ln);
+    take(a.lnf_rstd, N);
+    kind = "logits";
+    take(a.logits, N * ld);
+    take(a.losses, N);
+    kind = "activations";
+    take(a.proj, N * C);
     kind = "activation_grads";
-    take(g.dresid, N * C, training); take(g.dln, N * C, training);
-    take(g.datt, N * QD, training); take(g.dq, N * QD, training);
+    take(g.dresid, N * C, training);
+    take(g.dln, N * C, training);
+    take(g.datt, N * QD, training);
+    take(g.dq, N * QD, training);
     kind = "kv_route";
-    take(g.dk, L * N * KVD, training); take(g.dv, L * N * KVD, training); take(g.dkp, N * KVD, tr && training);
+    take(g.dk, L * N * KVD, training);
+    take(g.dv, L * N * KVD, training);
+    take(g.dkp, N * KVD, tr && training);
     kind = "activation_grads";
     take(g.dfc, N * FF, training);
-    take(g.dup, N * FF, swiglu && training); take(g.dact, N * FF, swiglu && training);
+    take(g.dup, N * FF, swiglu && training);
+    take(g.dact, N * FF, swiglu && training);
 }
 
 template <class T>
@@ -331,7 +404,9 @@ std::vector<ModelBuffer> Model<T>::buffers(const ModelConfig& c, int B, int Tn, 
 }
 
 template <class T>
-Model<T>::~Model() { ops_.free_bytes(arena_); }
+Model<T>::~Model() {
+    ops_.free_bytes(arena_);
+}
 
 template <class T>
 typename Model<T>::LayerActs Model<T>::layer_acts(int l) const {
@@ -343,12 +418,27 @@ typename Model<T>::LayerActs Model<T>::layer_acts(int l) const {
     auto at = [](auto* base, size_t layer, size_t per_layer) { return base ? base + layer * per_layer : nullptr; };
     const Activations& a = a_;
     T* k = at(a.k, l, N * KVD);
-    return {at(a.resid, l, N * C), at(a.ln1, la, N * C), at(a.ln1_mean, la, N), at(a.ln1_rstd, la, N),
-            at(a.qp, la, N * QD), at(a.q, la, N * QD), at(a.q_rstd, la, N * c.num_attention_heads),
-            qk_transformed() ? at(a.kp, la, N * KVD) : k, k, at(a.k_rstd, l, N * c.num_key_value_heads),
-            at(a.v, l, N * KVD), at(a.att, la, N * QD), at(a.lse, la, N * c.num_attention_heads),
-            at(a.mid, la, N * C), at(a.ln2, lm, N * C), at(a.ln2_mean, lm, N), at(a.ln2_rstd, lm, N),
-            at(a.fc, lm, N * FF), at(a.up, lm, N * FF), at(a.act, lm, N * FF), at(a.resid, l + 1, N * C)};
+    return {at(a.resid, l, N * C),
+            at(a.ln1, la, N * C),
+            at(a.ln1_mean, la, N),
+            at(a.ln1_rstd, la, N),
+            at(a.qp, la, N * QD),
+            at(a.q, la, N * QD),
+            at(a.q_rstd, la, N * c.num_attention_heads),
+            qk_transformed() ? at(a.kp, la, N * KVD) : k,
+            k,
+            at(a.k_rstd, l, N * c.num_key_value_heads),
+            at(a.v, l, N * KVD),
+            at(a.att, la, N * QD),
+            at(a.lse, la, N * c.num_attention_heads),
+            at(a.mid, la, N * C),
+            at(a.ln2, lm, N * C),
+            at(a.ln2_mean, lm, N),
+            at(a.ln2_rstd, lm, N),
+            at(a.fc, lm, N * FF),
+            at(a.up, lm, N * FF),
+            at(a.act, lm, N * FF),
+            at(a.resid, l + 1, N * C)};
 }
 
 template <class T>
@@ -360,27 +450,56 @@ typename Model<T>::NormSlot Model<T>::norm_reading(int l) const {
 
 template <class T>
 void Model<T>::norm_forward(const NormSlot& s, const T* inp, int N) {
-    const NormArgs<T, Master> a{.N = N, .C = config.hidden_size, .eps = config.rms_norm_eps, .inp = inp,
-                                .w = p(s.w), .bias = p(s.b), .out = s.out, .mean = s.mean, .rstd = s.rstd};
-    if (config.norm == Norm::LayerNorm) ops_.layernorm_forward(a);
-    else ops_.rmsnorm_forward(a);
+    const NormArgs<T, Master> a{.N = N,
+                                .C = config.hidden_size,
+                                .eps = config.rms_norm_eps,
+                                .inp = inp,
+                                .w = p(s.w),
+                                .bias = p(s.b),
+                                .out = s.out,
+                                .mean = s.mean,
+                                .rstd = s.rstd};
+    if (config.norm == Norm::LayerNorm)
+        ops_.layernorm_forward(a);
+    else
+        ops_.rmsnorm_forward(a);
 }
 
 template <class T>
 void Model<T>::residual_norm_forward(const NormSlot& s, T* resid_out, const T* a, const T* b, int N) {
-    const NormArgs<T, Master> n{.N = N, .C = config.hidden_size, .eps = config.rms_norm_eps, .inp = a, .w = p(s.w),
-                                .bias = p(s.b), .out = s.out, .mean = s.mean, .rstd = s.rstd, .residual = b,
+    const NormArgs<T, Master> n{.N = N,
+                                .C = config.hidden_size,
+                                .eps = config.rms_norm_eps,
+                                .inp = a,
+                                .w = p(s.w),
+                                .bias = p(s.b),
+                                .out = s.out,
+                                .mean = s.mean,
+                                .rstd = s.rstd,
+                                .residual = b,
                                 .resid_out = resid_out};
-    if (config.norm == Norm::LayerNorm) ops_.layernorm_forward(n);
-    else ops_.rmsnorm_forward(n);
+    if (config.norm == Norm::LayerNorm)
+        ops_.layernorm_forward(n);
+    else
+        ops_.rmsnorm_forward(n);
 }
 
 template <class T>
 void Model<T>::norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, Master* mean, Master* rstd) {
-    const NormArgs<T, Master> a{.N = N_, .C = config.hidden_size, .inp = inp, .w = p(w), .mean = mean,
-                                .rstd = rstd, .dout = dout, .dinp = dinp, .dw = gp(w), .db = gp(b)};
-    if (config.norm == Norm::LayerNorm) ops_.layernorm_backward(a);
-    else ops_.rmsnorm_backward(a);
+    const NormArgs<T, Master> a{.N = N_,
+                                .C = config.hidden_size,
+                                .inp = inp,
+                                .w = p(w),
+                                .mean = mean,
+                                .rstd = rstd,
+                                .dout = dout,
+                                .dinp = dinp,
+                                .dw = gp(w),
+                                .db = gp(b)};
+    if (config.norm == Norm::LayerNorm)
+        ops_.layernorm_backward(a);
+    else
+        ops_.rmsnorm_backward(a);
 }
 
 // raw (N, H*HS) -> out: QK-norm, then RoPE (each when the family has it; both in one pass).
@@ -388,13 +507,27 @@ template <class T>
 void Model<T>::qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int H, const Pass& s) {
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
-    const RopeArgs<T, Master> a{.B = B, .T = s.Tn, .NH = H, .HS = HS, .rope = config.rope, .pos0 = s.pos0,
-                                .inp = raw, .out = out, .w = p(norm_w), .rstd = rstd, .eps = config.rms_norm_eps};
+    const RopeArgs<T, Master> a{.B = B,
+                                .T = s.Tn,
+                                .NH = H,
+                                .HS = HS,
+                                .rope = config.rope,
+                                .pos0 = s.pos0,
+                                .inp = raw,
+                                .out = out,
+                                .w = p(norm_w),
+                                .rstd = rstd,
+                                .eps = config.rms_norm_eps};
     if (config.qk_norm && rope)
         ops_.qk_norm_rope_forward(a);
     else if (config.qk_norm)
-        ops_.rmsnorm_forward({.N = B * s.Tn * H, .C = HS, .eps = config.rms_norm_eps, .inp = raw, .w = p(norm_w),
-                              .out = out, .rstd = rstd});
+        ops_.rmsnorm_forward({.N = B * s.Tn * H,
+                              .C = HS,
+                              .eps = config.rms_norm_eps,
+                              .inp = raw,
+                              .w = p(norm_w),
+                              .out = out,
+                              .rstd = rstd});
     else
         ops_.rope_forward(a);
 }
@@ -403,14 +536,29 @@ template <class T>
 void Model<T>::qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, Master* rstd, int H) {
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
-    const RopeArgs<T, Master> a{.B = B, .T = Tn, .NH = H, .HS = HS, .rope = config.rope, .inp = raw,
-                                .w = p(norm_w), .rstd = rstd, .dout = dout, .dinp = draw, .dw = gp(norm_w)};
+    const RopeArgs<T, Master> a{.B = B,
+                                .T = Tn,
+                                .NH = H,
+                                .HS = HS,
+                                .rope = config.rope,
+                                .inp = raw,
+                                .w = p(norm_w),
+                                .rstd = rstd,
+                                .dout = dout,
+                                .dinp = draw,
+                                .dw = gp(norm_w)};
     if (config.qk_norm && rope) {
         ops_.qk_norm_rope_backward(a);
     } else if (config.qk_norm) {
         ops_.zero(draw, size_t(N_) * H * HS);  // the norm's backward accumulates
-        ops_.rmsnorm_backward({.N = N_ * H, .C = HS, .inp = raw, .w = p(norm_w), .rstd = rstd, .dout = dout,
-                               .dinp = draw, .dw = gp(norm_w)});
+        ops_.rmsnorm_backward({.N = N_ * H,
+                               .C = HS,
+                               .inp = raw,
+                               .w = p(norm_w),
+                               .rstd = rstd,
+                               .dout = dout,
+                               .dinp = draw,
+                               .dw = gp(norm_w)});
     } else {
         ops_.rope_backward(a);
     }
@@ -420,8 +568,13 @@ template <class T>
 void Model<T>::q_forward(int l, const Pass& s) {
     const LayerParams& w = table.layers[l];
     const LayerActs a = layer_acts(l);
-    ops_.linear_forward({.N = B * s.Tn, .C = config.hidden_size, .OC = config.q_dim(), .inp = a.ln1,
-                         .weight = p(w.q_w), .bias = p(w.q_b), .out = a.qp});
+    ops_.linear_forward({.N = B * s.Tn,
+                         .C = config.hidden_size,
+                         .OC = config.q_dim(),
+                         .inp = a.ln1,
+                         .weight = p(w.q_w),
+                         .bias = p(w.q_b),
+                         .out = a.qp});
     if (qk_transformed()) qk_forward(a.q, a.q_rstd, a.qp, w.q_norm_w, config.num_attention_heads, s);
 }
 
@@ -435,13 +588,34 @@ void Model<T>::attention_forward(int l, const Pass& s) {
     // With nothing cached before them, new tokens attend to their own K/V as in training (the
     // tiled tensor-core kernels, where a prompt's first chunk gains most); after, to the cache.
     if (s.cache && s.pos0 > 0)
-        ops_.attention_decode({.B = B, .Tq = s.Tn, .pos0 = s.pos0, .Tmax = s.cache->max_len, .NH = NH, .NKV = NKV,
-                               .HS = HS, .kv_slot = s.cache->kv_slot(), .layer = l, .slot_stride = s.cache->slot_stride,
-                               .q = a.q, .k_cache = s.cache->k(), .v_cache = s.cache->v(), .out = a.att});
+        ops_.attention_decode({.B = B,
+                               .Tq = s.Tn,
+                               .pos0 = s.pos0,
+                               .Tmax = s.cache->max_len,
+                               .NH = NH,
+                               .NKV = NKV,
+                               .HS = HS,
+                               .kv_slot = s.cache->kv_slot(),
+                               .layer = l,
+                               .slot_stride = s.cache->slot_stride,
+                               .q = a.q,
+                               .k_cache = s.cache->k(),
+                               .v_cache = s.cache->v(),
+                               .out = a.att});
     else
-        ops_.attention_forward({.B = B, .T = s.Tn, .NH = NH, .NKV = NKV, .HS = HS, .kv_src = a_.route, .layer = l,
-                                .layer_stride = size_t(N_) * KVD, .q = a.q, .k_all = a_.k, .v_all = a_.v,
-                                .out = a.att, .lse = a.lse});
+        ops_.attention_forward({.B = B,
+                                .T = s.Tn,
+                                .NH = NH,
+                                .NKV = NKV,
+                                .HS = HS,
+                                .kv_src = a_.route,
+                                .layer = l,
+                                .layer_stride = size_t(N_) * KVD,
+                                .q = a.q,
+                                .k_all = a_.k,
+                                .v_all = a_.v,
+                                .out = a.att,
+                                .lse = a.lse});
     ops_.linear_forward({.N = N, .C = QD, .OC = C, .inp = a.att, .weight = p(w.o_w), .bias = p(w.o_b), .out = a_.proj});
     residual_norm_forward({a.ln2, a.ln2_mean, a.ln2_rstd, w.ln2_w, w.ln2_b}, a.mid, a.x, a_.proj, N);
 }
@@ -452,12 +626,18 @@ void Model<T>::mlp_in_forward(int l, int N) {
     const int C = config.hidden_size, FF = config.intermediate_size;
     const LayerActs a = layer_acts(l);
     if (config.mlp == Mlp::Gelu) {
-        ops_.linear_gelu_forward({.N = N, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.up_w), .bias = p(w.up_b),
-                                  .out = a.act, .pre = a.fc});
+        ops_.linear_gelu_forward({.N = N,
+                                  .C = C,
+                                  .OC = FF,
+                                  .inp = a.ln2,
+                                  .weight = p(w.up_w),
+                                  .bias = p(w.up_b),
+                                  .out = a.act,
+                                  .pre = a.fc});
     } else {
         ops_.linear_forward({.N = N, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.gate_w), .out = a.fc});
-        ops_.linear_forward({.N = N, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.up_w), .bias = p(w.up_b),
-                             .out = a.up});
+        ops_.linear_forward(
+            {.N = N, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.up_w), .bias = p(w.up_b), .out = a.up});
         ops_.swiglu_forward({.n = size_t(N) * FF, .gate = a.fc, .up = a.up, .out = a.act});
     }
 }
@@ -472,10 +652,10 @@ void Model<T>::layer_forward(int l, const Pass& s) {
     // a.ln1 = norm1(x) is there already: the previous layer's last residual add made it.
     q_forward(l, s);
     if (route_.is_read(l)) {
-        ops_.linear_forward({.N = N, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.k_w), .bias = p(w.k_b),
-                             .out = a.kp});
-        ops_.linear_forward({.N = N, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.v_w), .bias = p(w.v_b),
-                             .out = a.v});
+        ops_.linear_forward(
+            {.N = N, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.k_w), .bias = p(w.k_b), .out = a.kp});
+        ops_.linear_forward(
+            {.N = N, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.v_w), .bias = p(w.v_b), .out = a.v});
         if (qk_transformed()) qk_forward(a.k, a.k_rstd, a.kp, w.k_norm_w, c.num_key_value_heads, s);
         if (s.cache) {
             ops_.kv_cache_write(s.cache->k_slot(l), a.k, B, s.Tn, s.pos0, s.cache->max_len, s.cache->width);
@@ -484,8 +664,8 @@ void Model<T>::layer_forward(int l, const Pass& s) {
     }
     attention_forward(l, s);
     mlp_in_forward(l, N);
-    ops_.linear_forward({.N = N, .C = FF, .OC = C, .inp = a.act, .weight = p(w.down_w), .bias = p(w.down_b),
-                         .out = a_.proj});
+    ops_.linear_forward(
+        {.N = N, .C = FF, .OC = C, .inp = a.act, .weight = p(w.down_w), .bias = p(w.down_b), .out = a_.proj});
     residual_norm_forward(norm_reading(l + 1), a.out, a.mid, a_.proj, N);
 }
 
@@ -504,8 +684,13 @@ void Model<T>::recompute_forward(int l) {
         // K and V after QK-norm and RoPE stay stored (readers above need them); the norm's
         // backward needs the projection before it.
         if (route_.is_read(l) && qk_transformed())
-            ops_.linear_forward({.N = N_, .C = config.hidden_size, .OC = config.kv_dim(), .inp = a.ln1,
-                                 .weight = p(w.k_w), .bias = p(w.k_b), .out = a.kp});
+            ops_.linear_forward({.N = N_,
+                                 .C = config.hidden_size,
+                                 .OC = config.kv_dim(),
+                                 .inp = a.ln1,
+                                 .weight = p(w.k_w),
+                                 .bias = p(w.k_b),
+                                 .out = a.kp});
         attention_forward(l, s);
     } else {
         norm_forward({a.ln2, a.ln2_mean, a.ln2_rstd, w.ln2_w, w.ln2_b}, a.mid, N_);
@@ -519,16 +704,21 @@ void Model<T>::forward_pass(const int* inputs, const Pass& s) {
     const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size, N = B * s.Tn;
     for (int i = 0; i < N; i++)
         if (inputs[i] < 0 || inputs[i] >= V)
-            throw std::invalid_argument(fmt::format("input token {} at position {} is outside the vocabulary (size {})",
-                                                    inputs[i], i, V));
+            throw std::invalid_argument(
+                fmt::format("input token {} at position {} is outside the vocabulary (size {})", inputs[i], i, V));
     ops_.upload(a_.tokens, inputs, N);
     const T* wpe = p(table.wpe);
-    ops_.embedding_forward({.B = B, .T = s.Tn, .C = C, .tokens = a_.tokens, .wte = p(table.wte),
-                            .wpe = wpe ? wpe + size_t(s.pos0) * C : nullptr, .out = a_.resid});
+    ops_.embedding_forward({.B = B,
+                            .T = s.Tn,
+                            .C = C,
+                            .tokens = a_.tokens,
+                            .wte = p(table.wte),
+                            .wpe = wpe ? wpe + size_t(s.pos0) * C : nullptr,
+                            .out = a_.resid});
     norm_forward(norm_reading(0), a_.resid, N);
     for (int l = 0; l < L; l++) layer_forward(l, s);
-    ops_.head_forward({.N = N, .C = C, .OC = V, .ld = ld_logits_, .inp = a_.lnf, .weight = p(table.lm_head),
-                       .out = a_.logits});
+    ops_.head_forward(
+        {.N = N, .C = C, .OC = V, .ld = ld_logits_, .inp = a_.lnf, .weight = p(table.lm_head), .out = a_.logits});
 }
 
 template <class T>
@@ -547,13 +737,13 @@ void Model<T>::forward_cached(const int* inputs, int Tq, KvCache<T>& cache) {
             fmt::format("{} new tokens per sequence: the model takes 1 to {} at a time", Tq, Tn));
     if (cache.B != B || cache.route.num_layers() != L || cache.width != config.kv_dim())
         throw std::invalid_argument(fmt::format(
-            "a KV cache of {} sequences, {} layers and {} K/V values a position for a model of {}, {} and {}",
-            cache.B, cache.route.num_layers(), cache.width, B, L, config.kv_dim()));
+            "a KV cache of {} sequences, {} layers and {} K/V values a position for a model of {}, {} and {}", cache.B,
+            cache.route.num_layers(), cache.width, B, L, config.kv_dim()));
     if (pos0 + Tq > cache.max_len)
-        throw std::invalid_argument(fmt::format("the KV cache holds {} positions: {} more after {} do not fit",
-                                                cache.max_len, Tq, pos0));
+        throw std::invalid_argument(
+            fmt::format("the KV cache holds {} positions: {} more after {} do not fit", cache.max_len, Tq, pos0));
     route_ = cache.route;
-    if (pos0 == 0) ops_.upload(a_.route, route_.kv_src.data(), L);   // the first chunk's attention reads it
+    if (pos0 == 0) ops_.upload(a_.route, route_.kv_src.data(), L);  // the first chunk's attention reads it
     forward_pass(inputs, {Tq, pos0, &cache});
     cache.length += Tq;
 }
@@ -579,8 +769,8 @@ void Model<T>::set_targets(const int* targets) {
     n_valid_ = 0;
     for (int i = 0; i < N_; i++) {
         if (targets[i] < -1 || targets[i] >= V)
-            throw std::invalid_argument(fmt::format("target {} at position {} is outside the vocabulary (size {})",
-                                                    targets[i], i, V));
+            throw std::invalid_argument(
+                fmt::format("target {} at position {} is outside the vocabulary (size {})", targets[i], i, V));
         n_valid_ += targets[i] >= 0;
     }
     ops_.upload(a_.targets, targets, N_);
@@ -600,8 +790,12 @@ double Model<T>::forward(const int* inputs, const int* targets, const Route& rou
     forward_logits(inputs, route);
     if (!targets) return std::numeric_limits<double>::quiet_NaN();
     set_targets(targets);
-    ops_.cross_entropy_forward({.N = N_, .V = config.vocab_size, .ld = ld_logits_, .logits = a_.logits,
-                                .targets = a_.targets, .losses = a_.losses});
+    ops_.cross_entropy_forward({.N = N_,
+                                .V = config.vocab_size,
+                                .ld = ld_logits_,
+                                .logits = a_.logits,
+                                .targets = a_.targets,
+                                .losses = a_.losses});
     return mean_loss();
 }
 
@@ -613,53 +807,133 @@ void Model<T>::layer_backward(int l) {
     const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim;
     const size_t NKVD = size_t(N_) * KVD, NF = size_t(N_) * FF;
     const LayerActs a = layer_acts(l);
-    T* dresid = g_.dresid;    // holds d resid[l+1] on entry, d resid[l] on exit
+    T* dresid = g_.dresid;  // holds d resid[l+1] on entry, d resid[l] on exit
 
     // MLP: out = mid + down(act(norm2(mid))). Every activation gradient is written, not added
     // (LayerOps), except dln's second term in SwiGLU and the norm's into dresid.
     if (c.mlp == Mlp::Gelu) {
-        ops_.linear_gelu_backward({.N = N_, .C = FF, .OC = C, .inp = a.act, .weight = p(w.down_w), .inp_pre = a.fc,
-                                   .dout = dresid, .dinp = g_.dfc, .dweight = gp(w.down_w), .dbias = gp(w.down_b)});
-        ops_.linear_backward({.N = N_, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.up_w), .dout = g_.dfc,
-                              .dinp = g_.dln, .dweight = gp(w.up_w), .dbias = gp(w.up_b)});
+        ops_.linear_gelu_backward({.N = N_,
+                                   .C = FF,
+                                   .OC = C,
+                                   .inp = a.act,
+                                   .weight = p(w.down_w),
+                                   .inp_pre = a.fc,
+                                   .dout = dresid,
+                                   .dinp = g_.dfc,
+                                   .dweight = gp(w.down_w),
+                                   .dbias = gp(w.down_b)});
+        ops_.linear_backward({.N = N_,
+                              .C = C,
+                              .OC = FF,
+                              .inp = a.ln2,
+                              .weight = p(w.up_w),
+                              .dout = g_.dfc,
+                              .dinp = g_.dln,
+                              .dweight = gp(w.up_w),
+                              .dbias = gp(w.up_b)});
     } else {
-        ops_.linear_backward({.N = N_, .C = FF, .OC = C, .inp = a.act, .weight = p(w.down_w), .dout = dresid,
-                              .dinp = g_.dact, .dweight = gp(w.down_w), .dbias = gp(w.down_b)});
+        ops_.linear_backward({.N = N_,
+                              .C = FF,
+                              .OC = C,
+                              .inp = a.act,
+                              .weight = p(w.down_w),
+                              .dout = dresid,
+                              .dinp = g_.dact,
+                              .dweight = gp(w.down_w),
+                              .dbias = gp(w.down_b)});
         ops_.swiglu_backward({.n = NF, .gate = a.fc, .up = a.up, .dout = g_.dact, .dgate = g_.dfc, .dup = g_.dup});
-        ops_.linear_backward({.N = N_, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.gate_w), .dout = g_.dfc,
-                              .dinp = g_.dln, .dweight = gp(w.gate_w)});
-        ops_.linear_backward({.N = N_, .C = C, .OC = FF, .inp = a.ln2, .weight = p(w.up_w), .dout = g_.dup,
-                              .dinp = g_.dln, .accumulate_dinp = true, .dweight = gp(w.up_w), .dbias = gp(w.up_b)});
+        ops_.linear_backward({.N = N_,
+                              .C = C,
+                              .OC = FF,
+                              .inp = a.ln2,
+                              .weight = p(w.gate_w),
+                              .dout = g_.dfc,
+                              .dinp = g_.dln,
+                              .dweight = gp(w.gate_w)});
+        ops_.linear_backward({.N = N_,
+                              .C = C,
+                              .OC = FF,
+                              .inp = a.ln2,
+                              .weight = p(w.up_w),
+                              .dout = g_.dup,
+                              .dinp = g_.dln,
+                              .accumulate_dinp = true,
+                              .dweight = gp(w.up_w),
+                              .dbias = gp(w.up_b)});
     }
     norm_backward(dresid, g_.dln, a.mid, w.ln2_w, w.ln2_b, a.ln2_mean, a.ln2_rstd);
 
     // Attention: mid = x + o_proj(attention(q, k[src], v[src])); dK, dV go to the source, written
     // by its highest reader (the first here) and added to by the others.
-    ops_.linear_backward({.N = N_, .C = QD, .OC = C, .inp = a.att, .weight = p(w.o_w), .dout = dresid,
-                          .dinp = g_.datt, .dweight = gp(w.o_w), .dbias = gp(w.o_b)});
+    ops_.linear_backward({.N = N_,
+                          .C = QD,
+                          .OC = C,
+                          .inp = a.att,
+                          .weight = p(w.o_w),
+                          .dout = dresid,
+                          .dinp = g_.datt,
+                          .dweight = gp(w.o_w),
+                          .dbias = gp(w.o_b)});
     if (on_attention_grad) on_attention_grad(l, g_.datt);
-    ops_.attention_backward({.B = B, .T = Tn, .NH = NH, .NKV = NKV, .HS = HS, .kv_src = a_.route, .layer = l,
-                             .layer_stride = NKVD, .q = a.q, .k_all = a_.k, .v_all = a_.v, .out = a.att,
-                             .lse = a.lse, .dout = g_.datt, .dq = g_.dq, .dk_all = g_.dk, .dv_all = g_.dv,
+    ops_.attention_backward({.B = B,
+                             .T = Tn,
+                             .NH = NH,
+                             .NKV = NKV,
+                             .HS = HS,
+                             .kv_src = a_.route,
+                             .layer = l,
+                             .layer_stride = NKVD,
+                             .q = a.q,
+                             .k_all = a_.k,
+                             .v_all = a_.v,
+                             .out = a.att,
+                             .lse = a.lse,
+                             .dout = g_.datt,
+                             .dq = g_.dq,
+                             .dk_all = g_.dk,
+                             .dv_all = g_.dv,
                              .accumulate_kv = route_.last_reader(route_.kv_src[l]) != l});
 
     T* dqp = g_.dq;
     if (qk_transformed()) {
-        dqp = g_.datt;    // datt is spent
+        dqp = g_.datt;  // datt is spent
         qk_backward(dqp, g_.dq, a.qp, w.q_norm_w, a.q_rstd, NH);
     }
-    ops_.linear_backward({.N = N_, .C = C, .OC = QD, .inp = a.ln1, .weight = p(w.q_w), .dout = dqp, .dinp = g_.dln,
-                          .dweight = gp(w.q_w), .dbias = gp(w.q_b)});
-    if (route_.is_read(l)) {     // every reader of layer l is at or above l: dK[l], dV[l] are complete
+    ops_.linear_backward({.N = N_,
+                          .C = C,
+                          .OC = QD,
+                          .inp = a.ln1,
+                          .weight = p(w.q_w),
+                          .dout = dqp,
+                          .dinp = g_.dln,
+                          .dweight = gp(w.q_w),
+                          .dbias = gp(w.q_b)});
+    if (route_.is_read(l)) {  // every reader of layer l is at or above l: dK[l], dV[l] are complete
         T* dk = g_.dk + l * NKVD;
         if (qk_transformed()) {
             qk_backward(g_.dkp, dk, a.kp, w.k_norm_w, a.k_rstd, NKV);
             dk = g_.dkp;
         }
-        ops_.linear_backward({.N = N_, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.k_w), .dout = dk,
-                              .dinp = g_.dln, .accumulate_dinp = true, .dweight = gp(w.k_w), .dbias = gp(w.k_b)});
-        ops_.linear_backward({.N = N_, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.v_w), .dout = g_.dv + l * NKVD,
-                              .dinp = g_.dln, .accumulate_dinp = true, .dweight = gp(w.v_w), .dbias = gp(w.v_b)});
+        ops_.linear_backward({.N = N_,
+                              .C = C,
+                              .OC = KVD,
+                              .inp = a.ln1,
+                              .weight = p(w.k_w),
+                              .dout = dk,
+                              .dinp = g_.dln,
+                              .accumulate_dinp = true,
+                              .dweight = gp(w.k_w),
+                              .dbias = gp(w.k_b)});
+        ops_.linear_backward({.N = N_,
+                              .C = C,
+                              .OC = KVD,
+                              .inp = a.ln1,
+                              .weight = p(w.v_w),
+                              .dout = g_.dv + l * NKVD,
+                              .dinp = g_.dln,
+                              .accumulate_dinp = true,
+                              .dweight = gp(w.v_w),
+                              .dbias = gp(w.v_b)});
     }
     norm_backward(dresid, g_.dln, a.x, w.ln1_w, w.ln1_b, a.ln1_mean, a.ln1_rstd);
 }
@@ -678,22 +952,34 @@ void Model<T>::backward() {
         std::erase_if(windows_, [&](const GradWindow& w) { return w.begin == begin; });
         if (on_grads_final) on_grads_final(begin, end);
     };
-    const bool tied = table.lm_head < layer_begin(0);   // the head writes the embeddings' gradients first
+    const bool tied = table.lm_head < layer_begin(0);  // the head writes the embeddings' gradients first
     if (tied) open(0, layer_begin(0));
     open(table.lnf_w, table.total);
-    ops_.head_backward({.N = N_, .C = C, .OC = V, .ld = ld_logits_, .inp = a_.lnf, .weight = p(table.lm_head),
-                        .dout = a_.logits, .dinp = g_.dln, .dweight = gp(table.lm_head)});
+    ops_.head_backward({.N = N_,
+                        .C = C,
+                        .OC = V,
+                        .ld = ld_logits_,
+                        .inp = a_.lnf,
+                        .weight = p(table.lm_head),
+                        .dout = a_.logits,
+                        .dinp = g_.dln,
+                        .dweight = gp(table.lm_head)});
     ops_.zero(g_.dresid, NC);
     norm_backward(g_.dresid, g_.dln, a_.resid + size_t(L) * NC, table.lnf_w, table.lnf_b, a_.lnf_mean, a_.lnf_rstd);
     final(table.lnf_w, table.total);
     for (int l = L - 1; l >= 0; l--) {
         open(layer_begin(l), layer_begin(l + 1));
-        if (l < L - 1) recompute_forward(l);   // the top layer's are still there from the forward
-        layer_backward(l);    // every reader of layer l's K/V is at or above l: dK[l], dV[l] are complete
+        if (l < L - 1) recompute_forward(l);  // the top layer's are still there from the forward
+        layer_backward(l);  // every reader of layer l's K/V is at or above l: dK[l], dV[l] are complete
         final(layer_begin(l), layer_begin(l + 1));
     }
     if (!tied) open(0, layer_begin(0));
-    ops_.embedding_backward({.B = B, .T = Tn, .C = C, .tokens = a_.tokens, .dout = g_.dresid, .dwte = gp(table.wte),
+    ops_.embedding_backward({.B = B,
+                             .T = Tn,
+                             .C = C,
+                             .tokens = a_.tokens,
+                             .dout = g_.dresid,
+                             .dwte = gp(table.wte),
                              .dwpe = gp(table.wpe)});
     final(0, layer_begin(0));
 }
@@ -707,8 +993,13 @@ double Model<T>::forward_backward(const int* inputs, const int* targets, const R
     set_targets(targets);
     // A batch whose targets are all skipped has loss 0 and no gradient.
     const double dloss = n_valid_ ? loss_scale / double(n_valid_) : 0.0;
-    ops_.fused_classifier({.N = N_, .V = V, .ld = ld_logits_, .targets = a_.targets, .losses = a_.losses,
-                           .dloss = Master(dloss), .dlogits = a_.logits});
+    ops_.fused_classifier({.N = N_,
+                           .V = V,
+                           .ld = ld_logits_,
+                           .targets = a_.targets,
+                           .losses = a_.losses,
+                           .dloss = Master(dloss),
+                           .dlogits = a_.logits});
     backward();
     return mean_loss();  // after backward is queued: reading the losses waits for the device
 }

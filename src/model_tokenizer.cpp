@@ -41,8 +41,8 @@ std::vector<int> eos_ids(const std::string& ckpt) {
                 std::vector<int> ids;
                 for (const auto& id : eos) {
                     if (!id.is_number_integer())
-                        throw std::invalid_argument(fmt::format("{}: eos_token_id holds {}, not a token id",
-                                                                (dir / name).string(), id.dump()));
+                        throw std::invalid_argument(
+                            fmt::format("{}: eos_token_id holds {}, not a token id", (dir / name).string(), id.dump()));
                     ids.push_back(id.get<int>());
                 }
                 return ids;

@@ -1,8 +1,8 @@
 #include "src/params.h"
 
+#include <fmt/format.h>
 #include <cmath>
 #include <stdexcept>
-#include <fmt/format.h>
 
 #include "src/philox.h"
 

@@ -26,28 +26,28 @@ struct TensorInfo {
 // them as one fused (q_dim + 2 kv_dim, C) matrix and still skip K/V by using only its first rows.
 struct LayerParams {
     static constexpr size_t npos = SIZE_MAX;
-    size_t ln1_w = npos, ln1_b = npos;                         // (C)
-    size_t q_w = npos, k_w = npos, v_w = npos;                 // (q_dim, C), (kv_dim, C), (kv_dim, C)
-    size_t q_b = npos, k_b = npos, v_b = npos;                 // (q_dim), (kv_dim), (kv_dim)
-    size_t q_norm_w = npos, k_norm_w = npos;                   // (HS)
-    size_t o_w = npos, o_b = npos;                             // (C, q_dim), (C)
-    size_t ln2_w = npos, ln2_b = npos;                         // (C)
-    size_t gate_w = npos;                                      // (FF, C), SwiGLU only
-    size_t up_w = npos, up_b = npos;                           // (FF, C), (FF)
-    size_t down_w = npos, down_b = npos;                       // (C, FF), (C)
+    size_t ln1_w = npos, ln1_b = npos;          // (C)
+    size_t q_w = npos, k_w = npos, v_w = npos;  // (q_dim, C), (kv_dim, C), (kv_dim, C)
+    size_t q_b = npos, k_b = npos, v_b = npos;  // (q_dim), (kv_dim), (kv_dim)
+    size_t q_norm_w = npos, k_norm_w = npos;    // (HS)
+    size_t o_w = npos, o_b = npos;              // (C, q_dim), (C)
+    size_t ln2_w = npos, ln2_b = npos;          // (C)
+    size_t gate_w = npos;                       // (FF, C), SwiGLU only
+    size_t up_w = npos, up_b = npos;            // (FF, C), (FF)
+    size_t down_w = npos, down_b = npos;        // (C, FF), (C)
 };
 
 struct ParamTable {
     std::vector<TensorInfo> tensors;
-    size_t total = 0;                       // elements in the buffer
-    size_t wte = 0;                         // (V, C)
-    size_t wpe = LayerParams::npos;         // (maxT, C), learned positions only
-    std::vector<LayerParams> layers;        // (L)
-    size_t lnf_w = 0, lnf_b = LayerParams::npos;   // (C)
-    size_t lm_head = 0;                     // (V, C); equals wte when tied
+    size_t total = 0;                             // elements in the buffer
+    size_t wte = 0;                               // (V, C)
+    size_t wpe = LayerParams::npos;               // (maxT, C), learned positions only
+    std::vector<LayerParams> layers;              // (L)
+    size_t lnf_w = 0, lnf_b = LayerParams::npos;  // (C)
+    size_t lm_head = 0;                           // (V, C); equals wte when tied
 
     explicit ParamTable(const ModelConfig& c);
-    const TensorInfo& find(const std::string& name) const;   // throws naming the tensor
+    const TensorInfo& find(const std::string& name) const;  // throws naming the tensor
 };
 
 // Weight decay applies to matrices only: embeddings, norms and biases are excluded

@@ -19,8 +19,8 @@ namespace rkv {
 
 // One block: the 10 rounds of Philox4x32 on counter (c0 lowest .. c3 highest) under key (k0, k1).
 inline std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> c, uint32_t k0, uint32_t k1) {
-    constexpr uint64_t M0 = 0xD2511F53, M1 = 0xCD9E8D57;     // round multipliers
-    constexpr uint32_t W0 = 0x9E3779B9, W1 = 0xBB67AE85;     // key schedule: golden ratio, sqrt(3) - 1
+    constexpr uint64_t M0 = 0xD2511F53, M1 = 0xCD9E8D57;  // round multipliers
+    constexpr uint32_t W0 = 0x9E3779B9, W1 = 0xBB67AE85;  // key schedule: golden ratio, sqrt(3) - 1
     for (int round = 0; round < 10; round++) {
         if (round > 0) k0 += W0, k1 += W1;
         const uint64_t p0 = M0 * c[0], p1 = M1 * c[2];
@@ -53,7 +53,10 @@ inline std::array<float, 2> philox_box_muller(uint32_t x, uint32_t y) {
 class PhiloxStream {
 public:
     PhiloxStream(uint64_t seed, uint64_t subsequence, uint64_t offset)
-        : key0_(uint32_t(seed)), key1_(uint32_t(seed >> 32)), block_(offset / 4), subsequence_(subsequence),
+        : key0_(uint32_t(seed)),
+          key1_(uint32_t(seed >> 32)),
+          block_(offset / 4),
+          subsequence_(subsequence),
           word_(int(offset % 4)) {
         refill();
     }
@@ -61,18 +64,19 @@ public:
     uint32_t next() {
         const uint32_t w = out_[word_++];
         if (word_ == 4) {
-            if (++block_ == 0) subsequence_++;      // the 128-bit counter carries
+            if (++block_ == 0) subsequence_++;  // the 128-bit counter carries
             refill();
             word_ = 0;
         }
         return w;
     }
-    float uniform() { return philox_uniform(next()); }     // curand_uniform: in (0, 1]
+    float uniform() { return philox_uniform(next()); }  // curand_uniform: in (0, 1]
 
 private:
     void refill() {
-        out_ = philox4x32_10({uint32_t(block_), uint32_t(block_ >> 32), uint32_t(subsequence_),
-                              uint32_t(subsequence_ >> 32)}, key0_, key1_);
+        out_ = philox4x32_10(
+            {uint32_t(block_), uint32_t(block_ >> 32), uint32_t(subsequence_), uint32_t(subsequence_ >> 32)}, key0_,
+            key1_);
     }
 
     uint32_t key0_, key1_;
@@ -87,8 +91,8 @@ inline constexpr uint64_t kPhiloxHostThreads = uint64_t(1) << 16;
 
 inline std::array<uint32_t, 4> philox_host_block(uint64_t seed, uint64_t quad) {
     const uint64_t sub = quad % kPhiloxHostThreads, block = quad / kPhiloxHostThreads;
-    return philox4x32_10({uint32_t(block), uint32_t(block >> 32), uint32_t(sub), uint32_t(sub >> 32)},
-                         uint32_t(seed), uint32_t(seed >> 32));
+    return philox4x32_10({uint32_t(block), uint32_t(block >> 32), uint32_t(sub), uint32_t(sub >> 32)}, uint32_t(seed),
+                         uint32_t(seed >> 32));
 }
 
 // out[0..n) = normals * std + mean, from word `offset` (even) on: curandSetGeneratorOffset(offset)

@@ -94,15 +94,13 @@ std::string qa_prompt(const std::string& tmpl, const QaExample& ex) {
     return out;
 }
 
-std::string qa_completion(const QaExample& ex) {
-    return ex.answers.empty() ? "\n" : " " + ex.answers.front() + "\n";
-}
+std::string qa_completion(const QaExample& ex) { return ex.answers.empty() ? "\n" : " " + ex.answers.front() + "\n"; }
 
 std::string qa_jsonl(const std::vector<QaExample>& examples) {
     std::string out;
     for (const QaExample& ex : examples)
-        out += nlohmann::json{{"context", ex.context}, {"question", ex.question}, {"answers", ex.answers}}.dump() +
-               "\n";
+        out +=
+            nlohmann::json{{"context", ex.context}, {"question", ex.question}, {"answers", ex.answers}}.dump() + "\n";
     return out;
 }
 

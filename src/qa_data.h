@@ -23,7 +23,7 @@ std::vector<QaExample> read_qa_jsonl(const std::string& path);
 // The template with \n and \t read as newline and tab. Throws std::invalid_argument unless it
 // holds {question}, or when it holds a {name} other than {context} and {question}.
 std::string parse_qa_template(const std::string& tmpl);
-std::string qa_prompt(const std::string& tmpl, const QaExample& ex);   // tmpl as parse_qa_template returns
+std::string qa_prompt(const std::string& tmpl, const QaExample& ex);  // tmpl as parse_qa_template returns
 std::string qa_completion(const QaExample& ex);
 
 // The examples as JSON Lines, as read_qa_jsonl reads them.

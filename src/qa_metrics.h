@@ -14,8 +14,8 @@
 namespace rkv {
 
 std::string normalize_answer(std::string_view s);
-double exact_match(std::string_view prediction, std::string_view gold);   // 0 or 1
-double token_f1(std::string_view prediction, std::string_view gold);      // in [0, 1]
+double exact_match(std::string_view prediction, std::string_view gold);  // 0 or 1
+double token_f1(std::string_view prediction, std::string_view gold);     // in [0, 1]
 
 struct QaScore {
     double em = 0, f1 = 0;

@@ -1,20 +1,18 @@
 #include "src/route.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <optional>
 #include <stdexcept>
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "src/philox.h"
 
 namespace rkv {
 
-bool Route::is_read(int j) const {
-    return std::find(kv_src.begin(), kv_src.end(), j) != kv_src.end();
-}
+bool Route::is_read(int j) const { return std::find(kv_src.begin(), kv_src.end(), j) != kv_src.end(); }
 
 int Route::last_reader(int j) const {
     for (int l = num_layers() - 1; l >= 0; l--)
@@ -29,9 +27,7 @@ std::vector<int> Route::kept_layers() const {
     return kept;
 }
 
-std::string Route::str() const {
-    return fmt::format("{}", fmt::join(kv_src, " "));
-}
+std::string Route::str() const { return fmt::format("{}", fmt::join(kv_src, " ")); }
 
 void validate_route(const Route& route, int L) {
     if (route.num_layers() != L)
@@ -39,8 +35,8 @@ void validate_route(const Route& route, int L) {
     for (int l = 0; l < L; l++) {
         const int src = route.kv_src[l];
         if (src < 0 || src > l)
-            throw std::invalid_argument(fmt::format(
-                "route [{}]: layer {} reads layer {}, which is not in 0..{}", route.str(), l, src, l));
+            throw std::invalid_argument(
+                fmt::format("route [{}]: layer {} reads layer {}, which is not in 0..{}", route.str(), l, src, l));
     }
 }
 
@@ -60,8 +56,7 @@ Route keep_every(int L, int k) {
 Route keep_layers(int L, const std::vector<int>& kept) {
     std::vector<bool> keep(L, false);
     for (int j : kept) {
-        if (j < 0 || j >= L)
-            throw std::invalid_argument(fmt::format("kept layer {} is not in 0..{}", j, L - 1));
+        if (j < 0 || j >= L) throw std::invalid_argument(fmt::format("kept layer {} is not in 0..{}", j, L - 1));
         keep[j] = true;
     }
     if (L > 0 && !keep[0]) throw std::invalid_argument("the kept layers must include layer 0");
@@ -89,7 +84,7 @@ Route RouteSampler::sample(const RouteKey& key) const {
     r.kv_src.resize(L_);
     r.kv_src[0] = 0;
     for (int l = 1; l < L_; l++) {
-        const float own = stream.uniform(), pick = stream.uniform();   // in (0, 1]
+        const float own = stream.uniform(), pick = stream.uniform();  // in (0, 1]
         // ceil(pick * l) - 1 maps (0, 1] onto {0, ..., l-1} in equal parts.
         const int src = std::clamp(int(std::ceil(double(pick) * l)) - 1, 0, l - 1);
         r.kv_src[l] = double(own) <= p_own_ ? l : src;
@@ -130,8 +125,8 @@ std::vector<int> parse_layer_list(const std::string& list) {
 
 TrainRouteSpec parse_train_route(const std::string& spec) {
     auto bad = [&](const std::string& why) {
-        return std::invalid_argument(fmt::format(
-            "--train-route '{}': {} (expected stochastic, keep-every:K or layers:0,3,5)", spec, why));
+        return std::invalid_argument(
+            fmt::format("--train-route '{}': {} (expected stochastic, keep-every:K or layers:0,3,5)", spec, why));
     };
     TrainRouteSpec r;
     const size_t colon = spec.find(':');

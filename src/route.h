@@ -9,7 +9,7 @@
 namespace rkv {
 
 struct Route {
-    std::vector<int> kv_src;                    // (L); kv_src[0] == 0, kv_src[l] <= l
+    std::vector<int> kv_src;  // (L); kv_src[0] == 0, kv_src[l] <= l
 
     int num_layers() const { return int(kv_src.size()); }
     // Whether some layer reads layer j's K/V: only such layers compute K/V at all.
@@ -18,7 +18,7 @@ struct Route {
     int last_reader(int j) const;
     // Layers whose K/V are read: the layers that keep a KV cache.
     std::vector<int> kept_layers() const;
-    std::string str() const;                    // "0 0 2 2"
+    std::string str() const;  // "0 0 2 2"
     bool operator==(const Route&) const = default;
 };
 
@@ -35,7 +35,7 @@ Route keep_layers(int L, const std::vector<int>& kept);
 // that agree on the key draw the same route.
 struct RouteKey {
     uint64_t seed = 0;
-    uint64_t microbatch = 0;    // global micro-batch index
+    uint64_t microbatch = 0;  // global micro-batch index
     uint32_t rank = 0;
 };
 
@@ -64,9 +64,9 @@ private:
 struct TrainRouteSpec {
     enum class Kind { stochastic, keep_every, layers };
     Kind kind = Kind::stochastic;
-    int k = 0;                      // keep_every
-    std::vector<int> layers;        // layers
-    std::string str() const;        // the canonical spec: "stochastic", "keep-every:2", "layers:0,3,5"
+    int k = 0;                // keep_every
+    std::vector<int> layers;  // layers
+    std::string str() const;  // the canonical spec: "stochastic", "keep-every:2", "layers:0,3,5"
 };
 // Throws std::invalid_argument naming spec and what is wrong with it.
 TrainRouteSpec parse_train_route(const std::string& spec);
@@ -89,7 +89,7 @@ private:
     int L_;
     double p0_, p1_;
     long steps_;
-    Route fixed_;                   // the fixed kinds' route
+    Route fixed_;  // the fixed kinds' route
 };
 
 }  // namespace rkv

@@ -1,14 +1,14 @@
 #include "src/safetensors.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -78,7 +78,8 @@ float load(const unsigned char* src, uint64_t i) {
 template <Dtype D>
 void convert(const unsigned char* src, uint64_t rows, uint64_t cols, float* dst, bool transpose) {
     if (!transpose) {
-        if constexpr (D == Dtype::F32) std::memcpy(dst, src, rows * cols * 4);
+        if constexpr (D == Dtype::F32)
+            std::memcpy(dst, src, rows * cols * 4);
         else
             for (uint64_t i = 0; i < rows * cols; i++) dst[i] = load<D>(src, i);
         return;
@@ -104,12 +105,12 @@ float f16_to_float(uint16_t h) {
     const uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
     uint32_t bits;
     if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (mant << 13);                 // infinity, NaN (payload kept)
+        bits = sign | 0x7f800000u | (mant << 13);  // infinity, NaN (payload kept)
     } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (mant << 13);         // normal: rebias 15 -> 127
+        bits = sign | ((exp + 112) << 23) | (mant << 13);  // normal: rebias 15 -> 127
     } else if (mant == 0) {
-        bits = sign;                                              // signed zero
-    } else {                                                      // subnormal: mant * 2^-24, exact
+        bits = sign;  // signed zero
+    } else {          // subnormal: mant * 2^-24, exact
         const float x = float(mant) * 0x1p-24f;
         bits = sign | std::bit_cast<uint32_t>(x);
     }
@@ -129,7 +130,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorRef>& te
         offset += bytes;
     }
     std::string text = header.dump();
-    text.resize((text.size() + 7) / 8 * 8, ' ');    // the format pads the header with spaces to 8 bytes
+    text.resize((text.size() + 7) / 8 * 8, ' ');  // the format pads the header with spaces to 8 bytes
     AtomicFile f(path);
     const uint64_t len = text.size();
     f.write(&len, 8);
@@ -169,11 +170,11 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
         uint64_t len;
         std::memcpy(&len, map_, 8);
         if (len > size_ - 8)
-            fail(path, fmt::format("not a safetensors file: header length {} exceeds the {} bytes after it", len,
-                                   size_ - 8));
+            fail(path,
+                 fmt::format("not a safetensors file: header length {} exceeds the {} bytes after it", len, size_ - 8));
         if (len > kMaxHeaderBytes)
-            fail(path, fmt::format("safetensors header of {} bytes exceeds the format's limit of {}", len,
-                                   kMaxHeaderBytes));
+            fail(path,
+                 fmt::format("safetensors header of {} bytes exceeds the format's limit of {}", len, kMaxHeaderBytes));
         data_start_ = 8 + len;
         parse_header(std::string(reinterpret_cast<const char*>(map_ + 8), len));
     } catch (...) {
@@ -187,8 +188,12 @@ SafetensorsFile::~SafetensorsFile() {
 }
 
 SafetensorsFile::SafetensorsFile(SafetensorsFile&& o) noexcept
-    : path_(std::move(o.path_)), tensors_(std::move(o.tensors_)), metadata_(std::move(o.metadata_)), map_(o.map_),
-      size_(o.size_), data_start_(o.data_start_) {
+    : path_(std::move(o.path_)),
+      tensors_(std::move(o.tensors_)),
+      metadata_(std::move(o.metadata_)),
+      map_(o.map_),
+      size_(o.size_),
+      data_start_(o.data_start_) {
     o.map_ = nullptr;
 }
 
@@ -284,8 +289,7 @@ void SafetensorsFile::check(const std::string& name, const std::vector<int64_t>&
 void SafetensorsFile::read(const std::string& name, const std::vector<int64_t>& shape, float* dst,
                            bool transpose) const {
     check(name, shape);
-    if (transpose && shape.size() != 2)
-        fail(path_, fmt::format("tensor '{}' is not 2-D: cannot transpose it", name));
+    if (transpose && shape.size() != 2) fail(path_, fmt::format("tensor '{}' is not 2-D: cannot transpose it", name));
     const uint64_t rows = shape.empty() ? 1 : uint64_t(shape[0]), cols = numel(shape) / std::max<uint64_t>(rows, 1);
     read_elements(tensors_.at(name), 0, rows, cols, dst, transpose);
 }
@@ -304,9 +308,12 @@ void SafetensorsFile::read_range(const std::string& name, uint64_t first, uint64
 void SafetensorsFile::read_elements(const Entry& e, uint64_t first, uint64_t rows, uint64_t cols, float* dst,
                                     bool transpose) const {
     const unsigned char* src = map_ + data_start_ + e.begin + first * dtype_width(e.dtype);
-    if (e.dtype == "F32") convert<Dtype::F32>(src, rows, cols, dst, transpose);
-    else if (e.dtype == "BF16") convert<Dtype::BF16>(src, rows, cols, dst, transpose);
-    else convert<Dtype::F16>(src, rows, cols, dst, transpose);
+    if (e.dtype == "F32")
+        convert<Dtype::F32>(src, rows, cols, dst, transpose);
+    else if (e.dtype == "BF16")
+        convert<Dtype::BF16>(src, rows, cols, dst, transpose);
+    else
+        convert<Dtype::F16>(src, rows, cols, dst, transpose);
     // Drop the pages just read, so the host holds the caller's buffer and not the file too.
     const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
     const uintptr_t lo = (uintptr_t(src) + page - 1) & ~(page - 1);

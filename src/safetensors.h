@@ -18,7 +18,7 @@ namespace rkv {
 enum class Dtype { F32, BF16, F16 };
 // "F32", "BF16", "F16"; parse_dtype also takes the lower-case spellings "f32", "bf16", "f16".
 const char* dtype_name(Dtype d);
-Dtype parse_dtype(const std::string& name);   // throws std::invalid_argument naming it
+Dtype parse_dtype(const std::string& name);  // throws std::invalid_argument naming it
 
 struct TensorRef {
     std::string name;
@@ -34,9 +34,9 @@ void write_safetensors(const std::string& path, const std::vector<TensorRef>& te
 class SafetensorsFile {
 public:
     struct Entry {
-        std::string dtype;              // as in the header, e.g. "BF16", "U8"
+        std::string dtype;  // as in the header, e.g. "BF16", "U8"
         std::vector<int64_t> shape;
-        uint64_t begin = 0, end = 0;    // bytes, in the data section
+        uint64_t begin = 0, end = 0;  // bytes, in the data section
     };
 
     // Maps the file and checks everything the format promises before any data is touched:

@@ -28,8 +28,8 @@ void expect(const SafetensorsFile& file, const std::string& key, const std::stri
     auto it = meta.find(key);
     if (it == meta.end()) fail(file.path(), fmt::format("its metadata lacks \"{}\": not an rkv optimizer shard", key));
     if (it->second != expected)
-        fail(file.path(), fmt::format("its metadata has {} = {}, but the file of {} has {}", key, it->second, of,
-                                      expected));
+        fail(file.path(),
+             fmt::format("its metadata has {} = {}, but the file of {} has {}", key, it->second, of, expected));
 }
 
 }  // namespace
@@ -68,11 +68,14 @@ void write_optimizer_shard(const std::string& dir, long step, size_t total, int 
     const std::vector<int64_t> shape = {int64_t(r.size())};
     std::vector<TensorRef> tensors = {{"m", shape, s.m.data()}, {"v", shape, s.v.data()}};
     if (!s.master.empty()) tensors.push_back({"master", shape, s.master.data()});
-    const std::map<std::string, std::string> meta = {
-        {"format", kFormat},         {"version", kVersion},
-        {"step", std::to_string(step)}, {"world", std::to_string(world)},
-        {"rank", std::to_string(rank)}, {"total", std::to_string(total)},
-        {"begin", std::to_string(r.begin)}, {"end", std::to_string(r.end)}};
+    const std::map<std::string, std::string> meta = {{"format", kFormat},
+                                                     {"version", kVersion},
+                                                     {"step", std::to_string(step)},
+                                                     {"world", std::to_string(world)},
+                                                     {"rank", std::to_string(rank)},
+                                                     {"total", std::to_string(total)},
+                                                     {"begin", std::to_string(r.begin)},
+                                                     {"end", std::to_string(r.end)}};
     write_safetensors(path, tensors, meta);
 }
 
@@ -85,8 +88,9 @@ OptimizerSlice read_optimizer_shards(const std::string& dir, long step, size_t t
         std::error_code ec;
         if (!fs::exists(path, ec))
             fail(path, fmt::format("missing: the checkpoint was written by {} ranks and holds no file of rank {} "
-                                   "(incomplete or damaged checkpoint)", world, rank));
-        const SafetensorsFile& f = files.emplace_back(path);   // refuses a truncated file by its size
+                                   "(incomplete or damaged checkpoint)",
+                                   world, rank));
+        const SafetensorsFile& f = files.emplace_back(path);  // refuses a truncated file by its size
         const ElementRange r = shard_range(total, world, rank);
         const std::string of = fmt::format("rank {} of {} at step {}, {} parameters", rank, world, step, total);
         expect(f, "format", kFormat, of);
@@ -100,10 +104,12 @@ OptimizerSlice read_optimizer_shards(const std::string& dir, long step, size_t t
         const std::vector<int64_t> shape = {int64_t(r.size())};
         f.check("m", shape);
         f.check("v", shape);
-        if (master) f.check("master", shape);
+        if (master)
+            f.check("master", shape);
         else if (f.has("master"))
-            fail(path, "holds fp32 master weights, but this run's storage is fp32 and keeps none: resume it with a "
-                       "build of the precision that wrote it");
+            fail(path,
+                 "holds fp32 master weights, but this run's storage is fp32 and keeps none: resume it with a "
+                 "build of the precision that wrote it");
         if (f.tensors().size() != (master ? 3u : 2u))
             fail(path, fmt::format("holds {} tensors; an optimizer shard holds m, v{}", f.tensors().size(),
                                    master ? " and master" : ""));

@@ -32,9 +32,9 @@ ElementRange shard_range(size_t total, int world, int rank);
 
 // A part of the range asked for, in the file of one rank of the split that wrote it.
 struct ShardPiece {
-    int rank;        // whose file
-    size_t from;     // first element within that file's tensors
-    size_t to;       // where it goes, from the start of the range asked for
+    int rank;     // whose file
+    size_t from;  // first element within that file's tensors
+    size_t to;    // where it goes, from the start of the range asked for
     size_t count;
     bool operator==(const ShardPiece&) const = default;
 };
@@ -48,7 +48,7 @@ std::string shard_file_name(int rank, int world);
 // AdamW's state of a range of the buffer, fp32 on the host.
 struct OptimizerSlice {
     std::vector<float> m, v;
-    std::vector<float> master;   // empty when the storage keeps no master (fp32)
+    std::vector<float> master;  // empty when the storage keeps no master (fp32)
 };
 
 // Writes rank's file of a checkpoint written by `world` ranks into dir (atomically, as every

@@ -73,12 +73,12 @@ public:
 
 private:
     struct Windows {
-        size_t turn = 0;          // elements of each of the two turn-taking windows
-        size_t embeddings = 0;    // the tied embeddings' window; 0 when untied
+        size_t turn = 0;        // elements of each of the two turn-taking windows
+        size_t embeddings = 0;  // the tied embeddings' window; 0 when untied
     };
     struct Range {
         size_t begin, end;
-        Master* at;               // the window holding [begin, end)
+        Master* at;  // the window holding [begin, end)
     };
 
     static Windows windows(const ParamTable& table) {
@@ -89,7 +89,7 @@ private:
         size_t turn = table.total - table.lnf_w;
         for (size_t l = 0; l < L; l++) turn = std::max(turn, layer_begin(l + 1) - layer_begin(l));
         if (!tied) turn = std::max(turn, embeddings);
-        auto rounded = [](size_t n) { return (n + 63) / 64 * 64; };   // windows start 256 bytes apart
+        auto rounded = [](size_t n) { return (n + 63) / 64 * 64; };  // windows start 256 bytes apart
         return {rounded(turn), tied ? rounded(embeddings) : 0};
     }
 
@@ -135,12 +135,12 @@ private:
     Comm& comm_;
     const size_t begin_, size_;
     const Windows w_;
-    Master* shard_ = nullptr;             // (size)
+    Master* shard_ = nullptr;  // (size)
     Master* turns_[2] = {};
     Master* embeddings_ = nullptr;
-    size_t next_ = 0;                     // which turn the next range takes
-    std::vector<Range> open_;             // ranges the backward writes now
-    std::optional<Range> reducing_;       // the range whose reduction runs
+    size_t next_ = 0;                // which turn the next range takes
+    std::vector<Range> open_;        // ranges the backward writes now
+    std::optional<Range> reducing_;  // the range whose reduction runs
 };
 
 }  // namespace rkv

@@ -22,12 +22,12 @@ TrainLog::TrainLog(const std::string& path, const Plan& plan) : plan_(plan) {
 }
 
 void TrainLog::truncate_after(const std::string& path, long step) {
-    if (std::filesystem::exists(path)) check_regular_file(path);   // a FIFO would block the read
+    if (std::filesystem::exists(path)) check_regular_file(path);  // a FIFO would block the read
     std::string kept, line;
     std::ifstream in(path);
     while (step >= 0 && std::getline(in, line)) {
         const auto event = nlohmann::json::parse(line, nullptr, false);
-        if (!event.is_object()) continue;   // a line cut short by a crash
+        if (!event.is_object()) continue;  // a line cut short by a crash
         if (!event.contains("step") || (event["step"].is_number() && event["step"] <= step)) kept += line + "\n";
     }
     write_text_atomic(path, kept);
@@ -44,14 +44,12 @@ void TrainLog::write(const std::string& line) {
     std::fflush(f_);
 }
 
-void TrainLog::event(const nlohmann::json& e) {
-    write(e.dump());
-}
+void TrainLog::event(const nlohmann::json& e) { write(e.dump()); }
 
 double TrainLog::eta_s(long step) const {
     const double step_ms = total_ms_ / timed_steps_;
     double passes = 0;
-    if (plan_.val_every > 0)   // validation steps in [step, steps]: multiples of val_every, and the last
+    if (plan_.val_every > 0)  // validation steps in [step, steps]: multiples of val_every, and the last
         passes = double(plan_.steps / plan_.val_every - (step - 1) / plan_.val_every) +
                  (plan_.steps % plan_.val_every != 0 ? 1 : 0);
     const double pass_ms = val_passes_ ? val_ms_ / val_passes_ : step_ms / plan_.grad_accum * plan_.val_batches;
@@ -62,14 +60,18 @@ void TrainLog::train(const Step& s) {
     total_ms_ += s.ms;
     timed_steps_++;
     const double eta = eta_s(s.step);
-    const std::string eta_text = eta < 60 ? fmt::format("{:.1f}s", eta)
-                                          : fmt::format("{}m{:02d}s", long(eta) / 60, long(eta) % 60);
-    fmt::print("step {:>{}}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.1f} ms | {:.0f} tok/s | eta {}\n",
-               s.step, fmt::formatted_size("{}", s.steps), s.steps, s.loss, s.lr, s.grad_norm, s.ms, s.tokens_per_s,
-               eta_text);
+    const std::string eta_text =
+        eta < 60 ? fmt::format("{:.1f}s", eta) : fmt::format("{}m{:02d}s", long(eta) / 60, long(eta) % 60);
+    fmt::print("step {:>{}}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.1f} ms | {:.0f} tok/s | eta {}\n", s.step,
+               fmt::formatted_size("{}", s.steps), s.steps, s.loss, s.lr, s.grad_norm, s.ms, s.tokens_per_s, eta_text);
     std::fflush(stdout);
-    write(nlohmann::json{{"step", s.step}, {"train_loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
-                         {"tokens", s.tokens}, {"wall_s", std::round(s.wall_s * 1000) / 1000}, {"time", s.time}}
+    write(nlohmann::json{{"step", s.step},
+                         {"train_loss", s.loss},
+                         {"lr", s.lr},
+                         {"grad_norm", s.grad_norm},
+                         {"tokens", s.tokens},
+                         {"wall_s", std::round(s.wall_s * 1000) / 1000},
+                         {"time", s.time}}
               .dump());
 }
 

@@ -5,8 +5,8 @@
 #include <memory>
 #include <type_traits>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "dist/comm.h"
 #include "src/checkpoint.h"
@@ -45,8 +45,10 @@ int plan(const rkv::TrainOptions& o, int ranks, const std::string& gpu_mem, bool
 #if RKV_FP32
     s.fp32_storage = true;
 #endif
-    if (json) fmt::print("{}\n", rkv::plan_json(s).dump());
-    else fmt::print("{}", rkv::plan_text(s));
+    if (json)
+        fmt::print("{}\n", rkv::plan_json(s).dump());
+    else
+        fmt::print("{}", rkv::plan_text(s));
     return 0;
 }
 
@@ -59,25 +61,28 @@ int main(int argc, char** argv) {
     bool plan_only = false, json = false;
     int plan_ranks = 1;
     std::string plan_gpu_mem = "80GB";
-    auto* plan_flag = app.add_flag("--plan", plan_only,
-                                   "print the device and host memory a rank needs and what fits; no training");
+    auto* plan_flag =
+        app.add_flag("--plan", plan_only, "print the device and host memory a rank needs and what fits; no training");
     app.add_option("--plan-ranks", plan_ranks, "--plan: the number of ranks (GPUs) of the run")
-        ->check(CLI::Range(1, 1 << 20))->capture_default_str()->needs(plan_flag);
+        ->check(CLI::Range(1, 1 << 20))
+        ->capture_default_str()
+        ->needs(plan_flag);
     app.add_option("--plan-gpu-mem", plan_gpu_mem, "--plan: each GPU's memory (80GB, 80GiB, 141GB)")
-        ->capture_default_str()->needs(plan_flag);
+        ->capture_default_str()
+        ->needs(plan_flag);
     app.add_flag("--json", json, "--plan: print the plan as one JSON line")->needs(plan_flag);
     CLI11_PARSE(app, argc, argv);
     if (plan_only) try {
-        return plan(options, plan_ranks, plan_gpu_mem, json);
-    } catch (const std::exception& e) {
-        fmt::print(stderr, "train_rkv: error: {}\n", e.what());
-        return 1;
-    }
+            return plan(options, plan_ranks, plan_gpu_mem, json);
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "train_rkv: error: {}\n", e.what());
+            return 1;
+        }
     std::unique_ptr<rkv::Comm> comm;
     try {
         // The run records where it computed: cpu or cuda, never auto.
         options.device = rkv::uses_cuda(options.device) ? "cuda" : "cpu";
-        if (options.resume) rkv::resume_options(options);   // the run's own settings, as it was started
+        if (options.resume) rkv::resume_options(options);  // the run's own settings, as it was started
         const bool cuda = rkv::uses_cuda(options.device);
         comm = rkv::make_comm(cuda);
         return cuda ? train<rkv::CudaStorage>(options, *comm) : train<float>(options, *comm);

@@ -4,8 +4,8 @@
 #include <atomic>
 #include <bit>
 #include <chrono>
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -42,8 +42,8 @@ extern "C" void on_signal(int sig) { g_signal = sig; }
 struct TrainState {
     long step = 0;
     LoaderState loader;
-    nlohmann::json run;   // run_settings() and the number of ranks
-    double wall_s = 0;    // training time of the run up to the checkpoint
+    nlohmann::json run;  // run_settings() and the number of ranks
+    double wall_s = 0;   // training time of the run up to the checkpoint
 };
 
 TrainState parse_state(const nlohmann::json& state, const std::string& ckpt_dir) {
@@ -87,21 +87,22 @@ LoaderState loader_on(const TrainState& st, const std::string& ckpt_dir, int wor
     const int64_t was = st.run["world"].get<int64_t>();
     const nlohmann::json& a = st.run.contains("grad_accum") ? st.run["grad_accum"] : nlohmann::json(grad_accum);
     if (!a.is_number_integer() || a.get<int64_t>() < 1)
-        throw std::runtime_error(fmt::format("{}: \"run.grad_accum\" must be a positive integer, got {}", file,
-                                             a.dump()));
+        throw std::runtime_error(
+            fmt::format("{}: \"run.grad_accum\" must be a positive integer, got {}", file, a.dump()));
     const int64_t global = was * a.get<int64_t>();
     if (global != int64_t(world) * grad_accum)
         throw std::runtime_error(fmt::format(
             "{}: the run's global batch is {} micro-batches ({} rank{} x --grad-accum {}), this job's {} ({} x {}); a "
-            "resumed run keeps its global batch{}", file, global, was, was == 1 ? "" : "s", a.get<int64_t>(),
-            int64_t(world) * grad_accum, world, grad_accum,
+            "resumed run keeps its global batch{}",
+            file, global, was, was == 1 ? "" : "s", a.get<int64_t>(), int64_t(world) * grad_accum, world, grad_accum,
             global % world == 0 ? fmt::format(": give --grad-accum {}", global / world)
                                 : fmt::format(", which {} ranks do not divide", world)));
-    const int64_t read = st.loader.batch * was;   // micro-batches of the epoch already read
+    const int64_t read = st.loader.batch * was;  // micro-batches of the epoch already read
     if (read % world != 0)
-        throw std::runtime_error(fmt::format("{}: the data position, micro-batch {} of epoch {}, is not the start of "
-                                             "a global batch on {} ranks; resume on {} ranks", file, read,
-                                             st.loader.epoch, world, was));
+        throw std::runtime_error(
+            fmt::format("{}: the data position, micro-batch {} of epoch {}, is not the start of "
+                        "a global batch on {} ranks; resume on {} ranks",
+                        file, read, st.loader.epoch, world, was));
     return {st.loader.epoch, read / world};
 }
 
@@ -117,9 +118,7 @@ nlohmann::json read_json_file(const std::string& path) {
 }
 
 // "2026-12-04T20:41:07Z"
-std::string utc_now() {
-    return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr)));
-}
+std::string utc_now() { return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr))); }
 
 // Where the run computes, in words: the emulator build runs the CUDA path on the CPU.
 std::string device_text(const std::string& device) {
@@ -185,10 +184,14 @@ void resume_options(TrainOptions& o) {
     apply_run_settings(o, st.run, file);
     if (o.steps > st.step) return;
     if (o.given.count("--steps"))
-        throw std::runtime_error(fmt::format("--steps {}: the run in {} is at step {} already ({}); give a larger "
-                                             "--steps to train it further", o.steps, o.out, st.step, *latest));
-    throw std::runtime_error(fmt::format("{}: the run is finished (step {} of --steps {}); give --steps above {} "
-                                         "to extend it", o.out, st.step, o.steps, st.step));
+        throw std::runtime_error(
+            fmt::format("--steps {}: the run in {} is at step {} already ({}); give a larger "
+                        "--steps to train it further",
+                        o.steps, o.out, st.step, *latest));
+    throw std::runtime_error(
+        fmt::format("{}: the run is finished (step {} of --steps {}); give --steps above {} "
+                    "to extend it",
+                    o.out, st.step, o.steps, st.step));
 }
 
 template <class T>
@@ -199,8 +202,8 @@ Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm
     std::signal(SIGTERM, on_signal);
     o_.validate();
     if (o_.val_batches % comm_.world() != 0)
-        throw std::invalid_argument(fmt::format("--val-batches {} must be a multiple of the {} ranks", o_.val_batches,
-                                                comm_.world()));
+        throw std::invalid_argument(
+            fmt::format("--val-batches {} must be a multiple of the {} ranks", o_.val_batches, comm_.world()));
     config_ = o_.config_file.empty() ? preset(o_.model) : load_config(o_.config_file);
 
     out_ = o_.out.empty() ? fmt::format("runs/out/{}-{:%Y%m%d-%H%M%S}", o_.model, fmt::localtime(std::time(nullptr)))
@@ -229,9 +232,9 @@ Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm
     resolve_data();
     if (resumed) {
         // This rank's shard of the state, read from whichever ranks' files hold it.
-        OptimizerSlice slice = load_optimizer(*latest, resumed->state, model_->table,
-                                              o_.zero ? shard_ * comm_.rank() : 0, shard_,
-                                              !std::is_same_v<T, master_t<T>>);
+        OptimizerSlice slice =
+            load_optimizer(*latest, resumed->state, model_->table, o_.zero ? shard_ * comm_.rank() : 0, shard_,
+                           !std::is_same_v<T, master_t<T>>);
         opt_->set_state(slice.m, slice.v);
         if (!slice.master.empty()) {
             opt_->set_master(model_->params, slice.master, step_);
@@ -247,27 +250,36 @@ Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm
         if (resumed) {
             fmt::print("resumed from {} at step {}\n", *latest, step_);
             if (st.run["world"] != comm_.world())
-                fmt::print("the run moves from {} to {} ranks (--grad-accum {}): the same global batch, its sums in "
-                           "another order\n", st.run["world"].dump(), comm_.world(), o_.grad_accum);
+                fmt::print(
+                    "the run moves from {} to {} ranks (--grad-accum {}): the same global batch, its sums in "
+                    "another order\n",
+                    st.run["world"].dump(), comm_.world(), o_.grad_accum);
             const nlohmann::json& epoch = resumed->state.value("train_epoch_micro_batches", nlohmann::json());
             if (epoch.is_number_integer() && epoch.get<int64_t>() != train_->batches_per_epoch() * comm_.world())
-                fmt::print("note: an epoch of the training data is {} micro-batches on {} ranks, {} before: from the "
-                           "next epoch on the data order differs from the run's on its old number of ranks\n",
-                           train_->batches_per_epoch() * comm_.world(), comm_.world(), epoch.dump());
+                fmt::print(
+                    "note: an epoch of the training data is {} micro-batches on {} ranks, {} before: from the "
+                    "next epoch on the data order differs from the run's on its old number of ranks\n",
+                    train_->batches_per_epoch() * comm_.world(), comm_.world(), epoch.dump());
             if (st.run.contains("steps") && st.run["steps"] != o_.steps)
-                fmt::print("extending the run from --steps {} to {}: the learning-rate (and any p_own) schedule "
-                           "now spans {} steps, so from step {} on it differs from the one the run started with\n",
-                           st.run["steps"].dump(), o_.steps, o_.steps, step_);
+                fmt::print(
+                    "extending the run from --steps {} to {}: the learning-rate (and any p_own) schedule "
+                    "now spans {} steps, so from step {} on it differs from the one the run started with\n",
+                    st.run["steps"].dump(), o_.steps, o_.steps, step_);
         }
         // A fresh run starts a fresh log; a resumed one keeps what its checkpoint had seen.
         TrainLog::truncate_after(out_ + "/log.jsonl", o_.resume ? step_ : -1);
         const long val_batches = o_.val_batches / comm_.world() * long(o_.retention.size());
-        log_ = std::make_unique<TrainLog>(out_ + "/log.jsonl", TrainLog::Plan{o_.steps, val_ ? o_.val_every : 0,
-                                                                                val_batches, o_.grad_accum});
-        nlohmann::json start = {{"event", resumed ? "resume" : "start"}, {"time", utc_now()},
-                                {"version", RKV_VERSION}, {"run", run_record()},
-                                {"machine", {{"hostname", host_name()}, {"device", device_text(o_.device)},
-                                             {"ranks", comm_.world()}, {"precision", precision_name<T>()}}}};
+        log_ = std::make_unique<TrainLog>(
+            out_ + "/log.jsonl", TrainLog::Plan{o_.steps, val_ ? o_.val_every : 0, val_batches, o_.grad_accum});
+        nlohmann::json start = {{"event", resumed ? "resume" : "start"},
+                                {"time", utc_now()},
+                                {"version", RKV_VERSION},
+                                {"run", run_record()},
+                                {"machine",
+                                 {{"hostname", host_name()},
+                                  {"device", device_text(o_.device)},
+                                  {"ranks", comm_.world()},
+                                  {"precision", precision_name<T>()}}}};
         if (resumed) start["from_step"] = step_;
         log_->event(start);
         write_text_atomic(out_ + "/run.json", start.dump(2) + "\n");
@@ -279,8 +291,8 @@ void Trainer<T>::print_header() const {
     const int world = comm_.world();
     fmt::print("train_rkv {} | device {} | {} rank{} | {} storage | run folder {}\n", RKV_VERSION,
                device_text(o_.device), world, world == 1 ? "" : "s", precision_name<T>(), out_);
-    fmt::print("model {} ({} parameters, {} layers) | train {} ({}){}\n", config_.model_type,
-               model_->table.total, config_.num_hidden_layers, train_glob_, train_->summary(),
+    fmt::print("model {} ({} parameters, {} layers) | train {} ({}){}\n", config_.model_type, model_->table.total,
+               config_.num_hidden_layers, train_glob_, train_->summary(),
                val_ ? fmt::format(" | val {} ({})", val_glob_, val_->summary()) : std::string());
 }
 
@@ -330,18 +342,18 @@ void Trainer<T>::gather_params() {
 template <class T>
 void Trainer<T>::resolve_data() {
     std::string train = o_.train, val = o_.val;
-    if (train.empty()) {   // rank 0 generates the corpus into this machine's cache, the others wait
+    if (train.empty()) {  // rank 0 generates the corpus into this machine's cache, the others wait
         CorpusFiles files;
         if (lead_) files = cached_builtin_corpus(kBuiltinCorpusSeed);
         comm_.barrier();
-        if (!lead_) files = cached_builtin_corpus(kBuiltinCorpusSeed);   // another machine's ranks generate their own
+        if (!lead_) files = cached_builtin_corpus(kBuiltinCorpusSeed);  // another machine's ranks generate their own
         train = files.train;
         val = files.val;
     }
     train_glob_ = train;
     val_glob_ = val;
-    const LoaderOptions common{"", o_.batch, o_.seq_len, comm_.rank(), comm_.world(), false, o_.seed,
-                               config_.vocab_size};
+    const LoaderOptions common{"",    o_.batch, o_.seq_len,        comm_.rank(), comm_.world(),
+                               false, o_.seed,  config_.vocab_size};
     LoaderOptions t = common, v = common;
     t.pattern = train;
     t.shuffle = o_.shuffle;
@@ -396,8 +408,10 @@ double Trainer<T>::train_step() {
         total += loss_tokens(targets[micro]);
     }
     comm_.all_reduce_sum(&total, 1);
-    if (sharded_grads_) sharded_grads_->zero();
-    else model_->zero_grad();
+    if (sharded_grads_)
+        sharded_grads_->zero();
+    else
+        model_->zero_grad();
     const int world = comm_.world();
     double loss = 0;
     for (int micro = 0; micro < o_.grad_accum; micro++) {
@@ -450,7 +464,7 @@ void Trainer<T>::validate_all() {
         if (!std::isfinite(loss)) {
             // The weights after update step_ gave it: as if the next step's loss were not finite.
             std::string kept = lead_ ? keep_good_checkpoints(step_ + 1) : "";
-            comm_.barrier();   // the checkpoints are sorted before any rank stops the job
+            comm_.barrier();  // the checkpoints are sorted before any rank stops the job
             throw std::runtime_error(fmt::format("step {}: the validation loss is {} at retention 1/{}; stopping. {}",
                                                  step_, loss, k, kept));
         }
@@ -463,7 +477,7 @@ void Trainer<T>::validate_all() {
 
 template <class T>
 std::string Trainer<T>::keep_good_checkpoints(long bad) {
-    const long first = std::min(diverged_from_, bad - 1);   // bad - 1: the weights that gave the bad loss
+    const long first = std::min(diverged_from_, bad - 1);  // bad - 1: the weights that gave the bad loss
     std::vector<std::string> set_aside;
     for (auto dir = latest_checkpoint(out_); dir; dir = latest_checkpoint(out_)) {
         const long step = std::stol(fs::path(*dir).filename().string().substr(5));
@@ -475,17 +489,17 @@ std::string Trainer<T>::keep_good_checkpoints(long bad) {
     }
     sync_dir(out_);
     std::string kept = last_good(out_);
-    if (!set_aside.empty())   // newest first
-        kept += fmt::format(" Set aside as diverged (renamed *.diverged): {}{}.", set_aside.back(),
-                            set_aside.size() == 1 ? "" : fmt::format(" to {}, {} checkpoints", set_aside.front(),
-                                                                     set_aside.size()));
+    if (!set_aside.empty())  // newest first
+        kept += fmt::format(
+            " Set aside as diverged (renamed *.diverged): {}{}.", set_aside.back(),
+            set_aside.size() == 1 ? "" : fmt::format(" to {}, {} checkpoints", set_aside.front(), set_aside.size()));
     return kept;
 }
 
 template <class T>
 std::vector<float> Trainer<T>::model_weights() const {
     const size_t total = model_->table.total;
-    if (!o_.zero) {   // AdamW holds the whole buffer: its fp32 truth
+    if (!o_.zero) {  // AdamW holds the whole buffer: its fp32 truth
         std::vector<float> w = opt_->weights(model_->params);
         w.resize(total);
         return w;
@@ -493,7 +507,7 @@ std::vector<float> Trainer<T>::model_weights() const {
     std::vector<float> w(total);
     if constexpr (std::is_same_v<T, float>) {
         ops_->download(w.data(), model_->params, total);
-    } else {   // bf16, the upper half of an fp32, through a bounded buffer
+    } else {  // bf16, the upper half of an fp32, through a bounded buffer
         std::vector<T> working(std::min(total, kStagingElements));
         for (size_t i = 0; i < total; i += working.size()) {
             const size_t n = std::min(working.size(), total - i);
@@ -515,24 +529,28 @@ void Trainer<T>::save() {
     std::vector<float> params;
     if (lead_) params = model_weights();
     if (lead_ && !std::all_of(params.begin(), params.end(), [](float x) { return std::isfinite(x); }))
-        throw std::runtime_error(fmt::format("step {}: the parameters are not finite after the update; not saving "
-                                             "them. {}", step_, keep_good_checkpoints(step_ + 1)));
+        throw std::runtime_error(
+            fmt::format("step {}: the parameters are not finite after the update; not saving "
+                        "them. {}",
+                        step_, keep_good_checkpoints(step_ + 1)));
     float max_weight = 0;
     for (float w : params) max_weight = std::max(max_weight, std::fabs(w));
     if (max_weight > kDivergedWeight) diverged_from_ = std::min(diverged_from_, step_);
-    nlohmann::json state = {{"step", step_}, {"train_loader", train_->state()}, {"run", run_record()},
+    nlohmann::json state = {{"step", step_},
+                            {"train_loader", train_->state()},
+                            {"run", run_record()},
                             {"wall_s", wall_s()},
                             {"train_epoch_micro_batches", train_->batches_per_epoch() * comm_.world()}};
     const ModelFolderExtras extras{Dtype::F32, source_, rkv_block()};
     if (!o_.zero) {
-        fmt::print("checkpoint {}\n", save_checkpoint(out_, step_, config_, params.data(), opt_->m(), opt_->v(),
-                                                      state, extras));
+        fmt::print("checkpoint {}\n",
+                   save_checkpoint(out_, step_, config_, params.data(), opt_->m(), opt_->v(), state, extras));
         return;
     }
     // ZeRO: each rank writes its own slice of the state; the checkpoint becomes complete (rank 0
     // renames its folder) only once every rank's file is written.
     state["optimizer_shards"] = comm_.world();
-    int saved = lead_ && fs::exists(checkpoint_dir(out_, step_));   // this step is already saved, whole
+    int saved = lead_ && fs::exists(checkpoint_dir(out_, step_));  // this step is already saved, whole
     comm_.broadcast(&saved, sizeof saved, 0);
     if (saved) return;
     const std::string tmp = checkpoint_tmp(out_, step_);
@@ -545,7 +563,7 @@ void Trainer<T>::save() {
     if constexpr (!std::is_same_v<T, master_t<T>>) mine.master = opt_->weights(model_->params);
     write_optimizer_shard(tmp, step_, model_->table.total, comm_.world(), comm_.rank(), mine);
     if (lead_) write_checkpoint_model(tmp, config_, params.data(), state, extras);
-    comm_.barrier();   // every rank's part is written
+    comm_.barrier();  // every rank's part is written
     if (!lead_) return;
     commit_checkpoint(out_, step_);
     fmt::print("checkpoint {}\n", checkpoint_dir(out_, step_));
@@ -568,9 +586,11 @@ int Trainer<T>::run() {
         const double norm = std::sqrt(sq);
         if (!std::isfinite(loss) || !std::isfinite(norm)) {
             std::string kept = lead_ ? keep_good_checkpoints(step_ + 1) : "";
-            comm_.barrier();   // the checkpoints are sorted before any rank stops the job
-            throw std::runtime_error(fmt::format("step {}: the loss or gradient norm is not finite (loss {}, gradient "
-                                                 "norm {}); stopping. {}", step_ + 1, loss, norm, kept));
+            comm_.barrier();  // the checkpoints are sorted before any rank stops the job
+            throw std::runtime_error(
+                fmt::format("step {}: the loss or gradient norm is not finite (loss {}, gradient "
+                            "norm {}); stopping. {}",
+                            step_ + 1, loss, norm, kept));
         }
         const double lr = schedule_.at(int(step_));
         opt_->step(model_->params, shard_grads(), lr, step_ + 1, norm);

@@ -17,8 +17,8 @@
 #include "src/config.h"
 #include "src/layer_ops.h"
 #include "src/model.h"
-#include "src/sharded_grads.h"
 #include "src/route.h"
+#include "src/sharded_grads.h"
 #include "src/train_log.h"
 #include "src/train_options.h"
 
@@ -44,26 +44,26 @@ public:
 private:
     TrainOptions o_;
     Comm& comm_;
-    const bool lead_;                                 // rank 0
+    const bool lead_;  // rank 0
     ModelConfig config_;
     std::string out_;
-    long step_ = 0;                                   // updates done
-    std::unique_ptr<LayerOps<T>> ops_;            // where the model runs
+    long step_ = 0;                     // updates done
+    std::unique_ptr<LayerOps<T>> ops_;  // where the model runs
     std::unique_ptr<Model<T>> model_;
     std::unique_ptr<AdamW<T>> opt_;
     std::unique_ptr<ShardedGrads<T>> sharded_grads_;  // --zero 2: this rank's gradients, and the windows
     std::unique_ptr<DataLoader> train_, val_;
-    std::string train_glob_, val_glob_;               // the shards read (the built-in corpus's by default)
-    std::unique_ptr<TrainRoute> routes_;             // --train-route
+    std::string train_glob_, val_glob_;   // the shards read (the built-in corpus's by default)
+    std::unique_ptr<TrainRoute> routes_;  // --train-route
     LrSchedule schedule_;
     std::unique_ptr<TrainLog> log_;
     // The first step of this process whose weights diverged (trainer.cpp's diverged_loss and
     // kDivergedWeight): after a NaN, its checkpoint and the newer ones are set aside.
     long diverged_from_ = LONG_MAX;
-    double wall_s_ = 0;                               // training time of the run before this process
-    std::chrono::steady_clock::time_point start_;     // of this process's training
-    std::string source_;                              // the model folder the weights came from, if any
-    long val_step_ = -1;                              // the last validation: its step and loss per keep-every-k
+    double wall_s_ = 0;                            // training time of the run before this process
+    std::chrono::steady_clock::time_point start_;  // of this process's training
+    std::string source_;                           // the model folder the weights came from, if any
+    long val_step_ = -1;                           // the last validation: its step and loss per keep-every-k
     std::map<int, double> val_loss_;
 
     void resolve_data();
@@ -78,18 +78,18 @@ private:
     // newest one left is the last good one. Says what was kept.
     std::string keep_good_checkpoints(long bad);
     void print_header() const;
-    double wall_s() const {   // training time of the run so far
+    double wall_s() const {  // training time of the run so far
         return wall_s_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     }
     // With --zero 1 or 2: this rank's shard of the flat parameter buffer, [shard_ * rank, + shard_).
     size_t shard_ = 0;
     // The whole model's fp32 weights, for rank 0's model folder: AdamW's without ZeRO, else
     // the working copy (bf16 storage: its values; the fp32 master is in the ranks' files).
-    std::vector<float> model_weights() const;   // (table.total)
-    const float* shard_grads() const;                // the summed gradients of this rank's shard (shard_)
-    void gather_params();   // with --zero 1 or 2, every rank's updated shard of the working copy to all
-    nlohmann::json run_record() const;               // the settings, with the number of ranks
-    nlohmann::json rkv_block() const;                // config.json's "rkv": routing and validation losses
+    std::vector<float> model_weights() const;  // (table.total)
+    const float* shard_grads() const;          // the summed gradients of this rank's shard (shard_)
+    void gather_params();               // with --zero 1 or 2, every rank's updated shard of the working copy to all
+    nlohmann::json run_record() const;  // the settings, with the number of ranks
+    nlohmann::json rkv_block() const;   // config.json's "rkv": routing and validation losses
 };
 
 }  // namespace rkv

@@ -11,8 +11,8 @@ double validation_loss(Model<T>& model, DataLoader& val, const Route& route, int
     const size_t BT = size_t(model.B) * model.Tn;
     std::vector<int32_t> inputs(BT), targets(BT);
     val.reset();
-    double sums[2] = {0, 0};   // {sum of per-token losses, loss tokens}
-    for (int i = 0; i < batches / comm.world(); i++) {   // the ranks share the batches
+    double sums[2] = {0, 0};                            // {sum of per-token losses, loss tokens}
+    for (int i = 0; i < batches / comm.world(); i++) {  // the ranks share the batches
         val.next_batch(inputs.data(), targets.data());
         const double n = loss_tokens(targets);
         sums[0] += model.forward(inputs.data(), targets.data(), route) * n;

@@ -15,10 +15,14 @@ namespace rkv::test {
 // GQA for llama3/qwen3, q_dim != hidden_size for qwen3 (as in the real Qwen3 sizes).
 inline ModelConfig tiny_config(const std::string& family) {
     ModelConfig c;
-    if (family == "gpt2") c = preset("gpt2-tiny");
-    else if (family == "llama3") c = preset("llama3-tiny");
-    else if (family == "qwen3") c = preset("qwen3-tiny");
-    else throw std::invalid_argument("unknown family '" + family + "' (gpt2, llama3, qwen3)");
+    if (family == "gpt2")
+        c = preset("gpt2-tiny");
+    else if (family == "llama3")
+        c = preset("llama3-tiny");
+    else if (family == "qwen3")
+        c = preset("qwen3-tiny");
+    else
+        throw std::invalid_argument("unknown family '" + family + "' (gpt2, llama3, qwen3)");
     c.vocab_size = 32;
     c.hidden_size = 16;
     c.intermediate_size = 24;
@@ -27,7 +31,7 @@ inline ModelConfig tiny_config(const std::string& family) {
     c.num_key_value_heads = family == "gpt2" ? 4 : 2;
     c.head_dim = family == "qwen3" ? 6 : 4;
     c.max_position_embeddings = 8;
-    c.rope.theta = 100.0;   // large enough angles at short lengths that a RoPE bug shows
+    c.rope.theta = 100.0;  // large enough angles at short lengths that a RoPE bug shows
     // Llama 3.1's scaling, with a context short enough that the pairs of 4-wide heads fall in its
     // interpolated and its divided band.
     if (family == "llama3") c.rope = {100.0, RopeType::llama3, 4.0, 1.0, 4.0, 16};
@@ -44,8 +48,7 @@ inline std::vector<std::pair<std::string, Route>> named_routes(int L, uint64_t s
     routes.emplace_back("borrow-previous", prev);
     routes.emplace_back("borrow-layer0", Route{std::vector<int>(L, 0)});
     RouteSampler sampler(L, 0.5);
-    for (uint64_t i = 0; i < 3; i++)
-        routes.emplace_back("random-" + std::to_string(i), sampler.sample({seed, i, 0}));
+    for (uint64_t i = 0; i < 3; i++) routes.emplace_back("random-" + std::to_string(i), sampler.sample({seed, i, 0}));
     routes.emplace_back("keep-every-2", keep_every(L, 2));
     routes.emplace_back("keep-every-3", keep_every(L, 3));
     return routes;

@@ -41,7 +41,7 @@ void check_recompute_bitwise(LayerOps<T>& ops) {
         Model<T> none(c, ops, B, Tn, 0, true, Recompute::none), mlp(c, ops, B, Tn, 0, true, Recompute::mlp),
             layer(c, ops, B, Tn, 0, true, Recompute::layer);
         AdamW<T> opt(none.table, {}, ops);
-        int borrowing = 0;   // routes under which some layer reads an earlier layer's K/V
+        int borrowing = 0;  // routes under which some layer reads an earlier layer's K/V
         for (const auto& [name, route] : named_routes(L, rng())) {
             INFO("route " << name << ": " << route.str());
             for (int l = 0; l < L; l++) borrowing += route.kv_src[l] != l;

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "ref/activations.h"
 #include "ref/attention.h"
@@ -59,7 +59,7 @@ double fd_error(const std::function<double()>& loss, double* x, const double* an
         max_diff = std::max(max_diff, std::abs(analytic[i] - numeric));
         max_mag = std::max({max_mag, std::abs(analytic[i]), std::abs(numeric)});
     }
-    if (max_mag == 0) return 0;     // both exactly zero: a layer whose K/V nobody reads
+    if (max_mag == 0) return 0;  // both exactly zero: a layer whose K/V nobody reads
     return max_diff / std::max(max_mag, floor);
 }
 
@@ -119,26 +119,54 @@ void check_layers(std::mt19937_64& rng, Report& report) {
     const int B = 2, T = 5, C = 8, N = B * T, OC = 6, NH = 4, NKV = 2, HS = 6, V = 11;
     auto make = [&](const char* name) { return LayerCheck{rng, report, name, {}}; };
 
-    {   // embedding, learned positions
+    {  // embedding, learned positions
         auto lc = make("embedding");
         Vec wte = lc.random(V * C), wpe = lc.random(T * C), out(N * C), R = lc.random(N * C);
         std::vector<int> tokens(N);
-        for (int i = 0; i < N; i++) tokens[i] = int(rng() % 4);   // repeats exercise accumulation
+        for (int i = 0; i < N; i++) tokens[i] = int(rng() % 4);  // repeats exercise accumulation
         lc.inputs = {{"wte", &wte}, {"wpe", &wpe}};
-        EmbeddingArgs<double, double> a{.B = B, .T = T, .C = C, .tokens = tokens.data(), .wte = wte.data(),
-                                        .wpe = wpe.data(), .out = out.data(), .dout = R.data()};
-        lc.run([&] { ref::embedding_forward(a); return dot(out, R); },
-               [&](auto& g) { a.dwte = g[0].data(), a.dwpe = g[1].data(); ref::embedding_backward(a); });
+        EmbeddingArgs<double, double> a{.B = B,
+                                        .T = T,
+                                        .C = C,
+                                        .tokens = tokens.data(),
+                                        .wte = wte.data(),
+                                        .wpe = wpe.data(),
+                                        .out = out.data(),
+                                        .dout = R.data()};
+        lc.run(
+            [&] {
+                ref::embedding_forward(a);
+                return dot(out, R);
+            },
+            [&](auto& g) {
+                a.dwte = g[0].data(), a.dwpe = g[1].data();
+                ref::embedding_backward(a);
+            });
     }
     {
         auto lc = make("layernorm");
         Vec x = lc.random(N * C, 0.3, 2), w = lc.random(C, 1, 0.3), b = lc.random(C), out(N * C), mean(N), rstd(N);
         Vec R = lc.random(N * C);
         lc.inputs = {{"inp", &x}, {"w", &w}, {"b", &b}};
-        NormArgs<double, double> a{.N = N, .C = C, .eps = 1e-5, .inp = x.data(), .w = w.data(), .bias = b.data(),
-                                   .out = out.data(), .mean = mean.data(), .rstd = rstd.data(), .dout = R.data()};
-        lc.run([&] { ref::layernorm_forward(a); return dot(out, R); },
-               [&](auto& g) { a.dinp = g[0].data(), a.dw = g[1].data(), a.db = g[2].data(); ref::layernorm_backward(a); });
+        NormArgs<double, double> a{.N = N,
+                                   .C = C,
+                                   .eps = 1e-5,
+                                   .inp = x.data(),
+                                   .w = w.data(),
+                                   .bias = b.data(),
+                                   .out = out.data(),
+                                   .mean = mean.data(),
+                                   .rstd = rstd.data(),
+                                   .dout = R.data()};
+        lc.run(
+            [&] {
+                ref::layernorm_forward(a);
+                return dot(out, R);
+            },
+            [&](auto& g) {
+                a.dinp = g[0].data(), a.dw = g[1].data(), a.db = g[2].data();
+                ref::layernorm_backward(a);
+            });
     }
     // RMSNorm over the hidden size, and as QK-norm over rows of one head (B*T*NH rows of HS).
     for (auto [name, rows, cols] : {std::tuple{"rmsnorm", N, C}, std::tuple{"qk-norm", N * NH, HS}}) {
@@ -147,83 +175,153 @@ void check_layers(std::mt19937_64& rng, Report& report) {
         Vec R = lc.random(rows * cols);
         lc.inputs = {{"inp", &x}, {"w", &w}};
         const int n = rows, c = cols;
-        NormArgs<double, double> a{.N = n, .C = c, .eps = 1e-6, .inp = x.data(), .w = w.data(), .out = out.data(),
-                                   .rstd = rstd.data(), .dout = R.data()};
-        lc.run([&] { ref::rmsnorm_forward(a); return dot(out, R); },
-               [&](auto& g) { a.dinp = g[0].data(), a.dw = g[1].data(); ref::rmsnorm_backward(a); });
+        NormArgs<double, double> a{.N = n,
+                                   .C = c,
+                                   .eps = 1e-6,
+                                   .inp = x.data(),
+                                   .w = w.data(),
+                                   .out = out.data(),
+                                   .rstd = rstd.data(),
+                                   .dout = R.data()};
+        lc.run(
+            [&] {
+                ref::rmsnorm_forward(a);
+                return dot(out, R);
+            },
+            [&](auto& g) {
+                a.dinp = g[0].data(), a.dw = g[1].data();
+                ref::rmsnorm_backward(a);
+            });
     }
     {
         auto lc = make("linear");
         Vec x = lc.random(N * C), w = lc.random(OC * C), b = lc.random(OC), out(N * OC), R = lc.random(N * OC);
         lc.inputs = {{"inp", &x}, {"weight", &w}, {"bias", &b}};
-        LinearArgs<double, double> a{.N = N, .C = C, .OC = OC, .inp = x.data(), .weight = w.data(), .bias = b.data(),
-                                     .out = out.data(), .dout = R.data()};
-        lc.run([&] { ref::linear_forward(a); return dot(out, R); },
-               [&](auto& g) { a.dinp = g[0].data(), a.dweight = g[1].data(), a.dbias = g[2].data(); ref::linear_backward(a); });
+        LinearArgs<double, double> a{.N = N,
+                                     .C = C,
+                                     .OC = OC,
+                                     .inp = x.data(),
+                                     .weight = w.data(),
+                                     .bias = b.data(),
+                                     .out = out.data(),
+                                     .dout = R.data()};
+        lc.run(
+            [&] {
+                ref::linear_forward(a);
+                return dot(out, R);
+            },
+            [&](auto& g) {
+                a.dinp = g[0].data(), a.dweight = g[1].data(), a.dbias = g[2].data();
+                ref::linear_backward(a);
+            });
     }
     // Unscaled, and under llama3's scaling with pairs in its interpolated and divided bands.
     for (const RopeParams rope : {RopeParams{100.0}, RopeParams{100.0, RopeType::llama3, 4.0, 1.0, 4.0, 16}}) {
         auto lc = make(rope.type == RopeType::none ? "rope" : "rope (llama3 scaling)");
         Vec x = lc.random(N * NH * HS), out(N * NH * HS), R = lc.random(N * NH * HS);
         lc.inputs = {{"inp", &x}};
-        RopeArgs<double, double> a{.B = B, .T = T, .NH = NH, .HS = HS, .rope = rope, .inp = x.data(),
-                                   .out = out.data(), .dout = R.data()};
-        lc.run([&] { ref::rope_forward(a); return dot(out, R); },
-               [&](auto& g) { a.dinp = g[0].data(); ref::rope_backward(a); });
+        RopeArgs<double, double> a{
+            .B = B, .T = T, .NH = NH, .HS = HS, .rope = rope, .inp = x.data(), .out = out.data(), .dout = R.data()};
+        lc.run(
+            [&] {
+                ref::rope_forward(a);
+                return dot(out, R);
+            },
+            [&](auto& g) {
+                a.dinp = g[0].data();
+                ref::rope_backward(a);
+            });
     }
-    for (int nkv : {NH, NKV, 1}) {   // MHA, GQA, MQA
+    for (int nkv : {NH, NKV, 1}) {  // MHA, GQA, MQA
         auto lc = make(nkv == NH ? "attention (MHA)" : nkv == 1 ? "attention (MQA)" : "attention (GQA)");
         Vec q = lc.random(N * NH * HS), k = lc.random(N * nkv * HS), v = lc.random(N * nkv * HS);
         Vec out(N * NH * HS), lse(B * NH * T), R = lc.random(N * NH * HS);
         lc.inputs = {{"q", &q}, {"k", &k}, {"v", &v}};
-        const AttentionArgs<double, double> a{.B = B, .T = T, .NH = NH, .NKV = nkv, .HS = HS, .q = q.data(),
-                                              .k_all = k.data(), .v_all = v.data(), .out = out.data(),
-                                              .lse = lse.data(), .dout = R.data()};
-        lc.run([&] { ref::attention_forward(a); return dot(out, R); },
-               [&](auto& g) {
-                   auto b = a;
-                   b.dq = g[0].data(), b.dk_all = g[1].data(), b.dv_all = g[2].data();
-                   ref::attention_backward(b);
-               });
+        const AttentionArgs<double, double> a{.B = B,
+                                              .T = T,
+                                              .NH = NH,
+                                              .NKV = nkv,
+                                              .HS = HS,
+                                              .q = q.data(),
+                                              .k_all = k.data(),
+                                              .v_all = v.data(),
+                                              .out = out.data(),
+                                              .lse = lse.data(),
+                                              .dout = R.data()};
+        lc.run(
+            [&] {
+                ref::attention_forward(a);
+                return dot(out, R);
+            },
+            [&](auto& g) {
+                auto b = a;
+                b.dq = g[0].data(), b.dk_all = g[1].data(), b.dv_all = g[2].data();
+                ref::attention_backward(b);
+            });
     }
     {
         auto lc = make("gelu");
         Vec x = lc.random(N * C, 0, 2), out(N * C), R = lc.random(N * C);
         lc.inputs = {{"inp", &x}};
-        lc.run([&] { ref::gelu_forward(out.data(), x.data(), x.size()); return dot(out, R); },
-               [&](auto& g) { ref::gelu_backward(g[0].data(), R.data(), x.data(), x.size()); });
+        lc.run(
+            [&] {
+                ref::gelu_forward(out.data(), x.data(), x.size());
+                return dot(out, R);
+            },
+            [&](auto& g) { ref::gelu_backward(g[0].data(), R.data(), x.data(), x.size()); });
     }
     {
         auto lc = make("swiglu");
         Vec gate = lc.random(N * C, 0, 2), up = lc.random(N * C), out(N * C), R = lc.random(N * C);
         lc.inputs = {{"gate", &gate}, {"up", &up}};
-        SwiGLUArgs<double> a{.n = out.size(), .gate = gate.data(), .up = up.data(), .out = out.data(), .dout = R.data()};
-        lc.run([&] { ref::swiglu_forward(a); return dot(out, R); },
-               [&](auto& g) { a.dgate = g[0].data(), a.dup = g[1].data(); ref::swiglu_backward(a); });
+        SwiGLUArgs<double> a{
+            .n = out.size(), .gate = gate.data(), .up = up.data(), .out = out.data(), .dout = R.data()};
+        lc.run(
+            [&] {
+                ref::swiglu_forward(a);
+                return dot(out, R);
+            },
+            [&](auto& g) {
+                a.dgate = g[0].data(), a.dup = g[1].data();
+                ref::swiglu_backward(a);
+            });
     }
     {
         auto lc = make("residual");
         Vec a = lc.random(N * C), b = lc.random(N * C), out(N * C), R = lc.random(N * C);
         lc.inputs = {{"a", &a}, {"b", &b}};
-        lc.run([&] { ref::residual_forward(out.data(), a.data(), b.data(), out.size()); return dot(out, R); },
-               [&](auto& g) { ref::residual_backward(g[0].data(), g[1].data(), R.data(), out.size()); });
+        lc.run(
+            [&] {
+                ref::residual_forward(out.data(), a.data(), b.data(), out.size());
+                return dot(out, R);
+            },
+            [&](auto& g) { ref::residual_backward(g[0].data(), g[1].data(), R.data(), out.size()); });
     }
-    {   // the loss itself: dloss * sum of per-token losses, some targets skipped
+    {  // the loss itself: dloss * sum of per-token losses, some targets skipped
         auto lc = make("cross-entropy");
         Vec logits = lc.random(N * V, 0, 3), losses(N);
         std::vector<int> targets(N);
         for (int i = 0; i < N; i++) targets[i] = i % 4 == 1 ? -1 : int(rng() % V);
         const double dloss = 0.37;
         lc.inputs = {{"logits", &logits}};
-        const CrossEntropyArgs<double, double> a{.N = N, .V = V, .logits = logits.data(), .targets = targets.data(),
-                                                 .losses = losses.data(), .dloss = dloss};
-        lc.run([&] {
-                   ref::cross_entropy_forward(a);
-                   double s = 0;
-                   for (double x : losses) s += x;
-                   return dloss * s;
-               },
-               [&](auto& g) { auto b = a; b.dlogits = g[0].data(); ref::cross_entropy_backward(b); });
+        const CrossEntropyArgs<double, double> a{.N = N,
+                                                 .V = V,
+                                                 .logits = logits.data(),
+                                                 .targets = targets.data(),
+                                                 .losses = losses.data(),
+                                                 .dloss = dloss};
+        lc.run(
+            [&] {
+                ref::cross_entropy_forward(a);
+                double s = 0;
+                for (double x : losses) s += x;
+                return dloss * s;
+            },
+            [&](auto& g) {
+                auto b = a;
+                b.dlogits = g[0].data();
+                ref::cross_entropy_backward(b);
+            });
     }
 }
 
@@ -238,7 +336,7 @@ void check_model(const std::string& family, const std::string& route_filter, uin
     auto [inputs, targets] = test::random_batch(B * T, cfg.vocab_size, rng);
     std::vector<double> grads(model.table.total);
 
-    std::map<std::string, double> worst;     // tensor -> max error over routes
+    std::map<std::string, double> worst;  // tensor -> max error over routes
     std::vector<std::string> order;
     for (auto& t : model.table.tensors) order.push_back(t.name);
     fmt::print("model {} (L {}, C {}, NH {}, NKV {}, HS {}, B {}, T {}, --recompute {})\n", family,

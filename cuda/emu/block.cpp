@@ -79,8 +79,7 @@ const char* name(WarpOp op) {
 }
 
 bool is_shuffle(WarpOp op) {
-    return op == WarpOp::shfl_idx || op == WarpOp::shfl_up || op == WarpOp::shfl_down ||
-           op == WarpOp::shfl_xor;
+    return op == WarpOp::shfl_idx || op == WarpOp::shfl_up || op == WarpOp::shfl_down || op == WarpOp::shfl_xor;
 }
 
 std::string site(const std::source_location& w) {
@@ -147,8 +146,7 @@ public:
     void prepare(const Launch& l);
     void run();  // the block at here.block_idx; throws kernel_error on a fault
     int barrier(BarrierOp op, int predicate, std::source_location where);
-    std::uint64_t warp(WarpOp op, unsigned mask, std::uint64_t value, int arg, int width,
-                       std::source_location where);
+    std::uint64_t warp(WarpOp op, unsigned mask, std::uint64_t value, int arg, int width, std::source_location where);
     unsigned live_lanes(unsigned warp) const { return lanes_of(warp) & ~exited_lanes_[warp]; }
     unsigned char* dynamic_smem() { return smem_.get(); }
     [[noreturn, gnu::cold, gnu::noinline]] void failed(Thread& th, const std::string& what);
@@ -244,9 +242,9 @@ void Block::run() {
         }
     const uint3 b = here.block_idx;
     const dim3 g = launch_->grid;
-    std::string msg = "emu: kernel launched at " + site(launch_->where) + ", block (" + std::to_string(b.x) +
-                      "," + std::to_string(b.y) + "," + std::to_string(b.z) + ") of (" + std::to_string(g.x) +
-                      "," + std::to_string(g.y) + "," + std::to_string(g.z) + "): " + fault_;
+    std::string msg = "emu: kernel launched at " + site(launch_->where) + ", block (" + std::to_string(b.x) + "," +
+                      std::to_string(b.y) + "," + std::to_string(b.z) + ") of (" + std::to_string(g.x) + "," +
+                      std::to_string(g.y) + "," + std::to_string(g.z) + "): " + fault_;
     fault_.clear();
     throw kernel_error(msg);
 }
@@ -431,8 +429,8 @@ std::string Block::misuse(const Thread& th) const {
     const std::string of_warp = " of warp " + std::to_string(warp);
     if (!(th.mask & bit)) return calls(th) + " with a mask that leaves out its own lane";
     if (const unsigned missing = th.mask & ~lanes_of(warp))
-        return calls(th) + ": lanes " + lanes(missing) + of_warp + " do not exist in a block of " +
-               std::to_string(n_) + " threads";
+        return calls(th) + ": lanes " + lanes(missing) + of_warp + " do not exist in a block of " + std::to_string(n_) +
+               " threads";
     if (const unsigned gone = th.mask & exited_lanes_[warp])
         return calls(th) + ": lanes " + lanes(gone) + of_warp + " have exited";
     return calls(th) + " with width " + std::to_string(th.width) + ": it must be a power of 2 up to 32";
@@ -452,8 +450,7 @@ void Block::diverged(Thread& th, const WarpGroup& other) {
     const unsigned warp = th.linear / 32;
     const Thread& waiting = threads_[warp * 32 + std::countr_zero(other.arrived)];
     fault_ = "divergent warp operation of warp " + std::to_string(warp) + ": lanes " + lanes(other.arrived) +
-             " wait at " + name(other.op) + "(" + hex(other.mask) + ") at " + site(waiting.where) + ", " +
-             calls(th);
+             " wait at " + name(other.op) + "(" + hex(other.mask) + ") at " + site(waiting.where) + ", " + calls(th);
     park(th);
 }
 
@@ -556,8 +553,8 @@ unsigned Block::lanes_of(unsigned warp) const {
 
 std::string Block::who(const Thread& th) const {
     const uint3 i = th.idx;
-    return "thread " + std::to_string(th.linear) + " (" + std::to_string(i.x) + "," + std::to_string(i.y) +
-           "," + std::to_string(i.z) + ")";
+    return "thread " + std::to_string(th.linear) + " (" + std::to_string(i.x) + "," + std::to_string(i.y) + "," +
+           std::to_string(i.z) + ")";
 }
 
 void Block::barrier_diverged() { fault_ = "divergent __syncthreads: " + describe_waiters(); }
@@ -599,9 +596,8 @@ void run_blocks(const Launch& l, unsigned long long first, unsigned long long st
     } reset;
     const unsigned long long blocks = 1ull * l.grid.x * l.grid.y * l.grid.z;
     for (unsigned long long i = first; i < blocks; i += step) {
-        here.block_idx =
-            uint3{static_cast<unsigned>(i % l.grid.x), static_cast<unsigned>(i / l.grid.x % l.grid.y),
-                  static_cast<unsigned>(i / (1ull * l.grid.x * l.grid.y))};
+        here.block_idx = uint3{static_cast<unsigned>(i % l.grid.x), static_cast<unsigned>(i / l.grid.x % l.grid.y),
+                               static_cast<unsigned>(i / (1ull * l.grid.x * l.grid.y))};
         b.run();
     }
 }
@@ -633,8 +629,7 @@ int syncthreads(BarrierOp op, int predicate, std::source_location where) {
     return here.block->barrier(op, predicate, where);
 }
 
-std::uint64_t warp_op(WarpOp op, unsigned mask, std::uint64_t value, int arg, int width,
-                      std::source_location where) {
+std::uint64_t warp_op(WarpOp op, unsigned mask, std::uint64_t value, int arg, int width, std::source_location where) {
     return here.block->warp(op, mask, value, arg, width, where);
 }
 

@@ -121,8 +121,7 @@ inline constinit thread_local Here here{};
 
 // The kernel-side entry points; the device-language header wraps them.
 int syncthreads(BarrierOp op, int predicate, std::source_location where);
-std::uint64_t warp_op(WarpOp op, unsigned mask, std::uint64_t value, int arg, int width,
-                      std::source_location where);
+std::uint64_t warp_op(WarpOp op, unsigned mask, std::uint64_t value, int arg, int width, std::source_location where);
 unsigned active_mask();
 // A bug that the calling thread's own checks found (an emulated instruction used against its
 // rules): the block stops and the launch throws kernel_error naming the thread and `what`.

@@ -96,8 +96,7 @@ cublasStatus_t validate(const Desc& op, const Layout& a, const Layout& b, const 
     if (a.order != CUBLASLT_ORDER_COL || b.order != CUBLASLT_ORDER_COL || c.order != CUBLASLT_ORDER_COL ||
         d.order != CUBLASLT_ORDER_COL)
         return CUBLAS_STATUS_NOT_SUPPORTED;
-    if (!supported_types(a.type, b.type, c.type, d.type, op.compute, op.scale) ||
-        !known_epilogue(op.epilogue))
+    if (!supported_types(a.type, b.type, c.type, d.type, op.compute, op.scale) || !known_epilogue(op.epilogue))
         return CUBLAS_STATUS_NOT_SUPPORTED;
     p.ta = op.transa != CUBLAS_OP_N;
     p.tb = op.transb != CUBLAS_OP_N;
@@ -111,11 +110,9 @@ cublasStatus_t validate(const Desc& op, const Layout& a, const Layout& b, const 
     const auto ld_ok = [](const Layout& l) { return l.ld >= std::max<std::int64_t>(1, l.rows); };
     if (!shapes_agree || !batches_agree || !ld_ok(a) || !ld_ok(b) || !ld_ok(c) || !ld_ok(d))
         return CUBLAS_STATUS_INVALID_VALUE;
-    const bool needs_bias = has(op.epilogue, CUBLASLT_EPILOGUE_BIAS) ||
-                            op.epilogue == CUBLASLT_EPILOGUE_BGRADA ||
+    const bool needs_bias = has(op.epilogue, CUBLASLT_EPILOGUE_BIAS) || op.epilogue == CUBLASLT_EPILOGUE_BGRADA ||
                             op.epilogue == CUBLASLT_EPILOGUE_BGRADB;
-    const bool needs_aux =
-        has(op.epilogue, CUBLASLT_EPILOGUE_GELU_AUX) || op.epilogue == CUBLASLT_EPILOGUE_DGELU;
+    const bool needs_aux = has(op.epilogue, CUBLASLT_EPILOGUE_GELU_AUX) || op.epilogue == CUBLASLT_EPILOGUE_DGELU;
     // cublasLt.h: the aux matrix's leading dimension must be a multiple of 8.
     if ((needs_bias && !op.bias) || (needs_aux && (!op.aux || op.aux_ld < p.m || op.aux_ld % 8 != 0)))
         return CUBLAS_STATUS_INVALID_VALUE;
@@ -125,8 +122,8 @@ cublasStatus_t validate(const Desc& op, const Layout& a, const Layout& b, const 
 Matrix matrix(const void* data, const Layout& l) { return {data, l.type, l.rows, l.cols, l.ld, l.stride}; }
 
 template <class Acc>
-void run(const Desc& op, const Problem& p, Acc alpha, Acc beta, const Matrix& a, const Matrix& b,
-         const Matrix& c, const Matrix& d) {
+void run(const Desc& op, const Problem& p, Acc alpha, Acc beta, const Matrix& a, const Matrix& b, const Matrix& c,
+         const Matrix& d) {
     const cudaDataType_t bias_type = op.bias_type < 0 ? d.type : static_cast<cudaDataType_t>(op.bias_type);
     const cudaDataType_t aux_type = op.aux_type < 0 ? d.type : static_cast<cudaDataType_t>(op.aux_type);
     const cublasLtEpilogue_t e = op.epilogue;
@@ -157,8 +154,7 @@ void run(const Desc& op, const Problem& p, Acc alpha, Acc beta, const Matrix& a,
             if (has(e, CUBLASLT_EPILOGUE_GELU_AUX)) store(op.aux, aux_type, aux0 + i + j * op.aux_ld, v);
             if (has(e, CUBLASLT_EPILOGUE_GELU)) v = static_cast<Acc>(gelu(static_cast<float>(v)));
             if (e == CUBLASLT_EPILOGUE_DGELU)
-                v *= static_cast<Acc>(
-                    gelu_grad(static_cast<float>(load(op.aux, aux_type, aux0 + i + j * op.aux_ld))));
+                v *= static_cast<Acc>(gelu_grad(static_cast<float>(load(op.aux, aux_type, aux0 + i + j * op.aux_ld))));
             store(const_cast<void*>(d.data), d.type, d0 + i + j * d.ld, v);
         });
     }
@@ -192,8 +188,7 @@ cublasStatus_t cublasLtDestroy(cublasLtHandle_t handle) {
     return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t* d, cublasComputeType_t compute,
-                                        cudaDataType_t scale) {
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t* d, cublasComputeType_t compute, cudaDataType_t scale) {
     if (!d) return CUBLAS_STATUS_INVALID_VALUE;
     *d = reinterpret_cast<cublasLtMatmulDesc_t>(new Desc{compute, scale});
     return CUBLAS_STATUS_SUCCESS;
@@ -225,8 +220,8 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMa
     }
 }
 
-cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t* l, cudaDataType type, uint64_t rows,
-                                          uint64_t cols, int64_t ld) {
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t* l, cudaDataType type, uint64_t rows, uint64_t cols,
+                                          int64_t ld) {
     if (!l) return CUBLAS_STATUS_INVALID_VALUE;
     *l = reinterpret_cast<cublasLtMatrixLayout_t>(
         new Layout{type, static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols), ld});
@@ -238,9 +233,8 @@ cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) {
     return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t l,
-                                                cublasLtMatrixLayoutAttribute_t attr, const void* buf,
-                                                size_t size) {
+cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t l, cublasLtMatrixLayoutAttribute_t attr,
+                                                const void* buf, size_t size) {
     if (!l) return CUBLAS_STATUS_INVALID_VALUE;
     Layout& x = *emu::layout(l);
     switch (attr) {
@@ -268,23 +262,21 @@ cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t pref) 
 }
 
 cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t pref,
-                                                    cublasLtMatmulPreferenceAttributes_t, const void* buf,
-                                                    size_t) {
+                                                    cublasLtMatmulPreferenceAttributes_t, const void* buf, size_t) {
     return pref && buf ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
 }
 
-cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtMatmulDesc_t d,
-                                              cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
-                                              cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t dl,
-                                              cublasLtMatmulPreference_t pref, int requested,
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a,
+                                              cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c,
+                                              cublasLtMatrixLayout_t dl, cublasLtMatmulPreference_t pref, int requested,
                                               cublasLtMatmulHeuristicResult_t results[], int* returned) {
     if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
     if (!d || !a || !b || !c || !dl || !pref || requested < 1 || !results || !returned)
         return CUBLAS_STATUS_INVALID_VALUE;
     *returned = 0;
     emu::Problem p;
-    if (emu::validate(*emu::desc(d), *emu::layout(a), *emu::layout(b), *emu::layout(c), *emu::layout(dl),
-                      p) != CUBLAS_STATUS_SUCCESS)
+    if (emu::validate(*emu::desc(d), *emu::layout(a), *emu::layout(b), *emu::layout(c), *emu::layout(dl), p) !=
+        CUBLAS_STATUS_SUCCESS)
         return CUBLAS_STATUS_NOT_SUPPORTED;  // no algorithm for this problem
     results[0] = cublasLtMatmulHeuristicResult_t{};
     results[0].state = CUBLAS_STATUS_SUCCESS;
@@ -293,10 +285,9 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
     return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t d, const void* alpha,
-                              const void* A, cublasLtMatrixLayout_t a, const void* B,
-                              cublasLtMatrixLayout_t b, const void* beta, const void* C,
-                              cublasLtMatrixLayout_t c, void* D, cublasLtMatrixLayout_t dl,
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t d, const void* alpha, const void* A,
+                              cublasLtMatrixLayout_t a, const void* B, cublasLtMatrixLayout_t b, const void* beta,
+                              const void* C, cublasLtMatrixLayout_t c, void* D, cublasLtMatrixLayout_t dl,
                               const cublasLtMatmulAlgo_t*, void*, size_t, cudaStream_t) {
     if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
     if (!d || !a || !b || !c || !dl || !alpha || !beta) return CUBLAS_STATUS_INVALID_VALUE;
@@ -321,18 +312,16 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t d, c
     const cudaDataType_t bias_type = op.bias_type < 0 ? md.type : static_cast<cudaDataType_t>(op.bias_type);
     const std::int64_t bias_len = op.epilogue == CUBLASLT_EPILOGUE_BGRADB ? p.n : p.m;
     if (op.bias)
-        emu::check_inside("cublasLtMatmul", "the bias",
-                          {op.bias, bias_type, bias_len, 1, bias_len, op.bias_stride},
+        emu::check_inside("cublasLtMatmul", "the bias", {op.bias, bias_type, bias_len, 1, bias_len, op.bias_stride},
                           op.bias_stride ? p.batch : 1);
     if (op.aux)
         emu::check_inside("cublasLtMatmul", "the epilogue's aux matrix",
-                          {op.aux, op.aux_type < 0 ? md.type : static_cast<cudaDataType_t>(op.aux_type), p.m,
-                           p.n, op.aux_ld, op.aux_stride},
+                          {op.aux, op.aux_type < 0 ? md.type : static_cast<cudaDataType_t>(op.aux_type), p.m, p.n,
+                           op.aux_ld, op.aux_stride},
                           p.batch);
     if (f64)
         emu::run<double>(op, p, *static_cast<const double*>(alpha), beta_value, ma, mb, mc, md);
     else
-        emu::run<float>(op, p, *static_cast<const float*>(alpha), static_cast<float>(beta_value), ma, mb, mc,
-                        md);
+        emu::run<float>(op, p, *static_cast<const float*>(alpha), static_cast<float>(beta_value), ma, mb, mc, md);
     return CUBLAS_STATUS_SUCCESS;
 }

@@ -47,8 +47,8 @@ Stack StackPool::take() {
         return s;
     }
     const std::size_t guard = page_size();
-    void* p = mmap(nullptr, kStackSize + guard, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* p =
+        mmap(nullptr, kStackSize + guard, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED || mprotect(p, guard, PROT_NONE) != 0) {
         std::fprintf(stderr, "emu: cannot map a fiber stack\n");
         std::abort();
@@ -72,8 +72,7 @@ void StackPool::give(Stack s, [[maybe_unused]] bool abandoned) {
 Context make_context(const Stack& s, Entry entry) { return bc::make_fcontext(s.lo + s.size, s.size, entry); }
 
 // The stacks only matter to the sanitizer, which must be told of every switch.
-Transfer jump(Context to, [[maybe_unused]] const Stack* to_stack, void* data,
-              [[maybe_unused]] bool for_good) {
+Transfer jump(Context to, [[maybe_unused]] const Stack* to_stack, void* data, [[maybe_unused]] bool for_good) {
 #ifdef EMU_ASAN
     void* fake_stack = nullptr;
     __sanitizer_start_switch_fiber(for_good ? nullptr : &fake_stack, to_stack ? to_stack->lo : main_bottom,

@@ -59,8 +59,7 @@ void check_inside(const char* api, const char* name, const Matrix& m, std::int64
     const auto* hi = first + std::max<std::int64_t>(0, last_batch) + extent;
     const auto* end = a->base + a->size;
     if (lo < a->base)
-        throw kernel_error(describe() + " starts " + std::to_string(a->base - lo) +
-                           " bytes before its allocation");
+        throw kernel_error(describe() + " starts " + std::to_string(a->base - lo) + " bytes before its allocation");
     if (hi > end)
         throw kernel_error(describe() + " ends " + std::to_string(hi - end) +
                            " bytes past the end of its allocation of " + std::to_string(a->size) +

@@ -42,12 +42,10 @@ void product(const Matrix& a, bool trans_a, const Matrix& b, bool trans_b, std::
     const std::int64_t a0 = batch * a.stride, b0 = batch * b.stride;
     for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t p = 0; p < k; ++p)
-            at[i * k + p] =
-                static_cast<Acc>(load(a.data, a.type, a0 + (trans_a ? p + i * a.ld : i + p * a.ld)));
+            at[i * k + p] = static_cast<Acc>(load(a.data, a.type, a0 + (trans_a ? p + i * a.ld : i + p * a.ld)));
     for (std::int64_t j = 0; j < n; ++j)
         for (std::int64_t p = 0; p < k; ++p)
-            bt[j * k + p] =
-                static_cast<Acc>(load(b.data, b.type, b0 + (trans_b ? j + p * b.ld : p + j * b.ld)));
+            bt[j * k + p] = static_cast<Acc>(load(b.data, b.type, b0 + (trans_b ? j + p * b.ld : p + j * b.ld)));
     for (std::int64_t j = 0; j < n; ++j)
         for (std::int64_t i = 0; i < m; ++i) {
             const Acc* x = &at[i * k];

@@ -12,8 +12,8 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
-#include <concepts>
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -50,9 +50,7 @@ namespace emu {
 using Where = std::source_location;
 }
 
-inline void __syncthreads(emu::Where at = emu::Where::current()) {
-    emu::syncthreads(emu::BarrierOp::sync, 0, at);
-}
+inline void __syncthreads(emu::Where at = emu::Where::current()) { emu::syncthreads(emu::BarrierOp::sync, 0, at); }
 inline int __syncthreads_count(int predicate, emu::Where at = emu::Where::current()) {
     return emu::syncthreads(emu::BarrierOp::count, predicate, at);
 }
@@ -103,23 +101,19 @@ inline void __syncwarp(unsigned mask = 0xffffffffu, emu::Where at = emu::Where::
     emu::warp_op(emu::WarpOp::sync, mask, 0, 0, 32, at);
 }
 template <emu::WarpValue T>
-T __shfl_sync(unsigned mask, T var, int src_lane, int width = warpSize,
-              emu::Where at = emu::Where::current()) {
+T __shfl_sync(unsigned mask, T var, int src_lane, int width = warpSize, emu::Where at = emu::Where::current()) {
     return emu::shuffle(emu::WarpOp::shfl_idx, mask, var, src_lane, width, at);
 }
 template <emu::WarpValue T>
-T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = warpSize,
-                 emu::Where at = emu::Where::current()) {
+T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = warpSize, emu::Where at = emu::Where::current()) {
     return emu::shuffle(emu::WarpOp::shfl_up, mask, var, static_cast<int>(delta), width, at);
 }
 template <emu::WarpValue T>
-T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = warpSize,
-                   emu::Where at = emu::Where::current()) {
+T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = warpSize, emu::Where at = emu::Where::current()) {
     return emu::shuffle(emu::WarpOp::shfl_down, mask, var, static_cast<int>(delta), width, at);
 }
 template <emu::WarpValue T>
-T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = warpSize,
-                  emu::Where at = emu::Where::current()) {
+T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = warpSize, emu::Where at = emu::Where::current()) {
     return emu::shuffle(emu::WarpOp::shfl_xor, mask, var, lane_mask, width, at);
 }
 inline unsigned __ballot_sync(unsigned mask, int predicate, emu::Where at = emu::Where::current()) {
@@ -199,9 +193,8 @@ T atomicAdd(T* address, emu::same<T> v) {
     return std::atomic_ref<T>(*address).fetch_add(v, std::memory_order_relaxed);
 }
 inline __nv_bfloat16 atomicAdd(__nv_bfloat16* address, __nv_bfloat16 v) {
-    return emu::atomic_update(address, [v](__nv_bfloat16 a) {
-        return __float2bfloat16(__bfloat162float(a) + __bfloat162float(v));
-    });
+    return emu::atomic_update(
+        address, [v](__nv_bfloat16 a) { return __float2bfloat16(__bfloat162float(a) + __bfloat162float(v)); });
 }
 inline __nv_bfloat162 atomicAdd(__nv_bfloat162* address, __nv_bfloat162 v) {
     return emu::atomic_update(address, [v](__nv_bfloat162 a) {

@@ -72,11 +72,11 @@ ncclResult_t check(ncclComm_t comm, ncclDataType_t t, const void* send, std::siz
     const std::size_t size = type_size(t);
     if (size == 0) return fail(ncclInvalidArgument, "unknown data type");
     if (send && !in_device_memory(send, send_count * size))
-        return fail(ncclInvalidArgument, "the send buffer is not device memory of " + std::to_string(send_count) +
-                                             " elements");
+        return fail(ncclInvalidArgument,
+                    "the send buffer is not device memory of " + std::to_string(send_count) + " elements");
     if (!in_device_memory(recv, recv_count * size))
-        return fail(ncclInvalidArgument, "the receive buffer is not device memory of " +
-                                             std::to_string(recv_count) + " elements");
+        return fail(ncclInvalidArgument,
+                    "the receive buffer is not device memory of " + std::to_string(recv_count) + " elements");
     return ncclSuccess;
 }
 
@@ -111,8 +111,9 @@ ncclResult_t init_over_mpi(ncclComm* c, const ncclUniqueId& id) {
     int running = 0, world = 0;
     MPI_Initialized(&running);
     if (!running)
-        return fail(ncclInvalidUsage, "several ranks go over MPI, and MPI is not running (start it, as the unique "
-                                      "id's broadcast needs it anyway)");
+        return fail(ncclInvalidUsage,
+                    "several ranks go over MPI, and MPI is not running (start it, as the unique "
+                    "id's broadcast needs it anyway)");
     MPI_Comm_size(MPI_COMM_WORLD, &world);
     if (world != c->nranks)
         return fail(ncclInvalidUsage, "the emulator's communicators span MPI_COMM_WORLD (" + std::to_string(world) +
@@ -126,8 +127,9 @@ ncclResult_t init_over_mpi(ncclComm* c, const ncclUniqueId& id) {
     MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_LAND, c->mpi);
     if (!ok) {
         MPI_Comm_free(&c->mpi);
-        return fail(ncclInvalidUsage, "the ranks disagree on the unique id (was it broadcast?) or two of them "
-                                      "have the same rank");
+        return fail(ncclInvalidUsage,
+                    "the ranks disagree on the unique id (was it broadcast?) or two of them "
+                    "have the same rank");
     }
     return ncclSuccess;
 }
@@ -305,8 +307,7 @@ ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataT
     if (!comm || root < 0 || root >= comm->nranks) return fail(ncclInvalidArgument, "bad communicator or root");
     // Only the root's send buffer is read.
     const bool is_root = comm->rank == root;
-    if (const ncclResult_t r = check(comm, t, is_root ? send : nullptr, count, recv, count); r != ncclSuccess)
-        return r;
+    if (const ncclResult_t r = check(comm, t, is_root ? send : nullptr, count, recv, count); r != ncclSuccess) return r;
     if (is_root) copy(send, recv, count, t);
 #if RKV_EMU_NCCL_MPI
     if (comm->nranks > 1) rkv::mpi::broadcast(recv, count * type_size(t), root, comm->mpi);
@@ -314,7 +315,6 @@ ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataT
     return ncclSuccess;
 }
 
-ncclResult_t ncclBcast(void* buff, size_t count, ncclDataType_t t, int root, ncclComm_t comm,
-                       cudaStream_t stream) {
+ncclResult_t ncclBcast(void* buff, size_t count, ncclDataType_t t, int root, ncclComm_t comm, cudaStream_t stream) {
     return ncclBroadcast(buff, buff, count, t, root, comm, stream);
 }

@@ -3,8 +3,8 @@
 // cudaGetLastError; everything runs synchronously, in call order.
 #include "cuda/emu/runtime.h"
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -127,8 +127,7 @@ cudaError_t check_launch(const void* kernel, dim3 grid, dim3 block, std::size_t 
     {
         Registry& r = registry();
         std::lock_guard lock(r.mutex);
-        if (const auto it = r.max_dynamic_smem.find(kernel); it != r.max_dynamic_smem.end())
-            limit = it->second;
+        if (const auto it = r.max_dynamic_smem.find(kernel); it != r.max_dynamic_smem.end()) limit = it->second;
     }
     if (smem > static_cast<std::size_t>(limit)) return cudaErrorInvalidValue;
     if (!valid_stream(stream)) return cudaErrorInvalidResourceHandle;
@@ -257,9 +256,7 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
         case cudaDevAttrMaxGridDimY: *value = p.maxGridSize[1]; break;
         case cudaDevAttrMaxGridDimZ: *value = p.maxGridSize[2]; break;
         case cudaDevAttrMaxSharedMemoryPerBlock: *value = static_cast<int>(p.sharedMemPerBlock); break;
-        case cudaDevAttrMaxSharedMemoryPerBlockOptin:
-            *value = static_cast<int>(p.sharedMemPerBlockOptin);
-            break;
+        case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = static_cast<int>(p.sharedMemPerBlockOptin); break;
         case cudaDevAttrMaxSharedMemoryPerMultiprocessor:
             *value = static_cast<int>(p.sharedMemPerMultiprocessor);
             break;
@@ -308,15 +305,14 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind 
     if (!dst || !src) return record(cudaErrorInvalidValue);
     const bool dst_device = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
     const bool src_device = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
-    if ((dst_device && !emu::is_device(dst)) || (src_device && !emu::is_device(src)) ||
-        !emu::fits(dst, count) || !emu::fits(src, count))
+    if ((dst_device && !emu::is_device(dst)) || (src_device && !emu::is_device(src)) || !emu::fits(dst, count) ||
+        !emu::fits(src, count))
         return record(cudaErrorInvalidValue);
     std::memmove(dst, src, count);
     return cudaSuccess;
 }
 
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind,
-                            cudaStream_t stream) {
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind, cudaStream_t stream) {
     if (!emu::valid_stream(stream)) return record(cudaErrorInvalidResourceHandle);
     return cudaMemcpy(dst, src, count, kind);
 }
@@ -334,8 +330,7 @@ cudaError_t cudaMemsetAsync(void* p, int value, size_t count, cudaStream_t strea
 }
 
 // A __device__ or __constant__ variable is a plain global on the host.
-cudaError_t cudaMemcpyToSymbol(const void* symbol, const void* src, size_t count, size_t offset,
-                               cudaMemcpyKind) {
+cudaError_t cudaMemcpyToSymbol(const void* symbol, const void* src, size_t count, size_t offset, cudaMemcpyKind) {
     if (!symbol || !src) return record(cudaErrorInvalidValue);
     std::memcpy(static_cast<char*>(const_cast<void*>(symbol)) + offset, src, count);
     return cudaSuccess;
@@ -400,9 +395,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     return cudaSuccess;
 }
 
-cudaError_t cudaEventSynchronize(cudaEvent_t e) {
-    return e ? cudaSuccess : record(cudaErrorInvalidResourceHandle);
-}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) { return e ? cudaSuccess : record(cudaErrorInvalidResourceHandle); }
 
 cudaError_t cudaEventQuery(cudaEvent_t e) { return cudaEventSynchronize(e); }
 

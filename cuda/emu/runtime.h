@@ -60,8 +60,7 @@ void check_pointer_arguments(const Tuple& params, std::source_location where) {
                 if constexpr (std::is_pointer_v<V> && !std::is_function_v<std::remove_pointer_t<V>>) {
                     if (v != nullptr && !allocation_of(v))
                         throw kernel_error("emu: kernel launched at " + std::string(where.file_name()) + ":" +
-                                           std::to_string(where.line()) + ": argument " +
-                                           std::to_string(index) +
+                                           std::to_string(where.line()) + ": argument " + std::to_string(index) +
                                            " points outside every device allocation (host or freed memory?)");
                 }
                 ++index;

@@ -169,8 +169,8 @@ void test_all_reduce(Case& c, size_t n) {
     buf.set(values<T>(rank, tag, n));
     c.comm.all_reduce_sum(buf.data(), n);
     const std::vector<T> got = buf.get();
-    const std::string what = c.name + " all_reduce_sum<" + (sizeof(T) == 4 ? "float" : "double") + "> n " +
-                             std::to_string(n);
+    const std::string what =
+        c.name + " all_reduce_sum<" + (sizeof(T) == 4 ? "float" : "double") + "> n " + std::to_string(n);
     expect(matches(got, rank_order_sum<T>(world, tag, n, 0, n), c.exact), what);
     expect(same_on_every_rank(got, world), what + ": the same on every rank");
 }
@@ -200,13 +200,15 @@ void test_reduce(Case& c, size_t n, bool started) {
         tags.push_back(c.tag++);
         bufs.push_back(std::make_unique<Buffer<float>>(n, c.device));
         bufs.back()->set(values<float>(rank, tags.back(), n));
-        if (started) c.comm.reduce_start(bufs.back()->data(), n, root);
-        else c.comm.reduce_sum(bufs.back()->data(), n, root);
+        if (started)
+            c.comm.reduce_start(bufs.back()->data(), n, root);
+        else
+            c.comm.reduce_sum(bufs.back()->data(), n, root);
     }
     if (started) c.comm.finish_started();
     for (int root = 0; root < world; root++) {
-        const std::vector<float> want = root == rank ? rank_order_sum<float>(world, tags[root], n, 0, n)
-                                                     : values<float>(rank, tags[root], n);
+        const std::vector<float> want =
+            root == rank ? rank_order_sum<float>(world, tags[root], n, 0, n) : values<float>(rank, tags[root], n);
         expect(matches(bufs[root]->get(), want, root == rank ? c.exact : true),
                c.name + (started ? " reduce_start" : " reduce_sum") + " n " + std::to_string(n) + " to rank " +
                    std::to_string(root) + (root == rank ? ": the sum" : ": left as it was"));
@@ -221,12 +223,10 @@ void test_reduce_scatter(Case& c, size_t recv_count, bool in_place) {
     send.set(values<float>(rank, tag, n));
     float* out = in_place ? send.data() + size_t(rank) * recv_count : recv.data();
     c.comm.reduce_scatter_sum(send.data(), out, recv_count);
-    const std::vector<float> got =
-        in_place ? send.get(size_t(rank) * recv_count, recv_count) : recv.get(0, recv_count);
-    const std::string what = c.name + " reduce_scatter_sum recv_count " + std::to_string(recv_count) +
-                             (in_place ? " in place" : "");
-    expect(matches(got, rank_order_sum<float>(world, tag, n, size_t(rank) * recv_count, recv_count), c.exact),
-           what);
+    const std::vector<float> got = in_place ? send.get(size_t(rank) * recv_count, recv_count) : recv.get(0, recv_count);
+    const std::string what =
+        c.name + " reduce_scatter_sum recv_count " + std::to_string(recv_count) + (in_place ? " in place" : "");
+    expect(matches(got, rank_order_sum<float>(world, tag, n, size_t(rank) * recv_count, recv_count), c.exact), what);
 }
 
 void test_all_gather(Case& c, size_t send_count, bool in_place) {

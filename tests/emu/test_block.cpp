@@ -151,8 +151,7 @@ TEST_CASE("a racy kernel gives different results under different orders", "[bloc
         emu::set_order(emu::Order::fwd);
         return out.to_host();
     };
-    const std::vector<float> fwd = run(emu::Order::fwd), rev = run(emu::Order::rev),
-                             rnd = run(emu::Order::rand);
+    const std::vector<float> fwd = run(emu::Order::fwd), rev = run(emu::Order::rev), rnd = run(emu::Order::rand);
     // Forward: each thread reads a slot not yet written (NaN from the poisoned
     // shared memory) but the last; reverse: the slot is written, but the first.
     for (unsigned t = 0; t < 63; ++t) {
@@ -221,8 +220,8 @@ TEST_CASE("atomics under contention", "[block]") {
     i.fill(0), u.fill(0), f.fill(0), d.fill(0), b.fill(__float2bfloat16(0.0f)), cas_sum.fill(0);
     maxv.fill(-1), minv.fill(1 << 30), wrap.fill(0);
     const int blocks = 16, threads = 256, n = blocks * threads;
-    launch_kernel(contend, blocks, threads, 0, nullptr, i.get(), u.get(), f.get(), d.get(), b.get(),
-                  maxv.get(), minv.get(), wrap.get(), cas_sum.get());
+    launch_kernel(contend, blocks, threads, 0, nullptr, i.get(), u.get(), f.get(), d.get(), b.get(), maxv.get(),
+                  minv.get(), wrap.get(), cas_sum.get());
     int want_max = -1, want_min = 1 << 30;
     for (int t = 0; t < n; ++t) {
         want_max = std::max(want_max, (t * 7919) % 10007);

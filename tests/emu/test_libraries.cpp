@@ -1,10 +1,10 @@
 // cuBLASLt, NCCL and cuRAND under the emulator: results against CPU
 // loops, the libraries' status codes, and the operand checks that catch a
 // wrong transpose, leading dimension or batch stride.
-#include <catch2/catch.hpp>
 #include <cublasLt.h>
 #include <curand.h>
 #include <nccl.h>
+#include <catch2/catch.hpp>
 
 #include <cmath>
 #include <random>
@@ -46,16 +46,16 @@ struct Lt {
                 CUBLAS_STATUS_SUCCESS);
         REQUIRE(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) ==
                 CUBLAS_STATUS_SUCCESS);
-        REQUIRE(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
-                                               sizeof epilogue) == CUBLAS_STATUS_SUCCESS);
+        REQUIRE(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue) ==
+                CUBLAS_STATUS_SUCCESS);
         if (bias)
-            REQUIRE(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                                   sizeof bias) == CUBLAS_STATUS_SUCCESS);
+            REQUIRE(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) ==
+                    CUBLAS_STATUS_SUCCESS);
         if (aux) {
-            REQUIRE(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux,
-                                                   sizeof aux) == CUBLAS_STATUS_SUCCESS);
-            REQUIRE(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld,
-                                                   sizeof aux_ld) == CUBLAS_STATUS_SUCCESS);
+            REQUIRE(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux) ==
+                    CUBLAS_STATUS_SUCCESS);
+            REQUIRE(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof aux_ld) ==
+                    CUBLAS_STATUS_SUCCESS);
         }
         // W stored row-major OC x C is column-major C x OC; read transposed.
         REQUIRE(cublasLtMatrixLayoutCreate(&a, CUDA_R_32F, ch, oc, ch) == CUBLAS_STATUS_SUCCESS);
@@ -78,9 +78,8 @@ struct Lt {
 float gelu(float x) { return 0.5f * x * (1.0f + std::tanh(0.7978845608f * (x + 0.044715f * x * x * x))); }
 
 TEST_CASE("cuBLASLt matmul with its epilogues", "[blas]") {
-    const int oc = 16, t = 5, ch = 8;   // aux's leading dimension (oc) must be a multiple of 8
-    const std::vector<float> w = random_floats(oc * ch, 6), inp = random_floats(t * ch, 7),
-                             bias = random_floats(oc, 8);
+    const int oc = 16, t = 5, ch = 8;  // aux's leading dimension (oc) must be a multiple of 8
+    const std::vector<float> w = random_floats(oc * ch, 6), inp = random_floats(t * ch, 7), bias = random_floats(oc, 8);
     DeviceBuffer<float> dw(w), dinp(inp), dbias(bias), out(oc * t), aux(oc * t);
     std::vector<float> pre(oc * t);
     for (int r = 0; r < t; ++r)
@@ -133,19 +132,19 @@ TEST_CASE("cuBLASLt matmul with its epilogues", "[blas]") {
         cublasLtMatmulPreference_t pref;
         REQUIRE(cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS);
         const std::uint64_t workspace = 32 << 20;
-        REQUIRE(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                     &workspace, sizeof workspace) == CUBLAS_STATUS_SUCCESS);
+        REQUIRE(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+                                                     sizeof workspace) == CUBLAS_STATUS_SUCCESS);
         cublasLtMatmulHeuristicResult_t result;
         int count = 0;
-        REQUIRE(cublasLtMatmulAlgoGetHeuristic(lt.h, lt.op, lt.a, lt.b, lt.c, lt.c, pref, 1, &result,
-                                               &count) == CUBLAS_STATUS_SUCCESS);
+        REQUIRE(cublasLtMatmulAlgoGetHeuristic(lt.h, lt.op, lt.a, lt.b, lt.c, lt.c, pref, 1, &result, &count) ==
+                CUBLAS_STATUS_SUCCESS);
         REQUIRE(count == 1);
-        REQUIRE(cublasLtMatmulAlgoGetHeuristic(lt.h, lt.op, lt.b, lt.a, lt.c, lt.c, pref, 1, &result,
-                                               &count) == CUBLAS_STATUS_NOT_SUPPORTED);
+        REQUIRE(cublasLtMatmulAlgoGetHeuristic(lt.h, lt.op, lt.b, lt.a, lt.c, lt.c, pref, 1, &result, &count) ==
+                CUBLAS_STATUS_NOT_SUPPORTED);
         REQUIRE(count == 0);
         const float one = 1.0f, zero = 0.0f;
-        REQUIRE(cublasLtMatmul(lt.h, lt.op, &one, dw.get(), lt.b, dinp.get(), lt.a, &zero, out.get(), lt.c,
-                               out.get(), lt.c, nullptr, nullptr, 0, nullptr) == CUBLAS_STATUS_INVALID_VALUE);
+        REQUIRE(cublasLtMatmul(lt.h, lt.op, &one, dw.get(), lt.b, dinp.get(), lt.a, &zero, out.get(), lt.c, out.get(),
+                               lt.c, nullptr, nullptr, 0, nullptr) == CUBLAS_STATUS_INVALID_VALUE);
         cublasLtMatmulPreferenceDestroy(pref);
     }
     SECTION("a wrong attribute size or an unknown attribute is refused") {
@@ -154,8 +153,8 @@ TEST_CASE("cuBLASLt matmul with its epilogues", "[blas]") {
         REQUIRE(cublasLtMatmulDescSetAttribute(lt.op, CUBLASLT_MATMUL_DESC_TRANSA, &wide, sizeof wide) ==
                 CUBLAS_STATUS_INVALID_VALUE);
         const void* scale = nullptr;
-        REQUIRE(cublasLtMatmulDescSetAttribute(lt.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &scale,
-                                               sizeof scale) == CUBLAS_STATUS_NOT_SUPPORTED);
+        REQUIRE(cublasLtMatmulDescSetAttribute(lt.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &scale, sizeof scale) ==
+                CUBLAS_STATUS_NOT_SUPPORTED);
     }
 }
 
@@ -183,8 +182,8 @@ TEST_CASE("cuBLASLt bias gradients and a wrong batch stride", "[blas][bugs]") {
     cublasLtMatrixLayoutCreate(&b, CUDA_R_32F, oc, t, oc);
     cublasLtMatrixLayoutCreate(&c, CUDA_R_32F, ch, oc, ch);
     const float one = 1.0f, zero = 0.0f;
-    REQUIRE(cublasLtMatmul(h, op, &one, dinp.get(), a, ddout.get(), b, &zero, dweight.get(), c, dweight.get(),
-                           c, nullptr, nullptr, 0, nullptr) == CUBLAS_STATUS_SUCCESS);
+    REQUIRE(cublasLtMatmul(h, op, &one, dinp.get(), a, ddout.get(), b, &zero, dweight.get(), c, dweight.get(), c,
+                           nullptr, nullptr, 0, nullptr) == CUBLAS_STATUS_SUCCESS);
     std::vector<float> want_bias(oc, 0), want_w(ch * oc, 0);
     for (int r = 0; r < t; ++r)
         for (int o = 0; o < oc; ++o) {
@@ -205,10 +204,9 @@ TEST_CASE("cuBLASLt bias gradients and a wrong batch stride", "[blas][bugs]") {
         cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batches, sizeof batches);
         cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &s, sizeof s);
     }
-    REQUIRE_THROWS_WITH(
-        cublasLtMatmul(h, op, &one, dinp.get(), a3, ddout.get(), b3, &zero, dweight.get(), c3, dweight.get(),
-                       c3, nullptr, nullptr, 0, nullptr),
-        Catch::Contains("cublasLtMatmul: B (6 x 3, ld 6, batch stride 19 x 3) ends 8 bytes past"));
+    REQUIRE_THROWS_WITH(cublasLtMatmul(h, op, &one, dinp.get(), a3, ddout.get(), b3, &zero, dweight.get(), c3,
+                                       dweight.get(), c3, nullptr, nullptr, 0, nullptr),
+                        Catch::Contains("cublasLtMatmul: B (6 x 3, ld 6, batch stride 19 x 3) ends 8 bytes past"));
     for (auto l : {a, b, c, a3, b3, c3}) cublasLtMatrixLayoutDestroy(l);
     cublasLtMatmulDescDestroy(op);
     cublasLtDestroy(h);
@@ -226,8 +224,7 @@ TEST_CASE("NCCL with one rank copies", "[nccl]") {
     REQUIRE(recv.to_host() == x);
     REQUIRE(ncclAllReduce(send.get(), send.get(), 100, ncclFloat32, ncclAvg, comm, nullptr) == ncclSuccess);
     REQUIRE(send.to_host() == x);
-    REQUIRE(ncclAllReduce(send.get(), recv.get(), 101, ncclFloat32, ncclSum, comm, nullptr) ==
-            ncclInvalidArgument);
+    REQUIRE(ncclAllReduce(send.get(), recv.get(), 101, ncclFloat32, ncclSum, comm, nullptr) == ncclInvalidArgument);
     int n = 0;
     REQUIRE(ncclCommCount(comm, &n) == ncclSuccess);
     REQUIRE(n == 1);

@@ -50,15 +50,13 @@ TEST_CASE("dynamic shared memory over 48 KiB needs the attribute, up to 227 KiB"
     };
     CHECK(launch(48 << 10) == cudaSuccess);
     CHECK(launch((48 << 10) + 1) == cudaErrorInvalidValue);
-    CHECK(cudaFuncSetAttribute(touch_smem, cudaFuncAttributeMaxDynamicSharedMemorySize, 100 << 10) ==
-          cudaSuccess);
+    CHECK(cudaFuncSetAttribute(touch_smem, cudaFuncAttributeMaxDynamicSharedMemorySize, 100 << 10) == cudaSuccess);
     CHECK(launch(100 << 10) == cudaSuccess);
     CHECK(launch((100 << 10) + 4) == cudaErrorInvalidValue);
     CHECK(cudaFuncSetAttribute(touch_smem, cudaFuncAttributeMaxDynamicSharedMemorySize, 228 << 10) ==
           cudaErrorInvalidValue);
     CHECK(cudaGetLastError() == cudaErrorInvalidValue);
-    CHECK(cudaFuncSetAttribute(touch_smem, cudaFuncAttributeMaxDynamicSharedMemorySize, 227 << 10) ==
-          cudaSuccess);
+    CHECK(cudaFuncSetAttribute(touch_smem, cudaFuncAttributeMaxDynamicSharedMemorySize, 227 << 10) == cudaSuccess);
     CHECK(launch(227 << 10) == cudaSuccess);
     CHECK(p.to_host()[0] == 2.0f);
 }
@@ -77,8 +75,7 @@ TEST_CASE("copies are checked against the allocation they touch", "[runtime]") {
     std::vector<float> h(17, 3.0f);
     CHECK(cudaMemcpy(p.get(), h.data(), 16 * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess);
     CHECK(cudaMemcpy(p.get(), h.data(), 17 * sizeof(float), cudaMemcpyHostToDevice) == cudaErrorInvalidValue);
-    CHECK(cudaMemcpy(h.data(), p.get() + 1, 16 * sizeof(float), cudaMemcpyDeviceToHost) ==
-          cudaErrorInvalidValue);
+    CHECK(cudaMemcpy(h.data(), p.get() + 1, 16 * sizeof(float), cudaMemcpyDeviceToHost) == cudaErrorInvalidValue);
     CHECK(cudaMemcpy(h.data(), h.data() + 1, sizeof(float), cudaMemcpyHostToDevice) == cudaErrorInvalidValue);
     CHECK(cudaMemset(p.get() + 8, 0, 8 * sizeof(float)) == cudaSuccess);
     CHECK(cudaMemset(p.get() + 8, 0, 9 * sizeof(float)) == cudaErrorInvalidValue);

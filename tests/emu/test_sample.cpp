@@ -69,8 +69,7 @@ TEST_CASE("sample kernels match CPU loops", "[sample]") {
         const std::vector<float> x = random_floats(n, 2);
         std::vector<float> want(n);
         for (int i = 0; i < n; ++i)
-            want[i] =
-                0.5f * x[i] * (1.0f + std::tanh(0.7978845608f * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
+            want[i] = 0.5f * x[i] * (1.0f + std::tanh(0.7978845608f * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
         DeviceBuffer<float> in(x), out(n);
         emu_sample::gelu(in.get(), out.get(), n, nullptr);
         REQUIRE(rel_error(out.to_host(), want) < 1e-6);

@@ -111,8 +111,13 @@ struct Layer {
     Vec q, dout, out_stored;
     Ref out, lse, dq, dk, dv;
     Layer(const Kernel<S>& kernel, const Shape& s, const Vec& k, const Vec& v)
-        : q(kernel.random_qk(s.q())), dout(random_stored<S>(s.q())), out(s.q()), lse(s.lse()), dq(s.q()),
-          dk(s.kv()), dv(s.kv()) {
+        : q(kernel.random_qk(s.q())),
+          dout(random_stored<S>(s.q())),
+          out(s.q()),
+          lse(s.lse()),
+          dq(s.q()),
+          dk(s.kv()),
+          dv(s.kv()) {
         const Ref qd = to_double(q), kd = to_double(k), vd = to_double(v);
         rkv::AttentionArgs<double, double> a = s.args<double, double>();
         a.q = qd.data(), a.k_all = kd.data(), a.v_all = vd.data(), a.out = out.data(), a.lse = lse.data();
@@ -141,8 +146,7 @@ void check_layer(const Kernel<S>& kernel, const Shape& s) {
     check_close("out", download(out), ref.out, bound);
     check_close("lse", lse.download(), ref.lse, kernel.lse_bound);
 
-    Device<S> dout(to_storage<S>(ref.dout)), ref_out(to_storage<S>(ref.out_stored)), dq(s.q()), dk(s.kv()),
-        dv(s.kv());
+    Device<S> dout(to_storage<S>(ref.dout)), ref_out(to_storage<S>(ref.out_stored)), dq(s.q()), dk(s.kv()), dv(s.kv());
     Device<float> ref_lse(in_float(ref.lse));
     a.out = ref_out.get(), a.lse = ref_lse.get();
     a.dout = dout.get(), a.dq = dq.get(), a.dk_all = dk.get(), a.dv_all = dv.get();
@@ -267,8 +271,10 @@ void check_same_bits(const Kernel<S>& kernel, const Shape& s) {
         kernel.forward(a);
         kernel.backward(a);
         const std::vector<Vec> got{download(out), lse.download(), download(dq), download(dk), download(dv)};
-        if (first.empty()) first = got;
-        else CHECK(got == first);
+        if (first.empty())
+            first = got;
+        else
+            CHECK(got == first);
     }
 }
 

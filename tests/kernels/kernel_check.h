@@ -60,13 +60,17 @@ inline std::vector<float> round_bf16(const std::vector<float>& v) { return to_fl
 // The storage's values as the kernel sees them: rounded for bf16, untouched for float.
 template <class T>
 std::vector<float> as_stored(const std::vector<float>& v) {
-    if constexpr (std::is_same_v<T, bf16>) return round_bf16(v);
-    else return v;
+    if constexpr (std::is_same_v<T, bf16>)
+        return round_bf16(v);
+    else
+        return v;
 }
 template <class T>
 std::vector<T> to_storage(const std::vector<float>& v) {
-    if constexpr (std::is_same_v<T, bf16>) return to_bf16(v);
-    else return v;
+    if constexpr (std::is_same_v<T, bf16>)
+        return to_bf16(v);
+    else
+        return v;
 }
 
 // Rows of a (rows, cols) matrix placed ld >= cols apart, the columns past cols set to pad;

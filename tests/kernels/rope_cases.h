@@ -10,7 +10,10 @@ namespace kcheck {
 
 inline std::vector<rkv::RopeParams> rope_cases() {
     using rkv::RopeType;
-    return {{1e4}, {1e6}, {1e4, RopeType::linear, 4.0}, {5e5, RopeType::llama3, 8.0, 1.0, 4.0, 8192},
+    return {{1e4},
+            {1e6},
+            {1e4, RopeType::linear, 4.0},
+            {5e5, RopeType::llama3, 8.0, 1.0, 4.0, 8192},
             {1e4, RopeType::llama3, 4.0, 1.0, 4.0, 64}};
 }
 

@@ -36,16 +36,26 @@ TEMPLATE_TEST_CASE("swiglu forward and backward match ref", "[activations]", flo
     const InOrder in_order(order);
     const auto gate = as_stored<T>(random_floats(n, -6.0f, 6.0f)), up = as_stored<T>(random_floats(n)),
                dout = as_stored<T>(random_floats(n));
-    Device<T> d_gate(to_storage<T>(gate)), d_up(to_storage<T>(up)), d_out(n), d_dout(to_storage<T>(dout)),
-        d_dgate(n), d_dup(n);
-    const rkv::SwiGLUArgs<T> a{.n = n, .gate = d_gate.get(), .up = d_up.get(), .out = d_out.get(),
-                               .dout = d_dout.get(), .dgate = d_dgate.get(), .dup = d_dup.get()};
+    Device<T> d_gate(to_storage<T>(gate)), d_up(to_storage<T>(up)), d_out(n), d_dout(to_storage<T>(dout)), d_dgate(n),
+        d_dup(n);
+    const rkv::SwiGLUArgs<T> a{.n = n,
+                               .gate = d_gate.get(),
+                               .up = d_up.get(),
+                               .out = d_out.get(),
+                               .dout = d_dout.get(),
+                               .dgate = d_dgate.get(),
+                               .dup = d_dup.get()};
     rkv::cuda::swiglu_forward(a, nullptr);
     rkv::cuda::swiglu_backward(a, nullptr);
     std::vector<double> out_ref(n), dgate_ref(n), dup_ref(n);
     const auto gate_d = to_double(gate), up_d = to_double(up), dout_d = to_double(dout);
-    const rkv::SwiGLUArgs<double> r{.n = n, .gate = gate_d.data(), .up = up_d.data(), .out = out_ref.data(),
-                                    .dout = dout_d.data(), .dgate = dgate_ref.data(), .dup = dup_ref.data()};
+    const rkv::SwiGLUArgs<double> r{.n = n,
+                                    .gate = gate_d.data(),
+                                    .up = up_d.data(),
+                                    .out = out_ref.data(),
+                                    .dout = dout_d.data(),
+                                    .dgate = dgate_ref.data(),
+                                    .dup = dup_ref.data()};
     rkv::ref::swiglu_forward(r);
     rkv::ref::swiglu_backward(r);
     check_close("swiglu_forward", to_floats(d_out.download()), out_ref, bound_for<T>());
@@ -85,14 +95,24 @@ TEMPLATE_TEST_CASE("activations on misaligned pointers match ref", "[activations
     };
     Device<T> d_gate(shifted(gate)), d_up(shifted(up)), d_out(n + 1), d_dout(shifted(dout)), d_dgate(n + 1),
         d_dup(n + 1);
-    const rkv::SwiGLUArgs<T> a{.n = n, .gate = d_gate.get() + 1, .up = d_up.get() + 1, .out = d_out.get() + 1,
-                               .dout = d_dout.get() + 1, .dgate = d_dgate.get() + 1, .dup = d_dup.get() + 1};
+    const rkv::SwiGLUArgs<T> a{.n = n,
+                               .gate = d_gate.get() + 1,
+                               .up = d_up.get() + 1,
+                               .out = d_out.get() + 1,
+                               .dout = d_dout.get() + 1,
+                               .dgate = d_dgate.get() + 1,
+                               .dup = d_dup.get() + 1};
     rkv::cuda::swiglu_forward(a, nullptr);
     rkv::cuda::swiglu_backward(a, nullptr);
     std::vector<double> out_ref(n), dgate_ref(n), dup_ref(n);
     const auto gate_d = to_double(gate), up_d = to_double(up), dout_d = to_double(dout);
-    const rkv::SwiGLUArgs<double> r{.n = n, .gate = gate_d.data(), .up = up_d.data(), .out = out_ref.data(),
-                                    .dout = dout_d.data(), .dgate = dgate_ref.data(), .dup = dup_ref.data()};
+    const rkv::SwiGLUArgs<double> r{.n = n,
+                                    .gate = gate_d.data(),
+                                    .up = up_d.data(),
+                                    .out = out_ref.data(),
+                                    .dout = dout_d.data(),
+                                    .dgate = dgate_ref.data(),
+                                    .dup = dup_ref.data()};
     rkv::ref::swiglu_forward(r);
     rkv::ref::swiglu_backward(r);
     check_close("misaligned swiglu_forward", unshifted(d_out), out_ref, bound_for<T>());

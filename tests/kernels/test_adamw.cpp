@@ -51,16 +51,21 @@ TEST_CASE("adamw update matches ref", "[adamw]") {
     const auto param0 = random_floats(n), grad = random_floats(n), m0 = random_floats(n, -0.1f, 0.1f),
                v0 = random_floats(n, 0.0f, 0.01f);
     Device<float> d_param(param0), d_grad(grad), d_m(m0), d_v(v0);
-    rkv::cuda::adamw_update(rkv::AdamWArgs<float, float>{.n = n, .param = d_param.get(), .grad = d_grad.get(),
-                                                         .m = d_m.get(), .v = d_v.get(), .step = s, .seed = 1234},
+    rkv::cuda::adamw_update(rkv::AdamWArgs<float, float>{.n = n,
+                                                         .param = d_param.get(),
+                                                         .grad = d_grad.get(),
+                                                         .m = d_m.get(),
+                                                         .v = d_v.get(),
+                                                         .step = s,
+                                                         .seed = 1234},
                             nullptr);
     const auto param = d_param.download(), m = d_m.download(), v = d_v.download();
 
     // Against the double reference, at the fp32 bound.
     auto param_ref = to_double(param0), m_ref = to_double(m0), v_ref = to_double(v0);
     const auto grad_d = to_double(grad);
-    rkv::ref::adamw_update(rkv::AdamWArgs<double, double>{.n = n, .param = param_ref.data(), .grad = grad_d.data(),
-                                                          .m = m_ref.data(), .v = v_ref.data(), .step = s});
+    rkv::ref::adamw_update(rkv::AdamWArgs<double, double>{
+        .n = n, .param = param_ref.data(), .grad = grad_d.data(), .m = m_ref.data(), .v = v_ref.data(), .step = s});
     check_close("adamw_update param", param, param_ref);
     check_close("adamw_update m", m, m_ref);
     check_close("adamw_update v", v, v_ref);
@@ -68,8 +73,8 @@ TEST_CASE("adamw update matches ref", "[adamw]") {
     // Against the float reference it is the same operations: only contraction into
     // fused multiply-adds may change the last bits.
     auto param_f = param0, m_f = m0, v_f = v0;
-    rkv::ref::adamw_update(rkv::AdamWArgs<float, float>{.n = n, .param = param_f.data(), .grad = grad.data(),
-                                                        .m = m_f.data(), .v = v_f.data(), .step = s});
+    rkv::ref::adamw_update(rkv::AdamWArgs<float, float>{
+        .n = n, .param = param_f.data(), .grad = grad.data(), .m = m_f.data(), .v = v_f.data(), .step = s});
     check_close("adamw_update param vs float ref", param, to_double(param_f), 1e-6);
     check_close("adamw_update m vs float ref", m, to_double(m_f), 1e-6);
     check_close("adamw_update v vs float ref", v, to_double(v_f), 1e-6);
@@ -86,8 +91,14 @@ TEST_CASE("bf16 adamw updates the master as ref does, param is its stochastic ro
                v0 = random_floats(n, 0.0f, 0.01f);
     Device<bf16> d_param(to_bf16(master0)), d_param2(n);
     Device<float> d_master(master0), d_grad(grad), d_m(m0), d_v(v0);
-    rkv::AdamWArgs<bf16, float> a{.n = n, .param = d_param.get(), .master = d_master.get(), .grad = d_grad.get(),
-                                  .m = d_m.get(), .v = d_v.get(), .step = s, .seed = seed};
+    rkv::AdamWArgs<bf16, float> a{.n = n,
+                                  .param = d_param.get(),
+                                  .master = d_master.get(),
+                                  .grad = d_grad.get(),
+                                  .m = d_m.get(),
+                                  .v = d_v.get(),
+                                  .step = s,
+                                  .seed = seed};
     rkv::cuda::adamw_update(a, nullptr);
     const auto param = d_param.download();
     const auto master = d_master.download(), m = d_m.download(), v = d_v.download();
@@ -95,14 +106,14 @@ TEST_CASE("bf16 adamw updates the master as ref does, param is its stochastic ro
     // The master, m and v: as the float update (test above).
     auto master_ref = to_double(master0), m_ref = to_double(m0), v_ref = to_double(v0);
     const auto grad_d = to_double(grad);
-    rkv::ref::adamw_update(rkv::AdamWArgs<double, double>{.n = n, .param = master_ref.data(), .grad = grad_d.data(),
-                                                          .m = m_ref.data(), .v = v_ref.data(), .step = s});
+    rkv::ref::adamw_update(rkv::AdamWArgs<double, double>{
+        .n = n, .param = master_ref.data(), .grad = grad_d.data(), .m = m_ref.data(), .v = v_ref.data(), .step = s});
     check_close("bf16 adamw_update master", master, master_ref);
     check_close("bf16 adamw_update m", m, m_ref);
     check_close("bf16 adamw_update v", v, v_ref);
     auto master_f = master0, m_f = m0, v_f = v0;
-    rkv::ref::adamw_update(rkv::AdamWArgs<float, float>{.n = n, .param = master_f.data(), .grad = grad.data(),
-                                                        .m = m_f.data(), .v = v_f.data(), .step = s});
+    rkv::ref::adamw_update(rkv::AdamWArgs<float, float>{
+        .n = n, .param = master_f.data(), .grad = grad.data(), .m = m_f.data(), .v = v_f.data(), .step = s});
     check_close("bf16 adamw_update master vs float ref", master, to_double(master_f), 1e-6);
 
     // param: one of the master's two bf16 neighbours (the master itself when it is one).
@@ -144,9 +155,14 @@ TEST_CASE("bf16 adamw rounding is unbiased over seeds", "[adamw]") {
         d_master.upload(master0);
         d_m.upload(m0);
         d_v.upload(v0);
-        rkv::cuda::adamw_update(rkv::AdamWArgs<bf16, float>{.n = n, .param = d_param.get(), .master = d_master.get(),
-                                                            .grad = d_grad.get(), .m = d_m.get(), .v = d_v.get(),
-                                                            .step = s, .seed = seed0 + uint64_t(k)},
+        rkv::cuda::adamw_update(rkv::AdamWArgs<bf16, float>{.n = n,
+                                                            .param = d_param.get(),
+                                                            .master = d_master.get(),
+                                                            .grad = d_grad.get(),
+                                                            .m = d_m.get(),
+                                                            .v = d_v.get(),
+                                                            .step = s,
+                                                            .seed = seed0 + uint64_t(k)},
                                 nullptr);
         const auto got = d_master.download();
         if (k == 0) master = got;

@@ -30,16 +30,28 @@ struct Shape {
     template <class S>
     rkv::AttentionDecodeArgs<S> args(S* out, const S* q, const S* k, const S* v, const int* kv_slot = nullptr,
                                      int layer = 0, size_t slot_stride = 0) const {
-        return {.B = B, .Tq = Tq, .pos0 = pos0, .Tmax = Tmax, .NH = NH, .NKV = NKV, .HS = HS, .kv_slot = kv_slot,
-                .layer = layer, .slot_stride = slot_stride, .q = q, .k_cache = k, .v_cache = v, .out = out};
+        return {.B = B,
+                .Tq = Tq,
+                .pos0 = pos0,
+                .Tmax = Tmax,
+                .NH = NH,
+                .NKV = NKV,
+                .HS = HS,
+                .kv_slot = kv_slot,
+                .layer = layer,
+                .slot_stride = slot_stride,
+                .q = q,
+                .k_cache = k,
+                .v_cache = v,
+                .out = out};
     }
-    size_t q() const { return size_t(B) * Tq * NH * HS; }      // q, out
+    size_t q() const { return size_t(B) * Tq * NH * HS; }        // q, out
     size_t slot() const { return size_t(B) * Tmax * NKV * HS; }  // one slot of k or v
 };
 
 std::ostream& operator<<(std::ostream& os, const Shape& s) {
-    return os << "B " << s.B << " Tq " << s.Tq << " pos0 " << s.pos0 << " Tmax " << s.Tmax << " NH " << s.NH
-              << " NKV " << s.NKV << " HS " << s.HS;
+    return os << "B " << s.B << " Tq " << s.Tq << " pos0 " << s.pos0 << " Tmax " << s.Tmax << " NH " << s.NH << " NKV "
+              << s.NKV << " HS " << s.HS;
 }
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
@@ -163,8 +175,7 @@ TEST_CASE("bf16 cached attention: decode and a chunk, GQA", "[attention][attenti
 }
 
 TEMPLATE_TEST_CASE("cached attention reads the slot the route names, from device memory",
-                   "[attention][attention_decode]",
-                   float, bf16) {
+                   "[attention][attention_decode]", float, bf16) {
     // 3 layers over 2 kept slots (layer 1 reads layer 0's), then over 3 in a shuffled order; one
     // block a row, and a decode split in 3.
     const Shape s = GENERATE(Shape{2, 3, 60, 80, 4, 2, 64}, Shape{1, 1, 600, 640, 4, 2, 64});
@@ -178,11 +189,11 @@ TEST_CASE("cached attention refuses shapes it does not take", "[attention][atten
         const Shape s{1, Tq, pos0, Tmax, NH, NKV, HS};
         rkv::cuda::attention_decode_forward(s.args(x.get(), x.get(), x.get(), x.get()), nullptr);
     };
-    CHECK_THROWS_AS(run(1, 4, 4, 2, 2, 16), std::invalid_argument);    // pos0 + Tq past Tmax
-    CHECK_THROWS_AS(run(1, -1, 4, 2, 2, 16), std::invalid_argument);   // negative pos0
-    CHECK_THROWS_AS(run(1, 0, 4, 3, 2, 16), std::invalid_argument);    // NH not a multiple of NKV
-    CHECK_THROWS_AS(run(1, 0, 4, 2, 2, 129), std::invalid_argument);   // head dim too large
-    CHECK_THROWS_AS(run(1, 0, 4, 2, 2, 0), std::invalid_argument);     // or empty
+    CHECK_THROWS_AS(run(1, 4, 4, 2, 2, 16), std::invalid_argument);   // pos0 + Tq past Tmax
+    CHECK_THROWS_AS(run(1, -1, 4, 2, 2, 16), std::invalid_argument);  // negative pos0
+    CHECK_THROWS_AS(run(1, 0, 4, 3, 2, 16), std::invalid_argument);   // NH not a multiple of NKV
+    CHECK_THROWS_AS(run(1, 0, 4, 2, 2, 129), std::invalid_argument);  // head dim too large
+    CHECK_THROWS_AS(run(1, 0, 4, 2, 2, 0), std::invalid_argument);    // or empty
     CHECK_THROWS_AS(rkv::cuda::kv_cache_write(x.get(), x.get(), 1, 2, 3, 4, 8, nullptr), std::invalid_argument);
 }
 
@@ -204,17 +215,16 @@ TEMPLATE_TEST_CASE("kv_cache_write writes rows pos0 .. pos0 + Tq - 1 bit for bit
     rkv::ref::kv_cache_write(want.data(), src.data() + c.src_offset, c.B, c.Tq, c.pos0, c.Tmax, c.width);
 
     Device<TestType> cache_d(cache), src_d(src);
-    rkv::cuda::kv_cache_write(cache_d.get(), src_d.get() + c.src_offset, c.B, c.Tq, c.pos0, c.Tmax, c.width,
-                              nullptr);
+    rkv::cuda::kv_cache_write(cache_d.get(), src_d.get() + c.src_offset, c.B, c.Tq, c.pos0, c.Tmax, c.width, nullptr);
     const std::vector<TestType> got = cache_d.download();
     CHECK(std::memcmp(got.data(), want.data(), n_cache * sizeof(TestType)) == 0);
 }
 
-TEMPLATE_TEST_CASE("cached attention gives the same bits in every thread order",
-                   "[attention][attention_decode]", float, bf16) {
+TEMPLATE_TEST_CASE("cached attention gives the same bits in every thread order", "[attention][attention_decode]", float,
+                   bf16) {
     // One block a row; 3 splits; 2 splits with the second empty for rows 0 .. 15.
-    const Shape s = GENERATE(Shape{1, 2, 150, 160, 4, 2, 64}, Shape{1, 3, 700, 720, 4, 2, 64},
-                             Shape{1, 40, 240, 300, 2, 1, 64});
+    const Shape s =
+        GENERATE(Shape{1, 2, 150, 160, 4, 2, 64}, Shape{1, 3, 700, 720, 4, 2, 64}, Shape{1, 40, 240, 300, 2, 1, 64});
     INFO(s);
     const Vec q = as_stored<TestType>(random_floats(s.q(), -kQK, kQK)), k = random_cache<TestType>(s, 1, kQK),
               v = random_cache<TestType>(s, 1, 1.0f);

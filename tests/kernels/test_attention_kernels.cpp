@@ -1,8 +1,8 @@
 // The table of attention kernels (layers/attention_kernels.cuh) as CudaOps, --attention and
 // bench/attention_bench.cu read it: every row that runs here matches ref/attention.h (through
 // attention_check.h) at each storage type and head dim it claims, refuses head dims it does not
-// claim and heads in uneven groups, and the choice CudaOps makes (auto, a name, the fallback) follows the table. A new row
-// is checked here without a new test; its own test file adds its shapes and bounds.
+// claim and heads in uneven groups, and the choice CudaOps makes (auto, a name, the fallback) follows the table. A new
+// row is checked here without a new test; its own test file adds its shapes and bounds.
 #include "attention_check.h"
 
 #include <stdexcept>
@@ -36,19 +36,39 @@ TEST_CASE("attention kernels refuse the head dims the table says they do not tak
         for (const int HS : {0, 96, 129, 256}) {
             if (row.takes_head_dim(HS)) continue;
             INFO(row.name << " at head dim " << HS);
-            const rkv::AttentionArgs<bf16, float> a{.B = 1, .T = 1, .NH = 2, .NKV = 1, .HS = HS, .q = x.get(),
-                                                    .k_all = x.get(), .v_all = x.get(), .out = x.get(),
-                                                    .lse = lse.get(), .dout = x.get(), .dq = x.get(),
-                                                    .dk_all = x.get(), .dv_all = x.get()};
+            const rkv::AttentionArgs<bf16, float> a{.B = 1,
+                                                    .T = 1,
+                                                    .NH = 2,
+                                                    .NKV = 1,
+                                                    .HS = HS,
+                                                    .q = x.get(),
+                                                    .k_all = x.get(),
+                                                    .v_all = x.get(),
+                                                    .out = x.get(),
+                                                    .lse = lse.get(),
+                                                    .dout = x.get(),
+                                                    .dq = x.get(),
+                                                    .dk_all = x.get(),
+                                                    .dv_all = x.get()};
             CHECK_THROWS_AS(row.forward(a, nullptr), std::invalid_argument);
             CHECK_THROWS_AS(row.backward(a, nullptr), std::invalid_argument);
         }
         // Heads that do not fall into even groups, at a head dim the kernel takes.
         INFO(row.name << " with NH 3, NKV 2");
-        const rkv::AttentionArgs<bf16, float> uneven{.B = 1, .T = 1, .NH = 3, .NKV = 2, .HS = row.hs_min,
-                                                     .q = x.get(), .k_all = x.get(), .v_all = x.get(),
-                                                     .out = x.get(), .lse = lse.get(), .dout = x.get(),
-                                                     .dq = x.get(), .dk_all = x.get(), .dv_all = x.get()};
+        const rkv::AttentionArgs<bf16, float> uneven{.B = 1,
+                                                     .T = 1,
+                                                     .NH = 3,
+                                                     .NKV = 2,
+                                                     .HS = row.hs_min,
+                                                     .q = x.get(),
+                                                     .k_all = x.get(),
+                                                     .v_all = x.get(),
+                                                     .out = x.get(),
+                                                     .lse = lse.get(),
+                                                     .dout = x.get(),
+                                                     .dq = x.get(),
+                                                     .dk_all = x.get(),
+                                                     .dv_all = x.get()};
         CHECK_THROWS_AS(row.forward(uneven, nullptr), std::invalid_argument);
         CHECK_THROWS_AS(row.backward(uneven, nullptr), std::invalid_argument);
     }

@@ -5,7 +5,6 @@
 // bound_for the storage; lse, float in both, within the fp32 bound.
 #include "attention_check.h"
 
-
 using namespace kcheck;
 using namespace kcheck::attn;
 
@@ -41,8 +40,7 @@ TEST_CASE("bf16 attention matches ref: GQA and MQA, a partial tile", "[attention
 }
 
 TEMPLATE_TEST_CASE("attention reads the route from device memory and writes or adds to the source",
-                   "[attention][attention_plain]",
-                   float, bf16) {
+                   "[attention][attention_plain]", float, bf16) {
     check_routed(plain<TestType>, Shape{2, 45, 4, 2, 16});
 }
 

@@ -47,13 +47,22 @@ TEMPLATE_TEST_CASE("cross entropy and the fused classifier match ref, skipping t
 
     // The losses are float sums over stored values: fp32 accuracy in both builds.
     std::vector<double> losses_ref(N);
-    rkv::CrossEntropyArgs<double, double> r{.N = N, .V = V, .logits = logits_ref.data(), .targets = targets.data(),
-                                            .losses = losses_ref.data(), .dloss = double(dloss)};
+    rkv::CrossEntropyArgs<double, double> r{.N = N,
+                                            .V = V,
+                                            .logits = logits_ref.data(),
+                                            .targets = targets.data(),
+                                            .losses = losses_ref.data(),
+                                            .dloss = double(dloss)};
     rkv::ref::cross_entropy_forward(r);
     Device<T> d_logits(strided(logits));
     Device<float> d_losses(N);
-    rkv::CrossEntropyArgs<T, float> a{.N = N, .V = V, .ld = ld, .logits = d_logits.get(), .targets = d_targets.get(),
-                                      .losses = d_losses.get(), .dloss = dloss};
+    rkv::CrossEntropyArgs<T, float> a{.N = N,
+                                      .V = V,
+                                      .ld = ld,
+                                      .logits = d_logits.get(),
+                                      .targets = d_targets.get(),
+                                      .losses = d_losses.get(),
+                                      .dloss = dloss};
     rkv::cuda::cross_entropy_forward(a, nullptr);
     const auto losses = d_losses.download();
     check_close("cross_entropy_forward", losses, losses_ref, fp32_bound);

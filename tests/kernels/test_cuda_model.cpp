@@ -57,8 +57,9 @@ void train_side_by_side(const std::vector<ModelConfig>& configs, double loss_tol
             const double loss = model.forward_backward(inputs.data(), targets.data(), route);
             INFO("step " << step << " route " << route.str() << " loss " << loss << " ref " << ref_loss);
             CHECK(std::abs(loss - ref_loss) < loss_tol);
-            const double ref_norm = std::sqrt(ref_opt.grad_sq(ref_model.grads)), norm = std::sqrt(opt.grad_sq(model.grads));
-            if (step == 1) {   // from the random initial weights
+            const double ref_norm = std::sqrt(ref_opt.grad_sq(ref_model.grads)),
+                         norm = std::sqrt(opt.grad_sq(model.grads));
+            if (step == 1) {  // from the random initial weights
                 std::vector<float> g(model.table.total), ref_g(model.table.total);
                 gpu.download(g.data(), model.grads, g.size());
                 cpu.download(ref_g.data(), ref_model.grads, ref_g.size());
@@ -82,8 +83,8 @@ TEST_CASE("five fp32 training steps on the CUDA path give the CPU path's losses"
 // bf16 storage rounds every activation to 8 bits of mantissa (relative 2^-9): on the same
 // weights the loss stays within 2e-3 of fp32's (measured over 40 runs: up to 7e-4) and the
 // first gradients within 2e-2 relative (measured over 40 runs: up to 1.1e-2 at head dim 64,
-// 8e-3 elsewhere: the whole model's rounding compounding what each kernel keeps under 1e-2). Head dim 64 runs attention on the
-// tensor-core kernel, the tiny head dims on the plain one.
+// 8e-3 elsewhere: the whole model's rounding compounding what each kernel keeps under 1e-2). Head dim 64 runs attention
+// on the tensor-core kernel, the tiny head dims on the plain one.
 TEST_CASE("bf16 training steps on the CUDA path match the CPU path on the same weights", "[cuda][model][bf16]") {
     std::vector<ModelConfig> configs = tiny_configs();
     ModelConfig wide = test::tiny_config("qwen3");

@@ -18,7 +18,10 @@ TEMPLATE_TEST_CASE("embedding forward matches ref, with and without positions", 
     const auto wte = as_stored<T>(random_floats(size_t(V) * C)), wpe = as_stored<T>(random_floats(size_t(maxT) * C));
     Device<int> d_tokens(tokens);
     Device<T> d_wte(to_storage<T>(wte)), d_wpe(to_storage<T>(wpe)), d_out(size_t(B) * Tn * C);
-    rkv::cuda::embedding_forward(rkv::EmbeddingArgs<T, float>{.B = B, .T = Tn, .C = C, .tokens = d_tokens.get(),
+    rkv::cuda::embedding_forward(rkv::EmbeddingArgs<T, float>{.B = B,
+                                                              .T = Tn,
+                                                              .C = C,
+                                                              .tokens = d_tokens.get(),
                                                               .wte = d_wte.get(),
                                                               .wpe = positions ? d_wpe.get() : nullptr,
                                                               .out = d_out.get()},
@@ -27,7 +30,10 @@ TEMPLATE_TEST_CASE("embedding forward matches ref, with and without positions", 
     std::vector<double> ref(size_t(B) * Tn * C);
     const auto wpe_ref = to_double(wpe);
     const auto wte_ref = to_double(wte);
-    rkv::ref::embedding_forward(rkv::EmbeddingArgs<double, double>{.B = B, .T = Tn, .C = C, .tokens = tokens.data(),
+    rkv::ref::embedding_forward(rkv::EmbeddingArgs<double, double>{.B = B,
+                                                                   .T = Tn,
+                                                                   .C = C,
+                                                                   .tokens = tokens.data(),
                                                                    .wte = wte_ref.data(),
                                                                    .wpe = positions ? wpe_ref.data() : nullptr,
                                                                    .out = ref.data()});
@@ -52,8 +58,12 @@ TEMPLATE_TEST_CASE("embedding backward matches ref and is deterministic", "[embe
     const auto run = [&] {
         d_dwte.upload(dwte0);
         d_dwpe.upload(dwpe0);
-        rkv::cuda::embedding_backward(rkv::EmbeddingArgs<T, float>{.B = B, .T = Tn, .C = C, .tokens = d_tokens.get(),
-                                                                   .dout = d_dout.get(), .dwte = d_dwte.get(),
+        rkv::cuda::embedding_backward(rkv::EmbeddingArgs<T, float>{.B = B,
+                                                                   .T = Tn,
+                                                                   .C = C,
+                                                                   .tokens = d_tokens.get(),
+                                                                   .dout = d_dout.get(),
+                                                                   .dwte = d_dwte.get(),
                                                                    .dwpe = positions ? d_dwpe.get() : nullptr},
                                       nullptr);
     };
@@ -62,8 +72,12 @@ TEMPLATE_TEST_CASE("embedding backward matches ref and is deterministic", "[embe
 
     auto dwte_ref = to_double(dwte0), dwpe_ref = to_double(dwpe0);
     const auto dout_ref = to_double(dout);
-    rkv::ref::embedding_backward(rkv::EmbeddingArgs<double, double>{.B = B, .T = Tn, .C = C, .tokens = tokens.data(),
-                                                                    .dout = dout_ref.data(), .dwte = dwte_ref.data(),
+    rkv::ref::embedding_backward(rkv::EmbeddingArgs<double, double>{.B = B,
+                                                                    .T = Tn,
+                                                                    .C = C,
+                                                                    .tokens = tokens.data(),
+                                                                    .dout = dout_ref.data(),
+                                                                    .dwte = dwte_ref.data(),
                                                                     .dwpe = positions ? dwpe_ref.data() : nullptr});
     check_close("embedding_backward dwte", dwte, dwte_ref, fp32_bound);
     check_close("embedding_backward dwpe", dwpe, dwpe_ref, fp32_bound);

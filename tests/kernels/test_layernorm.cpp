@@ -36,13 +36,26 @@ TEMPLATE_TEST_CASE("layernorm forward and backward match ref", "[layernorm]", fl
     // Forward.
     Device<T> d_inp(to_storage<T>(inp)), d_w(to_storage<T>(w)), d_b(to_storage<T>(b)), d_out(size_t(N) * C);
     Device<float> d_mean(N), d_rstd(N);
-    rkv::NormArgs<T, float> a{.N = N, .C = C, .eps = eps, .inp = d_inp.get(), .w = d_w.get(), .bias = d_b.get(),
-                              .out = d_out.get(), .mean = d_mean.get(), .rstd = d_rstd.get()};
+    rkv::NormArgs<T, float> a{.N = N,
+                              .C = C,
+                              .eps = eps,
+                              .inp = d_inp.get(),
+                              .w = d_w.get(),
+                              .bias = d_b.get(),
+                              .out = d_out.get(),
+                              .mean = d_mean.get(),
+                              .rstd = d_rstd.get()};
     rkv::cuda::layernorm_forward(a, nullptr);
     std::vector<double> out_ref(size_t(N) * C), mean_ref(N), rstd_ref(N);
     const auto inp_d = to_double(inp), w_d = to_double(w), b_d = to_double(b);
-    rkv::NormArgs<double, double> r{.N = N, .C = C, .eps = eps, .inp = inp_d.data(), .w = w_d.data(),
-                                    .bias = b_d.data(), .out = out_ref.data(), .mean = mean_ref.data(),
+    rkv::NormArgs<double, double> r{.N = N,
+                                    .C = C,
+                                    .eps = eps,
+                                    .inp = inp_d.data(),
+                                    .w = w_d.data(),
+                                    .bias = b_d.data(),
+                                    .out = out_ref.data(),
+                                    .mean = mean_ref.data(),
                                     .rstd = rstd_ref.data()};
     rkv::ref::layernorm_forward(r);
     check_close("layernorm_forward out", to_floats(d_out.download()), out_ref, bound);
@@ -83,8 +96,16 @@ TEMPLATE_TEST_CASE("residual + layernorm matches ref residual then ref layernorm
     Device<T> d_a(to_storage<T>(a)), d_b(to_storage<T>(b)), d_w(to_storage<T>(w)), d_bias(to_storage<T>(bias)),
         d_resid(NC), d_out(NC);
     Device<float> d_mean(N), d_rstd(N);
-    rkv::NormArgs<T, float> n{.N = N, .C = C, .eps = eps, .inp = d_a.get(), .w = d_w.get(), .bias = d_bias.get(),
-                              .out = d_out.get(), .mean = d_mean.get(), .rstd = d_rstd.get(), .residual = d_b.get(),
+    rkv::NormArgs<T, float> n{.N = N,
+                              .C = C,
+                              .eps = eps,
+                              .inp = d_a.get(),
+                              .w = d_w.get(),
+                              .bias = d_bias.get(),
+                              .out = d_out.get(),
+                              .mean = d_mean.get(),
+                              .rstd = d_rstd.get(),
+                              .residual = d_b.get(),
                               .resid_out = d_resid.get()};
     rkv::cuda::layernorm_forward(n, nullptr);
     const auto resid = to_floats(d_resid.download()), out = to_floats(d_out.download());
@@ -95,9 +116,15 @@ TEMPLATE_TEST_CASE("residual + layernorm matches ref residual then ref layernorm
     rkv::ref::residual_forward(resid_ref.data(), to_double(a).data(), to_double(b).data(), NC);
     const auto resid_stored = as_stored<T>(std::vector<float>(resid_ref.begin(), resid_ref.end()));
     const auto resid_d = to_double(resid_stored), w_d = to_double(w), bias_d = to_double(bias);
-    rkv::ref::layernorm_forward(rkv::NormArgs<double, double>{
-        .N = N, .C = C, .eps = eps, .inp = resid_d.data(), .w = w_d.data(), .bias = bias_d.data(),
-        .out = out_ref.data(), .mean = mean_ref.data(), .rstd = rstd_ref.data()});
+    rkv::ref::layernorm_forward(rkv::NormArgs<double, double>{.N = N,
+                                                              .C = C,
+                                                              .eps = eps,
+                                                              .inp = resid_d.data(),
+                                                              .w = w_d.data(),
+                                                              .bias = bias_d.data(),
+                                                              .out = out_ref.data(),
+                                                              .mean = mean_ref.data(),
+                                                              .rstd = rstd_ref.data()});
     check_close("residual_layernorm_forward resid_out", resid, resid_ref, bound);
     check_close("residual_layernorm_forward out", out, out_ref, bound);
     check_close("residual_layernorm_forward mean", mean, mean_ref, fp32_bound);
@@ -107,9 +134,15 @@ TEMPLATE_TEST_CASE("residual + layernorm matches ref residual then ref layernorm
     Device<T> d_resid2(NC), d_out2(NC);
     Device<float> d_mean2(N), d_rstd2(N);
     rkv::cuda::residual_forward(d_resid2.get(), d_a.get(), d_b.get(), NC, nullptr);
-    rkv::cuda::layernorm_forward(rkv::NormArgs<T, float>{.N = N, .C = C, .eps = eps, .inp = d_resid2.get(),
-                                                         .w = d_w.get(), .bias = d_bias.get(), .out = d_out2.get(),
-                                                         .mean = d_mean2.get(), .rstd = d_rstd2.get()},
+    rkv::cuda::layernorm_forward(rkv::NormArgs<T, float>{.N = N,
+                                                         .C = C,
+                                                         .eps = eps,
+                                                         .inp = d_resid2.get(),
+                                                         .w = d_w.get(),
+                                                         .bias = d_bias.get(),
+                                                         .out = d_out2.get(),
+                                                         .mean = d_mean2.get(),
+                                                         .rstd = d_rstd2.get()},
                                  nullptr);
     CHECK(to_floats(d_resid2.download()) == resid);
     CHECK(to_floats(d_out2.download()) == out);

@@ -54,20 +54,28 @@ TEMPLATE_TEST_CASE("linear forward and forward with GELU match ref, with and wit
     const int N = shape.N, C = shape.C, OC = shape.OC;
     INFO("N " << N << " C " << C << " OC " << OC << " ld " << ld << " bias " << with_bias << " epilogues "
               << epilogues);
-    const Tensor<T> inp(random_floats(size_t(N) * C)), weight(random_floats(size_t(OC) * C)),
-        bias(random_floats(OC));
+    const Tensor<T> inp(random_floats(size_t(N) * C)), weight(random_floats(size_t(OC) * C)), bias(random_floats(OC));
     const T* b = with_bias ? bias.dev.get() : nullptr;
 
     std::vector<double> pre_ref(size_t(N) * OC), out_ref(size_t(N) * OC);
-    rkv::ref::linear_forward(rkv::LinearArgs<double, double>{.N = N, .C = C, .OC = OC, .inp = inp.ref.data(),
+    rkv::ref::linear_forward(rkv::LinearArgs<double, double>{.N = N,
+                                                             .C = C,
+                                                             .OC = OC,
+                                                             .inp = inp.ref.data(),
                                                              .weight = weight.ref.data(),
                                                              .bias = with_bias ? bias.ref.data() : nullptr,
                                                              .out = pre_ref.data()});
     rkv::ref::gelu_forward(out_ref.data(), pre_ref.data(), pre_ref.size());
 
     Device<T> rows(size_t(N) * ld);
-    rkv::LinearArgs<T, float> a{.N = N, .C = C, .OC = OC, .ld = ld, .inp = inp.dev.get(), .weight = weight.dev.get(),
-                                .bias = b, .out = rows.get()};
+    rkv::LinearArgs<T, float> a{.N = N,
+                                .C = C,
+                                .OC = OC,
+                                .ld = ld,
+                                .inp = inp.dev.get(),
+                                .weight = weight.dev.get(),
+                                .bias = b,
+                                .out = rows.get()};
     rkv::cuda::linear_forward(a, nullptr);
     const auto got = to_floats(rows.download());
     check_close("linear_forward", without_stride(got, N, OC, ld), pre_ref, bound_for<T>());
@@ -92,8 +100,8 @@ TEMPLATE_TEST_CASE("linear backward writes or adds dinp, and adds dweight and db
     const InOrder in_order(order);
     const Epilogues fused(epilogues);
     const int N = shape.N, C = shape.C, OC = shape.OC;
-    INFO("N " << N << " C " << C << " OC " << OC << " ld " << ld << " bias " << with_bias << " epilogues "
-              << epilogues << " accumulate " << accumulate);
+    INFO("N " << N << " C " << C << " OC " << OC << " ld " << ld << " bias " << with_bias << " epilogues " << epilogues
+              << " accumulate " << accumulate);
     const auto dout_values = random_floats(size_t(N) * OC);
     const Tensor<T> dout(with_stride(dout_values, N, OC, ld, kNaN)), inp(random_floats(size_t(N) * C)),
         weight(random_floats(size_t(OC) * C));
@@ -102,25 +110,38 @@ TEMPLATE_TEST_CASE("linear backward writes or adds dinp, and adds dweight and db
                dweight0 = random_floats(size_t(OC) * C), dbias0 = random_floats(OC);
     Device<T> dinp(to_storage<T>(dinp0));
     Device<float> dweight(dweight0), dbias(dbias0);
-    rkv::cuda::linear_backward(rkv::LinearArgs<T, float>{.N = N, .C = C, .OC = OC, .ld = ld, .inp = inp.dev.get(),
-                                                         .weight = weight.dev.get(), .dout = dout.dev.get(),
-                                                         .dinp = dinp.get(), .accumulate_dinp = accumulate,
+    rkv::cuda::linear_backward(rkv::LinearArgs<T, float>{.N = N,
+                                                         .C = C,
+                                                         .OC = OC,
+                                                         .ld = ld,
+                                                         .inp = inp.dev.get(),
+                                                         .weight = weight.dev.get(),
+                                                         .dout = dout.dev.get(),
+                                                         .dinp = dinp.get(),
+                                                         .accumulate_dinp = accumulate,
                                                          .dweight = dweight.get(),
                                                          .dbias = with_bias ? dbias.get() : nullptr},
                                nullptr);
 
     auto dinp_ref = accumulate ? to_double(as_stored<T>(dinp0)) : std::vector<double>(size_t(N) * C),
          dweight_ref = to_double(dweight0), dbias_ref = to_double(dbias0);
-    rkv::ref::linear_backward(rkv::LinearArgs<double, double>{.N = N, .C = C, .OC = OC, .inp = inp.ref.data(),
-                                                              .weight = weight.ref.data(), .dout = dout_ref.data(),
-                                                              .dinp = dinp_ref.data(), .dweight = dweight_ref.data(),
+    rkv::ref::linear_backward(rkv::LinearArgs<double, double>{.N = N,
+                                                              .C = C,
+                                                              .OC = OC,
+                                                              .inp = inp.ref.data(),
+                                                              .weight = weight.ref.data(),
+                                                              .dout = dout_ref.data(),
+                                                              .dinp = dinp_ref.data(),
+                                                              .dweight = dweight_ref.data(),
                                                               .dbias = with_bias ? dbias_ref.data() : nullptr});
     check_close("linear_backward dinp", to_floats(dinp.download()), dinp_ref, bound_for<T>());
     // The parameter gradients are float sums of products of stored values: fp32 accuracy in
     // both builds.
     check_close("linear_backward dweight", dweight.download(), dweight_ref, fp32_bound);
-    if (with_bias) check_close("linear_backward dbias", dbias.download(), dbias_ref, fp32_bound);
-    else CHECK(dbias.download() == dbias0);
+    if (with_bias)
+        check_close("linear_backward dbias", dbias.download(), dbias_ref, fp32_bound);
+    else
+        CHECK(dbias.download() == dbias0);
 }
 
 TEMPLATE_TEST_CASE("linear backward through a GELU matches ref's linear and GELU backward", "[linear]", float, bf16) {
@@ -142,39 +163,66 @@ TEMPLATE_TEST_CASE("linear backward through a GELU matches ref's linear and GELU
     const auto dweight0 = random_floats(size_t(OC) * C), dbias0 = random_floats(OC);
     Device<T> dpre(size_t(N) * C);
     Device<float> dweight(dweight0), dbias(dbias0);
-    rkv::cuda::linear_gelu_backward(rkv::LinearArgs<T, float>{.N = N, .C = C, .OC = OC, .inp = inp.dev.get(),
-                                                              .weight = weight.dev.get(), .inp_pre = pre.dev.get(),
-                                                              .dout = dout.dev.get(), .dinp = dpre.get(),
+    rkv::cuda::linear_gelu_backward(rkv::LinearArgs<T, float>{.N = N,
+                                                              .C = C,
+                                                              .OC = OC,
+                                                              .inp = inp.dev.get(),
+                                                              .weight = weight.dev.get(),
+                                                              .inp_pre = pre.dev.get(),
+                                                              .dout = dout.dev.get(),
+                                                              .dinp = dpre.get(),
                                                               .dweight = dweight.get(),
                                                               .dbias = with_bias ? dbias.get() : nullptr},
                                     nullptr);
 
     std::vector<double> dinp_ref(size_t(N) * C), dpre_ref(size_t(N) * C);
     auto dweight_ref = to_double(dweight0), dbias_ref = to_double(dbias0);
-    rkv::ref::linear_backward(rkv::LinearArgs<double, double>{.N = N, .C = C, .OC = OC, .inp = inp.ref.data(),
-                                                              .weight = weight.ref.data(), .dout = dout.ref.data(),
-                                                              .dinp = dinp_ref.data(), .dweight = dweight_ref.data(),
+    rkv::ref::linear_backward(rkv::LinearArgs<double, double>{.N = N,
+                                                              .C = C,
+                                                              .OC = OC,
+                                                              .inp = inp.ref.data(),
+                                                              .weight = weight.ref.data(),
+                                                              .dout = dout.ref.data(),
+                                                              .dinp = dinp_ref.data(),
+                                                              .dweight = dweight_ref.data(),
                                                               .dbias = with_bias ? dbias_ref.data() : nullptr});
     rkv::ref::gelu_backward(dpre_ref.data(), dinp_ref.data(), pre.ref.data(), dpre_ref.size());
     check_close("linear_gelu_backward dpre", to_floats(dpre.download()), dpre_ref, bound_for<T>());
     check_close("linear_gelu_backward dweight", dweight.download(), dweight_ref, fp32_bound);
-    if (with_bias) check_close("linear_gelu_backward dbias", dbias.download(), dbias_ref, fp32_bound);
-    else CHECK(dbias.download() == dbias0);
+    if (with_bias)
+        check_close("linear_gelu_backward dbias", dbias.download(), dbias_ref, fp32_bound);
+    else
+        CHECK(dbias.download() == dbias0);
 }
 
 TEST_CASE("linear backward refuses dbias without dweight", "[linear]") {
     Device<float> x(16), dbias(4);
-    const rkv::LinearArgs<float, float> a{.N = 2, .C = 2, .OC = 4, .inp = x.get(), .weight = x.get(),
-                                          .inp_pre = x.get(), .dout = x.get(), .dinp = x.get(),
-                                          .accumulate_dinp = true, .dbias = dbias.get()};
+    const rkv::LinearArgs<float, float> a{.N = 2,
+                                          .C = 2,
+                                          .OC = 4,
+                                          .inp = x.get(),
+                                          .weight = x.get(),
+                                          .inp_pre = x.get(),
+                                          .dout = x.get(),
+                                          .dinp = x.get(),
+                                          .accumulate_dinp = true,
+                                          .dbias = dbias.get()};
     CHECK_THROWS_AS(rkv::cuda::linear_backward(a, nullptr), std::invalid_argument);
     CHECK_THROWS_AS(rkv::cuda::linear_gelu_backward(a, nullptr), std::invalid_argument);
 }
 
 TEST_CASE("linear refuses a row stride shorter than a row", "[linear]") {
     Device<float> x(16);
-    const rkv::LinearArgs<float, float> a{.N = 2, .C = 2, .OC = 4, .ld = 3, .inp = x.get(), .weight = x.get(),
-                                          .out = x.get(), .dout = x.get(), .dinp = x.get(), .accumulate_dinp = true,
+    const rkv::LinearArgs<float, float> a{.N = 2,
+                                          .C = 2,
+                                          .OC = 4,
+                                          .ld = 3,
+                                          .inp = x.get(),
+                                          .weight = x.get(),
+                                          .out = x.get(),
+                                          .dout = x.get(),
+                                          .dinp = x.get(),
+                                          .accumulate_dinp = true,
                                           .dweight = x.get()};
     CHECK_THROWS_AS(rkv::cuda::linear_forward(a, nullptr), std::invalid_argument);
     CHECK_THROWS_AS(rkv::cuda::linear_backward(a, nullptr), std::invalid_argument);

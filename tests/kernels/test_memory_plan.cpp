@@ -45,8 +45,10 @@ size_t emulated_peak(const PlanSettings& s, int rank) {
         opt.set_weights(model.params, params);
         auto [inputs, targets] = test::random_batch(s.batch * s.seq_len, s.config.vocab_size, rng);
         RouteSampler sampler(s.config.num_hidden_layers, 0.5);
-        if (sharded) sharded->zero();
-        else model.zero_grad();
+        if (sharded)
+            sharded->zero();
+        else
+            model.zero_grad();
         model.forward_backward(inputs.data(), targets.data(), sampler.sample({7, 1, 0}));
         if (sharded) sharded->finish();
         const float* grads = sharded ? sharded->shard() : model.grads + (s.zero ? shard * rank : 0);
@@ -82,11 +84,11 @@ TEST_CASE("memory plan: the emulated CUDA path's peak device bytes, every preset
                 const double planned = double(plan.allocated_bytes - cublaslt);
                 const double peak =
                     double(fp32 ? emulated_peak<float>(s, rank) : emulated_peak<__nv_bfloat16>(s, rank));
-                INFO(name << (fp32 ? " fp32" : " bf16") << " --recompute " << recompute_name(recompute)
-                          << " -b " << batch << " -t " << seq_len << " --zero " << zero
-                          << " rank " << rank << " of " << ranks << ": planned " << size_t(planned)
-                          << " bytes, emulated peak " << size_t(peak) << ", " << 100 * (planned / peak - 1) << "%");
-                CHECK(std::abs(planned - peak) <= 0.01 * peak);   // asked: 5%; it agrees to 0.02%
+                INFO(name << (fp32 ? " fp32" : " bf16") << " --recompute " << recompute_name(recompute) << " -b "
+                          << batch << " -t " << seq_len << " --zero " << zero << " rank " << rank << " of " << ranks
+                          << ": planned " << size_t(planned) << " bytes, emulated peak " << size_t(peak) << ", "
+                          << 100 * (planned / peak - 1) << "%");
+                CHECK(std::abs(planned - peak) <= 0.01 * peak);  // asked: 5%; it agrees to 0.02%
             }
     }
 }
@@ -125,7 +127,7 @@ TEST_CASE("memory plan: sizes, fitting and the largest micro-batch", "[memory_pl
 }
 
 TEST_CASE("memory plan: recomputation, and the advice when only it fits", "[memory_plan][recompute]") {
-    PlanSettings s{preset("qwen3-1.7b"), 1, 2048, 1, 2, 8, 0};   // ZeRO-2: nothing left to shard
+    PlanSettings s{preset("qwen3-1.7b"), 1, 2048, 1, 2, 8, 0};  // ZeRO-2: nothing left to shard
     auto total = [&](Recompute r) {
         PlanSettings t = s;
         t.recompute = r;

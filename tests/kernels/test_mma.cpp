@@ -20,8 +20,7 @@ namespace {
 __global__ void ldmatrix_kernel(uint32_t* regs, const bf16* m) {
     alignas(16) __shared__ bf16 tile[16 * 16];
     const int lane = threadIdx.x;
-    for (int i = lane; i < 16 * 16 / 8; i += 32)
-        rkv::cuda::mma::cp_async_16(tile + 8 * i, m + 8 * i, true);
+    for (int i = lane; i < 16 * 16 / 8; i += 32) rkv::cuda::mma::cp_async_16(tile + 8 * i, m + 8 * i, true);
     rkv::cuda::mma::cp_async_commit();
     rkv::cuda::mma::cp_async_wait<0>();
     __syncwarp();
@@ -36,9 +35,7 @@ __global__ void ldmatrix_kernel(uint32_t* regs, const bf16* m) {
 // fragments are built from the layout formulas of cuda/mma.cuh.
 __global__ void mma_kernel(float* d, const bf16* a, const bf16* b, const float* c) {
     const int lane = threadIdx.x, g = lane / 4, t = lane % 4;
-    auto pair = [](bf16 lo, bf16 hi) {
-        return rkv::cuda::mma::pack_bf16(__bfloat162float(lo), __bfloat162float(hi));
-    };
+    auto pair = [](bf16 lo, bf16 hi) { return rkv::cuda::mma::pack_bf16(__bfloat162float(lo), __bfloat162float(hi)); };
     const uint32_t af[4] = {pair(a[g * 16 + 2 * t], a[g * 16 + 2 * t + 1]),
                             pair(a[(g + 8) * 16 + 2 * t], a[(g + 8) * 16 + 2 * t + 1]),
                             pair(a[g * 16 + 2 * t + 8], a[g * 16 + 2 * t + 9]),
@@ -52,7 +49,8 @@ __global__ void mma_kernel(float* d, const bf16* a, const bf16* b, const float* 
 }
 
 uint32_t bits(float lo, float hi) {
-    return uint32_t(std::bit_cast<uint16_t>(__float2bfloat16(hi))) << 16 | std::bit_cast<uint16_t>(__float2bfloat16(lo));
+    return uint32_t(std::bit_cast<uint16_t>(__float2bfloat16(hi))) << 16 |
+           std::bit_cast<uint16_t>(__float2bfloat16(lo));
 }
 
 }  // namespace

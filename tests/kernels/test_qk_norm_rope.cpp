@@ -35,12 +35,24 @@ Reference reference(const Shape& s, const rkv::RopeParams& rope, int pos0, const
     Reference r{std::vector<double>(n), std::vector<double>(rows), std::vector<double>(n), to_double(dw0)};
     const auto x = to_double(inp), wd = to_double(w);
     std::vector<double> normed(n), dnormed(n);
-    rkv::NormArgs<double, double> a{.N = rows, .C = s.HS, .eps = kEps, .inp = x.data(), .w = wd.data(),
-                                    .out = normed.data(), .rstd = r.rstd.data()};
+    rkv::NormArgs<double, double> a{.N = rows,
+                                    .C = s.HS,
+                                    .eps = kEps,
+                                    .inp = x.data(),
+                                    .w = wd.data(),
+                                    .out = normed.data(),
+                                    .rstd = r.rstd.data()};
     rkv::ref::rmsnorm_forward(a);
     const auto dout_d = to_double(dout);
-    const rkv::RopeArgs<double, double> rp{.B = s.B, .T = s.Tn, .NH = s.H, .HS = s.HS, .rope = rope, .pos0 = pos0,
-                                           .inp = normed.data(), .out = r.out.data(), .dout = dout_d.data(),
+    const rkv::RopeArgs<double, double> rp{.B = s.B,
+                                           .T = s.Tn,
+                                           .NH = s.H,
+                                           .HS = s.HS,
+                                           .rope = rope,
+                                           .pos0 = pos0,
+                                           .inp = normed.data(),
+                                           .out = r.out.data(),
+                                           .dout = dout_d.data(),
                                            .dinp = dnormed.data()};
     rkv::ref::rope_forward(rp);
     rkv::ref::rope_backward(rp);
@@ -70,9 +82,20 @@ TEMPLATE_TEST_CASE("qk_norm_rope forward and backward match ref rmsnorm then rop
 
     Device<T> d_inp(to_storage<T>(inp)), d_w(to_storage<T>(w)), d_out(n), d_dout(to_storage<T>(dout)), d_dinp(n);
     Device<float> d_rstd(size_t(B) * Tn * H), d_dw(dw0);
-    const rkv::RopeArgs<T, float> a{.B = B, .T = Tn, .NH = H, .HS = HS, .rope = rope, .pos0 = pos0,
-                                    .inp = d_inp.get(), .out = d_out.get(), .w = d_w.get(), .rstd = d_rstd.get(),
-                                    .eps = kEps, .dout = d_dout.get(), .dinp = d_dinp.get(), .dw = d_dw.get()};
+    const rkv::RopeArgs<T, float> a{.B = B,
+                                    .T = Tn,
+                                    .NH = H,
+                                    .HS = HS,
+                                    .rope = rope,
+                                    .pos0 = pos0,
+                                    .inp = d_inp.get(),
+                                    .out = d_out.get(),
+                                    .w = d_w.get(),
+                                    .rstd = d_rstd.get(),
+                                    .eps = kEps,
+                                    .dout = d_dout.get(),
+                                    .dinp = d_dinp.get(),
+                                    .dw = d_dw.get()};
     rkv::cuda::qk_norm_rope_forward(a, nullptr);
     check_close("qk_norm_rope_forward out", to_floats(d_out.download()), ref.out, bound_for<T>());
     check_close("qk_norm_rope_forward rstd", d_rstd.download(), ref.rstd, fp32_bound);
@@ -92,24 +115,40 @@ TEST_CASE("qk_norm_rope gives the same bits in every thread order", "[qk_norm_ro
         Device<bf16> d_inp(to_storage<bf16>(inp)), d_w(to_storage<bf16>(w)), d_out(n), d_dout(to_storage<bf16>(dout)),
             d_dinp(n);
         Device<float> d_rstd(size_t(s.B) * s.Tn * s.H), d_dw(std::vector<float>(s.HS, 0.0f));
-        const rkv::RopeArgs<bf16, float> a{.B = s.B, .T = s.Tn, .NH = s.H, .HS = s.HS, .inp = d_inp.get(),
-                                           .out = d_out.get(), .w = d_w.get(), .rstd = d_rstd.get(), .eps = kEps,
-                                           .dout = d_dout.get(), .dinp = d_dinp.get(), .dw = d_dw.get()};
+        const rkv::RopeArgs<bf16, float> a{.B = s.B,
+                                           .T = s.Tn,
+                                           .NH = s.H,
+                                           .HS = s.HS,
+                                           .inp = d_inp.get(),
+                                           .out = d_out.get(),
+                                           .w = d_w.get(),
+                                           .rstd = d_rstd.get(),
+                                           .eps = kEps,
+                                           .dout = d_dout.get(),
+                                           .dinp = d_dinp.get(),
+                                           .dw = d_dw.get()};
         rkv::cuda::qk_norm_rope_forward(a, nullptr);
         rkv::cuda::qk_norm_rope_backward(a, nullptr);
         const std::vector<std::vector<float>> got{to_floats(d_out.download()), d_rstd.download(),
                                                   to_floats(d_dinp.download()), d_dw.download()};
-        if (first.empty()) first = got;
-        else CHECK(got == first);
+        if (first.empty())
+            first = got;
+        else
+            CHECK(got == first);
     }
 }
 
 TEST_CASE("qk_norm_rope refuses odd head sizes and head sizes over 256", "[qk_norm_rope]") {
     Device<float> x(1024);
     for (const int HS : {7, 258})
-        CHECK_THROWS_AS(rkv::cuda::qk_norm_rope_forward(rkv::RopeArgs<float, float>{.B = 1, .T = 1, .NH = 1, .HS = HS,
-                                                                                    .inp = x.get(), .out = x.get(),
-                                                                                    .w = x.get(), .rstd = x.get(),
+        CHECK_THROWS_AS(rkv::cuda::qk_norm_rope_forward(rkv::RopeArgs<float, float>{.B = 1,
+                                                                                    .T = 1,
+                                                                                    .NH = 1,
+                                                                                    .HS = HS,
+                                                                                    .inp = x.get(),
+                                                                                    .out = x.get(),
+                                                                                    .w = x.get(),
+                                                                                    .rstd = x.get(),
                                                                                     .eps = kEps},
                                                         nullptr),
                         std::invalid_argument);

@@ -35,13 +35,18 @@ TEMPLATE_TEST_CASE("rmsnorm forward and backward match ref", "[rmsnorm]", float,
 
     Device<T> d_inp(to_storage<T>(inp)), d_w(to_storage<T>(w)), d_out(size_t(N) * C);
     Device<float> d_rstd(N);
-    rkv::NormArgs<T, float> a{.N = N, .C = C, .eps = eps, .inp = d_inp.get(), .w = d_w.get(), .out = d_out.get(),
-                              .rstd = d_rstd.get()};
+    rkv::NormArgs<T, float> a{
+        .N = N, .C = C, .eps = eps, .inp = d_inp.get(), .w = d_w.get(), .out = d_out.get(), .rstd = d_rstd.get()};
     rkv::cuda::rmsnorm_forward(a, nullptr);
     std::vector<double> out_ref(size_t(N) * C), rstd_ref(N);
     const auto inp_d = to_double(inp), w_d = to_double(w);
-    rkv::NormArgs<double, double> r{.N = N, .C = C, .eps = eps, .inp = inp_d.data(), .w = w_d.data(),
-                                    .out = out_ref.data(), .rstd = rstd_ref.data()};
+    rkv::NormArgs<double, double> r{.N = N,
+                                    .C = C,
+                                    .eps = eps,
+                                    .inp = inp_d.data(),
+                                    .w = w_d.data(),
+                                    .out = out_ref.data(),
+                                    .rstd = rstd_ref.data()};
     rkv::ref::rmsnorm_forward(r);
     check_close("rmsnorm_forward out", to_floats(d_out.download()), out_ref, bound);
     check_close("rmsnorm_forward rstd", d_rstd.download(), rstd_ref, fp32_bound);
@@ -62,8 +67,8 @@ TEMPLATE_TEST_CASE("rmsnorm forward and backward match ref", "[rmsnorm]", float,
     check_close("rmsnorm_backward dw", d_dw.download(), dw_ref, fp32_bound);
 }
 
-TEMPLATE_TEST_CASE("residual + rmsnorm matches ref residual then ref rmsnorm, and the separate kernels",
-                   "[rmsnorm]", float, bf16) {
+TEMPLATE_TEST_CASE("residual + rmsnorm matches ref residual then ref rmsnorm, and the separate kernels", "[rmsnorm]",
+                   float, bf16) {
     using T = TestType;
     const auto order = GENERATE(from_range(orders()));
     const Shape shape = GENERATE(Shape{13, 72}, Shape{37, 16}, Shape{9, 130});  // packs, packs, elements
@@ -77,8 +82,15 @@ TEMPLATE_TEST_CASE("residual + rmsnorm matches ref residual then ref rmsnorm, an
                w = as_stored<T>(random_floats(C));
     Device<T> d_a(to_storage<T>(a)), d_b(to_storage<T>(b)), d_w(to_storage<T>(w)), d_resid(NC), d_out(NC);
     Device<float> d_rstd(N);
-    rkv::NormArgs<T, float> n{.N = N, .C = C, .eps = eps, .inp = d_a.get(), .w = d_w.get(), .out = d_out.get(),
-                              .rstd = d_rstd.get(), .residual = d_b.get(), .resid_out = d_resid.get()};
+    rkv::NormArgs<T, float> n{.N = N,
+                              .C = C,
+                              .eps = eps,
+                              .inp = d_a.get(),
+                              .w = d_w.get(),
+                              .out = d_out.get(),
+                              .rstd = d_rstd.get(),
+                              .residual = d_b.get(),
+                              .resid_out = d_resid.get()};
     rkv::cuda::rmsnorm_forward(n, nullptr);
     const auto resid = to_floats(d_resid.download()), out = to_floats(d_out.download());
     const auto rstd = d_rstd.download();
@@ -88,8 +100,12 @@ TEMPLATE_TEST_CASE("residual + rmsnorm matches ref residual then ref rmsnorm, an
     rkv::ref::residual_forward(resid_ref.data(), to_double(a).data(), to_double(b).data(), NC);
     const auto resid_stored = as_stored<T>(std::vector<float>(resid_ref.begin(), resid_ref.end()));
     const auto resid_d = to_double(resid_stored), w_d = to_double(w);
-    rkv::ref::rmsnorm_forward(rkv::NormArgs<double, double>{.N = N, .C = C, .eps = eps, .inp = resid_d.data(),
-                                                            .w = w_d.data(), .out = out_ref.data(),
+    rkv::ref::rmsnorm_forward(rkv::NormArgs<double, double>{.N = N,
+                                                            .C = C,
+                                                            .eps = eps,
+                                                            .inp = resid_d.data(),
+                                                            .w = w_d.data(),
+                                                            .out = out_ref.data(),
                                                             .rstd = rstd_ref.data()});
     check_close("residual_rmsnorm_forward resid_out", resid, resid_ref, bound);
     check_close("residual_rmsnorm_forward out", out, out_ref, bound);
@@ -99,8 +115,13 @@ TEMPLATE_TEST_CASE("residual + rmsnorm matches ref residual then ref rmsnorm, an
     Device<T> d_resid2(NC), d_out2(NC);
     Device<float> d_rstd2(N);
     rkv::cuda::residual_forward(d_resid2.get(), d_a.get(), d_b.get(), NC, nullptr);
-    rkv::cuda::rmsnorm_forward(rkv::NormArgs<T, float>{.N = N, .C = C, .eps = eps, .inp = d_resid2.get(),
-                                                       .w = d_w.get(), .out = d_out2.get(), .rstd = d_rstd2.get()},
+    rkv::cuda::rmsnorm_forward(rkv::NormArgs<T, float>{.N = N,
+                                                       .C = C,
+                                                       .eps = eps,
+                                                       .inp = d_resid2.get(),
+                                                       .w = d_w.get(),
+                                                       .out = d_out2.get(),
+                                                       .rstd = d_rstd2.get()},
                                nullptr);
     CHECK(to_floats(d_resid2.download()) == resid);
     CHECK(to_floats(d_out2.download()) == out);

@@ -14,7 +14,6 @@ struct Shape {
 };
 }  // namespace
 
-
 TEMPLATE_TEST_CASE("rope forward and backward match ref", "[rope]", float, bf16) {
     using T = TestType;
     const auto order = GENERATE(from_range(orders()));
@@ -29,13 +28,13 @@ TEMPLATE_TEST_CASE("rope forward and backward match ref", "[rope]", float, bf16)
     const auto inp = as_stored<T>(random_floats(n));
 
     Device<T> d_inp(to_storage<T>(inp)), d_out(n);
-    rkv::RopeArgs<T, float> a{.B = B, .T = Tn, .NH = H, .HS = HS, .rope = rope, .pos0 = pos0, .inp = d_inp.get(),
-                              .out = d_out.get()};
+    rkv::RopeArgs<T, float> a{
+        .B = B, .T = Tn, .NH = H, .HS = HS, .rope = rope, .pos0 = pos0, .inp = d_inp.get(), .out = d_out.get()};
     rkv::cuda::rope_forward(a, nullptr);
     std::vector<double> out_ref(n);
     const auto inp_d = to_double(inp);
-    rkv::RopeArgs<double, double> r{.B = B, .T = Tn, .NH = H, .HS = HS, .rope = rope, .pos0 = pos0,
-                                    .inp = inp_d.data(), .out = out_ref.data()};
+    rkv::RopeArgs<double, double> r{
+        .B = B, .T = Tn, .NH = H, .HS = HS, .rope = rope, .pos0 = pos0, .inp = inp_d.data(), .out = out_ref.data()};
     rkv::ref::rope_forward(r);
     const auto out = to_floats(d_out.download());
     check_close("rope_forward", out, out_ref, bound_for<T>());

@@ -39,7 +39,7 @@ __device__ int acc_col(int e) { return 8 * (e / 4) + 2 * (threadIdx.x % 4) + e %
 template <int N, int K>
 __global__ void ss_kernel(float* d, const bf16* a, const bf16* b) {
     unsigned char* smem = rkv::dynamic_smem<unsigned char>();
-    unsigned char* as = smem;                     // (K / 64) slabs (64, 64)
+    unsigned char* as = smem;                      // (K / 64) slabs (64, 64)
     unsigned char* bs = smem + K / 64 * kM * 128;  // (K / 64) slabs (N, 64)
     for (int h = 0; h < K / 64; h++) {
         store_slab(as + h * kM * 128, a, kM, K, 64 * h);
@@ -109,7 +109,8 @@ std::vector<double> matmul(const std::vector<float>& a, B b_at, const std::vecto
 template <int N, int K>
 void check_ss() {
     const auto a = as_stored<bf16>(random_floats(kM * K)), b = as_stored<bf16>(random_floats(N * K));
-    const auto want = matmul(a, [&](int k, int n) { return b[n * K + k]; }, {}, kM, N, K);
+    const auto want = matmul(
+        a, [&](int k, int n) { return b[n * K + k]; }, {}, kM, N, K);
     Device<bf16> ad(to_bf16(a)), bd(to_bf16(b));
     Device<float> d(kM * N);
     for (const auto order : orders()) {
@@ -124,7 +125,8 @@ template <int N, int K>
 void check_rs() {
     const auto a = as_stored<bf16>(random_floats(kM * K)), b = as_stored<bf16>(random_floats(K * N));
     const auto c = random_floats(kM * N);
-    const auto want = matmul(a, [&](int k, int n) { return b[k * N + n]; }, c, kM, N, K);
+    const auto want = matmul(
+        a, [&](int k, int n) { return b[k * N + n]; }, c, kM, N, K);
     Device<bf16> ad(to_bf16(a)), bd(to_bf16(b));
     Device<float> cd(c), d(kM * N);
     for (const auto order : orders()) {
@@ -171,8 +173,7 @@ TEST_CASE("wgmma descriptors pack start, leading and stride offsets >> 4 and the
     CHECK((d >> 62) == 1);
 }
 
-TEST_CASE("wgmma mma_ss: A and K-major B from swizzled shared memory, k-steps within and across slabs",
-          "[wgmma]") {
+TEST_CASE("wgmma mma_ss: A and K-major B from swizzled shared memory, k-steps within and across slabs", "[wgmma]") {
     check_ss<128, 128>();
     check_ss<64, 64>();
 }

@@ -52,9 +52,9 @@ struct SplitMix64 {
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
         return z ^ (z >> 31);
     }
-    double uniform() { return double(next() >> 11) * 0x1.0p-53; }   // [0, 1)
+    double uniform() { return double(next() >> 11) * 0x1.0p-53; }  // [0, 1)
     int below(int n) { return int(next() % uint64_t(n)); }
-    double normal() {                                                 // ~N(0, 1)
+    double normal() {  // ~N(0, 1)
         double s = 0;
         for (int i = 0; i < 12; i++) s += uniform();
         return s - 6.0;
@@ -78,7 +78,10 @@ std::vector<float> make_params(const rkv::ModelConfig& c) {
                 break;
             }
             case rkv::ParamKind::Embedding: std = 0.1; break;
-            case rkv::ParamKind::Norm: mean = 1.0; std = 0.1; break;
+            case rkv::ParamKind::Norm:
+                mean = 1.0;
+                std = 0.1;
+                break;
             case rkv::ParamKind::Bias: std = 0.05; break;
         }
         for (size_t i = 0; i < t.numel(); i++) p[t.offset + i] = float(mean + std * rng.normal());

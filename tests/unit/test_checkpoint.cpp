@@ -47,7 +47,7 @@ TEST_CASE("a checkpoint round-trips parameters, optimizer state and run state ex
         const OptimizerSlice whole = load_optimizer(path, ck.state, table, 0, table.total, true);
         CHECK(whole.m == m);
         CHECK(whole.v == v);
-        CHECK(whole.master.empty());   // the model's weights are the master
+        CHECK(whole.master.empty());  // the model's weights are the master
         // A shard of it, as a rank of a ZeRO run takes it: padded with zeros past the table.
         const size_t begin = table.total - 5;
         const OptimizerSlice tail = load_optimizer(path, ck.state, table, begin, 8, false);
@@ -71,7 +71,7 @@ TEST_CASE("safetensors: bad files are refused naming the file", "[checkpoint]") 
     CHECK(back == data);
     CHECK_THROWS_WITH(SafetensorsFile(path).read("w", {3, 2}, back.data()), Catch::Contains("shape [2, 3]"));
     CHECK_THROWS_WITH(SafetensorsFile(path).read("u", {2, 3}, back.data()), Catch::Contains("no tensor 'u'"));
-    fs::resize_file(path, fs::file_size(path) - 4);   // truncated
+    fs::resize_file(path, fs::file_size(path) - 4);  // truncated
     CHECK_THROWS_WITH(SafetensorsFile(path).read("w", {2, 3}, back.data()),
                       Catch::Contains(path) && Catch::Contains("truncated"));
     std::ofstream(path, std::ios::trunc) << "nonsense";

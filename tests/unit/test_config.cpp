@@ -43,10 +43,10 @@ TEST_CASE("an invalid config is refused naming the field", "[config]") {
         CHECK(error_of(c).empty());
     }
     SECTION("zero sizes") {
-        for (int ModelConfig::*field : {&ModelConfig::vocab_size, &ModelConfig::hidden_size,
-                                        &ModelConfig::intermediate_size, &ModelConfig::num_hidden_layers,
-                                        &ModelConfig::num_attention_heads, &ModelConfig::head_dim,
-                                        &ModelConfig::max_position_embeddings}) {
+        for (int ModelConfig::*field :
+             {&ModelConfig::vocab_size, &ModelConfig::hidden_size, &ModelConfig::intermediate_size,
+              &ModelConfig::num_hidden_layers, &ModelConfig::num_attention_heads, &ModelConfig::head_dim,
+              &ModelConfig::max_position_embeddings}) {
             ModelConfig z = c;
             z.*field = 0;
             CHECK_THAT(error_of(z), Catch::Contains("must be positive"));
@@ -92,7 +92,7 @@ TEST_CASE("the parameter table tiles one buffer", "[params]") {
         }
         CHECK(next == t.total);
         CHECK((t.lm_head == t.wte) == c.tie_word_embeddings);
-        for (auto& l : t.layers) {   // q, k, v adjacent: one fused matrix on the GPU
+        for (auto& l : t.layers) {  // q, k, v adjacent: one fused matrix on the GPU
             CHECK(l.k_w == l.q_w + size_t(c.q_dim()) * c.hidden_size);
             CHECK(l.v_w == l.k_w + size_t(c.kv_dim()) * c.hidden_size);
         }

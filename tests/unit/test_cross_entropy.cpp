@@ -43,8 +43,13 @@ TEST_CASE("the fused cross-entropy row is ref's forward and backward", "[cross_e
             const double dloss = 0.25;
             double loss_ref = 0;
             std::vector<double> d_ref(V, 0.0);
-            const rkv::CrossEntropyArgs<double, double> a{.N = 1, .V = V, .logits = logits.data(), .targets = &target,
-                                                          .losses = &loss_ref, .dloss = dloss, .dlogits = d_ref.data()};
+            const rkv::CrossEntropyArgs<double, double> a{.N = 1,
+                                                          .V = V,
+                                                          .logits = logits.data(),
+                                                          .targets = &target,
+                                                          .losses = &loss_ref,
+                                                          .dloss = dloss,
+                                                          .dlogits = d_ref.data()};
             rkv::ref::cross_entropy_forward(a);
             rkv::ref::cross_entropy_backward(a);
 
@@ -86,7 +91,12 @@ TEST_CASE("CpuOps' classifier: every row as the fused row, skipped rows zero, ro
     targets[3] = -1;
     std::vector<float> got = logits, losses(N, std::nanf(""));
     rkv::CpuOps<float> ops;
-    ops.fused_classifier({.N = N, .V = V, .ld = ld, .targets = targets.data(), .losses = losses.data(), .dloss = 0.5f,
+    ops.fused_classifier({.N = N,
+                          .V = V,
+                          .ld = ld,
+                          .targets = targets.data(),
+                          .losses = losses.data(),
+                          .dloss = 0.5f,
                           .dlogits = got.data()});
     for (int n = 0; n < N; n++) {
         INFO("row " << n);

@@ -10,8 +10,8 @@
 #include <fstream>
 #include <regex>
 
-#include <catch2/catch.hpp>
 #include <fmt/core.h>
+#include <catch2/catch.hpp>
 
 #include "data/corpus.h"
 #include "data/shard.h"
@@ -129,6 +129,8 @@ TEST_CASE("cached_builtin_corpus writes once per parameters into RKV_CACHE_DIR a
     CHECK(rkv::read_shard(files.val, rkv::kByteVocab) == rkv::builtin_corpus(9, CorpusSplit::val, 5000));
 
     fs::remove_all(cache);
-    if (before) ::setenv("RKV_CACHE_DIR", saved.c_str(), 1);
-    else ::unsetenv("RKV_CACHE_DIR");
+    if (before)
+        ::setenv("RKV_CACHE_DIR", saved.c_str(), 1);
+    else
+        ::unsetenv("RKV_CACHE_DIR");
 }

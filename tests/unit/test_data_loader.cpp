@@ -7,8 +7,8 @@
 #include <map>
 #include <numeric>
 
-#include <catch2/catch.hpp>
 #include <fmt/core.h>
+#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include "data/loader.h"
@@ -135,7 +135,7 @@ TEST_CASE("shuffled epochs permute the windows, same on every rank, seeded", "[d
     auto a = serve(1), b = serve(1), c = serve(2);
     CHECK(a == b);
     CHECK(a != c);
-    for (auto& order : a) {   // distinct windows: a permutation, less the tail that does not fill a global batch
+    for (auto& order : a) {  // distinct windows: a permutation, less the tail that does not fill a global batch
         std::vector<int64_t> sorted = order;
         std::sort(sorted.begin(), sorted.end());
         CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());
@@ -187,8 +187,7 @@ TEST_CASE("a restored loader serves exactly the batches it would have served", "
 TEST_CASE("loader errors: too few tokens, bad position, bad shards", "[data]") {
     Corpus corpus;
     std::string pattern = (corpus.dir / "shard_*.bin").string();
-    CHECK_THROWS_WITH(rkv::DataLoader(corpus.options(4148, 1)),
-                      Catch::Contains(pattern) && Catch::Contains("too few"));
+    CHECK_THROWS_WITH(rkv::DataLoader(corpus.options(4148, 1)), Catch::Contains(pattern) && Catch::Contains("too few"));
     CHECK_THROWS_AS(rkv::DataLoader(corpus.options(0, 8)), std::invalid_argument);
     CHECK_THROWS_AS(rkv::DataLoader(corpus.options(2, 8, 2, 2)), std::invalid_argument);
 

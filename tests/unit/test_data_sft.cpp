@@ -11,8 +11,8 @@
 #include <random>
 #include <set>
 
-#include <catch2/catch.hpp>
 #include <fmt/core.h>
+#include <catch2/catch.hpp>
 
 #include "data/loader.h"
 #include "data/rng.h"
@@ -21,8 +21,8 @@
 #include "data/tokenizer.h"
 #include "src/cpu_ops.h"
 #include "src/model.h"
-#include "tests/fixtures.h"
 #include "tests/data_error.h"
+#include "tests/fixtures.h"
 #include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -62,9 +62,7 @@ void patch_header(const std::string& path, int i, int32_t value) {
 }
 
 // The byte encoder as an Encoder.
-std::vector<int32_t> bytes(std::string_view s) {
-    return rkv::encode_bytes(s);
-}
+std::vector<int32_t> bytes(std::string_view s) { return rkv::encode_bytes(s); }
 
 }  // namespace
 
@@ -196,14 +194,15 @@ TEST_CASE("row file reader: random corruption is refused or read, never a crash"
         }
     }
     CHECK(refused > 50);
-    CHECK(read > 0);   // edits to token bytes below the vocabulary leave a valid file
+    CHECK(read > 0);  // edits to token bytes below the vocabulary leave a valid file
 }
 
 TEST_CASE("JSON Lines become one row per example: [bos] prompt completion [eos] padding", "[data][sft]") {
     test::TempDir dir("sft");
-    const std::string f = dir.write("a.jsonl", "{\"prompt\": \"ab\", \"completion\": \"xyz\", \"id\": 7}\n"
-                                               "\n"
-                                               "{\"completion\": \"q\", \"prompt\": \"\"}\n");
+    const std::string f = dir.write("a.jsonl",
+                                    "{\"prompt\": \"ab\", \"completion\": \"xyz\", \"id\": 7}\n"
+                                    "\n"
+                                    "{\"completion\": \"q\", \"prompt\": \"\"}\n");
     rkv::SftOptions o;
     o.T = 8;
     o.bos = 1;
@@ -224,7 +223,7 @@ TEST_CASE("JSON Lines become one row per example: [bos] prompt completion [eos] 
     const auto n = rkv::make_sft_rows({g}, bytes, {.T = 4, .prompt_field = "q", .completion_field = "a"});
     CHECK(n.train.tokens == Tokens{'h', 'i', 0, 0});
     CHECK(n.train.mask == std::vector<uint8_t>{0, 1, 0, 0});
-    CHECK(n.counts.dropped_no_loss == 1);   // "h" alone: nothing predicts it
+    CHECK(n.counts.dropped_no_loss == 1);  // "h" alone: nothing predicts it
 }
 
 TEST_CASE("too long: the prompt is cut from its left, a completion that does not fit drops the example",
@@ -269,7 +268,7 @@ TEST_CASE("the validation split takes the given share of the examples, spread ev
     rkv::SftOptions o;
     o.T = 6;
     o.val_fraction = 0.1;
-    const auto s = rkv::make_sft_rows({f, f}, bytes, o);   // two files: one stream of 200 examples
+    const auto s = rkv::make_sft_rows({f, f}, bytes, o);  // two files: one stream of 200 examples
     CHECK(s.counts.val_rows == 20);
     CHECK(s.counts.train_rows == 180);
     // Every tenth example: 9, 19, ... of each file.
@@ -285,7 +284,7 @@ TEST_CASE("the validation split takes the given share of the examples, spread ev
     o.val_fraction = 0;
     CHECK(rkv::write_sft_splits(dir.path.string(), "noval", rkv::make_sft_rows({f}, bytes, o), 256) ==
           std::vector<std::string>{dir.file("noval_train.bin")});
-    CHECK(bytes_of(dir.file("chat_train.bin")).substr(8, 4) == std::string("\2\0\0\0", 4));   // 2 bytes per token
+    CHECK(bytes_of(dir.file("chat_train.bin")).substr(8, 4) == std::string("\2\0\0\0", 4));  // 2 bytes per token
     rkv::write_sft_splits(dir.path.string(), "wide", s, 70000);
     CHECK(bytes_of(dir.file("wide_train.bin")).substr(8, 4) == std::string("\4\0\0\0", 4));
 }
@@ -360,14 +359,14 @@ std::vector<int64_t> served_rows(rkv::DataLoader& loader, const RowCorpus& c) {
 }  // namespace
 
 TEST_CASE("the loader serves row files: B rows per batch, -1 where no loss, shuffled by seed", "[data][sft]") {
-    RowCorpus c({7, 0, 12, 4}, 6);   // 23 rows
+    RowCorpus c({7, 0, 12, 4}, 6);  // 23 rows
     const int B = 2, T = 6;
     rkv::DataLoader loader(c.options(B, T));
     CHECK(loader.rows());
     CHECK(loader.batches_per_epoch() == 11);
     CHECK(loader.num_tokens() == 23 * 6);
-    CHECK(loader.summary() == fmt::format("23 rows of 6 tokens, {} carry loss",
-                                          std::count(c.all.mask.begin(), c.all.mask.end(), 1)));
+    CHECK(loader.summary() ==
+          fmt::format("23 rows of 6 tokens, {} carry loss", std::count(c.all.mask.begin(), c.all.mask.end(), 1)));
     for (int64_t k = 0; k < 11; k++) CHECK(served_rows(loader, c) == std::vector<int64_t>{2 * k, 2 * k + 1});
     CHECK(loader.state() == rkv::LoaderState{1, 0});
     CHECK(served_rows(loader, c) == std::vector<int64_t>{0, 1});
@@ -386,7 +385,7 @@ TEST_CASE("the loader serves row files: B rows per batch, -1 where no loss, shuf
     };
     const auto a = epochs(5, 1);
     CHECK(a == epochs(5, 1));
-    const auto two = epochs(5, 2);   // epochs of 20 rows: 23 / (B * world) batches of 4
+    const auto two = epochs(5, 2);  // epochs of 20 rows: 23 / (B * world) batches of 4
     CHECK(std::vector<int64_t>(a[0].begin(), a[0].begin() + 20) == two[0]);
     CHECK(a != epochs(6, 1));
     CHECK(a[0] != a[1]);
@@ -406,7 +405,7 @@ TEST_CASE("the loader refuses mixed kinds, a row length that is not T, and too f
                Contains(c.dir.file("rows_zz.bin") + ": not a fine-tuning row file among the row files"));
     fs::remove(c.dir.file("rows_zz.bin"));
     rkv::write_shard(c.dir.file("rows_00a.bin"), Tokens(100, 7), 1);   // sorts after rows_00.bin
-    fs::rename(c.dir.file("rows_00.bin"), c.dir.file("rows_01.bin"));   // now the shard is first
+    fs::rename(c.dir.file("rows_00.bin"), c.dir.file("rows_01.bin"));  // now the shard is first
     CHECK_THAT(test::data_error([&] { rkv::DataLoader(c.options(1, 6)); }),
                Contains(c.dir.file("rows_01.bin") + ": a fine-tuning row file among the token shards"));
     fs::remove(c.dir.file("rows_00a.bin"));
@@ -433,7 +432,7 @@ std::vector<int32_t> letters(std::string_view s) {
 
 TEST_CASE("a masked batch's loss is the loss over the completion tokens alone; prompt and padding carry none",
           "[data][sft][model]") {
-    const rkv::ModelConfig cfg = rkv::test::tiny_config("llama3");   // vocab 32, T up to 8
+    const rkv::ModelConfig cfg = rkv::test::tiny_config("llama3");  // vocab 32, T up to 8
     const int B = 3, T = 8, V = cfg.vocab_size;
     const std::vector<std::pair<std::string, std::string>> examples = {{"abc", "de"}, {"f", "ghijk"}, {"lmnop", ""}};
     test::TempDir dir("sft");
@@ -445,7 +444,7 @@ TEST_CASE("a masked batch's loss is the loss over the completion tokens alone; p
     o.eos = kEos;
     auto splits = rkv::make_sft_rows({dir.write("ex.jsonl", jsonl)}, letters, o);
     rkv::write_sft_splits(dir.path.string(), "ex", splits, V);
-    o.pad = 9;   // the same examples padded with another token
+    o.pad = 9;  // the same examples padded with another token
     rkv::write_sft_splits(dir.path.string(), "pad9", rkv::make_sft_rows({dir.file("ex.jsonl")}, letters, o), V);
 
     auto batch = [&](const std::string& name) {
@@ -467,7 +466,7 @@ TEST_CASE("a masked batch's loss is the loss over the completion tokens alone; p
     // Independently: -log softmax(logits at position j - 1)[token j] over each example's
     // completion tokens and eos, positions counted from the example's text.
     model.forward(x.data(), nullptr, route);
-    const std::vector<double> logits = model.logits(T);   // (B, T, V)
+    const std::vector<double> logits = model.logits(T);  // (B, T, V)
     double sum = 0;
     int count = 0;
     for (int b = 0; b < B; b++) {

@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include <catch2/catch.hpp>
 #include <fmt/core.h>
+#include <catch2/catch.hpp>
 
 #include "data/rng.h"
 #include "data/shard.h"
@@ -80,8 +80,7 @@ TEST_CASE("malformed shards throw DataError naming the file and the problem", "[
 
     std::string headerless = dir.file("headerless.bin");
     std::ofstream(headerless) << "not a shard";
-    CHECK_THAT(test::data_error([&] { rkv::Shard(headerless, 256); }),
-               Contains(headerless) && Contains("too short"));
+    CHECK_THAT(test::data_error([&] { rkv::Shard(headerless, 256); }), Contains(headerless) && Contains("too short"));
 
     std::string magic = good("magic.bin");
     patch_header(magic, 0, 12345);
@@ -114,7 +113,8 @@ TEST_CASE("malformed shards throw DataError naming the file and the problem", "[
     CHECK_THAT(test::data_error([&] { rkv::Shard(fifo, 256); }), Contains(fifo) && Contains("is a FIFO"));
     std::string directory = dir.file("directory.bin");
     fs::create_directories(directory);
-    CHECK_THAT(test::data_error([&] { rkv::Shard(directory, 256); }), Contains(directory) && Contains("is a directory"));
+    CHECK_THAT(test::data_error([&] { rkv::Shard(directory, 256); }),
+               Contains(directory) && Contains("is a directory"));
 }
 
 TEST_CASE("write_shard refuses tokens that do not fit the version", "[data]") {
@@ -132,11 +132,9 @@ TEST_CASE("write_shard refuses tokens that do not fit the version", "[data]") {
 
 TEST_CASE("expand_glob returns the matches sorted by name", "[data]") {
     test::TempDir dir("shard");
-    for (const char* name : {"b_001.bin", "a_002.bin", "b_000.bin", "c.txt"})
-        rkv::write_shard(dir.file(name), {}, 1);
+    for (const char* name : {"b_001.bin", "a_002.bin", "b_000.bin", "c.txt"}) rkv::write_shard(dir.file(name), {}, 1);
     auto files = rkv::expand_glob(dir.file("*.bin"));
-    CHECK(files ==
-          std::vector<std::string>{dir.file("a_002.bin"), dir.file("b_000.bin"), dir.file("b_001.bin")});
+    CHECK(files == std::vector<std::string>{dir.file("a_002.bin"), dir.file("b_000.bin"), dir.file("b_001.bin")});
 }
 
 TEST_CASE("byte tokenizer round-trips any bytes", "[data]") {

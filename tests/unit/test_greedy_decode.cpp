@@ -20,10 +20,10 @@ std::vector<int> greedy_recompute(Model<double>& model, const Route& route, std:
     std::vector<int> out;
     while (int(out.size()) < max_new) {
         const int n = int(seq.size());
-        std::vector<int> inputs(model.Tn, 0);    // positions after n do not change the ones before
+        std::vector<int> inputs(model.Tn, 0);  // positions after n do not change the ones before
         std::copy(seq.begin(), seq.end(), inputs.begin());
         model.forward(inputs.data(), nullptr, route);
-        const std::vector<double> row = model.logits(n, n - 1);   // (1, n ... Tn - 1, V): the first row
+        const std::vector<double> row = model.logits(n, n - 1);  // (1, n ... Tn - 1, V): the first row
         const int next = argmax(row.data(), V);
         out.push_back(next);
         seq.push_back(next);
@@ -47,7 +47,7 @@ TEST_CASE("greedy decoding through the shared KV cache equals recomputing the se
         test::random_params(full.params, full.table, rng);
         for (const Route& route : {all_own(L), keep_every(L, 2), keep_every(L, 4), keep_layers(L, {0, 3, 5})}) {
             INFO("route " << route.str());
-            for (int chunk : {1, 4, 16}) {   // the prompt's chunks: the decode path, several, one
+            for (int chunk : {1, 4, 16}) {  // the prompt's chunks: the decode path, several, one
                 INFO("chunk " << chunk);
                 Model<double> cached(c, ops, 1, chunk, 0, false);
                 ops.copy_bytes(cached.params, full.params, full.table.total * sizeof(double));
@@ -55,8 +55,7 @@ TEST_CASE("greedy decoding through the shared KV cache equals recomputing the se
                 for (int& t : prompt) t = int(rng() % c.vocab_size);
                 const int max_new = max_len - int(prompt.size());
                 KvCache<double> cache(ops, c, route, 1, max_len);
-                const std::vector<int> got =
-                    greedy_decode(cached, cache, prompt, max_new, [](int) { return false; });
+                const std::vector<int> got = greedy_decode(cached, cache, prompt, max_new, [](int) { return false; });
                 CHECK(got.size() == size_t(max_new));
                 CHECK(got == greedy_recompute(full, route, prompt, max_new, -1));
                 // A stop token ends the answer and is returned with it.

@@ -96,7 +96,7 @@ TEST_CASE("RoPE frequencies equal transformers' for published configs in both la
         const ModelConfig c4 = config_from_json(k["config_v4"]), c5 = config_from_json(k["config_v5"]);
         CHECK(c4.rope == c5.rope);
         CHECK(to_json(c4) == to_json(c5));
-        CHECK(to_json(config_from_json(to_json(c4))) == to_json(c4));   // what rkv writes reads back the same
+        CHECK(to_json(config_from_json(to_json(c4))) == to_json(c4));  // what rkv writes reads back the same
         const auto& want = k["inv_freq"];
         REQUIRE(want.size() == size_t(c4.head_dim / 2));
         double worst = 0;
@@ -104,7 +104,7 @@ TEST_CASE("RoPE frequencies equal transformers' for published configs in both la
             const double f = want[i];
             worst = std::max(worst, std::abs(rope_inv_freq(c4.rope, i, c4.head_dim) - f) / f);
         }
-        CHECK(worst < 2e-6);   // transformers computes them in float32
+        CHECK(worst < 2e-6);  // transformers computes them in float32
     }
 }
 
@@ -123,9 +123,11 @@ TEST_CASE("tiny Hugging Face models give transformers' logits, full cache and ke
         const json written = to_json(ck.config);
         for (const auto& [key, value] : written.items()) {
             INFO(key);
-            if (key == "torch_dtype") continue;   // transformers 5 writes dtype only
-            if (key == "rope_theta" || key == "rope_scaling") CHECK(value == saved4.at(key));
-            else CHECK(value == saved.at(key));
+            if (key == "torch_dtype") continue;  // transformers 5 writes dtype only
+            if (key == "rope_theta" || key == "rope_scaling")
+                CHECK(value == saved4.at(key));
+            else
+                CHECK(value == saved.at(key));
         }
 
         const json lj = read_json(dir + "/logits.json");
@@ -165,7 +167,7 @@ TEST_CASE("published configs read as the models they describe", "[config]") {
         for (auto key : {"head_dim", "num_key_value_heads", "tie_word_embeddings", "rms_norm_eps"}) q.erase(key);
         q["num_attention_heads"] = 32;
         const ModelConfig c = config_from_json(q);
-        CHECK(c.head_dim == 128);   // Qwen3Config's default
+        CHECK(c.head_dim == 128);  // Qwen3Config's default
         CHECK(c.num_key_value_heads == 32);
         CHECK(!c.tie_word_embeddings);
         CHECK(c.rms_norm_eps == 1e-6);
@@ -174,7 +176,7 @@ TEST_CASE("published configs read as the models they describe", "[config]") {
         m.erase("head_dim");
         m["num_attention_heads"] = 8;
         CHECK(config_from_json(m).num_key_value_heads == 8);
-        CHECK(config_from_json(m).head_dim == 4);   // hidden_size / num_attention_heads
+        CHECK(config_from_json(m).head_dim == 4);  // hidden_size / num_attention_heads
         json l = llama();
         l["num_key_value_heads"] = nullptr;
         CHECK(config_from_json(l).num_key_value_heads == 4);
@@ -182,7 +184,7 @@ TEST_CASE("published configs read as the models they describe", "[config]") {
     SECTION("GPT-2's own names") {
         const ModelConfig c = config_from_json(gpt2());
         CHECK(to_json(c) == to_json(preset("gpt2-124m")));
-        CHECK(c.intermediate_size == 4 * 768);   // n_inner null
+        CHECK(c.intermediate_size == 4 * 768);  // n_inner null
         const json out = to_json(c, "bfloat16");
         CHECK(out["n_embd"] == 768);
         CHECK(out["n_inner"] == 3072);
@@ -203,11 +205,11 @@ TEST_CASE("published configs read as the models they describe", "[config]") {
         json j = qwen3();
         j["sliding_window"] = 4096;
         j["layer_types"][3] = "sliding_attention";
-        CHECK_NOTHROW(config_from_json(j));   // use_sliding_window false
+        CHECK_NOTHROW(config_from_json(j));  // use_sliding_window false
         j.erase("layer_types");
         j["use_sliding_window"] = true;
         j["max_window_layers"] = 4;
-        CHECK_NOTHROW(config_from_json(j));   // no layer from 4 on
+        CHECK_NOTHROW(config_from_json(j));  // no layer from 4 on
     }
     SECTION("rkv's older config.json, with its own family switches") {
         const json old = json::parse(R"({"model_type": "qwen3", "vocab_size": 64, "hidden_size": 32,
@@ -240,7 +242,7 @@ TEST_CASE("a field rkv does not implement is refused by name", "[config]") {
         CHECK_THAT(error_of(with(llama(), {{"hidden_size", nullptr}})), Contains("hidden_size is missing"));
         CHECK_THAT(error_of(with(gpt2(), {{"hidden_size", 512}})), Contains("n_embd 768 and hidden_size 512"));
         CHECK_THAT(error_of(json::array()), Contains("JSON object"));
-        CHECK(error_of(with(llama(), {{"intermediate_size", 48.0}})).empty());   // an integral float is a size
+        CHECK(error_of(with(llama(), {{"intermediate_size", 48.0}})).empty());  // an integral float is a size
     }
     SECTION("rope types and parameters") {
         for (auto type : {"yarn", "dynamic", "longrope", "proportional"}) {
@@ -281,20 +283,25 @@ TEST_CASE("a field rkv does not implement is refused by name", "[config]") {
     SECTION("sliding windows that would apply") {
         CHECK_THAT(error_of(with(mistral(), {{"sliding_window", 4096}})), Contains("sliding_window 4096"));
         json m = mistral();
-        m.erase("sliding_window");   // MistralConfig's default window, 4096
+        m.erase("sliding_window");  // MistralConfig's default window, 4096
         CHECK_THAT(error_of(m), Contains("sliding_window 4096 is shorter than max_position_embeddings 32768"));
-        CHECK_THAT(error_of(with(qwen3(), {{"use_sliding_window", true}, {"sliding_window", 4096},
-                                           {"layer_types", {"full_attention", "sliding_attention", "full_attention",
-                                                            "full_attention"}}})),
-                   Contains("layer 1 is sliding_attention"));
-        CHECK_THAT(error_of(with(qwen3(), {{"use_sliding_window", true}, {"sliding_window", 4096},
-                                           {"max_window_layers", 2}, {"layer_types", nullptr}})),
+        CHECK_THAT(
+            error_of(with(qwen3(), {{"use_sliding_window", true},
+                                    {"sliding_window", 4096},
+                                    {"layer_types",
+                                     {"full_attention", "sliding_attention", "full_attention", "full_attention"}}})),
+            Contains("layer 1 is sliding_attention"));
+        CHECK_THAT(error_of(with(qwen3(), {{"use_sliding_window", true},
+                                           {"sliding_window", 4096},
+                                           {"max_window_layers", 2},
+                                           {"layer_types", nullptr}})),
                    Contains("sliding_window 4096"));
         CHECK_THAT(error_of(with(qwen3(), {{"layer_types", {"full_attention", "linear_attention"}}})),
                    Contains("layer_types"));
-        CHECK_THAT(error_of(with(qwen3(), {{"layer_types", {"full_attention", "full_attention", "full_attention",
-                                                            "linear_attention"}}})),
-                   Contains("layer_types[3] \"linear_attention\""));
+        CHECK_THAT(
+            error_of(with(qwen3(), {{"layer_types",
+                                     {"full_attention", "full_attention", "full_attention", "linear_attention"}}})),
+            Contains("layer_types[3] \"linear_attention\""));
     }
     SECTION("biases and switches a family does not have") {
         for (const json& base : {llama(), qwen3(), mistral()}) {
@@ -319,7 +326,7 @@ TEST_CASE("a field rkv does not implement is refused by name", "[config]") {
         l["num_attention_heads"] = 6;
         l["num_key_value_heads"] = 6;
         CHECK_THAT(error_of(l), Contains("hidden_size 32 is not a multiple of num_attention_heads 6"));
-        l["head_dim"] = 8;   // given, it need not be hidden_size / num_attention_heads
+        l["head_dim"] = 8;  // given, it need not be hidden_size / num_attention_heads
         CHECK(error_of(l).empty());
         CHECK_THAT(error_of(with(llama(), {{"head_dim", 7}})), Contains("head_dim (7) must be even"));
         CHECK_THAT(error_of(with(llama(), {{"num_key_value_heads", 3}})), Contains("num_key_value_heads"));
@@ -335,9 +342,26 @@ TEST_CASE("a field rkv does not implement is refused by name", "[config]") {
 }
 
 TEST_CASE("config_from_json never crashes: mutated configs read or are refused by name", "[config][fuzz]") {
-    const std::vector<json> values = {nullptr, true, false, -1, 0, 1, 3, 2.5, 1e300, -1e300, 18446744073709551615ull,
-                                      int64_t(1) << 62, "x", "llama3", "silu", json::array(), json::object(),
-                                      json::array({1}), json{{"a", 1}}, json{{"rope_type", "linear"}}};
+    const std::vector<json> values = {nullptr,
+                                      true,
+                                      false,
+                                      -1,
+                                      0,
+                                      1,
+                                      3,
+                                      2.5,
+                                      1e300,
+                                      -1e300,
+                                      18446744073709551615ull,
+                                      int64_t(1) << 62,
+                                      "x",
+                                      "llama3",
+                                      "silu",
+                                      json::array(),
+                                      json::object(),
+                                      json::array({1}),
+                                      json{{"a", 1}},
+                                      json{{"rope_type", "linear"}}};
     std::mt19937_64 rng(std::random_device{}());
     int refused = 0, read = 0;
     for (const json& base : {llama(), qwen3(), mistral(), gpt2(), to_json(config_from_json(llama()))}) {
@@ -352,8 +376,10 @@ TEST_CASE("config_from_json never crashes: mutated configs read or are refused b
                 for (const auto& [k, v] : where->items()) keys.push_back(k);
                 if (keys.empty()) continue;
                 const std::string key = keys[rng() % keys.size()];
-                if (rng() % 5 == 0) where->erase(key);
-                else (*where)[key] = values[rng() % values.size()];
+                if (rng() % 5 == 0)
+                    where->erase(key);
+                else
+                    (*where)[key] = values[rng() % values.size()];
             }
             INFO(j.dump());
             try {

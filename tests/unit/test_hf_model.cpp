@@ -114,19 +114,27 @@ TEST_CASE("rkv writes a folder back with the fixture's tensors, config and extra
                 INFO(tensor);
                 REQUIRE(got.count(tensor));
                 CHECK(got.at(tensor).first == value.first);
-                if (dtype == Dtype::F32 || name.ends_with("bf16")) CHECK(got.at(tensor).second == value.second);
-                else CHECK(kcheck::max_rel_error(got.at(tensor).second, value.second) < 1.0 / 128);   // bf16 rounding
+                if (dtype == Dtype::F32 || name.ends_with("bf16"))
+                    CHECK(got.at(tensor).second == value.second);
+                else
+                    CHECK(kcheck::max_rel_error(got.at(tensor).second, value.second) < 1.0 / 128);  // bf16 rounding
             }
             const nlohmann::json a = read_json(src / "config.json"), b = read_json(out / "config.json");
             // GPT-2's own names, or their generic aliases (the config's writer decides which).
-            const std::vector<std::pair<const char*, const char*>> fields = {
-                {"model_type", nullptr},          {"architectures", nullptr},
-                {"vocab_size", nullptr},          {"hidden_size", "n_embd"},
-                {"intermediate_size", "n_inner"}, {"num_hidden_layers", "n_layer"},
-                {"num_attention_heads", "n_head"}, {"num_key_value_heads", nullptr},
-                {"head_dim", nullptr},            {"rms_norm_eps", "layer_norm_epsilon"},
-                {"max_position_embeddings", "n_positions"}, {"tie_word_embeddings", nullptr},
-                {"bos_token_id", nullptr},        {"eos_token_id", nullptr}};
+            const std::vector<std::pair<const char*, const char*>> fields = {{"model_type", nullptr},
+                                                                             {"architectures", nullptr},
+                                                                             {"vocab_size", nullptr},
+                                                                             {"hidden_size", "n_embd"},
+                                                                             {"intermediate_size", "n_inner"},
+                                                                             {"num_hidden_layers", "n_layer"},
+                                                                             {"num_attention_heads", "n_head"},
+                                                                             {"num_key_value_heads", nullptr},
+                                                                             {"head_dim", nullptr},
+                                                                             {"rms_norm_eps", "layer_norm_epsilon"},
+                                                                             {"max_position_embeddings", "n_positions"},
+                                                                             {"tie_word_embeddings", nullptr},
+                                                                             {"bos_token_id", nullptr},
+                                                                             {"eos_token_id", nullptr}};
             auto field = [](const nlohmann::json& j, const char* key, const char* alias) {
                 if (j.contains(key)) return j[key];
                 return alias && j.contains(alias) ? j[alias] : nlohmann::json();
@@ -169,7 +177,7 @@ TEST_CASE("GPT-2 checkpoints of earlier rkv versions, under Llama-style names, s
     CHECK(f.has("transformer.h.0.attn.c_attn.weight"));
     CHECK(f.tensors().at("transformer.h.0.attn.c_attn.weight").shape ==
           std::vector<int64_t>{c.hidden_size, 3 * c.hidden_size});
-    CHECK(!f.has("lm_head.weight"));   // tied
+    CHECK(!f.has("lm_head.weight"));  // tied
     CHECK(load_model_weights((dir / "new").string()).params == params);
     fs::remove_all(dir);
 }
@@ -254,7 +262,7 @@ TEST_CASE("bad model folders are refused naming the file and the tensor", "[hf]"
     SECTION("a config asking for more layers than the weights hold, before allocating them") {
         const fs::path p = copy("llama-f32", "l");
         nlohmann::json config = read_json(p / "config.json");
-        for (int layers : {3, 512}) {   // 512: the most a config may ask for (src/config.h)
+        for (int layers : {3, 512}) {  // 512: the most a config may ask for (src/config.h)
             config["num_hidden_layers"] = layers;
             write_json(p / "config.json", config);
             CHECK_THAT(refused(p), Catch::Contains("model.safetensors") &&
@@ -276,7 +284,7 @@ TEST_CASE("bad model folders are refused naming the file and the tensor", "[hf]"
         write_json(p / "config.json", config);
         CHECK_THAT(refused(p), Catch::Contains("lm_head.weight"));
         config["tie_word_embeddings"] = true;
-        config["model_type"] = "qwen3";   // Qwen3 has q_norm/k_norm; this folder has not
+        config["model_type"] = "qwen3";  // Qwen3 has q_norm/k_norm; this folder has not
         config["architectures"] = {"Qwen3ForCausalLM"};
         write_json(p / "config.json", config);
         CHECK_THAT(refused(p), Catch::Contains("model.safetensors") && Catch::Contains("q_norm.weight"));

@@ -49,7 +49,8 @@ TEST_CASE("decoding through the KV cache gives the logits of the whole-sequence 
                 const auto inputs = test::positions(tokens, B, T, 1, t0, n);
                 cached.forward_cached(inputs.data(), n, cache);
                 CHECK(kcheck::max_rel_error(cached.logits(n), test::positions(want, B, T, V, t0, n)) < 1e-12);
-                CHECK(cached.logits(n, n - 1) == test::positions(cached.logits(n), B, n, V, n - 1, 1));   // the newest only
+                CHECK(cached.logits(n, n - 1) ==
+                      test::positions(cached.logits(n), B, n, V, n - 1, 1));  // the newest only
                 t0 += n;
             }
             CHECK(cache.length == T);
@@ -87,5 +88,5 @@ TEST_CASE("forward_cached refuses what does not fit", "[model][kv_cache]") {
     CHECK_THROWS_AS(model.forward_cached(bad.data(), 1, cache), std::invalid_argument);
     CHECK(cache.length == 4);
     KvCache<float> two(ops, c, all_own(c.num_hidden_layers), 2, 6);
-    CHECK_THROWS_AS(model.forward_cached(tokens.data(), 1, two), std::invalid_argument);    // B differs
+    CHECK_THROWS_AS(model.forward_cached(tokens.data(), 1, two), std::invalid_argument);  // B differs
 }

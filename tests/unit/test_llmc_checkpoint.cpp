@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -8,7 +9,6 @@
 #include <limits>
 #include <random>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "src/config.h"
@@ -60,8 +60,8 @@ void write_bytes(const std::string& path, const std::vector<char>& bytes) {
 // llm.c's tensor sizes in its order (train_gpt2.c, fill_in_parameter_sizes), written
 // out here independently of the loader.
 std::vector<size_t> llmc_sizes(size_t maxT, size_t Vp, size_t L, size_t C) {
-    return {Vp * C, maxT * C, L * C, L * C, L * 3 * C * C, L * 3 * C, L * C * C, L * C,
-            L * C,  L * C,    L * 4 * C * C, L * 4 * C, L * C * 4 * C, L * C, C, C};
+    return {Vp * C, maxT * C, L * C,         L * C,     L * 3 * C * C, L * 3 * C, L * C * C, L * C,
+            L * C,  L * C,    L * 4 * C * C, L * 4 * C, L * C * 4 * C, L * C,     C,         C};
 }
 
 // A hand-made llm.c file: header, then `values` (already in the file's element type).
@@ -84,32 +84,47 @@ std::vector<size_t> expected_file_index(const ModelConfig& c, size_t Vp) {
     std::vector<size_t> off(sizes.size(), 0);
     for (size_t i = 1; i < sizes.size(); i++) off[i] = off[i - 1] + sizes[i - 1];
     // rkv tensor name suffix -> (llm.c tensor id, elements per layer, start within the layer)
-    struct Src { const char* suffix; int id; size_t per_layer, start; };
+    struct Src {
+        const char* suffix;
+        int id;
+        size_t per_layer, start;
+    };
     const Src layer_srcs[] = {
-        {"input_layernorm.weight", 2, C, 0},          {"input_layernorm.bias", 3, C, 0},
-        {"self_attn.q_proj.weight", 4, 3 * C * C, 0}, {"self_attn.k_proj.weight", 4, 3 * C * C, C * C},
+        {"input_layernorm.weight", 2, C, 0},
+        {"input_layernorm.bias", 3, C, 0},
+        {"self_attn.q_proj.weight", 4, 3 * C * C, 0},
+        {"self_attn.k_proj.weight", 4, 3 * C * C, C * C},
         {"self_attn.v_proj.weight", 4, 3 * C * C, 2 * C * C},
-        {"self_attn.q_proj.bias", 5, 3 * C, 0},       {"self_attn.k_proj.bias", 5, 3 * C, C},
+        {"self_attn.q_proj.bias", 5, 3 * C, 0},
+        {"self_attn.k_proj.bias", 5, 3 * C, C},
         {"self_attn.v_proj.bias", 5, 3 * C, 2 * C},
-        {"self_attn.o_proj.weight", 6, C * C, 0},     {"self_attn.o_proj.bias", 7, C, 0},
-        {"post_attention_layernorm.weight", 8, C, 0}, {"post_attention_layernorm.bias", 9, C, 0},
-        {"mlp.up_proj.weight", 10, 4 * C * C, 0},     {"mlp.up_proj.bias", 11, 4 * C, 0},
-        {"mlp.down_proj.weight", 12, 4 * C * C, 0},   {"mlp.down_proj.bias", 13, C, 0},
+        {"self_attn.o_proj.weight", 6, C * C, 0},
+        {"self_attn.o_proj.bias", 7, C, 0},
+        {"post_attention_layernorm.weight", 8, C, 0},
+        {"post_attention_layernorm.bias", 9, C, 0},
+        {"mlp.up_proj.weight", 10, 4 * C * C, 0},
+        {"mlp.up_proj.bias", 11, 4 * C, 0},
+        {"mlp.down_proj.weight", 12, 4 * C * C, 0},
+        {"mlp.down_proj.bias", 13, C, 0},
     };
     const ParamTable table(c);
     std::vector<size_t> idx(table.total, SIZE_MAX);
     for (const auto& t : table.tensors) {
         size_t base = SIZE_MAX;
-        if (t.name == "model.embed_tokens.weight") base = off[0];
-        else if (t.name == "model.embed_positions.weight") base = off[1];
-        else if (t.name == "model.norm.weight") base = off[14];
-        else if (t.name == "model.norm.bias") base = off[15];
+        if (t.name == "model.embed_tokens.weight")
+            base = off[0];
+        else if (t.name == "model.embed_positions.weight")
+            base = off[1];
+        else if (t.name == "model.norm.weight")
+            base = off[14];
+        else if (t.name == "model.norm.bias")
+            base = off[15];
         else
             for (size_t l = 0; l < L; l++)
                 for (const auto& s : layer_srcs)
                     if (t.name == "model.layers." + std::to_string(l) + "." + s.suffix)
                         base = off[s.id] + l * s.per_layer + s.start;
-        REQUIRE(base != SIZE_MAX);   // every rkv tensor has an llm.c source
+        REQUIRE(base != SIZE_MAX);  // every rkv tensor has an llm.c source
         for (size_t i = 0; i < t.numel(); i++) idx[t.offset + i] = base + i;
     }
     return idx;
@@ -146,7 +161,7 @@ TEST_CASE("llm.c checkpoint: tensors are read in llm.c's order", "[llmc]") {
 
     SECTION("version 3: each element is its index in the file") {
         std::vector<float> values(numel);
-        for (size_t i = 0; i < numel; i++) values[i] = float(i);   // exact: numel < 2^24
+        for (size_t i = 0; i < numel; i++) values[i] = float(i);  // exact: numel < 2^24
         write_bytes(dir.file("m.bin"), llmc_file(3, maxT, V, L, NH, C, Vp, values));
         const LlmcCheckpoint ck = load_llmc_checkpoint(dir.file("m.bin"));
         CHECK(ck.version == 3);
@@ -161,7 +176,7 @@ TEST_CASE("llm.c checkpoint: tensors are read in llm.c's order", "[llmc]") {
     }
     SECTION("version 5: bf16 values widened exactly") {
         std::vector<uint16_t> values(numel);
-        for (size_t i = 0; i < numel; i++) values[i] = float_to_bf16(float(i % 251));   // exact in bf16
+        for (size_t i = 0; i < numel; i++) values[i] = float_to_bf16(float(i % 251));  // exact in bf16
         write_bytes(dir.file("m.bin"), llmc_file(5, maxT, V, L, NH, C, Vp, values));
         const LlmcCheckpoint ck = load_llmc_checkpoint(dir.file("m.bin"));
         CHECK(ck.version == 5);
@@ -211,7 +226,7 @@ TEST_CASE("llm.c checkpoint: version 5 round-trips to bf16 precision", "[llmc]")
     size_t not_rounded = 0, too_far = 0;
     for (size_t i = 0; i < p.size(); i++) {
         not_rounded += ck.params[i] != bf16_to_float(float_to_bf16(p[i]));
-        too_far += std::fabs(ck.params[i] - p[i]) > std::fabs(p[i]) * 0x1.0p-8f;   // half an ulp of 8 bits
+        too_far += std::fabs(ck.params[i] - p[i]) > std::fabs(p[i]) * 0x1.0p-8f;  // half an ulp of 8 bits
     }
     CHECK(not_rounded == 0);
     CHECK(too_far == 0);
@@ -223,16 +238,16 @@ TEST_CASE("llm.c checkpoint: version 5 round-trips to bf16 precision", "[llmc]")
 TEST_CASE("bf16 rounds to nearest even", "[llmc]") {
     CHECK(float_to_bf16(1.0f) == 0x3F80);
     CHECK(float_to_bf16(-2.0f) == 0xC000);
-    CHECK(float_to_bf16(1.0f + 0x1.0p-8f) == 0x3F80);          // tie, down to even
-    CHECK(float_to_bf16(1.0f + 3 * 0x1.0p-8f) == 0x3F82);      // tie, up to even
-    CHECK(float_to_bf16(1.0f + 0x1.0p-8f + 0x1.0p-20f) == 0x3F81);   // above the tie
-    CHECK(float_to_bf16(1.0f + 0x1.0p-8f - 0x1.0p-20f) == 0x3F80);   // below the tie
+    CHECK(float_to_bf16(1.0f + 0x1.0p-8f) == 0x3F80);               // tie, down to even
+    CHECK(float_to_bf16(1.0f + 3 * 0x1.0p-8f) == 0x3F82);           // tie, up to even
+    CHECK(float_to_bf16(1.0f + 0x1.0p-8f + 0x1.0p-20f) == 0x3F81);  // above the tie
+    CHECK(float_to_bf16(1.0f + 0x1.0p-8f - 0x1.0p-20f) == 0x3F80);  // below the tie
     CHECK(float_to_bf16(std::numeric_limits<float>::infinity()) == 0x7F80);
-    CHECK(float_to_bf16(std::numeric_limits<float>::max()) == 0x7F80);   // overflows to inf, as PyTorch
+    CHECK(float_to_bf16(std::numeric_limits<float>::max()) == 0x7F80);  // overflows to inf, as PyTorch
     CHECK(std::isnan(bf16_to_float(float_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
     CHECK(bf16_to_float(0x3F81) == 1.0f + 0x1.0p-7f);
-    CHECK(float_to_bf16(0x1.0p-130f) == 0x0008);         // subnormal: 8 units of 2^-133
-    CHECK(float_to_bf16(3 * 0x1.0p-134f) == 0x0002);     // subnormal tie (1.5 units), up to even
+    CHECK(float_to_bf16(0x1.0p-130f) == 0x0008);      // subnormal: 8 units of 2^-133
+    CHECK(float_to_bf16(3 * 0x1.0p-134f) == 0x0002);  // subnormal tie (1.5 units), up to even
 }
 
 TEST_CASE("llm.c checkpoint: padded vocabulary", "[llmc]") {
@@ -291,8 +306,8 @@ TEST_CASE("llm.c checkpoint: bad files are refused naming the file and the probl
     };
 
     SECTION("missing file") {
-        CHECK_THAT(error_loading(dir.file("nope.bin")), Catch::Contains(dir.file("nope.bin")) &&
-                                                            Catch::Contains("cannot open"));
+        CHECK_THAT(error_loading(dir.file("nope.bin")),
+                   Catch::Contains(dir.file("nope.bin")) && Catch::Contains("cannot open"));
         CHECK_FALSE(is_llmc_checkpoint(dir.file("nope.bin")));
     }
     SECTION("a directory") {
@@ -311,8 +326,8 @@ TEST_CASE("llm.c checkpoint: bad files are refused naming the file and the probl
     SECTION("unknown version") {
         for (int v : {1, 2, 4, 6}) {
             with_header(1, v);
-            CHECK_THAT(error_loading(bad), Catch::Contains(bad) &&
-                                               Catch::Contains("unknown llm.c checkpoint version " + std::to_string(v)));
+            CHECK_THAT(error_loading(bad), Catch::Contains(bad) && Catch::Contains("unknown llm.c checkpoint version " +
+                                                                                   std::to_string(v)));
         }
     }
     SECTION("truncated parameters") {
@@ -336,15 +351,15 @@ TEST_CASE("llm.c checkpoint: bad files are refused naming the file and the probl
         CHECK_THAT(error_loading(bad), Catch::Contains("trailing bytes"));
     }
     SECTION("not GPT-2 shaped") {
-        with_header(5, 3);   // NH 3 does not divide C 16
+        with_header(5, 3);  // NH 3 does not divide C 16
         CHECK_THAT(error_loading(bad), Catch::Contains(bad) && Catch::Contains("not GPT-2 shaped"));
-        with_header(3, 0);   // V 0
+        with_header(3, 0);  // V 0
         CHECK_THAT(error_loading(bad), Catch::Contains("not GPT-2 shaped"));
         with_header(7, 49);  // Vp < V
         CHECK_THAT(error_loading(bad), Catch::Contains("not GPT-2 shaped") && Catch::Contains("Vp"));
         with_header(6, -16);
         CHECK_THAT(error_loading(bad), Catch::Contains("not GPT-2 shaped"));
-        with_header(6, 1 << 30);   // absurd sizes are refused before any size arithmetic overflows
+        with_header(6, 1 << 30);  // absurd sizes are refused before any size arithmetic overflows
         CHECK_THAT(error_loading(bad), Catch::Contains("not GPT-2 shaped"));
     }
 }

@@ -38,7 +38,9 @@ struct SpyOps : CpuOps<float> {
     }
 };
 
-bool contains(const std::vector<const float*>& v, const float* p) { return std::find(v.begin(), v.end(), p) != v.end(); }
+bool contains(const std::vector<const float*>& v, const float* p) {
+    return std::find(v.begin(), v.end(), p) != v.end();
+}
 
 }  // namespace
 
@@ -51,7 +53,7 @@ TEST_CASE("a layer nobody reads computes no K/V and gets no W_k, W_v gradient", 
         Model<float> model(c, ops, 2, 5);
         test::random_params(model.params, model.table, rng);
         auto [inputs, targets] = test::random_batch(10, c.vocab_size, rng);
-        const Route route{{0, 0, 0, 3}};   // layers 1, 2 read layer 0: nobody reads 1 and 2
+        const Route route{{0, 0, 0, 3}};  // layers 1, 2 read layer 0: nobody reads 1 and 2
         model.zero_grad();
         model.forward_backward(inputs.data(), targets.data(), route);
         const int L = c.num_hidden_layers;
@@ -97,11 +99,19 @@ TEST_CASE("a borrowed layer's K/V gradient is the sum of its readers'", "[model]
                 for (int l = j; l < L; l++)
                     if (route.kv_src[l] == j)
                         // The backward reads out and lse only.
-                        ref::attention_backward<double>({.B = B, .T = T, .NH = NH, .NKV = NKV, .HS = HS,
-                                                         .q = model.q(l), .k_all = model.k(j), .v_all = model.v(j),
+                        ref::attention_backward<double>({.B = B,
+                                                         .T = T,
+                                                         .NH = NH,
+                                                         .NKV = NKV,
+                                                         .HS = HS,
+                                                         .q = model.q(l),
+                                                         .k_all = model.k(j),
+                                                         .v_all = model.v(j),
                                                          .out = const_cast<double*>(model.att(l)),
                                                          .lse = const_cast<double*>(model.lse(l)),
-                                                         .dout = datt[l].data(), .dq = dq.data(), .dk_all = dk.data(),
+                                                         .dout = datt[l].data(),
+                                                         .dq = dq.data(),
+                                                         .dk_all = dk.data(),
                                                          .dv_all = dv.data()});
                 double err = 0, mag = 0;
                 for (size_t i = 0; i < n; i++) {
@@ -127,7 +137,8 @@ TEST_CASE("the route changes the function, and all-own is the plain transformer"
     CHECK(own == model.forward(inputs.data(), targets.data(), all_own(4)));
     CHECK(own != model.forward(inputs.data(), targets.data(), keep_every(4, 2)));
     // Layer 0 is its own source under every route: its output cannot depend on the route.
-    CHECK_THROWS_WITH(model.forward(inputs.data(), targets.data(), Route{{0, 2, 1, 3}}), Catch::Contains("reads layer 2"));
+    CHECK_THROWS_WITH(model.forward(inputs.data(), targets.data(), Route{{0, 2, 1, 3}}),
+                      Catch::Contains("reads layer 2"));
     std::vector<int> bad = inputs;
     bad[3] = c.vocab_size;
     CHECK_THROWS_WITH(model.forward(bad.data(), targets.data(), all_own(4)), Catch::Contains("outside the vocabulary"));

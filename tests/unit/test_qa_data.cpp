@@ -47,7 +47,7 @@ TEST_CASE("the built-in QA task asks facts its contexts state, or never state", 
             CHECK(ex.context.find(stated + ex.answers[0] + ".") != std::string::npos);
         }
     }
-    CHECK(unanswerable > 400 / 10);   // one in five where the cast has a fact never stated
+    CHECK(unanswerable > 400 / 10);  // one in five where the cast has a fact never stated
     CHECK(unanswerable < 400 / 4);
     // Deterministic, and train and test are other documents.
     const std::vector<QaExample> again = builtin_qa(0, CorpusSplit::val, 400);
@@ -120,12 +120,16 @@ TEST_CASE("QA lines and templates never crash on random input", "[qa][data]") {
     const std::string good = R"({"context": "kavo lives in tesim.", "question": "where?", "answers": ["tesim"]})";
     for (int i = 0; i < 2000; i++) {
         std::string line = good;
-        for (int j = 0, n = int(rng() % 4) + 1; j < n; j++) {   // a few bytes changed, dropped or added
+        for (int j = 0, n = int(rng() % 4) + 1; j < n; j++) {  // a few bytes changed, dropped or added
             const size_t at = rng() % (line.size() + 1);
             const char c = char(rng() % 256);
             switch (rng() % 3) {
-                case 0: if (at < line.size()) line[at] = c; break;
-                case 1: if (at < line.size()) line.erase(at, 1); break;
+                case 0:
+                    if (at < line.size()) line[at] = c;
+                    break;
+                case 1:
+                    if (at < line.size()) line.erase(at, 1);
+                    break;
                 default: line.insert(line.begin() + ptrdiff_t(at), c);
             }
         }

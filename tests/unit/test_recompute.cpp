@@ -33,9 +33,9 @@ TEST_CASE("recompute keeps the recomputed activations for one layer", "[model][r
         INFO(c4.model_type);
         ModelConfig c8 = c4;
         c8.num_hidden_layers = 8;
-        const int B = 2, Tn = 8;   // N*C floats: whole multiples of the arena's 64-byte alignment
+        const int B = 2, Tn = 8;  // N*C floats: whole multiples of the arena's 64-byte alignment
         const size_t NC = size_t(B) * Tn * c4.hidden_size, NF = size_t(B) * Tn * c4.intermediate_size;
-        auto growth = [&](Recompute r, const char* kind) {   // bytes per 4 more layers
+        auto growth = [&](Recompute r, const char* kind) {  // bytes per 4 more layers
             return bytes_by_kind(c8, B, Tn, r)[kind] - bytes_by_kind(c4, B, Tn, r)[kind];
         };
         // layer: only resid (L+1, N, C) grows (the route's L ints before it shift its padding);
@@ -44,18 +44,20 @@ TEST_CASE("recompute keeps the recomputed activations for one layer", "[model][r
         CHECK(growth(Recompute::layer, "activations") + 64 > 4 * NC * sizeof(float));
         CHECK(growth(Recompute::layer, "attention") == 0);
         // K, V and their gradients are the route's: stored for every layer in every mode.
-        CHECK(growth(Recompute::layer, "kv_route") == growth(Recompute::none, "kv_route") -
-                                                          4 * NC / c4.hidden_size * c4.kv_dim() * sizeof(float) *
-                                                              (c4.qk_norm || c4.positions == Positions::RoPE));
+        CHECK(growth(Recompute::layer, "kv_route") ==
+              growth(Recompute::none, "kv_route") - 4 * NC / c4.hidden_size * c4.kv_dim() * sizeof(float) *
+                                                        (c4.qk_norm || c4.positions == Positions::RoPE));
         // mlp: none's growth less ln2 (and its statistics) and fc, up, act of 4 layers.
-        const size_t mlp_per_layer = (NC + (c4.norm == Norm::LayerNorm ? 2 : 1) * NC / c4.hidden_size +
-                                      (c4.mlp == Mlp::SwiGLU ? 3 : 2) * NF) * sizeof(float);
+        const size_t mlp_per_layer =
+            (NC + (c4.norm == Norm::LayerNorm ? 2 : 1) * NC / c4.hidden_size + (c4.mlp == Mlp::SwiGLU ? 3 : 2) * NF) *
+            sizeof(float);
         CHECK(growth(Recompute::none, "activations") - growth(Recompute::mlp, "activations") == 4 * mlp_per_layer);
         // layer: and ln1 (and its statistics), q's projection, q, q_rstd, att and mid too.
         const size_t N = NC / c4.hidden_size, NQ = N * c4.q_dim();
         const bool tr = c4.qk_norm || c4.positions == Positions::RoPE;
         const size_t attention_per_layer = (2 * NC + (c4.norm == Norm::LayerNorm ? 2 : 1) * N + (tr ? 3 : 2) * NQ +
-                                            (c4.qk_norm ? N * c4.num_attention_heads : 0)) * sizeof(float);
+                                            (c4.qk_norm ? N * c4.num_attention_heads : 0)) *
+                                           sizeof(float);
         CHECK(growth(Recompute::none, "activations") - growth(Recompute::layer, "activations") ==
               4 * (attention_per_layer + mlp_per_layer));
         size_t none = 0, mlp = 0, layer = 0;

@@ -62,9 +62,9 @@ TEST_CASE("the same key draws the same route, another key another", "[route]") {
     for (uint64_t i = 0; i < 50; i++) {
         const RouteKey key{7, i, 1};
         CHECK(a.sample(key) == b.sample(key));
-        CHECK(a.sample(key) != a.sample({8, i, 1}));       // seed
-        CHECK(a.sample(key) != a.sample({7, i + 1, 1}));   // micro-batch
-        CHECK(a.sample(key) != a.sample({7, i, 2}));       // rank
+        CHECK(a.sample(key) != a.sample({8, i, 1}));      // seed
+        CHECK(a.sample(key) != a.sample({7, i + 1, 1}));  // micro-batch
+        CHECK(a.sample(key) != a.sample({7, i, 2}));      // rank
     }
     CHECK_THROWS(RouteSampler(L, 1.5));
 }
@@ -76,7 +76,7 @@ TEST_CASE("inference patterns", "[route]") {
     CHECK(keep_every(8, 4).kv_src == std::vector<int>{0, 0, 0, 0, 4, 4, 4, 4});
     for (int k = 1; k <= 4; k++) {
         const Route r = keep_every(12, k);
-        CHECK(int(r.kept_layers().size()) == (12 + k - 1) / k);   // cache holds |S| of L layers
+        CHECK(int(r.kept_layers().size()) == (12 + k - 1) / k);  // cache holds |S| of L layers
         for (int l = 0; l < 12; l++) CHECK(r.is_read(l) == (l % k == 0));
     }
     CHECK(keep_layers(6, {0, 4, 1}).kv_src == std::vector<int>{0, 1, 1, 1, 4, 4});
@@ -104,12 +104,20 @@ TEST_CASE("Training route specs parse, and bad ones are refused by name", "[rout
     const TrainRouteSpec layers = parse_train_route("layers:0,3,5");
     CHECK((layers.kind == TrainRouteSpec::Kind::layers && layers.layers == std::vector<int>{0, 3, 5}));
     CHECK(layers.str() == "layers:0,3,5");
-    for (auto [spec, why] : std::vector<std::pair<std::string, std::string>>{
-             {"", "unknown route kind"}, {"cla", "unknown route kind"}, {"stochastic:0.5", "no argument"},
-             {"keep-every", "needs an argument"}, {"keep-every:0", ">= 1"}, {"keep-every:-2", ">= 1"},
-             {"keep-every:2x", ">= 1"}, {"keep-every:", ">= 1"}, {"layers:", "not a layer index"},
-             {"layers:1,2", "include layer 0"}, {"layers:0,3,3", "increasing order"}, {"layers:0,5,3", "increasing"},
-             {"layers:0, 3", "not a layer index"}, {"layers:0,3,", "not a layer index"}}) {
+    for (auto [spec, why] : std::vector<std::pair<std::string, std::string>>{{"", "unknown route kind"},
+                                                                             {"cla", "unknown route kind"},
+                                                                             {"stochastic:0.5", "no argument"},
+                                                                             {"keep-every", "needs an argument"},
+                                                                             {"keep-every:0", ">= 1"},
+                                                                             {"keep-every:-2", ">= 1"},
+                                                                             {"keep-every:2x", ">= 1"},
+                                                                             {"keep-every:", ">= 1"},
+                                                                             {"layers:", "not a layer index"},
+                                                                             {"layers:1,2", "include layer 0"},
+                                                                             {"layers:0,3,3", "increasing order"},
+                                                                             {"layers:0,5,3", "increasing"},
+                                                                             {"layers:0, 3", "not a layer index"},
+                                                                             {"layers:0,3,", "not a layer index"}}) {
         INFO(spec);
         CHECK_THROWS_WITH(parse_train_route(spec), Catch::Contains("'" + spec + "'") && Catch::Contains(why));
     }
@@ -161,7 +169,7 @@ TEST_CASE("Training route spec parsing never crashes on random specs", "[route][
         for (int j = 0; j < n; j++) spec += alphabet[rng() % alphabet.size()];
         try {
             const TrainRouteSpec r = parse_train_route(spec);
-            CHECK(parse_train_route(r.str()).str() == r.str());   // what parses has a canonical form
+            CHECK(parse_train_route(r.str()).str() == r.str());  // what parses has a canonical form
         } catch (const std::invalid_argument& e) {
             CHECK(std::string(e.what()).find(spec) != std::string::npos);
         }

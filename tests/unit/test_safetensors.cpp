@@ -53,7 +53,7 @@ std::pair<json, std::string> base_file() {
     json h = {{"__metadata__", {{"format", "pt"}}}};
     auto add = [&](const std::string& name, const char* dtype, std::vector<int64_t> shape, size_t bytes) {
         h[name] = {{"dtype", dtype}, {"shape", shape}, {"data_offsets", {data.size(), data.size() + bytes}}};
-        for (size_t i = 0; i < bytes; i++) data += char(0x3c + i % 7);   // finite in every float format
+        for (size_t i = 0; i < bytes; i++) data += char(0x3c + i % 7);  // finite in every float format
     };
     add("a", "F32", {2, 3}, 24);
     add("b", "BF16", {4}, 8);
@@ -87,16 +87,27 @@ std::string mutate(std::mt19937_64& rng) {
     auto pick = [&](size_t n) { return size_t(rng() % n); };
     const std::vector<std::string> names = {"a", "b", "c", "d", "e", "f"};
     const std::string name = names[pick(names.size())];
-    const std::vector<json> odd = {json(-4096),        json(-1),   json(0),           json(1),
-                                   json(61440),        json(uint64_t(1) << 63), json(UINT64_MAX),
-                                   json(data.size()),  json(data.size() + 1),   json(2.5),
-                                   json("12"),         json(nullptr),           json::array(),
-                                   json::object(),     json(true),              json(int64_t(rng() % 64))};
+    const std::vector<json> odd = {json(-4096),
+                                   json(-1),
+                                   json(0),
+                                   json(1),
+                                   json(61440),
+                                   json(uint64_t(1) << 63),
+                                   json(UINT64_MAX),
+                                   json(data.size()),
+                                   json(data.size() + 1),
+                                   json(2.5),
+                                   json("12"),
+                                   json(nullptr),
+                                   json::array(),
+                                   json::object(),
+                                   json(true),
+                                   json(int64_t(rng() % 64))};
     auto any = [&] { return odd[pick(odd.size())]; };
     const std::string header = h.dump();
     switch (pick(14)) {
         case 0: h[name]["data_offsets"] = {any(), any()}; break;
-        case 1: {   // a list of the wrong length, or not a list
+        case 1: {  // a list of the wrong length, or not a list
             const std::vector<json> shapes = {json::array(), json::array({any()}), json::array({0, 4, 8}), any()};
             h[name]["data_offsets"] = shapes[pick(shapes.size())];
             break;
@@ -112,32 +123,39 @@ std::string mutate(std::mt19937_64& rng) {
         case 6: h[name].erase(std::vector<std::string>{"dtype", "shape", "data_offsets"}[pick(3)]); break;
         case 7: h[name] = any(); break;
         case 8: h["__metadata__"] = pick(2) ? any() : json{{"k", any()}}; break;
-        case 9: {   // the header length field off by a little, or wild
+        case 9: {  // the header length field off by a little, or wild
             const int64_t len = int64_t((header.size() + 7) / 8 * 8);
-            const std::vector<uint64_t> lens = {uint64_t(len - 1), uint64_t(len + 1), uint64_t(len - 8), 0,
-                                                uint64_t(len + int64_t(data.size())), UINT64_MAX, uint64_t(1) << 40,
+            const std::vector<uint64_t> lens = {uint64_t(len - 1),
+                                                uint64_t(len + 1),
+                                                uint64_t(len - 8),
+                                                0,
+                                                uint64_t(len + int64_t(data.size())),
+                                                UINT64_MAX,
+                                                uint64_t(1) << 40,
                                                 uint64_t(len + int64_t(pick(17)) - 8)};
             std::string text = header;
             text.resize(size_t(len), ' ');
             return file_bytes(text, data, lens[pick(lens.size())]);
         }
-        case 10: {   // truncated anywhere
+        case 10: {  // truncated anywhere
             const std::string whole = file_bytes(header, data);
             return whole.substr(0, pick(whole.size()));
         }
-        case 11: {   // bytes of the header flipped
+        case 11: {  // bytes of the header flipped
             std::string whole = file_bytes(header, data);
             for (size_t i = 0, n = 1 + pick(4); i < n; i++) whole[8 + pick(header.size())] ^= char(1 + pick(255));
             return whole;
         }
-        case 12: {   // two tensors' ranges swapped or made equal (overlap), or bytes added to the data
+        case 12: {  // two tensors' ranges swapped or made equal (overlap), or bytes added to the data
             const std::string other = names[pick(names.size())];
             if (pick(3) == 0) return file_bytes(header, data + std::string(1 + pick(9), 'x'));
-            if (pick(2)) std::swap(h[name]["data_offsets"], h[other]["data_offsets"]);
-            else h[name]["data_offsets"] = h[other]["data_offsets"];
+            if (pick(2))
+                std::swap(h[name]["data_offsets"], h[other]["data_offsets"]);
+            else
+                h[name]["data_offsets"] = h[other]["data_offsets"];
             break;
         }
-        default: {   // random bytes, sometimes behind a plausible length
+        default: {  // random bytes, sometimes behind a plausible length
             std::string junk(pick(200), '\0');
             for (auto& c : junk) c = char(rng());
             if (pick(2) && junk.size() >= 8) {
@@ -181,7 +199,7 @@ TEST_CASE("safetensors: F32, BF16 and F16 read as float; written as F32 or BF16"
     std::vector<float> back(30), t(30);
     f.read("w", {6, 5}, back.data());
     for (size_t i = 0; i < x.size(); i++) CHECK(back[i] == bf16_to_float(float_to_bf16(x[i])));
-    f.read("w", {6, 5}, t.data(), true);   // transposed into (5, 6)
+    f.read("w", {6, 5}, t.data(), true);  // transposed into (5, 6)
     for (int r = 0; r < 6; r++)
         for (int c = 0; c < 5; c++) CHECK(t[c * 6 + r] == back[r * 5 + c]);
     CHECK_THROWS_WITH(write_safetensors(path, {{"w", {6, 5}, x.data()}}, {}, Dtype::F16), Catch::Contains(path));
@@ -190,8 +208,7 @@ TEST_CASE("safetensors: F32, BF16 and F16 read as float; written as F32 or BF16"
     fs::remove_all(dir);
 }
 
-TEST_CASE("safetensors: headers that break the format's promises are refused naming file and tensor",
-          "[safetensors]") {
+TEST_CASE("safetensors: headers that break the format's promises are refused naming file and tensor", "[safetensors]") {
     const fs::path dir = fresh_dir("st_bad");
     const std::string path = (dir / "x.safetensors").string();
     auto [base, data] = base_file();
@@ -224,8 +241,7 @@ TEST_CASE("safetensors: headers that break the format's promises are refused nam
     CHECK_THAT(refusal(with("a", "data_offsets", {24, 0}), data),
                Catch::Contains("tensor 'a'") && Catch::Contains("out of order"));
     CHECK_THAT(refusal(with("a", "shape", {3, 3}), data), Catch::Contains("tensor 'a'") && Catch::Contains("needs 36"));
-    CHECK_THAT(refusal(base, data.substr(0, data.size() - 3)),
-               Catch::Contains(path) && Catch::Contains("truncated"));
+    CHECK_THAT(refusal(base, data.substr(0, data.size() - 3)), Catch::Contains(path) && Catch::Contains("truncated"));
     // Dtypes, shapes, entries, metadata, the header itself.
     CHECK_THAT(refusal(with("a", "dtype", "F4"), data), Catch::Contains("tensor 'a'") && Catch::Contains("'F4'"));
     CHECK_THAT(refusal(with("a", "shape", {-2, -3}), data), Catch::Contains("tensor 'a'") && Catch::Contains("-2"));
@@ -247,8 +263,8 @@ TEST_CASE("safetensors: headers that break the format's promises are refused nam
     CHECK_THROWS_WITH(f.read("z", {1}, buf.data()), Catch::Contains(path) && Catch::Contains("no tensor 'z'"));
     CHECK_THROWS_WITH(f.read("a", {3, 2}, buf.data()), Catch::Contains("tensor 'a' has shape [2, 3], expected [3, 2]"));
     CHECK_THROWS_WITH(f.read("d", {5}, buf.data()), Catch::Contains("tensor 'd' has dtype U8"));
-    CHECK_THROWS_WITH(SafetensorsFile((dir / "missing").string()), Catch::Contains("missing") &&
-                                                                       Catch::Contains("cannot open"));
+    CHECK_THROWS_WITH(SafetensorsFile((dir / "missing").string()),
+                      Catch::Contains("missing") && Catch::Contains("cannot open"));
     fs::remove_all(dir);
 }
 
@@ -262,12 +278,14 @@ TEST_CASE("safetensors fuzz: mutated headers and truncations never crash, refusa
         write_bytes(path, mutate(rng));
         const std::string why = open_and_read(path);
         INFO("case " << i << ": " << why);
-        if (why.empty()) read++;
-        else refused++;
+        if (why.empty())
+            read++;
+        else
+            refused++;
         CHECK((why.empty() || why.find(path) != std::string::npos));
     }
     INFO(refused << " refused, " << read << " read");
-    CHECK(refused > 800);   // most mutations break a promise; some (e.g. another metadata value) do not
+    CHECK(refused > 800);  // most mutations break a promise; some (e.g. another metadata value) do not
     CHECK(read > 0);
     fs::remove_all(dir);
 }

@@ -13,10 +13,10 @@ namespace fs = std::filesystem;
 TEST_CASE("shard ranges: ceil(total / world) per rank, cut at total", "[sharded]") {
     CHECK(shard_elements(10, 4) == 3);
     CHECK(shard_range(10, 4, 0) == ElementRange{0, 3});
-    CHECK(shard_range(10, 4, 3) == ElementRange{9, 10});   // 2 of its 3 elements are padding
+    CHECK(shard_range(10, 4, 3) == ElementRange{9, 10});  // 2 of its 3 elements are padding
     CHECK(shard_elements(5, 4) == 2);
     CHECK(shard_range(5, 4, 2) == ElementRange{4, 5});
-    CHECK(shard_range(5, 4, 3) == ElementRange{5, 5});     // all padding: nothing of the table
+    CHECK(shard_range(5, 4, 3) == ElementRange{5, 5});  // all padding: nothing of the table
     CHECK(shard_range(7, 1, 0) == ElementRange{0, 7});
     CHECK(shard_range(3, 8, 7).size() == 0);
     // Every split tiles the table in rank order.
@@ -35,8 +35,7 @@ TEST_CASE("shard ranges: ceil(total / world) per rank, cut at total", "[sharded]
 
 TEST_CASE("reshard pieces: a new rank's range from the old ranks' files", "[sharded]") {
     // 10 elements on 4 old ranks ([0,3) [3,6) [6,9) [9,10)); a new rank wants [2, 8).
-    CHECK(reshard_pieces(10, 4, {2, 8}) ==
-          std::vector<ShardPiece>{{0, 2, 0, 1}, {1, 0, 1, 3}, {2, 0, 4, 2}});
+    CHECK(reshard_pieces(10, 4, {2, 8}) == std::vector<ShardPiece>{{0, 2, 0, 1}, {1, 0, 1, 3}, {2, 0, 4, 2}});
     // Past the table is padding: nothing is read for it.
     CHECK(reshard_pieces(10, 4, {8, 12}) == std::vector<ShardPiece>{{2, 2, 0, 1}, {3, 0, 1, 1}});
     CHECK(reshard_pieces(10, 4, {10, 12}).empty());
@@ -48,11 +47,11 @@ TEST_CASE("reshard pieces: a new rank's range from the old ranks' files", "[shar
                 for (int r = 0; r < world; r++) {
                     const size_t shard = shard_elements(total, world);
                     const ElementRange want{shard * r, shard * (r + 1)};
-                    std::vector<std::pair<int, size_t>> got(shard, {-1, 0});   // (old rank, index in its file)
+                    std::vector<std::pair<int, size_t>> got(shard, {-1, 0});  // (old rank, index in its file)
                     for (const ShardPiece& p : reshard_pieces(total, old_world, want))
                         for (size_t i = 0; i < p.count; i++) {
                             REQUIRE(p.to + i < shard);
-                            REQUIRE(got[p.to + i].first == -1);   // no overlap
+                            REQUIRE(got[p.to + i].first == -1);  // no overlap
                             got[p.to + i] = {p.rank, p.from + i};
                         }
                     for (size_t i = 0; i < shard; i++) {
@@ -141,13 +140,13 @@ TEST_CASE("a missing, truncated or foreign rank file is refused by name", "[shar
     // Every file is checked, also those holding none of the range read ([0, 5) is in rank 0's).
     const std::string f2 = dir.file(shard_file_name(2, 3));
     fs::rename(f2, f2 + ".away");
-    CHECK_THROWS_WITH(read_optimizer_shards(d, 4, total, 3, 0, 5, true), Catch::Contains(f2) &&
-                      Catch::Contains("missing"));
+    CHECK_THROWS_WITH(read_optimizer_shards(d, 4, total, 3, 0, 5, true),
+                      Catch::Contains(f2) && Catch::Contains("missing"));
     fs::rename(f2 + ".away", f2);
     fs::copy_file(f1, f1 + ".good");
     fs::resize_file(f1, fs::file_size(f1) - 4);
     CHECK_THROWS_WITH(read(), Catch::Contains(f1) && Catch::Contains("truncated"));
-    fs::copy_file(dir.file(shard_file_name(0, 3)), f1, fs::copy_options::overwrite_existing);   // rank 0's, as 1's
+    fs::copy_file(dir.file(shard_file_name(0, 3)), f1, fs::copy_options::overwrite_existing);  // rank 0's, as 1's
     CHECK_THROWS_WITH(read(), Catch::Contains(f1) && Catch::Contains("rank = 0"));
     fs::copy_file(f1 + ".good", f1, fs::copy_options::overwrite_existing);
     CHECK_NOTHROW(read());

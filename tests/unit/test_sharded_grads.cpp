@@ -47,7 +47,7 @@ TEST_CASE("ZeRO-2's windows accumulate each rank's shard of the whole buffer, bi
                 const size_t shard = (table.total + world - 1) / world;
                 Model<float> model(c, ops, 2, 5, shard * world, true, Recompute::none, windows);
                 std::copy(whole.params, whole.params + table.total, model.params);
-                std::fill(model.grads, model.grads + windows, std::nanf(""));   // every window is zeroed first
+                std::fill(model.grads, model.grads + windows, std::nanf(""));  // every window is zeroed first
                 LocalComm comm;
                 ShardedGrads<float> grads(model, ops, comm, shard * rank, shard);
                 grads.zero();

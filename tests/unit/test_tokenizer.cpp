@@ -21,8 +21,8 @@ using nlohmann::json;
 namespace {
 
 const fs::path kFixtures = fs::path(RKV_SOURCE_DIR) / "tests" / "fixtures" / "tokenizers";
-const char* const kNames[] = {"bytelevel_llama3", "bytelevel_gpt2", "bytelevel_split", "bytelevel_nfc", "spm_prepend",
-                              "spm_metaspace", "spm_split"};
+const char* const kNames[] = {"bytelevel_llama3", "bytelevel_gpt2", "bytelevel_split", "bytelevel_nfc",
+                              "spm_prepend",      "spm_metaspace",  "spm_split"};
 
 std::string slurp(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
@@ -103,7 +103,10 @@ TEST_CASE("tokenizer.json: threads encode alike and text not in UTF-8 reads as U
     for (int t = 0; t < 4; t++) threads.emplace_back([&, t] { got[size_t(t)] = tok.encode(text); });
     for (auto& t : threads) t.join();
     for (const auto& g : got) CHECK(g == want);
-    CHECK(tok.decode(tok.encode("a\xff" "b")) == "a\xEF\xBF\xBD" "b");
+    CHECK(tok.decode(tok.encode("a\xff"
+                                "b")) ==
+          "a\xEF\xBF\xBD"
+          "b");
     CHECK(tok.encode("").empty());
 }
 
@@ -138,15 +141,15 @@ TEST_CASE("tokenizer.json: kinds not supported are refused by name", "[tokenizer
     };
     cases.push_back({with(good, "/model/type"_json_pointer, "WordPiece"), "model type 'WordPiece'"});
     cases.push_back({with(good, "/model/type"_json_pointer, "Unigram"), "model type 'Unigram'"});
-    cases.push_back({with(good, "/normalizer"_json_pointer, {{"type", "BertNormalizer"}}),
-                     "normalizer type 'BertNormalizer'"});
-    cases.push_back({with(good, "/pre_tokenizer"_json_pointer, {{"type", "Whitespace"}}),
-                     "pre-tokenizer type 'Whitespace'"});
+    cases.push_back(
+        {with(good, "/normalizer"_json_pointer, {{"type", "BertNormalizer"}}), "normalizer type 'BertNormalizer'"});
+    cases.push_back(
+        {with(good, "/pre_tokenizer"_json_pointer, {{"type", "Whitespace"}}), "pre-tokenizer type 'Whitespace'"});
     cases.push_back({with(good, "/decoder"_json_pointer, {{"type", "WordPiece"}}), "decoder type 'WordPiece'"});
     cases.push_back({with(good, "/post_processor"_json_pointer, {{"type", "RobertaProcessing"}}),
                      "post-processor type 'RobertaProcessing'"});
-    cases.push_back({with(good, "/pre_tokenizer/pretokenizers/0/pattern"_json_pointer, {{"Regex", "(?<=a+)b"}}),
-                     "regex"});
+    cases.push_back(
+        {with(good, "/pre_tokenizer/pretokenizers/0/pattern"_json_pointer, {{"Regex", "(?<=a+)b"}}), "regex"});
     cases.push_back({with(good, "/model/dropout"_json_pointer, 0.1), "dropout"});
     cases.push_back({with(good, "/model/merges/0"_json_pointer, json::array({"nope", "t"})), "merge 0"});
     cases.push_back({with(good, "/model/vocab"_json_pointer, json::array()), "vocab"});
@@ -207,9 +210,11 @@ TEST_CASE("tokenizer.json: long runs and random characters round-trip through en
         std::string s = "x";
         for (int i = 0; i < 200; i++) {
             uint32_t cp = std::uniform_int_distribution<uint32_t>(1, 0x10FFFF)(rng);
-            if (cp >= 0xD800 && cp < 0xE000) cp = 'q';   // surrogates are not characters
-            if (cp < 0x80) s += char(cp);
-            else if (cp < 0x800) s += char(0xC0 | (cp >> 6)), s += char(0x80 | (cp & 0x3F));
+            if (cp >= 0xD800 && cp < 0xE000) cp = 'q';  // surrogates are not characters
+            if (cp < 0x80)
+                s += char(cp);
+            else if (cp < 0x800)
+                s += char(0xC0 | (cp >> 6)), s += char(0x80 | (cp & 0x3F));
             else if (cp < 0x10000)
                 s += char(0xE0 | (cp >> 12)), s += char(0x80 | ((cp >> 6) & 0x3F)), s += char(0x80 | (cp & 0x3F));
             else

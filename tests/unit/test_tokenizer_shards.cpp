@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include <catch2/catch.hpp>
 #include <fmt/core.h>
+#include <catch2/catch.hpp>
 
 #include "data/hf_tokenizer.h"
 #include "data/shard.h"
@@ -43,7 +43,7 @@ TEST_CASE("text shards: each document after the model's start token, in order on
     REQUIRE(around.start == std::vector<int32_t>{*tok.token_id("<|begin_of_text|>")});
     CHECK(around.end.empty());
     std::vector<std::string_view> docs;
-    for (int rep = 0; rep < 300; rep++)   // several chunks of documents
+    for (int rep = 0; rep < 300; rep++)  // several chunks of documents
         for (const auto& d : kDocs) docs.push_back(d);
     std::vector<int32_t> want;
     for (auto d : docs) {
@@ -100,11 +100,11 @@ TEST_CASE("text shards: round trip, validation sizes, uint16 or uint32 by the vo
     CHECK(files.version == 1);
     CHECK(files.val_tokens == 100);
     CHECK(files.train_tokens == 900);
-    CHECK(files.train.size() == 3);   // 300 + 300 + 300
+    CHECK(files.train.size() == 3);  // 300 + 300 + 300
     CHECK(files.val.size() == 1);
     std::vector<int32_t> back = read_all(files.train, 1503);
     const std::vector<int32_t> tail = read_all(files.val, 1503);
-    back.insert(back.end(), tail.begin(), tail.end());   // val is the stream's end
+    back.insert(back.end(), tail.begin(), tail.end());  // val is the stream's end
     CHECK(back == tokens);
 
     o.dir = (dir.path / "first").string();
@@ -112,7 +112,7 @@ TEST_CASE("text shards: round trip, validation sizes, uint16 or uint32 by the vo
     files = rkv::write_splits(tokens, 1503, o);
     CHECK(files.val_tokens == 250);
     CHECK(files.train_tokens == 750);
-    std::vector<int32_t> front = read_all(files.val, 1503);   // val is the stream's start
+    std::vector<int32_t> front = read_all(files.val, 1503);  // val is the stream's start
     const std::vector<int32_t> rest = read_all(files.train, 1503);
     front.insert(front.end(), rest.begin(), rest.end());
     CHECK(front == tokens);

@@ -73,7 +73,7 @@ TEST_CASE("philox_normal is the host generator's curandGenerateNormal, bit for b
 TEST_CASE("init_params gives the weights cuRAND's host generator gave", "[philox][curand]") {
     for (const std::string family : {"gpt2", "llama3", "qwen3"}) {
         ModelConfig cfg = test::tiny_config(family);
-        if (family == "qwen3") {    // odd tensors (37 x 15): their last element takes the first of a pair
+        if (family == "qwen3") {  // odd tensors (37 x 15): their last element takes the first of a pair
             cfg.vocab_size = 37;
             cfg.hidden_size = 15;
             cfg.validate();
