@@ -7,7 +7,7 @@
 #pragma once
 
 #include "cuda/compat.cuh"
-#include "ref/cross_entropy.h"
+#include "ref/cross_entropy_args.h"
 
 namespace rkv::cuda {
 

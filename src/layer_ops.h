@@ -27,7 +27,7 @@
 #include "ref/activations.h"
 #include "ref/adamw.h"
 #include "ref/attention_args.h"
-#include "ref/cross_entropy.h"
+#include "ref/cross_entropy_args.h"
 #include "ref/embedding.h"
 #include "ref/linear_args.h"
 #include "ref/norm_args.h"
@@ -146,7 +146,7 @@ struct LayerOps {
     virtual double sum_squares(const Master* x, size_t n) = 0;
     virtual void adamw_update(const AdamWArgs<T, Master>& a) = 0;
 
-    // The loss (the arguments: ref/cross_entropy.h's CrossEntropyArgs): logits, dlogits (N,V), rows
+    // The loss (the arguments: ref/cross_entropy_args.h): logits, dlogits (N,V), rows
     // ld apart as the head's; targets, losses (N); target -1 skipped.
     virtual void cross_entropy_forward(const CrossEntropyArgs<T, Master>& a) = 0;
     // In training, the loss and its gradient in one pass: losses as cross_entropy_forward, and the
