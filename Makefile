@@ -39,7 +39,8 @@ test: all
 	cd $(BUILD) && OPENBLAS_NUM_THREADS=1 ctest --output-on-failure -j $(JOBS)
 
 # The nvcc check, incremental: an object per .cu under $(BUILD)/nvcc/, remade only when the
-# source or a header it includes changed (nvcc -MMD). scripts/nvcc_check.sh runs it.
+# source or a header it includes changed (nvcc -MMD), with the GPU build's warnings as errors
+# (layers/CMakeLists.txt), host compiler's included. scripts/nvcc_check.sh runs it.
 NVCC ?= $(shell command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 CU_SOURCES := $(shell find bench cuda layers optim tests/emu -name '*.cu' 2>/dev/null | sort)
 NVCC_OBJECTS := $(CU_SOURCES:%.cu=$(BUILD)/nvcc/%.o)
@@ -48,7 +49,7 @@ nvcc-check: $(NVCC_OBJECTS)
 $(BUILD)/nvcc/%.o: %.cu
 	@mkdir -p $(@D)
 	@$(NVCC) -std=c++20 -O2 -I. -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=sm_80 \
-	    -Werror all-warnings -MMD -MP -c $< -o $@ && echo "ok   $<"
+	    -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter -Werror all-warnings -MMD -MP -c $< -o $@ && echo "ok   $<"
 -include $(NVCC_OBJECTS:.o=.d)
 
 # On a machine with a GPU: nvcc build, kernel tests on the GPU, benchmarks (scripts/gpu_check.sh).
