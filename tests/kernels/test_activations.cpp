@@ -2,6 +2,8 @@
 // and bf16 storage (ref gets the inputs as stored), in both thread orders. n = 1040 takes
 // the 16-byte packs, 1037 and 5 the element path (layers/common.cuh). The backward writes its
 // gradients: they start poisoned, and ref's start at zero.
+#include <array>
+
 #include "kernel_check.h"
 
 #include "layers/activations.cuh"
@@ -9,6 +11,24 @@
 #include "ref/residual.h"
 
 using namespace kcheck;
+
+// ref's SwiGLU forward and backward in double on the stored inputs: out, dgate, dup.
+std::array<std::vector<double>, 3> swiglu_ref(const std::vector<float>& gate, const std::vector<float>& up,
+                                              const std::vector<float>& dout) {
+    const size_t n = gate.size();
+    std::array<std::vector<double>, 3> r{std::vector<double>(n), std::vector<double>(n), std::vector<double>(n)};
+    const auto gate_d = to_double(gate), up_d = to_double(up), dout_d = to_double(dout);
+    const rkv::SwiGLUArgs<double> a{.n = n,
+                                    .gate = gate_d.data(),
+                                    .up = up_d.data(),
+                                    .out = r[0].data(),
+                                    .dout = dout_d.data(),
+                                    .dgate = r[1].data(),
+                                    .dup = r[2].data()};
+    rkv::ref::swiglu_forward(a);
+    rkv::ref::swiglu_backward(a);
+    return r;
+}
 
 TEMPLATE_TEST_CASE("gelu forward and backward match ref", "[activations]", float, bf16) {
     using T = TestType;
@@ -47,17 +67,7 @@ TEMPLATE_TEST_CASE("swiglu forward and backward match ref", "[activations]", flo
                                .dup = d_dup.get()};
     rkv::cuda::swiglu_forward(a, nullptr);
     rkv::cuda::swiglu_backward(a, nullptr);
-    std::vector<double> out_ref(n), dgate_ref(n), dup_ref(n);
-    const auto gate_d = to_double(gate), up_d = to_double(up), dout_d = to_double(dout);
-    const rkv::SwiGLUArgs<double> r{.n = n,
-                                    .gate = gate_d.data(),
-                                    .up = up_d.data(),
-                                    .out = out_ref.data(),
-                                    .dout = dout_d.data(),
-                                    .dgate = dgate_ref.data(),
-                                    .dup = dup_ref.data()};
-    rkv::ref::swiglu_forward(r);
-    rkv::ref::swiglu_backward(r);
+    const auto [out_ref, dgate_ref, dup_ref] = swiglu_ref(gate, up, dout);
     check_close("swiglu_forward", to_floats(d_out.download()), out_ref, bound_for<T>());
     check_close("swiglu_backward dgate", to_floats(d_dgate.download()), dgate_ref, bound_for<T>());
     check_close("swiglu_backward dup", to_floats(d_dup.download()), dup_ref, bound_for<T>());
@@ -104,17 +114,7 @@ TEMPLATE_TEST_CASE("activations on misaligned pointers match ref", "[activations
                                .dup = d_dup.get() + 1};
     rkv::cuda::swiglu_forward(a, nullptr);
     rkv::cuda::swiglu_backward(a, nullptr);
-    std::vector<double> out_ref(n), dgate_ref(n), dup_ref(n);
-    const auto gate_d = to_double(gate), up_d = to_double(up), dout_d = to_double(dout);
-    const rkv::SwiGLUArgs<double> r{.n = n,
-                                    .gate = gate_d.data(),
-                                    .up = up_d.data(),
-                                    .out = out_ref.data(),
-                                    .dout = dout_d.data(),
-                                    .dgate = dgate_ref.data(),
-                                    .dup = dup_ref.data()};
-    rkv::ref::swiglu_forward(r);
-    rkv::ref::swiglu_backward(r);
+    const auto [out_ref, dgate_ref, dup_ref] = swiglu_ref(gate, up, dout);
     check_close("misaligned swiglu_forward", unshifted(d_out), out_ref, bound_for<T>());
     check_close("misaligned swiglu_backward dgate", unshifted(d_dgate), dgate_ref, bound_for<T>());
     check_close("misaligned swiglu_backward dup", unshifted(d_dup), dup_ref, bound_for<T>());
