@@ -13,7 +13,9 @@ if [ -z "$tool" ]; then
     echo "check_format: clang-format $want not found (Debian: apt-get install clang-format-$want)" >&2
     exit 1
 fi
-mapfile -t files < <(git ls-files '*.cpp' '*.h' '*.cu' '*.cuh')
+# Tracked files and new ones not yet added (git ignores build folders), so a file is formatted
+# before its first commit.
+mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.cpp' '*.h' '*.cu' '*.cuh')
 if [ "${1:-}" = --fix ]; then
     "$tool" -i --style=file "${files[@]}"
     exit 0

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <regex>
 #include <stdexcept>
 
@@ -70,15 +69,7 @@ Checkpoint load_checkpoint(const std::string& path, bool with_state) {
     const ParamTable table(ck.config);
     ck.params.resize(table.total);
     folder.read(ck.params.data());
-    if (with_state) {
-        std::ifstream f(path + "/state.json");
-        if (!f) throw std::runtime_error(fmt::format("{}/state.json: cannot open", path));
-        try {
-            ck.state = nlohmann::json::parse(f);
-        } catch (const std::exception& e) {
-            throw std::runtime_error(fmt::format("{}/state.json: {}", path, e.what()));
-        }
-    }
+    if (with_state) ck.state = read_json_file(path + "/state.json");
     return ck;
 }
 

@@ -5,10 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <stdexcept>
+
+#include "src/file_io.h"
 
 namespace rkv {
 
@@ -527,10 +528,9 @@ ModelConfig config_from_json(const json& j) {
 }
 
 ModelConfig load_config(const std::string& path) {
-    std::ifstream f(path);
-    if (!f) throw std::runtime_error(fmt::format("{}: cannot open config file", path));
+    const json j = read_json_file(path);
     try {
-        return config_from_json(json::parse(f));
+        return config_from_json(j);
     } catch (const std::exception& e) {
         throw std::runtime_error(fmt::format("{}: {}", path, e.what()));
     }

@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -113,13 +112,12 @@ std::vector<Setting> settings(const Options& o, int L) {
 // The checkpoint's update step (0 for a model-only checkpoint or an llm.c file): on the CUDA
 // path's bf16 build the working copy of the weights is what that step's rounding made of them.
 long checkpoint_step(const std::string& path) {
-    std::ifstream f(fs::path(path) / "state.json");
-    if (!f) return 0;
-    try {
-        return nlohmann::json::parse(f).value("step", 0L);
-    } catch (const std::exception& e) {
-        throw std::runtime_error(fmt::format("{}/state.json: {}", path, e.what()));
-    }
+    const fs::path state = fs::path(path) / "state.json";
+    if (!fs::exists(state)) return 0;
+    const nlohmann::json j = rkv::read_json_file(state.string());
+    const nlohmann::json step = j.is_object() ? j.value("step", nlohmann::json(0)) : nlohmann::json();
+    if (!step.is_number_integer()) throw std::runtime_error(fmt::format("{}: no integer \"step\"", state.string()));
+    return step.get<long>();
 }
 
 template <class T>

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 namespace rkv {
 
@@ -101,6 +102,22 @@ int open_regular_file(const std::string& path) {
 }
 
 void check_regular_file(const std::string& path) { ::close(open_regular_file(path)); }
+
+nlohmann::json read_json_file(const std::string& path) {
+    const int fd = open_regular_file(path);
+    std::string text;
+    char buf[1 << 16];
+    ssize_t got;
+    while ((got = ::read(fd, buf, sizeof(buf))) > 0) text.append(buf, size_t(got));
+    const int err = errno;
+    ::close(fd);
+    if (got < 0) throw std::runtime_error(fmt::format("{}: cannot read: {}", path, std::strerror(err)));
+    try {
+        return nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+        throw std::runtime_error(fmt::format("{}: {}", path, e.what()));
+    }
+}
 
 void sync_dir(const std::string& dir) {
     const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace rkv {
 
 class AtomicFile {
@@ -31,6 +33,9 @@ void remove_stale_temporaries(const std::string& dir);
 int open_regular_file(const std::string& path);
 // The same check without keeping the file open, for readers that open it themselves.
 void check_regular_file(const std::string& path);
+// A JSON file, refused by name when it is not a regular file or not JSON. Throws
+// std::runtime_error.
+nlohmann::json read_json_file(const std::string& path);
 // This machine's name (gethostname), "unknown" without one.
 std::string host_name();
 // fsync a directory, so that renames inside it survive a crash.

@@ -1,10 +1,11 @@
 #include "src/model_tokenizer.h"
 
-#include <fstream>
 #include <stdexcept>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "src/file_io.h"
 
 namespace fs = std::filesystem;
 
@@ -27,14 +28,8 @@ std::optional<HfTokenizer> load_tokenizer(const std::string& tokenizer_json, con
 std::vector<int> eos_ids(const std::string& ckpt) {
     for (const char* name : {"generation_config.json", "config.json"})
         for (const fs::path& dir : side_folders(ckpt)) {
-            std::ifstream in(dir / name);
-            if (!in) continue;
-            nlohmann::json j;
-            try {
-                j = nlohmann::json::parse(in);
-            } catch (const nlohmann::json::exception& e) {
-                throw std::invalid_argument(fmt::format("{}: {}", (dir / name).string(), e.what()));
-            }
+            if (!fs::exists(dir / name)) continue;
+            const nlohmann::json j = read_json_file((dir / name).string());
             const nlohmann::json eos = j.is_object() ? j.value("eos_token_id", nlohmann::json()) : nlohmann::json();
             if (eos.is_number_integer()) return {eos.get<int>()};
             if (eos.is_array()) {

@@ -8,7 +8,6 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -104,17 +103,6 @@ LoaderState loader_on(const TrainState& st, const std::string& ckpt_dir, int wor
                         "a global batch on {} ranks; resume on {} ranks",
                         file, read, st.loader.epoch, world, was));
     return {st.loader.epoch, read / world};
-}
-
-nlohmann::json read_json_file(const std::string& path) {
-    check_regular_file(path);
-    std::ifstream f(path);
-    if (!f) throw std::runtime_error(fmt::format("{}: cannot open", path));
-    try {
-        return nlohmann::json::parse(f);
-    } catch (const std::exception& e) {
-        throw std::runtime_error(fmt::format("{}: {}", path, e.what()));
-    }
 }
 
 // "2026-12-04T20:41:07Z"

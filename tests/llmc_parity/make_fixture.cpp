@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "src/config.h"
+#include "src/file_io.h"
 #include "src/llmc_checkpoint.h"
 #include "src/params.h"
 
@@ -143,19 +144,9 @@ std::string file_hash(const std::string& path) {
     return fmt::format("0x{:016x}", h);
 }
 
-nlohmann::json read_json(const std::string& path) {
-    std::ifstream f(path);
-    if (!f) throw std::runtime_error(fmt::format("{}: cannot open", path));
-    try {
-        return nlohmann::json::parse(f);
-    } catch (const std::exception& e) {
-        throw std::runtime_error(fmt::format("{}: {}", path, e.what()));
-    }
-}
-
 // Returns the number of mismatches (printed), or throws on unreadable input.
 int compare(const std::string& expected_path, const std::string& log_path, const std::string& fixture_dir) {
-    const nlohmann::json ex = read_json(expected_path);
+    const nlohmann::json ex = rkv::read_json_file(expected_path);
     const double tol = ex.at("tolerance").get<double>();
     int bad = 0;
     if (!fixture_dir.empty())
