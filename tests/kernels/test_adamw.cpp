@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 #include "layers/cast.cuh"
 #include "optim/adamw.cuh"
@@ -40,6 +41,31 @@ std::vector<uint16_t> bits_of(const std::vector<bf16>& v) {
     return b;
 }
 
+// The fp32 weights, m and v an update left, or started from.
+struct State {
+    std::vector<float> w, m, v;
+};
+
+// The kernel's update against ref's in double, at the fp32 bound, and in float, the same
+// operations: there only contraction into fused multiply-adds may change the last bits.
+void check_update(const std::string& what, const std::string& weights, const State& got, const State& before,
+                  const std::vector<float>& grad, const rkv::ref::AdamWStep& s) {
+    const size_t n = grad.size();
+    auto w = to_double(before.w), m = to_double(before.m), v = to_double(before.v);
+    const auto grad_d = to_double(grad);
+    rkv::ref::adamw_update(rkv::AdamWArgs<double, double>{
+        .n = n, .param = w.data(), .grad = grad_d.data(), .m = m.data(), .v = v.data(), .step = s});
+    check_close((what + " " + weights).c_str(), got.w, w);
+    check_close((what + " m").c_str(), got.m, m);
+    check_close((what + " v").c_str(), got.v, v);
+    State f = before;
+    rkv::ref::adamw_update(rkv::AdamWArgs<float, float>{
+        .n = n, .param = f.w.data(), .grad = grad.data(), .m = f.m.data(), .v = f.v.data(), .step = s});
+    check_close((what + " " + weights + " vs float ref").c_str(), got.w, to_double(f.w), 1e-6);
+    check_close((what + " m vs float ref").c_str(), got.m, to_double(f.m), 1e-6);
+    check_close((what + " v vs float ref").c_str(), got.v, to_double(f.v), 1e-6);
+}
+
 }  // namespace
 
 TEST_CASE("adamw update matches ref", "[adamw]") {
@@ -61,23 +87,7 @@ TEST_CASE("adamw update matches ref", "[adamw]") {
                             nullptr);
     const auto param = d_param.download(), m = d_m.download(), v = d_v.download();
 
-    // Against the double reference, at the fp32 bound.
-    auto param_ref = to_double(param0), m_ref = to_double(m0), v_ref = to_double(v0);
-    const auto grad_d = to_double(grad);
-    rkv::ref::adamw_update(rkv::AdamWArgs<double, double>{
-        .n = n, .param = param_ref.data(), .grad = grad_d.data(), .m = m_ref.data(), .v = v_ref.data(), .step = s});
-    check_close("adamw_update param", param, param_ref);
-    check_close("adamw_update m", m, m_ref);
-    check_close("adamw_update v", v, v_ref);
-
-    // Against the float reference it is the same operations: only contraction into
-    // fused multiply-adds may change the last bits.
-    auto param_f = param0, m_f = m0, v_f = v0;
-    rkv::ref::adamw_update(rkv::AdamWArgs<float, float>{
-        .n = n, .param = param_f.data(), .grad = grad.data(), .m = m_f.data(), .v = v_f.data(), .step = s});
-    check_close("adamw_update param vs float ref", param, to_double(param_f), 1e-6);
-    check_close("adamw_update m vs float ref", m, to_double(m_f), 1e-6);
-    check_close("adamw_update v vs float ref", v, to_double(v_f), 1e-6);
+    check_update("adamw_update", "param", {param, m, v}, {param0, m0, v0}, grad, s);
 }
 
 TEST_CASE("bf16 adamw updates the master as ref does, param is its stochastic rounding", "[adamw]") {
@@ -103,18 +113,8 @@ TEST_CASE("bf16 adamw updates the master as ref does, param is its stochastic ro
     const auto param = d_param.download();
     const auto master = d_master.download(), m = d_m.download(), v = d_v.download();
 
-    // The master, m and v: as the float update (test above).
-    auto master_ref = to_double(master0), m_ref = to_double(m0), v_ref = to_double(v0);
-    const auto grad_d = to_double(grad);
-    rkv::ref::adamw_update(rkv::AdamWArgs<double, double>{
-        .n = n, .param = master_ref.data(), .grad = grad_d.data(), .m = m_ref.data(), .v = v_ref.data(), .step = s});
-    check_close("bf16 adamw_update master", master, master_ref);
-    check_close("bf16 adamw_update m", m, m_ref);
-    check_close("bf16 adamw_update v", v, v_ref);
-    auto master_f = master0, m_f = m0, v_f = v0;
-    rkv::ref::adamw_update(rkv::AdamWArgs<float, float>{
-        .n = n, .param = master_f.data(), .grad = grad.data(), .m = m_f.data(), .v = v_f.data(), .step = s});
-    check_close("bf16 adamw_update master vs float ref", master, to_double(master_f), 1e-6);
+    // The master, m and v: as the float update.
+    check_update("bf16 adamw_update", "master", {master, m, v}, {master0, m0, v0}, grad, s);
 
     // param: one of the master's two bf16 neighbours (the master itself when it is one).
     size_t bad = 0;
