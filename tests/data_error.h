@@ -7,7 +7,7 @@
 
 #include "data/shard.h"
 
-namespace test {
+namespace rkv::test {
 
 // Any other outcome, no exception or another kind, fails the test.
 template <class F>
@@ -21,4 +21,4 @@ std::string data_error(F&& f) {
     return {};
 }
 
-}  // namespace test
+}  // namespace rkv::test

@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-namespace test {
+namespace rkv::test {
 
 struct TempDir {
     std::filesystem::path path;
@@ -35,4 +35,4 @@ struct TempDir {
     }
 };
 
-}  // namespace test
+}  // namespace rkv::test

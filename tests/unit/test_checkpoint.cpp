@@ -9,21 +9,14 @@
 #include "src/checkpoint.h"
 #include "src/safetensors.h"
 #include "tests/fixtures.h"
+#include "tests/temp_dir.h"
 
 using namespace rkv;
 namespace fs = std::filesystem;
 
-namespace {
-fs::path fresh_dir(const std::string& name) {
-    const fs::path dir = fs::temp_directory_path() / fmt::format("rkv_{}_{}", name, std::random_device{}());
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    return dir;
-}
-}  // namespace
-
 TEST_CASE("a checkpoint round-trips parameters, optimizer state and run state exactly", "[checkpoint]") {
-    const fs::path dir = fresh_dir("ckpt");
+    const test::TempDir tmp("ckpt");
+    const fs::path& dir = tmp.path;
     for (auto family : {"gpt2", "llama3", "qwen3"}) {
         INFO(family);
         const ModelConfig c = test::tiny_config(family);
@@ -62,7 +55,8 @@ TEST_CASE("a checkpoint round-trips parameters, optimizer state and run state ex
 }
 
 TEST_CASE("safetensors: bad files are refused naming the file", "[checkpoint]") {
-    const fs::path dir = fresh_dir("st");
+    const test::TempDir tmp("st");
+    const fs::path& dir = tmp.path;
     const std::string path = (dir / "x.safetensors").string();
     const std::vector<float> data = {1, 2, 3, 4, 5, 6};
     write_safetensors(path, {{"w", {2, 3}, data.data()}});

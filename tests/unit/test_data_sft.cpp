@@ -67,7 +67,7 @@ std::vector<int32_t> bytes(std::string_view s) { return rkv::encode_bytes(s); }
 }  // namespace
 
 TEST_CASE("row files round-trip tokens and masks, 2 and 4 bytes per token", "[data][sft]") {
-    test::TempDir dir("sft");
+    rkv::test::TempDir dir("sft");
     for (int width : {2, 4}) {
         const int vocab = width == 2 ? 65536 : 200000;
         const auto rows = random_rows(37, 11, vocab, width);
@@ -102,7 +102,7 @@ TEST_CASE("row files round-trip tokens and masks, 2 and 4 bytes per token", "[da
 }
 
 TEST_CASE("malformed row files throw DataError naming the file and the problem", "[data][sft]") {
-    test::TempDir dir("sft");
+    rkv::test::TempDir dir("sft");
     const auto rows = random_rows(10, 8, 256, 7);
     const std::string good = dir.file("good.bin");
     rkv::write_sft_rows(good, rows, 2);
@@ -114,7 +114,7 @@ TEST_CASE("malformed row files throw DataError naming the file and the problem",
         return p;
     };
     auto refused = [&](const std::string& path, const std::string& problem, int vocab = 256) {
-        std::string msg = test::data_error([&] { rkv::SftFile(path, vocab); });
+        std::string msg = rkv::test::data_error([&] { rkv::SftFile(path, vocab); });
         CHECK_THAT(msg, Contains(path) && Contains(problem));
     };
 
@@ -155,18 +155,18 @@ TEST_CASE("malformed row files throw DataError naming the file and the problem",
     // The writer refuses what the reader would, and ids the width cannot hold.
     auto bad = rows;
     bad.mask[8 * 2] = 1;
-    CHECK_THAT(test::data_error([&] { rkv::write_sft_rows(dir.file("w1.bin"), bad, 2); }),
+    CHECK_THAT(rkv::test::data_error([&] { rkv::write_sft_rows(dir.file("w1.bin"), bad, 2); }),
                Contains("row 2: mask byte 1 on position 0"));
     bad = rows;
     bad.tokens[9] = 70000;
-    CHECK_THAT(test::data_error([&] { rkv::write_sft_rows(dir.file("w2.bin"), bad, 2); }),
+    CHECK_THAT(rkv::test::data_error([&] { rkv::write_sft_rows(dir.file("w2.bin"), bad, 2); }),
                Contains("token id 70000 at row 1 position 1 does not fit 2 bytes"));
     CHECK_NOTHROW(rkv::write_sft_rows(dir.file("w3.bin"), bad, 4));
     CHECK_FALSE(fs::exists(dir.file("w1.bin")));
 }
 
 TEST_CASE("row file reader: random corruption is refused or read, never a crash", "[data][sft]") {
-    test::TempDir dir("sft");
+    rkv::test::TempDir dir("sft");
     const std::string content = [&] {
         rkv::write_sft_rows(dir.file("seed.bin"), random_rows(6, 9, 256, 3), 2);
         return bytes_of(dir.file("seed.bin"));
@@ -198,7 +198,7 @@ TEST_CASE("row file reader: random corruption is refused or read, never a crash"
 }
 
 TEST_CASE("JSON Lines become one row per example: [bos] prompt completion [eos] padding", "[data][sft]") {
-    test::TempDir dir("sft");
+    rkv::test::TempDir dir("sft");
     const std::string f = dir.write("a.jsonl",
                                     "{\"prompt\": \"ab\", \"completion\": \"xyz\", \"id\": 7}\n"
                                     "\n"
@@ -228,7 +228,7 @@ TEST_CASE("JSON Lines become one row per example: [bos] prompt completion [eos] 
 
 TEST_CASE("too long: the prompt is cut from its left, a completion that does not fit drops the example",
           "[data][sft]") {
-    test::TempDir dir("sft");
+    rkv::test::TempDir dir("sft");
     // Row lengths with bos and eos, T = 8:
     const std::string f = dir.write("long.jsonl",
                                     "{\"prompt\": \"0123456789\", \"completion\": \"abc\"}\n"  // 15: cut 7
@@ -261,7 +261,7 @@ TEST_CASE("too long: the prompt is cut from its left, a completion that does not
 }
 
 TEST_CASE("the validation split takes the given share of the examples, spread evenly", "[data][sft]") {
-    test::TempDir dir("sft");
+    rkv::test::TempDir dir("sft");
     std::string text;
     for (int i = 0; i < 100; i++) text += fmt::format("{{\"prompt\": \"p\", \"completion\": \"{}\"}}\n", i);
     const std::string f = dir.write("many.jsonl", text);
@@ -290,32 +290,32 @@ TEST_CASE("the validation split takes the given share of the examples, spread ev
 }
 
 TEST_CASE("bad JSON Lines stop the conversion naming file:line", "[data][sft]") {
-    test::TempDir dir("sft");
+    rkv::test::TempDir dir("sft");
     rkv::SftOptions o;
     o.T = 8;
     const std::string ok = "{\"prompt\": \"a\", \"completion\": \"b\"}\n";
     auto refused = [&](const std::string& line, const std::string& problem) {
         const std::string f = dir.write("bad.jsonl", ok + ok + line + "\n" + ok);
-        CHECK_THAT(test::data_error([&] { rkv::make_sft_rows({f}, bytes, o); }), Contains(f + ":3: " + problem));
+        CHECK_THAT(rkv::test::data_error([&] { rkv::make_sft_rows({f}, bytes, o); }), Contains(f + ":3: " + problem));
     };
     refused("{\"prompt\": \"a\", \"completion\": ", "not JSON");
     refused("[1, 2]", "a JSON array, not an object");
     refused("{\"prompt\": \"a\"}", "no \"completion\" field");
     refused("{\"prompt\": 5, \"completion\": \"b\"}", "\"prompt\" is number, not a string");
-    CHECK_THAT(test::data_error([&] { rkv::make_sft_rows({dir.file("none.jsonl")}, bytes, o); }),
+    CHECK_THAT(rkv::test::data_error([&] { rkv::make_sft_rows({dir.file("none.jsonl")}, bytes, o); }),
                Contains(dir.file("none.jsonl") + ": cannot open"));
     o.T = 1;
-    CHECK_THAT(test::data_error([&] { rkv::make_sft_rows({}, bytes, o); }), Contains("row length 1"));
+    CHECK_THAT(rkv::test::data_error([&] { rkv::make_sft_rows({}, bytes, o); }), Contains("row length 1"));
     o.T = 8;
     o.val_fraction = 1.5;
-    CHECK_THAT(test::data_error([&] { rkv::make_sft_rows({}, bytes, o); }), Contains("validation fraction 1.5"));
+    CHECK_THAT(rkv::test::data_error([&] { rkv::make_sft_rows({}, bytes, o); }), Contains("validation fraction 1.5"));
 }
 
 namespace {
 
 // Row files of R random rows of T tokens (vocab 256), split over several files.
 struct RowCorpus {
-    test::TempDir dir{"sft"};
+    rkv::test::TempDir dir{"sft"};
     rkv::SftRows all;
     RowCorpus(std::vector<int64_t> rows_per_file, int T) {
         all.T = T;
@@ -401,21 +401,21 @@ TEST_CASE("the loader serves row files: B rows per batch, -1 where no loss, shuf
 TEST_CASE("the loader refuses mixed kinds, a row length that is not T, and too few rows", "[data][sft]") {
     RowCorpus c({5}, 6);
     rkv::write_shard(c.dir.file("rows_zz.bin"), Tokens(100, 7), 1);
-    CHECK_THAT(test::data_error([&] { rkv::DataLoader(c.options(1, 6)); }),
+    CHECK_THAT(rkv::test::data_error([&] { rkv::DataLoader(c.options(1, 6)); }),
                Contains(c.dir.file("rows_zz.bin") + ": not a fine-tuning row file among the row files"));
     fs::remove(c.dir.file("rows_zz.bin"));
     rkv::write_shard(c.dir.file("rows_00a.bin"), Tokens(100, 7), 1);   // sorts after rows_00.bin
     fs::rename(c.dir.file("rows_00.bin"), c.dir.file("rows_01.bin"));  // now the shard is first
-    CHECK_THAT(test::data_error([&] { rkv::DataLoader(c.options(1, 6)); }),
+    CHECK_THAT(rkv::test::data_error([&] { rkv::DataLoader(c.options(1, 6)); }),
                Contains(c.dir.file("rows_01.bin") + ": a fine-tuning row file among the token shards"));
     fs::remove(c.dir.file("rows_00a.bin"));
-    CHECK_THAT(test::data_error([&] { rkv::DataLoader(c.options(1, 8)); }),
+    CHECK_THAT(rkv::test::data_error([&] { rkv::DataLoader(c.options(1, 8)); }),
                Contains("rows of 6 tokens, but the sequence length is 8"));
-    CHECK_THAT(test::data_error([&] { rkv::DataLoader(c.options(3, 6, 0, 2)); }),
+    CHECK_THAT(rkv::test::data_error([&] { rkv::DataLoader(c.options(3, 6, 0, 2)); }),
                Contains("5 rows in 1 file(s), too few for one batch of B*world = 3x2 rows"));
     rkv::LoaderOptions small = c.options(1, 6);
     small.vocab_size = 10;
-    CHECK_THAT(test::data_error([&] { rkv::DataLoader{small}; }), Contains("out of range for vocab size 10"));
+    CHECK_THAT(rkv::test::data_error([&] { rkv::DataLoader{small}; }), Contains("out of range for vocab size 10"));
 }
 
 namespace {
@@ -435,7 +435,7 @@ TEST_CASE("a masked batch's loss is the loss over the completion tokens alone; p
     const rkv::ModelConfig cfg = rkv::test::tiny_config("llama3");  // vocab 32, T up to 8
     const int B = 3, T = 8, V = cfg.vocab_size;
     const std::vector<std::pair<std::string, std::string>> examples = {{"abc", "de"}, {"f", "ghijk"}, {"lmnop", ""}};
-    test::TempDir dir("sft");
+    rkv::test::TempDir dir("sft");
     std::string jsonl;
     for (auto& [p, c] : examples) jsonl += fmt::format("{{\"prompt\": \"{}\", \"completion\": \"{}\"}}\n", p, c);
     rkv::SftOptions o;

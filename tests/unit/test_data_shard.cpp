@@ -36,7 +36,7 @@ void patch_header(const std::string& path, int i, int32_t value) {
 }  // namespace
 
 TEST_CASE("shard round trip, version 1 (uint16) and 7 (uint32)", "[data]") {
-    test::TempDir dir("shard");
+    rkv::test::TempDir dir("shard");
     auto v1 = random_tokens(5000, 65536, 1);
     auto v7 = random_tokens(5000, 200000, 2);
     rkv::write_shard(dir.file("v1.bin"), v1, 1);
@@ -60,7 +60,7 @@ TEST_CASE("shard round trip, version 1 (uint16) and 7 (uint32)", "[data]") {
 }
 
 TEST_CASE("malformed shards throw DataError naming the file and the problem", "[data]") {
-    test::TempDir dir("shard");
+    rkv::test::TempDir dir("shard");
     auto tokens = random_tokens(1000, 256, 3);
     auto good = [&](const std::string& name, int version = 1) {
         std::string path = dir.file(name);
@@ -70,58 +70,59 @@ TEST_CASE("malformed shards throw DataError naming the file and the problem", "[
 
     std::string truncated = good("truncated.bin");
     fs::resize_file(truncated, 1024 + 1000 * 2 - 1);
-    CHECK_THAT(test::data_error([&] { rkv::Shard(truncated, 256); }),
+    CHECK_THAT(rkv::test::data_error([&] { rkv::Shard(truncated, 256); }),
                Contains(truncated) && Contains("truncated") && Contains("1000 tokens"));
 
     std::string oversized = good("oversized.bin");
     fs::resize_file(oversized, 1024 + 1000 * 2 + 2);
-    CHECK_THAT(test::data_error([&] { rkv::Shard(oversized, 256); }),
+    CHECK_THAT(rkv::test::data_error([&] { rkv::Shard(oversized, 256); }),
                Contains(oversized) && Contains("trailing bytes"));
 
     std::string headerless = dir.file("headerless.bin");
     std::ofstream(headerless) << "not a shard";
-    CHECK_THAT(test::data_error([&] { rkv::Shard(headerless, 256); }), Contains(headerless) && Contains("too short"));
+    CHECK_THAT(rkv::test::data_error([&] { rkv::Shard(headerless, 256); }),
+               Contains(headerless) && Contains("too short"));
 
     std::string magic = good("magic.bin");
     patch_header(magic, 0, 12345);
-    CHECK_THAT(test::data_error([&] { rkv::Shard(magic, 256); }), Contains(magic) && Contains("bad magic 12345"));
+    CHECK_THAT(rkv::test::data_error([&] { rkv::Shard(magic, 256); }), Contains(magic) && Contains("bad magic 12345"));
 
     std::string version = good("version.bin");
     patch_header(version, 1, 7);  // uint16 magic with the uint32 version
-    CHECK_THAT(test::data_error([&] { rkv::Shard(version, 256); }),
+    CHECK_THAT(rkv::test::data_error([&] { rkv::Shard(version, 256); }),
                Contains(version) && Contains("unsupported version 7"));
 
     std::string range = dir.file("range.bin");
     auto bad = tokens;
     bad[777] = 300;
     rkv::write_shard(range, bad, 7);
-    CHECK_THAT(test::data_error([&] { rkv::Shard(range, 256); }),
+    CHECK_THAT(rkv::test::data_error([&] { rkv::Shard(range, 256); }),
                Contains(range) && Contains("token id 300 at position 777"));
     CHECK_NOTHROW(rkv::Shard(range, 301));
 
     std::string missing = dir.file("missing.bin");
-    CHECK_THAT(test::data_error([&] { rkv::Shard(missing, 256); }), Contains(missing) && Contains("No such file"));
+    CHECK_THAT(rkv::test::data_error([&] { rkv::Shard(missing, 256); }), Contains(missing) && Contains("No such file"));
     // A plain path is not a pattern: it passes through to the reader's clearer message.
     CHECK(rkv::expand_glob(missing) == std::vector<std::string>{missing});
 
     std::string none = dir.file("nothing_*.bin");
-    CHECK_THAT(test::data_error([&] { rkv::expand_glob(none); }), Contains(none) && Contains("no files match"));
+    CHECK_THAT(rkv::test::data_error([&] { rkv::expand_glob(none); }), Contains(none) && Contains("no files match"));
 
     // Not regular files: refused by name at once (a FIFO with no writer would block a plain open).
     std::string fifo = dir.file("fifo.bin");
     REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-    CHECK_THAT(test::data_error([&] { rkv::Shard(fifo, 256); }), Contains(fifo) && Contains("is a FIFO"));
+    CHECK_THAT(rkv::test::data_error([&] { rkv::Shard(fifo, 256); }), Contains(fifo) && Contains("is a FIFO"));
     std::string directory = dir.file("directory.bin");
     fs::create_directories(directory);
-    CHECK_THAT(test::data_error([&] { rkv::Shard(directory, 256); }),
+    CHECK_THAT(rkv::test::data_error([&] { rkv::Shard(directory, 256); }),
                Contains(directory) && Contains("is a directory"));
 }
 
 TEST_CASE("write_shard refuses tokens that do not fit the version", "[data]") {
-    test::TempDir dir("shard");
+    rkv::test::TempDir dir("shard");
     std::string path = dir.file("wide.bin");
     std::vector<int32_t> tokens = {1, 2, 70000};
-    CHECK_THAT(test::data_error([&] { rkv::write_shard(path, tokens, 1); }),
+    CHECK_THAT(rkv::test::data_error([&] { rkv::write_shard(path, tokens, 1); }),
                Contains(path) && Contains("token id 70000 at position 2"));
     CHECK_FALSE(fs::exists(path));
     std::vector<int32_t> negative = {-1};
@@ -131,7 +132,7 @@ TEST_CASE("write_shard refuses tokens that do not fit the version", "[data]") {
 }
 
 TEST_CASE("expand_glob returns the matches sorted by name", "[data]") {
-    test::TempDir dir("shard");
+    rkv::test::TempDir dir("shard");
     for (const char* name : {"b_001.bin", "a_002.bin", "b_000.bin", "c.txt"}) rkv::write_shard(dir.file(name), {}, 1);
     auto files = rkv::expand_glob(dir.file("*.bin"));
     CHECK(files == std::vector<std::string>{dir.file("a_002.bin"), dir.file("b_000.bin"), dir.file("b_001.bin")});

@@ -10,7 +10,7 @@
 using Catch::Contains;
 
 TEST_CASE("read_json_file parses a file and names it when it cannot", "[file_io]") {
-    test::TempDir dir("file_io");
+    rkv::test::TempDir dir("file_io");
     const std::string good = dir.write("good.json", R"({"step": 12, "name": "x"})");
     const nlohmann::json j = rkv::read_json_file(good);
     CHECK(j.at("step") == 12);

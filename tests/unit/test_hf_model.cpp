@@ -20,6 +20,7 @@
 #include "src/safetensors.h"
 #include "tests/fixtures.h"
 #include "tests/rel_error.h"
+#include "tests/temp_dir.h"
 
 using namespace rkv;
 namespace fs = std::filesystem;
@@ -29,13 +30,6 @@ namespace {
 const fs::path kFixtures = RKV_HF_FIXTURES;
 const std::vector<std::string> kFolders = {"gpt2-f32",    "gpt2-f16",    "llama-f32", "llama-bf16",
                                            "mistral-f32", "mistral-f16", "qwen3-f32", "qwen3-bf16"};
-
-fs::path fresh_dir(const std::string& name) {
-    const fs::path dir = fs::temp_directory_path() / fmt::format("rkv_{}_{}", name, std::random_device{}());
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    return dir;
-}
 
 std::vector<float> read_tensor(const SafetensorsFile& f, const std::string& name) {
     const auto& shape = f.tensors().at(name).shape;
@@ -93,7 +87,8 @@ TEST_CASE("Hugging Face folders give transformers' logits, full cache and keep-e
 }
 
 TEST_CASE("rkv writes a folder back with the fixture's tensors, config and extra files", "[hf]") {
-    const fs::path dir = fresh_dir("hf_export");
+    const test::TempDir tmp("hf_export");
+    const fs::path& dir = tmp.path;
     for (auto& name : kFolders) {
         INFO(name);
         // A copy of the fixture with tokenizer files, which the export carries over.
@@ -160,7 +155,8 @@ TEST_CASE("rkv writes a folder back with the fixture's tensors, config and extra
 }
 
 TEST_CASE("GPT-2 checkpoints of earlier rkv versions, under Llama-style names, still load", "[hf]") {
-    const fs::path dir = fresh_dir("hf_legacy");
+    const test::TempDir tmp("hf_legacy");
+    const fs::path& dir = tmp.path;
     const ModelConfig c = test::tiny_config("gpt2");
     const ParamTable table(c);
     std::vector<float> params(table.total);
@@ -183,7 +179,8 @@ TEST_CASE("GPT-2 checkpoints of earlier rkv versions, under Llama-style names, s
 }
 
 TEST_CASE("GPT-2 files as the hub ships them: no prefix, causal-mask buffers", "[hf]") {
-    const fs::path dir = fresh_dir("hf_hub_gpt2");
+    const test::TempDir tmp("hf_hub_gpt2");
+    const fs::path& dir = tmp.path;
     fs::copy(kFixtures / "gpt2-f32", dir);
     const Checkpoint want = load_model_weights((kFixtures / "gpt2-f32").string());
     const auto tensors = all_tensors(dir);
@@ -200,7 +197,8 @@ TEST_CASE("GPT-2 files as the hub ships them: no prefix, causal-mask buffers", "
 }
 
 TEST_CASE("bad model folders are refused naming the file and the tensor", "[hf]") {
-    const fs::path dir = fresh_dir("hf_bad");
+    const test::TempDir tmp("hf_bad");
+    const fs::path& dir = tmp.path;
     auto copy = [&](const std::string& fixture, const std::string& as) {
         const fs::path p = dir / as;
         fs::create_directories(p);

@@ -14,27 +14,12 @@
 #include "src/config.h"
 #include "src/llmc_checkpoint.h"
 #include "src/params.h"
+#include "tests/temp_dir.h"
 
 using namespace rkv;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh directory per test case, removed afterwards.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static int n = 0;
-        path = fs::temp_directory_path() / ("rkv-test-llmc-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 // A GPT-2 small enough for exhaustive checks; V = 50 pads to Vp = 128.
 ModelConfig small_gpt2(int V = 50) { return llmc_gpt2_config(/*maxT*/ 8, V, /*L*/ 2, /*NH*/ 4, /*C*/ 16); }
@@ -151,7 +136,7 @@ TEST_CASE("llm.c config: GPT-2 124M from its header, padding to 128", "[llmc]") 
 }
 
 TEST_CASE("llm.c checkpoint: tensors are read in llm.c's order", "[llmc]") {
-    TempDir dir;
+    test::TempDir dir("llmc");
     const int maxT = 8, V = 50, L = 2, NH = 4, C = 16, Vp = 64;
     const auto sizes = llmc_sizes(maxT, Vp, L, C);
     size_t numel = 0;
@@ -187,7 +172,7 @@ TEST_CASE("llm.c checkpoint: tensors are read in llm.c's order", "[llmc]") {
 }
 
 TEST_CASE("llm.c checkpoint: version 3 round-trips exactly", "[llmc]") {
-    TempDir dir;
+    test::TempDir dir("llmc");
     const ModelConfig c = small_gpt2();
     const auto p = random_params(c, 1);
     const std::string path = dir.file("m.bin");
@@ -211,7 +196,7 @@ TEST_CASE("llm.c checkpoint: version 3 round-trips exactly", "[llmc]") {
 }
 
 TEST_CASE("llm.c checkpoint: version 5 round-trips to bf16 precision", "[llmc]") {
-    TempDir dir;
+    test::TempDir dir("llmc");
     const ModelConfig c = small_gpt2();
     const auto p = random_params(c, 2);
     const std::string path = dir.file("m.bin");
@@ -251,7 +236,7 @@ TEST_CASE("bf16 rounds to nearest even", "[llmc]") {
 }
 
 TEST_CASE("llm.c checkpoint: padded vocabulary", "[llmc]") {
-    TempDir dir;
+    test::TempDir dir("llmc");
     const ModelConfig c = small_gpt2(50);
     auto p = random_params(c, 3);
     const std::string path = dir.file("m.bin");
@@ -294,7 +279,7 @@ TEST_CASE("llm.c checkpoint: padded vocabulary", "[llmc]") {
 }
 
 TEST_CASE("llm.c checkpoint: bad files are refused naming the file and the problem", "[llmc]") {
-    TempDir dir;
+    test::TempDir dir("llmc");
     const ModelConfig c = small_gpt2();
     const std::string good = dir.file("good.bin"), bad = dir.file("bad.bin");
     save_llmc_checkpoint(good, c, random_params(c, 4), kLlmcFp32);
@@ -365,7 +350,7 @@ TEST_CASE("llm.c checkpoint: bad files are refused naming the file and the probl
 }
 
 TEST_CASE("llm.c checkpoint: saving refuses what llm.c cannot hold, atomically", "[llmc]") {
-    TempDir dir;
+    test::TempDir dir("llmc");
     const std::string path = dir.file("m.bin");
     const ModelConfig g = small_gpt2();
     const auto p = random_params(g, 5);

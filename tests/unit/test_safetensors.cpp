@@ -15,19 +15,13 @@
 
 #include "src/llmc_checkpoint.h"
 #include "src/safetensors.h"
+#include "tests/temp_dir.h"
 
 using namespace rkv;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-fs::path fresh_dir(const std::string& name) {
-    const fs::path dir = fs::temp_directory_path() / fmt::format("rkv_{}_{}", name, std::random_device{}());
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    return dir;
-}
 
 // A file of the given header text (padded with spaces to 8 bytes unless told the length)
 // and data bytes.
@@ -171,7 +165,8 @@ std::string mutate(std::mt19937_64& rng) {
 }  // namespace
 
 TEST_CASE("safetensors: F32, BF16 and F16 read as float; written as F32 or BF16", "[safetensors]") {
-    const fs::path dir = fresh_dir("st_read");
+    const test::TempDir tmp("st_read");
+    const fs::path& dir = tmp.path;
     // F16: 1, -2, 65504 (largest), 2^-24 (smallest subnormal), 2^-14 (smallest normal), inf, -0.
     const std::vector<uint16_t> half = {0x3c00, 0xc000, 0x7bff, 0x0001, 0x0400, 0x7c00, 0x8000};
     const std::vector<float> want = {1.0f, -2.0f, 65504.0f, 0x1p-24f, 0x1p-14f, INFINITY, -0.0f};
@@ -209,7 +204,8 @@ TEST_CASE("safetensors: F32, BF16 and F16 read as float; written as F32 or BF16"
 }
 
 TEST_CASE("safetensors: headers that break the format's promises are refused naming file and tensor", "[safetensors]") {
-    const fs::path dir = fresh_dir("st_bad");
+    const test::TempDir tmp("st_bad");
+    const fs::path& dir = tmp.path;
     const std::string path = (dir / "x.safetensors").string();
     auto [base, data] = base_file();
     auto refusal = [&](const json& h, const std::string& d, uint64_t len = UINT64_MAX) {
@@ -270,7 +266,8 @@ TEST_CASE("safetensors: headers that break the format's promises are refused nam
 
 TEST_CASE("safetensors fuzz: mutated headers and truncations never crash, refusals name the file",
           "[safetensors][fuzz]") {
-    const fs::path dir = fresh_dir("st_fuzz");
+    const test::TempDir tmp("st_fuzz");
+    const fs::path& dir = tmp.path;
     const std::string path = (dir / "fuzz.safetensors").string();
     std::mt19937_64 rng(20261204);
     int refused = 0, read = 0;

@@ -104,7 +104,7 @@ TEST_CASE("rank files read back at any number of ranks", "[sharded]") {
         for (size_t total : {1, 7, 101, 1000}) {
             for (int old_world : {1, 2, 3, 4}) {
                 INFO("total " << total << ", written by " << old_world << ", master " << master);
-                ::test::TempDir dir("shards");
+                test::TempDir dir("shards");
                 const WholeState w = write_split(dir.path.string(), 9, total, old_world, master);
                 CHECK(fs::exists(dir.file(shard_file_name(old_world - 1, old_world))));
                 for (int world : {1, 2, 3, 4, 5}) {
@@ -128,7 +128,7 @@ TEST_CASE("rank files read back at any number of ranks", "[sharded]") {
 }
 
 TEST_CASE("a missing, truncated or foreign rank file is refused by name", "[sharded]") {
-    ::test::TempDir dir("bad_shards");
+    test::TempDir dir("bad_shards");
     const std::string d = dir.path.string();
     constexpr size_t total = 101;
     write_split(d, 4, total, 3, true);
@@ -153,7 +153,7 @@ TEST_CASE("a missing, truncated or foreign rank file is refused by name", "[shar
     CHECK_THROWS_WITH(read(5), Catch::Contains(dir.file(shard_file_name(0, 3))) && Catch::Contains("step = 4"));
     CHECK_THROWS_WITH(read(4, true, 100), Catch::Contains("total = 101"));
     CHECK_THROWS_WITH(read(4, false), Catch::Contains("master weights"));
-    ::test::TempDir plain("plain_shards");
+    test::TempDir plain("plain_shards");
     write_split(plain.path.string(), 4, total, 2, false);
     CHECK_THROWS_WITH(read_optimizer_shards(plain.path.string(), 4, total, 2, 0, 51, true),
                       Catch::Contains(plain.file(shard_file_name(0, 2))) && Catch::Contains("no tensor 'master'"));

@@ -67,7 +67,7 @@ TEST_CASE("text shards: each document after the model's start token, in order on
 
 TEST_CASE("text shards: tokenizer_config.json's bos_token starts documents when the post-processor has none",
           "[tokenizer]") {
-    test::TempDir dir("text_shards");
+    rkv::test::TempDir dir("text_shards");
     fs::copy_file(kFixtures / "bytelevel_gpt2.json", dir.path / "tokenizer.json");
     // A bos_token that is an ordinary vocabulary token, to tell it from the <|endoftext|> default.
     std::ofstream(dir.path / "tokenizer_config.json") << R"({"bos_token": {"content": "the"}})";
@@ -76,7 +76,7 @@ TEST_CASE("text shards: tokenizer_config.json's bos_token starts documents when 
 }
 
 TEST_CASE("text shards: an output folder inside the source tree is refused, but under runs/", "[tokenizer]") {
-    test::TempDir dir("text_shards");
+    rkv::test::TempDir dir("text_shards");
     const std::string src = (dir.path / "repo").string();
     fs::create_directories(dir.path / "repo" / "data");
     CHECK(!rkv::out_dir_allowed(src + "/data/shards", src));
@@ -88,7 +88,7 @@ TEST_CASE("text shards: an output folder inside the source tree is refused, but 
 }
 
 TEST_CASE("text shards: round trip, validation sizes, uint16 or uint32 by the vocabulary", "[tokenizer]") {
-    test::TempDir dir("text_shards");
+    rkv::test::TempDir dir("text_shards");
     std::vector<int32_t> tokens(1000);
     for (int i = 0; i < 1000; i++) tokens[size_t(i)] = (i * 7919) % 1503;
 
