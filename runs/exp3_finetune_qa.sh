@@ -19,11 +19,11 @@
 #   PRE_STEPS=10 FT_STEPS=5 N_TEST=10 SEEDS=1 OUT=/tmp/exp3 runs/exp3_finetune_qa.sh
 # Size: the defaults take about 36 minutes on 2 quiet cores (extrapolated from runs on the busy
 # machine: a pretraining step 0.6 s of CPU, a fine-tuning step of 8 rows 1.7 s, scoring 100
-# questions at 4 cache sizes 34 s; runs/README.md). At this size the base model does not yet look
-# facts up in its context (probe.jsonl: 0 of 30 at 300 to 900 pretraining steps), and fine-tuning
-# teaches the answer's form, not the lookup: EM 0.01-0.03 at the full cache after 150-300 steps of
-# 8 rows, from guessed colours. WIDTH=128 and a longer PRE_STEPS are the next sizes to try; run
-# one seed first (SEEDS=1337) and read its probe in table.md before the other two.
+# questions at 4 cache sizes 34 s; runs/README.md). At this size, and at WIDTH=128 with
+# PRE_STEPS=2000, the base model does not yet look facts up in its context (probe.jsonl: 0 of
+# 160), and fine-tuning teaches the answer's form, not the lookup (EM about 0.01). Find a size
+# that learns lookup with runs/lookup_check.py first (a GPU's budget), then run one seed
+# (SEEDS=1337) and read its probe in table.md before the other two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRE_STEPS=${PRE_STEPS:-600}      # pretraining updates, -b 8 -t 256
