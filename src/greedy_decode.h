@@ -22,8 +22,8 @@ int argmax(const F* logits, int V) {
 
 // The new tokens, the stopping one included (stop(token) true ends the answer). model.B and
 // cache.B must be 1, and the cache empty and long enough for the prompt and max_new tokens.
-template <class T>
-std::vector<int> greedy_decode(Model<T>& model, KvCache<T>& cache, const std::vector<int>& prompt, int max_new,
+template <class S>
+std::vector<int> greedy_decode(Model<S>& model, KvCache<S>& cache, const std::vector<int>& prompt, int max_new,
                                const std::function<bool(int)>& stop) {
     if (model.B != 1 || cache.B != 1 || cache.length != 0)
         throw std::invalid_argument("greedy_decode: one sequence (B 1) and an empty cache");

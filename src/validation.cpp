@@ -6,8 +6,8 @@
 
 namespace rkv {
 
-template <class T>
-double validation_loss(Model<T>& model, DataLoader& val, const Route& route, int batches, Comm& comm) {
+template <class S>
+double validation_loss(Model<S>& model, DataLoader& val, const Route& route, int batches, Comm& comm) {
     const size_t BT = size_t(model.B) * model.Tn;
     std::vector<int32_t> inputs(BT), targets(BT);
     val.reset();

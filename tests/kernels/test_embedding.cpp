@@ -9,16 +9,16 @@
 using namespace kcheck;
 
 TEMPLATE_TEST_CASE("embedding forward matches ref, with and without positions", "[embedding]", float, bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
     const int B = 3, Tn = 13, C = 72, V = 257, maxT = 16;
     const bool positions = GENERATE(true, false);
     const InOrder in_order(order);
     const auto tokens = random_ints(size_t(B) * Tn, 0, V - 1);
-    const auto wte = as_stored<T>(random_floats(size_t(V) * C)), wpe = as_stored<T>(random_floats(size_t(maxT) * C));
+    const auto wte = as_stored<S>(random_floats(size_t(V) * C)), wpe = as_stored<S>(random_floats(size_t(maxT) * C));
     Device<int> d_tokens(tokens);
-    Device<T> d_wte(to_storage<T>(wte)), d_wpe(to_storage<T>(wpe)), d_out(size_t(B) * Tn * C);
-    rkv::cuda::embedding_forward(rkv::EmbeddingArgs<T, float>{.B = B,
+    Device<S> d_wte(to_storage<S>(wte)), d_wpe(to_storage<S>(wpe)), d_out(size_t(B) * Tn * C);
+    rkv::cuda::embedding_forward(rkv::EmbeddingArgs<S, float>{.B = B,
                                                               .T = Tn,
                                                               .C = C,
                                                               .tokens = d_tokens.get(),
@@ -38,11 +38,11 @@ TEMPLATE_TEST_CASE("embedding forward matches ref, with and without positions", 
                                                                    .wpe = positions ? wpe_ref.data() : nullptr,
                                                                    .out = ref.data()});
     check_close(positions ? "embedding_forward (wte + wpe)" : "embedding_forward (wte)", to_floats(d_out.download()),
-                ref, bound_for<T>());
+                ref, bound_for<S>());
 }
 
 TEMPLATE_TEST_CASE("embedding backward matches ref and is deterministic", "[embedding]", float, bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
     const int B = 4, Tn = 13, C = 72, V = 257, maxT = 16;
     const bool positions = GENERATE(true, false);
@@ -50,15 +50,15 @@ TEMPLATE_TEST_CASE("embedding backward matches ref and is deterministic", "[embe
     // Few distinct tokens, so that many positions share a row of dwte.
     auto tokens = random_ints(size_t(B) * Tn, 0, 9);
     tokens[5] = V - 1;
-    const auto dout = as_stored<T>(random_floats(size_t(B) * Tn * C));
+    const auto dout = as_stored<S>(random_floats(size_t(B) * Tn * C));
     const auto dwte0 = random_floats(size_t(V) * C), dwpe0 = random_floats(size_t(maxT) * C);
     Device<int> d_tokens(tokens);
-    Device<T> d_dout(to_storage<T>(dout));
+    Device<S> d_dout(to_storage<S>(dout));
     Device<float> d_dwte(dwte0), d_dwpe(dwpe0);
     const auto run = [&] {
         d_dwte.upload(dwte0);
         d_dwpe.upload(dwpe0);
-        rkv::cuda::embedding_backward(rkv::EmbeddingArgs<T, float>{.B = B,
+        rkv::cuda::embedding_backward(rkv::EmbeddingArgs<S, float>{.B = B,
                                                                    .T = Tn,
                                                                    .C = C,
                                                                    .tokens = d_tokens.get(),

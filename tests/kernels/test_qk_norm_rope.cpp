@@ -64,7 +64,7 @@ Reference reference(const Shape& s, const rkv::RopeParams& rope, int pos0, const
 }  // namespace
 
 TEMPLATE_TEST_CASE("qk_norm_rope forward and backward match ref rmsnorm then rope", "[qk_norm_rope]", float, bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
     const Shape shape = GENERATE(Shape{2, 13, 3, 128}, Shape{1, 9, 2, 64}, Shape{3, 5, 4, 16}, Shape{1, 11, 1, 256},
                                  Shape{2, 7, 5, 2}, Shape{1, 20, 2, 130});
@@ -72,17 +72,17 @@ TEMPLATE_TEST_CASE("qk_norm_rope forward and backward match ref rmsnorm then rop
     const int pos0 = GENERATE(0, 777);  // the forward's positions start there in inference; the backward's at 0
     const InOrder in_order(order);
     const auto [B, Tn, H, HS] = shape;
-    INFO("B " << B << " T " << Tn << " H " << H << " HS " << HS << " theta " << rope.theta << " "
+    INFO("B " << B << " S " << Tn << " H " << H << " HS " << HS << " theta " << rope.theta << " "
               << rope_type_name(rope) << " pos0 " << pos0);
     const size_t n = size_t(B) * Tn * H * HS;
-    const auto inp = as_stored<T>(random_floats(n, -2.0f, 2.0f)), w = as_stored<T>(random_floats(HS, 0.5f, 1.5f)),
-               dout = as_stored<T>(random_floats(n));
+    const auto inp = as_stored<S>(random_floats(n, -2.0f, 2.0f)), w = as_stored<S>(random_floats(HS, 0.5f, 1.5f)),
+               dout = as_stored<S>(random_floats(n));
     const auto dw0 = random_floats(HS);
     const Reference ref = reference(shape, rope, pos0, inp, w, dout, dw0);
 
-    Device<T> d_inp(to_storage<T>(inp)), d_w(to_storage<T>(w)), d_out(n), d_dout(to_storage<T>(dout)), d_dinp(n);
+    Device<S> d_inp(to_storage<S>(inp)), d_w(to_storage<S>(w)), d_out(n), d_dout(to_storage<S>(dout)), d_dinp(n);
     Device<float> d_rstd(size_t(B) * Tn * H), d_dw(dw0);
-    const rkv::RopeArgs<T, float> a{.B = B,
+    const rkv::RopeArgs<S, float> a{.B = B,
                                     .T = Tn,
                                     .NH = H,
                                     .HS = HS,
@@ -97,10 +97,10 @@ TEMPLATE_TEST_CASE("qk_norm_rope forward and backward match ref rmsnorm then rop
                                     .dinp = d_dinp.get(),
                                     .dw = d_dw.get()};
     rkv::cuda::qk_norm_rope_forward(a, nullptr);
-    check_close("qk_norm_rope_forward out", to_floats(d_out.download()), ref.out, bound_for<T>());
+    check_close("qk_norm_rope_forward out", to_floats(d_out.download()), ref.out, bound_for<S>());
     check_close("qk_norm_rope_forward rstd", d_rstd.download(), ref.rstd, fp32_bound);
     rkv::cuda::qk_norm_rope_backward(a, nullptr);
-    check_close("qk_norm_rope_backward dinp", to_floats(d_dinp.download()), ref.dinp, bound_for<T>());
+    check_close("qk_norm_rope_backward dinp", to_floats(d_dinp.download()), ref.dinp, bound_for<S>());
     check_close("qk_norm_rope_backward dw", d_dw.download(), ref.dw, fp32_bound);
 }
 

@@ -8,21 +8,29 @@ using namespace rkv;
 
 namespace {
 TrainLog::Step step_of(long step, long steps, double ms) {
-    return {.step = step, .steps = steps, .loss = 1, .lr = 0, .grad_norm = 0, .ms = ms, .tokens_per_s = 0,
-            .tokens = 0, .wall_s = 0, .time = ""};
+    return {.step = step,
+            .steps = steps,
+            .loss = 1,
+            .lr = 0,
+            .grad_norm = 0,
+            .ms = ms,
+            .tokens_per_s = 0,
+            .tokens = 0,
+            .wall_s = 0,
+            .time = ""};
 }
 }  // namespace
 
 TEST_CASE("the ETA counts the validation passes ahead", "[train_log]") {
     // 4 steps of 2 micro-batches, 64 validation batches every 2 steps: passes at 2 and 4.
     TrainLog log("", {.steps = 4, .val_every = 2, .val_batches = 64, .grad_accum = 2});
-    log.validated(1000);                       // step 0's pass took 1 s
-    log.train(step_of(1, 4, 10));              // 3 steps and 2 passes remain
+    log.validated(1000);           // step 0's pass took 1 s
+    log.train(step_of(1, 4, 10));  // 3 steps and 2 passes remain
     CHECK(log.eta_s(1) == Approx((3 * 10 + 2 * 1000) / 1000.0));
-    log.train(step_of(2, 4, 30));              // mean step 20 ms; the pass at 2 still to come
+    log.train(step_of(2, 4, 30));  // mean step 20 ms; the pass at 2 still to come
     CHECK(log.eta_s(2) == Approx((2 * 20 + 2 * 1000) / 1000.0));
-    log.validated(3000);                       // mean pass 2 s
-    log.train(step_of(3, 4, 20));              // 1 step and the pass at 4
+    log.validated(3000);           // mean pass 2 s
+    log.train(step_of(3, 4, 20));  // 1 step and the pass at 4
     CHECK(log.eta_s(3) == Approx((1 * 20 + 1 * 2000) / 1000.0));
     log.train(step_of(4, 4, 20));
     CHECK(log.eta_s(4) == Approx(2000 / 1000.0));  // only the last pass
