@@ -25,10 +25,10 @@ constexpr int kBlock = 256;
 
 // One thread per output element: out[n, c] = wte[tokens[n], c] + wpe[n % T, c].
 template <class S>
-__global__ void embedding_forward_kernel(S* out, const int* tokens, const S* wte, const S* wpe, int N, int Tn, int C) {
+__global__ void embedding_forward_kernel(S* out, const int* tokens, const S* wte, const S* wpe, int N, int T, int C) {
     const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (idx >= size_t(N) * C) return;
-    const int n = int(idx / C), c = int(idx % C), t = n % Tn;
+    const int n = int(idx / C), c = int(idx % C), t = n % T;
     float x = to_float(wte[size_t(tokens[n]) * C + c]);
     if (wpe) x += to_float(wpe[size_t(t) * C + c]);
     out[idx] = from_float<S>(x);
@@ -48,11 +48,11 @@ __global__ void embedding_backward_wte_kernel(float* dwte, const S* dout, const 
 
 // One thread per (t, c) of dwpe (T, C): the sum over b of dout[b, t, c].
 template <class S>
-__global__ void embedding_backward_wpe_kernel(float* dwpe, const S* dout, int B, int Tn, int C) {
+__global__ void embedding_backward_wpe_kernel(float* dwpe, const S* dout, int B, int T, int C) {
     const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (idx >= size_t(Tn) * C) return;
+    if (idx >= size_t(T) * C) return;
     float acc = 0.0f;
-    for (int b = 0; b < B; b++) acc += to_float(dout[size_t(b) * Tn * C + idx]);
+    for (int b = 0; b < B; b++) acc += to_float(dout[size_t(b) * T * C + idx]);
     dwpe[idx] += acc;
 }
 
@@ -68,14 +68,14 @@ void embedding_forward(const EmbeddingArgs<S, float>& a, cudaStream_t stream) {
 
 template <class S>
 void embedding_backward(const EmbeddingArgs<S, float>& a, cudaStream_t stream) {
-    const int B = a.B, Tn = a.T, C = a.C, N = B * Tn;
+    const int B = a.B, T = a.T, C = a.C, N = B * T;
     const int* tokens = a.tokens;
     float* dwte = a.dwte;
     const S* dout = a.dout;
     if (N == 0 || C == 0) return;
     if (a.dwpe)
-        launch_kernel(embedding_backward_wpe_kernel<S>, unsigned(ceil_div<size_t>(size_t(Tn) * C, kBlock)), kBlock, 0,
-                      stream, a.dwpe, dout, B, Tn, C);
+        launch_kernel(embedding_backward_wpe_kernel<S>, unsigned(ceil_div<size_t>(size_t(T) * C, kBlock)), kBlock, 0,
+                      stream, a.dwpe, dout, B, T, C);
 
     // The buckets, on the host: sorting (token << 32 | position) orders by token, then
     // by position within a token.

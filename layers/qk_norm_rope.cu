@@ -52,12 +52,12 @@ __device__ __forceinline__ LanePairs lane_pairs(const S* w, int lane, int t, int
 
 // Warp n: row n = b * T + t (position pos0 + t), its H heads.
 template <class S>
-__global__ void qk_norm_rope_forward_kernel(S* out, float* rstd, const S* inp, const S* w, int N, int Tn, int pos0,
+__global__ void qk_norm_rope_forward_kernel(S* out, float* rstd, const S* inp, const S* w, int N, int T, int pos0,
                                             int H, int HS, float eps, RopeParams rope) {
     const int lane = threadIdx.x % 32, n = blockIdx.x * kWarps + threadIdx.x / 32;
     if (n >= N) return;  // whole warps leave together
     const int half = HS / 2;
-    const LanePairs p = lane_pairs(w, lane, pos0 + n % Tn, HS, rope);
+    const LanePairs p = lane_pairs(w, lane, pos0 + n % T, HS, rope);
     for (int h = 0; h < H; h++) {
         const size_t row = (size_t(n) * H + h) * HS;
         float x1[kMaxPairs], x2[kMaxPairs], sq = 0.0f;
@@ -85,13 +85,13 @@ __global__ void qk_norm_rope_forward_kernel(S* out, float* rstd, const S* inp, c
 // As the forward, and partials (gridDim.x, HS) = this block's positions' sums of g xhat.
 template <class S>
 __global__ void qk_norm_rope_backward_kernel(S* dinp, float* partials, const S* dout, const S* inp, const S* w,
-                                             const float* rstd, int N, int Tn, int H, int HS, RopeParams rope) {
+                                             const float* rstd, int N, int T, int H, int HS, RopeParams rope) {
     __shared__ float warp_dw[kWarps][2 * 32 * kMaxPairs];  // (warps, HS)
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n = blockIdx.x * kWarps + warp;
     const int half = HS / 2;
     float dw1[kMaxPairs] = {}, dw2[kMaxPairs] = {};
     if (n < N) {
-        const LanePairs p = lane_pairs(w, lane, n % Tn, HS, rope);
+        const LanePairs p = lane_pairs(w, lane, n % T, HS, rope);
         for (int h = 0; h < H; h++) {
             const size_t row = (size_t(n) * H + h) * HS;
             const float r = rstd[size_t(n) * H + h];

@@ -23,13 +23,13 @@ constexpr int kBlock = 256;
 // pair i of every head by sign * a, at position pos0 + t. The backward is the forward's transpose: the rotation
 // by -a.
 template <class S>
-__global__ void rope_kernel(S* out, const S* inp, int N, int Tn, int pos0, int H, int HS, RopeParams rope, float sign) {
+__global__ void rope_kernel(S* out, const S* inp, int N, int T, int pos0, int H, int HS, RopeParams rope, float sign) {
     const int half = HS / 2;
     const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (idx >= size_t(N) * half) return;
     const int n = int(idx / half), i = int(idx % half);
     float c, s;
-    rope_cos_sin(pos0 + n % Tn, i, HS, rope, &c, &s);
+    rope_cos_sin(pos0 + n % T, i, HS, rope, &c, &s);
     s *= sign;
     for (int h = 0; h < H; h++) {
         const size_t base = (size_t(n) * H + h) * HS;

@@ -80,11 +80,11 @@ namespace rkv::ref {
 
 template <class S>
 void rope_forward(const RopeArgs<S, S>& a) {
-    const int B = a.B, Tn = a.T, H = a.NH, HS = a.HS, half = HS / 2;
+    const int B = a.B, T = a.T, H = a.NH, HS = a.HS, half = HS / 2;
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < Tn; t++)
+        for (int t = 0; t < T; t++)
             for (int h = 0; h < H; h++) {
-                const size_t base = ((size_t(b) * Tn + t) * H + h) * HS;
+                const size_t base = ((size_t(b) * T + t) * H + h) * HS;
                 const S* x = a.inp + base;
                 S* o = a.out + base;
                 for (int i = 0; i < half; i++) {
@@ -100,11 +100,11 @@ void rope_forward(const RopeArgs<S, S>& a) {
 // The rotation's transpose: rotate by -angle, accumulated into dinp.
 template <class S>
 void rope_backward(const RopeArgs<S, S>& a) {
-    const int B = a.B, Tn = a.T, H = a.NH, HS = a.HS, half = HS / 2;
+    const int B = a.B, T = a.T, H = a.NH, HS = a.HS, half = HS / 2;
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < Tn; t++)
+        for (int t = 0; t < T; t++)
             for (int h = 0; h < H; h++) {
-                const size_t base = ((size_t(b) * Tn + t) * H + h) * HS;
+                const size_t base = ((size_t(b) * T + t) * H + h) * HS;
                 const S* d = a.dout + base;
                 S* dx = a.dinp + base;
                 for (int i = 0; i < half; i++) {

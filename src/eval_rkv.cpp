@@ -140,10 +140,10 @@ struct Evaluator {
         step = checkpoint_step(source);
     }
 
-    // A model of B x Tn positions holding the checkpoint's weights: the working copy exactly
+    // A model of B x T positions holding the checkpoint's weights: the working copy exactly
     // as training had it after `step` (AdamW rounds it so on the CUDA path; a copy on the CPU).
-    std::unique_ptr<rkv::Model<S>> model(int B, int Tn) {
-        auto m = std::make_unique<rkv::Model<S>>(config, *ops, B, Tn, 0, false);
+    std::unique_ptr<rkv::Model<S>> model(int B, int T) {
+        auto m = std::make_unique<rkv::Model<S>>(config, *ops, B, T, 0, false);
         rkv::AdamW<S>(m->table, {}, *ops).set_weights(m->params, weights, step);
         return m;
     }

@@ -231,7 +231,7 @@ int generate(const Options& o) {
     auto t0 = std::chrono::steady_clock::now();
     int n = 0;  // positions of the last chunk
     for (int p0 = 0; p0 < P; p0 += n) {
-        n = std::min(model.Tn, P - p0);
+        n = std::min(model.T, P - p0);
         std::vector<int> inputs;
         for (int b = 0; b < B; b++) inputs.insert(inputs.end(), prompt.begin() + p0, prompt.begin() + p0 + n);
         model.forward_cached(inputs.data(), n, cache);

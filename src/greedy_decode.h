@@ -1,5 +1,5 @@
 // Greedy decoding of one sequence through the shared KV cache (src/kv_cache.h): the prompt
-// runs through the model in chunks of up to model.Tn positions, then each step feeds back the
+// runs through the model in chunks of up to model.T positions, then each step feeds back the
 // most likely token (ties to the lower id) as one new position, until a stop token or max_new.
 #pragma once
 #include <algorithm>
@@ -34,7 +34,7 @@ std::vector<int> greedy_decode(Model<S>& model, KvCache<S>& cache, const std::ve
                                                 P, max_new, cache.max_len));
     int n = 0;  // positions of the last chunk
     for (int p0 = 0; p0 < P; p0 += n) {
-        n = std::min(model.Tn, P - p0);
+        n = std::min(model.T, P - p0);
         model.forward_cached(prompt.data() + p0, n, cache);
     }
     std::vector<int> out;

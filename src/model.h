@@ -63,7 +63,7 @@ public:
     using Master = master_t<S>;
     const ModelConfig config;
     const ParamTable table;
-    const int B, Tn;             // micro-batch shape the buffers are sized for
+    const int B, T;              // micro-batch shape the buffers are sized for
     const size_t capacity;       // elements of params and grads: table.total, or more
                                  // (zeros) so that ranks can split them evenly
     const Recompute recompute;   // which activations are kept for one layer only
@@ -84,13 +84,13 @@ public:
     std::function<Master*(size_t begin, size_t end)> grads_window;
 
     // Without training, no gradient buffers (grads is null). grad_capacity 0: capacity.
-    Model(const ModelConfig& c, LayerOps<S>& ops, int B, int Tn, size_t param_capacity = 0, bool training = true,
+    Model(const ModelConfig& c, LayerOps<S>& ops, int B, int T, size_t param_capacity = 0, bool training = true,
           Recompute recompute = Recompute::none, size_t grad_capacity = 0);
     ~Model();
     Model(const Model&) = delete;
     // The buffers a Model of this shape allocates, in one arena, without making it: the same
     // list the constructor lays out (for the memory plan).
-    static std::vector<ModelBuffer> buffers(const ModelConfig& c, int B, int Tn, size_t param_capacity = 0,
+    static std::vector<ModelBuffer> buffers(const ModelConfig& c, int B, int T, size_t param_capacity = 0,
                                             bool training = true, Recompute recompute = Recompute::none,
                                             size_t grad_capacity = 0);
     Model& operator=(const Model&) = delete;
@@ -201,7 +201,7 @@ private:
     LayerActs layer_acts(int l) const;
     // Every buffer, in arena order: take(pointer, elements, kind, needed) for each.
     template <class Take>
-    static void layout(const ModelConfig& c, int B, int Tn, size_t capacity, size_t grad_capacity, bool training,
+    static void layout(const ModelConfig& c, int B, int T, size_t capacity, size_t grad_capacity, bool training,
                        Recompute recompute, S*& params, Master*& grads, Activations& a, Gradients& g, Take&& take);
     // The layers the attention block's and the MLP's activations are kept for: L, or 1 when
     // the backward recomputes them.
@@ -217,10 +217,10 @@ private:
     };
     NormSlot norm_reading(int l) const;  // the norm that reads resid[l]: layer l's norm1, or norm_f at L
 
-    // The tokens a forward runs on: Tn per sequence (the buffers' T, or fewer in inference) at
+    // The tokens a forward runs on: T per sequence (the model's T, or fewer in inference) at
     // positions pos0 ..; with a cache, attention reads it (forward_cached), else the layers' K/V.
     struct Pass {
-        int Tn, pos0;
+        int T, pos0;
         KvCache<S>* cache;
     };
 
@@ -249,7 +249,7 @@ private:
     void qk_backward(S* draw, const S* dout, const S* raw, size_t norm_w, Master* rstd, int H);
     // Embedding, layers, norm_f and the head: a_.logits.
     void forward_logits(const int* inputs, const Route& route);
-    // What both forwards run: the checked inputs (B, s.Tn), then the embedding at positions
+    // What both forwards run: the checked inputs (B, s.T), then the embedding at positions
     // s.pos0 .., the layers under route_, norm_f and the head.
     void forward_pass(const int* inputs, const Pass& s);
     // Checks targets and uploads them; n_valid_ counts the non-skipped ones.
@@ -271,22 +271,22 @@ private:
 // ---------------------------------------------------------------------------------------
 
 template <class S>
-Model<S>::Model(const ModelConfig& c, LayerOps<S>& ops, int B_, int Tn_, size_t param_capacity, bool training,
+Model<S>::Model(const ModelConfig& c, LayerOps<S>& ops, int B_, int T_, size_t param_capacity, bool training,
                 Recompute recompute_, size_t grad_capacity_)
     : config(c),
       table(c),
       B(B_),
-      Tn(Tn_),
+      T(T_),
       capacity(std::max(table.total, param_capacity)),
       recompute(recompute_),
       grad_capacity(grad_capacity_ ? grad_capacity_ : capacity),
       ops_(ops),
-      N_(B_ * Tn_),
+      N_(B_ * T_),
       ld_logits_(logits_stride(c)) {
-    if (B < 1 || Tn < 1) throw std::invalid_argument(fmt::format("batch {} x {} is empty", B, Tn));
-    if (Tn > c.max_position_embeddings)
+    if (B < 1 || T < 1) throw std::invalid_argument(fmt::format("batch {} x {} is empty", B, T));
+    if (T > c.max_position_embeddings)
         throw std::invalid_argument(
-            fmt::format("sequence length {} exceeds max_position_embeddings {}", Tn, c.max_position_embeddings));
+            fmt::format("sequence length {} exceeds max_position_embeddings {}", T, c.max_position_embeddings));
     // Two passes over the same list (layout): first count the bytes, then hand out the pointers.
     char* base = nullptr;
     size_t used = 0;
@@ -302,7 +302,7 @@ Model<S>::Model(const ModelConfig& c, LayerOps<S>& ops, int B_, int Tn_, size_t 
     };
     auto layout = [&] {
         used = 0;
-        Model::layout(config, B, Tn, capacity, grad_capacity, training, recompute, params, grads, a_, g_, take);
+        Model::layout(config, B, T, capacity, grad_capacity, training, recompute, params, grads, a_, g_, take);
     };
     layout();
     base = static_cast<char*>(arena_ = ops_.alloc_bytes(used));
@@ -315,9 +315,9 @@ Model<S>::Model(const ModelConfig& c, LayerOps<S>& ops, int B_, int Tn_, size_t 
 
 template <class S>
 template <class Take>
-void Model<S>::layout(const ModelConfig& c, int B, int Tn, size_t capacity, size_t grad_capacity, bool training,
+void Model<S>::layout(const ModelConfig& c, int B, int T, size_t capacity, size_t grad_capacity, bool training,
                       Recompute recompute, S*& params, Master*& grads, Activations& a, Gradients& g, Take&& take_as) {
-    const size_t L = c.num_hidden_layers, N = size_t(B) * Tn, C = c.hidden_size;
+    const size_t L = c.num_hidden_layers, N = size_t(B) * T, C = c.hidden_size;
     const size_t LA = attention_layers(L, recompute), LM = mlp_layers(L, recompute);
     const size_t QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
     const size_t NH = c.num_attention_heads, NKV = c.num_key_value_heads, ld = logits_stride(c);
@@ -382,7 +382,7 @@ void Model<S>::layout(const ModelConfig& c, int B, int Tn, size_t capacity, size
 }
 
 template <class S>
-std::vector<ModelBuffer> Model<S>::buffers(const ModelConfig& c, int B, int Tn, size_t capacity, bool training,
+std::vector<ModelBuffer> Model<S>::buffers(const ModelConfig& c, int B, int T, size_t capacity, bool training,
                                            Recompute recompute, size_t grad_capacity) {
     std::vector<ModelBuffer> out;
     size_t used = 0;
@@ -398,8 +398,7 @@ std::vector<ModelBuffer> Model<S>::buffers(const ModelConfig& c, int B, int Tn, 
     Activations a{};
     Gradients g{};
     capacity = std::max(ParamTable(c).total, capacity);
-    layout(c, B, Tn, capacity, grad_capacity ? grad_capacity : capacity, training, recompute, params, grads, a, g,
-           take);
+    layout(c, B, T, capacity, grad_capacity ? grad_capacity : capacity, training, recompute, params, grads, a, g, take);
     return out;
 }
 
@@ -508,7 +507,7 @@ void Model<S>::qk_forward(S* out, Master* rstd, const S* raw, size_t norm_w, int
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
     const RopeArgs<S, Master> a{.B = B,
-                                .T = s.Tn,
+                                .T = s.T,
                                 .NH = H,
                                 .HS = HS,
                                 .rope = config.rope,
@@ -521,7 +520,7 @@ void Model<S>::qk_forward(S* out, Master* rstd, const S* raw, size_t norm_w, int
     if (config.qk_norm && rope)
         ops_.qk_norm_rope_forward(a);
     else if (config.qk_norm)
-        ops_.rmsnorm_forward({.N = B * s.Tn * H,
+        ops_.rmsnorm_forward({.N = B * s.T * H,
                               .C = HS,
                               .eps = config.rms_norm_eps,
                               .inp = raw,
@@ -537,7 +536,7 @@ void Model<S>::qk_backward(S* draw, const S* dout, const S* raw, size_t norm_w, 
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
     const RopeArgs<S, Master> a{.B = B,
-                                .T = Tn,
+                                .T = T,
                                 .NH = H,
                                 .HS = HS,
                                 .rope = config.rope,
@@ -568,7 +567,7 @@ template <class S>
 void Model<S>::q_forward(int l, const Pass& s) {
     const LayerParams& w = table.layers[l];
     const LayerActs a = layer_acts(l);
-    ops_.linear_forward({.N = B * s.Tn,
+    ops_.linear_forward({.N = B * s.T,
                          .C = config.hidden_size,
                          .OC = config.q_dim(),
                          .inp = a.ln1,
@@ -583,13 +582,13 @@ void Model<S>::attention_forward(int l, const Pass& s) {
     const ModelConfig& c = config;
     const LayerParams& w = table.layers[l];
     const int C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim();
-    const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim, N = B * s.Tn;
+    const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim, N = B * s.T;
     const LayerActs a = layer_acts(l);
     // With nothing cached before them, new tokens attend to their own K/V as in training (the
     // tiled tensor-core kernels, where a prompt's first chunk gains most); after, to the cache.
     if (s.cache && s.pos0 > 0)
         ops_.attention_decode({.B = B,
-                               .Tq = s.Tn,
+                               .Tq = s.T,
                                .pos0 = s.pos0,
                                .Tmax = s.cache->max_len,
                                .NH = NH,
@@ -604,7 +603,7 @@ void Model<S>::attention_forward(int l, const Pass& s) {
                                .out = a.att});
     else
         ops_.attention_forward({.B = B,
-                                .T = s.Tn,
+                                .T = s.T,
                                 .NH = NH,
                                 .NKV = NKV,
                                 .HS = HS,
@@ -646,7 +645,7 @@ template <class S>
 void Model<S>::layer_forward(int l, const Pass& s) {
     const ModelConfig& c = config;
     const LayerParams& w = table.layers[l];
-    const int C = c.hidden_size, KVD = c.kv_dim(), FF = c.intermediate_size, N = B * s.Tn;
+    const int C = c.hidden_size, KVD = c.kv_dim(), FF = c.intermediate_size, N = B * s.T;
     const LayerActs a = layer_acts(l);
 
     // a.ln1 = norm1(x) is there already: the previous layer's last residual add made it.
@@ -658,8 +657,8 @@ void Model<S>::layer_forward(int l, const Pass& s) {
             {.N = N, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.v_w), .bias = p(w.v_b), .out = a.v});
         if (qk_transformed()) qk_forward(a.k, a.k_rstd, a.kp, w.k_norm_w, c.num_key_value_heads, s);
         if (s.cache) {
-            ops_.kv_cache_write(s.cache->k_slot(l), a.k, B, s.Tn, s.pos0, s.cache->max_len, s.cache->width);
-            ops_.kv_cache_write(s.cache->v_slot(l), a.v, B, s.Tn, s.pos0, s.cache->max_len, s.cache->width);
+            ops_.kv_cache_write(s.cache->k_slot(l), a.k, B, s.T, s.pos0, s.cache->max_len, s.cache->width);
+            ops_.kv_cache_write(s.cache->v_slot(l), a.v, B, s.T, s.pos0, s.cache->max_len, s.cache->width);
         }
     }
     attention_forward(l, s);
@@ -677,7 +676,7 @@ void Model<S>::recompute_forward(int l) {
     if (recompute == Recompute::none) return;
     const LayerParams& w = table.layers[l];
     const LayerActs a = layer_acts(l);
-    const Pass s{Tn, 0, nullptr};
+    const Pass s{T, 0, nullptr};
     if (recompute == Recompute::layer) {
         norm_forward(norm_reading(l), a.x, N_);
         q_forward(l, s);
@@ -701,7 +700,7 @@ void Model<S>::recompute_forward(int l) {
 template <class S>
 void Model<S>::forward_pass(const int* inputs, const Pass& s) {
     const ModelConfig& c = config;
-    const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size, N = B * s.Tn;
+    const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size, N = B * s.T;
     for (int i = 0; i < N; i++)
         if (inputs[i] < 0 || inputs[i] >= V)
             throw std::invalid_argument(
@@ -709,7 +708,7 @@ void Model<S>::forward_pass(const int* inputs, const Pass& s) {
     ops_.upload(a_.tokens, inputs, N);
     const S* wpe = p(table.wpe);
     ops_.embedding_forward({.B = B,
-                            .T = s.Tn,
+                            .T = s.T,
                             .C = C,
                             .tokens = a_.tokens,
                             .wte = p(table.wte),
@@ -726,15 +725,15 @@ void Model<S>::forward_logits(const int* inputs, const Route& route) {
     validate_route(route, config.num_hidden_layers);
     route_ = route;
     ops_.upload(a_.route, route.kv_src.data(), route.num_layers());
-    forward_pass(inputs, {Tn, 0, nullptr});
+    forward_pass(inputs, {T, 0, nullptr});
 }
 
 template <class S>
 void Model<S>::forward_cached(const int* inputs, int Tq, KvCache<S>& cache) {
     const int L = config.num_hidden_layers, pos0 = cache.length;
-    if (Tq < 1 || Tq > Tn)
+    if (Tq < 1 || Tq > T)
         throw std::invalid_argument(
-            fmt::format("{} new tokens per sequence: the model takes 1 to {} at a time", Tq, Tn));
+            fmt::format("{} new tokens per sequence: the model takes 1 to {} at a time", Tq, T));
     if (cache.B != B || cache.route.num_layers() != L || cache.width != config.kv_dim())
         throw std::invalid_argument(fmt::format(
             "a KV cache of {} sequences, {} layers and {} K/V values a position for a model of {}, {} and {}", cache.B,
@@ -876,7 +875,7 @@ void Model<S>::layer_backward(int l) {
                           .dbias = gp(w.o_b)});
     if (on_attention_grad) on_attention_grad(l, g_.datt);
     ops_.attention_backward({.B = B,
-                             .T = Tn,
+                             .T = T,
                              .NH = NH,
                              .NKV = NKV,
                              .HS = HS,
@@ -974,13 +973,8 @@ void Model<S>::backward() {
         final(layer_begin(l), layer_begin(l + 1));
     }
     if (!tied) open(0, layer_begin(0));
-    ops_.embedding_backward({.B = B,
-                             .T = Tn,
-                             .C = C,
-                             .tokens = a_.tokens,
-                             .dout = g_.dresid,
-                             .dwte = gp(table.wte),
-                             .dwpe = gp(table.wpe)});
+    ops_.embedding_backward(
+        {.B = B, .T = T, .C = C, .tokens = a_.tokens, .dout = g_.dresid, .dwte = gp(table.wte), .dwpe = gp(table.wpe)});
     final(0, layer_begin(0));
 }
 

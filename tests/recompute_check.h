@@ -34,18 +34,18 @@ void check_recompute_bitwise(LayerOps<S>& ops) {
     using Master = master_t<S>;
     for (const ModelConfig& c : recompute_families()) {
         INFO(c.model_type << " NKV " << c.num_key_value_heads << " qk_norm " << c.qk_norm);
-        const int B = 2, Tn = 7, L = c.num_hidden_layers;
+        const int B = 2, T = 7, L = c.num_hidden_layers;
         std::mt19937_64 rng(std::random_device{}());
         std::vector<float> weights(ParamTable(c).total);
         init_params(weights.data(), ParamTable(c), c, rng());
-        Model<S> none(c, ops, B, Tn, 0, true, Recompute::none), mlp(c, ops, B, Tn, 0, true, Recompute::mlp),
-            layer(c, ops, B, Tn, 0, true, Recompute::layer);
+        Model<S> none(c, ops, B, T, 0, true, Recompute::none), mlp(c, ops, B, T, 0, true, Recompute::mlp),
+            layer(c, ops, B, T, 0, true, Recompute::layer);
         AdamW<S> opt(none.table, {}, ops);
         int borrowing = 0;  // routes under which some layer reads an earlier layer's K/V
         for (const auto& [name, route] : named_routes(L, rng())) {
             INFO("route " << name << ": " << route.str());
             for (int l = 0; l < L; l++) borrowing += route.kv_src[l] != l;
-            auto [inputs, targets] = random_batch(B * Tn, c.vocab_size, rng);
+            auto [inputs, targets] = random_batch(B * T, c.vocab_size, rng);
             std::vector<double> losses;
             std::vector<std::vector<Master>> grads;
             std::vector<std::vector<S>> dkv;
@@ -56,7 +56,7 @@ void check_recompute_bitwise(LayerOps<S>& ops) {
                 grads.emplace_back(m->table.total);
                 ops.download(grads.back().data(), m->grads, m->table.total);
                 std::vector<S> d;
-                const size_t n = size_t(B) * Tn * c.kv_dim();
+                const size_t n = size_t(B) * T * c.kv_dim();
                 for (int j = 0; j < L; j++)
                     if (route.is_read(j)) {
                         d.resize(d.size() + 2 * n);

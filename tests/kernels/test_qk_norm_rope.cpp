@@ -18,7 +18,7 @@ using namespace kcheck;
 namespace {
 
 struct Shape {
-    int B, Tn, H, HS;
+    int B, T, H, HS;
 };
 
 constexpr double kEps = 1e-6;
@@ -30,7 +30,7 @@ struct Reference {
 
 Reference reference(const Shape& s, const rkv::RopeParams& rope, int pos0, const std::vector<float>& inp,
                     const std::vector<float>& w, const std::vector<float>& dout, const std::vector<float>& dw0) {
-    const int rows = s.B * s.Tn * s.H;
+    const int rows = s.B * s.T * s.H;
     const size_t n = size_t(rows) * s.HS;
     Reference r{std::vector<double>(n), std::vector<double>(rows), std::vector<double>(n), to_double(dw0)};
     const auto x = to_double(inp), wd = to_double(w);
@@ -45,7 +45,7 @@ Reference reference(const Shape& s, const rkv::RopeParams& rope, int pos0, const
     rkv::ref::rmsnorm_forward(a);
     const auto dout_d = to_double(dout);
     const rkv::RopeArgs<double, double> rp{.B = s.B,
-                                           .T = s.Tn,
+                                           .T = s.T,
                                            .NH = s.H,
                                            .HS = s.HS,
                                            .rope = rope,
@@ -71,19 +71,19 @@ TEMPLATE_TEST_CASE("qk_norm_rope forward and backward match ref rmsnorm then rop
     const rkv::RopeParams rope = GENERATE(from_range(rope_cases()));
     const int pos0 = GENERATE(0, 777);  // the forward's positions start there in inference; the backward's at 0
     const InOrder in_order(order);
-    const auto [B, Tn, H, HS] = shape;
-    INFO("B " << B << " S " << Tn << " H " << H << " HS " << HS << " theta " << rope.theta << " "
-              << rope_type_name(rope) << " pos0 " << pos0);
-    const size_t n = size_t(B) * Tn * H * HS;
+    const auto [B, T, H, HS] = shape;
+    INFO("B " << B << " T " << T << " H " << H << " HS " << HS << " theta " << rope.theta << " " << rope_type_name(rope)
+              << " pos0 " << pos0);
+    const size_t n = size_t(B) * T * H * HS;
     const auto inp = as_stored<S>(random_floats(n, -2.0f, 2.0f)), w = as_stored<S>(random_floats(HS, 0.5f, 1.5f)),
                dout = as_stored<S>(random_floats(n));
     const auto dw0 = random_floats(HS);
     const Reference ref = reference(shape, rope, pos0, inp, w, dout, dw0);
 
     Device<S> d_inp(to_storage<S>(inp)), d_w(to_storage<S>(w)), d_out(n), d_dout(to_storage<S>(dout)), d_dinp(n);
-    Device<float> d_rstd(size_t(B) * Tn * H), d_dw(dw0);
+    Device<float> d_rstd(size_t(B) * T * H), d_dw(dw0);
     const rkv::RopeArgs<S, float> a{.B = B,
-                                    .T = Tn,
+                                    .T = T,
                                     .NH = H,
                                     .HS = HS,
                                     .rope = rope,
@@ -106,7 +106,7 @@ TEMPLATE_TEST_CASE("qk_norm_rope forward and backward match ref rmsnorm then rop
 
 TEST_CASE("qk_norm_rope gives the same bits in every thread order", "[qk_norm_rope]") {
     const Shape s{2, 37, 3, 64};
-    const size_t n = size_t(s.B) * s.Tn * s.H * s.HS;
+    const size_t n = size_t(s.B) * s.T * s.H * s.HS;
     const auto inp = as_stored<bf16>(random_floats(n)), w = as_stored<bf16>(random_floats(s.HS)),
                dout = as_stored<bf16>(random_floats(n));
     std::vector<std::vector<float>> first;
@@ -114,9 +114,9 @@ TEST_CASE("qk_norm_rope gives the same bits in every thread order", "[qk_norm_ro
         InOrder in_order(order);
         Device<bf16> d_inp(to_storage<bf16>(inp)), d_w(to_storage<bf16>(w)), d_out(n), d_dout(to_storage<bf16>(dout)),
             d_dinp(n);
-        Device<float> d_rstd(size_t(s.B) * s.Tn * s.H), d_dw(std::vector<float>(s.HS, 0.0f));
+        Device<float> d_rstd(size_t(s.B) * s.T * s.H), d_dw(std::vector<float>(s.HS, 0.0f));
         const rkv::RopeArgs<bf16, float> a{.B = s.B,
-                                           .T = s.Tn,
+                                           .T = s.T,
                                            .NH = s.H,
                                            .HS = s.HS,
                                            .inp = d_inp.get(),

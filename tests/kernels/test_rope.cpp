@@ -10,7 +10,7 @@ using namespace kcheck;
 
 namespace {
 struct Shape {
-    int B, Tn, H, HS;
+    int B, T, H, HS;
 };
 }  // namespace
 
@@ -21,20 +21,20 @@ TEMPLATE_TEST_CASE("rope forward and backward match ref", "[rope]", float, bf16)
     const rkv::RopeParams rope = GENERATE(from_range(rope_cases()));
     const int pos0 = GENERATE(0, 777);  // the forward of new tokens after cached ones (inference)
     const InOrder in_order(order);
-    const auto [B, Tn, H, HS] = shape;
-    INFO("B " << B << " S " << Tn << " H " << H << " HS " << HS << " theta " << rope.theta << " "
-              << rope_type_name(rope) << " pos0 " << pos0);
-    const size_t n = size_t(B) * Tn * H * HS;
+    const auto [B, T, H, HS] = shape;
+    INFO("B " << B << " T " << T << " H " << H << " HS " << HS << " theta " << rope.theta << " " << rope_type_name(rope)
+              << " pos0 " << pos0);
+    const size_t n = size_t(B) * T * H * HS;
     const auto inp = as_stored<S>(random_floats(n));
 
     Device<S> d_inp(to_storage<S>(inp)), d_out(n);
     rkv::RopeArgs<S, float> a{
-        .B = B, .T = Tn, .NH = H, .HS = HS, .rope = rope, .pos0 = pos0, .inp = d_inp.get(), .out = d_out.get()};
+        .B = B, .T = T, .NH = H, .HS = HS, .rope = rope, .pos0 = pos0, .inp = d_inp.get(), .out = d_out.get()};
     rkv::cuda::rope_forward(a, nullptr);
     std::vector<double> out_ref(n);
     const auto inp_d = to_double(inp);
     rkv::RopeArgs<double, double> r{
-        .B = B, .T = Tn, .NH = H, .HS = HS, .rope = rope, .pos0 = pos0, .inp = inp_d.data(), .out = out_ref.data()};
+        .B = B, .T = T, .NH = H, .HS = HS, .rope = rope, .pos0 = pos0, .inp = inp_d.data(), .out = out_ref.data()};
     rkv::ref::rope_forward(r);
     const auto out = to_floats(d_out.download());
     check_close("rope_forward", out, out_ref, bound_for<S>());
