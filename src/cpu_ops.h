@@ -100,9 +100,7 @@ struct CpuOps : LayerOps<S> {
                                              .dw = a.dw});
     }
     void attention_forward(const AttentionArgs<S, S>& a) override { ref::attention_forward(a); }
-    void kv_cache_write(S* slot, const S* src, int B, int Tq, int pos0, int Tmax, int width) override {
-        ref::kv_cache_write(slot, src, B, Tq, pos0, Tmax, width);
-    }
+    void kv_cache_write(const KvCacheWriteArgs<S>& a) override { ref::kv_cache_write(a); }
     void attention_decode(const AttentionDecodeArgs<S>& a) override { ref::attention_decode_forward(a); }
     // ref accumulates: dq, and the source's dk, dv unless added to, start at zero.
     void attention_backward(const AttentionArgs<S, S>& a) override {

@@ -129,9 +129,9 @@ struct CudaOps final : LayerOps<S> {
         const auto timed = profile_.time(__func__);
         cuda::attention_kernel_for<S>(attention_, a.HS).forward(a, stream);
     }
-    void kv_cache_write(S* slot, const S* src, int B, int Tq, int pos0, int Tmax, int width) override {
+    void kv_cache_write(const KvCacheWriteArgs<S>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::kv_cache_write(slot, src, B, Tq, pos0, Tmax, width, stream);
+        cuda::kv_cache_write(a, stream);
     }
     void attention_decode(const AttentionDecodeArgs<S>& a) override {
         const auto timed = profile_.time(__func__);

@@ -127,10 +127,11 @@ struct LayerOps {
 
     // Inference with a KV cache (ref/attention_decode.h). The cache holds the kept layers' slots,
     // each (B, Tmax, NKV, HS), slot_stride apart. kv_cache_write puts a kept layer's new keys or
-    // values src (B, Tq, width) at rows pos0 .. pos0 + Tq - 1 of its slot. attention_decode: the
+    // values a.src (B, Tq, width) at rows pos0 .. pos0 + Tq - 1 of its slot a.cache (the
+    // arguments: ref/attention_args.h's KvCacheWriteArgs). attention_decode: the
     // new queries a.q (B, Tq, NH, HS), at positions pos0 .. pos0 + Tq - 1, attend causally to slot
     // a.kv_slot[a.layer] (in the implementation's memory, like kv_src); a.out (B, Tq, NH, HS).
-    virtual void kv_cache_write(S* slot, const S* src, int B, int Tq, int pos0, int Tmax, int width) = 0;
+    virtual void kv_cache_write(const KvCacheWriteArgs<S>& a) = 0;
     virtual void attention_decode(const AttentionDecodeArgs<S>& a) = 0;
 
     // out = silu(gate) * up, all (n) (the arguments: ref/activations.h's SwiGLUArgs); the backward

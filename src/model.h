@@ -657,8 +657,16 @@ void Model<S>::layer_forward(int l, const Pass& s) {
             {.N = N, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.v_w), .bias = p(w.v_b), .out = a.v});
         if (qk_transformed()) qk_forward(a.k, a.k_rstd, a.kp, w.k_norm_w, c.num_key_value_heads, s);
         if (s.cache) {
-            ops_.kv_cache_write(s.cache->k_slot(l), a.k, B, s.T, s.pos0, s.cache->max_len, s.cache->width);
-            ops_.kv_cache_write(s.cache->v_slot(l), a.v, B, s.T, s.pos0, s.cache->max_len, s.cache->width);
+            KvCacheWriteArgs<S> kv{.B = B,
+                                   .Tq = s.T,
+                                   .pos0 = s.pos0,
+                                   .Tmax = s.cache->max_len,
+                                   .width = s.cache->width,
+                                   .cache = s.cache->k_slot(l),
+                                   .src = a.k};
+            ops_.kv_cache_write(kv);
+            kv.cache = s.cache->v_slot(l), kv.src = a.v;
+            ops_.kv_cache_write(kv);
         }
     }
     attention_forward(l, s);
