@@ -61,6 +61,38 @@ Reference reference(const Shape& s, const rkv::RopeParams& rope, int pos0, const
     return r;
 }
 
+// The kernel's inputs as stored on the device, out, rstd and dinp poisoned, dw starting at dw0;
+// and its arguments over them.
+template <class S>
+struct OnDevice {
+    OnDevice(const Shape& s, const rkv::RopeParams& rope, int pos0, const std::vector<float>& h_inp,
+             const std::vector<float>& h_w, const std::vector<float>& h_dout, const std::vector<float>& dw0)
+        : inp(to_storage<S>(h_inp)),
+          w(to_storage<S>(h_w)),
+          out(h_inp.size()),
+          dout(to_storage<S>(h_dout)),
+          dinp(h_inp.size()),
+          rstd(size_t(s.B) * s.T * s.H),
+          dw(dw0),
+          args{.B = s.B,
+               .T = s.T,
+               .NH = s.H,
+               .HS = s.HS,
+               .rope = rope,
+               .pos0 = pos0,
+               .inp = inp.get(),
+               .out = out.get(),
+               .w = w.get(),
+               .rstd = rstd.get(),
+               .eps = kEps,
+               .dout = dout.get(),
+               .dinp = dinp.get(),
+               .dw = dw.get()} {}
+    Device<S> inp, w, out, dout, dinp;
+    Device<float> rstd, dw;
+    const rkv::RopeArgs<S, float> args;
+};
+
 }  // namespace
 
 TEMPLATE_TEST_CASE("qk_norm_rope forward and backward match ref rmsnorm then rope", "[qk_norm_rope]", float, bf16) {
@@ -80,28 +112,13 @@ TEMPLATE_TEST_CASE("qk_norm_rope forward and backward match ref rmsnorm then rop
     const auto dw0 = random_floats(HS);
     const Reference ref = reference(shape, rope, pos0, inp, w, dout, dw0);
 
-    Device<S> d_inp(to_storage<S>(inp)), d_w(to_storage<S>(w)), d_out(n), d_dout(to_storage<S>(dout)), d_dinp(n);
-    Device<float> d_rstd(size_t(B) * T * H), d_dw(dw0);
-    const rkv::RopeArgs<S, float> a{.B = B,
-                                    .T = T,
-                                    .NH = H,
-                                    .HS = HS,
-                                    .rope = rope,
-                                    .pos0 = pos0,
-                                    .inp = d_inp.get(),
-                                    .out = d_out.get(),
-                                    .w = d_w.get(),
-                                    .rstd = d_rstd.get(),
-                                    .eps = kEps,
-                                    .dout = d_dout.get(),
-                                    .dinp = d_dinp.get(),
-                                    .dw = d_dw.get()};
-    rkv::cuda::qk_norm_rope_forward(a, nullptr);
-    check_close("qk_norm_rope_forward out", to_floats(d_out.download()), ref.out, bound_for<S>());
-    check_close("qk_norm_rope_forward rstd", d_rstd.download(), ref.rstd, fp32_bound);
-    rkv::cuda::qk_norm_rope_backward(a, nullptr);
-    check_close("qk_norm_rope_backward dinp", to_floats(d_dinp.download()), ref.dinp, bound_for<S>());
-    check_close("qk_norm_rope_backward dw", d_dw.download(), ref.dw, fp32_bound);
+    const OnDevice<S> d(shape, rope, pos0, inp, w, dout, dw0);
+    rkv::cuda::qk_norm_rope_forward(d.args, nullptr);
+    check_close("qk_norm_rope_forward out", to_floats(d.out.download()), ref.out, bound_for<S>());
+    check_close("qk_norm_rope_forward rstd", d.rstd.download(), ref.rstd, fp32_bound);
+    rkv::cuda::qk_norm_rope_backward(d.args, nullptr);
+    check_close("qk_norm_rope_backward dinp", to_floats(d.dinp.download()), ref.dinp, bound_for<S>());
+    check_close("qk_norm_rope_backward dw", d.dw.download(), ref.dw, fp32_bound);
 }
 
 TEST_CASE("qk_norm_rope gives the same bits in every thread order", "[qk_norm_rope]") {
@@ -112,25 +129,11 @@ TEST_CASE("qk_norm_rope gives the same bits in every thread order", "[qk_norm_ro
     std::vector<std::vector<float>> first;
     for (const auto order : orders()) {
         InOrder in_order(order);
-        Device<bf16> d_inp(to_storage<bf16>(inp)), d_w(to_storage<bf16>(w)), d_out(n), d_dout(to_storage<bf16>(dout)),
-            d_dinp(n);
-        Device<float> d_rstd(size_t(s.B) * s.T * s.H), d_dw(std::vector<float>(s.HS, 0.0f));
-        const rkv::RopeArgs<bf16, float> a{.B = s.B,
-                                           .T = s.T,
-                                           .NH = s.H,
-                                           .HS = s.HS,
-                                           .inp = d_inp.get(),
-                                           .out = d_out.get(),
-                                           .w = d_w.get(),
-                                           .rstd = d_rstd.get(),
-                                           .eps = kEps,
-                                           .dout = d_dout.get(),
-                                           .dinp = d_dinp.get(),
-                                           .dw = d_dw.get()};
-        rkv::cuda::qk_norm_rope_forward(a, nullptr);
-        rkv::cuda::qk_norm_rope_backward(a, nullptr);
-        const std::vector<std::vector<float>> got{to_floats(d_out.download()), d_rstd.download(),
-                                                  to_floats(d_dinp.download()), d_dw.download()};
+        const OnDevice<bf16> d(s, rkv::RopeParams{}, 0, inp, w, dout, std::vector<float>(s.HS, 0.0f));
+        rkv::cuda::qk_norm_rope_forward(d.args, nullptr);
+        rkv::cuda::qk_norm_rope_backward(d.args, nullptr);
+        const std::vector<std::vector<float>> got{to_floats(d.out.download()), d.rstd.download(),
+                                                  to_floats(d.dinp.download()), d.dw.download()};
         if (first.empty())
             first = got;
         else
