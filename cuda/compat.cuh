@@ -9,8 +9,8 @@
 // Kernel source stays CUDA with two conventions:
 //   * launches are written  rkv::launch_kernel(kernel, grid, block, smem,
 //     stream, args...)  instead of  kernel<<<grid, block, smem, stream>>>(args...);
-//   * dynamic shared memory is  T* p = rkv::dynamic_smem<T>();  instead of
-//     extern __shared__ T p[];  (C++ has no way to give such a declaration
+//   * dynamic shared memory is  float* p = rkv::dynamic_smem<float>();  instead of
+//     extern __shared__ float p[];  (C++ has no way to give such a declaration
 //     its per-launch size on the host).
 #pragma once
 
@@ -85,13 +85,13 @@ void launch_kernel(void (*kernel)(Params...), LaunchGrid grid, dim3 block, std::
 }
 
 // The block's dynamic shared memory, as sized by the launch.
-template <class T>
-__device__ __forceinline__ T* dynamic_smem() {
+template <class E>
+__device__ __forceinline__ E* dynamic_smem() {
 #if defined(__CUDACC__)
     extern __shared__ __align__(16) unsigned char rkv_dynamic_smem[];
-    return reinterpret_cast<T*>(rkv_dynamic_smem);
+    return reinterpret_cast<E*>(rkv_dynamic_smem);
 #else
-    return reinterpret_cast<T*>(emu::here.dynamic_smem);
+    return reinterpret_cast<E*>(emu::here.dynamic_smem);
 #endif
 }
 

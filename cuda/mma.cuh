@@ -44,9 +44,9 @@ __device__ __forceinline__ float bf16_hi(uint32_t x) { return __uint_as_float(x 
 __device__ __forceinline__ unsigned long long join(uint32_t lo, uint32_t hi) {
     return (unsigned long long)hi << 32 | lo;
 }
-template <class T>
-__device__ __forceinline__ const T* shfl_pointer(const T* p, int src_lane) {
-    return reinterpret_cast<const T*>(__shfl_sync(kAllLanes, reinterpret_cast<unsigned long long>(p), src_lane));
+template <class V>
+__device__ __forceinline__ const V* shfl_pointer(const V* p, int src_lane) {
+    return reinterpret_cast<const V*>(__shfl_sync(kAllLanes, reinterpret_cast<unsigned long long>(p), src_lane));
 }
 }  // namespace emulated
 #endif

@@ -23,8 +23,8 @@ namespace {
 int64_t token_bytes(int version) { return version == 1 ? 2 : 4; }
 
 // First token >= vocab_size, or -1. One pass over the mapping at open time.
-template <class T>
-int64_t first_out_of_range(const T* tokens, int64_t n, int vocab_size) {
+template <class Tok>
+int64_t first_out_of_range(const Tok* tokens, int64_t n, int vocab_size) {
     for (int64_t i = 0; i < n; i++)
         if (int64_t(tokens[i]) >= vocab_size) return i;
     return -1;
@@ -79,14 +79,14 @@ std::vector<int32_t> read_shard(const std::string& path, int vocab_size) {
 namespace {
 
 // Narrows tokens to the shard's integer type, checking that each one fits.
-template <class T>
-std::vector<T> narrow_tokens(const std::string& path, std::span<const int32_t> tokens, int version) {
-    std::vector<T> out(tokens.size());  // (count,)
+template <class Tok>
+std::vector<Tok> narrow_tokens(const std::string& path, std::span<const int32_t> tokens, int version) {
+    std::vector<Tok> out(tokens.size());  // (count,)
     for (size_t i = 0; i < tokens.size(); i++) {
         int32_t t = tokens[i];
-        if (t < 0 || uint64_t(t) > uint64_t(std::numeric_limits<T>::max()))
+        if (t < 0 || uint64_t(t) > uint64_t(std::numeric_limits<Tok>::max()))
             data_fail(path, "token id {} at position {} does not fit a version {} shard", t, i, version);
-        out[i] = T(t);
+        out[i] = Tok(t);
     }
     return out;
 }

@@ -52,9 +52,9 @@ public:
 
 private:
     // The (count_,) tokens after the header, in the version's integer type.
-    template <class T>
-    const T* tokens() const {
-        return reinterpret_cast<const T*>(file_.data() + kShardHeaderBytes);
+    template <class Tok>
+    const Tok* tokens() const {
+        return reinterpret_cast<const Tok*>(file_.data() + kShardHeaderBytes);
     }
 
     int version_ = 0;

@@ -64,12 +64,12 @@ void run_chunks(size_t n, int threads, Work&& work, Tick&& tick) {
             if (++done == n) all_done.notify_one();
         }
     };
-    const unsigned T = std::min<unsigned>(thread_count(threads), unsigned(std::max<size_t>(n, 1)));
-    if (T == 1) {
+    const unsigned workers = std::min<unsigned>(thread_count(threads), unsigned(std::max<size_t>(n, 1)));
+    if (workers == 1) {
         worker();
     } else {
         std::vector<std::thread> pool;
-        for (unsigned t = 0; t < T; t++) pool.emplace_back(worker);
+        for (unsigned t = 0; t < workers; t++) pool.emplace_back(worker);
         std::unique_lock<std::mutex> lock(mutex);
         while (!all_done.wait_for(lock, std::chrono::milliseconds(200), [&] { return done == n; })) {
             lock.unlock();

@@ -16,7 +16,7 @@ namespace {
 constexpr size_t kPiece = size_t(1) << 24;
 constexpr size_t kPieceBytes = size_t(1) << 26;
 
-template <class T>
+template <class E>
 MPI_Datatype type_of();
 template <>
 MPI_Datatype type_of<float>() {
@@ -77,26 +77,26 @@ MPI_Datatype strided_block(size_t count, size_t stride, MPI_Datatype type, size_
 
 // out (count) = parts[0] + parts[1] + ... + parts[world - 1], element by element, added in
 // that order: the one place where the order of a sum is decided.
-template <class T>
-void sum_in_rank_order(T* out, const T* parts, size_t count, int world) {
+template <class E>
+void sum_in_rank_order(E* out, const E* parts, size_t count, int world) {
     std::copy(parts, parts + count, out);
     for (int q = 1; q < world; q++) {
-        const T* p = parts + size_t(q) * count;
+        const E* p = parts + size_t(q) * count;
         for (size_t i = 0; i < count; i++) out[i] += p[i];
     }
 }
 
 }  // namespace
 
-template <class T>
-void all_reduce_sum(T* data, size_t n, MPI_Comm comm) {
+template <class E>
+void all_reduce_sum(E* data, size_t n, MPI_Comm comm) {
     const int world = size_of(comm), rank = rank_in(comm);
     if (world == 1) return;
-    const MPI_Datatype type = type_of<T>();
+    const MPI_Datatype type = type_of<E>();
     // Each piece is cut into `world` slices; rank q sums slice q from everyone's values, then
     // everyone gathers the summed slices.
     std::vector<int> counts(world), displs(world), mine(world), mine_displs(world);
-    std::vector<T> parts;
+    std::vector<E> parts;
     for (size_t off = 0; off < n; off += kPiece) {
         const size_t m = std::min(kPiece, n - off);
         for (int q = 0; q < world; q++) {
@@ -108,7 +108,7 @@ void all_reduce_sum(T* data, size_t n, MPI_Comm comm) {
             mine_displs[q] = q * counts[rank];
         }
         parts.resize(size_t(world) * counts[rank]);
-        T* piece = data + off;
+        E* piece = data + off;
         MPI_Alltoallv(piece, counts.data(), displs.data(), type, parts.data(), mine.data(), mine_displs.data(), type,
                       comm);
         sum_in_rank_order(piece + displs[rank], parts.data(), counts[rank], world);
@@ -116,20 +116,20 @@ void all_reduce_sum(T* data, size_t n, MPI_Comm comm) {
     }
 }
 
-template <class T>
-void reduce_sum(const T* send, T* recv, size_t n, int root, MPI_Comm comm) {
+template <class E>
+void reduce_sum(const E* send, E* recv, size_t n, int root, MPI_Comm comm) {
     const int world = size_of(comm), rank = rank_in(comm);
     if (root < 0 || root >= world)
         throw std::invalid_argument("reduce to rank " + std::to_string(root) + " in a world of " +
                                     std::to_string(world));
     if (world == 1) {
-        if (send != recv) std::memmove(recv, send, n * sizeof(T));
+        if (send != recv) std::memmove(recv, send, n * sizeof(E));
         return;
     }
-    const MPI_Datatype type = type_of<T>();
+    const MPI_Datatype type = type_of<E>();
     // The root gathers a piece from every rank and sums it in rank order.
     const size_t max_len = std::max<size_t>(1, kPiece / world);
-    std::vector<T> parts;
+    std::vector<E> parts;
     for (size_t off = 0; off < n; off += max_len) {
         const size_t len = std::min(max_len, n - off);
         if (rank == root) parts.resize(size_t(world) * len);
@@ -138,22 +138,22 @@ void reduce_sum(const T* send, T* recv, size_t n, int root, MPI_Comm comm) {
     }
 }
 
-template <class T>
-void reduce_scatter_sum(const T* send, T* recv, size_t recv_count, MPI_Comm comm) {
+template <class E>
+void reduce_scatter_sum(const E* send, E* recv, size_t recv_count, MPI_Comm comm) {
     const int world = size_of(comm);
     if (world == 1) {
-        if (send != recv) std::memmove(recv, send, recv_count * sizeof(T));
+        if (send != recv) std::memmove(recv, send, recv_count * sizeof(E));
         return;
     }
-    const MPI_Datatype type = type_of<T>();
+    const MPI_Datatype type = type_of<E>();
     // A piece is the same stretch [off, off + len) of every rank's slice. In place, this
     // rank's writes land in its own slice behind the stretches still to be sent.
     const size_t max_len = std::max<size_t>(1, kPiece / world);
-    std::vector<T> parts;
+    std::vector<E> parts;
     for (size_t off = 0; off < recv_count; off += max_len) {
         const size_t len = std::min(max_len, recv_count - off);
         parts.resize(size_t(world) * len);
-        MPI_Datatype slice = strided_block(len, recv_count, type, sizeof(T));
+        MPI_Datatype slice = strided_block(len, recv_count, type, sizeof(E));
         MPI_Alltoall(send + off, 1, slice, parts.data(), int(len), type, comm);
         MPI_Type_free(&slice);
         sum_in_rank_order(recv + off, parts.data(), len, world);
@@ -199,10 +199,10 @@ bool init() {
     return true;
 }
 
-#define RKV_MPI_SUMS(T)                                               \
-    template void all_reduce_sum<T>(T*, size_t, MPI_Comm);            \
-    template void reduce_sum<T>(const T*, T*, size_t, int, MPI_Comm); \
-    template void reduce_scatter_sum<T>(const T*, T*, size_t, MPI_Comm);
+#define RKV_MPI_SUMS(E)                                               \
+    template void all_reduce_sum<E>(E*, size_t, MPI_Comm);            \
+    template void reduce_sum<E>(const E*, E*, size_t, int, MPI_Comm); \
+    template void reduce_scatter_sum<E>(const E*, E*, size_t, MPI_Comm);
 RKV_MPI_SUMS(float)
 RKV_MPI_SUMS(double)
 RKV_MPI_SUMS(int8_t)

@@ -22,20 +22,20 @@
 
 namespace rkv::mpi {
 
-// data (n) = the sum over the ranks of comm of data (n). T: float, double, int8_t, uint8_t,
+// data (n) = the sum over the ranks of comm of data (n). E: float, double, int8_t, uint8_t,
 // int32_t, uint32_t, int64_t, uint64_t.
-template <class T>
-void all_reduce_sum(T* data, size_t n, MPI_Comm comm);
+template <class E>
+void all_reduce_sum(E* data, size_t n, MPI_Comm comm);
 
 // On root: recv (n) = the sum over the ranks of comm of send (n), each element the sum
 // all_reduce_sum gives it; recv is not touched elsewhere. recv may be send (in place).
-template <class T>
-void reduce_sum(const T* send, T* recv, size_t n, int root, MPI_Comm comm);
+template <class E>
+void reduce_sum(const E* send, E* recv, size_t n, int root, MPI_Comm comm);
 
 // recv (recv_count) = the sum over ranks of send[rank * recv_count, (rank + 1) * recv_count).
 // recv may be that slice of send (in place).
-template <class T>
-void reduce_scatter_sum(const T* send, T* recv, size_t recv_count, MPI_Comm comm);
+template <class E>
+void reduce_scatter_sum(const E* send, E* recv, size_t recv_count, MPI_Comm comm);
 
 // recv (world * bytes) = every rank's send (bytes), in rank order. send may be recv's slice
 // of this rank, recv + rank * bytes (in place).

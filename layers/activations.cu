@@ -1,6 +1,6 @@
 // Pointwise activations, forward and backward, and the residual add (ref/activations.h,
-// ref/residual.h). All tensors (n) of the storage type T, the math in float
-// (layers/common.cuh). One thread per pack of W elements: kPack<T>, 16 bytes, when n and
+// ref/residual.h). All tensors (n) of the storage type S, the math in float
+// (layers/common.cuh). One thread per pack of W elements: kPack<S>, 16 bytes, when n and
 // every pointer allow, else 1. Inputs that the step does not read again soon (saved
 // activations, incoming gradients) are loaded streaming; outputs, read by the next kernel,
 // are stored normally. The backward writes its gradients (=); dx may be dout, as each thread
@@ -31,72 +31,72 @@ __device__ __forceinline__ size_t pack_start() {
     return (size_t(blockIdx.x) * blockDim.x + threadIdx.x) * W;
 }
 
-template <class T, int W>
-__global__ void gelu_forward_kernel(T* out, const T* x, size_t n) {
+template <class S, int W>
+__global__ void gelu_forward_kernel(S* out, const S* x, size_t n) {
     const size_t i = pack_start<W>();
     if (i >= n) return;  // n is a multiple of W
-    const Pack<T, W> xs = load_pack_cs<W>(x + i);
-    Pack<T, W> os;
+    const Pack<S, W> xs = load_pack_cs<W>(x + i);
+    Pack<S, W> os;
     for (int k = 0; k < W; k++) {
         const float v = to_float(xs[k]);
         const float u = kGeluC * (v + kGeluA * v * v * v);
-        os[k] = from_float<T>(v * sigmoid(2.0f * u));
+        os[k] = from_float<S>(v * sigmoid(2.0f * u));
     }
     store_pack(out + i, os);
 }
 
-template <class T, int W>
-__global__ void gelu_backward_kernel(T* dx, const T* dout, const T* x, size_t n) {
+template <class S, int W>
+__global__ void gelu_backward_kernel(S* dx, const S* dout, const S* x, size_t n) {
     const size_t i = pack_start<W>();
     if (i >= n) return;
-    const Pack<T, W> xs = load_pack_cs<W>(x + i), ds = load_pack_cs<W>(dout + i);
-    Pack<T, W> dxs;
+    const Pack<S, W> xs = load_pack_cs<W>(x + i), ds = load_pack_cs<W>(dout + i);
+    Pack<S, W> dxs;
     for (int k = 0; k < W; k++) {
         const float v = to_float(xs[k]);
         const float s = sigmoid(2.0f * kGeluC * (v + kGeluA * v * v * v));
         const float du = kGeluC * (1.0f + 3.0f * kGeluA * v * v);
         const float grad = s + 2.0f * v * s * (1.0f - s) * du;
-        dxs[k] = from_float<T>(to_float(ds[k]) * grad);
+        dxs[k] = from_float<S>(to_float(ds[k]) * grad);
     }
     store_pack(dx + i, dxs);
 }
 
-template <class T, int W>
-__global__ void swiglu_forward_kernel(T* out, const T* gate, const T* up, size_t n) {
+template <class S, int W>
+__global__ void swiglu_forward_kernel(S* out, const S* gate, const S* up, size_t n) {
     const size_t i = pack_start<W>();
     if (i >= n) return;
-    const Pack<T, W> gs = load_pack_cs<W>(gate + i), us = load_pack_cs<W>(up + i);
-    Pack<T, W> os;
+    const Pack<S, W> gs = load_pack_cs<W>(gate + i), us = load_pack_cs<W>(up + i);
+    Pack<S, W> os;
     for (int k = 0; k < W; k++) {
         const float g = to_float(gs[k]);
-        os[k] = from_float<T>(g * sigmoid(g) * to_float(us[k]));
+        os[k] = from_float<S>(g * sigmoid(g) * to_float(us[k]));
     }
     store_pack(out + i, os);
 }
 
-template <class T, int W>
-__global__ void swiglu_backward_kernel(T* dgate, T* dup, const T* dout, const T* gate, const T* up, size_t n) {
+template <class S, int W>
+__global__ void swiglu_backward_kernel(S* dgate, S* dup, const S* dout, const S* gate, const S* up, size_t n) {
     const size_t i = pack_start<W>();
     if (i >= n) return;
-    const Pack<T, W> gs = load_pack_cs<W>(gate + i), us = load_pack_cs<W>(up + i), ds = load_pack_cs<W>(dout + i);
-    Pack<T, W> dgs, dus;
+    const Pack<S, W> gs = load_pack_cs<W>(gate + i), us = load_pack_cs<W>(up + i), ds = load_pack_cs<W>(dout + i);
+    Pack<S, W> dgs, dus;
     for (int k = 0; k < W; k++) {
         const float g = to_float(gs[k]), u = to_float(us[k]), d = to_float(ds[k]);
         const float sig = sigmoid(g);
-        dgs[k] = from_float<T>(d * u * sig * (1.0f + g * (1.0f - sig)));
-        dus[k] = from_float<T>(d * g * sig);
+        dgs[k] = from_float<S>(d * u * sig * (1.0f + g * (1.0f - sig)));
+        dus[k] = from_float<S>(d * g * sig);
     }
     store_pack(dgate + i, dgs);
     store_pack(dup + i, dus);
 }
 
-template <class T, int W>
-__global__ void residual_forward_kernel(T* out, const T* a, const T* b, size_t n) {
+template <class S, int W>
+__global__ void residual_forward_kernel(S* out, const S* a, const S* b, size_t n) {
     const size_t i = pack_start<W>();
     if (i >= n) return;
-    const Pack<T, W> as = load_pack_cs<W>(a + i), bs = load_pack_cs<W>(b + i);
-    Pack<T, W> os;
-    for (int k = 0; k < W; k++) os[k] = from_float<T>(to_float(as[k]) + to_float(bs[k]));
+    const Pack<S, W> as = load_pack_cs<W>(a + i), bs = load_pack_cs<W>(b + i);
+    Pack<S, W> os;
+    for (int k = 0; k < W; k++) os[k] = from_float<S>(to_float(as[k]) + to_float(bs[k]));
     store_pack(out + i, os);
 }
 
@@ -105,52 +105,52 @@ unsigned blocks_for(size_t n, int W) { return unsigned(ceil_div<size_t>(n / W, k
 
 }  // namespace
 
-template <class T>
-void gelu_forward(T* out, const T* x, size_t n, cudaStream_t stream) {
+template <class S>
+void gelu_forward(S* out, const S* x, size_t n, cudaStream_t stream) {
     if (n == 0) return;
-    const int W = whole_packs<T>(n, out, x) ? kPack<T> : 1;
-    launch_kernel(W == 1 ? gelu_forward_kernel<T, 1> : gelu_forward_kernel<T, kPack<T>>, blocks_for(n, W), kBlock, 0,
+    const int W = whole_packs<S>(n, out, x) ? kPack<S> : 1;
+    launch_kernel(W == 1 ? gelu_forward_kernel<S, 1> : gelu_forward_kernel<S, kPack<S>>, blocks_for(n, W), kBlock, 0,
                   stream, out, x, n);
 }
 
-template <class T>
-void gelu_backward(T* dx, const T* dout, const T* x, size_t n, cudaStream_t stream) {
+template <class S>
+void gelu_backward(S* dx, const S* dout, const S* x, size_t n, cudaStream_t stream) {
     if (n == 0) return;
-    const int W = whole_packs<T>(n, dx, dout, x) ? kPack<T> : 1;
-    launch_kernel(W == 1 ? gelu_backward_kernel<T, 1> : gelu_backward_kernel<T, kPack<T>>, blocks_for(n, W), kBlock, 0,
+    const int W = whole_packs<S>(n, dx, dout, x) ? kPack<S> : 1;
+    launch_kernel(W == 1 ? gelu_backward_kernel<S, 1> : gelu_backward_kernel<S, kPack<S>>, blocks_for(n, W), kBlock, 0,
                   stream, dx, dout, x, n);
 }
 
-template <class T>
-void swiglu_forward(const SwiGLUArgs<T>& a, cudaStream_t stream) {
+template <class S>
+void swiglu_forward(const SwiGLUArgs<S>& a, cudaStream_t stream) {
     if (a.n == 0) return;
-    const int W = whole_packs<T>(a.n, a.out, a.gate, a.up) ? kPack<T> : 1;
-    launch_kernel(W == 1 ? swiglu_forward_kernel<T, 1> : swiglu_forward_kernel<T, kPack<T>>, blocks_for(a.n, W), kBlock,
+    const int W = whole_packs<S>(a.n, a.out, a.gate, a.up) ? kPack<S> : 1;
+    launch_kernel(W == 1 ? swiglu_forward_kernel<S, 1> : swiglu_forward_kernel<S, kPack<S>>, blocks_for(a.n, W), kBlock,
                   0, stream, a.out, a.gate, a.up, a.n);
 }
 
-template <class T>
-void swiglu_backward(const SwiGLUArgs<T>& a, cudaStream_t stream) {
+template <class S>
+void swiglu_backward(const SwiGLUArgs<S>& a, cudaStream_t stream) {
     if (a.n == 0) return;
-    const int W = whole_packs<T>(a.n, a.dgate, a.dup, a.dout, a.gate, a.up) ? kPack<T> : 1;
-    launch_kernel(W == 1 ? swiglu_backward_kernel<T, 1> : swiglu_backward_kernel<T, kPack<T>>, blocks_for(a.n, W),
+    const int W = whole_packs<S>(a.n, a.dgate, a.dup, a.dout, a.gate, a.up) ? kPack<S> : 1;
+    launch_kernel(W == 1 ? swiglu_backward_kernel<S, 1> : swiglu_backward_kernel<S, kPack<S>>, blocks_for(a.n, W),
                   kBlock, 0, stream, a.dgate, a.dup, a.dout, a.gate, a.up, a.n);
 }
 
-template <class T>
-void residual_forward(T* out, const T* a, const T* b, size_t n, cudaStream_t stream) {
+template <class S>
+void residual_forward(S* out, const S* a, const S* b, size_t n, cudaStream_t stream) {
     if (n == 0) return;
-    const int W = whole_packs<T>(n, out, a, b) ? kPack<T> : 1;
-    launch_kernel(W == 1 ? residual_forward_kernel<T, 1> : residual_forward_kernel<T, kPack<T>>, blocks_for(n, W),
+    const int W = whole_packs<S>(n, out, a, b) ? kPack<S> : 1;
+    launch_kernel(W == 1 ? residual_forward_kernel<S, 1> : residual_forward_kernel<S, kPack<S>>, blocks_for(n, W),
                   kBlock, 0, stream, out, a, b, n);
 }
 
-#define INSTANTIATE(T)                                                            \
-    template void gelu_forward<T>(T*, const T*, size_t, cudaStream_t);            \
-    template void gelu_backward<T>(T*, const T*, const T*, size_t, cudaStream_t); \
-    template void swiglu_forward<T>(const SwiGLUArgs<T>&, cudaStream_t);          \
-    template void swiglu_backward<T>(const SwiGLUArgs<T>&, cudaStream_t);         \
-    template void residual_forward<T>(T*, const T*, const T*, size_t, cudaStream_t);
+#define INSTANTIATE(S)                                                            \
+    template void gelu_forward<S>(S*, const S*, size_t, cudaStream_t);            \
+    template void gelu_backward<S>(S*, const S*, const S*, size_t, cudaStream_t); \
+    template void swiglu_forward<S>(const SwiGLUArgs<S>&, cudaStream_t);          \
+    template void swiglu_backward<S>(const SwiGLUArgs<S>&, cudaStream_t);         \
+    template void residual_forward<S>(S*, const S*, const S*, size_t, cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(__nv_bfloat16)
 #undef INSTANTIATE

@@ -300,19 +300,19 @@ void attention_decode_forward(const AttentionDecodeArgs<S>& a, cudaStream_t stre
 }
 
 template <class S>
-void kv_cache_write(S* cache, const S* src, int B, int Tq, int pos0, int Tmax, int width, cudaStream_t stream) {
-    check_positions("kv_cache_write", B, Tq, pos0, Tmax);
-    if (width < 0) throw std::invalid_argument("kv_cache_write: width " + std::to_string(width) + " is negative");
-    const size_t n = size_t(B) * Tq * width;
+void kv_cache_write(const KvCacheWriteArgs<S>& a, cudaStream_t stream) {
+    check_positions("kv_cache_write", a.B, a.Tq, a.pos0, a.Tmax);
+    if (a.width < 0) throw std::invalid_argument("kv_cache_write: width " + std::to_string(a.width) + " is negative");
+    const size_t n = size_t(a.B) * a.Tq * a.width;
     if (n == 0) return;
 
     constexpr int kBlock = 256;
     const auto launch = [&](auto kernel, int W) {
         const size_t packs = n / W;
-        launch_kernel(kernel, unsigned(ceil_div(packs, size_t(kBlock))), kBlock, 0, stream, cache, src, packs, Tq, pos0,
-                      Tmax, width);
+        launch_kernel(kernel, unsigned(ceil_div(packs, size_t(kBlock))), kBlock, 0, stream, a.cache, a.src, packs, a.Tq,
+                      a.pos0, a.Tmax, a.width);
     };
-    if (whole_packs<S>(size_t(width), cache, src))
+    if (whole_packs<S>(size_t(a.width), a.cache, a.src))
         launch(kv_cache_write_kernel<kPack<S>, S>, kPack<S>);
     else
         launch(kv_cache_write_kernel<1, S>, 1);
@@ -320,7 +320,7 @@ void kv_cache_write(S* cache, const S* src, int B, int Tq, int pos0, int Tmax, i
 
 #define INSTANTIATE(S)                                                                      \
     template void attention_decode_forward<S>(const AttentionDecodeArgs<S>&, cudaStream_t); \
-    template void kv_cache_write<S>(S*, const S*, int, int, int, int, int, cudaStream_t);
+    template void kv_cache_write<S>(const KvCacheWriteArgs<S>&, cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(__nv_bfloat16)
 #undef INSTANTIATE

@@ -23,8 +23,9 @@ namespace rkv::cuda {
 template <class S>
 void attention_decode_forward(const AttentionDecodeArgs<S>& a, cudaStream_t stream);
 
-// rows pos0 .. pos0 + Tq - 1 of each sequence's cache (B, Tmax, width) <- src (B, Tq, width)
+// rows a.pos0 .. a.pos0 + a.Tq - 1 of each sequence's a.cache (B, Tmax, width) <- a.src (B, Tq, width)
+// (the arguments: ref/attention_args.h's KvCacheWriteArgs)
 template <class S>
-void kv_cache_write(S* cache, const S* src, int B, int Tq, int pos0, int Tmax, int width, cudaStream_t stream);
+void kv_cache_write(const KvCacheWriteArgs<S>& a, cudaStream_t stream);
 
 }  // namespace rkv::cuda

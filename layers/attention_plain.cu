@@ -23,7 +23,7 @@
 // s * scale * log2(e), so every exponential is an exp2.
 //
 // Precision (layers/common.cuh): q, k, v, out and their gradients are of the storage type S
-// (T is the sequence length here), lse is float; tiles are converted to float as they are
+// (T is the sequence length), lse is float; tiles are converted to float as they are
 // loaded, and all math is float.
 //
 // Routes as data: the K/V pointers are the base of all layers' blocks; a kernel adds

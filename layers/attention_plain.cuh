@@ -8,7 +8,7 @@
 // dv (or adds to dk and dv: accumulate_kv). All pointers are device memory.
 //
 // S is the storage type of q, k, v, out and their gradients (float or __nv_bfloat16,
-// layers/common.cuh; T is the sequence length here); lse is float.
+// layers/common.cuh; T is the sequence length); lse is float.
 #pragma once
 
 #include <cstddef>

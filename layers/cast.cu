@@ -16,10 +16,10 @@ __global__ void cast_kernel(Dst* out, const Src* in, size_t n) {
     if (i < n) out[i] = from_float<Dst>(to_float(in[i]));
 }
 
-template <class T>
-__global__ void cast_stochastic_kernel(T* out, const float* in, size_t n, uint64_t seed) {
+template <class S>
+__global__ void cast_stochastic_kernel(S* out, const float* in, size_t n, uint64_t seed) {
     const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = round_stochastic<T>(in[i], seed, i);
+    if (i < n) out[i] = round_stochastic<S>(in[i], seed, i);
 }
 
 unsigned blocks_for(size_t n) { return unsigned(ceil_div<size_t>(n, kBlock)); }
@@ -32,10 +32,10 @@ void cast(Dst* out, const Src* in, size_t n, cudaStream_t stream) {
     launch_kernel(cast_kernel<Dst, Src>, blocks_for(n), kBlock, 0, stream, out, in, n);
 }
 
-template <class T>
-void cast_stochastic(T* out, const float* in, size_t n, uint64_t seed, cudaStream_t stream) {
+template <class S>
+void cast_stochastic(S* out, const float* in, size_t n, uint64_t seed, cudaStream_t stream) {
     if (n == 0) return;
-    launch_kernel(cast_stochastic_kernel<T>, blocks_for(n), kBlock, 0, stream, out, in, n, seed);
+    launch_kernel(cast_stochastic_kernel<S>, blocks_for(n), kBlock, 0, stream, out, in, n, seed);
 }
 
 template void cast<__nv_bfloat16, float>(__nv_bfloat16*, const float*, size_t, cudaStream_t);

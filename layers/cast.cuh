@@ -16,22 +16,22 @@ namespace rkv::cuda {
 template <class Dst, class Src>
 void cast(Dst* out, const Src* in, size_t n, cudaStream_t stream);
 
-// out[i] = round_stochastic<T>(in[i], seed, i): the same bits as optim/adamw.cu's rounding of
+// out[i] = round_stochastic<S>(in[i], seed, i): the same bits as optim/adamw.cu's rounding of
 // its master weights with that seed, so a working copy can be rebuilt from them. A copy when
-// T is float. seed is where element 0's random sequence starts (layers/splitmix.h).
-template <class T>
-void cast_stochastic(T* out, const float* in, size_t n, uint64_t seed, cudaStream_t stream);
+// S is float. seed is where element 0's random sequence starts (layers/splitmix.h).
+template <class S>
+void cast_stochastic(S* out, const float* in, size_t n, uint64_t seed, cudaStream_t stream);
 
 #if defined(__CUDACC__) || defined(RKV_EMU)
 
 // Device code, for the kernel files that round stochastically (this file's and AdamW's).
 
-// x rounded to one of its two neighbours in T, up with probability (distance to the lower
+// x rounded to one of its two neighbours in S, up with probability (distance to the lower
 // one) / (their distance), so the expected value is x. For bf16: add 16 random bits to the
 // 16 that truncation drops; the sum carries into the kept bits exactly that often. Inf and
 // NaN are left to the ordinary rounding.
-template <class T>
-__device__ __forceinline__ T round_stochastic(float x, uint64_t seed, uint64_t i);
+template <class S>
+__device__ __forceinline__ S round_stochastic(float x, uint64_t seed, uint64_t i);
 template <>
 __device__ __forceinline__ float round_stochastic<float>(float x, uint64_t, uint64_t) {
     return x;

@@ -1,8 +1,8 @@
 // What the layer kernels share: the storage types, 16-byte packs, warp and block sums, and
 // stream-ordered scratch memory for two-stage deterministic reductions.
 //
-// Precision. Kernels are templates on the storage type T, instantiated for float (the
-// fp32 build) and __nv_bfloat16 (the default build), and do their math in float. T holds
+// Precision. Kernels are templates on the storage type S, instantiated for float (the
+// fp32 build) and __nv_bfloat16 (the default build), and do their math in float. S holds
 // activations, their gradients and the working copy of the weights. Always float, in
 // both builds: per-row statistics (LayerNorm mean and rstd, RMSNorm rstd, attention lse),
 // losses, the gradients of the parameters (accumulated over micro-batches and reduced
@@ -29,8 +29,8 @@ __host__ __device__ constexpr I ceil_div(I a, I b) {
 // Storage type <-> float.
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <class T>
-__device__ __forceinline__ T from_float(float x);
+template <class S>
+__device__ __forceinline__ S from_float(float x);
 template <>
 __device__ __forceinline__ float from_float<float>(float x) {
     return x;
@@ -42,26 +42,26 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
 
 // 16-byte packs. Memory-bound kernels need each thread to move 16 bytes per access, the
 // warp's accesses coalesced, to reach Hopper's bandwidth; one element at a time a bf16 warp
-// moves only 64 bytes. Pack<T, W> is W consecutive elements moved as one access. Such
-// kernels are templates on W: W = kPack<T> (16 bytes) when the host finds every row a whole
+// moves only 64 bytes. Pack<S, W> is W consecutive elements moved as one access. Such
+// kernels are templates on W: W = kPack<S> (16 bytes) when the host finds every row a whole
 // number of aligned packs (whole_packs), else W = 1, the same code element by element.
 // (AdamW packs 4 elements: 16 bytes of its float arrays, 8 of its bf16 weights.)
-template <class T>
-constexpr int kPack = 16 / int(sizeof(T));
+template <class S>
+constexpr int kPack = 16 / int(sizeof(S));
 
-template <class T, int W>
-struct alignas(W * sizeof(T)) Pack {
-    static_assert(W == 1 || W * sizeof(T) == 8 || W * sizeof(T) == 16, "one element, or 8 or 16 bytes");
-    T v[W];
-    __device__ __forceinline__ T& operator[](int k) { return v[k]; }
-    __device__ __forceinline__ const T& operator[](int k) const { return v[k]; }
+template <class S, int W>
+struct alignas(W * sizeof(S)) Pack {
+    static_assert(W == 1 || W * sizeof(S) == 8 || W * sizeof(S) == 16, "one element, or 8 or 16 bytes");
+    S v[W];
+    __device__ __forceinline__ S& operator[](int k) { return v[k]; }
+    __device__ __forceinline__ const S& operator[](int k) const { return v[k]; }
 };
 
-// Whether rows of C elements starting at each pointer split into aligned packs of kPack<T>
+// Whether rows of C elements starting at each pointer split into aligned packs of kPack<S>
 // elements (null pointers, never accessed, pass).
-template <class T, class... Ptrs>
+template <class S, class... Ptrs>
 bool whole_packs(size_t C, const Ptrs*... ptrs) {
-    return C % kPack<T> == 0 && ((reinterpret_cast<uintptr_t>(ptrs) % 16 == 0) && ...);
+    return C % kPack<S> == 0 && ((reinterpret_cast<uintptr_t>(ptrs) % 16 == 0) && ...);
 }
 
 // The pack at p (aligned to it). On the GPU a pack is one access (an int4 or int2); the _cs
@@ -73,9 +73,9 @@ template <size_t kBytes>
 using PackWord = std::conditional_t<kBytes == 16, int4, int2>;
 #endif
 
-template <int W, bool kStreaming = false, class T>
-__device__ __forceinline__ Pack<T, W> load_pack(const T* p) {
-    Pack<T, W> r;
+template <int W, bool kStreaming = false, class S>
+__device__ __forceinline__ Pack<S, W> load_pack(const S* p) {
+    Pack<S, W> r;
 #if defined(__CUDA_ARCH__)
     if constexpr (W == 1) {
         r[0] = kStreaming ? __ldcs(p) : *p;
@@ -90,13 +90,13 @@ __device__ __forceinline__ Pack<T, W> load_pack(const T* p) {
 #endif
     return r;
 }
-template <int W, class T>
-__device__ __forceinline__ Pack<T, W> load_pack_cs(const T* p) {
+template <int W, class S>
+__device__ __forceinline__ Pack<S, W> load_pack_cs(const S* p) {
     return load_pack<W, true>(p);
 }
 
-template <bool kStreaming = false, class T, int W>
-__device__ __forceinline__ void store_pack(T* p, const Pack<T, W>& x) {
+template <bool kStreaming = false, class S, int W>
+__device__ __forceinline__ void store_pack(S* p, const Pack<S, W>& x) {
 #if defined(__CUDA_ARCH__)
     if constexpr (W == 1) {
         if (kStreaming)
@@ -114,11 +114,11 @@ __device__ __forceinline__ void store_pack(T* p, const Pack<T, W>& x) {
     }
 #else
     if (reinterpret_cast<uintptr_t>(p) % sizeof x) __trap();
-    std::memcpy(static_cast<void*>(p), &x, sizeof x);  // T may be a class (the emulator's bf16)
+    std::memcpy(static_cast<void*>(p), &x, sizeof x);  // S may be a class (the emulator's bf16)
 #endif
 }
-template <class T, int W>
-__device__ __forceinline__ void store_pack_cs(T* p, const Pack<T, W>& x) {
+template <class S, int W>
+__device__ __forceinline__ void store_pack_cs(S* p, const Pack<S, W>& x) {
     store_pack<true>(p, x);
 }
 
@@ -155,19 +155,19 @@ __device__ A block_sum(A v) {
 
 // Device scratch of n elements, allocated and freed in stream order (cheap: the
 // stream-ordered allocator keeps a pool; capturable in CUDA graphs).
-template <class T>
+template <class E>
 class StreamScratch {
 public:
     StreamScratch(size_t n, cudaStream_t stream) : stream_(stream) {
-        cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&p_), n * sizeof(T), stream));
+        cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&p_), n * sizeof(E), stream));
     }
     ~StreamScratch() { cudaFreeAsync(p_, stream_); }
     StreamScratch(const StreamScratch&) = delete;
     StreamScratch& operator=(const StreamScratch&) = delete;
-    T* get() const { return p_; }
+    E* get() const { return p_; }
 
 private:
-    T* p_ = nullptr;
+    E* p_ = nullptr;
     cudaStream_t stream_;
 };
 

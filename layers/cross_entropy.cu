@@ -50,26 +50,26 @@ __device__ __forceinline__ SoftmaxStats warp_merge(SoftmaxStats st) {
 }
 
 // Row x (V) as [0, head) one element at a time, [head, body_end) in aligned packs, and
-// [body_end, V) one element at a time (head < kPack<T>, as is V - body_end).
+// [body_end, V) one element at a time (head < kPack<S>, as is V - body_end).
 struct RowSplit {
     int head, body_end;
 };
 
-template <class T>
-__device__ __forceinline__ RowSplit split_row(const T* x, int V) {
-    const int to_boundary = int((16 - reinterpret_cast<uintptr_t>(x) % 16) % 16 / sizeof(T));
+template <class S>
+__device__ __forceinline__ RowSplit split_row(const S* x, int V) {
+    const int to_boundary = int((16 - reinterpret_cast<uintptr_t>(x) % 16) % 16 / sizeof(S));
     const int head = min(V, to_boundary);
-    return {head, head + (V - head) / kPack<T> * kPack<T>};
+    return {head, head + (V - head) / kPack<S> * kPack<S>};
 }
 
 // Calls f(i, x[i]) for this thread's elements of row x (V), x[i] as float.
-template <class T, class F>
-__device__ __forceinline__ void visit_row(const T* x, int V, F f) {
-    constexpr int W = kPack<T>;
+template <class S, class F>
+__device__ __forceinline__ void visit_row(const S* x, int V, F f) {
+    constexpr int W = kPack<S>;
     const RowSplit r = split_row(x, V);
     for (int i = threadIdx.x; i < r.head; i += blockDim.x) f(i, to_float(x[i]));
     for (int i = r.head + threadIdx.x * W; i < r.body_end; i += blockDim.x * W) {
-        const Pack<T, W> p = load_pack<W>(x + i);
+        const Pack<S, W> p = load_pack<W>(x + i);
         for (int k = 0; k < W; k++) f(i + k, to_float(p[k]));
     }
     for (int i = r.body_end + threadIdx.x; i < V; i += blockDim.x) f(i, to_float(x[i]));
@@ -77,23 +77,23 @@ __device__ __forceinline__ void visit_row(const T* x, int V, F f) {
 
 // x[i] = f(i, x[i]) for this thread's elements of row x (V), in float. The row is read for
 // the last time here: streaming loads.
-template <class T, class F>
-__device__ __forceinline__ void update_row(T* x, int V, F f) {
-    constexpr int W = kPack<T>;
+template <class S, class F>
+__device__ __forceinline__ void update_row(S* x, int V, F f) {
+    constexpr int W = kPack<S>;
     const RowSplit r = split_row(x, V);
-    for (int i = threadIdx.x; i < r.head; i += blockDim.x) x[i] = from_float<T>(f(i, to_float(x[i])));
+    for (int i = threadIdx.x; i < r.head; i += blockDim.x) x[i] = from_float<S>(f(i, to_float(x[i])));
     for (int i = r.head + threadIdx.x * W; i < r.body_end; i += blockDim.x * W) {
-        Pack<T, W> p = load_pack_cs<W>(x + i);
-        for (int k = 0; k < W; k++) p[k] = from_float<T>(f(i + k, to_float(p[k])));
+        Pack<S, W> p = load_pack_cs<W>(x + i);
+        for (int k = 0; k < W; k++) p[k] = from_float<S>(f(i + k, to_float(p[k])));
         store_pack(x + i, p);
     }
-    for (int i = r.body_end + threadIdx.x; i < V; i += blockDim.x) x[i] = from_float<T>(f(i, to_float(x[i])));
+    for (int i = r.body_end + threadIdx.x; i < V; i += blockDim.x) x[i] = from_float<S>(f(i, to_float(x[i])));
 }
 
 // The statistics of row x (V) over the whole block, the same bits in every thread. Ends
 // with a barrier that every thread reaches after reading its elements.
-template <class T>
-__device__ SoftmaxStats row_stats(const T* x, int V) {
+template <class S>
+__device__ SoftmaxStats row_stats(const S* x, int V) {
     __shared__ SoftmaxStats warp_stats[32];
     SoftmaxStats st{-INFINITY, 0.0f};
     visit_row(x, V, [&](int, float v) {  // merge(st, {v, 1}) with one exp
@@ -116,24 +116,24 @@ __device__ __forceinline__ float dlogit(float x, SoftmaxStats st, float scale, b
     return expf(x - st.m) * scale - (is_target ? dloss : 0.0f);
 }
 
-template <class T>
-__global__ void cross_entropy_forward_kernel(float* losses, const T* logits, const int* targets, int V, int ld) {
+template <class S>
+__global__ void cross_entropy_forward_kernel(float* losses, const S* logits, const int* targets, int V, int ld) {
     const int n = blockIdx.x, target = targets[n];
     if (target < 0) {  // the whole block leaves: no barrier is left waiting
         if (threadIdx.x == 0) losses[n] = 0.0f;
         return;
     }
-    const T* x = logits + size_t(n) * ld;
+    const S* x = logits + size_t(n) * ld;
     const SoftmaxStats st = row_stats(x, V);
     if (threadIdx.x == 0) losses[n] = (st.m - to_float(x[target])) + logf(st.s);
 }
 
-template <class T>
-__global__ void cross_entropy_backward_kernel(T* dlogits, const T* logits, const int* targets, float dloss, int V,
+template <class S>
+__global__ void cross_entropy_backward_kernel(S* dlogits, const S* logits, const int* targets, float dloss, int V,
                                               int ld) {
     const int n = blockIdx.x, target = targets[n];
     if (target < 0) return;
-    const T* x = logits + size_t(n) * ld;
+    const S* x = logits + size_t(n) * ld;
     const SoftmaxStats st = row_stats(x, V);
     const float scale = dloss / st.s;
     // d in packs; x by element, as its rows may sit at other alignments than d's (training
@@ -142,11 +142,11 @@ __global__ void cross_entropy_backward_kernel(T* dlogits, const T* logits, const
                [&](int i, float d) { return d + dlogit(to_float(x[i]), st, scale, i == target, dloss); });
 }
 
-template <class T>
-__global__ void fused_classifier_kernel(T* logits_dlogits, float* losses, const int* targets, float dloss, int V,
+template <class S>
+__global__ void fused_classifier_kernel(S* logits_dlogits, float* losses, const int* targets, float dloss, int V,
                                         int ld) {
     const int n = blockIdx.x, target = targets[n];
-    T* x = logits_dlogits + size_t(n) * ld;
+    S* x = logits_dlogits + size_t(n) * ld;
     if (target < 0) {
         update_row(x, V, [](int, float) { return 0.0f; });
         if (threadIdx.x == 0) losses[n] = 0.0f;
@@ -168,27 +168,27 @@ void check_stride(const char* what, int V, int ld) {
 
 }  // namespace
 
-template <class T>
-void cross_entropy_forward(const CrossEntropyArgs<T, float>& a, cudaStream_t stream) {
+template <class S>
+void cross_entropy_forward(const CrossEntropyArgs<S, float>& a, cudaStream_t stream) {
     check_stride("cross_entropy_forward", a.V, a.row_stride());
     if (a.N == 0) return;
-    launch_kernel(cross_entropy_forward_kernel<T>, a.N, kBlock, 0, stream, a.losses, a.logits, a.targets, a.V,
+    launch_kernel(cross_entropy_forward_kernel<S>, a.N, kBlock, 0, stream, a.losses, a.logits, a.targets, a.V,
                   a.row_stride());
 }
 
-template <class T>
-void cross_entropy_backward(const CrossEntropyArgs<T, float>& a, cudaStream_t stream) {
+template <class S>
+void cross_entropy_backward(const CrossEntropyArgs<S, float>& a, cudaStream_t stream) {
     check_stride("cross_entropy_backward", a.V, a.row_stride());
     if (a.N == 0) return;
-    launch_kernel(cross_entropy_backward_kernel<T>, a.N, kBlock, 0, stream, a.dlogits, a.logits, a.targets, a.dloss,
+    launch_kernel(cross_entropy_backward_kernel<S>, a.N, kBlock, 0, stream, a.dlogits, a.logits, a.targets, a.dloss,
                   a.V, a.row_stride());
 }
 
-template <class T>
-void fused_classifier(const CrossEntropyArgs<T, float>& a, cudaStream_t stream) {
+template <class S>
+void fused_classifier(const CrossEntropyArgs<S, float>& a, cudaStream_t stream) {
     check_stride("fused_classifier", a.V, a.row_stride());
     if (a.N == 0) return;
-    launch_kernel(fused_classifier_kernel<T>, a.N, kBlock, 0, stream, a.dlogits, a.losses, a.targets, a.dloss, a.V,
+    launch_kernel(fused_classifier_kernel<S>, a.N, kBlock, 0, stream, a.dlogits, a.losses, a.targets, a.dloss, a.V,
                   a.row_stride());
 }
 

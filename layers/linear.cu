@@ -14,7 +14,7 @@
 // aligned, or epilogues are switched off, the plain GEMM runs and small kernels do the rest:
 // the bias add, GELU and its backward (layers/activations.cu), the column sums.
 // Every GEMM computes in fp32 (CUBLAS_COMPUTE_32F: no TF32) for both storage types; the weight
-// gradient reads T and accumulates into the float dW (C = D, beta 1). cuBLASLt returns the same
+// gradient reads S and accumulates into the float dW (C = D, beta 1). cuBLASLt returns the same
 // bits for the same problem, pointers' alignment and GPU, so the results are deterministic.
 #include "layers/linear.cuh"
 
@@ -80,14 +80,14 @@ using MatmulDesc = Owned<cublasLtMatmulDesc_t, cublasLtMatmulDescDestroy>;
 using MatrixLayout = Owned<cublasLtMatrixLayout_t, cublasLtMatrixLayoutDestroy>;
 using Preference = Owned<cublasLtMatmulPreference_t, cublasLtMatmulPreferenceDestroy>;
 
-template <class T>
-constexpr cudaDataType_t data_type = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_16BF;
+template <class S>
+constexpr cudaDataType_t data_type = std::is_same_v<S, float> ? CUDA_R_32F : CUDA_R_16BF;
 
-// A column-major (rows, cols) matrix of T with leading dimension ld.
-template <class T>
+// A column-major (rows, cols) matrix of S with leading dimension ld.
+template <class S>
 MatrixLayout layout(int rows, int cols, int ld) {
     MatrixLayout l;
-    lt_check(cublasLtMatrixLayoutCreate(l.out(), data_type<T>, rows, cols, ld), "cublasLtMatrixLayoutCreate");
+    lt_check(cublasLtMatrixLayoutCreate(l.out(), data_type<S>, rows, cols, ld), "cublasLtMatrixLayoutCreate");
     return l;
 }
 
@@ -136,11 +136,11 @@ std::map<GemmKey, std::optional<cublasLtMatmulAlgo_t>>& algorithms() {
 }
 
 // D (m, n) = op(A) op(B) + beta D, column-major, op(A) (m, k) and op(B) (k, n); A and B of type
-// T, D of type TD (float or T), accumulation in fp32. With an epilogue, false (and nothing
+// S, D of type SD (float or S), accumulation in fp32. With an epilogue, false (and nothing
 // done) when epilogues are off or cuBLASLt has no algorithm for it; without, that throws.
-template <class T, class TD>
-bool matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B, int ldb,
-            float beta, TD* D, int ldd, const Epilogue& epilogue = {}) {
+template <class S, class SD>
+bool matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const S* A, int lda, const S* B, int ldb,
+            float beta, SD* D, int ldd, const Epilogue& epilogue = {}) {
     const bool plain = epilogue.kind == CUBLASLT_EPILOGUE_DEFAULT;
     if (!plain && !g_epilogues) return false;
     // The heuristic is not told where the bias and aux matrix are: an epilogue reading them
@@ -160,11 +160,11 @@ bool matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T*
         set_attribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, epilogue.aux);
         set_attribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, int64_t(ldd));
     }
-    const MatrixLayout a = layout<T>(ta ? k : m, ta ? m : k, lda), b = layout<T>(tb ? n : k, tb ? k : n, ldb),
-                       d = layout<TD>(m, n, ldd);
+    const MatrixLayout a = layout<S>(ta ? k : m, ta ? m : k, lda), b = layout<S>(tb ? n : k, tb ? k : n, ldb),
+                       d = layout<SD>(m, n, ldd);
 
-    const uint32_t align_a = alignment(A, lda, sizeof(T)), align_b = alignment(B, ldb, sizeof(T)),
-                   align_d = alignment(D, ldd, sizeof(TD));
+    const uint32_t align_a = alignment(A, lda, sizeof(S)), align_b = alignment(B, ldb, sizeof(S)),
+                   align_d = alignment(D, ldd, sizeof(SD));
     const GemmKey key{ta,
                       tb,
                       m,
@@ -173,8 +173,8 @@ bool matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T*
                       lda,
                       ldb,
                       ldd,
-                      data_type<T>,
-                      data_type<TD>,
+                      data_type<S>,
+                      data_type<SD>,
                       epilogue.kind,
                       align_a,
                       align_b,
@@ -210,25 +210,25 @@ bool matmul(cudaStream_t stream, bool ta, bool tb, int m, int n, int k, const T*
 }
 
 // out^T (OC, N) = W inp^T, out's rows ld apart, with the epilogue's bias and GELU; false as matmul.
-template <class T>
-bool forward_matmul(T* out, const T* inp, const T* weight, int N, int C, int OC, int ld, cudaStream_t stream,
+template <class S>
+bool forward_matmul(S* out, const S* inp, const S* weight, int N, int C, int OC, int ld, cudaStream_t stream,
                     const Epilogue& epilogue = {}) {
     return matmul(stream, true, false, OC, N, C, weight, C, inp, C, 0.0f, out, ld, epilogue);
 }
 
 // out (N, OC), rows ld apart, += bias (OC), one thread an element.
-template <class T>
-__global__ void add_bias_kernel(T* out, const T* bias, int N, int OC, int ld) {
+template <class S>
+__global__ void add_bias_kernel(S* out, const S* bias, int N, int OC, int ld) {
     const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= size_t(N) * OC) return;
-    T& o = out[i / OC * ld + i % OC];
-    o = from_float<T>(to_float(o) + to_float(bias[i % OC]));
+    S& o = out[i / OC * ld + i % OC];
+    o = from_float<S>(to_float(o) + to_float(bias[i % OC]));
 }
 
 // dbias (OC) += the column sums of dout (N, OC), rows ld apart: a thread a column, rows in
 // order (deterministic; neighbouring threads read neighbouring columns).
-template <class T>
-__global__ void bias_grad_kernel(float* dbias, const T* dout, int N, int OC, int ld) {
+template <class S>
+__global__ void bias_grad_kernel(float* dbias, const S* dout, int N, int OC, int ld) {
     const int o = blockIdx.x * blockDim.x + threadIdx.x;
     if (o >= OC) return;
     float sum = 0.0f;
@@ -246,8 +246,8 @@ __global__ void accumulate_kernel(float* acc, const float* x, int n) {
 
 void set_linear_epilogues(bool on) { g_epilogues = on; }
 
-template <class T>
-void linear_forward(const LinearArgs<T, float>& a, cudaStream_t stream) {
+template <class S>
+void linear_forward(const LinearArgs<S, float>& a, cudaStream_t stream) {
     const int N = a.N, C = a.C, OC = a.OC, ld = a.row_stride();
     if (ld < OC)
         throw std::invalid_argument("linear_forward: row stride " + std::to_string(ld) + " < " + std::to_string(OC));
@@ -256,26 +256,26 @@ void linear_forward(const LinearArgs<T, float>& a, cudaStream_t stream) {
         forward_matmul(a.out, a.inp, a.weight, N, C, OC, ld, stream);
     } else if (!forward_matmul(a.out, a.inp, a.weight, N, C, OC, ld, stream, {CUBLASLT_EPILOGUE_BIAS, a.bias})) {
         forward_matmul(a.out, a.inp, a.weight, N, C, OC, ld, stream);
-        launch_kernel(add_bias_kernel<T>, unsigned(ceil_div<size_t>(size_t(N) * OC, kBlock)), kBlock, 0, stream, a.out,
+        launch_kernel(add_bias_kernel<S>, unsigned(ceil_div<size_t>(size_t(N) * OC, kBlock)), kBlock, 0, stream, a.out,
                       a.bias, N, OC, ld);
     }
 }
 
-template <class T>
-void linear_gelu_forward(const LinearArgs<T, float>& a, cudaStream_t stream) {
+template <class S>
+void linear_gelu_forward(const LinearArgs<S, float>& a, cudaStream_t stream) {
     const int N = a.N, C = a.C, OC = a.OC;
     if (N == 0 || OC == 0) return;
     const Epilogue gelu{a.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX, a.bias, a.pre};
     if (forward_matmul(a.out, a.inp, a.weight, N, C, OC, OC, stream, gelu)) return;
-    LinearArgs<T, float> pre = a;
+    LinearArgs<S, float> pre = a;
     pre.out = a.pre, pre.ld = OC;
     linear_forward(pre, stream);
     gelu_forward(a.out, a.pre, size_t(N) * OC, stream);
 }
 
 // dW^T (C, OC) += inp^T dout and dbias += the column sums of dout, each skipped when null.
-template <class T>
-void weight_backward(float* dweight, float* dbias, const T* dout, const T* inp, int N, int C, int OC, int ld,
+template <class S>
+void weight_backward(float* dweight, float* dbias, const S* dout, const S* inp, int N, int C, int OC, int ld,
                      cudaStream_t stream) {
     if (!dweight) return;
     if (!dbias) {
@@ -291,11 +291,11 @@ void weight_backward(float* dweight, float* dbias, const T* dout, const T* inp, 
         return;
     }
     matmul(stream, false, true, C, OC, N, inp, C, dout, ld, 1.0f, dweight, C);
-    launch_kernel(bias_grad_kernel<T>, blocks, kBlock, 0, stream, dbias, dout, N, OC, ld);
+    launch_kernel(bias_grad_kernel<S>, blocks, kBlock, 0, stream, dbias, dout, N, OC, ld);
 }
 
-template <class T>
-void linear_backward(const LinearArgs<T, float>& a, cudaStream_t stream) {
+template <class S>
+void linear_backward(const LinearArgs<S, float>& a, cudaStream_t stream) {
     const int N = a.N, C = a.C, OC = a.OC, ld = a.row_stride();
     if (a.dbias && !a.dweight) throw std::invalid_argument("linear_backward: dbias comes with dweight");
     if (ld < OC)
@@ -307,8 +307,8 @@ void linear_backward(const LinearArgs<T, float>& a, cudaStream_t stream) {
     weight_backward(a.dweight, a.dbias, a.dout, a.inp, N, C, OC, ld, stream);
 }
 
-template <class T>
-void linear_gelu_backward(const LinearArgs<T, float>& a, cudaStream_t stream) {
+template <class S>
+void linear_gelu_backward(const LinearArgs<S, float>& a, cudaStream_t stream) {
     const int N = a.N, C = a.C, OC = a.OC;
     if (a.dbias && !a.dweight) throw std::invalid_argument("linear_gelu_backward: dbias comes with dweight");
     if (N == 0) return;

@@ -4,7 +4,7 @@
 //              out1 = y1 cos a - y2 sin a,  out2 = y2 cos a + y1 sin a
 //   backward:  g1 = d1 cos a + d2 sin a,  g2 = d2 cos a - d1 sin a   (the rotation's transpose)
 //              xhat = x rstd,  dinp = rstd (g w - xhat mean(g w xhat)),  dw += sum over rows of g xhat
-//   inp, out, dout, dinp (B, T, NH, HS) of T, the math in float; rstd (B, T, NH), dw (HS) float
+//   inp, out, dout, dinp (B, T, NH, HS) of S, the math in float; rstd (B, T, NH), dw (HS) float
 //   (the arguments: ref/rope.h's RopeArgs)
 // Unfused, y and g would each be stored and read back once more.
 //
@@ -35,8 +35,8 @@ struct LanePairs {
     float c[kMaxPairs], s[kMaxPairs], w1[kMaxPairs], w2[kMaxPairs];
 };
 
-template <class T>
-__device__ __forceinline__ LanePairs lane_pairs(const T* w, int lane, int t, int HS, const RopeParams& rope) {
+template <class S>
+__device__ __forceinline__ LanePairs lane_pairs(const S* w, int lane, int t, int HS, const RopeParams& rope) {
     LanePairs p;
     const int half = HS / 2;
     RKV_UNROLL
@@ -51,13 +51,13 @@ __device__ __forceinline__ LanePairs lane_pairs(const T* w, int lane, int t, int
 }
 
 // Warp n: row n = b * T + t (position pos0 + t), its H heads.
-template <class T>
-__global__ void qk_norm_rope_forward_kernel(T* out, float* rstd, const T* inp, const T* w, int N, int Tn, int pos0,
+template <class S>
+__global__ void qk_norm_rope_forward_kernel(S* out, float* rstd, const S* inp, const S* w, int N, int T, int pos0,
                                             int H, int HS, float eps, RopeParams rope) {
     const int lane = threadIdx.x % 32, n = blockIdx.x * kWarps + threadIdx.x / 32;
     if (n >= N) return;  // whole warps leave together
     const int half = HS / 2;
-    const LanePairs p = lane_pairs(w, lane, pos0 + n % Tn, HS, rope);
+    const LanePairs p = lane_pairs(w, lane, pos0 + n % T, HS, rope);
     for (int h = 0; h < H; h++) {
         const size_t row = (size_t(n) * H + h) * HS;
         float x1[kMaxPairs], x2[kMaxPairs], sq = 0.0f;
@@ -75,23 +75,23 @@ __global__ void qk_norm_rope_forward_kernel(T* out, float* rstd, const T* inp, c
             const int i = lane + 32 * k;
             if (i >= half) break;
             const float y1 = x1[k] * r * p.w1[k], y2 = x2[k] * r * p.w2[k];
-            out[row + i] = from_float<T>(y1 * p.c[k] - y2 * p.s[k]);
-            out[row + i + half] = from_float<T>(y2 * p.c[k] + y1 * p.s[k]);
+            out[row + i] = from_float<S>(y1 * p.c[k] - y2 * p.s[k]);
+            out[row + i + half] = from_float<S>(y2 * p.c[k] + y1 * p.s[k]);
         }
         if (lane == 0) rstd[size_t(n) * H + h] = r;
     }
 }
 
 // As the forward, and partials (gridDim.x, HS) = this block's positions' sums of g xhat.
-template <class T>
-__global__ void qk_norm_rope_backward_kernel(T* dinp, float* partials, const T* dout, const T* inp, const T* w,
-                                             const float* rstd, int N, int Tn, int H, int HS, RopeParams rope) {
+template <class S>
+__global__ void qk_norm_rope_backward_kernel(S* dinp, float* partials, const S* dout, const S* inp, const S* w,
+                                             const float* rstd, int N, int T, int H, int HS, RopeParams rope) {
     __shared__ float warp_dw[kWarps][2 * 32 * kMaxPairs];  // (warps, HS)
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n = blockIdx.x * kWarps + warp;
     const int half = HS / 2;
     float dw1[kMaxPairs] = {}, dw2[kMaxPairs] = {};
     if (n < N) {
-        const LanePairs p = lane_pairs(w, lane, n % Tn, HS, rope);
+        const LanePairs p = lane_pairs(w, lane, n % T, HS, rope);
         for (int h = 0; h < H; h++) {
             const size_t row = (size_t(n) * H + h) * HS;
             const float r = rstd[size_t(n) * H + h];
@@ -112,8 +112,8 @@ __global__ void qk_norm_rope_backward_kernel(T* dinp, float* partials, const T* 
             for (int k = 0; k < kMaxPairs; k++) {
                 const int i = lane + 32 * k;
                 if (i >= half) break;
-                dinp[row + i] = from_float<T>(r * (g1[k] * p.w1[k] - xh1[k] * gx_mean));
-                dinp[row + i + half] = from_float<T>(r * (g2[k] * p.w2[k] - xh2[k] * gx_mean));
+                dinp[row + i] = from_float<S>(r * (g1[k] * p.w1[k] - xh1[k] * gx_mean));
+                dinp[row + i + half] = from_float<S>(r * (g2[k] * p.w2[k] - xh2[k] * gx_mean));
                 dw1[k] += g1[k] * xh1[k];
                 dw2[k] += g2[k] * xh2[k];
             }
@@ -142,23 +142,23 @@ void check_head_size(int HS) {
 
 }  // namespace
 
-template <class T>
-void qk_norm_rope_forward(const RopeArgs<T, float>& a, cudaStream_t stream) {
+template <class S>
+void qk_norm_rope_forward(const RopeArgs<S, float>& a, cudaStream_t stream) {
     check_head_size(a.HS);
     const int N = a.B * a.T;
     if (N == 0 || a.NH == 0) return;
-    launch_kernel(qk_norm_rope_forward_kernel<T>, ceil_div(N, kWarps), kBlock, 0, stream, a.out, a.rstd, a.inp, a.w, N,
+    launch_kernel(qk_norm_rope_forward_kernel<S>, ceil_div(N, kWarps), kBlock, 0, stream, a.out, a.rstd, a.inp, a.w, N,
                   a.T, a.pos0, a.NH, a.HS, float(a.eps), a.rope);
 }
 
-template <class T>
-void qk_norm_rope_backward(const RopeArgs<T, float>& a, cudaStream_t stream) {
+template <class S>
+void qk_norm_rope_backward(const RopeArgs<S, float>& a, cudaStream_t stream) {
     check_head_size(a.HS);
     const int N = a.B * a.T;
     if (N == 0 || a.NH == 0) return;
     const int G = ceil_div(N, kWarps);
     StreamScratch<float> partials(size_t(G) * a.HS, stream);
-    launch_kernel(qk_norm_rope_backward_kernel<T>, G, kBlock, 0, stream, a.dinp, partials.get(), a.dout, a.inp, a.w,
+    launch_kernel(qk_norm_rope_backward_kernel<S>, G, kBlock, 0, stream, a.dinp, partials.get(), a.dout, a.inp, a.w,
                   a.rstd, N, a.T, a.NH, a.HS, a.rope);
     // dw += the blocks' partials, in order (as the norms' weight gradients finish).
     launch_kernel(norm_grad::finish_kernel, ceil_div(a.HS, 256), 256, 0, stream, a.dw, nullptr, partials.get(), nullptr,

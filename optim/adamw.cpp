@@ -11,14 +11,14 @@ namespace rkv {
 
 namespace {
 // The weights' fp32 truth is a separate master copy when the storage is not its own master.
-template <class T>
-constexpr bool kHasMaster = !std::is_same_v<master_t<T>, T>;
+template <class S>
+constexpr bool kHasMaster = !std::is_same_v<master_t<S>, S>;
 }  // namespace
 
-template <class T>
-AdamW<T>::AdamW(const ParamTable& table, const AdamWConfig& config, LayerOps<T>& ops, size_t begin, size_t size)
+template <class S>
+AdamW<S>::AdamW(const ParamTable& table, const AdamWConfig& config, LayerOps<S>& ops, size_t begin, size_t size)
     : table_(table), config_(config), ops_(ops), begin_(begin), size_(size ? size : table.total) {
-    static_assert(std::is_same_v<master_t<T>, float>, "AdamW keeps fp32 state");
+    static_assert(std::is_same_v<master_t<S>, float>, "AdamW keeps fp32 state");
     auto state = [&] {
         auto* p = static_cast<float*>(ops_.alloc_bytes(size_ * sizeof(float)));
         ops_.zero(p, size_);
@@ -26,25 +26,25 @@ AdamW<T>::AdamW(const ParamTable& table, const AdamWConfig& config, LayerOps<T>&
     };
     m_ = state();
     v_ = state();
-    if constexpr (kHasMaster<T>) master_ = state();
+    if constexpr (kHasMaster<S>) master_ = state();
 }
 
-template <class T>
-AdamW<T>::~AdamW() {
+template <class S>
+AdamW<S>::~AdamW() {
     ops_.free_bytes(m_);
     ops_.free_bytes(v_);
     if (master_) ops_.free_bytes(master_);
 }
 
-template <class T>
-double AdamW<T>::grad_sq(const float* shard_grads) {
+template <class S>
+double AdamW<S>::grad_sq(const float* shard_grads) {
     const size_t end = std::min(begin_ + size_, table_.total);
     return end > begin_ ? ops_.sum_squares(shard_grads, end - begin_) : 0.0;
 }
 
-template <class T>
+template <class S>
 template <class F>
-void AdamW<T>::for_each_piece(F f) const {
+void AdamW<S>::for_each_piece(F f) const {
     for (const TensorInfo& tensor : table_.tensors) {
         const size_t lo = std::max(tensor.offset, begin_);
         const size_t hi = std::min(tensor.offset + tensor.numel(), begin_ + size_);
@@ -57,8 +57,8 @@ void AdamW<T>::for_each_piece(F f) const {
 // piece, and so whichever split of the buffer over the ranks, it falls in.
 inline uint64_t rounding_seed(long t, size_t lo) { return mix64(uint64_t(t)) + lo * kWeyl; }
 
-template <class T>
-void AdamW<T>::step(T* params, const float* shard_grads, double lr, long t, double norm) {
+template <class S>
+void AdamW<S>::step(S* params, const float* shard_grads, double lr, long t, double norm) {
     const double scale = config_.clip > 0 && norm > config_.clip ? config_.clip / norm : 1.0;
     for_each_piece([&](const TensorInfo& tensor, size_t lo, size_t hi) {
         const ref::AdamWStep s{lr,
@@ -80,10 +80,10 @@ void AdamW<T>::step(T* params, const float* shard_grads, double lr, long t, doub
     });
 }
 
-template <class T>
-void AdamW<T>::set_weights(T* params, const std::vector<float>& whole, long t) {
+template <class S>
+void AdamW<S>::set_weights(S* params, const std::vector<float>& whole, long t) {
     if (whole.size() != table_.total) throw std::invalid_argument("AdamW::set_weights: not the whole parameter table");
-    if constexpr (!kHasMaster<T>) {
+    if constexpr (!kHasMaster<S>) {
         ops_.upload(params, whole.data(), whole.size());
     } else {
         upload_shard(master_, whole);
@@ -101,8 +101,8 @@ void AdamW<T>::set_weights(T* params, const std::vector<float>& whole, long t) {
     }
 }
 
-template <class T>
-void AdamW<T>::round_shard(T* params, long t) {
+template <class S>
+void AdamW<S>::round_shard(S* params, long t) {
     // After step t the shard's working copy is what that step's rounding made of the master.
     if (t > 0)
         for_each_piece([&](const TensorInfo&, size_t lo, size_t hi) {
@@ -110,48 +110,48 @@ void AdamW<T>::round_shard(T* params, long t) {
         });
 }
 
-template <class T>
-std::vector<float> AdamW<T>::weights(const T* params) const {
+template <class S>
+std::vector<float> AdamW<S>::weights(const S* params) const {
     std::vector<float> host(size_);
-    if constexpr (!kHasMaster<T>)
+    if constexpr (!kHasMaster<S>)
         ops_.download(host.data(), params + begin_, size_);
     else
         ops_.download(host.data(), master_, size_);
     return host;
 }
 
-template <class T>
-std::vector<float> AdamW<T>::m() const {
+template <class S>
+std::vector<float> AdamW<S>::m() const {
     std::vector<float> host(size_);
     ops_.download(host.data(), m_, size_);
     return host;
 }
 
-template <class T>
-std::vector<float> AdamW<T>::v() const {
+template <class S>
+std::vector<float> AdamW<S>::v() const {
     std::vector<float> host(size_);
     ops_.download(host.data(), v_, size_);
     return host;
 }
 
-template <class T>
-void AdamW<T>::set_state(const std::vector<float>& m, const std::vector<float>& v) {
+template <class S>
+void AdamW<S>::set_state(const std::vector<float>& m, const std::vector<float>& v) {
     if (m.size() != size_ || v.size() != size_)
         throw std::invalid_argument("AdamW::set_state: m and v are not the shard's");
     ops_.upload(m_, m.data(), size_);
     ops_.upload(v_, v.data(), size_);
 }
 
-template <class T>
-void AdamW<T>::set_master(T* params, const std::vector<float>& master, long t) {
+template <class S>
+void AdamW<S>::set_master(S* params, const std::vector<float>& master, long t) {
     if (!master_) throw std::invalid_argument("AdamW::set_master: this storage keeps no master weights");
     if (master.size() != size_) throw std::invalid_argument("AdamW::set_master: not the shard's master weights");
     ops_.upload(master_, master.data(), size_);
     round_shard(params, t);
 }
 
-template <class T>
-void AdamW<T>::upload_shard(float* dst, const std::vector<float>& whole) {
+template <class S>
+void AdamW<S>::upload_shard(float* dst, const std::vector<float>& whole) {
     std::vector<float> shard(size_, 0.0f);  // zeros past the table: the padding
     for (size_t i = 0; i < size_ && begin_ + i < whole.size(); i++) shard[i] = whole[begin_ + i];
     ops_.upload(dst, shard.data(), size_);

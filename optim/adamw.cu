@@ -1,5 +1,5 @@
 // AdamW update and sum of squared gradients (ref/adamw.h).
-//   grad, m, v, master (n) float; param (n) of the storage type T
+//   grad, m, v, master (n) float; param (n) of the storage type S
 //   g = grad * grad_scale;  m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
 //   p -= lr * ((m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps) + wd * p)
 //   p is master when there is one (then param = p rounded stochastically), else param.
@@ -34,8 +34,8 @@ struct AdamWConstants {
 // array) when n and every pointer allow it, else 1. Each element is updated on its own, so
 // both give the same bits. Optimizer state, master and gradient are touched once a step:
 // streaming accesses.
-template <class T, int W>
-__global__ void adamw_kernel(T* param, float* master, const float* grad, float* m, float* v, size_t n, AdamWConstants k,
+template <class S, int W>
+__global__ void adamw_kernel(S* param, float* master, const float* grad, float* m, float* v, size_t n, AdamWConstants k,
                              uint64_t seed) {
     const size_t i = (size_t(blockIdx.x) * blockDim.x + threadIdx.x) * W;
     if (i >= n) return;  // n is a multiple of W
@@ -44,10 +44,10 @@ __global__ void adamw_kernel(T* param, float* master, const float* grad, float* 
     if (master) {
         ps = load_pack_cs<W>(master + i);
     } else {
-        const Pack<T, W> params = load_pack<W>(param + i);
+        const Pack<S, W> params = load_pack<W>(param + i);
         for (int j = 0; j < W; j++) ps[j] = to_float(params[j]);
     }
-    Pack<T, W> rounded;
+    Pack<S, W> rounded;
     for (int j = 0; j < W; j++) {
         const float g = grads[j] * k.grad_scale;
         ms[j] = k.beta1 * ms[j] + k.one_minus_beta1 * g;
@@ -55,7 +55,7 @@ __global__ void adamw_kernel(T* param, float* master, const float* grad, float* 
         const float mhat = ms[j] / k.c1, vhat = vs[j] / k.c2;
         const float p = ps[j];
         ps[j] = p - k.lr * (mhat / (sqrtf(vhat) + k.eps) + k.weight_decay * p);
-        rounded[j] = round_stochastic<T>(ps[j], seed, i + j);
+        rounded[j] = round_stochastic<S>(ps[j], seed, i + j);
     }
     store_pack_cs(m + i, ms);
     store_pack_cs(v + i, vs);
@@ -86,8 +86,8 @@ __global__ void sum_partials_kernel(double* out, const double* partials) {
 
 }  // namespace
 
-template <class T>
-void adamw_update(const AdamWArgs<T, float>& a, cudaStream_t stream) {
+template <class S>
+void adamw_update(const AdamWArgs<S, float>& a, cudaStream_t stream) {
     const size_t n = a.n;
     const ref::AdamWStep& s = a.step;
     if (n == 0) return;
@@ -103,10 +103,10 @@ void adamw_update(const AdamWArgs<T, float>& a, cudaStream_t stream) {
                            float(s.grad_scale)};
     constexpr int W = kPack<float>;
     if (whole_packs<float>(n, a.param, a.master, a.grad, a.m, a.v))
-        launch_kernel(adamw_kernel<T, W>, unsigned(ceil_div<size_t>(n / W, kBlock)), kBlock, 0, stream, a.param,
+        launch_kernel(adamw_kernel<S, W>, unsigned(ceil_div<size_t>(n / W, kBlock)), kBlock, 0, stream, a.param,
                       a.master, a.grad, a.m, a.v, n, k, a.seed);
     else
-        launch_kernel(adamw_kernel<T, 1>, unsigned(ceil_div<size_t>(n, kBlock)), kBlock, 0, stream, a.param, a.master,
+        launch_kernel(adamw_kernel<S, 1>, unsigned(ceil_div<size_t>(n, kBlock)), kBlock, 0, stream, a.param, a.master,
                       a.grad, a.m, a.v, n, k, a.seed);
 }
 

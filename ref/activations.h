@@ -28,44 +28,44 @@ struct SwiGLUArgs {
 
 namespace rkv::ref {
 
-template <class T>
-void gelu_forward(T* out, const T* x, size_t N) {
-    const T c = std::sqrt(T(2) / T(M_PI));
+template <class S>
+void gelu_forward(S* out, const S* x, size_t N) {
+    const S c = std::sqrt(S(2) / S(M_PI));
     for (size_t i = 0; i < N; i++) {
-        const T u = c * (x[i] + T(0.044715) * x[i] * x[i] * x[i]);
-        out[i] = T(0.5) * x[i] * (T(1) + std::tanh(u));
+        const S u = c * (x[i] + S(0.044715) * x[i] * x[i] * x[i]);
+        out[i] = S(0.5) * x[i] * (S(1) + std::tanh(u));
     }
 }
 
-template <class T>
-void gelu_backward(T* dx, const T* dout, const T* x, size_t N) {
-    const T c = std::sqrt(T(2) / T(M_PI));
+template <class S>
+void gelu_backward(S* dx, const S* dout, const S* x, size_t N) {
+    const S c = std::sqrt(S(2) / S(M_PI));
     for (size_t i = 0; i < N; i++) {
-        const T u = c * (x[i] + T(0.044715) * x[i] * x[i] * x[i]);
-        const T th = std::tanh(u);
-        const T du = c * (T(1) + T(3 * 0.044715) * x[i] * x[i]);
-        dx[i] += dout[i] * (T(0.5) * (T(1) + th) + T(0.5) * x[i] * (T(1) - th * th) * du);
+        const S u = c * (x[i] + S(0.044715) * x[i] * x[i] * x[i]);
+        const S th = std::tanh(u);
+        const S du = c * (S(1) + S(3 * 0.044715) * x[i] * x[i]);
+        dx[i] += dout[i] * (S(0.5) * (S(1) + th) + S(0.5) * x[i] * (S(1) - th * th) * du);
     }
 }
 
-template <class T>
-void swiglu_forward(const SwiGLUArgs<T>& a) {
-    const T *gate = a.gate, *up = a.up;
-    T* out = a.out;
+template <class S>
+void swiglu_forward(const SwiGLUArgs<S>& a) {
+    const S *gate = a.gate, *up = a.up;
+    S* out = a.out;
     for (size_t i = 0; i < a.n; i++) {
-        const T sig = T(1) / (T(1) + std::exp(-gate[i]));
+        const S sig = S(1) / (S(1) + std::exp(-gate[i]));
         out[i] = gate[i] * sig * up[i];
     }
 }
 
 // d silu(g)/dg = sig * (1 + g * (1 - sig))
-template <class T>
-void swiglu_backward(const SwiGLUArgs<T>& a) {
-    const T *dout = a.dout, *gate = a.gate, *up = a.up;
-    T *dgate = a.dgate, *dup = a.dup;
+template <class S>
+void swiglu_backward(const SwiGLUArgs<S>& a) {
+    const S *dout = a.dout, *gate = a.gate, *up = a.up;
+    S *dgate = a.dgate, *dup = a.dup;
     for (size_t i = 0; i < a.n; i++) {
-        const T sig = T(1) / (T(1) + std::exp(-gate[i]));
-        dgate[i] += dout[i] * up[i] * sig * (T(1) + gate[i] * (T(1) - sig));
+        const S sig = S(1) / (S(1) + std::exp(-gate[i]));
+        dgate[i] += dout[i] * up[i] * sig * (S(1) + gate[i] * (S(1) - sig));
         dup[i] += dout[i] * gate[i] * sig;
     }
 }

@@ -43,18 +43,18 @@ struct AdamWArgs {
 
 namespace rkv::ref {
 
-template <class T>
-void adamw_update(const AdamWArgs<T, T>& a) {
+template <class S>
+void adamw_update(const AdamWArgs<S, S>& a) {
     const AdamWStep& s = a.step;
-    T *param = a.param, *m = a.m, *v = a.v;
-    const T* grad = a.grad;
+    S *param = a.param, *m = a.m, *v = a.v;
+    const S* grad = a.grad;
     const double c1 = 1.0 - std::pow(s.beta1, double(s.t)), c2 = 1.0 - std::pow(s.beta2, double(s.t));
     for (size_t i = 0; i < a.n; i++) {
-        const T g = grad[i] * T(s.grad_scale);
-        m[i] = T(s.beta1) * m[i] + T(1 - s.beta1) * g;
-        v[i] = T(s.beta2) * v[i] + T(1 - s.beta2) * g * g;
-        const T mhat = m[i] / T(c1), vhat = v[i] / T(c2);
-        param[i] -= T(s.lr) * (mhat / (std::sqrt(vhat) + T(s.eps)) + T(s.weight_decay) * param[i]);
+        const S g = grad[i] * S(s.grad_scale);
+        m[i] = S(s.beta1) * m[i] + S(1 - s.beta1) * g;
+        v[i] = S(s.beta2) * v[i] + S(1 - s.beta2) * g * g;
+        const S mhat = m[i] / S(c1), vhat = v[i] / S(c2);
+        param[i] -= S(s.lr) * (mhat / (std::sqrt(vhat) + S(s.eps)) + S(s.weight_decay) * param[i]);
     }
 }
 

@@ -57,4 +57,14 @@ struct AttentionDecodeArgs {
     S* out = nullptr;
 };
 
+// The write of new keys or values into a KV cache (ref/attention_decode.h): rows pos0 .. pos0 +
+// Tq - 1 of each sequence's cache <- src, row by row; the cache's other rows stay as they are.
+//   cache (B, Tmax, width), pos0 + Tq <= Tmax;  src (B, Tq, width)
+template <class S>
+struct KvCacheWriteArgs {
+    int B = 0, Tq = 0, pos0 = 0, Tmax = 0, width = 0;
+    S* cache = nullptr;      // (B, Tmax, width): one kept layer's slot
+    const S* src = nullptr;  // (B, Tq, width)
+};
+
 }  // namespace rkv

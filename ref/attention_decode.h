@@ -9,8 +9,8 @@
 //   S = scale Q K^T (Tq, pos0 + Tq), query t masked past key pos0 + t;  O = softmax(S) V
 // Query head h reads KV head h / (NH / NKV), as in training (ref/attention.h).
 //
-// kv_cache_write: rows pos0 .. pos0 + Tq - 1 of each sequence's cache (B, Tmax, width)
-// <- src (B, Tq, width).
+// kv_cache_write (arguments: ref/attention_args.h's KvCacheWriteArgs): rows pos0 .. pos0 + Tq - 1
+// of each sequence's cache (B, Tmax, width) <- src (B, Tq, width).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -45,9 +45,9 @@ void attention_decode_forward(const AttentionDecodeArgs<S>& a) {
 }
 
 template <class S>
-void kv_cache_write(S* cache, const S* src, int B, int Tq, int pos0, int Tmax, int width) {
-    for (int b = 0; b < B; b++)
-        std::copy_n(src + size_t(b) * Tq * width, size_t(Tq) * width, cache + (size_t(b) * Tmax + pos0) * width);
+void kv_cache_write(const KvCacheWriteArgs<S>& a) {
+    const size_t row = size_t(a.Tq) * a.width;  // one sequence's new elements
+    for (int b = 0; b < a.B; b++) std::copy_n(a.src + b * row, row, a.cache + (size_t(b) * a.Tmax + a.pos0) * a.width);
 }
 
 }  // namespace rkv::ref

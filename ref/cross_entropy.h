@@ -15,35 +15,35 @@
 namespace rkv::ref {
 
 // log sum_i exp(x_i) of one row, shifted by its max for range.
-template <class T>
-T logsumexp(const T* x, int V) {
-    T m = -std::numeric_limits<T>::infinity();
+template <class S>
+S logsumexp(const S* x, int V) {
+    S m = -std::numeric_limits<S>::infinity();
 #pragma omp simd reduction(max : m)
     for (int i = 0; i < V; i++) m = x[i] > m ? x[i] : m;
-    T sum = 0;
+    S sum = 0;
     for (int i = 0; i < V; i++) sum += std::exp(x[i] - m);
     return m + std::log(sum);
 }
 
 // The rows are independent: threads share them out, with the same results for any number.
-template <class T>
-void cross_entropy_forward(const CrossEntropyArgs<T, T>& a) {
+template <class S>
+void cross_entropy_forward(const CrossEntropyArgs<S, S>& a) {
     const int V = a.V;
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < a.N; n++) {
-        const T* x = a.logits + size_t(n) * a.row_stride();
-        a.losses[n] = a.targets[n] < 0 ? T(0) : logsumexp(x, V) - x[a.targets[n]];
+        const S* x = a.logits + size_t(n) * a.row_stride();
+        a.losses[n] = a.targets[n] < 0 ? S(0) : logsumexp(x, V) - x[a.targets[n]];
     }
 }
 
-template <class T>
-void cross_entropy_backward(const CrossEntropyArgs<T, T>& a) {
+template <class S>
+void cross_entropy_backward(const CrossEntropyArgs<S, S>& a) {
     const int V = a.V;
     for (int n = 0; n < a.N; n++) {
         if (a.targets[n] < 0) continue;
-        const T* x = a.logits + size_t(n) * a.row_stride();
-        T* d = a.dlogits + size_t(n) * a.row_stride();
-        const T lse = logsumexp(x, V);
+        const S* x = a.logits + size_t(n) * a.row_stride();
+        S* d = a.dlogits + size_t(n) * a.row_stride();
+        const S lse = logsumexp(x, V);
         for (int i = 0; i < V; i++) d[i] += std::exp(x[i] - lse) * a.dloss;
         d[a.targets[n]] -= a.dloss;
     }
@@ -55,32 +55,32 @@ void cross_entropy_backward(const CrossEntropyArgs<T, T>& a) {
 // logsumexp(row) - row[target], is log1p(rest) + (max - row[target]), rest the sum without the
 // max's own 1: a row its target dominates keeps its small loss to full relative precision,
 // where log(sum) would round it to the spacing of numbers near 1.
-template <class T>
-void cross_entropy_fused_row(T* row, T* loss, int target, T dloss, int V) {
+template <class S>
+void cross_entropy_fused_row(S* row, S* loss, int target, S dloss, int V) {
     if (target < 0) {
-        *loss = T(0);
-        for (int i = 0; i < V; i++) row[i] = T(0);
+        *loss = S(0);
+        for (int i = 0; i < V; i++) row[i] = S(0);
         return;
     }
-    T m = -std::numeric_limits<T>::infinity();
+    S m = -std::numeric_limits<S>::infinity();
 #pragma omp simd reduction(max : m)
     for (int i = 0; i < V; i++) m = row[i] > m ? row[i] : m;
     const int top = int(std::find(row, row + V, m) - row);
-    const T margin = m - row[target];
-    T rest = 0;
+    const S margin = m - row[target];
+    S rest = 0;
     for (int i = 0; i < V; i++) {
         row[i] = std::exp(row[i] - m);
         if (i != top) rest += row[i];
     }
     *loss = std::log1p(rest) + margin;
-    const T scale = dloss / (T(1) + rest);
+    const S scale = dloss / (S(1) + rest);
 #pragma omp simd
     for (int i = 0; i < V; i++) row[i] *= scale;
     row[target] -= dloss;
 }
 
-template <class T>
-void fused_classifier(const CrossEntropyArgs<T, T>& a) {
+template <class S>
+void fused_classifier(const CrossEntropyArgs<S, S>& a) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < a.N; n++)
         cross_entropy_fused_row(a.dlogits + size_t(n) * a.row_stride(), a.losses + n, a.targets[n], a.dloss, a.V);

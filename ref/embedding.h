@@ -27,24 +27,24 @@ struct EmbeddingArgs {
 
 namespace rkv::ref {
 
-template <class T>
-void embedding_forward(const EmbeddingArgs<T, T>& a) {
-    const int B = a.B, Tn = a.T, C = a.C;
+template <class S>
+void embedding_forward(const EmbeddingArgs<S, S>& a) {
+    const int B = a.B, T = a.T, C = a.C;
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < Tn; t++) {
-            T* o = a.out + (size_t(b) * Tn + t) * C;
-            const T* e = a.wte + size_t(a.tokens[b * Tn + t]) * C;
-            for (int i = 0; i < C; i++) o[i] = e[i] + (a.wpe ? a.wpe[size_t(t) * C + i] : T(0));
+        for (int t = 0; t < T; t++) {
+            S* o = a.out + (size_t(b) * T + t) * C;
+            const S* e = a.wte + size_t(a.tokens[b * T + t]) * C;
+            for (int i = 0; i < C; i++) o[i] = e[i] + (a.wpe ? a.wpe[size_t(t) * C + i] : S(0));
         }
 }
 
-template <class T>
-void embedding_backward(const EmbeddingArgs<T, T>& a) {
-    const int B = a.B, Tn = a.T, C = a.C;
+template <class S>
+void embedding_backward(const EmbeddingArgs<S, S>& a) {
+    const int B = a.B, T = a.T, C = a.C;
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < Tn; t++) {
-            const T* d = a.dout + (size_t(b) * Tn + t) * C;
-            T* de = a.dwte + size_t(a.tokens[b * Tn + t]) * C;
+        for (int t = 0; t < T; t++) {
+            const S* d = a.dout + (size_t(b) * T + t) * C;
+            S* de = a.dwte + size_t(a.tokens[b * T + t]) * C;
             for (int i = 0; i < C; i++) {
                 de[i] += d[i];
                 if (a.dwpe) a.dwpe[size_t(t) * C + i] += d[i];

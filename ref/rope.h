@@ -78,19 +78,19 @@ RKV_HOST_DEVICE inline double rope_inv_freq(const RopeParams& r, int i, int HS) 
 
 namespace rkv::ref {
 
-template <class T>
-void rope_forward(const RopeArgs<T, T>& a) {
-    const int B = a.B, Tn = a.T, H = a.NH, HS = a.HS, half = HS / 2;
+template <class S>
+void rope_forward(const RopeArgs<S, S>& a) {
+    const int B = a.B, T = a.T, H = a.NH, HS = a.HS, half = HS / 2;
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < Tn; t++)
+        for (int t = 0; t < T; t++)
             for (int h = 0; h < H; h++) {
-                const size_t base = ((size_t(b) * Tn + t) * H + h) * HS;
-                const T* x = a.inp + base;
-                T* o = a.out + base;
+                const size_t base = ((size_t(b) * T + t) * H + h) * HS;
+                const S* x = a.inp + base;
+                S* o = a.out + base;
                 for (int i = 0; i < half; i++) {
                     const double angle = double(a.pos0 + t) * rope_inv_freq(a.rope, i, HS);
-                    const T c = T(std::cos(angle)), s = T(std::sin(angle));
-                    const T x1 = x[i], x2 = x[i + half];
+                    const S c = S(std::cos(angle)), s = S(std::sin(angle));
+                    const S x1 = x[i], x2 = x[i + half];
                     o[i] = x1 * c - x2 * s;
                     o[i + half] = x2 * c + x1 * s;
                 }
@@ -98,18 +98,18 @@ void rope_forward(const RopeArgs<T, T>& a) {
 }
 
 // The rotation's transpose: rotate by -angle, accumulated into dinp.
-template <class T>
-void rope_backward(const RopeArgs<T, T>& a) {
-    const int B = a.B, Tn = a.T, H = a.NH, HS = a.HS, half = HS / 2;
+template <class S>
+void rope_backward(const RopeArgs<S, S>& a) {
+    const int B = a.B, T = a.T, H = a.NH, HS = a.HS, half = HS / 2;
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < Tn; t++)
+        for (int t = 0; t < T; t++)
             for (int h = 0; h < H; h++) {
-                const size_t base = ((size_t(b) * Tn + t) * H + h) * HS;
-                const T* d = a.dout + base;
-                T* dx = a.dinp + base;
+                const size_t base = ((size_t(b) * T + t) * H + h) * HS;
+                const S* d = a.dout + base;
+                S* dx = a.dinp + base;
                 for (int i = 0; i < half; i++) {
                     const double angle = double(t) * rope_inv_freq(a.rope, i, HS);
-                    const T c = T(std::cos(angle)), s = T(std::sin(angle));
+                    const S c = S(std::cos(angle)), s = S(std::sin(angle));
                     dx[i] += d[i] * c + d[i + half] * s;
                     dx[i + half] += d[i + half] * c - d[i] * s;
                 }

@@ -1,5 +1,5 @@
 // LayerOps on the GPU: every layer is its kernel in layers/ (or cuBLASLt), on one stream.
-// T is the storage type, __nv_bfloat16 or float (src/storage.h); Master is float either way.
+// S is the storage type, __nv_bfloat16 or float (src/storage.h); Master is float either way.
 // In an emulator build the same kernels run on the CPU (cuda/emu).
 #pragma once
 #include "cuda/compat.cuh"
@@ -24,9 +24,9 @@
 
 namespace rkv {
 
-template <class T>
-struct CudaOps final : LayerOps<T> {
-    using Master = master_t<T>;
+template <class S>
+struct CudaOps final : LayerOps<S> {
+    using Master = master_t<S>;
     static_assert(std::is_same_v<Master, float>, "the CUDA path stores float or bf16");
     const cudaStream_t stream = nullptr;  // every operation's (and the profile's events')
 
@@ -51,101 +51,101 @@ struct CudaOps final : LayerOps<T> {
         cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream));
         cuda_check(cudaStreamSynchronize(stream));
     }
-    void to_working(T* out, const float* x, size_t n) override {
+    void to_working(S* out, const float* x, size_t n) override {
         const auto timed = profile_.time(__func__);
         cuda::cast(out, x, n, stream);
     }
-    void to_working_stochastic(T* out, const float* x, size_t n, uint64_t seed) override {
+    void to_working_stochastic(S* out, const float* x, size_t n, uint64_t seed) override {
         const auto timed = profile_.time(__func__);
         cuda::cast_stochastic(out, x, n, seed, stream);
     }
 
-    void embedding_forward(const EmbeddingArgs<T, float>& a) override {
+    void embedding_forward(const EmbeddingArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::embedding_forward(a, stream);
     }
-    void embedding_backward(const EmbeddingArgs<T, float>& a) override {
+    void embedding_backward(const EmbeddingArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::embedding_backward(a, stream);
     }
     // A forward with a residual is timed as the fused operation it is.
-    void layernorm_forward(const NormArgs<T, float>& a) override {
+    void layernorm_forward(const NormArgs<S, float>& a) override {
         const auto timed = profile_.time(a.residual ? "residual_layernorm_forward" : __func__);
         cuda::layernorm_forward(a, stream);
     }
-    void layernorm_backward(const NormArgs<T, float>& a) override {
+    void layernorm_backward(const NormArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::layernorm_backward(a, stream);
     }
-    void rmsnorm_forward(const NormArgs<T, float>& a) override {
+    void rmsnorm_forward(const NormArgs<S, float>& a) override {
         const auto timed = profile_.time(a.residual ? "residual_rmsnorm_forward" : __func__);
         cuda::rmsnorm_forward(a, stream);
     }
-    void rmsnorm_backward(const NormArgs<T, float>& a) override {
+    void rmsnorm_backward(const NormArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::rmsnorm_backward(a, stream);
     }
-    void linear_forward(const LinearArgs<T, float>& a) override {
+    void linear_forward(const LinearArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::linear_forward(a, stream);
     }
-    void linear_gelu_forward(const LinearArgs<T, float>& a) override {
+    void linear_gelu_forward(const LinearArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::linear_gelu_forward(a, stream);
     }
-    void linear_backward(const LinearArgs<T, float>& a) override {
+    void linear_backward(const LinearArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::linear_backward(a, stream);
     }
-    void linear_gelu_backward(const LinearArgs<T, float>& a) override {
+    void linear_gelu_backward(const LinearArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::linear_gelu_backward(a, stream);
     }
-    void head_forward(const LinearArgs<T, float>& a) override {
+    void head_forward(const LinearArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::linear_forward(a, stream);
     }
-    void head_backward(const LinearArgs<T, float>& a) override {
+    void head_backward(const LinearArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::linear_backward(a, stream);
     }
-    void rope_forward(const RopeArgs<T, float>& a) override {
+    void rope_forward(const RopeArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::rope_forward(a, stream);
     }
-    void rope_backward(const RopeArgs<T, float>& a) override {
+    void rope_backward(const RopeArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::rope_backward(a, stream);
     }
-    void qk_norm_rope_forward(const RopeArgs<T, float>& a) override {
+    void qk_norm_rope_forward(const RopeArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::qk_norm_rope_forward(a, stream);
     }
-    void qk_norm_rope_backward(const RopeArgs<T, float>& a) override {
+    void qk_norm_rope_backward(const RopeArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::qk_norm_rope_backward(a, stream);
     }
-    void attention_forward(const AttentionArgs<T, float>& a) override {
+    void attention_forward(const AttentionArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::attention_kernel_for<T>(attention_, a.HS).forward(a, stream);
+        cuda::attention_kernel_for<S>(attention_, a.HS).forward(a, stream);
     }
-    void kv_cache_write(T* slot, const T* src, int B, int Tq, int pos0, int Tmax, int width) override {
+    void kv_cache_write(const KvCacheWriteArgs<S>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::kv_cache_write(slot, src, B, Tq, pos0, Tmax, width, stream);
+        cuda::kv_cache_write(a, stream);
     }
-    void attention_decode(const AttentionDecodeArgs<T>& a) override {
+    void attention_decode(const AttentionDecodeArgs<S>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::attention_decode_forward(a, stream);
     }
-    void attention_backward(const AttentionArgs<T, float>& a) override {
+    void attention_backward(const AttentionArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
-        cuda::attention_kernel_for<T>(attention_, a.HS).backward(a, stream);
+        cuda::attention_kernel_for<S>(attention_, a.HS).backward(a, stream);
     }
-    void swiglu_forward(const SwiGLUArgs<T>& a) override {
+    void swiglu_forward(const SwiGLUArgs<S>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::swiglu_forward(a, stream);
     }
-    void swiglu_backward(const SwiGLUArgs<T>& a) override {
+    void swiglu_backward(const SwiGLUArgs<S>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::swiglu_backward(a, stream);
     }
@@ -153,15 +153,15 @@ struct CudaOps final : LayerOps<T> {
         const auto timed = profile_.time(__func__);
         return cuda::grad_norm_sq(x, n, stream);
     }
-    void adamw_update(const AdamWArgs<T, float>& a) override {
+    void adamw_update(const AdamWArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::adamw_update(a, stream);
     }
-    void cross_entropy_forward(const CrossEntropyArgs<T, float>& a) override {
+    void cross_entropy_forward(const CrossEntropyArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::cross_entropy_forward(a, stream);
     }
-    void fused_classifier(const CrossEntropyArgs<T, float>& a) override {
+    void fused_classifier(const CrossEntropyArgs<S, float>& a) override {
         const auto timed = profile_.time(__func__);
         cuda::fused_classifier(a, stream);
     }

@@ -33,16 +33,16 @@ std::vector<std::string> attention_names() {
 
 bool uses_cuda(const std::string& device) { return device == "cuda" || (device == "auto" && have_real_gpu()); }
 
-template <class T>
-std::unique_ptr<LayerOps<T>> make_layer_ops(const std::string& device, const std::string& attention) {
+template <class S>
+std::unique_ptr<LayerOps<S>> make_layer_ops(const std::string& device, const std::string& attention) {
     if (!uses_cuda(device)) {
-        if constexpr (std::is_same_v<T, float>)
+        if constexpr (std::is_same_v<S, float>)
             return std::make_unique<CpuOps<float>>();
         else
             throw std::logic_error("the CPU path computes in fp32");
     }
 #if RKV_WITH_CUDA
-    return std::make_unique<CudaOps<T>>(attention);
+    return std::make_unique<CudaOps<S>>(attention);
 #else
     throw std::runtime_error("--device " + device +
                              ": this build has no CUDA path (CMake found no CUDA toolkit, "

@@ -9,10 +9,10 @@
 namespace rkv {
 
 // "cpu": ref/ on the host, in float. "cuda": the kernels of layers/ (on the GPU, or on the
-// CPU through the emulator in an emulator build), storing T, attention on the kernel named by
+// CPU through the emulator in an emulator build), storing S, attention on the kernel named by
 // `attention` (src/cuda_ops.h). "auto": cuda when a real GPU is there.
-template <class T>
-std::unique_ptr<LayerOps<T>> make_layer_ops(const std::string& device, const std::string& attention = "auto");
+template <class S>
+std::unique_ptr<LayerOps<S>> make_layer_ops(const std::string& device, const std::string& attention = "auto");
 // What --attention takes: "auto" and the names of layers/attention_kernels.cuh's table (only
 // "auto" in a build without the CUDA path).
 std::vector<std::string> attention_names();

@@ -120,16 +120,16 @@ long checkpoint_step(const std::string& path) {
     return step.get<long>();
 }
 
-template <class T>
+template <class S>
 struct Evaluator {
     const Options& o;
-    std::unique_ptr<rkv::LayerOps<T>> ops;
+    std::unique_ptr<rkv::LayerOps<S>> ops;
     rkv::ModelConfig config;
     std::vector<float> weights;  // fp32, as the checkpoint holds them
     long step = 0;
     std::string source;  // the checkpoint evaluated
 
-    explicit Evaluator(const Options& o_) : o(o_), ops(rkv::make_layer_ops<T>(o_.device)) {
+    explicit Evaluator(const Options& o_) : o(o_), ops(rkv::make_layer_ops<S>(o_.device)) {
         const rkv::ModelWeights file(o.ckpt);  // a model folder, a run folder's newest checkpoint, an llm.c .bin
         source = file.source().empty() ? o.ckpt : file.source();
         config = file.config();
@@ -138,16 +138,16 @@ struct Evaluator {
         step = checkpoint_step(source);
     }
 
-    // A model of B x Tn positions holding the checkpoint's weights: the working copy exactly
+    // A model of B x T positions holding the checkpoint's weights: the working copy exactly
     // as training had it after `step` (AdamW rounds it so on the CUDA path; a copy on the CPU).
-    std::unique_ptr<rkv::Model<T>> model(int B, int Tn) {
-        auto m = std::make_unique<rkv::Model<T>>(config, *ops, B, Tn, 0, false);
-        rkv::AdamW<T>(m->table, {}, *ops).set_weights(m->params, weights, step);
+    std::unique_ptr<rkv::Model<S>> model(int B, int T) {
+        auto m = std::make_unique<rkv::Model<S>>(config, *ops, B, T, 0, false);
+        rkv::AdamW<S>(m->table, {}, *ops).set_weights(m->params, weights, step);
         return m;
     }
 
     size_t kv_bytes_per_token(const rkv::Route& route) {
-        return rkv::KvCache<T>(*ops, config, route, 1, 1).bytes_per_token();
+        return rkv::KvCache<S>(*ops, config, route, 1, 1).bytes_per_token();
     }
 };
 
@@ -162,8 +162,8 @@ nlohmann::json setting_json(const Setting& s) {
 }
 
 // Validation loss at each setting, then the greedy search.
-template <class T>
-void validation(Evaluator<T>& ev) {
+template <class S>
+void validation(Evaluator<S>& ev) {
     const Options& o = ev.o;
     const int L = ev.config.num_hidden_layers;
     if (o.seq_len > ev.config.max_position_embeddings)
@@ -317,8 +317,8 @@ struct AnswerText {
 // Per setting: the loss of the gold completions given their prompts (teacher-forced, nats per
 // token over all completions' tokens), and greedy answers through the shared KV cache, ended by
 // a newline or an end token, scored against the gold answers.
-template <class T>
-void question_answering(Evaluator<T>& ev) {
+template <class S>
+void question_answering(Evaluator<S>& ev) {
     const Options& o = ev.o;
     const rkv::ModelConfig& c = ev.config;
     const int L = c.num_hidden_layers;
@@ -376,7 +376,7 @@ void question_answering(Evaluator<T>& ev) {
         double em = 0, f1 = 0, has_em = 0, has_f1 = 0;
         for (size_t i = 0; i < items.size(); i++) {
             const QaTokens& t = items[i];
-            rkv::KvCache<T> cache(*ev.ops, c, s.route, 1, int(t.prompt.size()) + o.max_answer);
+            rkv::KvCache<S> cache(*ev.ops, c, s.route, 1, int(t.prompt.size()) + o.max_answer);
             AnswerText answer(text);
             rkv::greedy_decode(*decoder, cache, t.prompt, o.max_answer, [&](int id) { return answer.push(id); });
             const std::string prediction = answer.finish();
@@ -417,9 +417,9 @@ void question_answering(Evaluator<T>& ev) {
         for (const auto& j : lines) fmt::print("{}\n", j.dump());
 }
 
-template <class T>
+template <class S>
 int evaluate(const Options& o) {
-    Evaluator<T> ev(o);
+    Evaluator<S> ev(o);
     if (!o.qa.empty())
         question_answering(ev);
     else

@@ -183,9 +183,9 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-template <class T>
+template <class S>
 int generate(const Options& o) {
-    using Master = rkv::master_t<T>;
+    using Master = rkv::master_t<S>;
     const Weights weights(o);
     const rkv::ModelConfig& c = weights.config;
     // Where its tokenizer and generation config are looked for: the checkpoint read (a run
@@ -209,29 +209,29 @@ int generate(const Options& o) {
     const rkv::Route route =
         o.keep_layers.empty() ? rkv::keep_every(L, o.retention) : rkv::keep_layers(L, o.keep_layers);
 
-    auto ops = rkv::make_layer_ops<T>(o.device);
-    rkv::Model<T> model(c, *ops, B, std::min(o.chunk, P), 0, false);  // decoding runs 1 position
+    auto ops = rkv::make_layer_ops<S>(o.device);
+    rkv::Model<S> model(c, *ops, B, std::min(o.chunk, P), 0, false);  // decoding runs 1 position
     // The fp32 weights, rounded to the working type on the device where that is not fp32.
     static_assert(std::is_same_v<Master, float>, "checkpoints hold fp32 weights");
     const size_t total = model.table.total;
     Master* master = nullptr;
-    if constexpr (std::is_same_v<T, Master>)
+    if constexpr (std::is_same_v<S, Master>)
         master = model.params;
     else
         master = static_cast<Master*>(ops->alloc_bytes(total * sizeof(Master)));
     weights.each([&](size_t offset, const float* x, size_t n) { ops->upload(master + offset, x, n); });
-    if constexpr (!std::is_same_v<T, Master>) {
+    if constexpr (!std::is_same_v<S, Master>) {
         ops->to_working(model.params, master, total);
         ops->free_bytes(master);
     }
-    rkv::KvCache<T> cache(*ops, c, route, B, max_len);
+    rkv::KvCache<S> cache(*ops, c, route, B, max_len);
 
     // Prefill: the prompt (every sequence starts from it) in chunks of up to T positions.
     std::vector<std::vector<int>> out(B, prompt);
     auto t0 = std::chrono::steady_clock::now();
     int n = 0;  // positions of the last chunk
     for (int p0 = 0; p0 < P; p0 += n) {
-        n = std::min(model.Tn, P - p0);
+        n = std::min(model.T, P - p0);
         std::vector<int> inputs;
         for (int b = 0; b < B; b++) inputs.insert(inputs.end(), prompt.begin() + p0, prompt.begin() + p0 + n);
         model.forward_cached(inputs.data(), n, cache);

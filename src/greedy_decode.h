@@ -1,5 +1,5 @@
 // Greedy decoding of one sequence through the shared KV cache (src/kv_cache.h): the prompt
-// runs through the model in chunks of up to model.Tn positions, then each step feeds back the
+// runs through the model in chunks of up to model.T positions, then each step feeds back the
 // most likely token (ties to the lower id) as one new position, until a stop token or max_new.
 #pragma once
 #include <algorithm>
@@ -22,8 +22,8 @@ int argmax(const F* logits, int V) {
 
 // The new tokens, the stopping one included (stop(token) true ends the answer). model.B and
 // cache.B must be 1, and the cache empty and long enough for the prompt and max_new tokens.
-template <class T>
-std::vector<int> greedy_decode(Model<T>& model, KvCache<T>& cache, const std::vector<int>& prompt, int max_new,
+template <class S>
+std::vector<int> greedy_decode(Model<S>& model, KvCache<S>& cache, const std::vector<int>& prompt, int max_new,
                                const std::function<bool(int)>& stop) {
     if (model.B != 1 || cache.B != 1 || cache.length != 0)
         throw std::invalid_argument("greedy_decode: one sequence (B 1) and an empty cache");
@@ -34,7 +34,7 @@ std::vector<int> greedy_decode(Model<T>& model, KvCache<T>& cache, const std::ve
                                                 P, max_new, cache.max_len));
     int n = 0;  // positions of the last chunk
     for (int p0 = 0; p0 < P; p0 += n) {
-        n = std::min(model.Tn, P - p0);
+        n = std::min(model.T, P - p0);
         model.forward_cached(prompt.data() + p0, n, cache);
     }
     std::vector<int> out;

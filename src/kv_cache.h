@@ -20,7 +20,7 @@
 
 namespace rkv {
 
-template <class T>
+template <class S>
 class KvCache {
 public:
     const Route route;
@@ -29,7 +29,7 @@ public:
     const size_t slot_stride;  // elements of one slot: B * max_len * width
     int length = 0;            // positions filled in every sequence
 
-    KvCache(LayerOps<T>& ops, const ModelConfig& c, const Route& r, int B_, int max_len_)
+    KvCache(LayerOps<S>& ops, const ModelConfig& c, const Route& r, int B_, int max_len_)
         : route(r),
           B(B_),
           max_len(max_len_),
@@ -47,8 +47,8 @@ public:
         std::vector<int> reads(c.num_hidden_layers);
         for (int l = 0; l < c.num_hidden_layers; l++) reads[l] = slot_of_[route.kv_src[l]];
         const size_t n = slots() * slot_stride;
-        arena_ = ops_.alloc_bytes(2 * n * sizeof(T) + reads.size() * sizeof(int));
-        k_ = static_cast<T*>(arena_);
+        arena_ = ops_.alloc_bytes(2 * n * sizeof(S) + reads.size() * sizeof(int));
+        k_ = static_cast<S*>(arena_);
         v_ = k_ + n;
         kv_slot_ = reinterpret_cast<int*>(v_ + n);
         ops_.upload(kv_slot_, reads.data(), reads.size());
@@ -60,22 +60,22 @@ public:
     int slots() const { return int(kept_.size()); }
     const std::vector<int>& kept_layers() const { return kept_; }
     // The slot kept layer `layer` writes: (B, max_len, NKV, HS).
-    T* k_slot(int layer) const { return k_ + size_t(slot_of_[layer]) * slot_stride; }
-    T* v_slot(int layer) const { return v_ + size_t(slot_of_[layer]) * slot_stride; }
-    const T* k() const { return k_; }
-    const T* v() const { return v_; }
+    S* k_slot(int layer) const { return k_ + size_t(slot_of_[layer]) * slot_stride; }
+    S* v_slot(int layer) const { return v_ + size_t(slot_of_[layer]) * slot_stride; }
+    const S* k() const { return k_; }
+    const S* v() const { return v_; }
     const int* kv_slot() const { return kv_slot_; }
     // Keys and values one position of one sequence adds, and what the whole cache holds.
-    size_t bytes_per_token() const { return 2 * size_t(slots()) * width * sizeof(T); }
+    size_t bytes_per_token() const { return 2 * size_t(slots()) * width * sizeof(S); }
     size_t bytes() const { return bytes_per_token() * size_t(B) * max_len; }
 
 private:
-    LayerOps<T>& ops_;
+    LayerOps<S>& ops_;
     std::vector<int> kept_;     // (|S|) ascending
     std::vector<int> slot_of_;  // (L): a kept layer's slot, -1 for the others
     void* arena_ = nullptr;
-    T* k_ = nullptr;
-    T* v_ = nullptr;
+    S* k_ = nullptr;
+    S* v_ = nullptr;
     int* kv_slot_ = nullptr;
 };
 

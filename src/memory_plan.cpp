@@ -31,7 +31,7 @@ const char* const kKinds[] = {"weights",          "gradients", "master_m_v", "ac
 
 std::string gib(size_t bytes) { return fmt::format("{:.2f} GiB", double(bytes) / double(size_t(1) << 30)); }
 
-template <class T>
+template <class S>
 MemoryPlan plan_for(const PlanSettings& s) {
     const ModelConfig& c = s.config;
     const size_t total = ParamTable(c).total, ranks = s.ranks;
@@ -41,17 +41,17 @@ MemoryPlan plan_for(const PlanSettings& s) {
     std::map<std::string, size_t> kind;
     // The arena: one allocation of the buffers' bytes, in the constructor's layout. ZeRO-2's
     // gradients: the arena's working windows, and the shard's sums beside it.
-    const size_t windows = s.zero == 2 ? ShardedGrads<T>::working_elements(ParamTable(c)) : 0;
-    for (const ModelBuffer& b : Model<T>::buffers(c, s.batch, s.seq_len, capacity, true, s.recompute, windows))
+    const size_t windows = s.zero == 2 ? ShardedGrads<S>::working_elements(ParamTable(c)) : 0;
+    for (const ModelBuffer& b : Model<S>::buffers(c, s.batch, s.seq_len, capacity, true, s.recompute, windows))
         kind[b.kind] += b.bytes;
     if (s.zero == 2) kind["gradients"] += shard * sizeof(float);
     // AdamW: m and v of the shard, and its fp32 master when the storage is not fp32.
-    kind["master_m_v"] = shard * sizeof(float) * (std::is_same_v<T, float> ? 2 : 3);
+    kind["master_m_v"] = shard * sizeof(float) * (std::is_same_v<S, float> ? 2 : 3);
     // The attention backward's row sums D = rowsum(dO * O), (B, NH, T) floats (tensor-core kernels).
     kind["attention"] += N * c.num_attention_heads * sizeof(float);
     kind["cublaslt"] = cuda::kLinearWorkspaceBytes;
     // Short-lived: the weights' upload while loading (bf16), kernels' partial sums in a step.
-    kind["scratch"] = std::is_same_v<T, float> ? 0 : std::min(total, kStagingElements) * sizeof(float);
+    kind["scratch"] = std::is_same_v<S, float> ? 0 : std::min(total, kStagingElements) * sizeof(float);
     kind["comm"] = s.ranks > 1 ? kNcclBytes : 0;
     kind["cuda_context"] = kCudaContextBytes;
 
@@ -67,10 +67,10 @@ MemoryPlan plan_for(const PlanSettings& s) {
     // A checkpoint (src/trainer.cpp, save): without --zero rank 0 holds the whole weights, m and
     // v; with it each rank its slice of m, v and master, and rank 0 also the whole weights
     // (its working copy in fp32, downloaded through a buffer of kStagingElements).
-    const size_t slice = shard * sizeof(float) * (std::is_same_v<T, float> ? 2 : 3);
+    const size_t slice = shard * sizeof(float) * (std::is_same_v<S, float> ? 2 : 3);
     p.host_load_bytes = total * sizeof(float);
     p.host_resume_bytes = s.zero ? total * sizeof(float) + slice : 3 * total * sizeof(float);
-    const size_t staging = std::is_same_v<T, float> ? 0 : std::min(total, kStagingElements) * sizeof(T);
+    const size_t staging = std::is_same_v<S, float> ? 0 : std::min(total, kStagingElements) * sizeof(S);
     p.host_checkpoint_bytes = s.zero ? total * sizeof(float) + staging + slice : 3 * total * sizeof(float);
     return p;
 }

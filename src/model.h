@@ -13,7 +13,7 @@
 // norm1 or norm_f), and in training the loss and dlogits come from one fused pass that
 // overwrites the logits.
 //
-// Precision (src/layer_ops.h): activations and the weights' working copy in T; parameter
+// Precision (src/layer_ops.h): activations and the weights' working copy in S; parameter
 // gradients, statistics and losses in Master (float for bf16).
 //
 // Inference (forward_cached): the same layers over new tokens, Tq per sequence at positions
@@ -57,22 +57,22 @@ struct ModelBuffer {
     size_t bytes;
 };
 
-template <class T>
+template <class S>
 class Model {
 public:
-    using Master = master_t<T>;
+    using Master = master_t<S>;
     const ModelConfig config;
     const ParamTable table;
-    const int B, Tn;             // micro-batch shape the buffers are sized for
+    const int B, T;              // micro-batch shape the buffers are sized for
     const size_t capacity;       // elements of params and grads: table.total, or more
                                  // (zeros) so that ranks can split them evenly
     const Recompute recompute;   // which activations are kept for one layer only
     const size_t grad_capacity;  // elements of grads: capacity, or fewer with grads_window
-    T* params = nullptr;         // (capacity): the working copy of the weights
+    S* params = nullptr;         // (capacity): the working copy of the weights
     Master* grads = nullptr;     // (grad_capacity); backward accumulates into it
 
     // Called in backward with each layer's d(attention output), (B, T, NH, HS); for tests.
-    std::function<void(int layer, const T* datt)> on_attention_grad;
+    std::function<void(int layer, const S* datt)> on_attention_grad;
     // Called in backward as soon as grads[begin, end) are final for this micro-batch: the
     // final norm and head, each layer top-down, then the embeddings; the calls partition
     // [0, table.total). The trainer starts their reduction across ranks here.
@@ -84,13 +84,13 @@ public:
     std::function<Master*(size_t begin, size_t end)> grads_window;
 
     // Without training, no gradient buffers (grads is null). grad_capacity 0: capacity.
-    Model(const ModelConfig& c, LayerOps<T>& ops, int B, int Tn, size_t param_capacity = 0, bool training = true,
+    Model(const ModelConfig& c, LayerOps<S>& ops, int B, int T, size_t param_capacity = 0, bool training = true,
           Recompute recompute = Recompute::none, size_t grad_capacity = 0);
     ~Model();
     Model(const Model&) = delete;
     // The buffers a Model of this shape allocates, in one arena, without making it: the same
     // list the constructor lays out (for the memory plan).
-    static std::vector<ModelBuffer> buffers(const ModelConfig& c, int B, int Tn, size_t param_capacity = 0,
+    static std::vector<ModelBuffer> buffers(const ModelConfig& c, int B, int T, size_t param_capacity = 0,
                                             bool training = true, Recompute recompute = Recompute::none,
                                             size_t grad_capacity = 0);
     Model& operator=(const Model&) = delete;
@@ -105,23 +105,23 @@ public:
     // Inference: the logits of Tq <= T new tokens per sequence, inputs host (B, Tq), after the
     // cache.length positions the cache holds; their keys and values join the cache, under its
     // route. Then logits(Tq) has them.
-    void forward_cached(const int* inputs, int Tq, KvCache<T>& cache);
+    void forward_cached(const int* inputs, int Tq, KvCache<S>& cache);
     // The logits of the last forward's tokens t0 .. Tq - 1 of each sequence, which ran Tq, on
     // the host: (B, Tq - t0, V).
     std::vector<Master> logits(int Tq, int t0 = 0) const;
 
     // Under --recompute layer, q, att and lse hold the layer computed last.
-    const T* k(int l) const { return layer_acts(l).k; }  // (B, T, NKV, HS)
-    const T* v(int l) const { return layer_acts(l).v; }
-    const T* q(int l) const { return layer_acts(l).q; }  // (B, T, NH, HS)
-    const T* att(int l) const { return layer_acts(l).att; }
+    const S* k(int l) const { return layer_acts(l).k; }  // (B, T, NKV, HS)
+    const S* v(int l) const { return layer_acts(l).v; }
+    const S* q(int l) const { return layer_acts(l).q; }  // (B, T, NH, HS)
+    const S* att(int l) const { return layer_acts(l).att; }
     const Master* lse(int l) const { return layer_acts(l).lse; }  // (B, NH, T)
     // After backward, for layers the route reads.
-    const T* dk(int l) const { return g_.dk + size_t(l) * N_ * config.kv_dim(); }
-    const T* dv(int l) const { return g_.dv + size_t(l) * N_ * config.kv_dim(); }
+    const S* dk(int l) const { return g_.dk + size_t(l) * N_ * config.kv_dim(); }
+    const S* dv(int l) const { return g_.dv + size_t(l) * N_ * config.kv_dim(); }
 
 private:
-    LayerOps<T>& ops_;
+    LayerOps<S>& ops_;
     const int N_;          // B * T rows
     const int ld_logits_;  // the logits' row stride: V up to a multiple of 64 (128 bytes of bf16)
     Route route_;
@@ -132,77 +132,77 @@ private:
         int* tokens;
         int* targets;  // (N)
         int* route;    // (L): the route's kv_src, read by the attention kernels
-        T* resid;      // (L+1, N, C): the residual stream entering each layer, and the last
+        S* resid;      // (L+1, N, C): the residual stream entering each layer, and the last
         // Below, (L, ...) is (1, ...) for what --recompute recomputes: the attention block's
         // (ln1 .. mid but K, V, k_rstd) under layer, the MLP's (ln2 .. act) under mlp and layer.
-        T* ln1;
+        S* ln1;
         Master* ln1_mean;
         Master* ln1_rstd;  // (L, N, C), (L, N), (L, N)
-        T* qp;
-        T* q;
+        S* qp;
+        S* q;
         Master* q_rstd;  // (L, N, QD): projection, after QK-norm and RoPE; (L, N*NH)
-        T* kp;
-        T* k;
+        S* kp;
+        S* k;
         Master* k_rstd;  // (L, N, KVD), (L, N, KVD), (L, N*NKV)
-        T* v;            // (L, N, KVD)
-        T* att;
+        S* v;            // (L, N, KVD)
+        S* att;
         Master* lse;  // (L, N, QD), (L, B*NH*T)
-        T* mid;       // (L, N, C): residual after attention
-        T* ln2;
+        S* mid;       // (L, N, C): residual after attention
+        S* ln2;
         Master* ln2_mean;
         Master* ln2_rstd;  // (L, N, C), (L, N), (L, N)
-        T* fc;
-        T* up;
-        T* act;  // (L, N, FF): GELU input or SwiGLU gate; SwiGLU up; activation
-        T* lnf;
+        S* fc;
+        S* up;
+        S* act;  // (L, N, FF): GELU input or SwiGLU gate; SwiGLU up; activation
+        S* lnf;
         Master* lnf_mean;
         Master* lnf_rstd;  // (N, C), (N), (N)
-        T* logits;
+        S* logits;
         Master* losses;  // (N, V), rows ld_logits_ apart: logits, dlogits in training; (N)
-        T* proj;         // (N, C) scratch for a projection's output
+        S* proj;         // (N, C) scratch for a projection's output
     } a_{};
     struct Gradients {
-        T* dresid;
-        T* dln;  // (N, C)
-        T* datt;
-        T* dq;  // (N, QD)
-        T* dk;
-        T* dv;   // (L, N, KVD): summed over each source's readers
-        T* dkp;  // (N, KVD)
-        T* dfc;
-        T* dup;
-        T* dact;  // (N, FF); dup, dact SwiGLU's
+        S* dresid;
+        S* dln;  // (N, C)
+        S* datt;
+        S* dq;  // (N, QD)
+        S* dk;
+        S* dv;   // (L, N, KVD): summed over each source's readers
+        S* dkp;  // (N, KVD)
+        S* dfc;
+        S* dup;
+        S* dact;  // (N, FF); dup, dact SwiGLU's
     } g_{};
 
     // Layer l's slice of every per-layer activation (null where the family has none).
     struct LayerActs {
-        T* x;
-        T* ln1;
+        S* x;
+        S* ln1;
         Master* ln1_mean;
         Master* ln1_rstd;
-        T* qp;
-        T* q;
+        S* qp;
+        S* q;
         Master* q_rstd;
-        T* kp;
-        T* k;
+        S* kp;
+        S* k;
         Master* k_rstd;
-        T* v;
-        T* att;
+        S* v;
+        S* att;
         Master* lse;
-        T* mid;
-        T* ln2;
+        S* mid;
+        S* ln2;
         Master* ln2_mean;
         Master* ln2_rstd;
-        T* fc;
-        T* up;
-        T* act;
-        T* out;
+        S* fc;
+        S* up;
+        S* act;
+        S* out;
     };
     LayerActs layer_acts(int l) const;
     // Every buffer, in arena order: take(pointer, elements, kind, needed) for each.
     template <class Take>
-    static void layout(const ModelConfig& c, int B, int Tn, size_t capacity, size_t grad_capacity, bool training,
-                       Recompute recompute, T*& params, Master*& grads, Activations& a, Gradients& g, Take&& take);
+    static void layout(const ModelConfig& c, int B, int T, size_t capacity, size_t grad_capacity, bool training,
+                       Recompute recompute, S*& params, Master*& grads, Activations& a, Gradients& g, Take&& take);
     // The layers the attention block's and the MLP's activations are kept for: L, or 1 when
     // the backward recomputes them.
     static size_t attention_layers(size_t L, Recompute r) { return r == Recompute::layer ? 1 : L; }
@@ -210,18 +210,18 @@ private:
     static int logits_stride(const ModelConfig& c) { return (c.vocab_size + 63) / 64 * 64; }
     // A norm's output, its statistics and its weights.
     struct NormSlot {
-        T* out;
+        S* out;
         Master* mean;
         Master* rstd;
         size_t w, b;
     };
     NormSlot norm_reading(int l) const;  // the norm that reads resid[l]: layer l's norm1, or norm_f at L
 
-    // The tokens a forward runs on: Tn per sequence (the buffers' T, or fewer in inference) at
+    // The tokens a forward runs on: T per sequence (the model's T, or fewer in inference) at
     // positions pos0 ..; with a cache, attention reads it (forward_cached), else the layers' K/V.
     struct Pass {
-        int Tn, pos0;
-        KvCache<T>* cache;
+        int T, pos0;
+        KvCache<S>* cache;
     };
 
     // The gradient ranges backward writes now, and where (grads_window).
@@ -232,7 +232,7 @@ private:
     std::vector<GradWindow> windows_;
 
     bool qk_transformed() const { return config.qk_norm || config.positions == Positions::RoPE; }
-    const T* p(size_t offset) const { return offset == LayerParams::npos ? nullptr : params + offset; }
+    const S* p(size_t offset) const { return offset == LayerParams::npos ? nullptr : params + offset; }
     Master* gp(size_t offset) const {
         if (offset == LayerParams::npos) return nullptr;
         if (!grads_window) return grads + offset;
@@ -242,14 +242,14 @@ private:
     }
 
     // slot = norm(inp), or with a residual b: inp = resid_out = a + b first (fused); N rows.
-    void norm_forward(const NormSlot& slot, const T* inp, int N);
-    void residual_norm_forward(const NormSlot& slot, T* resid_out, const T* a, const T* b, int N);
-    void norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, Master* mean, Master* rstd);
-    void qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int H, const Pass& s);
-    void qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, Master* rstd, int H);
+    void norm_forward(const NormSlot& slot, const S* inp, int N);
+    void residual_norm_forward(const NormSlot& slot, S* resid_out, const S* a, const S* b, int N);
+    void norm_backward(S* dinp, const S* dout, const S* inp, size_t w, size_t b, Master* mean, Master* rstd);
+    void qk_forward(S* out, Master* rstd, const S* raw, size_t norm_w, int H, const Pass& s);
+    void qk_backward(S* draw, const S* dout, const S* raw, size_t norm_w, Master* rstd, int H);
     // Embedding, layers, norm_f and the head: a_.logits.
     void forward_logits(const int* inputs, const Route& route);
-    // What both forwards run: the checked inputs (B, s.Tn), then the embedding at positions
+    // What both forwards run: the checked inputs (B, s.T), then the embedding at positions
     // s.pos0 .., the layers under route_, norm_f and the head.
     void forward_pass(const int* inputs, const Pass& s);
     // Checks targets and uploads them; n_valid_ counts the non-skipped ones.
@@ -270,23 +270,23 @@ private:
 
 // ---------------------------------------------------------------------------------------
 
-template <class T>
-Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t param_capacity, bool training,
+template <class S>
+Model<S>::Model(const ModelConfig& c, LayerOps<S>& ops, int B_, int T_, size_t param_capacity, bool training,
                 Recompute recompute_, size_t grad_capacity_)
     : config(c),
       table(c),
       B(B_),
-      Tn(Tn_),
+      T(T_),
       capacity(std::max(table.total, param_capacity)),
       recompute(recompute_),
       grad_capacity(grad_capacity_ ? grad_capacity_ : capacity),
       ops_(ops),
-      N_(B_ * Tn_),
+      N_(B_ * T_),
       ld_logits_(logits_stride(c)) {
-    if (B < 1 || Tn < 1) throw std::invalid_argument(fmt::format("batch {} x {} is empty", B, Tn));
-    if (Tn > c.max_position_embeddings)
+    if (B < 1 || T < 1) throw std::invalid_argument(fmt::format("batch {} x {} is empty", B, T));
+    if (T > c.max_position_embeddings)
         throw std::invalid_argument(
-            fmt::format("sequence length {} exceeds max_position_embeddings {}", Tn, c.max_position_embeddings));
+            fmt::format("sequence length {} exceeds max_position_embeddings {}", T, c.max_position_embeddings));
     // Two passes over the same list (layout): first count the bytes, then hand out the pointers.
     char* base = nullptr;
     size_t used = 0;
@@ -302,7 +302,7 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
     };
     auto layout = [&] {
         used = 0;
-        Model::layout(config, B, Tn, capacity, grad_capacity, training, recompute, params, grads, a_, g_, take);
+        Model::layout(config, B, T, capacity, grad_capacity, training, recompute, params, grads, a_, g_, take);
     };
     layout();
     base = static_cast<char*>(arena_ = ops_.alloc_bytes(used));
@@ -313,11 +313,11 @@ Model<T>::Model(const ModelConfig& c, LayerOps<T>& ops, int B_, int Tn_, size_t 
     if (grads) ops_.zero(grads, grad_capacity);
 }
 
-template <class T>
+template <class S>
 template <class Take>
-void Model<T>::layout(const ModelConfig& c, int B, int Tn, size_t capacity, size_t grad_capacity, bool training,
-                      Recompute recompute, T*& params, Master*& grads, Activations& a, Gradients& g, Take&& take_as) {
-    const size_t L = c.num_hidden_layers, N = size_t(B) * Tn, C = c.hidden_size;
+void Model<S>::layout(const ModelConfig& c, int B, int T, size_t capacity, size_t grad_capacity, bool training,
+                      Recompute recompute, S*& params, Master*& grads, Activations& a, Gradients& g, Take&& take_as) {
+    const size_t L = c.num_hidden_layers, N = size_t(B) * T, C = c.hidden_size;
     const size_t LA = attention_layers(L, recompute), LM = mlp_layers(L, recompute);
     const size_t QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
     const size_t NH = c.num_attention_heads, NKV = c.num_key_value_heads, ld = logits_stride(c);
@@ -381,8 +381,8 @@ void Model<T>::layout(const ModelConfig& c, int B, int Tn, size_t capacity, size
     take(g.dact, N * FF, swiglu && training);
 }
 
-template <class T>
-std::vector<ModelBuffer> Model<T>::buffers(const ModelConfig& c, int B, int Tn, size_t capacity, bool training,
+template <class S>
+std::vector<ModelBuffer> Model<S>::buffers(const ModelConfig& c, int B, int T, size_t capacity, bool training,
                                            Recompute recompute, size_t grad_capacity) {
     std::vector<ModelBuffer> out;
     size_t used = 0;
@@ -393,23 +393,22 @@ std::vector<ModelBuffer> Model<T>::buffers(const ModelConfig& c, int B, int Tn, 
         used = (used + 63) / 64 * 64 + n * sizeof(*ptr);
         out.push_back({kind, used - start});
     };
-    T* params;
+    S* params;
     Master* grads;
     Activations a{};
     Gradients g{};
     capacity = std::max(ParamTable(c).total, capacity);
-    layout(c, B, Tn, capacity, grad_capacity ? grad_capacity : capacity, training, recompute, params, grads, a, g,
-           take);
+    layout(c, B, T, capacity, grad_capacity ? grad_capacity : capacity, training, recompute, params, grads, a, g, take);
     return out;
 }
 
-template <class T>
-Model<T>::~Model() {
+template <class S>
+Model<S>::~Model() {
     ops_.free_bytes(arena_);
 }
 
-template <class T>
-typename Model<T>::LayerActs Model<T>::layer_acts(int l) const {
+template <class S>
+typename Model<S>::LayerActs Model<S>::layer_acts(int l) const {
     const ModelConfig& c = config;
     const size_t N = N_, C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
     const size_t L = c.num_hidden_layers;
@@ -417,7 +416,7 @@ typename Model<T>::LayerActs Model<T>::layer_acts(int l) const {
     const size_t la = attention_layers(L, recompute) == L ? l : 0, lm = mlp_layers(L, recompute) == L ? l : 0;
     auto at = [](auto* base, size_t layer, size_t per_layer) { return base ? base + layer * per_layer : nullptr; };
     const Activations& a = a_;
-    T* k = at(a.k, l, N * KVD);
+    S* k = at(a.k, l, N * KVD);
     return {at(a.resid, l, N * C),
             at(a.ln1, la, N * C),
             at(a.ln1_mean, la, N),
@@ -441,16 +440,16 @@ typename Model<T>::LayerActs Model<T>::layer_acts(int l) const {
             at(a.resid, l + 1, N * C)};
 }
 
-template <class T>
-typename Model<T>::NormSlot Model<T>::norm_reading(int l) const {
+template <class S>
+typename Model<S>::NormSlot Model<S>::norm_reading(int l) const {
     if (l == config.num_hidden_layers) return {a_.lnf, a_.lnf_mean, a_.lnf_rstd, table.lnf_w, table.lnf_b};
     const LayerActs a = layer_acts(l);
     return {a.ln1, a.ln1_mean, a.ln1_rstd, table.layers[l].ln1_w, table.layers[l].ln1_b};
 }
 
-template <class T>
-void Model<T>::norm_forward(const NormSlot& s, const T* inp, int N) {
-    const NormArgs<T, Master> a{.N = N,
+template <class S>
+void Model<S>::norm_forward(const NormSlot& s, const S* inp, int N) {
+    const NormArgs<S, Master> a{.N = N,
                                 .C = config.hidden_size,
                                 .eps = config.rms_norm_eps,
                                 .inp = inp,
@@ -465,9 +464,9 @@ void Model<T>::norm_forward(const NormSlot& s, const T* inp, int N) {
         ops_.rmsnorm_forward(a);
 }
 
-template <class T>
-void Model<T>::residual_norm_forward(const NormSlot& s, T* resid_out, const T* a, const T* b, int N) {
-    const NormArgs<T, Master> n{.N = N,
+template <class S>
+void Model<S>::residual_norm_forward(const NormSlot& s, S* resid_out, const S* a, const S* b, int N) {
+    const NormArgs<S, Master> n{.N = N,
                                 .C = config.hidden_size,
                                 .eps = config.rms_norm_eps,
                                 .inp = a,
@@ -484,9 +483,9 @@ void Model<T>::residual_norm_forward(const NormSlot& s, T* resid_out, const T* a
         ops_.rmsnorm_forward(n);
 }
 
-template <class T>
-void Model<T>::norm_backward(T* dinp, const T* dout, const T* inp, size_t w, size_t b, Master* mean, Master* rstd) {
-    const NormArgs<T, Master> a{.N = N_,
+template <class S>
+void Model<S>::norm_backward(S* dinp, const S* dout, const S* inp, size_t w, size_t b, Master* mean, Master* rstd) {
+    const NormArgs<S, Master> a{.N = N_,
                                 .C = config.hidden_size,
                                 .inp = inp,
                                 .w = p(w),
@@ -503,12 +502,12 @@ void Model<T>::norm_backward(T* dinp, const T* dout, const T* inp, size_t w, siz
 }
 
 // raw (N, H*HS) -> out: QK-norm, then RoPE (each when the family has it; both in one pass).
-template <class T>
-void Model<T>::qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int H, const Pass& s) {
+template <class S>
+void Model<S>::qk_forward(S* out, Master* rstd, const S* raw, size_t norm_w, int H, const Pass& s) {
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
-    const RopeArgs<T, Master> a{.B = B,
-                                .T = s.Tn,
+    const RopeArgs<S, Master> a{.B = B,
+                                .T = s.T,
                                 .NH = H,
                                 .HS = HS,
                                 .rope = config.rope,
@@ -521,7 +520,7 @@ void Model<T>::qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int
     if (config.qk_norm && rope)
         ops_.qk_norm_rope_forward(a);
     else if (config.qk_norm)
-        ops_.rmsnorm_forward({.N = B * s.Tn * H,
+        ops_.rmsnorm_forward({.N = B * s.T * H,
                               .C = HS,
                               .eps = config.rms_norm_eps,
                               .inp = raw,
@@ -532,12 +531,12 @@ void Model<T>::qk_forward(T* out, Master* rstd, const T* raw, size_t norm_w, int
         ops_.rope_forward(a);
 }
 
-template <class T>
-void Model<T>::qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, Master* rstd, int H) {
+template <class S>
+void Model<S>::qk_backward(S* draw, const S* dout, const S* raw, size_t norm_w, Master* rstd, int H) {
     const int HS = config.head_dim;
     const bool rope = config.positions == Positions::RoPE;
-    const RopeArgs<T, Master> a{.B = B,
-                                .T = Tn,
+    const RopeArgs<S, Master> a{.B = B,
+                                .T = T,
                                 .NH = H,
                                 .HS = HS,
                                 .rope = config.rope,
@@ -564,11 +563,11 @@ void Model<T>::qk_backward(T* draw, const T* dout, const T* raw, size_t norm_w, 
     }
 }
 
-template <class T>
-void Model<T>::q_forward(int l, const Pass& s) {
+template <class S>
+void Model<S>::q_forward(int l, const Pass& s) {
     const LayerParams& w = table.layers[l];
     const LayerActs a = layer_acts(l);
-    ops_.linear_forward({.N = B * s.Tn,
+    ops_.linear_forward({.N = B * s.T,
                          .C = config.hidden_size,
                          .OC = config.q_dim(),
                          .inp = a.ln1,
@@ -578,18 +577,18 @@ void Model<T>::q_forward(int l, const Pass& s) {
     if (qk_transformed()) qk_forward(a.q, a.q_rstd, a.qp, w.q_norm_w, config.num_attention_heads, s);
 }
 
-template <class T>
-void Model<T>::attention_forward(int l, const Pass& s) {
+template <class S>
+void Model<S>::attention_forward(int l, const Pass& s) {
     const ModelConfig& c = config;
     const LayerParams& w = table.layers[l];
     const int C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim();
-    const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim, N = B * s.Tn;
+    const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim, N = B * s.T;
     const LayerActs a = layer_acts(l);
     // With nothing cached before them, new tokens attend to their own K/V as in training (the
     // tiled tensor-core kernels, where a prompt's first chunk gains most); after, to the cache.
     if (s.cache && s.pos0 > 0)
         ops_.attention_decode({.B = B,
-                               .Tq = s.Tn,
+                               .Tq = s.T,
                                .pos0 = s.pos0,
                                .Tmax = s.cache->max_len,
                                .NH = NH,
@@ -604,7 +603,7 @@ void Model<T>::attention_forward(int l, const Pass& s) {
                                .out = a.att});
     else
         ops_.attention_forward({.B = B,
-                                .T = s.Tn,
+                                .T = s.T,
                                 .NH = NH,
                                 .NKV = NKV,
                                 .HS = HS,
@@ -620,8 +619,8 @@ void Model<T>::attention_forward(int l, const Pass& s) {
     residual_norm_forward({a.ln2, a.ln2_mean, a.ln2_rstd, w.ln2_w, w.ln2_b}, a.mid, a.x, a_.proj, N);
 }
 
-template <class T>
-void Model<T>::mlp_in_forward(int l, int N) {
+template <class S>
+void Model<S>::mlp_in_forward(int l, int N) {
     const LayerParams& w = table.layers[l];
     const int C = config.hidden_size, FF = config.intermediate_size;
     const LayerActs a = layer_acts(l);
@@ -642,11 +641,11 @@ void Model<T>::mlp_in_forward(int l, int N) {
     }
 }
 
-template <class T>
-void Model<T>::layer_forward(int l, const Pass& s) {
+template <class S>
+void Model<S>::layer_forward(int l, const Pass& s) {
     const ModelConfig& c = config;
     const LayerParams& w = table.layers[l];
-    const int C = c.hidden_size, KVD = c.kv_dim(), FF = c.intermediate_size, N = B * s.Tn;
+    const int C = c.hidden_size, KVD = c.kv_dim(), FF = c.intermediate_size, N = B * s.T;
     const LayerActs a = layer_acts(l);
 
     // a.ln1 = norm1(x) is there already: the previous layer's last residual add made it.
@@ -658,8 +657,16 @@ void Model<T>::layer_forward(int l, const Pass& s) {
             {.N = N, .C = C, .OC = KVD, .inp = a.ln1, .weight = p(w.v_w), .bias = p(w.v_b), .out = a.v});
         if (qk_transformed()) qk_forward(a.k, a.k_rstd, a.kp, w.k_norm_w, c.num_key_value_heads, s);
         if (s.cache) {
-            ops_.kv_cache_write(s.cache->k_slot(l), a.k, B, s.Tn, s.pos0, s.cache->max_len, s.cache->width);
-            ops_.kv_cache_write(s.cache->v_slot(l), a.v, B, s.Tn, s.pos0, s.cache->max_len, s.cache->width);
+            KvCacheWriteArgs<S> kv{.B = B,
+                                   .Tq = s.T,
+                                   .pos0 = s.pos0,
+                                   .Tmax = s.cache->max_len,
+                                   .width = s.cache->width,
+                                   .cache = s.cache->k_slot(l),
+                                   .src = a.k};
+            ops_.kv_cache_write(kv);
+            kv.cache = s.cache->v_slot(l), kv.src = a.v;
+            ops_.kv_cache_write(kv);
         }
     }
     attention_forward(l, s);
@@ -672,12 +679,12 @@ void Model<T>::layer_forward(int l, const Pass& s) {
 // The forward made norm1's and norm2's outputs fused with the residual add before them; the
 // plain norm of the stored sum is the same kernel reading the same bits (layers/norm_common.cuh,
 // residual_row), so it gives the same outputs and statistics.
-template <class T>
-void Model<T>::recompute_forward(int l) {
+template <class S>
+void Model<S>::recompute_forward(int l) {
     if (recompute == Recompute::none) return;
     const LayerParams& w = table.layers[l];
     const LayerActs a = layer_acts(l);
-    const Pass s{Tn, 0, nullptr};
+    const Pass s{T, 0, nullptr};
     if (recompute == Recompute::layer) {
         norm_forward(norm_reading(l), a.x, N_);
         q_forward(l, s);
@@ -698,18 +705,18 @@ void Model<T>::recompute_forward(int l) {
     mlp_in_forward(l, N_);
 }
 
-template <class T>
-void Model<T>::forward_pass(const int* inputs, const Pass& s) {
+template <class S>
+void Model<S>::forward_pass(const int* inputs, const Pass& s) {
     const ModelConfig& c = config;
-    const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size, N = B * s.Tn;
+    const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size, N = B * s.T;
     for (int i = 0; i < N; i++)
         if (inputs[i] < 0 || inputs[i] >= V)
             throw std::invalid_argument(
                 fmt::format("input token {} at position {} is outside the vocabulary (size {})", inputs[i], i, V));
     ops_.upload(a_.tokens, inputs, N);
-    const T* wpe = p(table.wpe);
+    const S* wpe = p(table.wpe);
     ops_.embedding_forward({.B = B,
-                            .T = s.Tn,
+                            .T = s.T,
                             .C = C,
                             .tokens = a_.tokens,
                             .wte = p(table.wte),
@@ -721,20 +728,20 @@ void Model<T>::forward_pass(const int* inputs, const Pass& s) {
         {.N = N, .C = C, .OC = V, .ld = ld_logits_, .inp = a_.lnf, .weight = p(table.lm_head), .out = a_.logits});
 }
 
-template <class T>
-void Model<T>::forward_logits(const int* inputs, const Route& route) {
+template <class S>
+void Model<S>::forward_logits(const int* inputs, const Route& route) {
     validate_route(route, config.num_hidden_layers);
     route_ = route;
     ops_.upload(a_.route, route.kv_src.data(), route.num_layers());
-    forward_pass(inputs, {Tn, 0, nullptr});
+    forward_pass(inputs, {T, 0, nullptr});
 }
 
-template <class T>
-void Model<T>::forward_cached(const int* inputs, int Tq, KvCache<T>& cache) {
+template <class S>
+void Model<S>::forward_cached(const int* inputs, int Tq, KvCache<S>& cache) {
     const int L = config.num_hidden_layers, pos0 = cache.length;
-    if (Tq < 1 || Tq > Tn)
+    if (Tq < 1 || Tq > T)
         throw std::invalid_argument(
-            fmt::format("{} new tokens per sequence: the model takes 1 to {} at a time", Tq, Tn));
+            fmt::format("{} new tokens per sequence: the model takes 1 to {} at a time", Tq, T));
     if (cache.B != B || cache.route.num_layers() != L || cache.width != config.kv_dim())
         throw std::invalid_argument(fmt::format(
             "a KV cache of {} sequences, {} layers and {} K/V values a position for a model of {}, {} and {}", cache.B,
@@ -748,12 +755,12 @@ void Model<T>::forward_cached(const int* inputs, int Tq, KvCache<T>& cache) {
     cache.length += Tq;
 }
 
-template <class T>
-std::vector<master_t<T>> Model<T>::logits(int Tq, int t0) const {
+template <class S>
+std::vector<master_t<S>> Model<S>::logits(int Tq, int t0) const {
     const int V = config.vocab_size, n = Tq - t0;
     // The rows asked for are one block when they are all of each sequence's: one download.
     const int blocks = t0 == 0 ? 1 : B, rows = t0 == 0 ? B * Tq : n;
-    std::vector<T> stored(size_t(rows) * ld_logits_);
+    std::vector<S> stored(size_t(rows) * ld_logits_);
     std::vector<Master> out(size_t(B) * n * V);
     for (int k = 0; k < blocks; k++) {
         ops_.download(stored.data(), a_.logits + (size_t(k) * Tq + t0) * ld_logits_, stored.size());
@@ -763,8 +770,8 @@ std::vector<master_t<T>> Model<T>::logits(int Tq, int t0) const {
     return out;
 }
 
-template <class T>
-void Model<T>::set_targets(const int* targets) {
+template <class S>
+void Model<S>::set_targets(const int* targets) {
     const int V = config.vocab_size;
     n_valid_ = 0;
     for (int i = 0; i < N_; i++) {
@@ -776,8 +783,8 @@ void Model<T>::set_targets(const int* targets) {
     ops_.upload(a_.targets, targets, N_);
 }
 
-template <class T>
-double Model<T>::mean_loss() {
+template <class S>
+double Model<S>::mean_loss() {
     std::vector<Master> losses(N_);
     ops_.download(losses.data(), a_.losses, N_);
     double sum = 0;
@@ -785,8 +792,8 @@ double Model<T>::mean_loss() {
     return n_valid_ ? sum / double(n_valid_) : 0.0;
 }
 
-template <class T>
-double Model<T>::forward(const int* inputs, const int* targets, const Route& route) {
+template <class S>
+double Model<S>::forward(const int* inputs, const int* targets, const Route& route) {
     forward_logits(inputs, route);
     if (!targets) return std::numeric_limits<double>::quiet_NaN();
     set_targets(targets);
@@ -799,15 +806,15 @@ double Model<T>::forward(const int* inputs, const int* targets, const Route& rou
     return mean_loss();
 }
 
-template <class T>
-void Model<T>::layer_backward(int l) {
+template <class S>
+void Model<S>::layer_backward(int l) {
     const ModelConfig& c = config;
     const LayerParams& w = table.layers[l];
     const int C = c.hidden_size, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.intermediate_size;
     const int NH = c.num_attention_heads, NKV = c.num_key_value_heads, HS = c.head_dim;
     const size_t NKVD = size_t(N_) * KVD, NF = size_t(N_) * FF;
     const LayerActs a = layer_acts(l);
-    T* dresid = g_.dresid;  // holds d resid[l+1] on entry, d resid[l] on exit
+    S* dresid = g_.dresid;  // holds d resid[l+1] on entry, d resid[l] on exit
 
     // MLP: out = mid + down(act(norm2(mid))). Every activation gradient is written, not added
     // (LayerOps), except dln's second term in SwiGLU and the norm's into dresid.
@@ -876,7 +883,7 @@ void Model<T>::layer_backward(int l) {
                           .dbias = gp(w.o_b)});
     if (on_attention_grad) on_attention_grad(l, g_.datt);
     ops_.attention_backward({.B = B,
-                             .T = Tn,
+                             .T = T,
                              .NH = NH,
                              .NKV = NKV,
                              .HS = HS,
@@ -894,7 +901,7 @@ void Model<T>::layer_backward(int l) {
                              .dv_all = g_.dv,
                              .accumulate_kv = route_.last_reader(route_.kv_src[l]) != l});
 
-    T* dqp = g_.dq;
+    S* dqp = g_.dq;
     if (qk_transformed()) {
         dqp = g_.datt;  // datt is spent
         qk_backward(dqp, g_.dq, a.qp, w.q_norm_w, a.q_rstd, NH);
@@ -909,7 +916,7 @@ void Model<T>::layer_backward(int l) {
                           .dweight = gp(w.q_w),
                           .dbias = gp(w.q_b)});
     if (route_.is_read(l)) {  // every reader of layer l is at or above l: dK[l], dV[l] are complete
-        T* dk = g_.dk + l * NKVD;
+        S* dk = g_.dk + l * NKVD;
         if (qk_transformed()) {
             qk_backward(g_.dkp, dk, a.kp, w.k_norm_w, a.k_rstd, NKV);
             dk = g_.dkp;
@@ -938,8 +945,8 @@ void Model<T>::layer_backward(int l) {
     norm_backward(dresid, g_.dln, a.x, w.ln1_w, w.ln1_b, a.ln1_mean, a.ln1_rstd);
 }
 
-template <class T>
-void Model<T>::backward() {
+template <class S>
+void Model<S>::backward() {
     const ModelConfig& c = config;
     const int L = c.num_hidden_layers, C = c.hidden_size, V = c.vocab_size;
     const size_t NC = size_t(N_) * C;
@@ -974,18 +981,13 @@ void Model<T>::backward() {
         final(layer_begin(l), layer_begin(l + 1));
     }
     if (!tied) open(0, layer_begin(0));
-    ops_.embedding_backward({.B = B,
-                             .T = Tn,
-                             .C = C,
-                             .tokens = a_.tokens,
-                             .dout = g_.dresid,
-                             .dwte = gp(table.wte),
-                             .dwpe = gp(table.wpe)});
+    ops_.embedding_backward(
+        {.B = B, .T = T, .C = C, .tokens = a_.tokens, .dout = g_.dresid, .dwte = gp(table.wte), .dwpe = gp(table.wpe)});
     final(0, layer_begin(0));
 }
 
-template <class T>
-double Model<T>::forward_backward(const int* inputs, const int* targets, const Route& route, double loss_scale) {
+template <class S>
+double Model<S>::forward_backward(const int* inputs, const int* targets, const Route& route, double loss_scale) {
     if (!targets) throw std::invalid_argument("forward_backward needs targets");
     if (!grads) throw std::logic_error("forward_backward on a model built without training buffers");
     const int V = config.vocab_size;

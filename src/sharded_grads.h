@@ -29,10 +29,10 @@
 
 namespace rkv {
 
-template <class T>
+template <class S>
 class ShardedGrads {
 public:
-    using Master = master_t<T>;
+    using Master = master_t<S>;
 
     // The working buffer (the Model's grad_capacity, in elements) a table needs.
     static size_t working_elements(const ParamTable& table) {
@@ -42,7 +42,7 @@ public:
 
     // Hooks `model`, whose grads hold working_elements(model.table); this rank's shard is
     // [begin, begin + size) of the flat buffer, rank q's [q * size, (q + 1) * size).
-    ShardedGrads(Model<T>& model, LayerOps<T>& ops, Comm& comm, size_t begin, size_t size)
+    ShardedGrads(Model<S>& model, LayerOps<S>& ops, Comm& comm, size_t begin, size_t size)
         : model_(model), ops_(ops), comm_(comm), begin_(begin), size_(size), w_(windows(model.table)) {
         if (model.grad_capacity < working_elements(model.table))
             throw std::logic_error("ShardedGrads: the model's gradient buffer is smaller than its windows");
@@ -130,8 +130,8 @@ private:
         reducing_.reset();
     }
 
-    Model<T>& model_;
-    LayerOps<T>& ops_;
+    Model<S>& model_;
+    LayerOps<S>& ops_;
     Comm& comm_;
     const size_t begin_, size_;
     const Windows w_;

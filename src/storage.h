@@ -16,9 +16,9 @@ using CudaStorage = float;
 using CudaStorage = __nv_bfloat16;
 #endif
 
-template <class T>
+template <class S>
 constexpr const char* precision_name() {
-    return std::is_same_v<T, float> ? "fp32" : "bf16";
+    return std::is_same_v<S, float> ? "fp32" : "bf16";
 }
 
 }  // namespace rkv

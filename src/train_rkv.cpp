@@ -17,9 +17,9 @@
 
 namespace {
 
-template <class T>
+template <class S>
 int train(const rkv::TrainOptions& options, rkv::Comm& comm) {
-    rkv::Trainer<T> trainer(options, comm);
+    rkv::Trainer<S> trainer(options, comm);
     return trainer.run();
 }
 

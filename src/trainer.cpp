@@ -182,8 +182,8 @@ void resume_options(TrainOptions& o) {
                     o.out, st.step, o.steps, st.step));
 }
 
-template <class T>
-Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm_(comm), lead_(comm.rank() == 0) {
+template <class S>
+Trainer<S>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm_(comm), lead_(comm.rank() == 0) {
     // From here on SIGINT/SIGTERM ask for a checkpoint and a clean stop, not an abrupt exit.
     g_signal = 0;
     std::signal(SIGINT, on_signal);
@@ -222,7 +222,7 @@ Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm
         // This rank's shard of the state, read from whichever ranks' files hold it.
         OptimizerSlice slice =
             load_optimizer(*latest, resumed->state, model_->table, o_.zero ? shard_ * comm_.rank() : 0, shard_,
-                           !std::is_same_v<T, master_t<T>>);
+                           !std::is_same_v<S, master_t<S>>);
         opt_->set_state(slice.m, slice.v);
         if (!slice.master.empty()) {
             opt_->set_master(model_->params, slice.master, step_);
@@ -267,25 +267,25 @@ Trainer<T>::Trainer(const TrainOptions& options, Comm& comm) : o_(options), comm
                                  {{"hostname", host_name()},
                                   {"device", device_text(o_.device)},
                                   {"ranks", comm_.world()},
-                                  {"precision", precision_name<T>()}}}};
+                                  {"precision", precision_name<S>()}}}};
         if (resumed) start["from_step"] = step_;
         log_->event(start);
         write_text_atomic(out_ + "/run.json", start.dump(2) + "\n");
     }
 }
 
-template <class T>
-void Trainer<T>::print_header() const {
+template <class S>
+void Trainer<S>::print_header() const {
     const int world = comm_.world();
     fmt::print("train_rkv {} | device {} | {} rank{} | {} storage | run folder {}\n", RKV_VERSION,
-               device_text(o_.device), world, world == 1 ? "" : "s", precision_name<T>(), out_);
+               device_text(o_.device), world, world == 1 ? "" : "s", precision_name<S>(), out_);
     fmt::print("model {} ({} parameters, {} layers) | train {} ({}){}\n", config_.model_type, model_->table.total,
                config_.num_hidden_layers, train_glob_, train_->summary(),
                val_ ? fmt::format(" | val {} ({})", val_glob_, val_->summary()) : std::string());
 }
 
-template <class T>
-void Trainer<T>::load_weights(const Checkpoint* resumed) {
+template <class S>
+void Trainer<S>::load_weights(const Checkpoint* resumed) {
     Checkpoint init;
     if (resumed) {
         if (o_.model_given) check_same_config(resumed->config, config_, *latest_checkpoint(out_));
@@ -298,7 +298,7 @@ void Trainer<T>::load_weights(const Checkpoint* resumed) {
         config_ = init.config;
         source_ = init.source;
     }
-    ops_ = make_layer_ops<T>(o_.device, o_.attention);
+    ops_ = make_layer_ops<S>(o_.device, o_.attention);
     if (o_.profile && !ops_->profile())
         throw std::invalid_argument("--profile times the CUDA path's operations; this run is on the CPU (--device " +
                                     o_.device + ")");
@@ -307,28 +307,28 @@ void Trainer<T>::load_weights(const Checkpoint* resumed) {
     const ParamTable table(config_);
     const size_t total = table.total, world = comm_.world();
     shard_ = o_.zero ? (total + world - 1) / world : total;
-    model_ = std::make_unique<Model<T>>(config_, *ops_, o_.batch, o_.seq_len, o_.zero ? shard_ * world : total, true,
+    model_ = std::make_unique<Model<S>>(config_, *ops_, o_.batch, o_.seq_len, o_.zero ? shard_ * world : total, true,
                                         parse_recompute(o_.recompute),
-                                        o_.zero == 2 ? ShardedGrads<T>::working_elements(table) : 0);
+                                        o_.zero == 2 ? ShardedGrads<S>::working_elements(table) : 0);
     if (o_.zero == 2)
-        sharded_grads_ = std::make_unique<ShardedGrads<T>>(*model_, *ops_, comm_, shard_ * comm_.rank(), shard_);
+        sharded_grads_ = std::make_unique<ShardedGrads<S>>(*model_, *ops_, comm_, shard_ * comm_.rank(), shard_);
     if (init.params.empty()) {
         init.params.resize(model_->table.total);
         init_params(init.params.data(), model_->table, config_, o_.seed);
     }
-    opt_ = std::make_unique<AdamW<T>>(model_->table, AdamWConfig{o_.beta1, o_.beta2, o_.eps, o_.wd, false, o_.clip},
+    opt_ = std::make_unique<AdamW<S>>(model_->table, AdamWConfig{o_.beta1, o_.beta2, o_.eps, o_.wd, false, o_.clip},
                                       *ops_, o_.zero ? shard_ * comm_.rank() : 0, shard_);
     opt_->set_weights(model_->params, init.params, step_);
     gather_params();
 }
 
-template <class T>
-void Trainer<T>::gather_params() {
+template <class S>
+void Trainer<S>::gather_params() {
     if (o_.zero) comm_.all_gather(model_->params + shard_ * comm_.rank(), model_->params, shard_);
 }
 
-template <class T>
-void Trainer<T>::resolve_data() {
+template <class S>
+void Trainer<S>::resolve_data() {
     std::string train = o_.train, val = o_.val;
     if (train.empty()) {  // rank 0 generates the corpus into this machine's cache, the others wait
         CorpusFiles files;
@@ -352,15 +352,15 @@ void Trainer<T>::resolve_data() {
     }
 }
 
-template <class T>
-nlohmann::json Trainer<T>::run_record() const {
+template <class S>
+nlohmann::json Trainer<S>::run_record() const {
     nlohmann::json run = run_settings(o_);
     run["world"] = comm_.world();
     return run;
 }
 
-template <class T>
-nlohmann::json Trainer<T>::rkv_block() const {
+template <class S>
+nlohmann::json Trainer<S>::rkv_block() const {
     // The training route (src/route.h, TrainRoute): "stochastic" draws one per micro-batch (each
     // layer l >= 1 keeps its own K/V with probability p_own, linear to p_own_final over the run,
     // else reads a layer drawn uniformly below it); "keep-every:K" and "layers:..." are fixed.
@@ -382,8 +382,8 @@ nlohmann::json Trainer<T>::rkv_block() const {
     return block;
 }
 
-template <class T>
-double Trainer<T>::train_step() {
+template <class S>
+double Trainer<S>::train_step() {
     const int BT = o_.batch * o_.seq_len;
     // The update's loss is the mean over every target that carries loss, in all micro-batches
     // of all ranks: with fine-tuning rows each micro-batch has its own count, so the counts are
@@ -432,19 +432,19 @@ double Trainer<T>::train_step() {
     return loss;
 }
 
-template <class T>
-const float* Trainer<T>::shard_grads() const {
+template <class S>
+const float* Trainer<S>::shard_grads() const {
     if (sharded_grads_) return sharded_grads_->shard();
     return model_->grads + (o_.zero ? shard_ * comm_.rank() : 0);
 }
 
-template <class T>
-double Trainer<T>::validate(int k) {
+template <class S>
+double Trainer<S>::validate(int k) {
     return validation_loss(*model_, *val_, keep_every(config_.num_hidden_layers, k), o_.val_batches, comm_);
 }
 
-template <class T>
-void Trainer<T>::validate_all() {
+template <class S>
+void Trainer<S>::validate_all() {
     if (!val_) return;
     const auto t0 = std::chrono::steady_clock::now();
     for (int k : o_.retention) {
@@ -463,8 +463,8 @@ void Trainer<T>::validate_all() {
     if (log_) log_->validated(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
 }
 
-template <class T>
-std::string Trainer<T>::keep_good_checkpoints(long bad) {
+template <class S>
+std::string Trainer<S>::keep_good_checkpoints(long bad) {
     const long first = std::min(diverged_from_, bad - 1);  // bad - 1: the weights that gave the bad loss
     std::vector<std::string> set_aside;
     for (auto dir = latest_checkpoint(out_); dir; dir = latest_checkpoint(out_)) {
@@ -484,8 +484,8 @@ std::string Trainer<T>::keep_good_checkpoints(long bad) {
     return kept;
 }
 
-template <class T>
-std::vector<float> Trainer<T>::model_weights() const {
+template <class S>
+std::vector<float> Trainer<S>::model_weights() const {
     const size_t total = model_->table.total;
     if (!o_.zero) {  // AdamW holds the whole buffer: its fp32 truth
         std::vector<float> w = opt_->weights(model_->params);
@@ -493,10 +493,10 @@ std::vector<float> Trainer<T>::model_weights() const {
         return w;
     }
     std::vector<float> w(total);
-    if constexpr (std::is_same_v<T, float>) {
+    if constexpr (std::is_same_v<S, float>) {
         ops_->download(w.data(), model_->params, total);
     } else {  // bf16, the upper half of an fp32, through a bounded buffer
-        std::vector<T> working(std::min(total, kStagingElements));
+        std::vector<S> working(std::min(total, kStagingElements));
         for (size_t i = 0; i < total; i += working.size()) {
             const size_t n = std::min(working.size(), total - i);
             ops_->download(working.data(), model_->params + i, n);
@@ -510,8 +510,8 @@ std::vector<float> Trainer<T>::model_weights() const {
     return w;
 }
 
-template <class T>
-void Trainer<T>::save() {
+template <class S>
+void Trainer<S>::save() {
     // Without ZeRO rank 0 holds all the state and writes the checkpoint alone.
     if (!o_.zero && !lead_) return;
     std::vector<float> params;
@@ -548,7 +548,7 @@ void Trainer<T>::save() {
     }
     comm_.barrier();
     OptimizerSlice mine{opt_->m(), opt_->v(), {}};
-    if constexpr (!std::is_same_v<T, master_t<T>>) mine.master = opt_->weights(model_->params);
+    if constexpr (!std::is_same_v<S, master_t<S>>) mine.master = opt_->weights(model_->params);
     write_optimizer_shard(tmp, step_, model_->table.total, comm_.world(), comm_.rank(), mine);
     if (lead_) write_checkpoint_model(tmp, config_, params.data(), state, extras);
     comm_.barrier();  // every rank's part is written
@@ -557,8 +557,8 @@ void Trainer<T>::save() {
     fmt::print("checkpoint {}\n", checkpoint_dir(out_, step_));
 }
 
-template <class T>
-int Trainer<T>::run() {
+template <class S>
+int Trainer<S>::run() {
     if (g_signal) return 128 + g_signal;
     start_ = std::chrono::steady_clock::now();
     const long tokens_per_step = long(o_.batch) * o_.seq_len * o_.grad_accum * comm_.world();

@@ -29,9 +29,9 @@ namespace rkv {
 // Throws naming the file, the option or the key.
 void resume_options(TrainOptions& o);
 
-// T is the storage type the model runs in: float on the CPU path, bf16 or float
+// S is the storage type the model runs in: float on the CPU path, bf16 or float
 // (src/cuda_ops.h's CudaStorage) on the CUDA path.
-template <class T>
+template <class S>
 class Trainer {
 public:
     // Throws on any bad input, naming it. Under mpirun, comm joins the ranks: each trains
@@ -48,10 +48,10 @@ private:
     ModelConfig config_;
     std::string out_;
     long step_ = 0;                     // updates done
-    std::unique_ptr<LayerOps<T>> ops_;  // where the model runs
-    std::unique_ptr<Model<T>> model_;
-    std::unique_ptr<AdamW<T>> opt_;
-    std::unique_ptr<ShardedGrads<T>> sharded_grads_;  // --zero 2: this rank's gradients, and the windows
+    std::unique_ptr<LayerOps<S>> ops_;  // where the model runs
+    std::unique_ptr<Model<S>> model_;
+    std::unique_ptr<AdamW<S>> opt_;
+    std::unique_ptr<ShardedGrads<S>> sharded_grads_;  // --zero 2: this rank's gradients, and the windows
     std::unique_ptr<DataLoader> train_, val_;
     std::string train_glob_, val_glob_;   // the shards read (the built-in corpus's by default)
     std::unique_ptr<TrainRoute> routes_;  // --train-route

@@ -6,9 +6,9 @@
 
 namespace rkv {
 
-template <class T>
-double validation_loss(Model<T>& model, DataLoader& val, const Route& route, int batches, Comm& comm) {
-    const size_t BT = size_t(model.B) * model.Tn;
+template <class S>
+double validation_loss(Model<S>& model, DataLoader& val, const Route& route, int batches, Comm& comm) {
+    const size_t BT = size_t(model.B) * model.T;
     std::vector<int32_t> inputs(BT), targets(BT);
     val.reset();
     double sums[2] = {0, 0};                            // {sum of per-token losses, loss tokens}

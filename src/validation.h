@@ -20,9 +20,9 @@ inline double loss_tokens(const std::vector<int32_t>& targets) {
 }
 
 // The mean loss over the targets that carry loss in the first `batches` micro-batches of `val`
-// (from its start), the model's B x Tn each, under `route`; under mpirun the ranks share the batches (batches must be a
+// (from its start), the model's B x T each, under `route`; under mpirun the ranks share the batches (batches must be a
 // multiple of comm.world(), each rank's loader serving its part) and every rank gets the mean.
-template <class T>
-double validation_loss(Model<T>& model, DataLoader& val, const Route& route, int batches, Comm& comm);
+template <class S>
+double validation_loss(Model<S>& model, DataLoader& val, const Route& route, int batches, Comm& comm);
 
 }  // namespace rkv

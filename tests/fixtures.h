@@ -54,18 +54,18 @@ inline std::vector<std::pair<std::string, Route>> named_routes(int L, uint64_t s
     return routes;
 }
 
-template <class T>
-void fill_normal(T* x, size_t n, std::mt19937_64& rng, double mean = 0.0, double std = 1.0) {
+template <class S>
+void fill_normal(S* x, size_t n, std::mt19937_64& rng, double mean = 0.0, double std = 1.0) {
     std::normal_distribution<double> d(mean, std);
-    for (size_t i = 0; i < n; i++) x[i] = T(d(rng));
+    for (size_t i = 0; i < n; i++) x[i] = S(d(rng));
 }
 
 // Parameters of O(1) size so that every path through the model carries signal:
 // matrices N(0, 1/fan_in), norm weights near 1, biases and embeddings random.
-template <class T>
-void random_params(T* params, const ParamTable& table, std::mt19937_64& rng) {
+template <class S>
+void random_params(S* params, const ParamTable& table, std::mt19937_64& rng) {
     for (auto& t : table.tensors) {
-        T* w = params + t.offset;
+        S* w = params + t.offset;
         switch (t.kind) {
             case ParamKind::Matrix: fill_normal(w, t.numel(), rng, 0.0, 1.0 / std::sqrt(double(t.shape[1]))); break;
             case ParamKind::Embedding: fill_normal(w, t.numel(), rng, 0.0, 1.0); break;

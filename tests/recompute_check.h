@@ -29,34 +29,34 @@ inline std::vector<ModelConfig> recompute_families() {
     return {tiny_config("gpt2"), tiny_config("llama3"), tiny_config("qwen3"), mistral};
 }
 
-template <class T>
-void check_recompute_bitwise(LayerOps<T>& ops) {
-    using Master = master_t<T>;
+template <class S>
+void check_recompute_bitwise(LayerOps<S>& ops) {
+    using Master = master_t<S>;
     for (const ModelConfig& c : recompute_families()) {
         INFO(c.model_type << " NKV " << c.num_key_value_heads << " qk_norm " << c.qk_norm);
-        const int B = 2, Tn = 7, L = c.num_hidden_layers;
+        const int B = 2, T = 7, L = c.num_hidden_layers;
         std::mt19937_64 rng(std::random_device{}());
         std::vector<float> weights(ParamTable(c).total);
         init_params(weights.data(), ParamTable(c), c, rng());
-        Model<T> none(c, ops, B, Tn, 0, true, Recompute::none), mlp(c, ops, B, Tn, 0, true, Recompute::mlp),
-            layer(c, ops, B, Tn, 0, true, Recompute::layer);
-        AdamW<T> opt(none.table, {}, ops);
+        Model<S> none(c, ops, B, T, 0, true, Recompute::none), mlp(c, ops, B, T, 0, true, Recompute::mlp),
+            layer(c, ops, B, T, 0, true, Recompute::layer);
+        AdamW<S> opt(none.table, {}, ops);
         int borrowing = 0;  // routes under which some layer reads an earlier layer's K/V
         for (const auto& [name, route] : named_routes(L, rng())) {
             INFO("route " << name << ": " << route.str());
             for (int l = 0; l < L; l++) borrowing += route.kv_src[l] != l;
-            auto [inputs, targets] = random_batch(B * Tn, c.vocab_size, rng);
+            auto [inputs, targets] = random_batch(B * T, c.vocab_size, rng);
             std::vector<double> losses;
             std::vector<std::vector<Master>> grads;
-            std::vector<std::vector<T>> dkv;
-            for (Model<T>* m : {&none, &mlp, &layer}) {
+            std::vector<std::vector<S>> dkv;
+            for (Model<S>* m : {&none, &mlp, &layer}) {
                 opt.set_weights(m->params, weights);
                 m->zero_grad();
                 losses.push_back(m->forward_backward(inputs.data(), targets.data(), route));
                 grads.emplace_back(m->table.total);
                 ops.download(grads.back().data(), m->grads, m->table.total);
-                std::vector<T> d;
-                const size_t n = size_t(B) * Tn * c.kv_dim();
+                std::vector<S> d;
+                const size_t n = size_t(B) * T * c.kv_dim();
                 for (int j = 0; j < L; j++)
                     if (route.is_read(j)) {
                         d.resize(d.size() + 2 * n);
@@ -72,7 +72,7 @@ void check_recompute_bitwise(LayerOps<T>& ops) {
                 INFO("--recompute " << (r == 1 ? "mlp" : "layer"));
                 CHECK(losses[r] == losses[0]);
                 CHECK(std::memcmp(grads[r].data(), grads[0].data(), grads[0].size() * sizeof(Master)) == 0);
-                CHECK(std::memcmp(dkv[r].data(), dkv[0].data(), dkv[0].size() * sizeof(T)) == 0);
+                CHECK(std::memcmp(dkv[r].data(), dkv[0].data(), dkv[0].size() * sizeof(S)) == 0);
             }
         }
         CHECK(borrowing > 0);

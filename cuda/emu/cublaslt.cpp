@@ -41,10 +41,10 @@ Desc* desc(cublasLtMatmulDesc_t d) { return reinterpret_cast<Desc*>(d); }
 Layout* layout(cublasLtMatrixLayout_t l) { return reinterpret_cast<Layout*>(l); }
 
 // Copies an attribute value, checking its size as the library does.
-template <class T>
-cublasStatus_t set(T& field, const void* buf, std::size_t size) {
-    if (!buf || size != sizeof(T)) return CUBLAS_STATUS_INVALID_VALUE;
-    std::memcpy(&field, buf, sizeof(T));
+template <class V>
+cublasStatus_t set(V& field, const void* buf, std::size_t size) {
+    if (!buf || size != sizeof(V)) return CUBLAS_STATUS_INVALID_VALUE;
+    std::memcpy(&field, buf, sizeof(V));
     return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -27,7 +27,7 @@
 // meaning. A block's threads and the blocks after it run on one OS thread,
 // so a thread_local is exactly one copy per block (at block scope,
 // thread_local implies static). `extern __shared__` cannot be mapped this
-// way: dynamic shared memory is rkv::dynamic_smem<T>() (cuda/compat.cuh).
+// way: dynamic shared memory is rkv::dynamic_smem<float>() (cuda/compat.cuh).
 #undef __shared__
 #define __shared__ thread_local
 #ifndef __launch_bounds__
@@ -72,25 +72,25 @@ namespace emu {
 // Shuffles move up to 64 bits per lane (the GPU splits 64-bit values in two).
 // Copied as bytes: __nv_bfloat162 and __half2 declare copy constructors, so
 // they are not formally trivially copyable, but they are plain bits.
-template <class T>
-concept WarpValue = std::is_standard_layout_v<T> && std::is_trivially_destructible_v<T> &&
-                    std::is_default_constructible_v<T> && sizeof(T) <= 8;
+template <class V>
+concept WarpValue = std::is_standard_layout_v<V> && std::is_trivially_destructible_v<V> &&
+                    std::is_default_constructible_v<V> && sizeof(V) <= 8;
 
-template <WarpValue T>
-std::uint64_t to_bits(const T& v) {
+template <WarpValue V>
+std::uint64_t to_bits(const V& v) {
     std::uint64_t b = 0;
     std::memcpy(&b, static_cast<const void*>(&v), sizeof v);
     return b;
 }
-template <WarpValue T>
-T from_bits(std::uint64_t b) {
-    T v;
+template <WarpValue V>
+V from_bits(std::uint64_t b) {
+    V v;
     std::memcpy(static_cast<void*>(&v), &b, sizeof v);
     return v;
 }
-template <WarpValue T>
-T shuffle(WarpOp op, unsigned mask, T var, int arg, int width, std::source_location at) {
-    return from_bits<T>(warp_op(op, mask, to_bits(var), arg, width, at));
+template <WarpValue V>
+V shuffle(WarpOp op, unsigned mask, V var, int arg, int width, std::source_location at) {
+    return from_bits<V>(warp_op(op, mask, to_bits(var), arg, width, at));
 }
 inline unsigned reduce(WarpOp op, unsigned mask, unsigned value, std::source_location at) {
     return static_cast<unsigned>(warp_op(op, mask, value, 0, 32, at));
@@ -100,20 +100,20 @@ inline unsigned reduce(WarpOp op, unsigned mask, unsigned value, std::source_loc
 inline void __syncwarp(unsigned mask = 0xffffffffu, emu::Where at = emu::Where::current()) {
     emu::warp_op(emu::WarpOp::sync, mask, 0, 0, 32, at);
 }
-template <emu::WarpValue T>
-T __shfl_sync(unsigned mask, T var, int src_lane, int width = warpSize, emu::Where at = emu::Where::current()) {
+template <emu::WarpValue V>
+V __shfl_sync(unsigned mask, V var, int src_lane, int width = warpSize, emu::Where at = emu::Where::current()) {
     return emu::shuffle(emu::WarpOp::shfl_idx, mask, var, src_lane, width, at);
 }
-template <emu::WarpValue T>
-T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = warpSize, emu::Where at = emu::Where::current()) {
+template <emu::WarpValue V>
+V __shfl_up_sync(unsigned mask, V var, unsigned delta, int width = warpSize, emu::Where at = emu::Where::current()) {
     return emu::shuffle(emu::WarpOp::shfl_up, mask, var, static_cast<int>(delta), width, at);
 }
-template <emu::WarpValue T>
-T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = warpSize, emu::Where at = emu::Where::current()) {
+template <emu::WarpValue V>
+V __shfl_down_sync(unsigned mask, V var, unsigned delta, int width = warpSize, emu::Where at = emu::Where::current()) {
     return emu::shuffle(emu::WarpOp::shfl_down, mask, var, static_cast<int>(delta), width, at);
 }
-template <emu::WarpValue T>
-T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = warpSize, emu::Where at = emu::Where::current()) {
+template <emu::WarpValue V>
+V __shfl_xor_sync(unsigned mask, V var, int lane_mask, int width = warpSize, emu::Where at = emu::Where::current()) {
     return emu::shuffle(emu::WarpOp::shfl_xor, mask, var, lane_mask, width, at);
 }
 inline unsigned __ballot_sync(unsigned mask, int predicate, emu::Where at = emu::Where::current()) {
@@ -126,8 +126,8 @@ inline int __all_sync(unsigned mask, int predicate, emu::Where at = emu::Where::
     return __ballot_sync(mask, predicate, at) == mask;
 }
 inline unsigned __activemask() { return emu::active_mask(); }
-template <emu::WarpValue T>
-unsigned __match_any_sync(unsigned mask, T value, emu::Where at = emu::Where::current()) {
+template <emu::WarpValue V>
+unsigned __match_any_sync(unsigned mask, V value, emu::Where at = emu::Where::current()) {
     return static_cast<unsigned>(emu::warp_op(emu::WarpOp::match_any, mask, emu::to_bits(value), 0, 32, at));
 }
 inline unsigned __reduce_add_sync(unsigned mask, unsigned v, emu::Where at = emu::Where::current()) {
@@ -164,33 +164,33 @@ inline unsigned __reduce_xor_sync(unsigned mask, unsigned v, emu::Where at = emu
 
 namespace emu {
 // The operand takes the type of the address, as CUDA's overloads do.
-template <class T>
-using same = std::type_identity_t<T>;
+template <class V>
+using same = std::type_identity_t<V>;
 
-template <class T>
-concept Arithmetic = std::integral<T> || std::floating_point<T>;
+template <class V>
+concept Arithmetic = std::integral<V> || std::floating_point<V>;
 
 // Read-modify-write by compare-and-swap. bf16 and fp16 pairs are not
 // trivially copyable (user-written copy constructors), so the loop runs on
 // their bits.
-template <class T, class F>
-T atomic_update(T* address, F f) {
-    using Bits = std::conditional_t<sizeof(T) == 2, std::uint16_t,
-                                    std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>;
-    static_assert(sizeof(T) == sizeof(Bits));
+template <class V, class F>
+V atomic_update(V* address, F f) {
+    using Bits = std::conditional_t<sizeof(V) == 2, std::uint16_t,
+                                    std::conditional_t<sizeof(V) == 4, std::uint32_t, std::uint64_t>>;
+    static_assert(sizeof(V) == sizeof(Bits));
     std::atomic_ref<Bits> ref(*reinterpret_cast<Bits*>(address));
     Bits old = ref.load(std::memory_order_relaxed), next;
     do {
-        T value = from_bits<T>(old);
-        next = static_cast<Bits>(to_bits<T>(f(value)));
+        V value = from_bits<V>(old);
+        next = static_cast<Bits>(to_bits<V>(f(value)));
     } while (!ref.compare_exchange_weak(old, next, std::memory_order_relaxed));
-    return from_bits<T>(old);
+    return from_bits<V>(old);
 }
 }  // namespace emu
 
-template <emu::Arithmetic T>
-T atomicAdd(T* address, emu::same<T> v) {
-    return std::atomic_ref<T>(*address).fetch_add(v, std::memory_order_relaxed);
+template <emu::Arithmetic V>
+V atomicAdd(V* address, emu::same<V> v) {
+    return std::atomic_ref<V>(*address).fetch_add(v, std::memory_order_relaxed);
 }
 inline __nv_bfloat16 atomicAdd(__nv_bfloat16* address, __nv_bfloat16 v) {
     return emu::atomic_update(
@@ -202,18 +202,18 @@ inline __nv_bfloat162 atomicAdd(__nv_bfloat162* address, __nv_bfloat162 v) {
                               __float2bfloat16(__bfloat162float(a.y) + __bfloat162float(v.y)));
     });
 }
-template <std::integral T>
-T atomicCAS(T* address, emu::same<T> compare, emu::same<T> v) {
-    std::atomic_ref<T>(*address).compare_exchange_strong(compare, v, std::memory_order_relaxed);
+template <std::integral V>
+V atomicCAS(V* address, emu::same<V> compare, emu::same<V> v) {
+    std::atomic_ref<V>(*address).compare_exchange_strong(compare, v, std::memory_order_relaxed);
     return compare;  // the old value whether or not it was swapped
 }
-template <emu::Arithmetic T>
-T atomicMax(T* address, emu::same<T> v) {
-    return emu::atomic_update(address, [v](T a) { return std::max(a, v); });
+template <emu::Arithmetic V>
+V atomicMax(V* address, emu::same<V> v) {
+    return emu::atomic_update(address, [v](V a) { return std::max(a, v); });
 }
-template <emu::Arithmetic T>
-T atomicMin(T* address, emu::same<T> v) {
-    return emu::atomic_update(address, [v](T a) { return std::min(a, v); });
+template <emu::Arithmetic V>
+V atomicMin(V* address, emu::same<V> v) {
+    return emu::atomic_update(address, [v](V a) { return std::min(a, v); });
 }
 inline unsigned atomicInc(unsigned* address, unsigned limit) {
     return emu::atomic_update(address, [limit](unsigned a) { return a >= limit ? 0u : a + 1; });
@@ -221,16 +221,16 @@ inline unsigned atomicInc(unsigned* address, unsigned limit) {
 
 // ---- Loads and stores with cache hints: plain on the host -------------------
 
-template <class T>
-T __ldg(const T* p) {
+template <class V>
+V __ldg(const V* p) {
     return *p;
 }
-template <class T>
-T __ldcs(const T* p) {
+template <class V>
+V __ldcs(const V* p) {
     return *p;
 }
-template <class T>
-void __stcs(T* p, T v) {
+template <class V>
+void __stcs(V* p, V v) {
     *p = v;
 }
 

@@ -86,7 +86,7 @@ void copy(const void* send, void* recv, std::size_t count, ncclDataType_t t) {
 
 #if RKV_EMU_NCCL_MPI
 
-// Calls f(T{}) with the C++ type of t, for the types a sum over ranks supports.
+// Calls f(V{}) with the C++ type of t, for the types a sum over ranks supports.
 template <class F>
 ncclResult_t with_sum_type(ncclDataType_t t, ncclRedOp_t op, F&& f) {
     if (op != ncclSum) return fail(ncclInvalidUsage, "the emulator reduces over several ranks with ncclSum only");
@@ -260,8 +260,8 @@ ncclResult_t ncclReduce(const void* send, void* recv, size_t count, ncclDataType
     }
 #if RKV_EMU_NCCL_MPI
     return with_sum_type(t, op, [&](auto zero) {
-        using T = decltype(zero);
-        rkv::mpi::reduce_sum(static_cast<const T*>(send), static_cast<T*>(recv), count, root, comm->mpi);
+        using V = decltype(zero);
+        rkv::mpi::reduce_sum(static_cast<const V*>(send), static_cast<V*>(recv), count, root, comm->mpi);
     });
 #else
     return ncclSuccess;  // unreached: without MPI every communicator has one rank
@@ -279,8 +279,8 @@ ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recvcount, n
     }
 #if RKV_EMU_NCCL_MPI
     return with_sum_type(t, op, [&](auto zero) {
-        using T = decltype(zero);
-        rkv::mpi::reduce_scatter_sum(static_cast<const T*>(send), static_cast<T*>(recv), recvcount, comm->mpi);
+        using V = decltype(zero);
+        rkv::mpi::reduce_scatter_sum(static_cast<const V*>(send), static_cast<V*>(recv), recvcount, comm->mpi);
     });
 #else
     return ncclSuccess;  // unreached: without MPI every communicator has one rank

@@ -102,17 +102,17 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem, 
 }  // namespace emu
 
 // cuda_runtime.h declares these overloads for nvcc only.
-template <class T>
-cudaError_t cudaMemcpyToSymbol(const T& symbol, const void* src, std::size_t count, std::size_t offset = 0,
+template <class V>
+cudaError_t cudaMemcpyToSymbol(const V& symbol, const void* src, std::size_t count, std::size_t offset = 0,
                                cudaMemcpyKind kind = cudaMemcpyHostToDevice) {
     return cudaMemcpyToSymbol(static_cast<const void*>(&symbol), src, count, offset, kind);
 }
-template <class T>
-cudaError_t cudaMemcpyFromSymbol(void* dst, const T& symbol, std::size_t count, std::size_t offset = 0,
+template <class V>
+cudaError_t cudaMemcpyFromSymbol(void* dst, const V& symbol, std::size_t count, std::size_t offset = 0,
                                  cudaMemcpyKind kind = cudaMemcpyDeviceToHost) {
     return cudaMemcpyFromSymbol(dst, static_cast<const void*>(&symbol), count, offset, kind);
 }
-template <class T>
-cudaError_t cudaFuncSetAttribute(T* kernel, cudaFuncAttribute attr, int value) {
+template <class F>
+cudaError_t cudaFuncSetAttribute(F* kernel, cudaFuncAttribute attr, int value) {
     return cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), attr, value);
 }

@@ -53,31 +53,31 @@ void expect(bool ok, const std::string& what) {
 constexpr size_t kLarge = (size_t(1) << 24) + 5;
 
 // Rank q's values for the test tagged `tag`: the same wherever they are drawn.
-template <class T>
-std::vector<T> values(int q, uint64_t tag, size_t n) {
+template <class E>
+std::vector<E> values(int q, uint64_t tag, size_t n) {
     std::mt19937_64 gen(tag * 1000003 + uint64_t(q));
     std::uniform_real_distribution<double> u(-1, 1);
-    std::vector<T> v(n);
-    for (T& x : v) x = T(u(gen));
+    std::vector<E> v(n);
+    for (E& x : v) x = E(u(gen));
     return v;
 }
 
 // The sum of every rank's values at [off, off + n), added in rank order.
-template <class T>
-std::vector<T> rank_order_sum(int world, uint64_t tag, size_t total, size_t off, size_t n) {
-    std::vector<T> sum(n, T(0));
+template <class E>
+std::vector<E> rank_order_sum(int world, uint64_t tag, size_t total, size_t off, size_t n) {
+    std::vector<E> sum(n, E(0));
     for (int q = 0; q < world; q++) {
-        const std::vector<T> v = values<T>(q, tag, total);
+        const std::vector<E> v = values<E>(q, tag, total);
         for (size_t i = 0; i < n; i++) sum[i] = q == 0 ? v[off + i] : sum[i] + v[off + i];
     }
     return sum;
 }
 
 // got == want bitwise when `exact`, else within a relative 1e-6 (a GPU's NCCL).
-template <class T>
-bool matches(const std::vector<T>& got, const std::vector<T>& want, bool exact) {
+template <class E>
+bool matches(const std::vector<E>& got, const std::vector<E>& want, bool exact) {
     if (got.size() != want.size()) return false;
-    if (exact) return std::memcmp(got.data(), want.data(), got.size() * sizeof(T)) == 0;
+    if (exact) return std::memcmp(got.data(), want.data(), got.size() * sizeof(E)) == 0;
     double err = 0, norm = 0;
     for (size_t i = 0; i < got.size(); i++) {
         err += (double(got[i]) - double(want[i])) * (double(got[i]) - double(want[i]));
@@ -88,11 +88,11 @@ bool matches(const std::vector<T>& got, const std::vector<T>& want, bool exact) 
 
 // Whether v is bitwise the same on every rank: its hash (FNV-1a) against every other's,
 // gathered over MPI itself rather than the Comm under test.
-template <class T>
-bool same_on_every_rank(const std::vector<T>& v, int world) {
+template <class E>
+bool same_on_every_rank(const std::vector<E>& v, int world) {
     uint64_t h = 1469598103934665603ull;
     const auto* bytes = reinterpret_cast<const unsigned char*>(v.data());
-    for (size_t i = 0; i < v.size() * sizeof(T); i++) h = (h ^ bytes[i]) * 1099511628211ull;
+    for (size_t i = 0; i < v.size() * sizeof(E); i++) h = (h ^ bytes[i]) * 1099511628211ull;
     if (world == 1) return true;
 #if RKV_DIST_MPI
     std::vector<uint64_t> all(world);
@@ -104,13 +104,13 @@ bool same_on_every_rank(const std::vector<T>& v, int world) {
 }
 
 // A buffer in the memory the Comm works on: host memory, or device memory for NCCL.
-template <class T>
+template <class E>
 class Buffer {
 public:
     Buffer(size_t n, bool device) : n_(n), device_(device) {
 #if RKV_DIST_CUDA
         if (device_) {
-            rkv::cuda_check(cudaMalloc(reinterpret_cast<void**>(&p_), std::max<size_t>(n, 1) * sizeof(T)));
+            rkv::cuda_check(cudaMalloc(reinterpret_cast<void**>(&p_), std::max<size_t>(n, 1) * sizeof(E)));
             return;
         }
 #endif
@@ -125,32 +125,32 @@ public:
     Buffer(const Buffer&) = delete;
     Buffer& operator=(const Buffer&) = delete;
 
-    T* data() { return p_; }
-    void set(const std::vector<T>& v) { copy(p_, v.data(), v.size()); }
-    std::vector<T> get(size_t off, size_t n) const {
-        std::vector<T> v(n);
+    E* data() { return p_; }
+    void set(const std::vector<E>& v) { copy(p_, v.data(), v.size()); }
+    std::vector<E> get(size_t off, size_t n) const {
+        std::vector<E> v(n);
         copy(v.data(), p_ + off, n);
         return v;
     }
-    std::vector<T> get() const { return get(0, n_); }
+    std::vector<E> get() const { return get(0, n_); }
 
 private:
-    void copy(T* dst, const T* src, size_t n) const {
+    void copy(E* dst, const E* src, size_t n) const {
         if (n == 0) return;
 #if RKV_DIST_CUDA
         // The default stream orders the copy after the collectives enqueued before it.
         if (device_) {
-            rkv::cuda_check(cudaMemcpy(dst, src, n * sizeof(T), cudaMemcpyDefault));
+            rkv::cuda_check(cudaMemcpy(dst, src, n * sizeof(E), cudaMemcpyDefault));
             return;
         }
 #endif
-        std::memcpy(dst, src, n * sizeof(T));
+        std::memcpy(dst, src, n * sizeof(E));
     }
 
     size_t n_;
     bool device_;
-    T* p_ = nullptr;
-    std::vector<T> host_;
+    E* p_ = nullptr;
+    std::vector<E> host_;
 };
 
 struct Case {
@@ -161,17 +161,17 @@ struct Case {
     uint64_t tag = 1;  // a fresh seed for every test
 };
 
-template <class T>
+template <class E>
 void test_all_reduce(Case& c, size_t n) {
     const uint64_t tag = c.tag++;
     const int world = c.comm.world(), rank = c.comm.rank();
-    Buffer<T> buf(n, c.device);
-    buf.set(values<T>(rank, tag, n));
+    Buffer<E> buf(n, c.device);
+    buf.set(values<E>(rank, tag, n));
     c.comm.all_reduce_sum(buf.data(), n);
-    const std::vector<T> got = buf.get();
+    const std::vector<E> got = buf.get();
     const std::string what =
-        c.name + " all_reduce_sum<" + (sizeof(T) == 4 ? "float" : "double") + "> n " + std::to_string(n);
-    expect(matches(got, rank_order_sum<T>(world, tag, n, 0, n), c.exact), what);
+        c.name + " all_reduce_sum<" + (sizeof(E) == 4 ? "float" : "double") + "> n " + std::to_string(n);
+    expect(matches(got, rank_order_sum<E>(world, tag, n, 0, n), c.exact), what);
     expect(same_on_every_rank(got, world), what + ": the same on every rank");
 }
 

@@ -65,8 +65,8 @@ __global__ void histogram_kernel(const int* values, int n, unsigned* bins) {
 
 __device__ float to_float(float x) { return x; }
 __device__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <class T>
-__device__ T from_float(float x);
+template <class S>
+__device__ S from_float(float x);
 template <>
 __device__ float from_float<float>(float x) {
     return x;
@@ -76,13 +76,13 @@ __device__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
     return __float2bfloat16(x);
 }
 
-template <class T>
-__global__ void gelu_kernel(const T* in, T* out, int n) {
+template <class S>
+__global__ void gelu_kernel(const S* in, S* out, int n) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const float x = to_float(in[i]);
     const float inner = 0.7978845608f * (x + 0.044715f * x * x * x);
-    out[i] = from_float<T>(0.5f * x * (1.0f + tanhf(inner)));
+    out[i] = from_float<S>(0.5f * x * (1.0f + tanhf(inner)));
 }
 
 // Stream compaction of one 256-element chunk per block: each warp ballots

@@ -259,8 +259,8 @@ TEST_CASE("blocks spread over several OS threads", "[block]") {
                         Catch::Contains("divergent __syncthreads"));
 }
 
-template <class T>
-__global__ void axpy(T a, const T* x, T* y, int n) {
+template <class V>
+__global__ void axpy(V a, const V* x, V* y, int n) {
     const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
     if (i < n) y[i] = a * x[i] + y[i];
 }

@@ -58,16 +58,16 @@ inline std::vector<float> to_floats(const std::vector<bf16>& v) {
 inline std::vector<float> to_floats(const std::vector<float>& v) { return v; }
 inline std::vector<float> round_bf16(const std::vector<float>& v) { return to_floats(to_bf16(v)); }
 // The storage's values as the kernel sees them: rounded for bf16, untouched for float.
-template <class T>
+template <class S>
 std::vector<float> as_stored(const std::vector<float>& v) {
-    if constexpr (std::is_same_v<T, bf16>)
+    if constexpr (std::is_same_v<S, bf16>)
         return round_bf16(v);
     else
         return v;
 }
-template <class T>
-std::vector<T> to_storage(const std::vector<float>& v) {
-    if constexpr (std::is_same_v<T, bf16>)
+template <class S>
+std::vector<S> to_storage(const std::vector<float>& v) {
+    if constexpr (std::is_same_v<S, bf16>)
         return to_bf16(v);
     else
         return v;
@@ -75,15 +75,15 @@ std::vector<T> to_storage(const std::vector<float>& v) {
 
 // Rows of a (rows, cols) matrix placed ld >= cols apart, the columns past cols set to pad;
 // and the (rows, cols) matrix back out of such rows.
-template <class T>
-std::vector<T> with_stride(const std::vector<T>& m, size_t rows, size_t cols, size_t ld, T pad) {
-    std::vector<T> out(rows * ld, pad);
+template <class E>
+std::vector<E> with_stride(const std::vector<E>& m, size_t rows, size_t cols, size_t ld, E pad) {
+    std::vector<E> out(rows * ld, pad);
     for (size_t r = 0; r < rows; r++) std::copy_n(m.begin() + r * cols, cols, out.begin() + r * ld);
     return out;
 }
-template <class T>
-std::vector<T> without_stride(const std::vector<T>& m, size_t rows, size_t cols, size_t ld) {
-    std::vector<T> out(rows * cols);
+template <class E>
+std::vector<E> without_stride(const std::vector<E>& m, size_t rows, size_t cols, size_t ld) {
+    std::vector<E> out(rows * cols);
     for (size_t r = 0; r < rows; r++) std::copy_n(m.begin() + r * ld, cols, out.begin() + r * cols);
     return out;
 }
@@ -97,40 +97,40 @@ inline bool padding_untouched(const std::vector<float>& m, size_t rows, size_t c
 
 // The relative-error bounds of DESIGN.md section 6 for each storage type.
 constexpr double fp32_bound = 1e-5, bf16_bound = 1e-2;
-template <class T>
+template <class S>
 constexpr double bound_for() {
-    return std::is_same_v<T, bf16> ? bf16_bound : fp32_bound;
+    return std::is_same_v<S, bf16> ? bf16_bound : fp32_bound;
 }
 
-// A device array of n T's, poisoned with NaN (all-ones bytes) until written.
-template <class T>
+// A device array of n E's, poisoned with NaN (all-ones bytes) until written.
+template <class E>
 class Device {
 public:
     explicit Device(size_t n) : n_(n) {
         rkv::cuda_check(cudaMalloc(&p_, bytes()));
         poison();
     }
-    explicit Device(const std::vector<T>& h) : Device(h.size()) { upload(h); }
+    explicit Device(const std::vector<E>& h) : Device(h.size()) { upload(h); }
     Device(const Device&) = delete;
     Device& operator=(const Device&) = delete;
     ~Device() { cudaFree(p_); }
 
-    T* get() const { return p_; }
+    E* get() const { return p_; }
     void poison() { rkv::cuda_check(cudaMemset(p_, 0xff, bytes())); }
-    void upload(const std::vector<T>& h) {
+    void upload(const std::vector<E>& h) {
         REQUIRE(h.size() == n_);
         rkv::cuda_check(cudaMemcpy(p_, h.data(), bytes(), cudaMemcpyHostToDevice));
     }
-    std::vector<T> download() const {
-        std::vector<T> h(n_);
+    std::vector<E> download() const {
+        std::vector<E> h(n_);
         rkv::cuda_check(cudaDeviceSynchronize());
         rkv::cuda_check(cudaMemcpy(h.data(), p_, bytes(), cudaMemcpyDeviceToHost));
         return h;
     }
 
 private:
-    size_t bytes() const { return n_ * sizeof(T); }
-    T* p_ = nullptr;
+    size_t bytes() const { return n_ * sizeof(E); }
+    E* p_ = nullptr;
     size_t n_;
 };
 

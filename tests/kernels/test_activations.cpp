@@ -31,34 +31,34 @@ std::array<std::vector<double>, 3> swiglu_ref(const std::vector<float>& gate, co
 }
 
 TEMPLATE_TEST_CASE("gelu forward and backward match ref", "[activations]", float, bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
     const size_t n = GENERATE(1037, 5, 1040);
     const InOrder in_order(order);
-    const auto x = as_stored<T>(random_floats(n, -5.0f, 5.0f)), dout = as_stored<T>(random_floats(n));
-    Device<T> d_x(to_storage<T>(x)), d_out(n), d_dout(to_storage<T>(dout)), d_dx(n);
+    const auto x = as_stored<S>(random_floats(n, -5.0f, 5.0f)), dout = as_stored<S>(random_floats(n));
+    Device<S> d_x(to_storage<S>(x)), d_out(n), d_dout(to_storage<S>(dout)), d_dx(n);
     rkv::cuda::gelu_forward(d_out.get(), d_x.get(), n, nullptr);
     rkv::cuda::gelu_backward(d_dx.get(), d_dout.get(), d_x.get(), n, nullptr);
     std::vector<double> out_ref(n), dx_ref(n);
     rkv::ref::gelu_forward(out_ref.data(), to_double(x).data(), n);
     rkv::ref::gelu_backward(dx_ref.data(), to_double(dout).data(), to_double(x).data(), n);
-    check_close("gelu_forward", to_floats(d_out.download()), out_ref, bound_for<T>());
-    check_close("gelu_backward", to_floats(d_dx.download()), dx_ref, bound_for<T>());
+    check_close("gelu_forward", to_floats(d_out.download()), out_ref, bound_for<S>());
+    check_close("gelu_backward", to_floats(d_dx.download()), dx_ref, bound_for<S>());
     // In place (dx = dout), as linear_gelu_backward uses it without cuBLASLt's DGELU.
     rkv::cuda::gelu_backward(d_dout.get(), d_dout.get(), d_x.get(), n, nullptr);
-    check_close("gelu_backward in place", to_floats(d_dout.download()), dx_ref, bound_for<T>());
+    check_close("gelu_backward in place", to_floats(d_dout.download()), dx_ref, bound_for<S>());
 }
 
 TEMPLATE_TEST_CASE("swiglu forward and backward match ref", "[activations]", float, bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
     const size_t n = GENERATE(1037, 5, 1040);
     const InOrder in_order(order);
-    const auto gate = as_stored<T>(random_floats(n, -6.0f, 6.0f)), up = as_stored<T>(random_floats(n)),
-               dout = as_stored<T>(random_floats(n));
-    Device<T> d_gate(to_storage<T>(gate)), d_up(to_storage<T>(up)), d_out(n), d_dout(to_storage<T>(dout)), d_dgate(n),
+    const auto gate = as_stored<S>(random_floats(n, -6.0f, 6.0f)), up = as_stored<S>(random_floats(n)),
+               dout = as_stored<S>(random_floats(n));
+    Device<S> d_gate(to_storage<S>(gate)), d_up(to_storage<S>(up)), d_out(n), d_dout(to_storage<S>(dout)), d_dgate(n),
         d_dup(n);
-    const rkv::SwiGLUArgs<T> a{.n = n,
+    const rkv::SwiGLUArgs<S> a{.n = n,
                                .gate = d_gate.get(),
                                .up = d_up.get(),
                                .out = d_out.get(),
@@ -68,44 +68,44 @@ TEMPLATE_TEST_CASE("swiglu forward and backward match ref", "[activations]", flo
     rkv::cuda::swiglu_forward(a, nullptr);
     rkv::cuda::swiglu_backward(a, nullptr);
     const auto [out_ref, dgate_ref, dup_ref] = swiglu_ref(gate, up, dout);
-    check_close("swiglu_forward", to_floats(d_out.download()), out_ref, bound_for<T>());
-    check_close("swiglu_backward dgate", to_floats(d_dgate.download()), dgate_ref, bound_for<T>());
-    check_close("swiglu_backward dup", to_floats(d_dup.download()), dup_ref, bound_for<T>());
+    check_close("swiglu_forward", to_floats(d_out.download()), out_ref, bound_for<S>());
+    check_close("swiglu_backward dgate", to_floats(d_dgate.download()), dgate_ref, bound_for<S>());
+    check_close("swiglu_backward dup", to_floats(d_dup.download()), dup_ref, bound_for<S>());
 }
 
 TEMPLATE_TEST_CASE("residual forward matches ref", "[activations]", float, bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
     const size_t n = GENERATE(1037, 5, 1040);
     const InOrder in_order(order);
-    const auto a = as_stored<T>(random_floats(n)), b = as_stored<T>(random_floats(n));
-    Device<T> d_a(to_storage<T>(a)), d_b(to_storage<T>(b)), d_out(n);
+    const auto a = as_stored<S>(random_floats(n)), b = as_stored<S>(random_floats(n));
+    Device<S> d_a(to_storage<S>(a)), d_b(to_storage<S>(b)), d_out(n);
     rkv::cuda::residual_forward(d_out.get(), d_a.get(), d_b.get(), n, nullptr);
     std::vector<double> out_ref(n);
     rkv::ref::residual_forward(out_ref.data(), to_double(a).data(), to_double(b).data(), n);
-    check_close("residual_forward", to_floats(d_out.download()), out_ref, bound_for<T>());
+    check_close("residual_forward", to_floats(d_out.download()), out_ref, bound_for<S>());
 }
 
 // n a whole number of packs but the pointers one element off the 16-byte grid: the launchers
 // must take the element path (the emulator traps on a misaligned pack, as the GPU faults).
 TEMPLATE_TEST_CASE("activations on misaligned pointers match ref", "[activations]", float, bf16) {
-    using T = TestType;
+    using S = TestType;
     const size_t n = 1040;
-    const auto gate = as_stored<T>(random_floats(n, -6.0f, 6.0f)), up = as_stored<T>(random_floats(n)),
-               dout = as_stored<T>(random_floats(n));
+    const auto gate = as_stored<S>(random_floats(n, -6.0f, 6.0f)), up = as_stored<S>(random_floats(n)),
+               dout = as_stored<S>(random_floats(n));
     // Each array at element 1 of a buffer of n + 1.
     const auto shifted = [](const std::vector<float>& v) {
         std::vector<float> s{0.0f};
         s.insert(s.end(), v.begin(), v.end());
-        return to_storage<T>(s);
+        return to_storage<S>(s);
     };
-    const auto unshifted = [](const Device<T>& d) {
+    const auto unshifted = [](const Device<S>& d) {
         const auto v = to_floats(d.download());
         return std::vector<float>(v.begin() + 1, v.end());
     };
-    Device<T> d_gate(shifted(gate)), d_up(shifted(up)), d_out(n + 1), d_dout(shifted(dout)), d_dgate(n + 1),
+    Device<S> d_gate(shifted(gate)), d_up(shifted(up)), d_out(n + 1), d_dout(shifted(dout)), d_dgate(n + 1),
         d_dup(n + 1);
-    const rkv::SwiGLUArgs<T> a{.n = n,
+    const rkv::SwiGLUArgs<S> a{.n = n,
                                .gate = d_gate.get() + 1,
                                .up = d_up.get() + 1,
                                .out = d_out.get() + 1,
@@ -115,7 +115,7 @@ TEMPLATE_TEST_CASE("activations on misaligned pointers match ref", "[activations
     rkv::cuda::swiglu_forward(a, nullptr);
     rkv::cuda::swiglu_backward(a, nullptr);
     const auto [out_ref, dgate_ref, dup_ref] = swiglu_ref(gate, up, dout);
-    check_close("misaligned swiglu_forward", unshifted(d_out), out_ref, bound_for<T>());
-    check_close("misaligned swiglu_backward dgate", unshifted(d_dgate), dgate_ref, bound_for<T>());
-    check_close("misaligned swiglu_backward dup", unshifted(d_dup), dup_ref, bound_for<T>());
+    check_close("misaligned swiglu_forward", unshifted(d_out), out_ref, bound_for<S>());
+    check_close("misaligned swiglu_backward dgate", unshifted(d_dgate), dgate_ref, bound_for<S>());
+    check_close("misaligned swiglu_backward dup", unshifted(d_dup), dup_ref, bound_for<S>());
 }

@@ -194,7 +194,9 @@ TEST_CASE("cached attention refuses shapes it does not take", "[attention][atten
     CHECK_THROWS_AS(run(1, 0, 4, 3, 2, 16), std::invalid_argument);   // NH not a multiple of NKV
     CHECK_THROWS_AS(run(1, 0, 4, 2, 2, 129), std::invalid_argument);  // head dim too large
     CHECK_THROWS_AS(run(1, 0, 4, 2, 2, 0), std::invalid_argument);    // or empty
-    CHECK_THROWS_AS(rkv::cuda::kv_cache_write(x.get(), x.get(), 1, 2, 3, 4, 8, nullptr), std::invalid_argument);
+    const rkv::KvCacheWriteArgs<float> past_end{
+        .B = 1, .Tq = 2, .pos0 = 3, .Tmax = 4, .width = 8, .cache = x.get(), .src = x.get()};  // pos0 + Tq past Tmax
+    CHECK_THROWS_AS(rkv::cuda::kv_cache_write(past_end, nullptr), std::invalid_argument);
 }
 
 TEMPLATE_TEST_CASE("kv_cache_write writes rows pos0 .. pos0 + Tq - 1 bit for bit, and nothing else",
@@ -212,10 +214,13 @@ TEMPLATE_TEST_CASE("kv_cache_write writes rows pos0 .. pos0 + Tq - 1 bit for bit
     const std::vector<TestType> cache = to_storage<TestType>(random_floats(n_cache)),
                                 src = to_storage<TestType>(random_floats(c.src_offset + n_src));
     std::vector<TestType> want = cache;
-    rkv::ref::kv_cache_write(want.data(), src.data() + c.src_offset, c.B, c.Tq, c.pos0, c.Tmax, c.width);
+    rkv::KvCacheWriteArgs<TestType> a{.B = c.B, .Tq = c.Tq, .pos0 = c.pos0, .Tmax = c.Tmax, .width = c.width};
+    a.cache = want.data(), a.src = src.data() + c.src_offset;
+    rkv::ref::kv_cache_write(a);
 
     Device<TestType> cache_d(cache), src_d(src);
-    rkv::cuda::kv_cache_write(cache_d.get(), src_d.get() + c.src_offset, c.B, c.Tq, c.pos0, c.Tmax, c.width, nullptr);
+    a.cache = cache_d.get(), a.src = src_d.get() + c.src_offset;
+    rkv::cuda::kv_cache_write(a, nullptr);
     const std::vector<TestType> got = cache_d.download();
     CHECK(std::memcmp(got.data(), want.data(), n_cache * sizeof(TestType)) == 0);
 }

@@ -31,44 +31,35 @@ TEST_CASE("attention kernels refuse the head dims the table says they do not tak
           "[attention][attention_kernels]") {
     Device<bf16> x(4 * 256);
     Device<float> lse(4);
+    // One query position; every tensor points at x, lse at lse: only the heads differ.
+    const auto args = [&](int NH, int NKV, int HS) {
+        return rkv::AttentionArgs<bf16, float>{.B = 1,
+                                               .T = 1,
+                                               .NH = NH,
+                                               .NKV = NKV,
+                                               .HS = HS,
+                                               .q = x.get(),
+                                               .k_all = x.get(),
+                                               .v_all = x.get(),
+                                               .out = x.get(),
+                                               .lse = lse.get(),
+                                               .dout = x.get(),
+                                               .dq = x.get(),
+                                               .dk_all = x.get(),
+                                               .dv_all = x.get()};
+    };
     for (const AttentionKernel& row : rkv::cuda::attention_kernels()) {
         if (!row.runs_here() || !row.forward_bf16) continue;
         for (const int HS : {0, 96, 129, 256}) {
             if (row.takes_head_dim(HS)) continue;
             INFO(row.name << " at head dim " << HS);
-            const rkv::AttentionArgs<bf16, float> a{.B = 1,
-                                                    .T = 1,
-                                                    .NH = 2,
-                                                    .NKV = 1,
-                                                    .HS = HS,
-                                                    .q = x.get(),
-                                                    .k_all = x.get(),
-                                                    .v_all = x.get(),
-                                                    .out = x.get(),
-                                                    .lse = lse.get(),
-                                                    .dout = x.get(),
-                                                    .dq = x.get(),
-                                                    .dk_all = x.get(),
-                                                    .dv_all = x.get()};
+            const auto a = args(2, 1, HS);
             CHECK_THROWS_AS(row.forward(a, nullptr), std::invalid_argument);
             CHECK_THROWS_AS(row.backward(a, nullptr), std::invalid_argument);
         }
         // Heads that do not fall into even groups, at a head dim the kernel takes.
         INFO(row.name << " with NH 3, NKV 2");
-        const rkv::AttentionArgs<bf16, float> uneven{.B = 1,
-                                                     .T = 1,
-                                                     .NH = 3,
-                                                     .NKV = 2,
-                                                     .HS = row.hs_min,
-                                                     .q = x.get(),
-                                                     .k_all = x.get(),
-                                                     .v_all = x.get(),
-                                                     .out = x.get(),
-                                                     .lse = lse.get(),
-                                                     .dout = x.get(),
-                                                     .dq = x.get(),
-                                                     .dk_all = x.get(),
-                                                     .dv_all = x.get()};
+        const auto uneven = args(3, 2, row.hs_min);
         CHECK_THROWS_AS(row.forward(uneven, nullptr), std::invalid_argument);
         CHECK_THROWS_AS(row.backward(uneven, nullptr), std::invalid_argument);
     }

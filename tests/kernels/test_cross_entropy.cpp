@@ -20,7 +20,7 @@ struct Shape {
 
 TEMPLATE_TEST_CASE("cross entropy and the fused classifier match ref, skipping target -1", "[cross_entropy]", float,
                    bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
     const Shape shape = GENERATE(Shape{13, 257}, Shape{4, 1500}, Shape{24, 5}, Shape{6, 1024});
     // V not a multiple of the block. Rows of whole 16-byte packs (1024), rows starting at
@@ -33,10 +33,10 @@ TEMPLATE_TEST_CASE("cross entropy and the fused classifier match ref, skipping t
     const int N = shape.N, V = shape.V;
     INFO("N " << N << " V " << V << " ld " << ld);
     constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-    auto strided = [&](const std::vector<float>& m) { return to_storage<T>(with_stride(m, N, V, ld, kNaN)); };
+    auto strided = [&](const std::vector<float>& m) { return to_storage<S>(with_stride(m, N, V, ld, kNaN)); };
     auto rows = [&](const std::vector<float>& m) { return without_stride(m, N, V, ld); };
     const auto logits = random_floats(size_t(N) * V, -8.0f, 8.0f);
-    const auto logits_ref = to_double(as_stored<T>(logits));
+    const auto logits_ref = to_double(as_stored<S>(logits));
     auto targets = random_ints(N, 0, V - 1);
     targets[1] = -1;
     targets[N - 1] = V - 1;
@@ -54,9 +54,9 @@ TEMPLATE_TEST_CASE("cross entropy and the fused classifier match ref, skipping t
                                             .losses = losses_ref.data(),
                                             .dloss = double(dloss)};
     rkv::ref::cross_entropy_forward(r);
-    Device<T> d_logits(strided(logits));
+    Device<S> d_logits(strided(logits));
     Device<float> d_losses(N);
-    rkv::CrossEntropyArgs<T, float> a{.N = N,
+    rkv::CrossEntropyArgs<S, float> a{.N = N,
                                       .V = V,
                                       .ld = ld,
                                       .logits = d_logits.get(),
@@ -68,8 +68,8 @@ TEMPLATE_TEST_CASE("cross entropy and the fused classifier match ref, skipping t
     check_close("cross_entropy_forward", losses, losses_ref, fp32_bound);
     CHECK(losses[1] == 0.0f);
 
-    const auto dlogits0 = as_stored<T>(random_floats(size_t(N) * V));
-    Device<T> d_dlogits(strided(dlogits0));
+    const auto dlogits0 = as_stored<S>(random_floats(size_t(N) * V));
+    Device<S> d_dlogits(strided(dlogits0));
     a.dlogits = d_dlogits.get();
     rkv::cuda::cross_entropy_backward(a, nullptr);
     auto dlogits_ref = to_double(dlogits0);
@@ -78,7 +78,7 @@ TEMPLATE_TEST_CASE("cross entropy and the fused classifier match ref, skipping t
     const auto dlogits_rows = to_floats(d_dlogits.download());
     CHECK(padding_untouched(dlogits_rows, N, V, ld));
     const auto dlogits = rows(dlogits_rows);
-    check_close("cross_entropy_backward", dlogits, dlogits_ref, bound_for<T>());
+    check_close("cross_entropy_backward", dlogits, dlogits_ref, bound_for<S>());
     CHECK(std::equal(dlogits.begin() + V, dlogits.begin() + 2 * V, dlogits0.begin() + V));  // skipped: untouched
 
     std::vector<double> fused_ref(size_t(N) * V, 0.0);
@@ -93,6 +93,6 @@ TEMPLATE_TEST_CASE("cross entropy and the fused classifier match ref, skipping t
     const auto fused_rows = to_floats(d_logits.download());
     CHECK(padding_untouched(fused_rows, N, V, ld));
     const auto fused = rows(fused_rows);
-    check_close("fused_classifier dlogits", fused, fused_ref, bound_for<T>());
+    check_close("fused_classifier dlogits", fused, fused_ref, bound_for<S>());
     CHECK(std::all_of(fused.begin() + V, fused.begin() + 2 * V, [](float d) { return d == 0.0f; }));  // skipped: 0
 }

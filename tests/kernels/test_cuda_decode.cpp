@@ -18,7 +18,7 @@ using namespace rkv;
 
 namespace {
 
-template <class T>
+template <class S>
 void decode_side_by_side(double bound) {
     ModelConfig wide = test::tiny_config("qwen3");
     wide.head_dim = 64;
@@ -27,9 +27,9 @@ void decode_side_by_side(double bound) {
         const int B = 2, T_ = 11, L = c.num_hidden_layers, V = c.vocab_size;
         std::mt19937_64 rng(std::random_device{}());
         CpuOps<float> cpu;
-        CudaOps<T> gpu;
+        CudaOps<S> gpu;
         Model<float> ref_model(c, cpu, B, T_);
-        Model<T> model(c, gpu, B, 4, 0, false);
+        Model<S> model(c, gpu, B, 4, 0, false);
         std::vector<float> params(ref_model.table.total);
         init_params(params.data(), ref_model.table, c, rng());
         cpu.upload(ref_model.params, params.data(), params.size());
@@ -43,7 +43,7 @@ void decode_side_by_side(double bound) {
             ref_model.forward(tokens.data(), nullptr, route);
             const std::vector<float> got = ref_model.logits(T_);
             const std::vector<double> want(got.begin(), got.end());
-            KvCache<T> cache(gpu, c, route, B, 12);
+            KvCache<S> cache(gpu, c, route, B, 12);
             int t0 = 0;
             // A prefill of 4 (or of 1: the training kernels at T 1), then chunks and single tokens.
             const std::vector<int> pieces =

@@ -21,7 +21,7 @@ std::vector<ModelConfig> tiny_configs() {
     return {test::tiny_config("gpt2"), test::tiny_config("llama3"), test::tiny_config("qwen3")};
 }
 
-// Trains ref (fp32 on the CPU) and the CUDA path storing T side by side from the same
+// Trains ref (fp32 on the CPU) and the CUDA path storing S side by side from the same
 // weights on the same batches and routes, five AdamW steps; checks each step's loss within
 // loss_tol and the first step's gradients within grad_tol (relative; later, as a tiny model
 // learns, its gradients become sums that nearly cancel, and bf16's rounding shows up to 10%
@@ -29,21 +29,21 @@ std::vector<ModelConfig> tiny_configs() {
 // that each step compares the two on the same weights (bf16: AdamW turns the rounding of
 // tiny gradients into whole steps, and a tiny model at lr 1e-2 amplifies that within a few
 // steps); without, the weights are its own.
-template <class T>
+template <class S>
 void train_side_by_side(const std::vector<ModelConfig>& configs, double loss_tol, double grad_tol, bool resync) {
     for (const ModelConfig& c : configs) {
         INFO(c.model_type << " head_dim " << c.head_dim);
         const int B = 2, T_ = 7, L = c.num_hidden_layers;
         std::mt19937_64 rng(std::random_device{}());
         CpuOps<float> cpu;
-        CudaOps<T> gpu;
+        CudaOps<S> gpu;
         Model<float> ref_model(c, cpu, B, T_);
-        Model<T> model(c, gpu, B, T_);
+        Model<S> model(c, gpu, B, T_);
         std::vector<float> params(ref_model.table.total);
         init_params(params.data(), ref_model.table, c, rng());
         const AdamWConfig adamw{0.9, 0.99, 1e-8, 0.1, false, 1.0};
         AdamW<float> ref_opt(ref_model.table, adamw, cpu);
-        AdamW<T> opt(model.table, adamw, gpu);
+        AdamW<S> opt(model.table, adamw, gpu);
         ref_opt.set_weights(ref_model.params, params);
         opt.set_weights(model.params, params);
         RouteSampler sampler(L, 0.5);

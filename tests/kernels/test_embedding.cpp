@@ -9,17 +9,17 @@
 using namespace kcheck;
 
 TEMPLATE_TEST_CASE("embedding forward matches ref, with and without positions", "[embedding]", float, bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
-    const int B = 3, Tn = 13, C = 72, V = 257, maxT = 16;
+    const int B = 3, T = 13, C = 72, V = 257, maxT = 16;
     const bool positions = GENERATE(true, false);
     const InOrder in_order(order);
-    const auto tokens = random_ints(size_t(B) * Tn, 0, V - 1);
-    const auto wte = as_stored<T>(random_floats(size_t(V) * C)), wpe = as_stored<T>(random_floats(size_t(maxT) * C));
+    const auto tokens = random_ints(size_t(B) * T, 0, V - 1);
+    const auto wte = as_stored<S>(random_floats(size_t(V) * C)), wpe = as_stored<S>(random_floats(size_t(maxT) * C));
     Device<int> d_tokens(tokens);
-    Device<T> d_wte(to_storage<T>(wte)), d_wpe(to_storage<T>(wpe)), d_out(size_t(B) * Tn * C);
-    rkv::cuda::embedding_forward(rkv::EmbeddingArgs<T, float>{.B = B,
-                                                              .T = Tn,
+    Device<S> d_wte(to_storage<S>(wte)), d_wpe(to_storage<S>(wpe)), d_out(size_t(B) * T * C);
+    rkv::cuda::embedding_forward(rkv::EmbeddingArgs<S, float>{.B = B,
+                                                              .T = T,
                                                               .C = C,
                                                               .tokens = d_tokens.get(),
                                                               .wte = d_wte.get(),
@@ -27,39 +27,39 @@ TEMPLATE_TEST_CASE("embedding forward matches ref, with and without positions", 
                                                               .out = d_out.get()},
                                  nullptr);
 
-    std::vector<double> ref(size_t(B) * Tn * C);
+    std::vector<double> ref(size_t(B) * T * C);
     const auto wpe_ref = to_double(wpe);
     const auto wte_ref = to_double(wte);
     rkv::ref::embedding_forward(rkv::EmbeddingArgs<double, double>{.B = B,
-                                                                   .T = Tn,
+                                                                   .T = T,
                                                                    .C = C,
                                                                    .tokens = tokens.data(),
                                                                    .wte = wte_ref.data(),
                                                                    .wpe = positions ? wpe_ref.data() : nullptr,
                                                                    .out = ref.data()});
     check_close(positions ? "embedding_forward (wte + wpe)" : "embedding_forward (wte)", to_floats(d_out.download()),
-                ref, bound_for<T>());
+                ref, bound_for<S>());
 }
 
 TEMPLATE_TEST_CASE("embedding backward matches ref and is deterministic", "[embedding]", float, bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
-    const int B = 4, Tn = 13, C = 72, V = 257, maxT = 16;
+    const int B = 4, T = 13, C = 72, V = 257, maxT = 16;
     const bool positions = GENERATE(true, false);
     const InOrder in_order(order);
     // Few distinct tokens, so that many positions share a row of dwte.
-    auto tokens = random_ints(size_t(B) * Tn, 0, 9);
+    auto tokens = random_ints(size_t(B) * T, 0, 9);
     tokens[5] = V - 1;
-    const auto dout = as_stored<T>(random_floats(size_t(B) * Tn * C));
+    const auto dout = as_stored<S>(random_floats(size_t(B) * T * C));
     const auto dwte0 = random_floats(size_t(V) * C), dwpe0 = random_floats(size_t(maxT) * C);
     Device<int> d_tokens(tokens);
-    Device<T> d_dout(to_storage<T>(dout));
+    Device<S> d_dout(to_storage<S>(dout));
     Device<float> d_dwte(dwte0), d_dwpe(dwpe0);
     const auto run = [&] {
         d_dwte.upload(dwte0);
         d_dwpe.upload(dwpe0);
-        rkv::cuda::embedding_backward(rkv::EmbeddingArgs<T, float>{.B = B,
-                                                                   .T = Tn,
+        rkv::cuda::embedding_backward(rkv::EmbeddingArgs<S, float>{.B = B,
+                                                                   .T = T,
                                                                    .C = C,
                                                                    .tokens = d_tokens.get(),
                                                                    .dout = d_dout.get(),
@@ -73,7 +73,7 @@ TEMPLATE_TEST_CASE("embedding backward matches ref and is deterministic", "[embe
     auto dwte_ref = to_double(dwte0), dwpe_ref = to_double(dwpe0);
     const auto dout_ref = to_double(dout);
     rkv::ref::embedding_backward(rkv::EmbeddingArgs<double, double>{.B = B,
-                                                                    .T = Tn,
+                                                                    .T = T,
                                                                     .C = C,
                                                                     .tokens = tokens.data(),
                                                                     .dout = dout_ref.data(),

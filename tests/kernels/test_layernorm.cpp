@@ -18,7 +18,7 @@ struct Shape {
 }  // namespace
 
 TEMPLATE_TEST_CASE("layernorm forward and backward match ref", "[layernorm]", float, bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
     // 16-byte packs (C a multiple of 8 for bf16, of 4 for float) for 72, 40 and 264 (more packs
     // than lanes, and part of a second column block of the weight gradients), and 4 and 300 for
@@ -28,15 +28,15 @@ TEMPLATE_TEST_CASE("layernorm forward and backward match ref", "[layernorm]", fl
     const InOrder in_order(order);
     const int N = shape.N, C = shape.C;
     const double eps = 1e-5;
-    const double bound = bound_for<T>();
+    const double bound = bound_for<S>();
     INFO("N " << N << " C " << C);
-    const auto inp = as_stored<T>(random_floats(size_t(N) * C, -2.0f, 2.0f)), w = as_stored<T>(random_floats(C)),
-               b = as_stored<T>(random_floats(C));
+    const auto inp = as_stored<S>(random_floats(size_t(N) * C, -2.0f, 2.0f)), w = as_stored<S>(random_floats(C)),
+               b = as_stored<S>(random_floats(C));
 
     // Forward.
-    Device<T> d_inp(to_storage<T>(inp)), d_w(to_storage<T>(w)), d_b(to_storage<T>(b)), d_out(size_t(N) * C);
+    Device<S> d_inp(to_storage<S>(inp)), d_w(to_storage<S>(w)), d_b(to_storage<S>(b)), d_out(size_t(N) * C);
     Device<float> d_mean(N), d_rstd(N);
-    rkv::NormArgs<T, float> a{.N = N,
+    rkv::NormArgs<S, float> a{.N = N,
                               .C = C,
                               .eps = eps,
                               .inp = d_inp.get(),
@@ -64,9 +64,9 @@ TEMPLATE_TEST_CASE("layernorm forward and backward match ref", "[layernorm]", fl
 
     // Backward from the kernel's own statistics, into gradients that already hold values.
     const auto mean = d_mean.download(), rstd = d_rstd.download();
-    const auto dout = as_stored<T>(random_floats(size_t(N) * C)), dinp0 = as_stored<T>(random_floats(size_t(N) * C));
+    const auto dout = as_stored<S>(random_floats(size_t(N) * C)), dinp0 = as_stored<S>(random_floats(size_t(N) * C));
     const auto dw0 = random_floats(C), db0 = random_floats(C);
-    Device<T> d_dout(to_storage<T>(dout)), d_dinp(to_storage<T>(dinp0));
+    Device<S> d_dout(to_storage<S>(dout)), d_dinp(to_storage<S>(dinp0));
     Device<float> d_dw(dw0), d_db(db0);
     a.dout = d_dout.get(), a.dinp = d_dinp.get(), a.dw = d_dw.get(), a.db = d_db.get();
     rkv::cuda::layernorm_backward(a, nullptr);
@@ -82,21 +82,21 @@ TEMPLATE_TEST_CASE("layernorm forward and backward match ref", "[layernorm]", fl
 
 TEMPLATE_TEST_CASE("residual + layernorm matches ref residual then ref layernorm, and the separate kernels",
                    "[layernorm]", float, bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
     const Shape shape = GENERATE(Shape{13, 72}, Shape{600, 40}, Shape{3, 300}, Shape{7, 13});  // as above
     const InOrder in_order(order);
     const int N = shape.N, C = shape.C;
     const size_t NC = size_t(N) * C;
     const double eps = 1e-5;
-    const double bound = bound_for<T>();
+    const double bound = bound_for<S>();
     INFO("N " << N << " C " << C);
-    const auto a = as_stored<T>(random_floats(NC, -2.0f, 2.0f)), b = as_stored<T>(random_floats(NC)),
-               w = as_stored<T>(random_floats(C)), bias = as_stored<T>(random_floats(C));
-    Device<T> d_a(to_storage<T>(a)), d_b(to_storage<T>(b)), d_w(to_storage<T>(w)), d_bias(to_storage<T>(bias)),
+    const auto a = as_stored<S>(random_floats(NC, -2.0f, 2.0f)), b = as_stored<S>(random_floats(NC)),
+               w = as_stored<S>(random_floats(C)), bias = as_stored<S>(random_floats(C));
+    Device<S> d_a(to_storage<S>(a)), d_b(to_storage<S>(b)), d_w(to_storage<S>(w)), d_bias(to_storage<S>(bias)),
         d_resid(NC), d_out(NC);
     Device<float> d_mean(N), d_rstd(N);
-    rkv::NormArgs<T, float> n{.N = N,
+    rkv::NormArgs<S, float> n{.N = N,
                               .C = C,
                               .eps = eps,
                               .inp = d_a.get(),
@@ -111,10 +111,10 @@ TEMPLATE_TEST_CASE("residual + layernorm matches ref residual then ref layernorm
     const auto resid = to_floats(d_resid.download()), out = to_floats(d_out.download());
     const auto mean = d_mean.download(), rstd = d_rstd.download();
 
-    // ref: the residual, stored as T, then the norm of what was stored.
+    // ref: the residual, stored as S, then the norm of what was stored.
     std::vector<double> resid_ref(NC), out_ref(NC), mean_ref(N), rstd_ref(N);
     rkv::ref::residual_forward(resid_ref.data(), to_double(a).data(), to_double(b).data(), NC);
-    const auto resid_stored = as_stored<T>(std::vector<float>(resid_ref.begin(), resid_ref.end()));
+    const auto resid_stored = as_stored<S>(std::vector<float>(resid_ref.begin(), resid_ref.end()));
     const auto resid_d = to_double(resid_stored), w_d = to_double(w), bias_d = to_double(bias);
     rkv::ref::layernorm_forward(rkv::NormArgs<double, double>{.N = N,
                                                               .C = C,
@@ -131,10 +131,10 @@ TEMPLATE_TEST_CASE("residual + layernorm matches ref residual then ref layernorm
     check_close("residual_layernorm_forward rstd", rstd, rstd_ref, fp32_bound);
 
     // The separate kernels give the same bits.
-    Device<T> d_resid2(NC), d_out2(NC);
+    Device<S> d_resid2(NC), d_out2(NC);
     Device<float> d_mean2(N), d_rstd2(N);
     rkv::cuda::residual_forward(d_resid2.get(), d_a.get(), d_b.get(), NC, nullptr);
-    rkv::cuda::layernorm_forward(rkv::NormArgs<T, float>{.N = N,
+    rkv::cuda::layernorm_forward(rkv::NormArgs<S, float>{.N = N,
                                                          .C = C,
                                                          .eps = eps,
                                                          .inp = d_resid2.get(),

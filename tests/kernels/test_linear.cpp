@@ -27,11 +27,11 @@ const std::vector<int> kPads = {0, 9, 24};
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 // A tensor as the kernel stores it, and as ref reads it (in double, rounded like the storage).
-template <class T>
+template <class S>
 struct Tensor {
     std::vector<double> ref;
-    Device<T> dev;
-    explicit Tensor(const std::vector<float>& v) : ref(to_double(as_stored<T>(v))), dev(to_storage<T>(v)) {}
+    Device<S> dev;
+    explicit Tensor(const std::vector<float>& v) : ref(to_double(as_stored<S>(v))), dev(to_storage<S>(v)) {}
 };
 
 // Epilogues on or off (bias, GELU and bias gradient as kernels of their own) for a scope.
@@ -43,7 +43,7 @@ struct Epilogues {
 }  // namespace
 
 TEMPLATE_TEST_CASE("linear forward and forward with GELU match ref, with and without bias", "[linear]", float, bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
     const Shape shape = GENERATE(from_range(kShapes));
     const bool with_bias = GENERATE(true, false);
@@ -54,8 +54,8 @@ TEMPLATE_TEST_CASE("linear forward and forward with GELU match ref, with and wit
     const int N = shape.N, C = shape.C, OC = shape.OC;
     INFO("N " << N << " C " << C << " OC " << OC << " ld " << ld << " bias " << with_bias << " epilogues "
               << epilogues);
-    const Tensor<T> inp(random_floats(size_t(N) * C)), weight(random_floats(size_t(OC) * C)), bias(random_floats(OC));
-    const T* b = with_bias ? bias.dev.get() : nullptr;
+    const Tensor<S> inp(random_floats(size_t(N) * C)), weight(random_floats(size_t(OC) * C)), bias(random_floats(OC));
+    const S* b = with_bias ? bias.dev.get() : nullptr;
 
     std::vector<double> pre_ref(size_t(N) * OC), out_ref(size_t(N) * OC);
     rkv::ref::linear_forward(rkv::LinearArgs<double, double>{.N = N,
@@ -67,8 +67,8 @@ TEMPLATE_TEST_CASE("linear forward and forward with GELU match ref, with and wit
                                                              .out = pre_ref.data()});
     rkv::ref::gelu_forward(out_ref.data(), pre_ref.data(), pre_ref.size());
 
-    Device<T> rows(size_t(N) * ld);
-    rkv::LinearArgs<T, float> a{.N = N,
+    Device<S> rows(size_t(N) * ld);
+    rkv::LinearArgs<S, float> a{.N = N,
                                 .C = C,
                                 .OC = OC,
                                 .ld = ld,
@@ -78,19 +78,19 @@ TEMPLATE_TEST_CASE("linear forward and forward with GELU match ref, with and wit
                                 .out = rows.get()};
     rkv::cuda::linear_forward(a, nullptr);
     const auto got = to_floats(rows.download());
-    check_close("linear_forward", without_stride(got, N, OC, ld), pre_ref, bound_for<T>());
+    check_close("linear_forward", without_stride(got, N, OC, ld), pre_ref, bound_for<S>());
     CHECK(padding_untouched(got, N, OC, ld));
 
-    Device<T> out(size_t(N) * OC), pre(size_t(N) * OC);
+    Device<S> out(size_t(N) * OC), pre(size_t(N) * OC);
     a.ld = 0, a.out = out.get(), a.pre = pre.get();
     rkv::cuda::linear_gelu_forward(a, nullptr);
-    check_close("linear_gelu_forward out", to_floats(out.download()), out_ref, bound_for<T>());
-    check_close("linear_gelu_forward pre", to_floats(pre.download()), pre_ref, bound_for<T>());
+    check_close("linear_gelu_forward out", to_floats(out.download()), out_ref, bound_for<S>());
+    check_close("linear_gelu_forward pre", to_floats(pre.download()), pre_ref, bound_for<S>());
 }
 
 TEMPLATE_TEST_CASE("linear backward writes or adds dinp, and adds dweight and dbias, like ref", "[linear]", float,
                    bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
     const Shape shape = GENERATE(from_range(kShapes));
     const bool with_bias = GENERATE(true, false);
@@ -103,14 +103,14 @@ TEMPLATE_TEST_CASE("linear backward writes or adds dinp, and adds dweight and db
     INFO("N " << N << " C " << C << " OC " << OC << " ld " << ld << " bias " << with_bias << " epilogues " << epilogues
               << " accumulate " << accumulate);
     const auto dout_values = random_floats(size_t(N) * OC);
-    const Tensor<T> dout(with_stride(dout_values, N, OC, ld, kNaN)), inp(random_floats(size_t(N) * C)),
+    const Tensor<S> dout(with_stride(dout_values, N, OC, ld, kNaN)), inp(random_floats(size_t(N) * C)),
         weight(random_floats(size_t(OC) * C));
-    const auto dout_ref = to_double(as_stored<T>(dout_values));
+    const auto dout_ref = to_double(as_stored<S>(dout_values));
     const auto dinp0 = accumulate ? random_floats(size_t(N) * C) : std::vector<float>(size_t(N) * C, kNaN),
                dweight0 = random_floats(size_t(OC) * C), dbias0 = random_floats(OC);
-    Device<T> dinp(to_storage<T>(dinp0));
+    Device<S> dinp(to_storage<S>(dinp0));
     Device<float> dweight(dweight0), dbias(dbias0);
-    rkv::cuda::linear_backward(rkv::LinearArgs<T, float>{.N = N,
+    rkv::cuda::linear_backward(rkv::LinearArgs<S, float>{.N = N,
                                                          .C = C,
                                                          .OC = OC,
                                                          .ld = ld,
@@ -123,7 +123,7 @@ TEMPLATE_TEST_CASE("linear backward writes or adds dinp, and adds dweight and db
                                                          .dbias = with_bias ? dbias.get() : nullptr},
                                nullptr);
 
-    auto dinp_ref = accumulate ? to_double(as_stored<T>(dinp0)) : std::vector<double>(size_t(N) * C),
+    auto dinp_ref = accumulate ? to_double(as_stored<S>(dinp0)) : std::vector<double>(size_t(N) * C),
          dweight_ref = to_double(dweight0), dbias_ref = to_double(dbias0);
     rkv::ref::linear_backward(rkv::LinearArgs<double, double>{.N = N,
                                                               .C = C,
@@ -134,7 +134,7 @@ TEMPLATE_TEST_CASE("linear backward writes or adds dinp, and adds dweight and db
                                                               .dinp = dinp_ref.data(),
                                                               .dweight = dweight_ref.data(),
                                                               .dbias = with_bias ? dbias_ref.data() : nullptr});
-    check_close("linear_backward dinp", to_floats(dinp.download()), dinp_ref, bound_for<T>());
+    check_close("linear_backward dinp", to_floats(dinp.download()), dinp_ref, bound_for<S>());
     // The parameter gradients are float sums of products of stored values: fp32 accuracy in
     // both builds.
     check_close("linear_backward dweight", dweight.download(), dweight_ref, fp32_bound);
@@ -145,7 +145,7 @@ TEMPLATE_TEST_CASE("linear backward writes or adds dinp, and adds dweight and db
 }
 
 TEMPLATE_TEST_CASE("linear backward through a GELU matches ref's linear and GELU backward", "[linear]", float, bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
     const Shape shape = GENERATE(from_range(kShapes));
     const bool with_bias = GENERATE(true, false);
@@ -155,15 +155,15 @@ TEMPLATE_TEST_CASE("linear backward through a GELU matches ref's linear and GELU
     const int N = shape.N, C = shape.C, OC = shape.OC;
     INFO("N " << N << " C " << C << " OC " << OC << " bias " << with_bias << " epilogues " << epilogues);
     // inp = GELU(pre) as the forward stored it; pre over the GELU's curved part.
-    const auto pre_values = as_stored<T>(random_floats(size_t(N) * C, -4.0f, 4.0f));
+    const auto pre_values = as_stored<S>(random_floats(size_t(N) * C, -4.0f, 4.0f));
     std::vector<double> inp_values(pre_values.size());
     rkv::ref::gelu_forward(inp_values.data(), to_double(pre_values).data(), inp_values.size());
-    const Tensor<T> dout(random_floats(size_t(N) * OC)), pre(pre_values),
+    const Tensor<S> dout(random_floats(size_t(N) * OC)), pre(pre_values),
         inp(std::vector<float>(inp_values.begin(), inp_values.end())), weight(random_floats(size_t(OC) * C));
     const auto dweight0 = random_floats(size_t(OC) * C), dbias0 = random_floats(OC);
-    Device<T> dpre(size_t(N) * C);
+    Device<S> dpre(size_t(N) * C);
     Device<float> dweight(dweight0), dbias(dbias0);
-    rkv::cuda::linear_gelu_backward(rkv::LinearArgs<T, float>{.N = N,
+    rkv::cuda::linear_gelu_backward(rkv::LinearArgs<S, float>{.N = N,
                                                               .C = C,
                                                               .OC = OC,
                                                               .inp = inp.dev.get(),
@@ -187,7 +187,7 @@ TEMPLATE_TEST_CASE("linear backward through a GELU matches ref's linear and GELU
                                                               .dweight = dweight_ref.data(),
                                                               .dbias = with_bias ? dbias_ref.data() : nullptr});
     rkv::ref::gelu_backward(dpre_ref.data(), dinp_ref.data(), pre.ref.data(), dpre_ref.size());
-    check_close("linear_gelu_backward dpre", to_floats(dpre.download()), dpre_ref, bound_for<T>());
+    check_close("linear_gelu_backward dpre", to_floats(dpre.download()), dpre_ref, bound_for<S>());
     check_close("linear_gelu_backward dweight", dweight.download(), dweight_ref, fp32_bound);
     if (with_bias)
         check_close("linear_gelu_backward dbias", dbias.download(), dbias_ref, fp32_bound);

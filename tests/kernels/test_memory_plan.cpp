@@ -25,20 +25,20 @@ namespace {
 // Rank `rank` of s.ranks (ZeRO-1 shards AdamW's state, ZeRO-2 the gradients too; the
 // collectives are not needed to allocate what a rank allocates, so ZeRO-2 reduces over a
 // LocalComm): the peak device bytes above what was allocated before.
-template <class T>
+template <class S>
 size_t emulated_peak(const PlanSettings& s, int rank) {
     const size_t before = emu::device_bytes().current;
     emu::reset_peak_device_bytes();
     {
-        CudaOps<T> ops;
+        CudaOps<S> ops;
         const size_t total = ParamTable(s.config).total;
         const size_t shard = s.zero ? (total + s.ranks - 1) / s.ranks : total;
-        const size_t windows = s.zero == 2 ? ShardedGrads<T>::working_elements(ParamTable(s.config)) : 0;
-        Model<T> model(s.config, ops, s.batch, s.seq_len, shard * (s.zero ? s.ranks : 1), true, s.recompute, windows);
+        const size_t windows = s.zero == 2 ? ShardedGrads<S>::working_elements(ParamTable(s.config)) : 0;
+        Model<S> model(s.config, ops, s.batch, s.seq_len, shard * (s.zero ? s.ranks : 1), true, s.recompute, windows);
         LocalComm comm;
-        std::optional<ShardedGrads<T>> sharded;
+        std::optional<ShardedGrads<S>> sharded;
         if (s.zero == 2) sharded.emplace(model, ops, comm, shard * rank, shard);
-        AdamW<T> opt(model.table, {}, ops, s.zero ? shard * rank : 0, shard);
+        AdamW<S> opt(model.table, {}, ops, s.zero ? shard * rank : 0, shard);
         std::mt19937_64 rng(7);
         std::vector<float> params(total);
         init_params(params.data(), model.table, s.config, rng());

@@ -19,7 +19,7 @@ struct Shape {
 }  // namespace
 
 TEMPLATE_TEST_CASE("rmsnorm forward and backward match ref", "[rmsnorm]", float, bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
     // 16-byte packs (C a multiple of 8 for bf16, of 4 for float) for 72, 16, 64 and 264 (more
     // packs than lanes, and part of a second column block of dw), and 4 for float; the element
@@ -29,13 +29,13 @@ TEMPLATE_TEST_CASE("rmsnorm forward and backward match ref", "[rmsnorm]", float,
     const InOrder in_order(order);
     const int N = shape.N, C = shape.C;
     const double eps = 1e-6;
-    const double bound = bound_for<T>();
+    const double bound = bound_for<S>();
     INFO("N " << N << " C " << C);
-    const auto inp = as_stored<T>(random_floats(size_t(N) * C, -2.0f, 2.0f)), w = as_stored<T>(random_floats(C));
+    const auto inp = as_stored<S>(random_floats(size_t(N) * C, -2.0f, 2.0f)), w = as_stored<S>(random_floats(C));
 
-    Device<T> d_inp(to_storage<T>(inp)), d_w(to_storage<T>(w)), d_out(size_t(N) * C);
+    Device<S> d_inp(to_storage<S>(inp)), d_w(to_storage<S>(w)), d_out(size_t(N) * C);
     Device<float> d_rstd(N);
-    rkv::NormArgs<T, float> a{
+    rkv::NormArgs<S, float> a{
         .N = N, .C = C, .eps = eps, .inp = d_inp.get(), .w = d_w.get(), .out = d_out.get(), .rstd = d_rstd.get()};
     rkv::cuda::rmsnorm_forward(a, nullptr);
     std::vector<double> out_ref(size_t(N) * C), rstd_ref(N);
@@ -52,9 +52,9 @@ TEMPLATE_TEST_CASE("rmsnorm forward and backward match ref", "[rmsnorm]", float,
     check_close("rmsnorm_forward rstd", d_rstd.download(), rstd_ref, fp32_bound);
 
     const auto rstd = d_rstd.download();
-    const auto dout = as_stored<T>(random_floats(size_t(N) * C)), dinp0 = as_stored<T>(random_floats(size_t(N) * C));
+    const auto dout = as_stored<S>(random_floats(size_t(N) * C)), dinp0 = as_stored<S>(random_floats(size_t(N) * C));
     const auto dw0 = random_floats(C);
-    Device<T> d_dout(to_storage<T>(dout)), d_dinp(to_storage<T>(dinp0));
+    Device<S> d_dout(to_storage<S>(dout)), d_dinp(to_storage<S>(dinp0));
     Device<float> d_dw(dw0);
     a.dout = d_dout.get(), a.dinp = d_dinp.get(), a.dw = d_dw.get();
     rkv::cuda::rmsnorm_backward(a, nullptr);
@@ -69,20 +69,20 @@ TEMPLATE_TEST_CASE("rmsnorm forward and backward match ref", "[rmsnorm]", float,
 
 TEMPLATE_TEST_CASE("residual + rmsnorm matches ref residual then ref rmsnorm, and the separate kernels", "[rmsnorm]",
                    float, bf16) {
-    using T = TestType;
+    using S = TestType;
     const auto order = GENERATE(from_range(orders()));
     const Shape shape = GENERATE(Shape{13, 72}, Shape{37, 16}, Shape{9, 130});  // packs, packs, elements
     const InOrder in_order(order);
     const int N = shape.N, C = shape.C;
     const size_t NC = size_t(N) * C;
     const double eps = 1e-6;
-    const double bound = bound_for<T>();
+    const double bound = bound_for<S>();
     INFO("N " << N << " C " << C);
-    const auto a = as_stored<T>(random_floats(NC, -2.0f, 2.0f)), b = as_stored<T>(random_floats(NC)),
-               w = as_stored<T>(random_floats(C));
-    Device<T> d_a(to_storage<T>(a)), d_b(to_storage<T>(b)), d_w(to_storage<T>(w)), d_resid(NC), d_out(NC);
+    const auto a = as_stored<S>(random_floats(NC, -2.0f, 2.0f)), b = as_stored<S>(random_floats(NC)),
+               w = as_stored<S>(random_floats(C));
+    Device<S> d_a(to_storage<S>(a)), d_b(to_storage<S>(b)), d_w(to_storage<S>(w)), d_resid(NC), d_out(NC);
     Device<float> d_rstd(N);
-    rkv::NormArgs<T, float> n{.N = N,
+    rkv::NormArgs<S, float> n{.N = N,
                               .C = C,
                               .eps = eps,
                               .inp = d_a.get(),
@@ -95,10 +95,10 @@ TEMPLATE_TEST_CASE("residual + rmsnorm matches ref residual then ref rmsnorm, an
     const auto resid = to_floats(d_resid.download()), out = to_floats(d_out.download());
     const auto rstd = d_rstd.download();
 
-    // ref: the residual, stored as T, then the norm of what was stored.
+    // ref: the residual, stored as S, then the norm of what was stored.
     std::vector<double> resid_ref(NC), out_ref(NC), rstd_ref(N);
     rkv::ref::residual_forward(resid_ref.data(), to_double(a).data(), to_double(b).data(), NC);
-    const auto resid_stored = as_stored<T>(std::vector<float>(resid_ref.begin(), resid_ref.end()));
+    const auto resid_stored = as_stored<S>(std::vector<float>(resid_ref.begin(), resid_ref.end()));
     const auto resid_d = to_double(resid_stored), w_d = to_double(w);
     rkv::ref::rmsnorm_forward(rkv::NormArgs<double, double>{.N = N,
                                                             .C = C,
@@ -112,10 +112,10 @@ TEMPLATE_TEST_CASE("residual + rmsnorm matches ref residual then ref rmsnorm, an
     check_close("residual_rmsnorm_forward rstd", rstd, rstd_ref, fp32_bound);
 
     // The separate kernels give the same bits.
-    Device<T> d_resid2(NC), d_out2(NC);
+    Device<S> d_resid2(NC), d_out2(NC);
     Device<float> d_rstd2(N);
     rkv::cuda::residual_forward(d_resid2.get(), d_a.get(), d_b.get(), NC, nullptr);
-    rkv::cuda::rmsnorm_forward(rkv::NormArgs<T, float>{.N = N,
+    rkv::cuda::rmsnorm_forward(rkv::NormArgs<S, float>{.N = N,
                                                        .C = C,
                                                        .eps = eps,
                                                        .inp = d_resid2.get(),

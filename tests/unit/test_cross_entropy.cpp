@@ -15,11 +15,11 @@
 
 namespace {
 
-template <class T>
-std::vector<T> random_row(int V, double scale, std::mt19937_64& rng) {
+template <class S>
+std::vector<S> random_row(int V, double scale, std::mt19937_64& rng) {
     std::uniform_real_distribution<double> u(-scale, scale);
-    std::vector<T> row(V);
-    for (T& x : row) x = T(u(rng));
+    std::vector<S> row(V);
+    for (S& x : row) x = S(u(rng));
     return row;
 }
 

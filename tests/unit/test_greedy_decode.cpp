@@ -20,10 +20,10 @@ std::vector<int> greedy_recompute(Model<double>& model, const Route& route, std:
     std::vector<int> out;
     while (int(out.size()) < max_new) {
         const int n = int(seq.size());
-        std::vector<int> inputs(model.Tn, 0);  // positions after n do not change the ones before
+        std::vector<int> inputs(model.T, 0);  // positions after n do not change the ones before
         std::copy(seq.begin(), seq.end(), inputs.begin());
         model.forward(inputs.data(), nullptr, route);
-        const std::vector<double> row = model.logits(n, n - 1);  // (1, n ... Tn - 1, V): the first row
+        const std::vector<double> row = model.logits(n, n - 1);  // (1, n ... T - 1, V): the first row
         const int next = argmax(row.data(), V);
         out.push_back(next);
         seq.push_back(next);

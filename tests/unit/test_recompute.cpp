@@ -20,9 +20,9 @@ TEST_CASE("recompute mlp and layer give none's losses and gradients bitwise, eve
 
 namespace {
 
-std::map<std::string, size_t> bytes_by_kind(const ModelConfig& c, int B, int Tn, Recompute r) {
+std::map<std::string, size_t> bytes_by_kind(const ModelConfig& c, int B, int T, Recompute r) {
     std::map<std::string, size_t> kinds;
-    for (const ModelBuffer& b : Model<float>::buffers(c, B, Tn, 0, true, r)) kinds[b.kind] += b.bytes;
+    for (const ModelBuffer& b : Model<float>::buffers(c, B, T, 0, true, r)) kinds[b.kind] += b.bytes;
     return kinds;
 }
 
@@ -33,10 +33,10 @@ TEST_CASE("recompute keeps the recomputed activations for one layer", "[model][r
         INFO(c4.model_type);
         ModelConfig c8 = c4;
         c8.num_hidden_layers = 8;
-        const int B = 2, Tn = 8;  // N*C floats: whole multiples of the arena's 64-byte alignment
-        const size_t NC = size_t(B) * Tn * c4.hidden_size, NF = size_t(B) * Tn * c4.intermediate_size;
+        const int B = 2, T = 8;  // N*C floats: whole multiples of the arena's 64-byte alignment
+        const size_t NC = size_t(B) * T * c4.hidden_size, NF = size_t(B) * T * c4.intermediate_size;
         auto growth = [&](Recompute r, const char* kind) {  // bytes per 4 more layers
-            return bytes_by_kind(c8, B, Tn, r)[kind] - bytes_by_kind(c4, B, Tn, r)[kind];
+            return bytes_by_kind(c8, B, T, r)[kind] - bytes_by_kind(c4, B, T, r)[kind];
         };
         // layer: only resid (L+1, N, C) grows (the route's L ints before it shift its padding);
         // lse (attention) is recomputed too.
@@ -61,9 +61,9 @@ TEST_CASE("recompute keeps the recomputed activations for one layer", "[model][r
         CHECK(growth(Recompute::none, "activations") - growth(Recompute::layer, "activations") ==
               4 * (attention_per_layer + mlp_per_layer));
         size_t none = 0, mlp = 0, layer = 0;
-        for (auto& [k, b] : bytes_by_kind(c8, B, Tn, Recompute::none)) none += b;
-        for (auto& [k, b] : bytes_by_kind(c8, B, Tn, Recompute::mlp)) mlp += b;
-        for (auto& [k, b] : bytes_by_kind(c8, B, Tn, Recompute::layer)) layer += b;
+        for (auto& [k, b] : bytes_by_kind(c8, B, T, Recompute::none)) none += b;
+        for (auto& [k, b] : bytes_by_kind(c8, B, T, Recompute::mlp)) mlp += b;
+        for (auto& [k, b] : bytes_by_kind(c8, B, T, Recompute::layer)) layer += b;
         CHECK(layer < mlp);
         CHECK(mlp < none);
     }
