@@ -95,7 +95,8 @@ __global__ void qk_norm_rope_backward_kernel(S* dinp, float* partials, const S* 
         for (int h = 0; h < H; h++) {
             const size_t row = (size_t(n) * H + h) * HS;
             const float r = rstd[size_t(n) * H + h];
-            float g1[kMaxPairs], g2[kMaxPairs], xh1[kMaxPairs], xh2[kMaxPairs], gx = 0.0f;
+            // Zeroed only so that GCC's emulator build sees them set: both loops stop at the same i.
+            float g1[kMaxPairs] = {}, g2[kMaxPairs] = {}, xh1[kMaxPairs] = {}, xh2[kMaxPairs] = {}, gx = 0.0f;
             RKV_UNROLL
             for (int k = 0; k < kMaxPairs; k++) {
                 const int i = lane + 32 * k;

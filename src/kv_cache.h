@@ -1,11 +1,11 @@
 // The KV cache of inference with depth-wise sharing (DESIGN.md section 1, "Inference"). Under
-// an inference route only the layers that some layer reads (the kept layers S) compute keys and
+// an inference route only the layers that some layer reads (the kept layers, K of them) compute keys and
 // values; each owns a slot that holds them for every position seen so far, and every layer
-// attends to the slot of its source kv_src[l]. The cache is |S| / L of a full one: the memory
+// attends to the slot of its source kv_src[l]. The cache is K / L of a full one: the memory
 // that R-CLA saves when serving.
 //
 // Memory (the implementation's, through LayerOps):
-//   k, v      (|S|, B, max_len, NKV, HS): slot s is kept layer kept_layers()[s]
+//   k, v      (K, B, max_len, NKV, HS): slot s is kept layer kept_layers()[s]
 //   kv_slot   (L): the slot layer l reads, the attention kernel's data (like kv_src in training)
 // All B sequences advance together: `length` positions of each are filled.
 #pragma once
@@ -71,7 +71,7 @@ public:
 
 private:
     LayerOps<S>& ops_;
-    std::vector<int> kept_;     // (|S|) ascending
+    std::vector<int> kept_;     // (K) ascending
     std::vector<int> slot_of_;  // (L): a kept layer's slot, -1 for the others
     void* arena_ = nullptr;
     S* k_ = nullptr;

@@ -148,6 +148,7 @@ TEST_CASE("qk_norm_rope refuses odd head sizes and head sizes over 256", "[qk_no
                                                                                     .T = 1,
                                                                                     .NH = 1,
                                                                                     .HS = HS,
+                                                                                    .rope = {},
                                                                                     .inp = x.get(),
                                                                                     .out = x.get(),
                                                                                     .w = x.get(),
