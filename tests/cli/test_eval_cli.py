@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 
+from test_train_cli import Checks   # the same PASS/FAIL lines
+
 TINY_LLAMA = {
     "model_type": "llama", "vocab_size": 256, "hidden_size": 32, "intermediate_size": 64,
     "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
@@ -31,16 +33,8 @@ TINY_LLAMA = {
 }
 TIMEOUT_S = 300
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "tokenizers")
-passed = failed = 0
-
-
-def check(ok, what, detail=""):
-    global passed, failed
-    passed += bool(ok)
-    failed += not ok
-    print(("PASS " if ok else "FAIL ") + what + ("" if ok else f": {detail}"))
-    sys.stdout.flush()
-    return ok
+checks = Checks()
+check = checks.check
 
 
 def run(cmd):
@@ -374,8 +368,8 @@ def main():
         p = run([train, "--steps", "0", "--out", os.path.join(tmp, "steps0")])
         check(p.returncode > 0 and "--steps" in p.stderr, "train_rkv --steps 0 is refused, naming --steps", p.stderr)
 
-    print(f"{passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+    print(f"{checks.passed} passed, {checks.failed} failed")
+    return 0 if checks.failed == 0 else 1
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 
-from test_train_cli import sft_rows, write_rows
+from test_train_cli import Checks, sft_rows, write_rows
 
 TIMEOUT_S = 300
 CONFIG = {"model_type": "llama", "vocab_size": 256, "hidden_size": 32, "intermediate_size": 64,
@@ -63,13 +63,8 @@ def main():
     split = sys.argv.index("--") if "--" in sys.argv else len(sys.argv)
     args = parser.parse_args(sys.argv[1:split])
     mpirun = sys.argv[split + 1:]
-    passed = failed = 0
-
-    def check(ok, what, detail=""):
-        nonlocal passed, failed
-        passed += bool(ok)
-        failed += not ok
-        print(("PASS " if ok else "FAIL ") + what + ("" if ok else f"\n{detail}"))
+    checks = Checks()
+    check = checks.check
 
     def run(cmd, what):
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
@@ -250,8 +245,8 @@ def main():
         except subprocess.TimeoutExpired:
             check(False, f"an error on the ranks ends the job (still running after {TIMEOUT_S} s)")
 
-    print(f"{passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+    print(f"{checks.passed} passed, {checks.failed} failed")
+    return 0 if checks.failed == 0 else 1
 
 
 if __name__ == "__main__":

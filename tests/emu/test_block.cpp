@@ -51,20 +51,22 @@ __global__ void block_sum(const float* in, float* out, unsigned live) {
     if (t == 0) out[blockIdx.x] = partial[0];
 }
 
-TEST_CASE("shared-memory reduction, one copy of __shared__ per block", "[block]") {
-    for (const unsigned live : {256u, 200u, 33u, 1u}) {
-        const unsigned blocks = 7;
-        std::vector<float> h(blocks * live);
-        for (std::size_t i = 0; i < h.size(); ++i) h[i] = static_cast<float>(i % 17);
-        DeviceBuffer<float> in(h), out(blocks);
-        launch_kernel(block_sum, blocks, 256, 0, nullptr, in.get(), out.get(), live);
-        const std::vector<float> sums = out.to_host();
-        for (unsigned b = 0; b < blocks; ++b) {
-            float want = 0;
-            for (unsigned i = 0; i < live; ++i) want += h[b * live + i];
-            REQUIRE(sums[b] == want);
-        }
+// block_sum over blocks x live small integers: each block's sum is exact, whatever the order.
+void check_block_sums(unsigned blocks, unsigned live) {
+    std::vector<float> h(blocks * live);
+    for (std::size_t i = 0; i < h.size(); ++i) h[i] = static_cast<float>(i % 17);
+    DeviceBuffer<float> in(h), out(blocks);
+    launch_kernel(block_sum, blocks, 256, 0, nullptr, in.get(), out.get(), live);
+    const std::vector<float> sums = out.to_host();
+    for (unsigned b = 0; b < blocks; ++b) {
+        float want = 0;
+        for (unsigned i = 0; i < live; ++i) want += h[b * live + i];
+        REQUIRE(sums[b] == want);
     }
+}
+
+TEST_CASE("shared-memory reduction, one copy of __shared__ per block", "[block]") {
+    for (const unsigned live : {256u, 200u, 33u, 1u}) check_block_sums(7, live);
 }
 
 __global__ void divergent_barrier(int* out) {
@@ -243,17 +245,7 @@ TEST_CASE("blocks spread over several OS threads", "[block]") {
         Threads() { emu::set_threads(4); }
         ~Threads() { emu::set_threads(1); }
     } threads;
-    const unsigned blocks = 64, live = 200;
-    std::vector<float> h(blocks * live);
-    for (std::size_t i = 0; i < h.size(); ++i) h[i] = static_cast<float>(i % 13);
-    DeviceBuffer<float> in(h), out(blocks);
-    launch_kernel(block_sum, blocks, 256, 0, nullptr, in.get(), out.get(), live);
-    const std::vector<float> sums = out.to_host();
-    for (unsigned b = 0; b < blocks; ++b) {
-        float want = 0;
-        for (unsigned i = 0; i < live; ++i) want += h[b * live + i];
-        REQUIRE(sums[b] == want);
-    }
+    check_block_sums(64, 200);
     DeviceBuffer<int> ignored(8 * 64);
     REQUIRE_THROWS_WITH(launch_kernel(divergent_barrier, 8, 64, 0, nullptr, ignored.get()),
                         Catch::Contains("divergent __syncthreads"));
