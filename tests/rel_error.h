@@ -24,6 +24,18 @@ double rel_error(const std::vector<Out>& out, const std::vector<Ref>& ref) {
     return norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
 }
 
+// ||out - ref|| / max(||ref||, sqrt(n)): relative where the entries are of magnitude 1 or more,
+// absolute below. For a log-sum-exp, which the attention backward takes as exp(s - lse), so that
+// its absolute error is what counts; with one key it is that key's score, which may be near 0.
+template <class Out, class Ref>
+double rel_error_unit_floor(const std::vector<Out>& out, const std::vector<Ref>& ref) {
+    const double err = rel_error(out, ref);
+    double norm = 0.0;
+    for (const Ref& r : ref) norm += double(r) * double(r);
+    const double diff = norm > 0.0 ? err * std::sqrt(norm) : err;  // ||out - ref||
+    return diff / std::sqrt(std::max({norm, double(ref.size()), 1.0}));
+}
+
 // max |out - ref| / max |ref|: logits against another implementation's, where one entry off
 // must show however long the vector.
 template <class Out, class Ref>

@@ -134,13 +134,17 @@ private:
     size_t n_;
 };
 
-// Checks the fp32 bound of DESIGN.md section 6; KERNEL_TESTS_VERBOSE=1 prints each error.
-inline void check_close(const char* what, const std::vector<float>& out, const std::vector<double>& ref,
-                        double bound = 1e-5) {
-    const double err = rel_error(out, ref);
+// Checks an error against its bound; KERNEL_TESTS_VERBOSE=1 prints each error.
+inline void check_error(const char* what, double err, double bound) {
     if (std::getenv("KERNEL_TESTS_VERBOSE")) std::printf("  %-44s rel err %.3e\n", what, err);
     INFO(what << ": relative error " << err);
     CHECK(err < bound);
+}
+
+// The fp32 bound of DESIGN.md section 6 by default.
+inline void check_close(const char* what, const std::vector<float>& out, const std::vector<double>& ref,
+                        double bound = 1e-5) {
+    check_error(what, rel_error(out, ref), bound);
 }
 
 // The thread orders a test runs under: under the emulator both forward and reversed
