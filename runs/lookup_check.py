@@ -16,6 +16,7 @@ the batch order.
 """
 import argparse
 import glob
+import json
 import math
 import os
 import random
@@ -55,7 +56,6 @@ def config(width):
 
 
 def run_rkv(out, steps, width):
-    import json
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config(width), f)
     build = os.path.join(ROOT, "build")

@@ -10,9 +10,10 @@
 
 namespace kcheck {
 
-// ||out - ref|| / ||ref|| (||out - ref|| when ref is zero).
+// ||out - ref|| / max(||ref||, floor) (||out - ref|| when both are zero). A floor of sqrt(n) makes
+// it relative where the entries are of magnitude 1 or more and absolute below (rel_error_unit_floor).
 template <class Out, class Ref>
-double rel_error(const std::vector<Out>& out, const std::vector<Ref>& ref) {
+double rel_error(const std::vector<Out>& out, const std::vector<Ref>& ref, double floor = 0.0) {
     if (out.size() != ref.size()) throw std::invalid_argument("rel_error: the vectors differ in length");
     double diff = 0.0, norm = 0.0;
     for (size_t i = 0; i < out.size(); i++) {
@@ -21,19 +22,15 @@ double rel_error(const std::vector<Out>& out, const std::vector<Ref>& ref) {
         diff += d * d;
         norm += double(ref[i]) * double(ref[i]);
     }
+    norm = std::max(norm, floor * floor);
     return norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
 }
 
-// ||out - ref|| / max(||ref||, sqrt(n)): relative where the entries are of magnitude 1 or more,
-// absolute below. For a log-sum-exp, which the attention backward takes as exp(s - lse), so that
-// its absolute error is what counts; with one key it is that key's score, which may be near 0.
+// For a log-sum-exp, which the attention backward takes as exp(s - lse), so that its absolute
+// error is what counts; with one key it is that key's score, which may be near 0.
 template <class Out, class Ref>
 double rel_error_unit_floor(const std::vector<Out>& out, const std::vector<Ref>& ref) {
-    const double err = rel_error(out, ref);
-    double norm = 0.0;
-    for (const Ref& r : ref) norm += double(r) * double(r);
-    const double diff = norm > 0.0 ? err * std::sqrt(norm) : err;  // ||out - ref||
-    return diff / std::sqrt(std::max({norm, double(ref.size()), 1.0}));
+    return rel_error(out, ref, std::sqrt(double(ref.size())));
 }
 
 // max |out - ref| / max |ref|: logits against another implementation's, where one entry off
