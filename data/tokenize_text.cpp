@@ -10,6 +10,9 @@
 //       model's document start (its BOS; GPT-2: <|endoftext|>, as llm.c).
 //   tokenize_text --out DIR FILES...
 //       without --tokenizer: byte-level shards (vocab 256), each file a document after byte 0.
+//   tokenize_text --builtin-corpus --out DIR
+//       the built-in corpus train_rkv trains on when given no --train (data/corpus.h), as
+//       DIR/corpus_train.bin and DIR/corpus_val.bin: to mix it with other shards under one glob.
 //
 // --out must lie outside the source tree (or under its runs/, which git ignores) unless --force:
 // a corpus is large and never belongs in the repository.
@@ -35,6 +38,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "data/corpus.h"
 #include "data/hf_tokenizer.h"
 #include "data/sft_rows.h"
 #include "data/shard.h"
@@ -76,8 +80,17 @@ struct Options {
     rkv::SftOptions sft;  // --sft T: fine-tuning rows of T tokens
     int threads = 0;
     bool force = false;
+    bool builtin_corpus = false;
     std::vector<std::string> files;
 };
+
+// The rule for --out at the top of this file.
+void check_out_dir(const Options& o) {
+    if (!o.force && !rkv::out_dir_allowed(o.split.dir, RKV_SOURCE_DIR))
+        throw std::invalid_argument(
+            fmt::format("--out {} is inside the source tree {}: write it elsewhere (or under runs/), or pass --force",
+                        o.split.dir, RKV_SOURCE_DIR));
+}
 
 // --ids: each line's ids, space-separated, one output line per input line.
 int print_ids(const Options& o) {
@@ -130,11 +143,7 @@ std::vector<std::string_view> documents(const Options& o, const std::vector<std:
 // --out: the files' documents as validation and training shards.
 int write_shards(const Options& o) {
     if (o.split.dir.empty() || o.files.empty()) throw std::invalid_argument("give --out DIR and FILES (or --ids FILE)");
-    if (!o.force && !rkv::out_dir_allowed(o.split.dir, RKV_SOURCE_DIR))
-        throw std::invalid_argument(
-            fmt::format("--out {} is inside the source tree {}: write shards elsewhere (or "
-                        "under runs/), or pass --force",
-                        o.split.dir, RKV_SOURCE_DIR));
+    check_out_dir(o);
     std::vector<std::string> contents;  // the files' bytes; documents are views into them
     contents.reserve(o.files.size());
     for (const std::string& path : o.files) contents.push_back(read_file(path));
@@ -175,16 +184,23 @@ int write_shards(const Options& o) {
     return 0;
 }
 
+// --builtin-corpus: the built-in corpus's two shards, as train_rkv generates them.
+int write_corpus(const Options& o) {
+    if (o.split.dir.empty() || !o.files.empty() || !o.tokenizer.empty())
+        throw std::invalid_argument("--builtin-corpus takes --out DIR and no files or --tokenizer");
+    check_out_dir(o);
+    const rkv::CorpusFiles files = rkv::write_builtin_corpus(o.split.dir, rkv::kBuiltinCorpusSeed);
+    fmt::print("{}\n{}\ntrain {} tokens, val {} tokens, version 1 shards (uint16) in {}\n", files.val, files.train,
+               rkv::kCorpusTrainTokens, rkv::kCorpusValTokens, o.split.dir);
+    return 0;
+}
+
 // --sft: prompt/completion JSON Lines as fine-tuning rows (data/sft_rows.h), validation split
 // spread evenly through the examples. Byte-level: rows start with the document start (byte 0)
 // and the completion ends with it too, so a byte-level model learns where an answer stops.
 int write_sft(Options o) {
     if (o.split.dir.empty() || o.files.empty()) throw std::invalid_argument("--sft needs --out DIR and FILES");
-    if (!o.force && !rkv::out_dir_allowed(o.split.dir, RKV_SOURCE_DIR))
-        throw std::invalid_argument(
-            fmt::format("--out {} is inside the source tree {}: write the rows elsewhere (or "
-                        "under runs/), or pass --force",
-                        o.split.dir, RKV_SOURCE_DIR));
+    check_out_dir(o);
     o.sft.val_fraction = o.split.val_frac;
     std::optional<rkv::HfTokenizer> tok;
     rkv::Encoder encode;
@@ -244,13 +260,18 @@ int main(int argc, char** argv) {
     app.add_option("--doc-end", o.doc_end, "token ending every document (default: none)");
     app.add_option("--threads", o.threads, "encoding threads (0: all cores)")->check(rkv::in_range(0, 4096));
     app.add_flag("--force", o.force, "allow an --out inside the source tree");
+    app.add_flag("--builtin-corpus", o.builtin_corpus,
+                 "write the built-in corpus (train_rkv's data when given no --train) to --out")
+        ->excludes(ids)
+        ->excludes(sft);
     app.add_option("files", o.files, "text files (one document each) or JSON Lines (one document per line)")
         ->check(CLI::ExistingFile);
     CLI11_PARSE(app, argc, argv);
 
     try {
-        // Modes: ids per line, fine-tuning rows, or pretraining shards.
+        // Modes: ids per line, fine-tuning rows, the built-in corpus, or pretraining shards.
         if (!o.ids_file.empty()) return print_ids(o);
+        if (o.builtin_corpus) return write_corpus(o);
         if (o.sft.T > 0) return write_sft(o);
         return write_shards(o);
     } catch (const std::exception& e) {

@@ -1,37 +1,36 @@
 #!/usr/bin/env bash
 # Experiment 3 (the source paper's Tables 2-3, fine-tuning, at tiny scale): a model pretrained as
 # an ordinary transformer, fine-tuned on question answering three ways, then served with 100%,
-# 50%, 37.5% and 25% of its KV cache: which fine-tuning keeps its answers when the cache shrinks?
-# - base: an 8-layer Llama-style byte-level model (C WIDTH), pretrained on the built-in corpus with
-#   --p-own 1, one per seed;
+# 50% and 25% of its KV cache: which fine-tuning keeps its answers when the cache shrinks?
+# - base: a 4-layer Llama-style byte-level model (C WIDTH), pretrained with --p-own 1 on the
+#   built-in corpus mixed with copy drills (runs/copy_drill.py, about 13% of the tokens), without
+#   which a model this small does not learn to look facts up in its context within a CPU's budget
+#   (runs/README.md, exp3, "Learnability"); one base, as the paper fine-tunes one model;
 # - fine-tuned from it on the built-in QA task's train split (./eval_rkv --write-qa, the
 #   prompt/completion lines as ./tokenize_text --sft rows: no loss on the prompt) three ways:
 #   ft-own (--p-own 1, ordinary), ft-rcla (--p-own 0.6, R-CLA), ft-cla2 (--train-route
-#   keep-every:2, CLA@2: layers share K/V in fixed pairs);
+#   keep-every:2, CLA@2: layers share K/V in fixed pairs), each with three seeds (the data order
+#   and the routes drawn);
 # - each scored by ./eval_rkv --qa on the first N_TEST questions of the test split at
-#   keep-every-k, k = 1, 2, 3, 4 (8, 4, 3, 2 cached layers): SQuAD v2 F1 and exact match.
-# Three seeds (pretraining and fine-tuning). Writes OUT/pre-s<seed>/ and OUT/ft-<method>-s<seed>/
-# (train_rkv's run folders; qa.jsonl, eval_rkv's JSON lines; answers.jsonl.gz, every prediction),
-# OUT/pre-s<seed>/probe.jsonl (the base model's in-context lookup before fine-tuning),
-# OUT/logs/ (each program's output), OUT/times.tsv (seconds per piece), OUT/table.md (mean and
-# spread over the seeds) and OUT/f1_vs_kv.png (with matplotlib). A finished piece is kept: run it
-# again to resume where it stopped. Environment overrides, e.g. for a smoke run:
+#   keep-every-k, k = 1, 2, 4 (4, 2, 1 cached layers): SQuAD v2 F1 and exact match.
+# Writes OUT/pre-s<PRE_SEED>/ and OUT/ft-<method>-s<seed>/ (train_rkv's run folders; qa.jsonl,
+# eval_rkv's JSON lines; answers.jsonl.gz, every prediction), OUT/pre-s<PRE_SEED>/probe.jsonl (the
+# base model's in-context lookup before fine-tuning), OUT/logs/ (each program's output),
+# OUT/times.tsv (seconds per piece), OUT/table.md (mean and spread over the fine-tuning seeds) and
+# OUT/f1_vs_kv.png (with matplotlib). A finished piece is kept: run it again to resume where it
+# stopped. Environment overrides, e.g. for a smoke run:
 #   PRE_STEPS=10 FT_STEPS=5 N_TEST=10 SEEDS=1 OUT=/tmp/exp3 runs/exp3_finetune_qa.sh
-# Size: the defaults take about 36 minutes on 2 quiet cores (extrapolated from runs on the busy
-# machine: a pretraining step 0.6 s of CPU, a fine-tuning step of 8 rows 1.7 s, scoring 100
-# questions at 4 cache sizes 34 s; runs/README.md). At this size, and at WIDTH=128 with
-# PRE_STEPS=2000, the base model does not yet look facts up in its context (probe.jsonl: 0 of
-# 160), and fine-tuning teaches the answer's form, not the lookup (EM about 0.01). Find a size
-# that learns lookup with runs/lookup_check.py first (a GPU's budget), then run one seed
-# (SEEDS=1337) and read its probe in table.md before the other two.
+# Size: the timings runs/README.md gives for the defaults, measured on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PRE_STEPS=${PRE_STEPS:-600}      # pretraining updates, -b 8 -t 256
+PRE_STEPS=${PRE_STEPS:-6000}     # pretraining updates, -b 8 -t 256
+PRE_SEED=${PRE_SEED:-1337}       # the base model's seed
+DRILL_DOCS=${DRILL_DOCS:-1600}   # copy-drill documents mixed into pretraining (0: the corpus alone)
 FT_STEPS=${FT_STEPS:-200}        # fine-tuning updates of FT_BATCH rows of 512 tokens (one example each)
 FT_BATCH=${FT_BATCH:-4}
 FT_LR=${FT_LR:-1e-3}
 N_TEST=${N_TEST:-200}            # test questions scored (the split holds 500)
-WIDTH=${WIDTH:-64}               # the base model's hidden size (4 heads, MLP 4x), 8 layers
+WIDTH=${WIDTH:-128}              # the base model's hidden size (4 heads, MLP 4x), 4 layers
 SEEDS=${SEEDS:-"1337 1338 1339"}
 OUT=${OUT:-runs/exp3}
 make -s configure
@@ -41,7 +40,7 @@ python=python3
 python3 -c "import matplotlib" 2> /dev/null || python=/usr/bin/python3
 mkdir -p "$OUT/configs" "$OUT/logs"
 # A finished piece is reused, so every piece of OUT must come from the same settings (more seeds may come later).
-settings="PRE_STEPS=$PRE_STEPS FT_STEPS=$FT_STEPS FT_BATCH=$FT_BATCH FT_LR=$FT_LR N_TEST=$N_TEST WIDTH=$WIDTH"
+settings="PRE_STEPS=$PRE_STEPS PRE_SEED=$PRE_SEED DRILL_DOCS=$DRILL_DOCS FT_STEPS=$FT_STEPS FT_BATCH=$FT_BATCH FT_LR=$FT_LR N_TEST=$N_TEST WIDTH=$WIDTH"
 if [ -f "$OUT/settings" ] && [ "$(cat "$OUT/settings")" != "$settings" ]; then
     echo "exp3: $OUT was run with $(cat "$OUT/settings"), not $settings: give another OUT" >&2
     exit 1
@@ -49,7 +48,7 @@ fi
 echo "$settings" > "$OUT/settings"
 cat > "$OUT/configs/base.json" <<JSON
 {"model_type": "llama", "vocab_size": 256, "hidden_size": $WIDTH, "intermediate_size": $((4 * WIDTH)),
- "num_hidden_layers": 8, "num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": $((WIDTH / 4)),
+ "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": $((WIDTH / 4)),
  "max_position_embeddings": 512}
 JSON
 piece() {   # name command...: runs it with its output in OUT/logs/name.log, its time in OUT/times.tsv
@@ -73,22 +72,36 @@ if [ ! -f "$data/rows/text_train.bin" ]; then
     piece rows build/tokenize_text --sft 512 --val-frac 0.05 --out "$data/rows" "$data/qa_train_prompts.jsonl"
 fi
 
+# The base model's pretraining data: the built-in corpus and the copy drills, shards under one glob.
+pre_data="$data/pretrain"
+if [ ! -f "$pre_data/done" ]; then
+    rm -rf "$pre_data"
+    piece corpus build/tokenize_text --builtin-corpus --out "$pre_data"
+    if [ "$DRILL_DOCS" -gt 0 ]; then
+        piece drills "$python" runs/copy_drill.py "$data/drills.txt" --docs "$DRILL_DOCS"
+        piece drill-shard build/tokenize_text --name drill --val-tokens 0 --out "$pre_data" "$data/drills.txt"
+    fi
+    touch "$pre_data/done"
+fi
+
+base="$OUT/pre-s$PRE_SEED"
+if [ ! -d "$base/ckpt_$(printf %08d "$PRE_STEPS")" ]; then   # the run's last checkpoint: it finished
+    rm -rf "$base"
+    piece "pre-s$PRE_SEED" build/train_rkv --config "$OUT/configs/base.json" --train "$pre_data/*_train*.bin" \
+        --val "$pre_data/corpus_val.bin" --steps "$PRE_STEPS" --seed "$PRE_SEED" --p-own 1 -b 8 -t 256 \
+        --val-every 0 --out "$base"
+fi
+# Can the base model look a fact up in its context at all? The question appended in the
+# corpus's own form ("... key of nubi?" answered " 2491."), no fine-tuning: F1 on the
+# answerable questions (the answer's first 10 bytes; the words after it cost precision).
+if [ ! -f "$base/probe.jsonl" ]; then
+    piece "probe-s$PRE_SEED" build/eval_rkv --ckpt "$base" --qa "$data/test.jsonl" \
+        --qa-template "{context} {question}" --retention 1 --max-answer 10 --json
+    grep '^{' "$OUT/logs/probe-s$PRE_SEED.log" > "$base/probe.jsonl.tmp"
+    mv "$base/probe.jsonl.tmp" "$base/probe.jsonl"
+fi
+
 for seed in $SEEDS; do
-    base="$OUT/pre-s$seed"
-    if [ ! -d "$base/ckpt_$(printf %08d "$PRE_STEPS")" ]; then   # the run's last checkpoint: it finished
-        rm -rf "$base"
-        piece "pre-s$seed" build/train_rkv --config "$OUT/configs/base.json" --steps "$PRE_STEPS" --seed "$seed" \
-            --p-own 1 -b 8 -t 256 --val-every 0 --out "$base"
-    fi
-    # Can the base model look a fact up in its context at all? The question appended in the
-    # corpus's own form ("... key of nubi?" answered " 2491."), no fine-tuning: F1 on the
-    # answerable questions (the answer's first 10 bytes; the words after it cost precision).
-    if [ ! -f "$base/probe.jsonl" ]; then
-        piece "probe-s$seed" build/eval_rkv --ckpt "$base" --qa "$data/test.jsonl" \
-            --qa-template "{context} {question}" --retention 1 --max-answer 10 --json
-        grep '^{' "$OUT/logs/probe-s$seed.log" > "$base/probe.jsonl.tmp"
-        mv "$base/probe.jsonl.tmp" "$base/probe.jsonl"
-    fi
     for method in own rcla cla2; do
         case $method in
             own) route=(--p-own 1) ;;
@@ -101,9 +114,9 @@ for seed in $SEEDS; do
         piece "ft-$method-s$seed" build/train_rkv --init "$base" --train "$data/rows/text_train.bin" \
             --val "$data/rows/text_val.bin" -b "$FT_BATCH" -t 512 --steps "$FT_STEPS" --lr "$FT_LR" --seed "$seed" \
             --val-every 0 --out "$dir" "${route[@]}"
-        piece "qa-$method-s$seed" build/eval_rkv --ckpt "$dir" --qa "$data/test.jsonl" --retention 1,2,3,4 \
+        piece "qa-$method-s$seed" build/eval_rkv --ckpt "$dir" --qa "$data/test.jsonl" --retention 1,2,4 \
             --max-answer 16 --json --qa-out "$dir/answers.jsonl"
-        gzip -nf "$dir/answers.jsonl"   # each question 4 times with its context: 5x smaller
+        gzip -nf "$dir/answers.jsonl"   # each question 3 times with its context: 4x smaller
         grep '^{' "$OUT/logs/qa-$method-s$seed.log" > "$dir/qa.jsonl.tmp"
         mv "$dir/qa.jsonl.tmp" "$dir/qa.jsonl"
     done
