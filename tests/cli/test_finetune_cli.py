@@ -11,6 +11,7 @@ Standard library only. Prints one line per check, then "N passed, M failed"; exi
 any check failed.
 """
 import argparse
+import glob
 import json
 import os
 import struct
@@ -90,6 +91,24 @@ def main():
             f.write(json.dumps(examples[0]) + "\n{\"prompt\": 3, \"completion\": \"x\"}\n")
         p = run([tokenize, "--sft", "64", "--out", os.path.join(tmp, "rows_bad"), bad])
         c.check(p.returncode != 0 and "bad.jsonl:2" in p.stderr, "a bad line is refused as file:line", p.stderr)
+
+        # The built-in corpus written as shards: the bytes train_rkv generates for itself.
+        corpus = os.path.join(tmp, "corpus")
+        p = run([tokenize, "--builtin-corpus", "--out", corpus])
+        c.check(p.returncode == 0, "tokenize_text --builtin-corpus", p.stderr)
+        p = run([train, "--device", "cpu", "-b", "1", "-t", "16", "--steps", "1", "--val-every", "0",
+                 "--out", os.path.join(tmp, "corpus_run")])   # fills RKV_CACHE_DIR with its corpus
+        cached = sorted(glob.glob(os.path.join(os.environ["RKV_CACHE_DIR"], "corpus-*", "corpus_*.bin")))
+        written = [os.path.join(corpus, f"corpus_{s}.bin") for s in ("train", "val")]
+        same = len(cached) == 2 and all(os.path.exists(w) for w in written)
+        for w in written if same else []:
+            with open(w, "rb") as f, open(os.path.join(os.path.dirname(cached[0]), os.path.basename(w)), "rb") as g:
+                same &= f.read() == g.read()
+        c.check(p.returncode == 0 and same, "its two shards are those train_rkv trains on when given no --train",
+                f"{cached} against {written}")
+        p = run([tokenize, "--builtin-corpus", "--out", os.path.join(tmp, "corpus2"), data])
+        c.check(p.returncode != 0 and "--builtin-corpus" in p.stderr, "--builtin-corpus with files is refused",
+                p.stderr)
 
         # Byte-level, the built-in QA task: rows, a few fine-tuning steps, QA scores per retention.
         qa = os.path.join(tmp, "qa")
