@@ -19,7 +19,7 @@
 # OUT/times.tsv (seconds per piece), OUT/table.md (mean and spread over the fine-tuning seeds) and
 # OUT/f1_vs_kv.png (with matplotlib). A finished piece is kept: run it again to resume where it
 # stopped. Environment overrides, e.g. for a smoke run:
-#   PRE_STEPS=10 FT_STEPS=5 N_TEST=10 SEEDS=1 OUT=/tmp/exp3 runs/exp3_finetune_qa.sh
+#   PRE_STEPS=10 FT_STEPS=5 N_TEST=10 SEEDS=1 MIN_PROBE=0 OUT=/tmp/exp3 runs/exp3_finetune_qa.sh
 # Size: the timings runs/README.md gives for the defaults, measured on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,7 @@ FT_LR=${FT_LR:-1e-3}
 N_TEST=${N_TEST:-200}            # test questions scored (the split holds 500)
 WIDTH=${WIDTH:-128}              # the base model's hidden size (4 heads, MLP 4x), 4 layers
 SEEDS=${SEEDS:-"1337 1338 1339"}
+MIN_PROBE=${MIN_PROBE:-0.05}     # the base's probe F1 below which fine-tuning is not worth running
 OUT=${OUT:-runs/exp3}
 make -s configure
 cmake --build build -j "$(nproc)" --target train_rkv eval_rkv tokenize_text > /dev/null
@@ -99,6 +100,14 @@ if [ ! -f "$base/probe.jsonl" ]; then
         --qa-template "{context} {question}" --retention 1 --max-answer 10 --json
     grep '^{' "$OUT/logs/probe-s$PRE_SEED.log" > "$base/probe.jsonl.tmp"
     mv "$base/probe.jsonl.tmp" "$base/probe.jsonl"
+fi
+# Fine-tuning a base that cannot look facts up measures nothing (runs/README.md, exp3): stop here.
+probe=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["has_ans_f1"])' "$base/probe.jsonl")
+if "$python" -c 'import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))' "$probe" "$MIN_PROBE"; then
+    echo "exp3: the base model's probe F1 is $probe, below MIN_PROBE=$MIN_PROBE: it does not look facts up in" \
+        "its context. Pretrain it longer (PRE_STEPS), with more drills (DRILL_DOCS) or from another PRE_SEED" \
+        "in another OUT; MIN_PROBE=0 fine-tunes it anyway." >&2
+    exit 1
 fi
 
 for seed in $SEEDS; do

@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
-"""Does a model of exp3's shape learn to look a value up in its context, and is rkv's training
-the same as an independent one? (runs/README.md, exp3, "Learnability".)
+"""Does a small model learn to look a value up in its context, and is rkv's training the same as
+an independent one? (runs/README.md, exp3, "Learnability".)
 
     python3 runs/lookup_check.py OUT [--steps 400] [--width 128] [--torch]
 
 Writes OUT/lists.txt: documents of nothing but the built-in corpus's key-value lists
 ("list: wi=89 kf=19 oc=67. kf? 19 wi? 89."), where every queried value is in the context a few
-bytes back, the densest lookup signal the corpus has. Trains exp3's base model on it with
-./train_rkv (8 layers, WIDTH, -b 8 -t 256, the default schedule), prints the last train losses
-and the greedy continuation of two lists. A model that copies answers " 19" and " 56"; one that
-does not answers some fixed digits. With --torch (the venv's torch and transformers), also
+bytes back, the densest lookup signal the corpus has. Trains an 8-layer model (exp3's first
+base shape) on it with ./train_rkv (WIDTH, -b 8 -t 256, the default schedule), prints the last
+train losses and the greedy continuation of two lists. A model that copies answers " 19" and
+" 56"; one that does not answers some fixed digits. With --torch (the venv's torch and transformers), also
 trains Hugging Face's LlamaForCausalLM of the same shape, schedule and batches drawn the same
 way on the same tokens, and prints the same: the two loss curves should agree to the noise of
 the batch order.
