@@ -125,7 +125,7 @@ for seed in $SEEDS; do
             --val-every 0 --out "$dir" "${route[@]}"
         piece "qa-$method-s$seed" build/eval_rkv --ckpt "$dir" --qa "$data/test.jsonl" --retention 1,2,4 \
             --max-answer 16 --json --qa-out "$dir/answers.jsonl"
-        gzip -nf "$dir/answers.jsonl"   # each question 3 times with its context: 4x smaller
+        gzip -nf "$dir/answers.jsonl"   # each context 3 times over: gzip shrinks it several-fold
         grep '^{' "$OUT/logs/qa-$method-s$seed.log" > "$dir/qa.jsonl.tmp"
         mv "$dir/qa.jsonl.tmp" "$dir/qa.jsonl"
     done
