@@ -9,10 +9,13 @@
 //       per line (the field's string); any other file is one document. Each document starts with the
 //       model's document start (its BOS; GPT-2: <|endoftext|>, as llm.c).
 //   tokenize_text --out DIR FILES...
-//       without --tokenizer: byte-level shards (vocab 256), each file a document after byte 0.
-//   tokenize_text --builtin-corpus --out DIR
+//       without --tokenizer: byte-level shards (vocab 256), the same documents, each after byte 0.
+//   tokenize_text --builtin-corpus --out DIR [FILES...]
 //       the built-in corpus train_rkv trains on when given no --train (data/corpus.h), as
 //       DIR/corpus_train.bin and DIR/corpus_val.bin: to mix it with other shards under one glob.
+//       With FILES, their byte-level documents are spread evenly between the corpus's training
+//       documents, so every window train_rkv draws holds some of both; validation stays the
+//       corpus's own, comparable with any other run's.
 //
 // --out must lie outside the source tree (or under its runs/, which git ignores) unless --force:
 // a corpus is large and never belongs in the repository.
@@ -28,6 +31,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -140,29 +144,71 @@ std::vector<std::string_view> documents(const Options& o, const std::vector<std:
     return docs;
 }
 
+// The files' bytes, in order; documents are views into them.
+std::vector<std::string> read_files(const Options& o) {
+    std::vector<std::string> contents;
+    contents.reserve(o.files.size());
+    for (const std::string& path : o.files) contents.push_back(read_file(path));
+    return contents;
+}
+
+// Byte-level tokens of the documents: each one's bytes after the document start (byte 0).
+std::vector<int32_t> byte_documents(const std::vector<std::string_view>& docs) {
+    std::vector<int32_t> tokens;
+    for (std::string_view doc : docs) {
+        tokens.push_back(rkv::kDocStart);
+        for (int32_t t : rkv::encode_bytes(doc)) tokens.push_back(t);
+    }
+    return tokens;
+}
+
+// Where the documents of a token stream begin: at 0 and at every document start after it.
+std::vector<int64_t> document_offsets(std::span<const int32_t> stream) {
+    std::vector<int64_t> at{0};
+    for (int64_t i = 1; i < int64_t(stream.size()); i++)
+        if (stream[i] == rkv::kDocStart) at.push_back(i);
+    return at;
+}
+
+// base's documents with extra's spread evenly between them: of m extra documents the j-th goes
+// before base's document (j + 1) * n / (m + 1), so that every stretch of the stream, and so every
+// window the loader draws, holds both kinds in about the files' proportion. Both streams keep
+// their documents' order.
+std::vector<int32_t> interleave_documents(std::span<const int32_t> base, std::span<const int32_t> extra) {
+    const std::vector<int64_t> b = document_offsets(base), e = document_offsets(extra);
+    const int64_t n = int64_t(b.size()), m = extra.empty() ? 0 : int64_t(e.size());
+    auto document = [](std::span<const int32_t> stream, const std::vector<int64_t>& at, int64_t i) {
+        const int64_t end = i + 1 < int64_t(at.size()) ? at[i + 1] : int64_t(stream.size());
+        return stream.subspan(at[i], end - at[i]);
+    };
+    std::vector<int32_t> out;
+    out.reserve(base.size() + extra.size());
+    auto append = [&out](std::span<const int32_t> doc) { out.insert(out.end(), doc.begin(), doc.end()); };
+    for (int64_t i = 0, j = 0; i < n; i++) {
+        for (; j < m && (j + 1) * n / (m + 1) <= i; j++) append(document(extra, e, j));
+        append(document(base, b, i));
+    }  // every extra document is placed: (j + 1) * n / (m + 1) < n for j < m
+    return out;
+}
+
 // --out: the files' documents as validation and training shards.
 int write_shards(const Options& o) {
     if (o.split.dir.empty() || o.files.empty()) throw std::invalid_argument("give --out DIR and FILES (or --ids FILE)");
     check_out_dir(o);
-    std::vector<std::string> contents;  // the files' bytes; documents are views into them
-    contents.reserve(o.files.size());
-    for (const std::string& path : o.files) contents.push_back(read_file(path));
+    const std::vector<std::string> contents = read_files(o);
 
     std::vector<int32_t> tokens;
     int vocab_size = rkv::kByteVocab;
+    std::deque<std::string> owned;
+    const std::vector<std::string_view> docs = documents(o, contents, owned);
     if (o.tokenizer.empty()) {
-        if (!o.field.empty() || !o.doc_start.empty() || !o.doc_end.empty())
-            throw std::invalid_argument("--field, --doc-start and --doc-end need --tokenizer");
-        for (const std::string& text : contents) {
-            tokens.push_back(rkv::kDocStart);
-            for (int32_t t : rkv::encode_bytes(text)) tokens.push_back(t);
-        }
+        if (!o.doc_start.empty() || !o.doc_end.empty())
+            throw std::invalid_argument("--doc-start and --doc-end need --tokenizer");
+        tokens = byte_documents(docs);
     } else {
         const rkv::HfTokenizer tok(o.tokenizer);
         vocab_size = tok.vocab_size();
         const rkv::DocumentTokens around = rkv::document_tokens(tok, o.doc_start, o.doc_end);
-        std::deque<std::string> owned;
-        const std::vector<std::string_view> docs = documents(o, contents, owned);
         int64_t total_bytes = 0;
         for (auto d : docs) total_bytes += int64_t(d.size());
         const auto t0 = std::chrono::steady_clock::now();
@@ -184,14 +230,29 @@ int write_shards(const Options& o) {
     return 0;
 }
 
-// --builtin-corpus: the built-in corpus's two shards, as train_rkv generates them.
+// --builtin-corpus: the built-in corpus's two shards, as train_rkv generates them, and the files'
+// documents mixed into the training one.
 int write_corpus(const Options& o) {
-    if (o.split.dir.empty() || !o.files.empty() || !o.tokenizer.empty())
-        throw std::invalid_argument("--builtin-corpus takes --out DIR and no files or --tokenizer");
+    if (o.split.dir.empty() || !o.tokenizer.empty() || !o.doc_start.empty() || !o.doc_end.empty())
+        throw std::invalid_argument(
+            "--builtin-corpus takes --out DIR, and no --tokenizer, --doc-start or --doc-end: "
+            "the corpus is byte-level");
     check_out_dir(o);
+    const std::vector<std::string> contents = read_files(o);  // first, so that a bad file writes nothing
+    std::deque<std::string> owned;
+    const std::vector<int32_t> extra = byte_documents(documents(o, contents, owned));
     const rkv::CorpusFiles files = rkv::write_builtin_corpus(o.split.dir, rkv::kBuiltinCorpusSeed);
+    int64_t train_tokens = rkv::kCorpusTrainTokens;
+    if (!extra.empty()) {
+        const std::vector<int32_t> mixed = interleave_documents(
+            rkv::builtin_corpus(rkv::kBuiltinCorpusSeed, rkv::CorpusSplit::train, rkv::kCorpusTrainTokens), extra);
+        rkv::write_shard(files.train, mixed, 1);
+        train_tokens = int64_t(mixed.size());
+        fmt::print("{} documents of {} mixed into the training split: {} tokens of {}\n",
+                   document_offsets(extra).size(), fmt::join(o.files, ", "), extra.size(), train_tokens);
+    }
     fmt::print("{}\n{}\ntrain {} tokens, val {} tokens, version 1 shards (uint16) in {}\n", files.val, files.train,
-               rkv::kCorpusTrainTokens, rkv::kCorpusValTokens, o.split.dir);
+               train_tokens, rkv::kCorpusValTokens, o.split.dir);
     return 0;
 }
 
@@ -261,7 +322,8 @@ int main(int argc, char** argv) {
     app.add_option("--threads", o.threads, "encoding threads (0: all cores)")->check(rkv::in_range(0, 4096));
     app.add_flag("--force", o.force, "allow an --out inside the source tree");
     app.add_flag("--builtin-corpus", o.builtin_corpus,
-                 "write the built-in corpus (train_rkv's data when given no --train) to --out")
+                 "write the built-in corpus (train_rkv's data when given no --train) to --out, with FILES' "
+                 "documents spread through its training split")
         ->excludes(ids)
         ->excludes(sft);
     app.add_option("files", o.files, "text files (one document each) or JSON Lines (one document per line)")

@@ -42,6 +42,18 @@ def read_rows(path):
     return T, [(list(tokens[r * T:(r + 1) * T]), list(mask[r * T:(r + 1) * T])) for r in range(R)]
 
 
+def byte_documents(path):
+    """A byte-level version 1 shard's documents, as bytes without their document start (byte 0)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    header = struct.unpack("<256i", data[:1024])
+    assert header[:2] == (20240520, 1) and len(data) == 1024 + 2 * header[2], header[:3]
+    assert not any(data[1025::2]), "a token above 255"
+    stream = data[1024::2]   # each uint16's low byte
+    assert stream[:1] == b"\0", "the stream starts with a document start"
+    return stream[1:].split(b"\0")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", required=True)
@@ -105,8 +117,41 @@ def main():
             with open(os.path.join(corpus, name), "rb") as f, open(os.path.join(trained[1], name), "rb") as g:
                 same &= f.read() == g.read()
         c.check(same, "its two shards are those train_rkv trains on when given no --train", p.stdout[-500:])
-        p = run([tokenize, "--builtin-corpus", "--out", os.path.join(tmp, "corpus2"), data])
-        c.check(p.returncode != 0 and "--builtin-corpus" in p.stderr, "--builtin-corpus with files is refused",
+
+        # With files, their documents spread evenly between the corpus's training documents (the
+        # j-th of m before corpus document (j + 1) * n / (m + 1)); validation is the corpus's own.
+        extra = [f"drill {j} | drill {j}." for j in range(3)]
+        drills = os.path.join(tmp, "drills.jsonl")
+        with open(drills, "w") as f:
+            f.writelines(json.dumps({"text": d}) + "\n" for d in extra)
+        mixed = os.path.join(tmp, "corpus_mixed")
+        p = run([tokenize, "--builtin-corpus", "--out", mixed, drills])
+        c.check(p.returncode == 0 and "3 documents" in p.stdout, "tokenize_text --builtin-corpus with a file to mix in",
+                p.stderr)
+        if p.returncode == 0:
+            base, got = (byte_documents(os.path.join(d, "corpus_train.bin")) for d in (corpus, mixed))
+            extra_at = [i for i, d in enumerate(got) if d in (e.encode() for e in extra)]
+            n = len(base)
+            c.check([got[i].decode() for i in extra_at] == extra
+                    and [d for i, d in enumerate(got) if i not in extra_at] == base,
+                    "the corpus's documents in order, with the file's in order between them", f"at {extra_at}")
+            c.check([i - j for j, i in enumerate(extra_at)] == [(j + 1) * n // 4 for j in range(3)],
+                    "the file's documents spread evenly", f"{n} corpus documents, file's at {extra_at}")
+            with open(os.path.join(corpus, "corpus_val.bin"), "rb") as f, \
+                    open(os.path.join(mixed, "corpus_val.bin"), "rb") as g:
+                c.check(f.read() == g.read(), "validation is the corpus's alone")
+        p = run([tokenize, "--out", os.path.join(tmp, "drill_shards"), "--val-tokens", "0", drills])
+        c.check(p.returncode == 0 and byte_documents(os.path.join(tmp, "drill_shards", "text_train_000000.bin"))
+                == [e.encode() for e in extra], "byte-level shards: a JSON Lines file is one document per line",
+                p.stderr)
+        with open(bad_drills := os.path.join(tmp, "bad_drills.jsonl"), "w") as f:
+            f.write('{"text": "fine"}\n{"txt": "no"}\n')
+        p = run([tokenize, "--builtin-corpus", "--out", os.path.join(tmp, "corpus_bad"), bad_drills])
+        c.check(p.returncode != 0 and "bad_drills.jsonl:2" in p.stderr
+                and not os.path.exists(os.path.join(tmp, "corpus_bad")),
+                "a bad line in a file to mix in is refused as file:line, and nothing is written", p.stderr)
+        p = run([tokenize, "--builtin-corpus", "--tokenizer", tok, "--out", os.path.join(tmp, "corpus2")])
+        c.check(p.returncode != 0 and "--builtin-corpus" in p.stderr, "--builtin-corpus with --tokenizer is refused",
                 p.stderr)
 
         # Byte-level, the built-in QA task: rows, a few fine-tuning steps, QA scores per retention.
