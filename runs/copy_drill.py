@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """Writes copy drills: text where half the bytes repeat what came a few bytes before.
 
-    python3 runs/copy_drill.py OUT.txt [--docs 1600] [--seed 1]
+    python3 runs/copy_drill.py OUT.jsonl [--docs 1600] [--seed 1]
 
-Each document is 12 drills "<8-20 random letters> | <the same letters>." joined by spaces, and
-documents are separated by a blank line: about 700 bytes each, 1.1 MB at the default count. The
+One JSON line {"text": ...} per document (tokenize_text's documents), each 12 drills
+"<8-20 random letters> | <the same letters>." joined by spaces: about 400 bytes each, 0.63 MB of
+text at the default count. The
 second copy is predictable only by finding the first and reading on, the pattern (an induction
 head) a small transformer otherwise learns late: exp3 mixes these into its base model's
 pretraining so that the model can look facts up in its context on a CPU's budget
 (runs/README.md, exp3, "Learnability").
 """
 import argparse
+import json
 import random
 import string
 import sys
@@ -31,7 +33,7 @@ def main():
             drills.append(f"{s} | {s}.")
         docs.append(" ".join(drills))
     with open(a.out, "w") as f:
-        f.write("\n\n".join(docs))
+        f.writelines(json.dumps({"text": d}) + "\n" for d in docs)
 
 
 if __name__ == "__main__":

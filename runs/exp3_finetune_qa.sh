@@ -3,9 +3,10 @@
 # an ordinary transformer, fine-tuned on question answering three ways, then served with 100%,
 # 50% and 25% of its KV cache: which fine-tuning keeps its answers when the cache shrinks?
 # - base: a 4-layer Llama-style byte-level model (C WIDTH), pretrained with --p-own 1 on the
-#   built-in corpus mixed with copy drills (runs/copy_drill.py, about 13% of the tokens), without
-#   which a model this small does not learn to look facts up in its context within a CPU's budget
-#   (runs/README.md, exp3, "Learnability"); one base, as the paper fine-tunes one model;
+#   built-in corpus with copy drills (runs/copy_drill.py, about 13% of the tokens) spread between
+#   its documents, without which a model this small does not learn to look facts up in its context
+#   within a CPU's budget (runs/README.md, exp3, "Learnability"); one base, as the paper fine-tunes
+#   one model;
 # - fine-tuned from it on the built-in QA task's train split (./eval_rkv --write-qa, the
 #   prompt/completion lines as ./tokenize_text --sft rows: no loss on the prompt) three ways:
 #   ft-own (--p-own 1, ordinary), ft-rcla (--p-own 0.6, R-CLA), ft-cla2 (--train-route
@@ -23,7 +24,7 @@
 # Size: the timings runs/README.md gives for the defaults, measured on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PRE_STEPS=${PRE_STEPS:-6000}     # pretraining updates, -b 8 -t 256
+PRE_STEPS=${PRE_STEPS:-8000}     # pretraining updates, -b 8 -t 256
 PRE_SEED=${PRE_SEED:-1337}       # the base model's seed
 DRILL_DOCS=${DRILL_DOCS:-1600}   # copy-drill documents mixed into pretraining (0: the corpus alone)
 FT_STEPS=${FT_STEPS:-200}        # fine-tuning updates of FT_BATCH rows of 512 tokens (one example each)
@@ -73,24 +74,27 @@ if [ ! -f "$data/rows/text_train.bin" ]; then
     piece rows build/tokenize_text --sft 512 --val-frac 0.05 --out "$data/rows" "$data/qa_train_prompts.jsonl"
 fi
 
-# The base model's pretraining data: the built-in corpus and the copy drills, shards under one glob.
+# The base model's pretraining data: the built-in corpus with the copy drills between its
+# documents, so that every batch holds both (as two shards, a batch would hold one or the other,
+# and the model learned to copy the drills but not to look up the corpus's facts: runs/README.md).
 pre_data="$data/pretrain"
 if [ ! -f "$pre_data/done" ]; then
     rm -rf "$pre_data"
-    piece corpus build/tokenize_text --builtin-corpus --out "$pre_data"
+    drills=()
     if [ "$DRILL_DOCS" -gt 0 ]; then
-        piece drills "$python" runs/copy_drill.py "$data/drills.txt" --docs "$DRILL_DOCS"
-        piece drill-shard build/tokenize_text --name drill --val-tokens 0 --out "$pre_data" "$data/drills.txt"
+        piece drills "$python" runs/copy_drill.py "$data/drills.jsonl" --docs "$DRILL_DOCS"
+        drills=("$data/drills.jsonl")
     fi
+    piece corpus build/tokenize_text --builtin-corpus --out "$pre_data" "${drills[@]}"
     touch "$pre_data/done"
 fi
 
 base="$OUT/pre-s$PRE_SEED"
 if [ ! -d "$base/ckpt_$(printf %08d "$PRE_STEPS")" ]; then   # the run's last checkpoint: it finished
     rm -rf "$base"
-    piece "pre-s$PRE_SEED" build/train_rkv --config "$OUT/configs/base.json" --train "$pre_data/*_train*.bin" \
+    piece "pre-s$PRE_SEED" build/train_rkv --config "$OUT/configs/base.json" --train "$pre_data/corpus_train.bin" \
         --val "$pre_data/corpus_val.bin" --steps "$PRE_STEPS" --seed "$PRE_SEED" --p-own 1 -b 8 -t 256 \
-        --val-every 0 --out "$base"
+        --val-every 0 --ckpt-every 2000 --out "$base"   # checkpoints to probe while it runs
 fi
 # Can the base model look a fact up in its context at all? The question appended in the
 # corpus's own form ("... key of nubi?" answered " 2491."), no fine-tuning: F1 on the
