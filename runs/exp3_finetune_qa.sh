@@ -16,10 +16,11 @@
 #   keep-every-k, k = 1, 2, 4 (4, 2, 1 cached layers): SQuAD v2 F1 and exact match.
 # Writes OUT/pre-s<PRE_SEED>/ and OUT/ft-<method>-s<seed>/ (train_rkv's run folders; qa.jsonl,
 # eval_rkv's JSON lines; answers.jsonl.gz, every prediction), OUT/pre-s<PRE_SEED>/probe.jsonl and
-# steps.jsonl (the base model's in-context lookup before fine-tuning), OUT/logs/ (each program's output),
-# OUT/times.tsv (seconds per piece), OUT/table.md (mean and spread over the fine-tuning seeds) and
-# OUT/f1_vs_kv.png (with matplotlib). A finished piece is kept: run it again to resume where it
-# stopped. Environment overrides, e.g. for a smoke run:
+# steps.jsonl (the base model's in-context lookup before fine-tuning, and during pretraining),
+# OUT/logs/ (each program's output), OUT/times.tsv (seconds per piece), OUT/table.md (mean and
+# spread over the fine-tuning seeds), OUT/f1_vs_kv.png and OUT/answer_loss_vs_kv.png (with
+# matplotlib). A finished piece is kept: run it again to resume where it stopped. Environment
+# overrides, e.g. for a smoke run:
 #   PRE_STEPS=10 FT_STEPS=5 N_TEST=10 SEEDS=1 MIN_PROBE=0 OUT=/tmp/exp3 runs/exp3_finetune_qa.sh
 # Size: the timings runs/README.md gives for the defaults, measured on 2 cores.
 set -euo pipefail
