@@ -5,11 +5,10 @@
 
 One JSON line {"text": ...} per document (tokenize_text's documents), each 12 drills
 "<8-20 random letters> | <the same letters>." joined by spaces: about 400 bytes each, 0.63 MB of
-text at the default count. The
-second copy is predictable only by finding the first and reading on, the pattern (an induction
-head) a small transformer otherwise learns late: exp3 mixes these into its base model's
-pretraining so that the model can look facts up in its context on a CPU's budget
-(runs/README.md, exp3, "Learnability").
+text at the default count. The second copy is predictable only by finding the first and reading
+on, the pattern (an induction head) a small transformer otherwise learns late: exp3 spreads
+these through its base model's pretraining corpus so that the model can look facts up in its
+context on a CPU's budget (runs/README.md, exp3, "Learnability").
 """
 import argparse
 import json
