@@ -126,8 +126,10 @@ print(json.dumps({"step": int(sys.argv[1]), **probe, "drill_loss": drills["val_l
 fi
 [ -f "$base/probe.jsonl" ] || tail -n 1 "$base/steps.jsonl" > "$base/probe.jsonl"
 # Fine-tuning a base that cannot look facts up measures nothing (runs/README.md, exp3): stop here.
-probe=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["has_ans_f1"])' "$base/probe.jsonl")
-if "$python" -c 'import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))' "$probe" "$MIN_PROBE"; then
+if ! probe=$("$python" -c 'import json, sys
+f1 = json.load(open(sys.argv[1]))["has_ans_f1"]
+print(f1)
+sys.exit(f1 < float(sys.argv[2]))' "$base/probe.jsonl" "$MIN_PROBE"); then
     echo "exp3: the base model's probe F1 is $probe, below MIN_PROBE=$MIN_PROBE: it does not look facts up in" \
         "its context. Pretrain it longer (PRE_STEPS), with more drills (DRILL_DOCS) or from another PRE_SEED" \
         "in another OUT; MIN_PROBE=0 fine-tunes it anyway." >&2
