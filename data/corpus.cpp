@@ -296,10 +296,41 @@ CorpusFiles builtin_corpus_files(const std::string& dir) {
     return {dir + "/corpus_train.bin", dir + "/corpus_val.bin"};
 }
 
-CorpusFiles write_builtin_corpus(const std::string& dir, uint64_t seed, int64_t train_tokens, int64_t val_tokens) {
+namespace {
+
+// Where the documents of a token stream begin: at 0 and at every document start after it.
+std::vector<int64_t> document_offsets(std::span<const int32_t> stream) {
+    std::vector<int64_t> at{0};
+    for (int64_t i = 1; i < int64_t(stream.size()); i++)
+        if (stream[i] == kDocStart) at.push_back(i);
+    return at;
+}
+
+}  // namespace
+
+std::vector<int32_t> interleave_documents(std::span<const int32_t> base, std::span<const int32_t> extra) {
+    const std::vector<int64_t> b = document_offsets(base), e = document_offsets(extra);
+    const int64_t n = int64_t(b.size()), m = extra.empty() ? 0 : int64_t(e.size());
+    auto document = [](std::span<const int32_t> stream, const std::vector<int64_t>& at, int64_t i) {
+        const int64_t end = i + 1 < int64_t(at.size()) ? at[i + 1] : int64_t(stream.size());
+        return stream.subspan(at[i], end - at[i]);
+    };
+    std::vector<int32_t> out;
+    out.reserve(base.size() + extra.size());
+    auto append = [&out](std::span<const int32_t> doc) { out.insert(out.end(), doc.begin(), doc.end()); };
+    for (int64_t i = 0, j = 0; i < n; i++) {
+        for (; j < m && (j + 1) * n / (m + 1) <= i; j++) append(document(extra, e, j));
+        append(document(base, b, i));
+    }  // every extra document is placed: (j + 1) * n / (m + 1) < n for j < m
+    return out;
+}
+
+CorpusFiles write_builtin_corpus(const std::string& dir, uint64_t seed, int64_t train_tokens, int64_t val_tokens,
+                                 std::span<const int32_t> mixed_in) {
     std::filesystem::create_directories(dir);
     const CorpusFiles files = builtin_corpus_files(dir);
-    write_shard(files.train, builtin_corpus(seed, CorpusSplit::train, train_tokens), 1);
+    const std::vector<int32_t> train = builtin_corpus(seed, CorpusSplit::train, train_tokens);
+    write_shard(files.train, mixed_in.empty() ? train : interleave_documents(train, mixed_in), 1);
     write_shard(files.val, builtin_corpus(seed, CorpusSplit::val, val_tokens), 1);
     return files;
 }

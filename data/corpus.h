@@ -33,14 +33,22 @@ constexpr uint64_t kBuiltinCorpusSeed = 0;
 constexpr int64_t kQaContextBytes = 320;
 std::vector<QaExample> builtin_qa(uint64_t seed, CorpusSplit split, int n);
 
-// Writes dir/corpus_train.bin and dir/corpus_val.bin (version 1 shards), creating dir.
+// base's documents (each starting with kDocStart) with extra's spread evenly between them: of m
+// extra documents the j-th goes before base's document (j + 1) * n / (m + 1), so that every
+// stretch of the stream, and so every window the loader draws, holds both kinds in about their
+// proportion. Both keep their documents' order; every token of both is kept.
+std::vector<int32_t> interleave_documents(std::span<const int32_t> base, std::span<const int32_t> extra);
+
+// Writes dir/corpus_train.bin and dir/corpus_val.bin (version 1 shards), creating dir; the
+// training split with mixed_in's documents spread through it (interleave_documents), the
+// validation split always the corpus's own.
 struct CorpusFiles {
     std::string train, val;  // the two paths written
 };
 // Where write_builtin_corpus puts them.
 CorpusFiles builtin_corpus_files(const std::string& dir);
 CorpusFiles write_builtin_corpus(const std::string& dir, uint64_t seed, int64_t train_tokens = kCorpusTrainTokens,
-                                 int64_t val_tokens = kCorpusValTokens);
+                                 int64_t val_tokens = kCorpusValTokens, std::span<const int32_t> mixed_in = {});
 
 // The generator's version: part of the cache key, raised with any change to the text it writes.
 constexpr int kCorpusVersion = 1;

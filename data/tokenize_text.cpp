@@ -31,7 +31,6 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -162,35 +161,6 @@ std::vector<int32_t> byte_documents(const std::vector<std::string_view>& docs) {
     return tokens;
 }
 
-// Where the documents of a token stream begin: at 0 and at every document start after it.
-std::vector<int64_t> document_offsets(std::span<const int32_t> stream) {
-    std::vector<int64_t> at{0};
-    for (int64_t i = 1; i < int64_t(stream.size()); i++)
-        if (stream[i] == rkv::kDocStart) at.push_back(i);
-    return at;
-}
-
-// base's documents with extra's spread evenly between them: of m extra documents the j-th goes
-// before base's document (j + 1) * n / (m + 1), so that every stretch of the stream, and so every
-// window the loader draws, holds both kinds in about the files' proportion. Both streams keep
-// their documents' order.
-std::vector<int32_t> interleave_documents(std::span<const int32_t> base, std::span<const int32_t> extra) {
-    const std::vector<int64_t> b = document_offsets(base), e = document_offsets(extra);
-    const int64_t n = int64_t(b.size()), m = extra.empty() ? 0 : int64_t(e.size());
-    auto document = [](std::span<const int32_t> stream, const std::vector<int64_t>& at, int64_t i) {
-        const int64_t end = i + 1 < int64_t(at.size()) ? at[i + 1] : int64_t(stream.size());
-        return stream.subspan(at[i], end - at[i]);
-    };
-    std::vector<int32_t> out;
-    out.reserve(base.size() + extra.size());
-    auto append = [&out](std::span<const int32_t> doc) { out.insert(out.end(), doc.begin(), doc.end()); };
-    for (int64_t i = 0, j = 0; i < n; i++) {
-        for (; j < m && (j + 1) * n / (m + 1) <= i; j++) append(document(extra, e, j));
-        append(document(base, b, i));
-    }  // every extra document is placed: (j + 1) * n / (m + 1) < n for j < m
-    return out;
-}
-
 // --out: the files' documents as validation and training shards.
 int write_shards(const Options& o) {
     if (o.split.dir.empty() || o.files.empty()) throw std::invalid_argument("give --out DIR and FILES (or --ids FILE)");
@@ -240,17 +210,14 @@ int write_corpus(const Options& o) {
     check_out_dir(o);
     const std::vector<std::string> contents = read_files(o);  // first, so that a bad file writes nothing
     std::deque<std::string> owned;
-    const std::vector<int32_t> extra = byte_documents(documents(o, contents, owned));
-    const rkv::CorpusFiles files = rkv::write_builtin_corpus(o.split.dir, rkv::kBuiltinCorpusSeed);
-    int64_t train_tokens = rkv::kCorpusTrainTokens;
-    if (!extra.empty()) {
-        const std::vector<int32_t> mixed = interleave_documents(
-            rkv::builtin_corpus(rkv::kBuiltinCorpusSeed, rkv::CorpusSplit::train, rkv::kCorpusTrainTokens), extra);
-        rkv::write_shard(files.train, mixed, 1);
-        train_tokens = int64_t(mixed.size());
-        fmt::print("{} documents of {} mixed into the training split: {} tokens of {}\n",
-                   document_offsets(extra).size(), fmt::join(o.files, ", "), extra.size(), train_tokens);
-    }
+    const std::vector<std::string_view> docs = documents(o, contents, owned);
+    const std::vector<int32_t> extra = byte_documents(docs);
+    const rkv::CorpusFiles files = rkv::write_builtin_corpus(o.split.dir, rkv::kBuiltinCorpusSeed,
+                                                             rkv::kCorpusTrainTokens, rkv::kCorpusValTokens, extra);
+    const int64_t train_tokens = rkv::kCorpusTrainTokens + int64_t(extra.size());  // every token is kept
+    if (!docs.empty())
+        fmt::print("{} documents of {} mixed into the training split: {} tokens of {}\n", docs.size(),
+                   fmt::join(o.files, ", "), extra.size(), train_tokens);
     fmt::print("{}\n{}\ntrain {} tokens, val {} tokens, version 1 shards (uint16) in {}\n", files.val, files.train,
                train_tokens, rkv::kCorpusValTokens, o.split.dir);
     return 0;

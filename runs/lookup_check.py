@@ -9,10 +9,10 @@ Writes OUT/lists.txt: documents of nothing but the built-in corpus's key-value l
 bytes back, the densest lookup signal the corpus has. Trains an 8-layer model (exp3's first
 base shape) on it with ./train_rkv (WIDTH, -b 8 -t 256, the default schedule), prints the last
 train losses and the greedy continuation of two lists. A model that copies answers " 19" and
-" 56"; one that does not answers some fixed digits. With --torch (the venv's torch and transformers), also
-trains Hugging Face's LlamaForCausalLM of the same shape, schedule and batches drawn the same
-way on the same tokens, and prints the same: the two loss curves should agree to the noise of
-the batch order.
+" 56"; one that does not answers some fixed digits. With --torch (the venv's torch and
+transformers), also trains Hugging Face's LlamaForCausalLM of the same shape, schedule and
+batches drawn the same way on the same tokens, and prints the same: the two loss curves should
+agree to the noise of the batch order.
 """
 import argparse
 import glob

@@ -84,6 +84,28 @@ TEST_CASE("write_builtin_corpus writes version 1 shards of the generator's token
     fs::remove_all(dir);
 }
 
+TEST_CASE("interleave_documents spreads one stream's documents evenly through another's", "[data]") {
+    // base: 6 documents; extra: 2 documents, the j-th before base document (j + 1) * 6 / 3 = 2, 4.
+    const std::vector<int32_t> base = {0, 1, 1, 0, 2, 0, 3, 3, 3, 0, 4, 0, 5, 0, 6};
+    const std::vector<int32_t> extra = {0, 70, 0, 80, 80};
+    CHECK(rkv::interleave_documents(base, extra) ==
+          std::vector<int32_t>{0, 1, 1, 0, 2, 0, 70, 0, 3, 3, 3, 0, 4, 0, 80, 80, 0, 5, 0, 6});
+    CHECK(rkv::interleave_documents(base, {}) == base);
+    // More extra documents than base ones: some go before the first, and none is lost.
+    const std::vector<int32_t> one = {0, 1};
+    CHECK(rkv::interleave_documents(one, extra) == std::vector<int32_t>{0, 70, 0, 80, 80, 0, 1});
+}
+
+TEST_CASE("write_builtin_corpus mixes documents into the training split only", "[data]") {
+    fs::path dir = fs::temp_directory_path() / fmt::format("rkv_test_corpus_mix_{}", ::getpid());
+    const std::vector<int32_t> extra = {0, 'a', 'b', 0, 'c'};
+    auto files = rkv::write_builtin_corpus(dir.string(), 9, 20000, 5000, extra);
+    const auto train = rkv::builtin_corpus(9, CorpusSplit::train, 20000);
+    CHECK(rkv::read_shard(files.train, rkv::kByteVocab) == rkv::interleave_documents(train, extra));
+    CHECK(rkv::read_shard(files.val, rkv::kByteVocab) == rkv::builtin_corpus(9, CorpusSplit::val, 5000));
+    fs::remove_all(dir);
+}
+
 TEST_CASE("cached_builtin_corpus writes once per parameters into RKV_CACHE_DIR and cleans a dead writer's temporary",
           "[data]") {
     const fs::path cache = fs::temp_directory_path() / fmt::format("rkv_test_corpus_cache_{}", ::getpid());
